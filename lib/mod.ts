@@ -1,0 +1,20 @@
+/**
+ * tokenlab: token labeling for vision transformers (LV-ViT, MixToken,
+ * TL-Align, score maps) on TensorFlow.js, for Deno notebooks and reports.
+ *
+ * ```ts
+ * import { describeBackend, initBackend, tf } from "tokenlab";
+ * const choice = await initBackend(); // webgpu on a GPU, wasm on a CPU
+ * console.log(describeBackend(choice));
+ * const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2]));
+ * console.log(await y.array());
+ * y.dispose();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./backend.ts";
+export { tf, TFJS_VERSION } from "./tf.ts";
+export { VERSION } from "./version.ts";
+export * from "./backend_check.ts";

@@ -1,0 +1,91 @@
+"""Execute one notebook with a Jupyter kernel and write its executed copy and HTML.
+
+Called by lib/report/run.ts; not a public entry point.
+
+    python3 _execute.py NOTEBOOK OUT_IPYNB OUT_HTML --kernel deno --timeout 1800
+
+Prints one JSON line on stdout: {"status": "ok"|"failed", "cell": index or null,
+"error": text}. Both outputs are always written, also when a cell fails (the
+failed notebook is marked in its metadata), each through a temporary file and a
+rename, so a reader never sees half a file. Exit code 0 on success, 1 when a
+cell failed, 2 when the notebook could not be run at all.
+"""
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+
+def atomic_write(path, text):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("notebook")
+    ap.add_argument("out_ipynb")
+    ap.add_argument("out_html")
+    ap.add_argument("--kernel", default="deno")
+    ap.add_argument("--timeout", type=int, default=1800)
+    args = ap.parse_args()
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(args.notebook, as_version=4)
+    workdir = os.path.dirname(os.path.abspath(args.notebook))
+    client = NotebookClient(
+        nb,
+        kernel_name=args.kernel,
+        timeout=args.timeout,
+        resources={"metadata": {"path": workdir}},
+    )
+    result = {"status": "ok", "cell": None, "error": ""}
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
+        result["status"] = "failed"
+        result["error"] = str(e).strip()
+    except Exception as e:  # kernel missing, bad notebook: nothing executed
+        result["status"] = "failed"
+        result["error"] = f"{type(e).__name__}: {e}"
+        result["fatal"] = True
+
+    if result["status"] == "failed":
+        # The failing cell is the first code cell with an error output, or the
+        # first one the client did not reach.
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errs:
+                result["cell"] = i + 1
+                e = errs[0]
+                result["error"] = f"{e.get('ename', 'Error')}: {e.get('evalue', '')}".strip()
+                break
+        nb.metadata["tokenlab"] = {"status": "failed", "cell": result["cell"], "error": result["error"]}
+    else:
+        nb.metadata["tokenlab"] = {"status": "ok"}
+
+    atomic_write(args.out_ipynb, nbformat.writes(nb))
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    atomic_write(args.out_html, html)
+    print(json.dumps(result), flush=True)
+    if result.get("fatal"):
+        return 2
+    return 0 if result["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except Exception:
+        print(json.dumps({"status": "failed", "cell": None, "error": traceback.format_exc(), "fatal": True}))
+        sys.exit(2)

@@ -1,0 +1,233 @@
+/**
+ * Test helpers: run one test body on every available backend, compare
+ * tensors with stated tolerances, assert that a step leaks no tensors, and
+ * check gradients by finite differences.
+ *
+ * Imported as `tokenlab/testing`; not part of the notebook-facing entry.
+ *
+ * @module
+ */
+
+import { tf } from "../tf.ts";
+import {
+  availableBackends,
+  type BackendName,
+  BACKENDS,
+  initBackend,
+} from "../backend.ts";
+import { compareClose } from "./reference.ts";
+
+/** Options of {@linkcode backendTest}. */
+export interface BackendTestOptions {
+  /** Backends to run on (default: all of them). */
+  backends?: readonly BackendName[];
+  /**
+   * Kernels the body needs. A backend that lacks one is skipped, and the
+   * skip names the missing kernel (never a silent pass).
+   */
+  kernels?: readonly string[];
+}
+
+/**
+ * Registers one `Deno.test` per backend running the same body. A backend that
+ * cannot run here is registered as ignored, with the reason in the test name,
+ * so that the report shows `matmul [webgpu] (skipped: ...) ... ignored`.
+ *
+ * Call it at the top level of a test module with `await`.
+ *
+ * @example
+ * ```ts ignore
+ * import { backendTest } from "tokenlab/testing";
+ * await backendTest("adds", async (tf) => {
+ *   const y = tf.add(tf.scalar(1), tf.scalar(2));
+ *   console.assert((await y.data())[0] === 3);
+ *   y.dispose();
+ * });
+ * ```
+ */
+export async function backendTest(
+  name: string,
+  body: (t: typeof tf, backend: BackendName) => void | Promise<void>,
+  options: BackendTestOptions = {},
+): Promise<void> {
+  const all = await availableBackends();
+  for (const backend of options.backends ?? BACKENDS) {
+    const state = all.find((b) => b.name === backend)!;
+    let skip = state.available ? "" : state.detail;
+    if (skip === "") {
+      const missing = (options.kernels ?? []).filter((k) =>
+        tf.getKernel(k, backend) === undefined
+      );
+      if (missing.length > 0) {
+        skip = `tfjs ${tf.version_core} ${backend} has no kernel ${
+          missing.join(", ")
+        }`;
+      }
+    }
+    Deno.test({
+      name: skip === ""
+        ? `${name} [${backend}]`
+        : `${name} [${backend}] (skipped: ${skip})`,
+      ignore: skip !== "",
+      // WebGPU devices and wasm memory live for the whole process.
+      sanitizeResources: false,
+      sanitizeOps: false,
+      fn: async () => {
+        await initBackend({ backend });
+        await body(tf, backend);
+      },
+    });
+  }
+}
+
+/** Tolerances of {@linkcode assertClose}: |a - e| <= atol + rtol * |e|. */
+export interface CloseOptions {
+  /** Relative tolerance (default 1e-5). */
+  rtol?: number;
+  /** Absolute tolerance (default 1e-6). */
+  atol?: number;
+  /** What is being compared, for the message. */
+  what?: string;
+}
+
+type Numbers = tf.Tensor | ArrayLike<number> | number;
+
+async function toFlat(
+  x: Numbers,
+): Promise<{ data: ArrayLike<number>; shape: number[] }> {
+  if (typeof x === "number") return { data: [x], shape: [] };
+  if (x instanceof tf.Tensor) {
+    return { data: (await x.data()) as ArrayLike<number>, shape: x.shape };
+  }
+  return { data: x, shape: [x.length] };
+}
+
+/**
+ * Asserts that two tensors (or arrays, or numbers) are elementwise close.
+ * Reads tensors asynchronously (never `dataSync`). On failure the message
+ * names the worst element, both values and the tolerance.
+ *
+ * @example
+ * ```ts
+ * import { assertClose } from "tokenlab/testing";
+ * await assertClose([1, 2.0000001], [1, 2], { rtol: 1e-6 });
+ * ```
+ */
+export async function assertClose(
+  actual: Numbers,
+  expected: Numbers,
+  options: CloseOptions = {},
+): Promise<void> {
+  const { rtol = 1e-5, atol = 1e-6, what = "values" } = options;
+  const a = await toFlat(actual);
+  const e = await toFlat(expected);
+  const shapesKnown = actual instanceof tf.Tensor &&
+    expected instanceof tf.Tensor;
+  if (
+    a.data.length !== e.data.length ||
+    (shapesKnown && a.shape.join() !== e.shape.join())
+  ) {
+    throw new Error(
+      `${what}: expected shape [${e.shape}] (${e.data.length} elements), found [${a.shape}] (${a.data.length} elements)`,
+    );
+  }
+  const { worst } = compareClose(a.data, e.data, rtol, atol);
+  if (worst >= 0) {
+    const x = a.data[worst], y = e.data[worst];
+    throw new Error(
+      `${what}: element ${worst} is ${x}, expected ${y} (|diff| ${
+        Math.abs(x - y).toExponential(3)
+      } > atol ${atol} + rtol ${rtol} * |expected|)`,
+    );
+  }
+}
+
+/**
+ * Runs `step` and asserts that the number of live tensors is unchanged
+ * afterwards (tensors the step returns are counted as leaks: dispose them
+ * inside, or return plain numbers).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "tokenlab";
+ * import { assertNoLeaks } from "tokenlab/testing";
+ * await assertNoLeaks(async () => {
+ *   const y = tf.tidy(() => tf.square(tf.scalar(3)));
+ *   await y.data();
+ *   y.dispose();
+ * });
+ * ```
+ */
+export async function assertNoLeaks<T>(
+  step: () => T | Promise<T>,
+  what = "step",
+): Promise<T> {
+  const before = tf.memory().numTensors;
+  const result = await step();
+  const after = tf.memory().numTensors;
+  if (after !== before) {
+    throw new Error(
+      `${what} leaked tensors: ${before} live before, ${after} after (${
+        after - before > 0 ? "+" : ""
+      }${after - before}); wrap the step in tf.tidy or dispose what it creates`,
+    );
+  }
+  return result;
+}
+
+/** Options of {@linkcode checkGradients}. */
+export interface GradientCheckOptions extends CloseOptions {
+  /** Finite-difference step (default 1e-2; float32 needs a large one). */
+  eps?: number;
+}
+
+/**
+ * Compares the analytic gradient of a scalar function with central finite
+ * differences, for every element of every input (keep the shapes small).
+ *
+ * @example
+ * ```ts
+ * import { tf } from "tokenlab";
+ * import { checkGradients } from "tokenlab/testing";
+ * const x = tf.tensor1d([0.5, -1, 2]);
+ * await checkGradients((x) => tf.sum(tf.mul(x, x)), [x], { rtol: 1e-2 });
+ * x.dispose();
+ * ```
+ */
+export async function checkGradients(
+  f: (...xs: tf.Tensor[]) => tf.Scalar,
+  inputs: tf.Tensor[],
+  options: GradientCheckOptions = {},
+): Promise<void> {
+  const { eps = 1e-2, rtol = 2e-2, atol = 1e-3, what = "gradient" } = options;
+  const grads = tf.grads((...xs: tf.Tensor[]) => f(...xs))(inputs);
+  try {
+    for (let k = 0; k < inputs.length; k++) {
+      const base = Float32Array.from(await inputs[k].data());
+      const numeric = new Float64Array(base.length);
+      for (let i = 0; i < base.length; i++) {
+        const at = async (delta: number): Promise<number> => {
+          const v = base.slice();
+          v[i] += delta;
+          const y = tf.tidy(() => {
+            const args = inputs.map((x, j) =>
+              j === k ? tf.tensor(v, x.shape, "float32") : x
+            );
+            return f(...args);
+          });
+          const value = (await y.data())[0];
+          y.dispose();
+          return value;
+        };
+        numeric[i] = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+      }
+      await assertClose(grads[k], numeric, {
+        rtol,
+        atol,
+        what: `${what} of input ${k}`,
+      });
+    }
+  } finally {
+    tf.dispose(grads);
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Independent float64 reference implementations, written as plain loops over
+ * row-major arrays, for checking what the tfjs backends compute.
+ *
+ * @module
+ */
+
+/** C[m, n] = A[m, k] B[k, n], in float64. */
+export function refMatMul(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  [m, k, n]: readonly [number, number, number],
+): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const aip = a[i * k + p];
+      for (let j = 0; j < n; j++) c[i * n + j] += aip * b[p * n + j];
+    }
+  }
+  return c;
+}
+
+/** Softmax over the last axis of a [rows, cols] array. */
+export function refSoftmax(x: ArrayLike<number>, cols: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / cols; r++) {
+    let max = -Infinity;
+    for (let j = 0; j < cols; j++) max = Math.max(max, x[r * cols + j]);
+    let sum = 0;
+    for (let j = 0; j < cols; j++) {
+      sum += y[r * cols + j] = Math.exp(x[r * cols + j] - max);
+    }
+    for (let j = 0; j < cols; j++) y[r * cols + j] /= sum;
+  }
+  return y;
+}
+
+/** LayerNorm over the last axis (biased variance, eps inside the root). */
+export function refLayerNorm(
+  x: ArrayLike<number>,
+  cols: number,
+  eps = 1e-5,
+): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / cols; r++) {
+    let mean = 0;
+    for (let j = 0; j < cols; j++) mean += x[r * cols + j];
+    mean /= cols;
+    let v = 0;
+    for (let j = 0; j < cols; j++) v += (x[r * cols + j] - mean) ** 2;
+    const inv = 1 / Math.sqrt(v / cols + eps);
+    for (let j = 0; j < cols; j++) {
+      y[r * cols + j] = (x[r * cols + j] - mean) * inv;
+    }
+  }
+  return y;
+}
+
+/**
+ * The error function to about 1e-12 absolute: its Maclaurin series for
+ * |x| < 3, the asymptotic expansion of erfc beyond.
+ */
+export function refErf(x: number): number {
+  const ax = Math.abs(x);
+  if (ax < 3) {
+    let term = ax, sum = ax;
+    for (let n = 1; n < 200; n++) {
+      term *= (-ax * ax) / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  const z = 1 / (2 * ax * ax);
+  let term = 1, series = 1;
+  for (let n = 1; n < 12; n++) {
+    term *= -(2 * n - 1) * z;
+    series += term;
+  }
+  const erfc = Math.exp(-ax * ax) / (ax * Math.sqrt(Math.PI)) * series;
+  return Math.sign(x) * (1 - erfc);
+}
+
+/** Exact GELU: x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)). */
+export function refGelu(x: number): number {
+  return 0.5 * x * (1 + refErf(x / Math.SQRT2));
+}
+
+/**
+ * 2-D convolution, NHWC input [n, h, w, ci], HWIO filter [kh, kw, ci, co],
+ * symmetric zero padding, no dilation. Output [n, oh, ow, co].
+ */
+export function refConv2d(
+  x: ArrayLike<number>,
+  [n, h, w, ci]: readonly [number, number, number, number],
+  f: ArrayLike<number>,
+  [kh, kw, co]: readonly [number, number, number],
+  stride: number,
+  pad: number,
+): { data: Float64Array; shape: [number, number, number, number] } {
+  const oh = Math.floor((h + 2 * pad - kh) / stride) + 1;
+  const ow = Math.floor((w + 2 * pad - kw) / stride) + 1;
+  const y = new Float64Array(n * oh * ow * co);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * stride - pad + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * stride - pad + kx;
+            if (ix < 0 || ix >= w) continue;
+            for (let c = 0; c < ci; c++) {
+              const xv = x[((b * h + iy) * w + ix) * ci + c];
+              const fo = ((ky * kw + kx) * ci + c) * co;
+              const yo = ((b * oh + oy) * ow + ox) * co;
+              for (let o = 0; o < co; o++) y[yo + o] += xv * f[fo + o];
+            }
+          }
+        }
+      }
+    }
+  }
+  return { data: y, shape: [n, oh, ow, co] };
+}
+
+/**
+ * A small deterministic generator (mulberry32) for test inputs, so reference
+ * and backend see the same numbers without touching tfjs's own RNG.
+ */
+export function testValues(
+  count: number,
+  seed: number,
+  scale = 1,
+): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    out[i] = (2 * u - 1) * scale;
+  }
+  return out;
+}
+
+/** Elementwise comparison of two equally long arrays. */
+export interface Comparison {
+  /** Largest |actual - expected|. */
+  maxAbsError: number;
+  /** Index of the element that exceeds its tolerance most, or -1 if none. */
+  worst: number;
+}
+
+/**
+ * Compares `actual` with `expected` under |a - e| <= atol + rtol * |e|; a NaN
+ * in `actual` always fails.
+ */
+export function compareClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol: number,
+  atol: number,
+): Comparison {
+  let worst = -1, worstExcess = 0, maxAbsError = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const diff = Math.abs(actual[i] - expected[i]);
+    maxAbsError = Math.max(maxAbsError, Number.isNaN(diff) ? Infinity : diff);
+    const excess = diff - (atol + rtol * Math.abs(expected[i]));
+    if (!(excess <= 0) && (worst < 0 || !(excess <= worstExcess))) {
+      worst = i;
+      worstExcess = Number.isNaN(excess) ? Infinity : excess;
+    }
+  }
+  return { maxAbsError, worst };
+}
