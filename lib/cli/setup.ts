@@ -130,13 +130,36 @@ async function run(
   }
 }
 
-async function ensureDebianPackages(log: (s: string) => void): Promise<string> {
-  const query = await run("dpkg-query", [
+function dpkgQuery(packages: readonly string[]) {
+  return run("dpkg-query", [
     "-W",
     "-f",
     "${Package} ${db:Status-Status}\n",
-    ...DEBIAN_PACKAGES,
+    ...packages,
   ]);
+}
+
+/** Options of {@linkcode ensureDebianPackages}. */
+export interface DebianPackagesOptions {
+  /** Packages to ensure (default {@linkcode DEBIAN_PACKAGES}). */
+  packages?: readonly string[];
+  /** The user id deciding whether apt-get may run (default: this process's). */
+  uid?: number | null;
+  /** Where progress lines go. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Installs the missing Debian packages with apt-get when root; otherwise
+ * throws a {@linkcode SetupError} holding the exact command to run.
+ */
+export async function ensureDebianPackages(
+  options: DebianPackagesOptions = {},
+): Promise<string> {
+  const packages = options.packages ?? DEBIAN_PACKAGES;
+  const uid = options.uid === undefined ? Deno.uid() : options.uid;
+  const log = options.log ?? ((s: string) => console.error(s));
+  const query = await dpkgQuery(packages);
   if (query.code === 127) {
     // Not a Debian-like system: accept any working Jupyter stack.
     const probe = await run("python3", [
@@ -151,11 +174,11 @@ async function ensureDebianPackages(log: (s: string) => void): Promise<string> {
     }
     return "no dpkg: using the Jupyter stack of python3";
   }
-  const missing = missingFromDpkg(query.stdout, DEBIAN_PACKAGES);
+  const missing = missingFromDpkg(query.stdout, packages);
   if (missing.length === 0) {
-    return `${DEBIAN_PACKAGES.length} Debian packages present`;
+    return `${packages.length} Debian packages present`;
   }
-  if (Deno.uid() !== 0) {
+  if (uid !== 0) {
     throw new SetupError(
       `missing Debian packages: ${
         missing.join(", ")
@@ -179,13 +202,8 @@ async function ensureDebianPackages(log: (s: string) => void): Promise<string> {
       }; see its output above, fix the cause, then run setup again`,
     );
   }
-  const after = await run("dpkg-query", [
-    "-W",
-    "-f",
-    "${Package} ${db:Status-Status}\n",
-    ...DEBIAN_PACKAGES,
-  ]);
-  const still = missingFromDpkg(after.stdout, DEBIAN_PACKAGES);
+  const after = await dpkgQuery(packages);
+  const still = missingFromDpkg(after.stdout, packages);
   if (still.length > 0) {
     throw new SetupError(
       `apt-get finished but these packages are still not installed: ${
@@ -235,7 +253,7 @@ export async function setup(options: SetupOptions = {}): Promise<string> {
   const log = options.log ?? ((s: string) => console.error(s));
   const t0 = performance.now();
   checkDenoVersion(Deno.version.deno);
-  const packages = await ensureDebianPackages(log);
+  const packages = await ensureDebianPackages({ log });
   const kernel = await ensureKernelSpec(Deno.execPath());
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   return `setup: ok in ${seconds} s (Deno ${Deno.version.deno}; ${packages}; ${kernel})`;

@@ -37,8 +37,9 @@ export interface BackendTestOptions {
  *
  * @example
  * ```ts ignore
+ * import { tf } from "tokenlab";
  * import { backendTest } from "tokenlab/testing";
- * await backendTest("adds", async (tf) => {
+ * await backendTest("adds", async () => {
  *   const y = tf.add(tf.scalar(1), tf.scalar(2));
  *   console.assert((await y.data())[0] === 3);
  *   y.dispose();
@@ -47,7 +48,7 @@ export interface BackendTestOptions {
  */
 export async function backendTest(
   name: string,
-  body: (t: typeof tf, backend: BackendName) => void | Promise<void>,
+  body: (backend: BackendName) => void | Promise<void>,
   options: BackendTestOptions = {},
 ): Promise<void> {
   const all = await availableBackends();
@@ -74,7 +75,7 @@ export async function backendTest(
       sanitizeOps: false,
       fn: async () => {
         await initBackend({ backend });
-        await body(tf, backend);
+        await body(backend);
       },
     });
   }
@@ -149,8 +150,9 @@ export async function assertClose(
  *
  * @example
  * ```ts
- * import { tf } from "tokenlab";
+ * import { initBackend, tf } from "tokenlab";
  * import { assertNoLeaks } from "tokenlab/testing";
+ * await initBackend();
  * await assertNoLeaks(async () => {
  *   const y = tf.tidy(() => tf.square(tf.scalar(3)));
  *   await y.data();
@@ -187,20 +189,30 @@ export interface GradientCheckOptions extends CloseOptions {
  *
  * @example
  * ```ts
- * import { tf } from "tokenlab";
+ * import { initBackend, tf } from "tokenlab";
  * import { checkGradients } from "tokenlab/testing";
+ * await initBackend();
  * const x = tf.tensor1d([0.5, -1, 2]);
  * await checkGradients((x) => tf.sum(tf.mul(x, x)), [x], { rtol: 1e-2 });
  * x.dispose();
  * ```
  */
 export async function checkGradients(
-  f: (...xs: tf.Tensor[]) => tf.Scalar,
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
   inputs: tf.Tensor[],
   options: GradientCheckOptions = {},
 ): Promise<void> {
   const { eps = 1e-2, rtol = 2e-2, atol = 1e-3, what = "gradient" } = options;
-  const grads = tf.grads((...xs: tf.Tensor[]) => f(...xs))(inputs);
+  const scalar = (...xs: tf.Tensor[]): tf.Scalar => {
+    const y = f(...xs);
+    if (y.size !== 1) {
+      throw new Error(
+        `checkGradients needs a scalar function; it returned shape [${y.shape}]`,
+      );
+    }
+    return tf.reshape(y, []) as tf.Scalar;
+  };
+  const grads = tf.grads(scalar)(inputs);
   try {
     for (let k = 0; k < inputs.length; k++) {
       const base = Float32Array.from(await inputs[k].data());
@@ -213,7 +225,7 @@ export async function checkGradients(
             const args = inputs.map((x, j) =>
               j === k ? tf.tensor(v, x.shape, "float32") : x
             );
-            return f(...args);
+            return scalar(...args);
           });
           const value = (await y.data())[0];
           y.dispose();

@@ -1,0 +1,86 @@
+/**
+ * The few assertions the tests use. JSR's @std/assert is unreachable from
+ * these machines, so they are written here on top of node:util.
+ */
+
+import { inspect, isDeepStrictEqual } from "node:util";
+
+/** Thrown when an assertion fails. */
+export class AssertionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "AssertionError";
+  }
+}
+
+function show(x: unknown): string {
+  return inspect(x, { depth: 6, breakLength: 100 });
+}
+
+export function assert(
+  condition: unknown,
+  msg = "expected a truthy value",
+): asserts condition {
+  if (!condition) throw new AssertionError(msg);
+}
+
+export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
+  if (!isDeepStrictEqual(actual, expected)) {
+    throw new AssertionError(
+      `${msg ? msg + ": " : ""}values differ\n  actual:   ${
+        show(actual)
+      }\n  expected: ${show(expected)}`,
+    );
+  }
+}
+
+export function assertStringIncludes(actual: string, expected: string): void {
+  if (!actual.includes(expected)) {
+    throw new AssertionError(
+      `expected to find ${show(expected)} in ${show(actual)}`,
+    );
+  }
+}
+
+export function assertMatch(actual: string, re: RegExp): void {
+  if (!re.test(actual)) {
+    throw new AssertionError(`expected ${show(actual)} to match ${re}`);
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+type ErrorClass<E extends Error> = new (...args: any[]) => E;
+
+function checkError<E extends Error>(e: unknown, cls?: ErrorClass<E>): E {
+  if (cls && !(e instanceof cls)) {
+    throw new AssertionError(`expected a ${cls.name}, got ${show(e)}`);
+  }
+  if (!(e instanceof Error)) {
+    throw new AssertionError(`expected an Error, got ${show(e)}`);
+  }
+  return e as E;
+}
+
+export function assertThrows<E extends Error = Error>(
+  fn: () => unknown,
+  cls?: ErrorClass<E>,
+): E {
+  try {
+    fn();
+  } catch (e) {
+    return checkError(e, cls);
+  }
+  throw new AssertionError("expected the function to throw");
+}
+
+export async function assertRejects<E extends Error = Error>(
+  fn: () => Promise<unknown>,
+  cls?: ErrorClass<E>,
+): Promise<E> {
+  try {
+    await fn();
+  } catch (e) {
+    return checkError(e, cls);
+  }
+  throw new AssertionError("expected the promise to reject");
+}

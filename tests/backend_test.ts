@@ -1,0 +1,216 @@
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./_assert.ts";
+import {
+  type AdapterProbe,
+  BackendError,
+  decideBackend,
+  describeBackend,
+  initBackend,
+  parseBackendRequest,
+  summarizeAdapter,
+  tf,
+  withBackend,
+} from "tokenlab";
+import { NO_ADAPTER_ENV, runCli } from "./_helpers.ts";
+
+const LLVMPIPE = summarizeAdapter({
+  info: {
+    description: "llvmpipe (LLVM 15.0.6, 256 bits)",
+    vendor: "65541",
+    isFallbackAdapter: true,
+  },
+});
+const H200 = summarizeAdapter({
+  info: {
+    description: "NVIDIA H200",
+    vendor: "nvidia",
+    isFallbackAdapter: false,
+  },
+});
+const NONE: AdapterProbe = {
+  adapter: null,
+  problem: "requestAdapter() returned null",
+};
+
+Deno.test("parseBackendRequest accepts the names in any case", () => {
+  assertEquals(parseBackendRequest("auto"), "auto");
+  assertEquals(parseBackendRequest(" WebGPU "), "webgpu");
+  assertEquals(parseBackendRequest("wasm"), "wasm");
+  assertEquals(parseBackendRequest("CPU"), "cpu");
+});
+
+Deno.test("an unknown backend name lists the valid ones", () => {
+  const e = assertThrows(
+    () => parseBackendRequest("webgl", "--backend"),
+    BackendError,
+  );
+  assertStringIncludes(e.message, 'unknown --backend "webgl"');
+  assertStringIncludes(e.message, "auto, webgpu, wasm, cpu");
+});
+
+Deno.test("software adapters are recognised by flag or by name", () => {
+  assert(LLVMPIPE.software);
+  assert(!H200.software);
+  assert(
+    summarizeAdapter({ info: { description: "SwiftShader Device" } }).software,
+  );
+  assert(
+    summarizeAdapter({
+      info: { description: "Some GPU" },
+      isFallbackAdapter: true,
+    })
+      .software,
+  );
+});
+
+Deno.test("auto takes webgpu only on a real GPU", () => {
+  assertEquals(
+    decideBackend("auto", { adapter: H200, problem: "" }).name,
+    "webgpu",
+  );
+  const soft = decideBackend("auto", { adapter: LLVMPIPE, problem: "" });
+  assertEquals(soft.name, "wasm");
+  assertStringIncludes(soft.reason, "software (CPU) fallback");
+  const none = decideBackend("auto", NONE);
+  assertEquals(none.name, "wasm");
+  assertStringIncludes(none.reason, "returned null");
+});
+
+Deno.test("explicit requests are honoured, webgpu without adapter fails", () => {
+  assertEquals(decideBackend("cpu", NONE).name, "cpu");
+  assertEquals(
+    decideBackend("wasm", { adapter: H200, problem: "" }).name,
+    "wasm",
+  );
+  const soft = decideBackend("webgpu", { adapter: LLVMPIPE, problem: "" });
+  assertEquals(soft.name, "webgpu");
+  assertStringIncludes(soft.reason, "expect it to be slow");
+  const e = assertThrows(() => decideBackend("webgpu", NONE), BackendError);
+  assertStringIncludes(e.message, "no WebGPU adapter");
+  assertStringIncludes(e.message, "--backend wasm");
+});
+
+Deno.test({
+  name: "initBackend: option beats TOKENLAB_BACKEND, which beats auto",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const saved = Deno.env.get("TOKENLAB_BACKEND");
+    try {
+      Deno.env.set("TOKENLAB_BACKEND", "cpu");
+      const fromEnv = await initBackend();
+      assertEquals([fromEnv.name, fromEnv.source], ["cpu", "env"]);
+      const fromOption = await initBackend({ backend: "wasm" });
+      assertEquals([fromOption.name, fromOption.source], ["wasm", "option"]);
+      assertEquals(tf.getBackend(), "wasm");
+      assertEquals(fromOption.threads >= 1, true);
+      Deno.env.set("TOKENLAB_BACKEND", "tpu");
+      const e = await assertRejects(() => initBackend(), BackendError);
+      assertStringIncludes(e.message, "TOKENLAB_BACKEND value");
+      Deno.env.delete("TOKENLAB_BACKEND");
+      const auto = await initBackend();
+      assertEquals(auto.source, "default");
+      assertEquals(auto.request, "auto");
+      // On a machine with a real GPU this is webgpu; on a CPU machine, wasm.
+      assertEquals(
+        auto.name,
+        auto.adapter?.software === false ? "webgpu" : "wasm",
+      );
+      assertEquals(auto.cpuFallback, auto.name !== "webgpu");
+    } finally {
+      if (saved === undefined) Deno.env.delete("TOKENLAB_BACKEND");
+      else Deno.env.set("TOKENLAB_BACKEND", saved);
+    }
+  },
+});
+
+Deno.test({
+  name: "withBackend switches and restores, also on error",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await initBackend({ backend: "wasm" });
+    const inside = await withBackend("cpu", () => tf.getBackend());
+    assertEquals(inside, "cpu");
+    assertEquals(tf.getBackend(), "wasm");
+    await assertRejects(() =>
+      withBackend("cpu", () => {
+        throw new Error("boom");
+      })
+    );
+    assertEquals(tf.getBackend(), "wasm");
+  },
+});
+
+Deno.test("describeBackend is one line saying what and why", () => {
+  const line = describeBackend({
+    name: "wasm",
+    request: "auto",
+    source: "default",
+    reason: 'the only WebGPU adapter, "llvmpipe", is a software (CPU) fallback',
+    adapter: LLVMPIPE,
+    cpuFallback: true,
+    threads: 1,
+  });
+  assert(!line.includes("\n"));
+  assertMatch(
+    line,
+    /^backend: wasm \(asked: auto\): .*llvmpipe.*\[computing on the CPU, 1 thread\]$/,
+  );
+});
+
+Deno.test("cli: `backend` prints the choice in one line", async () => {
+  const r = await runCli(["backend", "--backend", "cpu"]);
+  assertEquals(r.code, 0, r.stderr);
+  assertMatch(
+    r.stdout.trim(),
+    /^backend: cpu \(asked: cpu from the option\): requested/,
+  );
+  const env = await runCli(["backend", "--json"], { TOKENLAB_BACKEND: "wasm" });
+  assertEquals(env.code, 0, env.stderr);
+  const json = JSON.parse(env.stdout);
+  assertEquals([json.name, json.source], ["wasm", "env"]);
+});
+
+Deno.test("cli: an unknown backend fails listing the valid names", async () => {
+  const r = await runCli(["backend", "--backend", "metal"]);
+  assertEquals(r.code, 1);
+  assertStringIncludes(r.stderr, "expected one of auto, webgpu, wasm, cpu");
+});
+
+Deno.test("cli: webgpu without an adapter is an error, auto falls back to wasm", async () => {
+  const explicit = await runCli(
+    ["backend", "--backend", "webgpu"],
+    NO_ADAPTER_ENV,
+  );
+  assertEquals(explicit.code, 1, explicit.stdout);
+  assertStringIncludes(
+    explicit.stderr,
+    "webgpu was requested but there is no WebGPU adapter",
+  );
+  const auto = await runCli(["backend"], NO_ADAPTER_ENV);
+  assertEquals(auto.code, 0, auto.stderr);
+  assertMatch(
+    auto.stdout,
+    /^backend: wasm \(asked: auto\): no WebGPU adapter \(navigator\.gpu\.requestAdapter\(\) returned null/,
+  );
+});
+
+Deno.test("cli: unknown command and unknown flag are usage errors", async () => {
+  const cmd = await runCli(["frobnicate"]);
+  assertEquals(cmd.code, 2);
+  assertStringIncludes(
+    cmd.stderr,
+    'unknown command "frobnicate": expected one of backend',
+  );
+  const flag = await runCli(["backend", "--fast"]);
+  assertEquals(flag.code, 2);
+  assertStringIncludes(flag.stderr, "--fast");
+  assertStringIncludes(flag.stderr, "usage: tokenlab backend");
+});

@@ -1,0 +1,121 @@
+import {
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "./_assert.ts";
+import {
+  aptCommand,
+  checkDenoVersion,
+  compareVersions,
+  DEBIAN_PACKAGES,
+  ensureDebianPackages,
+  jupyterDataDir,
+  kernelSpec,
+  missingFromDpkg,
+  SetupError,
+} from "../lib/cli/setup.ts";
+import { ROOT } from "./_helpers.ts";
+
+Deno.test("compareVersions orders numerically", () => {
+  assertEquals(compareVersions("2.9.0", "2.9.0"), 0);
+  assertEquals(compareVersions("2.10.0", "2.9.6") > 0, true);
+  assertEquals(compareVersions("2.8.12", "2.9.0") < 0, true);
+  assertEquals(compareVersions("3.0.0-rc.1", "2.9.0") > 0, true);
+});
+
+Deno.test("Deno older than 2.9.0 is refused with the way out", () => {
+  checkDenoVersion("2.9.0");
+  checkDenoVersion(Deno.version.deno);
+  const e = assertThrows(() => checkDenoVersion("2.8.2"), SetupError);
+  assertStringIncludes(e.message, "needs Deno >= 2.9.0");
+  assertStringIncludes(e.message, "found Deno 2.8.2");
+  assertStringIncludes(e.message, "npx -y deno@2.9.6 task test");
+});
+
+Deno.test("dpkg-query output: only 'installed' counts", () => {
+  const out = [
+    "jupyter-nbconvert installed",
+    "python3-nbclient config-files",
+    "mesa-vulkan-drivers:amd64 installed",
+    "",
+  ].join("\n");
+  assertEquals(missingFromDpkg(out, DEBIAN_PACKAGES), [
+    "python3-nbclient",
+    "jupyter-client",
+    "python3-ipykernel",
+  ]);
+});
+
+Deno.test("without root, missing packages stop setup with the exact command", async () => {
+  const wanted = ["tokenlab-no-such-package", "dpkg"];
+  const e = await assertRejects(
+    () => ensureDebianPackages({ packages: wanted, uid: 1000, log: () => {} }),
+    SetupError,
+  );
+  assertStringIncludes(
+    e.message,
+    "missing Debian packages: tokenlab-no-such-package.",
+  );
+  assertStringIncludes(
+    e.message,
+    "sudo apt-get update && sudo apt-get install -y --no-install-recommends tokenlab-no-such-package",
+  );
+  assertEquals(
+    aptCommand(["a", "b"]),
+    "sudo apt-get update && sudo apt-get install -y --no-install-recommends a b",
+  );
+});
+
+Deno.test("the kernelspec lives where jupyter_core looks", () => {
+  const env = (vars: Record<string, string>) => (n: string) => vars[n];
+  assertEquals(jupyterDataDir(env({ HOME: "/h" })), "/h/.local/share/jupyter");
+  assertEquals(
+    jupyterDataDir(env({ HOME: "/h", XDG_DATA_HOME: "/x" })),
+    "/x/jupyter",
+  );
+  assertEquals(
+    jupyterDataDir(
+      env({ HOME: "/h", XDG_DATA_HOME: "/x", JUPYTER_DATA_DIR: "/j" }),
+    ),
+    "/j",
+  );
+  assertThrows(() => jupyterDataDir(env({})), SetupError);
+  assertEquals(kernelSpec("/opt/deno").argv, [
+    "/opt/deno",
+    "jupyter",
+    "--kernel",
+    "--conn",
+    "{connection_file}",
+  ]);
+});
+
+Deno.test("setup writes the kernelspec for the running Deno, then is a no-op", async () => {
+  const data = await Deno.makeTempDir({ prefix: "tokenlab-jupyter-" });
+  try {
+    const run = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "lib/cli/setup.ts"],
+        cwd: ROOT,
+        env: { JUPYTER_DATA_DIR: data, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const first = await run();
+    const firstErr = new TextDecoder().decode(first.stderr);
+    assertEquals(first.code, 0, firstErr);
+    assertStringIncludes(firstErr, "Deno kernelspec written");
+    const spec = JSON.parse(
+      await Deno.readTextFile(`${data}/kernels/deno/kernel.json`),
+    );
+    assertEquals(spec.argv[0], Deno.execPath());
+    const second = await run();
+    assertEquals(second.code, 0);
+    assertStringIncludes(
+      new TextDecoder().decode(second.stderr),
+      "Deno kernelspec up to date",
+    );
+  } finally {
+    await Deno.remove(data, { recursive: true });
+  }
+});
