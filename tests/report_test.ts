@@ -74,13 +74,17 @@ Deno.test("reports: a passing notebook renders, a failing cell fails the run but
     assertEquals(Object.keys(byName).sort(), ["bad", "good"]);
 
     assertEquals(byName.good.status, "ok", byName.good.error);
-    const html = await Deno.readTextFile(`${outDir}/good.html`);
-    assertStringIncludes(html, "6 * 7 = 42");
     const executed = JSON.parse(
       await Deno.readTextFile(`${outDir}/good.ipynb`),
     );
-    assertEquals(executed.cells[1].execution_count, 2);
     assertEquals(executed.metadata.tokenlab.status, "ok");
+    const outputs = JSON.stringify(
+      executed.cells.map((c: { outputs: unknown }) => c.outputs),
+    );
+    assertEquals(executed.cells[1].execution_count, 2, outputs);
+    assertStringIncludes(outputs, "6 * 7 = 42");
+    const html = await Deno.readTextFile(`${outDir}/good.html`);
+    assertStringIncludes(html, "6 * 7 = 42");
 
     assertEquals(byName.bad.status, "failed");
     assertEquals(byName.bad.cell, 2);
