@@ -144,3 +144,37 @@ Deno.test("cli: report with a bad flag value or name exits non-zero", async () =
     "expected one of auto, webgpu, wasm, cpu",
   );
 });
+
+Deno.test("reports: no cell output is lost to the kernel's late execute_result", async () => {
+  // Deno's kernel sometimes sends a cell's result just after the cell's idle
+  // status (about one cell in five); plain nbclient dropped those outputs.
+  const dir = await Deno.makeTempDir({
+    dir: `${ROOT}tests`,
+    prefix: ".tmp-report-",
+  });
+  try {
+    await Deno.mkdir(`${dir}/notebooks`);
+    const cells = Array.from(
+      { length: 40 },
+      (_, i) => `Deno.jupyter.md\`cell ${i}: \${${i} * 2}\`;`,
+    );
+    await Deno.writeTextFile(`${dir}/notebooks/many.ipynb`, notebook(cells));
+    const [result] = await runReports([], {
+      notebookDir: `${dir}/notebooks`,
+      outDir: `${dir}/reports`,
+      progress: () => {},
+    });
+    assertEquals(result.status, "ok", result.error);
+    const executed = JSON.parse(
+      await Deno.readTextFile(`${dir}/reports/many.ipynb`),
+    );
+    const missing = executed.cells
+      .map((c: { outputs: unknown[] }, i: number) =>
+        c.outputs.length === 0 ? i : -1
+      )
+      .filter((i: number) => i >= 0);
+    assertEquals(missing, [], "cells whose output was lost");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
