@@ -5,7 +5,7 @@ Called by lib/report/run.ts; not a public entry point.
     python3 _execute.py NOTEBOOK OUT_IPYNB OUT_HTML --kernel deno --timeout 1800
 
 Prints one JSON line on stdout: {"status": "ok"|"failed", "cell": index or null,
-"error": text}. Both outputs are always written, also when a cell fails (the
+"error": text, "written": whether both outputs were written}. Both outputs are always written, also when a cell fails (the
 failed notebook is marked in its metadata), each through a temporary file and a
 rename, so a reader never sees half a file. Exit code 0 on success, 1 when a
 cell failed, 2 when the notebook could not be run at all.
@@ -126,6 +126,7 @@ def main():
     atomic_write(args.out_ipynb, nbformat.writes(nb))
     html, _ = HTMLExporter().from_notebook_node(nb)
     atomic_write(args.out_html, html)
+    result["written"] = True
     print(json.dumps(result), flush=True)
     if result.get("fatal"):
         return 2

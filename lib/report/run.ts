@@ -171,7 +171,12 @@ export async function runReports(
     const seconds = (performance.now() - t0) / 1000;
     const stdout = new TextDecoder().decode(out.stdout).trim();
     const stderr = new TextDecoder().decode(out.stderr).trim();
-    let parsed: { status?: string; cell?: number | null; error?: string } = {};
+    let parsed: {
+      status?: string;
+      cell?: number | null;
+      error?: string;
+      written?: boolean;
+    } = {};
     try {
       parsed = JSON.parse(stdout.split("\n").at(-1) ?? "");
     } catch {
@@ -182,7 +187,7 @@ export async function runReports(
         }`,
       };
     }
-    const written = out.code !== 2;
+    const written = parsed.written === true;
     const result: ReportResult = {
       name,
       status: parsed.status === "ok" && out.code === 0 ? "ok" : "failed",
