@@ -373,7 +373,7 @@ export async function initBackend(
   const { request, source } = requestFrom(options);
   if (
     current !== null && current.request === request &&
-    tf.getBackend() === current.name
+    current.source === source && tf.getBackend() === current.name
   ) {
     return current;
   }
@@ -463,6 +463,27 @@ export function describeBackend(choice: BackendChoice): string {
     ? `, ${choice.threads} thread${choice.threads === 1 ? "" : "s"}`
     : "";
   return `backend: ${choice.name} (asked: ${asked}): ${choice.reason} [${where}${threads}]`;
+}
+
+/**
+ * Why `backend` cannot run an operation that needs `kernels`: the kernels
+ * tfjs lacks there, or "" when it has them all.
+ *
+ * @example
+ * ```ts
+ * import { kernelGap } from "tokenlab";
+ * console.assert(kernelGap("cpu", ["MatMul", "BatchMatMul"]) === "");
+ * console.log(kernelGap("wasm", ["Conv2DBackpropFilter"]));
+ * ```
+ */
+export function kernelGap(
+  backend: BackendName,
+  kernels: readonly string[],
+): string {
+  const missing = kernels.filter((k) => tf.getKernel(k, backend) === undefined);
+  return missing.length === 0
+    ? ""
+    : `tfjs ${tf.version_core} ${backend} has no kernel ${missing.join(", ")}`;
 }
 
 /**

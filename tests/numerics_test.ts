@@ -6,6 +6,7 @@
 
 import { assertEquals } from "./_assert.ts";
 import { tf } from "tokenlab";
+import { gelu, layerNorm } from "tokenlab/ops.ts";
 import {
   assertClose,
   assertNoLeaks,
@@ -68,26 +69,36 @@ await backendTest("softmax over 1000 classes with large logits", async () => {
   y.dispose();
 });
 
-await backendTest("layer norm over the channel axis", async () => {
+await backendTest("layerNorm over the channel axis", async () => {
   const x = testValues(10 * 64, 16, 4);
-  const y = tf.tidy(() => {
-    const t = tf.tensor2d(x, [10, 64]);
-    const { mean, variance } = tf.moments(t, -1, true);
-    return tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5)));
-  });
+  const t = tf.tensor2d(x, [10, 64]);
+  const before = tf.memory().numTensors;
+  const y = layerNorm(t);
+  assertEquals(
+    tf.memory().numTensors,
+    before + 1,
+    "layerNorm keeps only its result",
+  );
   await assertClose(y, refLayerNorm(x, 64), F32);
-  y.dispose();
+  tf.dispose([t, y]);
 });
 
-await backendTest("exact GELU through erf", async () => {
-  const x = testValues(512, 17, 8);
-  const y = tf.tidy(() => {
+await backendTest(
+  "gelu is exact (erf), not the tanh approximation",
+  async () => {
+    const x = testValues(512, 17, 8);
     const t = tf.tensor1d(x);
-    return tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.mul(t, Math.SQRT1_2))));
-  });
-  await assertClose(y, Array.from(x, refGelu), { rtol: 1e-4, atol: 2e-6 });
-  y.dispose();
-});
+    const before = tf.memory().numTensors;
+    const y = gelu(t);
+    assertEquals(
+      tf.memory().numTensors,
+      before + 1,
+      "gelu keeps only its result",
+    );
+    await assertClose(y, Array.from(x, refGelu), { rtol: 1e-4, atol: 2e-6 });
+    tf.dispose([t, y]);
+  },
+);
 
 await backendTest(
   "conv stem: 7x7 stride 2 pad 3, then 3x3 stride 1 pad 1",
@@ -115,12 +126,9 @@ await backendTest(
 await backendTest("gradient check: layer norm then linear", async () => {
   const x = tf.tensor2d(testValues(3 * 5, 21, 2), [3, 5]);
   const w = tf.tensor2d(testValues(5 * 4, 22), [5, 4]);
-  const f = (a: typeof x, b: typeof w) => {
-    const { mean, variance } = tf.moments(a, -1, true);
-    const n = tf.div(tf.sub(a, mean), tf.sqrt(tf.add(variance, 1e-5)));
-    return tf.sum(tf.square(tf.matMul(n, b)));
-  };
-  await checkGradients(f as (...xs: tf.Tensor[]) => tf.Tensor, [x, w], {
+  const f = (a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.square(tf.matMul(layerNorm(a as tf.Tensor2D), b as tf.Tensor2D)));
+  await checkGradients(f, [x, w], {
     eps: 1e-2,
     rtol: 3e-2,
     atol: 3e-2,

@@ -14,6 +14,7 @@ import {
   type BackendName,
   BACKENDS,
   initBackend,
+  kernelGap,
 } from "../backend.ts";
 import { compareClose } from "./reference.ts";
 
@@ -54,17 +55,9 @@ export async function backendTest(
   const all = await availableBackends();
   for (const backend of options.backends ?? BACKENDS) {
     const state = all.find((b) => b.name === backend)!;
-    let skip = state.available ? "" : state.detail;
-    if (skip === "") {
-      const missing = (options.kernels ?? []).filter((k) =>
-        tf.getKernel(k, backend) === undefined
-      );
-      if (missing.length > 0) {
-        skip = `tfjs ${tf.version_core} ${backend} has no kernel ${
-          missing.join(", ")
-        }`;
-      }
-    }
+    const skip = state.available
+      ? kernelGap(backend, options.kernels ?? [])
+      : state.detail;
     Deno.test({
       name: skip === ""
         ? `${name} [${backend}]`
