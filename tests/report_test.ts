@@ -34,9 +34,10 @@ function notebook(cells: string[]): string {
   });
 }
 
-async function fixture(): Promise<
-  { nbDir: string; outDir: string; dir: string }
-> {
+/** Writes notebooks (name -> cells) into a fresh folder inside the project. */
+async function tempNotebooks(
+  notebooks: Record<string, string[]>,
+): Promise<{ nbDir: string; outDir: string; dir: string }> {
   // Inside the project, so that the kernel resolves deno.json and "tokenlab".
   const dir = await Deno.makeTempDir({
     dir: `${ROOT}tests`,
@@ -44,22 +45,24 @@ async function fixture(): Promise<
   });
   const nbDir = `${dir}/notebooks`, outDir = `${dir}/reports`;
   await Deno.mkdir(nbDir);
-  await Deno.writeTextFile(
-    `${nbDir}/good.ipynb`,
-    notebook([
+  for (const [name, cells] of Object.entries(notebooks)) {
+    await Deno.writeTextFile(`${nbDir}/${name}.ipynb`, notebook(cells));
+  }
+  return { nbDir, outDir, dir };
+}
+
+function fixture(): ReturnType<typeof tempNotebooks> {
+  return tempNotebooks({
+    good: [
       'import { VERSION } from "tokenlab";',
       "Deno.jupyter.md`tokenlab **${VERSION}** says 6 * 7 = ${6 * 7}`;",
-    ]),
-  );
-  await Deno.writeTextFile(
-    `${nbDir}/bad.ipynb`,
-    notebook([
+    ],
+    bad: [
       "const a = 1;",
       'throw new Error("cell two is broken");',
       "const never = 3;",
-    ]),
-  );
-  return { nbDir, outDir, dir };
+    ],
+  });
 }
 
 Deno.test("reports: a passing notebook renders, a failing cell fails the run but still writes", async () => {
@@ -148,25 +151,20 @@ Deno.test("cli: report with a bad flag value or name exits non-zero", async () =
 Deno.test("reports: no cell output is lost to the kernel's late execute_result", async () => {
   // Deno's kernel sometimes sends a cell's result just after the cell's idle
   // status (about one cell in five); plain nbclient dropped those outputs.
-  const dir = await Deno.makeTempDir({
-    dir: `${ROOT}tests`,
-    prefix: ".tmp-report-",
-  });
+  const cells = Array.from(
+    { length: 40 },
+    (_, i) => `Deno.jupyter.md\`cell ${i}: \${${i} * 2}\`;`,
+  );
+  const { nbDir, outDir, dir } = await tempNotebooks({ many: cells });
   try {
-    await Deno.mkdir(`${dir}/notebooks`);
-    const cells = Array.from(
-      { length: 40 },
-      (_, i) => `Deno.jupyter.md\`cell ${i}: \${${i} * 2}\`;`,
-    );
-    await Deno.writeTextFile(`${dir}/notebooks/many.ipynb`, notebook(cells));
     const [result] = await runReports([], {
-      notebookDir: `${dir}/notebooks`,
-      outDir: `${dir}/reports`,
+      notebookDir: nbDir,
+      outDir,
       progress: () => {},
     });
     assertEquals(result.status, "ok", result.error);
     const executed = JSON.parse(
-      await Deno.readTextFile(`${dir}/reports/many.ipynb`),
+      await Deno.readTextFile(`${outDir}/many.ipynb`),
     );
     const missing = executed.cells
       .map((c: { outputs: unknown[] }, i: number) =>
@@ -174,6 +172,28 @@ Deno.test("reports: no cell output is lost to the kernel's late execute_result",
       )
       .filter((i: number) => i >= 0);
     assertEquals(missing, [], "cells whose output was lost");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reports: a cell that runs past --cell-timeout fails and is named", async () => {
+  const { nbDir, outDir, dir } = await tempNotebooks({
+    slow: ["const a = 1;", "await new Promise((r) => setTimeout(r, 30_000));"],
+  });
+  try {
+    const [result] = await runReports([], {
+      notebookDir: nbDir,
+      outDir,
+      cellTimeout: 1,
+      progress: () => {},
+    });
+    assertEquals([result.status, result.cell], ["failed", 2]);
+    assertStringIncludes(result.error, "timed out");
+    assert(
+      result.html !== null && result.seconds < 25,
+      `took ${result.seconds} s`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

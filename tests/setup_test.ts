@@ -15,7 +15,7 @@ import {
   missingFromDpkg,
   SetupError,
 } from "../lib/cli/setup.ts";
-import { ROOT } from "./_helpers.ts";
+import { runCli } from "./_helpers.ts";
 
 Deno.test("compareVersions orders numerically", () => {
   assertEquals(compareVersions("2.9.0", "2.9.0"), 0);
@@ -93,28 +93,17 @@ Deno.test("the kernelspec lives where jupyter_core looks", () => {
 Deno.test("setup writes the kernelspec for the running Deno, then is a no-op", async () => {
   const data = await Deno.makeTempDir({ prefix: "tokenlab-jupyter-" });
   try {
-    const run = () =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", "lib/cli/setup.ts"],
-        cwd: ROOT,
-        env: { JUPYTER_DATA_DIR: data, NO_COLOR: "1" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
+    const run = () => runCli(["setup"], { JUPYTER_DATA_DIR: data });
     const first = await run();
-    const firstErr = new TextDecoder().decode(first.stderr);
-    assertEquals(first.code, 0, firstErr);
-    assertStringIncludes(firstErr, "Deno kernelspec written");
+    assertEquals(first.code, 0, first.stderr);
+    assertStringIncludes(first.stderr, "Deno kernelspec written");
     const spec = JSON.parse(
       await Deno.readTextFile(`${data}/kernels/deno/kernel.json`),
     );
     assertEquals(spec.argv[0], Deno.execPath());
     const second = await run();
     assertEquals(second.code, 0);
-    assertStringIncludes(
-      new TextDecoder().decode(second.stderr),
-      "Deno kernelspec up to date",
-    );
+    assertStringIncludes(second.stderr, "Deno kernelspec up to date");
   } finally {
     await Deno.remove(data, { recursive: true });
   }

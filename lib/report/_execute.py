@@ -56,6 +56,12 @@ def main():
     class LateOutputClient(NotebookClient):
         """NotebookClient that also keeps outputs published just after idle."""
 
+        running_cell = None  # index of the cell being executed, for errors
+
+        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+            self.running_cell = cell_index
+            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+
         async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
             channel = self.kc.iopub_channel
             has_result = False
@@ -119,6 +125,9 @@ def main():
                 e = errs[0]
                 result["error"] = f"{e.get('ename', 'Error')}: {e.get('evalue', '')}".strip()
                 break
+        if result["cell"] is None and client.running_cell is not None:
+            # A time-out or a dead kernel leaves no error output on the cell.
+            result["cell"] = client.running_cell + 1
         nb.metadata["tokenlab"] = {"status": "failed", "cell": result["cell"], "error": result["error"]}
     else:
         nb.metadata["tokenlab"] = {"status": "ok"}
