@@ -472,8 +472,8 @@ export function describeBackend(choice: BackendChoice): string {
  * @example
  * ```ts
  * import { kernelGap } from "tokenlab";
- * console.assert(kernelGap("cpu", ["MatMul", "BatchMatMul"]) === "");
- * console.log(kernelGap("wasm", ["Conv2DBackpropFilter"]));
+ * console.assert(kernelGap("cpu", ["BatchMatMul", "Softmax"]) === "");
+ * console.log(kernelGap("wasm", ["DepthwiseConv2dNativeBackpropFilter"]));
  * ```
  */
 export function kernelGap(

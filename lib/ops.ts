@@ -3,10 +3,6 @@
  * call. Each is checked against float64 loops on every backend
  * (`tests/numerics_test.ts`, `checkBackends`).
  *
- * Imported as `tokenlab/ops.ts`, not through `lib/mod.ts`: `deno doc --lint`
- * of the entry flags every signature that names a tfjs type (tfjs's own
- * declarations are "private" to it), see the project notes.
- *
  * @module
  */
 
@@ -18,8 +14,7 @@ import { tf } from "./tf.ts";
  *
  * @example
  * ```ts
- * import { initBackend, tf } from "tokenlab";
- * import { gelu } from "tokenlab/ops.ts";
+ * import { gelu, initBackend, tf } from "tokenlab";
  * await initBackend();
  * const y = gelu(tf.tensor1d([-1, 0, 1]));
  * console.log(await y.data()); // about [-0.1587, 0, 0.8413]
@@ -38,8 +33,7 @@ export function gelu<T extends tf.Tensor>(x: T): T {
  *
  * @example
  * ```ts
- * import { initBackend, tf } from "tokenlab";
- * import { layerNorm } from "tokenlab/ops.ts";
+ * import { initBackend, layerNorm, tf } from "tokenlab";
  * await initBackend();
  * const y = layerNorm(tf.tensor2d([[1, 2, 3]]));
  * console.log(await y.data()); // about [-1.2247, 0, 1.2247]

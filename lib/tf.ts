@@ -11,22 +11,72 @@
 
 // The umbrella package, not tfjs-core alone: the node build of tfjs-core that
 // Deno resolves carries no gradients, the umbrella's build registers them.
-import * as tf from "@tensorflow/tfjs";
+import * as tfjs from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
+import { registerWasmGradientKernels } from "./kernels/wasm_grad.ts";
+import { registerWasmFastPaths } from "./kernels/wasm_fast_paths.ts";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export { tf };
+/**
+ * TensorFlow.js (`@tensorflow/tfjs`, pinned in `deno.json`) with the kit's
+ * backends registered. Use it after `initBackend` or `ensureBackend`. Its
+ * tensor types come along: `tf.Tensor`, `tf.Scalar`, `tf.Tensor1D` to
+ * `tf.Tensor4D`, `tf.Variable`, `tf.Rank`, `tf.DataType`,
+ * `tf.TensorContainer`, `tf.NamedTensorMap`, `tf.GradSaveFunc`,
+ * `tf.Optimizer`.
+ */
+export const tf: typeof tfjs = tfjs;
+registerWasmGradientKernels(); // kernels wasm lacks for gradients
+registerWasmFastPaths(); // Identity shares buffers; transposed matmuls 10x faster
+
+/**
+ * The tensor types of TensorFlow.js, so that `tf.Tensor` works as a type for
+ * users of the kit too, and the kit's own signatures name types its entry
+ * exports. Declared here rather than re-exporting the whole namespace, which
+ * would pull tfjs's own declarations into the docs; hidden from the docs for
+ * the same reason (see tfjs's API for each type).
+ *
+ * @ignore
+ */
+export declare namespace tf {
+  /** A tensor of any rank. */
+  export type Tensor<R extends Rank = Rank> = tfjs.Tensor<R>;
+  /** A rank-0 tensor. */
+  export type Scalar = tfjs.Scalar;
+  /** A rank-1 tensor. */
+  export type Tensor1D = tfjs.Tensor1D;
+  /** A rank-2 tensor. */
+  export type Tensor2D = tfjs.Tensor2D;
+  /** A rank-3 tensor. */
+  export type Tensor3D = tfjs.Tensor3D;
+  /** A rank-4 tensor. */
+  export type Tensor4D = tfjs.Tensor4D;
+  /** A tensor rank. */
+  export type Rank = tfjs.Rank;
+  /** A trainable tensor. */
+  export type Variable<R extends Rank = Rank> = tfjs.Variable<R>;
+  /** A tensor element type. */
+  export type DataType = tfjs.DataType;
+  /** Tensors nested in arrays and objects. */
+  export type TensorContainer = tfjs.TensorContainer;
+  /** Tensors by name. */
+  export type NamedTensorMap = tfjs.NamedTensorMap;
+  /** The save function handed to a `tf.customGrad` body. */
+  export type GradSaveFunc = tfjs.GradSaveFunc;
+  /** An optimizer (`tf.train.adam`, ...). */
+  export type Optimizer = tfjs.Optimizer;
+}
 
 // Silence tfjs's advice to install tfjs-node (a Node native addon that Deno
 // does not use); PROD only turns off tfjs's console warnings and debug mode.
-tf.env().set("PROD", true);
+tfjs.env().set("PROD", true);
 
 /** The tfjs-core version the kit runs on (pinned in `deno.json`). */
-export const TFJS_VERSION: string = tf.version_core;
+export const TFJS_VERSION: string = tfjs.version_core;
 
 /** The wasm binaries shipped in `@tensorflow/tfjs-backend-wasm/dist`. */
 const WASM_FILES = [

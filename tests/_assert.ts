@@ -61,14 +61,26 @@ function checkError<E extends Error>(e: unknown, cls?: ErrorClass<E>): E {
   return e as E;
 }
 
+function checkIncludes<E extends Error>(e: E, includes?: string): E {
+  if (includes !== undefined && !e.message.includes(includes)) {
+    throw new AssertionError(
+      `expected the error message to include ${
+        JSON.stringify(includes)
+      }, got: ${e.message}`,
+    );
+  }
+  return e;
+}
+
 export function assertThrows<E extends Error = Error>(
   fn: () => unknown,
   cls?: ErrorClass<E>,
+  includes?: string,
 ): E {
   try {
     fn();
   } catch (e) {
-    return checkError(e, cls);
+    return checkIncludes(checkError(e, cls), includes);
   }
   throw new AssertionError("expected the function to throw");
 }
@@ -76,11 +88,12 @@ export function assertThrows<E extends Error = Error>(
 export async function assertRejects<E extends Error = Error>(
   fn: () => Promise<unknown>,
   cls?: ErrorClass<E>,
+  includes?: string,
 ): Promise<E> {
   try {
     await fn();
   } catch (e) {
-    return checkError(e, cls);
+    return checkIncludes(checkError(e, cls), includes);
   }
   throw new AssertionError("expected the promise to reject");
 }

@@ -6,6 +6,7 @@
 
 import { type Command, UsageError } from "./_args.ts";
 import { backendCommand } from "./backend.ts";
+import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
 import { VERSION } from "../version.ts";
 
@@ -37,6 +38,7 @@ const setupCommand: Command = {
 /** Every command, by name. */
 export const COMMANDS: Record<string, Command> = {
   backend: backendCommand,
+  models: modelsCommand,
   report: reportCommand,
   setup: setupCommand,
 };

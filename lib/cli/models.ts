@@ -1,0 +1,87 @@
+/**
+ * `tokenlab models`: the model registry as a table (parameters and FLOPs
+ * counted from the models' own parameter lists).
+ *
+ * @module
+ */
+
+import type { Command } from "./_args.ts";
+import { parseCommandArgs, UsageError } from "./_args.ts";
+
+const USAGE =
+  `usage: tokenlab models [NAME...] [--img-size N] [--num-classes N] [--json]
+
+Prints every registered model (or the named ones): image size, tokens,
+parameters (head and aux head included), FLOPs by the official counter's
+convention (patch embedding + blocks), classes, and the published figures.
+
+  --img-size N     image side in pixels (default: each model's own)
+  --num-classes N  classes of head and aux head (default: each model's own)
+  --json           print JSON records instead of the table
+
+example: tokenlab models lvvit_s --img-size 384`;
+
+function positiveInt(
+  flag: string,
+  text: string | undefined,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new UsageError(
+      `tokenlab models: ${flag} needs a positive integer, found "${text}"\n\n${USAGE}`,
+    );
+  }
+  return n;
+}
+
+/** The `models` command. */
+export const modelsCommand: Command = {
+  summary: "list the model registry: parameters, FLOPs, tokens",
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs("models", USAGE, args, {
+      "img-size": { type: "string" },
+      "num-classes": { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    }, true);
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    const { formatModelTable, MODEL_NAMES, modelTable } = await import(
+      "../models/registry.ts"
+    );
+    for (const name of positionals) {
+      if (!MODEL_NAMES.includes(name)) {
+        throw new UsageError(
+          `tokenlab models: unknown model "${name}"; the registry has ${
+            MODEL_NAMES.join(", ")
+          }`,
+        );
+      }
+    }
+    const overrides: { imgSize?: number; numClasses?: number } = {};
+    const imgSize = positiveInt("--img-size", values["img-size"]);
+    const numClasses = positiveInt("--num-classes", values["num-classes"]);
+    if (imgSize !== undefined) overrides.imgSize = imgSize;
+    if (numClasses !== undefined) overrides.numClasses = numClasses;
+    let rows;
+    try {
+      rows = modelTable(
+        positionals.length > 0 ? positionals : MODEL_NAMES,
+        overrides,
+      );
+    } catch (e) {
+      if ((e as Error).name === "ConfigError") {
+        throw new UsageError(`tokenlab models: ${(e as Error).message}`);
+      }
+      throw e;
+    }
+    console.log(
+      values.json ? JSON.stringify(rows, null, 2) : formatModelTable(rows),
+    );
+    return 0;
+  },
+};

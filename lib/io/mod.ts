@@ -1,0 +1,11 @@
+/**
+ * Tensor files without tfjs: PyTorch's `torch.save` archives (read through a
+ * restricted unpickler that never runs code), safetensors (read and write),
+ * and the plain typed tensor record they share.
+ *
+ * @module
+ */
+
+export * from "./raw_tensor.ts";
+export * from "./safetensors.ts";
+export * from "./torch.ts";

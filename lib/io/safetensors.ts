@@ -1,0 +1,502 @@
+/**
+ * The safetensors format: an 8-byte little-endian header length, a JSON
+ * header `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__":
+ * {...}}`, then the tensors' bytes. Reading validates everything; writing
+ * lays the file out as the format's reference (Rust) writer does and is
+ * atomic (a temporary file in the same folder, renamed into place).
+ *
+ * @module
+ */
+
+import { CheckpointError } from "./torch.ts";
+import {
+  checkRawTensor,
+  dataView,
+  itemSize,
+  type RawData,
+  type RawDType,
+  type RawTensor,
+} from "./raw_tensor.ts";
+
+/** The contents of a safetensors file. */
+export interface SafetensorsContents {
+  /** The tensors by name, in the file's order (by data offset). */
+  tensors: Map<string, RawTensor>;
+  /** The `__metadata__` string map (empty when the file has none). */
+  metadata: Record<string, string>;
+}
+
+/** Options of {@linkcode writeSafetensors} and {@linkcode encodeSafetensors}. */
+export interface WriteSafetensorsOptions {
+  /** Text-only metadata stored as the header's `__metadata__`. */
+  metadata?: Record<string, string>;
+}
+
+/** Options of {@linkcode decodeSafetensors}. */
+export interface DecodeSafetensorsOptions {
+  /** Names the bytes in error messages (default "safetensors bytes"). */
+  label?: string;
+}
+
+/** The tensors to write: a Map or a record of name to tensor. */
+export type SafetensorsInput =
+  | Map<string, RawTensor>
+  | Record<string, RawTensor>;
+
+const MAX_HEADER = 100_000_000;
+
+const TO_CODE: Record<RawDType, string> = {
+  float64: "F64",
+  float32: "F32",
+  float16: "F16",
+  bfloat16: "BF16",
+  int64: "I64",
+  int32: "I32",
+  int16: "I16",
+  int8: "I8",
+  uint8: "U8",
+  bool: "BOOL",
+};
+
+const FROM_CODE: Record<string, RawDType> = Object.fromEntries(
+  Object.entries(TO_CODE).map(([k, v]) => [v, k as RawDType]),
+);
+
+/** Writing order of the reference writer: alignment descending (its dtype enum, reversed). */
+const WRITE_RANK: Record<RawDType, number> = {
+  int64: 0,
+  float64: 1,
+  float32: 2,
+  int32: 3,
+  bfloat16: 4,
+  float16: 5,
+  int16: 6,
+  int8: 7,
+  uint8: 8,
+  bool: 9,
+};
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function checkHost(): void {
+  if (!LITTLE_ENDIAN) {
+    throw new CheckpointError(
+      "safetensors data are little-endian and this machine is big-endian; tokenlab's reader expects a little-endian host",
+    );
+  }
+}
+
+interface HeaderEntry {
+  name: string;
+  dtype: RawDType;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+function parseHeader(
+  bytes: Uint8Array,
+  label: string,
+): { entries: HeaderEntry[]; metadata: Record<string, string>; n: number } {
+  const bad = (what: string, todo = "the file is damaged or not safetensors") =>
+    new CheckpointError(`cannot read ${label}: ${what}; ${todo}`);
+  if (bytes.length < 8) {
+    throw bad(
+      `expected at least 8 bytes (the header length), found ${bytes.length}`,
+    );
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n64 = dv.getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER)) {
+    throw bad(
+      `expected a header length of at most ${MAX_HEADER} bytes, found ${n64}`,
+    );
+  }
+  const n = Number(n64);
+  if (8 + n > bytes.length) {
+    throw bad(
+      `the header length ${n} runs past the end (${bytes.length} bytes in all)`,
+      "the file is truncated or not safetensors, fetch it again",
+    );
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(
+      bytes.subarray(8, 8 + n),
+    );
+  } catch {
+    throw bad("expected a UTF-8 JSON header, found bytes that are not UTF-8");
+  }
+  if (!text.trimStart().startsWith("{")) {
+    throw bad(
+      `expected the JSON header to start with "{", found ${
+        JSON.stringify(text.slice(0, 20))
+      }`,
+    );
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw bad(
+      `expected a JSON header, found invalid JSON (${(e as Error).message})`,
+    );
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw bad("expected the header to be a JSON object");
+  }
+  const dataLength = bytes.length - 8 - n;
+  const metadata: Record<string, string> = {};
+  const entries: HeaderEntry[] = [];
+  for (const [name, info] of Object.entries(header)) {
+    if (name === "__metadata__") {
+      if (info === null || typeof info !== "object" || Array.isArray(info)) {
+        throw bad(`expected "__metadata__" to be an object of strings`);
+      }
+      for (const [k, v] of Object.entries(info)) {
+        if (typeof v !== "string") {
+          throw bad(
+            `expected "__metadata__" values to be strings, found ${
+              JSON.stringify(v)
+            } for ${JSON.stringify(k)}`,
+          );
+        }
+        Object.defineProperty(metadata, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      continue;
+    }
+    const what = `tensor ${JSON.stringify(name)}`;
+    if (info === null || typeof info !== "object" || Array.isArray(info)) {
+      throw bad(`expected ${what} to be {dtype, shape, data_offsets}`);
+    }
+    const { dtype, shape, data_offsets } = info as Record<string, unknown>;
+    if (typeof dtype !== "string" || !(dtype in FROM_CODE)) {
+      throw bad(
+        `${what} has dtype ${JSON.stringify(dtype)}; expected one of ${
+          Object.keys(FROM_CODE).join(", ")
+        }`,
+        "tokenlab reads those only; convert the tensor (e.g. to F32) before saving",
+      );
+    }
+    const isSize = (x: unknown): x is number =>
+      typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
+    if (!Array.isArray(shape) || !shape.every(isSize)) {
+      throw bad(
+        `expected ${what}'s shape to be a list of non-negative integers, found ${
+          JSON.stringify(shape)
+        }`,
+      );
+    }
+    if (
+      !Array.isArray(data_offsets) || data_offsets.length !== 2 ||
+      !data_offsets.every(isSize) || data_offsets[0] > data_offsets[1]
+    ) {
+      throw bad(
+        `expected ${what}'s data_offsets to be [begin, end] with 0 <= begin <= end, found ${
+          JSON.stringify(data_offsets)
+        }`,
+      );
+    }
+    const rd = FROM_CODE[dtype];
+    let count = 1;
+    for (const d of shape) count *= d;
+    const need = count * itemSize(rd);
+    const [begin, end] = data_offsets as number[];
+    if (!Number.isSafeInteger(need) || end - begin !== need) {
+      throw bad(
+        `${what} of dtype ${dtype} and shape [${
+          shape.join(", ")
+        }] needs ${need} bytes, found data_offsets [${begin}, ${end}] (${
+          end - begin
+        } bytes)`,
+      );
+    }
+    entries.push({ name, dtype: rd, shape, begin, end });
+  }
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const e of entries) {
+    if (e.begin !== at) {
+      throw bad(
+        e.begin < at
+          ? `tensor ${
+            JSON.stringify(e.name)
+          } at bytes [${e.begin}, ${e.end}] overlaps the tensor before it (which ends at ${at})`
+          : `tensor ${
+            JSON.stringify(e.name)
+          } starts at byte ${e.begin}, expected ${at}: the tensors must cover the data without gaps`,
+      );
+    }
+    at = e.end;
+  }
+  if (at !== dataLength) {
+    throw bad(
+      `the tensors cover ${at} bytes of data, found ${dataLength} after the header`,
+      at > dataLength
+        ? "the file is truncated, fetch it again"
+        : "the file has trailing bytes or is damaged",
+    );
+  }
+  return { entries, metadata, n };
+}
+
+function decodeInto(
+  bytes: Uint8Array,
+  label: string,
+  copy: boolean,
+): SafetensorsContents {
+  checkHost();
+  const { entries, metadata, n } = parseHeader(bytes, label);
+  const base = bytes.byteOffset + 8 + n;
+  const tensors = new Map<string, RawTensor>();
+  for (const e of entries) {
+    const size = itemSize(e.dtype);
+    const length = e.end - e.begin;
+    let data: RawData;
+    if (!copy && (base + e.begin) % size === 0) {
+      data = dataView(e.dtype, bytes.buffer, base + e.begin, length);
+    } else {
+      const own = bytes.slice(8 + n + e.begin, 8 + n + e.end);
+      data = dataView(e.dtype, own.buffer, 0, length);
+    }
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
+  }
+  return { tensors, metadata };
+}
+
+/**
+ * Decodes safetensors bytes (validating the header, offsets and sizes); the
+ * tensors' data are copies, not views of `bytes`.
+ *
+ * @example
+ * ```ts
+ * import { decodeSafetensors, encodeSafetensors } from "tokenlab/io/safetensors.ts";
+ * const bytes = encodeSafetensors({ w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) } });
+ * console.log(decodeSafetensors(bytes).tensors.get("w")); // { dtype: "float32", shape: [ 2 ], data: Float32Array(2) [ 1, 2 ] }
+ * ```
+ */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  options: DecodeSafetensorsOptions = {},
+): SafetensorsContents {
+  return decodeInto(bytes, options.label ?? "safetensors bytes", true);
+}
+
+interface Prepared {
+  header: Uint8Array;
+  order: { name: string; bytes: Uint8Array }[];
+  dataLength: number;
+}
+
+function prepare(
+  tensors: SafetensorsInput,
+  options: WriteSafetensorsOptions,
+): Prepared {
+  checkHost();
+  const list = tensors instanceof Map
+    ? [...tensors]
+    : Object.entries(tensors ?? {});
+  if (
+    tensors === null || typeof tensors !== "object" || Array.isArray(tensors)
+  ) {
+    throw new TypeError(
+      "expected the tensors as a Map or a record of name to RawTensor",
+    );
+  }
+  const enc = new TextEncoder();
+  const items = list.map(([name, t]) => {
+    if (typeof name !== "string" || name === "" || name === "__metadata__") {
+      throw new TypeError(
+        `expected tensor names to be non-empty strings other than "__metadata__", found ${
+          JSON.stringify(name)
+        }; rename the tensor`,
+      );
+    }
+    checkRawTensor(t, `tensor ${JSON.stringify(name)}`);
+    return { name, key: enc.encode(name), t };
+  });
+  const meta = options.metadata;
+  if (meta !== undefined) {
+    if (meta === null || typeof meta !== "object" || Array.isArray(meta)) {
+      throw new TypeError("expected metadata to be a record of strings");
+    }
+    for (const [k, v] of Object.entries(meta)) {
+      if (typeof v !== "string") {
+        throw new TypeError(
+          `expected metadata values to be strings, found ${typeof v} for ${
+            JSON.stringify(k)
+          }; convert it with String() or JSON.stringify()`,
+        );
+      }
+    }
+  }
+  items.sort((a, b) =>
+    WRITE_RANK[a.t.dtype] - WRITE_RANK[b.t.dtype] || compareBytes(a.key, b.key)
+  );
+  const parts: string[] = [];
+  if (meta !== undefined) parts.push(`"__metadata__":${JSON.stringify(meta)}`);
+  let offset = 0;
+  const order = items.map(({ name, t }) => {
+    const bytes = new Uint8Array(
+      t.data.buffer,
+      t.data.byteOffset,
+      t.data.byteLength,
+    );
+    parts.push(
+      `${JSON.stringify(name)}:{"dtype":"${TO_CODE[t.dtype]}","shape":[${
+        t.shape.join(",")
+      }],"data_offsets":[${offset},${offset + bytes.length}]}`,
+    );
+    offset += bytes.length;
+    return { name, bytes };
+  });
+  let json = `{${parts.join(",")}}`;
+  const jsonBytes = enc.encode(json).length;
+  json += " ".repeat((8 - (jsonBytes % 8)) % 8);
+  const body = enc.encode(json);
+  const header = new Uint8Array(8 + body.length);
+  new DataView(header.buffer).setBigUint64(0, BigInt(body.length), true);
+  header.set(body, 8);
+  return { header, order, dataLength: offset };
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+/**
+ * Encodes tensors as safetensors bytes, laid out as the reference writer
+ * does: tensors by alignment (8-byte types first) then name, the header
+ * padded with spaces to a multiple of 8 bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodeSafetensors } from "tokenlab/io/safetensors.ts";
+ * const bytes = encodeSafetensors(new Map(), { metadata: { format: "pt" } });
+ * console.log(new TextDecoder().decode(bytes.subarray(8))); // {"__metadata__":{"format":"pt"}}     (padded)
+ * ```
+ */
+export function encodeSafetensors(
+  tensors: SafetensorsInput,
+  options: WriteSafetensorsOptions = {},
+): Uint8Array {
+  const { header, order, dataLength } = prepare(tensors, options);
+  const out = new Uint8Array(header.length + dataLength);
+  out.set(header, 0);
+  let at = header.length;
+  for (const { bytes } of order) {
+    out.set(bytes, at);
+    at += bytes.length;
+  }
+  return out;
+}
+
+function filePath(path: string | URL): string {
+  if (path instanceof URL) {
+    if (path.protocol !== "file:") {
+      throw new TypeError(`expected a file: URL, found ${path.href}`);
+    }
+    return decodeURIComponent(path.pathname);
+  }
+  return path;
+}
+
+/**
+ * Reads a safetensors file, validating it; each tensor's data is a view of
+ * one buffer holding the file where aligned, a copy where not.
+ *
+ * @example
+ * ```ts
+ * import { readSafetensors, writeSafetensors } from "tokenlab/io/safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/w.safetensors`, { w: { dtype: "int32", shape: [3], data: new Int32Array([1, 2, 3]) } });
+ * const { tensors } = await readSafetensors(`${dir}/w.safetensors`);
+ * console.log(tensors.get("w")?.data); // Int32Array(3) [ 1, 2, 3 ]
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function readSafetensors(
+  path: string | URL,
+): Promise<SafetensorsContents> {
+  const label = filePath(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new CheckpointError(
+        `cannot read ${label}: expected a file there, found nothing; check the path`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+  return decodeInto(bytes, label, false);
+}
+
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    done += await file.write(bytes.subarray(done));
+  }
+}
+
+/**
+ * Writes tensors to a safetensors file atomically: to a temporary file in the
+ * same folder, then renamed over `path`; on any error the temporary file is
+ * removed and an existing file at `path` is left as it was.
+ *
+ * @example
+ * ```ts
+ * import { writeSafetensors } from "tokenlab/io/safetensors.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeSafetensors(`${dir}/m.safetensors`, { b: { dtype: "float32", shape: [1], data: new Float32Array([0.5]) } }, { metadata: { format: "pt" } });
+ * console.log((await Deno.stat(`${dir}/m.safetensors`)).size); // 100
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeSafetensors(
+  path: string | URL,
+  tensors: SafetensorsInput,
+  options: WriteSafetensorsOptions = {},
+): Promise<void> {
+  const target = filePath(path);
+  const { header, order } = prepare(tensors, options);
+  const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));
+  const dir = slash >= 0 ? target.slice(0, slash + 1) : "";
+  const base = target.slice(slash + 1);
+  if (base === "") {
+    throw new TypeError(
+      `expected a file path to write, found ${JSON.stringify(target)}`,
+    );
+  }
+  const tmp = `${dir}.${base}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  let file: Deno.FsFile | null = null;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true });
+    await writeAll(file, header);
+    for (const { bytes } of order) await writeAll(file, bytes);
+    await file.syncData();
+    file.close();
+    file = null;
+    await Deno.rename(tmp, target);
+  } catch (e) {
+    try {
+      file?.close();
+    } catch { /* already closed */ }
+    await Deno.remove(tmp).catch(() => {});
+    throw new CheckpointError(
+      `cannot write ${target}: ${
+        (e as Error).message
+      }; nothing was changed there (the temporary file was removed). Check that the folder exists and is writable, that ${target} is not a folder, and that the disk has room`,
+      { cause: e },
+    );
+  }
+}

@@ -1,0 +1,1884 @@
+/**
+ * Reading PyTorch checkpoints (`torch.save` output: `.pt`, `.pth`,
+ * `.pth.tar`) in plain TypeScript, without Python and without tfjs.
+ *
+ * A checkpoint written by torch >= 1.6 is a ZIP archive holding
+ * `<folder>/data.pkl` (a pickle of the saved object), one file
+ * `<folder>/data/<key>` per tensor storage, and `<folder>/version`. The
+ * pickle is read by a restricted unpickler that never runs anything: it knows
+ * only the opcodes torch writes for state dicts and training checkpoints, and
+ * only an allow-list of globals (`collections.OrderedDict`, the tensor and
+ * parameter rebuild functions, the typed storage classes, `argparse.Namespace`
+ * and `_codecs.encode` for bytes). Anything else is refused with a
+ * {@linkcode CheckpointError} naming what was asked for.
+ *
+ * @module
+ */
+
+import {
+  dataView,
+  itemSize,
+  numel,
+  type RawData,
+  type RawDType,
+  type RawTensor,
+} from "./raw_tensor.ts";
+
+/** Thrown when a checkpoint cannot be read: what was expected, what was found, what to do. */
+export class CheckpointError extends Error {
+  /** Makes an error with this message (and an optional cause). */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CheckpointError";
+  }
+}
+
+function pathLabel(path: string | URL): string {
+  if (path instanceof URL) {
+    return path.protocol === "file:" ? decodeURIComponent(path.pathname) : path
+      .href;
+  }
+  return path;
+}
+
+// ---------------------------------------------------------------------------
+// Reading the bytes of a file at an offset, and naming what a file is.
+
+async function readAt(
+  file: Deno.FsFile,
+  offset: number,
+  length: number,
+  label: string,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  await file.seek(offset, Deno.SeekMode.Start);
+  let done = 0;
+  while (done < length) {
+    const n = await file.read(out.subarray(done));
+    if (n === null || n === 0) {
+      throw new CheckpointError(
+        `${label}: expected ${length} bytes at byte ${offset}, found the end of the file after ${done}; the file is truncated (an interrupted download or copy?), fetch or copy it again`,
+      );
+    }
+    done += n;
+  }
+  return out;
+}
+
+const LEGACY_MAGIC = [
+  0x8a,
+  0x0a,
+  0x6c,
+  0xfc,
+  0x9c,
+  0x46,
+  0xf9,
+  0x20,
+  0x6a,
+  0xa8,
+  0x50,
+  0x19,
+];
+
+function startsWith(head: Uint8Array, bytes: number[], at = 0): boolean {
+  if (head.length < at + bytes.length) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    if (head[at + i] !== bytes[i]) return false;
+  }
+  return true;
+}
+
+function ascii(head: Uint8Array, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < Math.min(to, head.length); i++) {
+    s += String.fromCharCode(head[i]);
+  }
+  return s;
+}
+
+/** Whether the first bytes are those of a ZIP archive. */
+function isZipHead(head: Uint8Array): boolean {
+  return startsWith(head, [0x50, 0x4b, 0x03, 0x04]) ||
+    startsWith(head, [0x50, 0x4b, 0x05, 0x06]) ||
+    startsWith(head, [0x50, 0x4b, 0x07, 0x08]);
+}
+
+/**
+ * Says what a file that is not a ZIP archive is, from its first bytes, and
+ * what to do about it (for error messages).
+ */
+function describeNonZip(head: Uint8Array, size: number): string {
+  if (size === 0) return "an empty file (0 bytes); fetch or copy it again";
+  if (
+    head[0] === 0x80 && head[1] >= 1 && head[1] <= 5 &&
+    startsWith(head, LEGACY_MAGIC, 2)
+  ) {
+    return "the legacy PyTorch format (torch < 1.6, or torch.save(..., _use_new_zipfile_serialization=False)), a chain of raw pickles that tokenlab does not read; re-save it as a zip checkpoint with torch >= 1.6: torch.save(torch.load(old_path, map_location='cpu'), new_path)";
+  }
+  if (head[0] === 0x80 && head[1] >= 1 && head[1] <= 5) {
+    return "a plain Python pickle, not a torch.save zip archive; tokenlab only reads the zip checkpoints torch >= 1.6 writes: save the tensors with torch.save(obj, path)";
+  }
+  if (ascii(head, 257, 262) === "ustar") {
+    return "a tar archive (the format of torch < 0.4, or a .tar of several files; a .pth.tar written by torch >= 1.6 is a zip despite its name); extract it, or load it in Python and re-save with torch.save(obj, path) in torch >= 1.6";
+  }
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    return "a gzip-compressed file; decompress it first (gunzip) and read the result";
+  }
+  if (startsWith(head, [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59])) {
+    return "a NumPy .npy file, not a torch checkpoint";
+  }
+  if (startsWith(head, [0x89, 0x48, 0x44, 0x46])) {
+    return "an HDF5 file (e.g. a Keras .h5), not a torch checkpoint";
+  }
+  const text = ascii(head, 0, 64);
+  if (text.startsWith("version https://git-lfs")) {
+    return "a Git LFS pointer, not the checkpoint itself; fetch the real file (git lfs pull)";
+  }
+  if (/^\s*<(!doctype|html|\?xml)/i.test(text)) {
+    return "an HTML/XML page (a failed download, e.g. a login or error page?); download the checkpoint again";
+  }
+  if (size >= 10 && head[8] === 0x7b) {
+    return "a safetensors file (8-byte header length, then a JSON header); read it with readSafetensors from tokenlab/io/safetensors.ts";
+  }
+  const hex = [...head.subarray(0, 8)].map((b) =>
+    b.toString(16).padStart(2, "0")
+  ).join(" ");
+  return `an unknown format (first bytes ${hex}), not a ZIP archive; torch.save (torch >= 1.6) writes ZIP archives starting with "PK"`;
+}
+
+// ---------------------------------------------------------------------------
+// CRC-32 (ZIP's polynomial 0xEDB88320).
+
+let crcTable: Int32Array | undefined;
+
+function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  const t = crcTable;
+  let c = -1;
+  for (let i = 0; i < bytes.length; i++) {
+    c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  }
+  return (c ^ -1) >>> 0;
+}
+
+// ---------------------------------------------------------------------------
+// The ZIP reader.
+
+/** One entry of a ZIP archive's central directory. */
+export interface ZipEntry {
+  /** The entry's path inside the archive. */
+  name: string;
+  /** Compression method: 0 stored, 8 deflate. */
+  method: number;
+  /** Bytes in the archive. */
+  compressedSize: number;
+  /** Bytes once decompressed. */
+  size: number;
+  /** CRC-32 of the decompressed bytes. */
+  crc32: number;
+  /** Where the entry's local header starts in the file. */
+  localHeaderOffset: number;
+}
+
+/** Options of {@linkcode TorchZip.read}. */
+export interface ZipReadOptions {
+  /**
+   * Check the CRC-32 of the bytes read. Always done for deflated entries;
+   * for stored ones (torch's) only when this is true (default false: a
+   * checksum over a 600 MB checkpoint costs more than reading it).
+   */
+  verify?: boolean;
+}
+
+const SMALL_ENTRY = 1 << 16;
+
+/**
+ * Random access to the entries of a ZIP archive (torch checkpoints, score-map
+ * stores) through one open file: opening reads only the end records and the
+ * central directory, each {@linkcode TorchZip.read} only its entry. Handles
+ * Zip64 archives, stored and deflated entries.
+ *
+ * @example
+ * ```ts
+ * import { TorchZip } from "tokenlab/io/torch.ts";
+ * const url = new URL("../../tests/fixtures/torch/single_f16.pt", import.meta.url);
+ * using zip = await TorchZip.open(url);
+ * const pkl = zip.names().find((n) => n.endsWith("/data.pkl"))!;
+ * console.log(pkl, (await zip.read(pkl)).length > 0); // single_f16/data.pkl true
+ * ```
+ */
+export class TorchZip {
+  /** The file's path, as given. */
+  readonly path: string;
+  /** The file's size in bytes. */
+  readonly fileSize: number;
+  #file: Deno.FsFile | null;
+  #index: Map<string, number>;
+  #names: string[];
+  #method: Uint16Array;
+  #flags: Uint16Array;
+  #crc: Uint32Array;
+  #csize: Float64Array;
+  #size: Float64Array;
+  #offset: Float64Array;
+  #nameLen: Uint16Array;
+  #extraLen: Uint16Array;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    path: string,
+    file: Deno.FsFile,
+    fileSize: number,
+    count: number,
+  ) {
+    this.path = path;
+    this.#file = file;
+    this.fileSize = fileSize;
+    this.#index = new Map();
+    this.#names = [];
+    this.#method = new Uint16Array(count);
+    this.#flags = new Uint16Array(count);
+    this.#crc = new Uint32Array(count);
+    this.#csize = new Float64Array(count);
+    this.#size = new Float64Array(count);
+    this.#offset = new Float64Array(count);
+    this.#nameLen = new Uint16Array(count);
+    this.#extraLen = new Uint16Array(count);
+  }
+
+  /**
+   * Opens a ZIP archive and reads its central directory (not its entries).
+   *
+   * @example
+   * ```ts
+   * import { TorchZip } from "tokenlab/io/torch.ts";
+   * const zip = await TorchZip.open(new URL("../../tests/fixtures/torch/single_f16.pt", import.meta.url));
+   * console.log(zip.names().length > 0); // true
+   * zip.close();
+   * ```
+   */
+  static async open(path: string | URL): Promise<TorchZip> {
+    const label = pathLabel(path);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      throw openError(label, e);
+    }
+    try {
+      const size = await fileSize(file, label);
+      const head = await readAt(file, 0, Math.min(size, 512), label);
+      if (!isZipHead(head)) {
+        throw new CheckpointError(
+          `cannot read ${label}: expected a ZIP archive, found ${
+            describeNonZip(head, size)
+          }`,
+        );
+      }
+      return await TorchZip.#parse(label, file, size);
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  static async #parse(
+    label: string,
+    file: Deno.FsFile,
+    size: number,
+  ): Promise<TorchZip> {
+    const bad = (what: string) =>
+      new CheckpointError(
+        `cannot read ${label}: ${what}; the ZIP archive is damaged or truncated, fetch or copy it again`,
+      );
+    // End of central directory record: 22 bytes plus a comment of <= 65535.
+    const tailLen = Math.min(size, 22 + 65535 + 20);
+    const tailStart = size - tailLen;
+    const tail = await readAt(file, tailStart, tailLen, label);
+    const tv = new DataView(tail.buffer);
+    let eocd = -1;
+    for (let i = tailLen - 22; i >= 0; i--) {
+      if (tv.getUint32(i, true) === 0x06054b50) {
+        const commentLen = tv.getUint16(i + 20, true);
+        if (i + 22 + commentLen <= tailLen) {
+          eocd = i;
+          break;
+        }
+      }
+    }
+    if (eocd < 0) {
+      throw bad(
+        "expected an end-of-central-directory record (PK\\x05\\x06) in the last 64 KiB, found none",
+      );
+    }
+    let count = tv.getUint16(eocd + 10, true);
+    let cdSize = tv.getUint32(eocd + 12, true);
+    let cdOffset = tv.getUint32(eocd + 16, true);
+    // Zip64: a locator just before the EOCD points at the Zip64 EOCD record.
+    const locAt = eocd - 20;
+    if (locAt >= 0 && tv.getUint32(locAt, true) === 0x07064b50) {
+      const z64Offset = u64(tv, locAt + 8, label);
+      if (z64Offset + 56 > size) {
+        throw bad(
+          `the Zip64 locator points at byte ${z64Offset}, past the end (${size} bytes)`,
+        );
+      }
+      const rec = await readAt(file, z64Offset, 56, label);
+      const rv = new DataView(rec.buffer);
+      if (rv.getUint32(0, true) !== 0x06064b50) {
+        throw bad(
+          `expected the Zip64 end-of-central-directory record (PK\\x06\\x06) at byte ${z64Offset}, found other bytes`,
+        );
+      }
+      count = u64(rv, 32, label);
+      cdSize = u64(rv, 40, label);
+      cdOffset = u64(rv, 48, label);
+    } else if (
+      count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff
+    ) {
+      throw bad(
+        "the end record says the archive is Zip64, but there is no Zip64 locator before it",
+      );
+    }
+    if (cdOffset + cdSize > size) {
+      throw bad(
+        `the central directory (${cdSize} bytes at byte ${cdOffset}) runs past the end of the file (${size} bytes)`,
+      );
+    }
+    const zip = new TorchZip(label, file, size, count);
+    const cd = await readAt(file, cdOffset, cdSize, label);
+    const v = new DataView(cd.buffer);
+    const utf8 = new TextDecoder("utf-8");
+    const latin1 = new TextDecoder("latin1");
+    let p = 0;
+    for (let i = 0; i < count; i++) {
+      if (p + 46 > cd.length || v.getUint32(p, true) !== 0x02014b50) {
+        throw bad(
+          `expected central directory header ${
+            i + 1
+          } of ${count} (PK\\x01\\x02) at byte ${
+            cdOffset + p
+          }, found other bytes`,
+        );
+      }
+      const flags = v.getUint16(p + 8, true);
+      const nameLen = v.getUint16(p + 28, true);
+      const extraLen = v.getUint16(p + 30, true);
+      const commentLen = v.getUint16(p + 32, true);
+      if (p + 46 + nameLen + extraLen + commentLen > cd.length) {
+        throw bad(`central directory header ${i + 1} runs past its end`);
+      }
+      const nameBytes = cd.subarray(p + 46, p + 46 + nameLen);
+      const name = (flags & 0x800 ? utf8 : latin1).decode(nameBytes);
+      let usize = v.getUint32(p + 24, true);
+      let csize = v.getUint32(p + 20, true);
+      let offset = v.getUint32(p + 42, true);
+      if (
+        usize === 0xffffffff || csize === 0xffffffff || offset === 0xffffffff
+      ) {
+        // Zip64 extended information extra field (id 0x0001).
+        let q = p + 46 + nameLen;
+        const end = q + extraLen;
+        let found = false;
+        while (q + 4 <= end) {
+          const id = v.getUint16(q, true);
+          const len = v.getUint16(q + 2, true);
+          if (id === 0x0001) {
+            let r = q + 4;
+            const need = (usize === 0xffffffff ? 8 : 0) +
+              (csize === 0xffffffff ? 8 : 0) +
+              (offset === 0xffffffff ? 8 : 0);
+            if (len < need) break;
+            if (usize === 0xffffffff) usize = u64(v, r, label), r += 8;
+            if (csize === 0xffffffff) csize = u64(v, r, label), r += 8;
+            if (offset === 0xffffffff) offset = u64(v, r, label), r += 8;
+            found = true;
+            break;
+          }
+          q += 4 + len;
+        }
+        if (!found) {
+          throw bad(
+            `entry "${name}" needs a Zip64 extra field for its sizes or offset, found none`,
+          );
+        }
+      }
+      zip.#names.push(name);
+      zip.#index.set(name, i);
+      zip.#method[i] = v.getUint16(p + 10, true);
+      zip.#flags[i] = flags;
+      zip.#crc[i] = v.getUint32(p + 16, true);
+      zip.#csize[i] = csize;
+      zip.#size[i] = usize;
+      zip.#offset[i] = offset;
+      zip.#nameLen[i] = nameLen;
+      zip.#extraLen[i] = extraLen;
+      p += 46 + nameLen + extraLen + commentLen;
+    }
+    return zip;
+  }
+
+  /**
+   * The entries' names, in central-directory order.
+   *
+   * @example
+   * ```ts
+   * import { TorchZip } from "tokenlab/io/torch.ts";
+   * using zip = await TorchZip.open(new URL("../../tests/fixtures/torch/single_f16.pt", import.meta.url));
+   * console.log(zip.names()); // [ "single_f16/data.pkl", "single_f16/data/0", "single_f16/version" ] (order as written)
+   * ```
+   */
+  names(): string[] {
+    return [...this.#names];
+  }
+
+  /** Whether the archive has an entry of this name. */
+  has(name: string): boolean {
+    return this.#index.has(name);
+  }
+
+  /** The central-directory record of an entry, or undefined if absent. */
+  entry(name: string): ZipEntry | undefined {
+    const i = this.#index.get(name);
+    if (i === undefined) return undefined;
+    return {
+      name,
+      method: this.#method[i],
+      compressedSize: this.#csize[i],
+      size: this.#size[i],
+      crc32: this.#crc[i],
+      localHeaderOffset: this.#offset[i],
+    };
+  }
+
+  /**
+   * The bytes of one entry (decompressed), in a new buffer of their own
+   * (byte offset 0, so typed-array views of any element size fit).
+   *
+   * @example
+   * ```ts
+   * import { TorchZip } from "tokenlab/io/torch.ts";
+   * using zip = await TorchZip.open(new URL("../../tests/fixtures/torch/single_f16.pt", import.meta.url));
+   * const version = zip.names().find((n) => n.endsWith("/version"))!;
+   * console.log(new TextDecoder().decode(await zip.read(version)).trim()); // 3
+   * ```
+   */
+  async read(name: string, options: ZipReadOptions = {}): Promise<Uint8Array> {
+    const i = this.#index.get(name);
+    if (i === undefined) {
+      const some = this.#names.slice(0, 8).map((n) => JSON.stringify(n));
+      throw new CheckpointError(
+        `${this.path}: expected an entry "${name}" in the ZIP archive, found none (it has ${this.#names.length} entries${
+          some.length ? ", e.g. " + some.join(", ") : ""
+        }); check the entry name`,
+      );
+    }
+    const method = this.#method[i];
+    if (this.#flags[i] & 1) {
+      throw new CheckpointError(
+        `${this.path}: entry "${name}" is encrypted; tokenlab reads unencrypted archives only, re-create the archive without a password`,
+      );
+    }
+    if (method !== 0 && method !== 8) {
+      throw new CheckpointError(
+        `${this.path}: entry "${name}" uses ZIP compression method ${method}; expected 0 (stored, as torch writes) or 8 (deflate); re-create the archive with one of those`,
+      );
+    }
+    const raw = await this.#exclusive(() => this.#readRaw(i, name));
+    let out = raw;
+    if (method === 8) {
+      const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream()
+        .pipeThrough(new DecompressionStream("deflate-raw"));
+      try {
+        out = new Uint8Array(await new Response(stream).arrayBuffer());
+      } catch (e) {
+        throw new CheckpointError(
+          `${this.path}: entry "${name}" is not valid deflate data (${
+            (e as Error).message
+          }); the archive is damaged, fetch or copy it again`,
+          { cause: e },
+        );
+      }
+    }
+    if (out.length !== this.#size[i]) {
+      throw new CheckpointError(
+        `${this.path}: entry "${name}" should hold ${
+          this.#size[i]
+        } bytes, found ${out.length}; the archive is damaged, fetch or copy it again`,
+      );
+    }
+    if (method === 8 || options.verify) {
+      const c = crc32(out);
+      if (c !== this.#crc[i]) {
+        throw new CheckpointError(
+          `${this.path}: entry "${name}" has CRC-32 ${
+            c.toString(16)
+          }, expected ${
+            this.#crc[i].toString(16)
+          }; the archive is damaged, fetch or copy it again`,
+        );
+      }
+    }
+    return out;
+  }
+
+  /** Runs `fn` with the file to itself (seek + read pairs must not interleave). */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #readRaw(i: number, name: string): Promise<Uint8Array> {
+    const file = this.#file;
+    if (!file) {
+      throw new CheckpointError(
+        `${this.path}: the archive was closed; open it again to read "${name}"`,
+      );
+    }
+    const offset = this.#offset[i];
+    const csize = this.#csize[i];
+    const nameLen = this.#nameLen[i];
+    const damaged = (what: string) =>
+      new CheckpointError(
+        `${this.path}: entry "${name}": ${what}; the archive is damaged or truncated, fetch or copy it again`,
+      );
+    if (offset + 30 > this.fileSize) {
+      throw damaged(
+        `its local header offset ${offset} is past the end of the file (${this.fileSize} bytes)`,
+      );
+    }
+    // Small entries: header and data in one read, guessing the local extra
+    // field's length (torch pads it for 64-byte alignment).
+    const guess = 30 + nameLen + this.#extraLen[i] + 128;
+    const oneRead = csize <= SMALL_ENTRY;
+    const first = Math.min(
+      this.fileSize - offset,
+      oneRead ? guess + csize : 30,
+    );
+    const head = await readAt(file, offset, first, this.path);
+    const hv = new DataView(head.buffer);
+    if (hv.getUint32(0, true) !== 0x04034b50) {
+      throw damaged(
+        `expected a local file header (PK\\x03\\x04) at byte ${offset}, found other bytes`,
+      );
+    }
+    const start = 30 + hv.getUint16(26, true) + hv.getUint16(28, true);
+    if (offset + start + csize > this.fileSize) {
+      throw damaged(
+        `its ${csize} bytes of data at byte ${
+          offset + start
+        } run past the end of the file (${this.fileSize} bytes)`,
+      );
+    }
+    if (start + csize <= head.length) {
+      return head.slice(start, start + csize);
+    }
+    return await readAt(file, offset + start, csize, this.path);
+  }
+
+  /** Closes the file; later reads fail. Closing twice is harmless. */
+  close(): void {
+    if (this.#file) {
+      this.#file.close();
+      this.#file = null;
+    }
+  }
+
+  /** Closes the file (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function u64(v: DataView, at: number, label: string): number {
+  const x = v.getBigUint64(at, true);
+  if (x > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new CheckpointError(
+      `cannot read ${label}: a ZIP size or offset is ${x}, beyond 2^53; the archive is damaged`,
+    );
+  }
+  return Number(x);
+}
+
+async function fileSize(file: Deno.FsFile, label: string): Promise<number> {
+  const stat = await file.stat();
+  if (stat.isDirectory) {
+    throw new CheckpointError(
+      `cannot read ${label}: expected a file, found a directory; name the checkpoint file inside it`,
+    );
+  }
+  return stat.size;
+}
+
+function openError(label: string, e: unknown): Error {
+  if (e instanceof Deno.errors.NotFound) {
+    return new CheckpointError(
+      `cannot read ${label}: expected a file there, found nothing; check the path`,
+      { cause: e },
+    );
+  }
+  if (e instanceof Deno.errors.PermissionDenied) {
+    return new CheckpointError(
+      `cannot read ${label}: permission denied (${
+        (e as Error).message
+      }); run with --allow-read or fix the file's permissions`,
+      { cause: e },
+    );
+  }
+  if (e instanceof Deno.errors.IsADirectory) {
+    return new CheckpointError(
+      `cannot read ${label}: expected a file, found a directory; name the checkpoint file inside it`,
+      { cause: e },
+    );
+  }
+  return e as Error;
+}
+
+// ---------------------------------------------------------------------------
+// Values the unpickler produces.
+
+/** A dict key as read from a pickle. */
+export type PickleKey = string | number | bigint | boolean | null;
+
+/** A record built from an `argparse.Namespace` (its attributes). */
+export interface PickleRecord {
+  /** One attribute. */
+  [key: string]: PickleValue;
+}
+
+/**
+ * A value read from a checkpoint: `null` (None), booleans, numbers (ints
+ * beyond 2^53 as bigint), strings, bytes, arrays (lists, tuples and sets),
+ * `Map`s (dicts and OrderedDicts), tensors and records (Namespace).
+ */
+export type PickleValue =
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Uint8Array
+  | TorchTensor
+  | PickleValue[]
+  | Map<PickleKey, PickleValue>
+  | PickleRecord;
+
+/** Where a {@linkcode TorchTensor}'s elements live in the archive. */
+export interface TorchStorageView {
+  /** The storage's key: its data is the archive entry `<folder>/data/<key>`. */
+  key: string;
+  /** Elements in the whole storage. */
+  storageNumel: number;
+  /** Index of the tensor's first element in the storage. */
+  offset: number;
+  /** Elements to step along each axis (torch's `stride()`). */
+  stride: number[];
+}
+
+/**
+ * A tensor read from a checkpoint: a {@linkcode RawTensor} (contiguous,
+ * row-major data) plus what torch recorded about it.
+ */
+export class TorchTensor implements RawTensor {
+  /** Element type (from the storage class). */
+  readonly dtype: RawDType;
+  /** Sizes of the axes. */
+  readonly shape: number[];
+  /** The elements in row-major order; empty until loaded (see `loaded`). */
+  data: RawData;
+  /** Whether `data` holds the elements yet. */
+  loaded = false;
+  /** torch's `requires_grad`. */
+  requiresGrad: boolean;
+  /** Whether it was saved as an `nn.Parameter`. */
+  isParameter = false;
+  /** Where the elements come from in the archive. */
+  readonly storage: TorchStorageView;
+
+  /** Makes an unloaded tensor (the unpickler does this). */
+  constructor(
+    dtype: RawDType,
+    shape: number[],
+    storage: TorchStorageView,
+    requiresGrad: boolean,
+  ) {
+    this.dtype = dtype;
+    this.shape = shape;
+    this.storage = storage;
+    this.requiresGrad = requiresGrad;
+    this.data = dataView(dtype, new ArrayBuffer(0), 0, 0);
+  }
+}
+
+/**
+ * Whether a value read from a checkpoint is a tensor.
+ *
+ * @example
+ * ```ts
+ * import { isTorchTensor } from "tokenlab/io/torch.ts";
+ * console.log(isTorchTensor(3)); // false
+ * ```
+ */
+export function isTorchTensor(value: unknown): value is TorchTensor {
+  return value instanceof TorchTensor;
+}
+
+const pickleStates = new WeakMap<object, PickleValue>();
+
+/**
+ * The state a pickle attached to a value with BUILD, if any: for a state dict
+ * saved by `nn.Module.state_dict()` a dict holding `_metadata` (per-module
+ * `version`s, e.g. BatchNorm's).
+ *
+ * @example
+ * ```ts
+ * import { pickleState } from "tokenlab/io/torch.ts";
+ * console.log(pickleState(new Map())); // undefined
+ * ```
+ */
+export function pickleState(value: object): PickleValue | undefined {
+  return pickleStates.get(value);
+}
+
+// ---------------------------------------------------------------------------
+// The restricted unpickler.
+
+class Global {
+  constructor(readonly module: string, readonly name: string) {}
+  get full(): string {
+    return `${this.module}.${this.name}`;
+  }
+}
+
+class StorageRef {
+  constructor(
+    readonly dtype: RawDType,
+    readonly key: string,
+    readonly numel: number,
+  ) {}
+}
+
+const STORAGE_DTYPES: Record<string, RawDType> = {
+  FloatStorage: "float32",
+  HalfStorage: "float16",
+  BFloat16Storage: "bfloat16",
+  DoubleStorage: "float64",
+  LongStorage: "int64",
+  IntStorage: "int32",
+  ShortStorage: "int16",
+  CharStorage: "int8",
+  ByteStorage: "uint8",
+  BoolStorage: "bool",
+};
+
+const ALLOWED_GLOBALS = new Set([
+  "collections.OrderedDict",
+  "torch._utils._rebuild_tensor_v2",
+  "torch._utils._rebuild_parameter",
+  "torch._utils._rebuild_parameter_with_state",
+  "argparse.Namespace",
+  "_codecs.encode",
+  ...Object.keys(STORAGE_DTYPES).map((s) => `torch.${s}`),
+]);
+
+const OPCODE_NAMES: Record<number, string> = {
+  0x28: "MARK",
+  0x2e: "STOP",
+  0x30: "POP",
+  0x31: "POP_MARK",
+  0x32: "DUP",
+  0x46: "FLOAT",
+  0x49: "INT",
+  0x4a: "BININT",
+  0x4b: "BININT1",
+  0x4c: "LONG",
+  0x4d: "BININT2",
+  0x4e: "NONE",
+  0x50: "PERSID",
+  0x51: "BINPERSID",
+  0x52: "REDUCE",
+  0x53: "STRING",
+  0x54: "BINSTRING",
+  0x55: "SHORT_BINSTRING",
+  0x56: "UNICODE",
+  0x58: "BINUNICODE",
+  0x61: "APPEND",
+  0x62: "BUILD",
+  0x63: "GLOBAL",
+  0x64: "DICT",
+  0x7d: "EMPTY_DICT",
+  0x65: "APPENDS",
+  0x67: "GET",
+  0x68: "BINGET",
+  0x69: "INST",
+  0x6a: "LONG_BINGET",
+  0x6c: "LIST",
+  0x5d: "EMPTY_LIST",
+  0x6f: "OBJ",
+  0x70: "PUT",
+  0x71: "BINPUT",
+  0x72: "LONG_BINPUT",
+  0x73: "SETITEM",
+  0x74: "TUPLE",
+  0x29: "EMPTY_TUPLE",
+  0x75: "SETITEMS",
+  0x47: "BINFLOAT",
+  0x80: "PROTO",
+  0x81: "NEWOBJ",
+  0x82: "EXT1",
+  0x83: "EXT2",
+  0x84: "EXT4",
+  0x85: "TUPLE1",
+  0x86: "TUPLE2",
+  0x87: "TUPLE3",
+  0x88: "NEWTRUE",
+  0x89: "NEWFALSE",
+  0x8a: "LONG1",
+  0x8b: "LONG4",
+  0x42: "BINBYTES",
+  0x43: "SHORT_BINBYTES",
+  0x8c: "SHORT_BINUNICODE",
+  0x8d: "BINUNICODE8",
+  0x8e: "BINBYTES8",
+  0x8f: "EMPTY_SET",
+  0x90: "ADDITEMS",
+  0x91: "FROZENSET",
+  0x92: "NEWOBJ_EX",
+  0x93: "STACK_GLOBAL",
+  0x94: "MEMOIZE",
+  0x95: "FRAME",
+  0x96: "BYTEARRAY8",
+  0x97: "NEXT_BUFFER",
+  0x98: "READONLY_BUFFER",
+};
+
+const utf8Decoder = new TextDecoder("utf-8");
+
+function describe(v: unknown): string {
+  if (v === null) return "None";
+  if (v instanceof TorchTensor) {
+    return `a ${v.dtype} tensor of shape [${v.shape.join(", ")}]`;
+  }
+  if (v instanceof Map) return `a dict with ${v.size} entries`;
+  if (Array.isArray(v)) return `a list/tuple of ${v.length}`;
+  if (v instanceof Uint8Array) return `bytes (${v.length})`;
+  if (v instanceof Global) return `the global ${v.full}`;
+  if (v instanceof StorageRef) return `a ${v.dtype} storage`;
+  if (typeof v === "string") return `the string ${JSON.stringify(v)}`;
+  if (typeof v === "object") return "an object (Namespace)";
+  return `the ${typeof v} ${String(v)}`;
+}
+
+function setProp(obj: PickleRecord, key: string, value: PickleValue): void {
+  Object.defineProperty(obj, key, {
+    value,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
+}
+
+class Unpickler {
+  #b: Uint8Array;
+  #v: DataView;
+  #pos = 0;
+  #stack: unknown[] = [];
+  #marks: number[] = [];
+  #memo = new Map<number, unknown>();
+  #storages = new Map<string, StorageRef>();
+  readonly tensors: TorchTensor[] = [];
+
+  constructor(bytes: Uint8Array, readonly label: string) {
+    this.#b = bytes;
+    this.#v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  #refuse(what: string): never {
+    throw new CheckpointError(`refusing to load ${this.label}: ${what}`);
+  }
+
+  #damaged(what: string): never {
+    throw new CheckpointError(
+      `cannot read ${this.label}: ${what} in data.pkl at byte ${this.#pos}; the pickle is damaged or not one torch.save wrote, fetch the checkpoint again or re-save it with torch.save(obj, path)`,
+    );
+  }
+
+  #need(n: number): number {
+    const at = this.#pos;
+    if (n < 0 || at + n > this.#b.length) {
+      this.#damaged(
+        `expected ${n} more bytes, found ${this.#b.length - at} (truncated)`,
+      );
+    }
+    this.#pos = at + n;
+    return at;
+  }
+
+  #u8(): number {
+    return this.#b[this.#need(1)];
+  }
+  #u16(): number {
+    return this.#v.getUint16(this.#need(2), true);
+  }
+  #u32(): number {
+    return this.#v.getUint32(this.#need(4), true);
+  }
+  #u64(): number {
+    const x = this.#v.getBigUint64(this.#need(8), true);
+    if (x > BigInt(this.#b.length)) {
+      this.#damaged(`a length of ${x} bytes, beyond the pickle's size`);
+    }
+    return Number(x);
+  }
+
+  #bytes(n: number): Uint8Array {
+    const at = this.#need(n);
+    return this.#b.subarray(at, at + n);
+  }
+
+  #line(): string {
+    const at = this.#pos;
+    const end = this.#b.indexOf(0x0a, at);
+    if (end < 0) this.#damaged("expected a newline-terminated name");
+    this.#pos = end + 1;
+    return utf8Decoder.decode(this.#b.subarray(at, end));
+  }
+
+  #pop(): unknown {
+    if (this.#stack.length === 0 || this.#stack.length <= this.#topMark()) {
+      this.#damaged("expected a value on the stack, found none");
+    }
+    return this.#stack.pop();
+  }
+
+  #top(): unknown {
+    if (this.#stack.length === 0) {
+      this.#damaged("expected a value on the stack, found none");
+    }
+    return this.#stack[this.#stack.length - 1];
+  }
+
+  #topMark(): number {
+    return this.#marks.length ? this.#marks[this.#marks.length - 1] : 0;
+  }
+
+  #popMark(): unknown[] {
+    const m = this.#marks.pop();
+    if (m === undefined) this.#damaged("expected a MARK, found none");
+    return this.#stack.splice(m);
+  }
+
+  #long(bytes: Uint8Array): number | bigint {
+    if (bytes.length === 0) return 0;
+    let x = 0n;
+    for (let i = bytes.length - 1; i >= 0; i--) {
+      x = (x << 8n) | BigInt(bytes[i]);
+    }
+    if (bytes[bytes.length - 1] & 0x80) x -= 1n << BigInt(8 * bytes.length);
+    return x >= -BigInt(Number.MAX_SAFE_INTEGER) &&
+        x <= BigInt(Number.MAX_SAFE_INTEGER)
+      ? Number(x)
+      : x;
+  }
+
+  #global(module: string, name: string): Global {
+    const g = new Global(module, name);
+    if (!ALLOWED_GLOBALS.has(g.full)) {
+      const hint = module === "numpy" || module.startsWith("numpy.")
+        ? "It holds NumPy values (e.g. a metric saved as np.float64): load it in Python, turn them into Python numbers (float(x), x.tolist()) or drop them, and re-save with torch.save(obj, path); or save only the weights: torch.save(model.state_dict(), path)"
+        : "If the file holds a whole pickled model or other Python objects, load it in Python and re-save only the weights: torch.save(model.state_dict(), path)";
+      this.#refuse(
+        `the pickle asks for global "${g.full}", which is not a tensor, storage or dict; tokenlab only reads state dicts and never runs code from a checkpoint. ${hint}`,
+      );
+    }
+    return g;
+  }
+
+  #memoPut(index: number): void {
+    this.#memo.set(index, this.#top());
+  }
+
+  #key(k: unknown): PickleKey {
+    if (
+      k === null || typeof k === "string" || typeof k === "number" ||
+      typeof k === "bigint" || typeof k === "boolean"
+    ) return k;
+    this.#refuse(
+      `a dict has a key that is ${
+        describe(k)
+      }; tokenlab reads dicts keyed by strings or numbers only (as state dicts and training checkpoints are)`,
+    );
+  }
+
+  #setItems(dict: unknown, items: unknown[]): void {
+    if (!(dict instanceof Map)) {
+      this.#damaged(`expected a dict to set items on, found ${describe(dict)}`);
+    }
+    for (let i = 0; i + 1 < items.length; i += 2) {
+      dict.set(this.#key(items[i]), items[i + 1]);
+    }
+  }
+
+  #appendTo(list: unknown, items: unknown[]): void {
+    if (!Array.isArray(list)) {
+      this.#damaged(`expected a list to append to, found ${describe(list)}`);
+    }
+    for (const x of items) list.push(x);
+  }
+
+  #reduce(fn: unknown, args: unknown): unknown {
+    if (!(fn instanceof Global)) {
+      this.#damaged(
+        `expected a callable global for REDUCE, found ${describe(fn)}`,
+      );
+    }
+    if (!Array.isArray(args)) {
+      this.#damaged(
+        `expected an argument tuple for ${fn.full}, found ${describe(args)}`,
+      );
+    }
+    switch (fn.full) {
+      case "collections.OrderedDict": {
+        const m = new Map<PickleKey, unknown>();
+        if (args.length > 0 && Array.isArray(args[0])) {
+          for (const pair of args[0]) {
+            if (Array.isArray(pair) && pair.length === 2) {
+              m.set(this.#key(pair[0]), pair[1]);
+            }
+          }
+        }
+        return m;
+      }
+      case "torch._utils._rebuild_tensor_v2":
+        return this.#rebuildTensor(args);
+      case "torch._utils._rebuild_parameter":
+      case "torch._utils._rebuild_parameter_with_state": {
+        const data = args[0];
+        if (!(data instanceof TorchTensor)) {
+          this.#damaged(
+            `expected a tensor as the first argument of ${fn.full}, found ${
+              describe(data)
+            }`,
+          );
+        }
+        data.isParameter = true;
+        data.requiresGrad = args[1] === true;
+        return data;
+      }
+      case "_codecs.encode": {
+        const [s, enc] = args;
+        if (
+          typeof s !== "string" ||
+          (enc !== "latin1" && enc !== "latin-1" && enc !== "iso-8859-1")
+        ) {
+          this.#refuse(
+            `the pickle calls _codecs.encode with ${describe(s)} and ${
+              describe(enc)
+            }; tokenlab only decodes the (str, "latin1") form pickle protocol 2 uses for bytes`,
+          );
+        }
+        const out = new Uint8Array(s.length);
+        for (let i = 0; i < s.length; i++) {
+          const c = s.charCodeAt(i);
+          if (c > 255) {
+            this.#damaged("a latin1 bytes string holds a character above 255");
+          }
+          out[i] = c;
+        }
+        return out;
+      }
+      case "argparse.Namespace":
+        if (args.length === 0) return {};
+        break;
+    }
+    this.#refuse(
+      `the pickle calls ${fn.full} with ${
+        describe(args)
+      }, which tokenlab does not build; tokenlab only reads state dicts and never runs code from a checkpoint`,
+    );
+  }
+
+  #rebuildTensor(args: unknown[]): TorchTensor {
+    const [storage, offset, size, stride, requiresGrad] = args;
+    const intList = (x: unknown): x is number[] =>
+      Array.isArray(x) &&
+      x.every((d) =>
+        typeof d === "number" && Number.isSafeInteger(d) && d >= 0
+      );
+    if (
+      !(storage instanceof StorageRef) || typeof offset !== "number" ||
+      !Number.isSafeInteger(offset) || offset < 0 || !intList(size) ||
+      !intList(stride) || size.length !== stride.length
+    ) {
+      this.#damaged(
+        `expected _rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks), found arguments (${
+          args.map(describe).join(", ")
+        })`,
+      );
+    }
+    const n = numel(size);
+    if (n > 0) {
+      let last = offset;
+      for (let i = 0; i < size.length; i++) last += (size[i] - 1) * stride[i];
+      if (last >= storage.numel) {
+        this.#damaged(
+          `a tensor of shape [${size.join(", ")}], stride [${
+            stride.join(", ")
+          }] at offset ${offset} reaches element ${last} of a storage of ${storage.numel}`,
+        );
+      }
+    }
+    const t = new TorchTensor(storage.dtype, [...size], {
+      key: storage.key,
+      storageNumel: storage.numel,
+      offset,
+      stride: [...stride],
+    }, requiresGrad === true);
+    this.tensors.push(t);
+    return t;
+  }
+
+  #persistentLoad(pid: unknown): StorageRef {
+    if (
+      !Array.isArray(pid) || pid.length < 5 || pid[0] !== "storage" ||
+      !(pid[1] instanceof Global) || typeof pid[2] !== "string" ||
+      typeof pid[4] !== "number"
+    ) {
+      this.#refuse(
+        `the pickle asks for a persistent object ${
+          describe(pid)
+        }; tokenlab only resolves torch's ('storage', storage_type, key, location, numel) ids`,
+      );
+    }
+    const [, type, key, , count] = pid as [
+      string,
+      Global,
+      string,
+      unknown,
+      number,
+    ];
+    const dtype = type.module === "torch"
+      ? STORAGE_DTYPES[type.name]
+      : undefined;
+    if (!dtype) {
+      this.#refuse(
+        `a storage of type ${type.full}, which tokenlab does not read; it reads ${
+          Object.keys(STORAGE_DTYPES).join(", ")
+        }`,
+      );
+    }
+    if (!/^[A-Za-z0-9_.-]+$/.test(key)) {
+      this.#damaged(
+        `a storage key ${JSON.stringify(key)} that is not a file name`,
+      );
+    }
+    const known = this.#storages.get(key);
+    if (known) {
+      if (known.dtype !== dtype) {
+        this.#damaged(
+          `storage "${key}" used as both ${known.dtype} and ${dtype}`,
+        );
+      }
+      return known;
+    }
+    const ref = new StorageRef(dtype, key, count);
+    this.#storages.set(key, ref);
+    return ref;
+  }
+
+  load(): PickleValue {
+    const b = this.#b;
+    while (true) {
+      if (this.#pos >= b.length) {
+        this.#damaged("expected STOP, found the end of the pickle");
+      }
+      const at = this.#pos;
+      const op = b[this.#pos++];
+      switch (op) {
+        case 0x80: { // PROTO
+          const proto = this.#u8();
+          if (proto > 5) {
+            this.#refuse(
+              `the pickle uses protocol ${proto}; tokenlab reads protocols 2 to 5 (torch.save uses 2)`,
+            );
+          }
+          break;
+        }
+        case 0x95: // FRAME
+          this.#need(8);
+          break;
+        case 0x2e: { // STOP
+          const result = this.#pop();
+          this.#checkResult(result);
+          return result as PickleValue;
+        }
+        case 0x28: // MARK
+          this.#marks.push(this.#stack.length);
+          break;
+        case 0x30: // POP
+          this.#pop();
+          break;
+        case 0x31: // POP_MARK
+          this.#popMark();
+          break;
+        case 0x32: // DUP
+          this.#stack.push(this.#top());
+          break;
+        case 0x7d: // EMPTY_DICT
+          this.#stack.push(new Map());
+          break;
+        case 0x64: { // DICT
+          const items = this.#popMark();
+          const m = new Map();
+          this.#setItems(m, items);
+          this.#stack.push(m);
+          break;
+        }
+        case 0x5d: // EMPTY_LIST
+          this.#stack.push([]);
+          break;
+        case 0x6c: // LIST
+          this.#stack.push(this.#popMark());
+          break;
+        case 0x29: // EMPTY_TUPLE
+          this.#stack.push([]);
+          break;
+        case 0x74: // TUPLE
+          this.#stack.push(this.#popMark());
+          break;
+        case 0x85: // TUPLE1
+          this.#stack.push([this.#pop()]);
+          break;
+        case 0x86: { // TUPLE2
+          const y = this.#pop(), x = this.#pop();
+          this.#stack.push([x, y]);
+          break;
+        }
+        case 0x87: { // TUPLE3
+          const z = this.#pop(), y = this.#pop(), x = this.#pop();
+          this.#stack.push([x, y, z]);
+          break;
+        }
+        case 0x8f: // EMPTY_SET
+          this.#stack.push([]);
+          break;
+        case 0x91: // FROZENSET
+          this.#stack.push(this.#popMark());
+          break;
+        case 0x61: { // APPEND
+          const x = this.#pop();
+          this.#appendTo(this.#top(), [x]);
+          break;
+        }
+        case 0x65: // APPENDS
+        case 0x90: { // ADDITEMS
+          const items = this.#popMark();
+          this.#appendTo(this.#top(), items);
+          break;
+        }
+        case 0x73: { // SETITEM
+          const v = this.#pop(), k = this.#pop();
+          this.#setItems(this.#top(), [k, v]);
+          break;
+        }
+        case 0x75: { // SETITEMS
+          const items = this.#popMark();
+          this.#setItems(this.#top(), items);
+          break;
+        }
+        case 0x71: // BINPUT
+          this.#memoPut(this.#u8());
+          break;
+        case 0x72: // LONG_BINPUT
+          this.#memoPut(this.#u32());
+          break;
+        case 0x94: // MEMOIZE
+          this.#memoPut(this.#memo.size);
+          break;
+        case 0x68: // BINGET
+        case 0x6a: { // LONG_BINGET
+          const i = op === 0x68 ? this.#u8() : this.#u32();
+          if (!this.#memo.has(i)) {
+            this.#damaged(`a memo lookup of ${i}, which was never stored`);
+          }
+          this.#stack.push(this.#memo.get(i));
+          break;
+        }
+        case 0x4a: // BININT
+          this.#stack.push(this.#v.getInt32(this.#need(4), true));
+          break;
+        case 0x4b: // BININT1
+          this.#stack.push(this.#u8());
+          break;
+        case 0x4d: // BININT2
+          this.#stack.push(this.#u16());
+          break;
+        case 0x8a: // LONG1
+          this.#stack.push(this.#long(this.#bytes(this.#u8())));
+          break;
+        case 0x8b: { // LONG4
+          const n = this.#v.getInt32(this.#need(4), true);
+          this.#stack.push(this.#long(this.#bytes(n)));
+          break;
+        }
+        case 0x47: // BINFLOAT
+          this.#stack.push(this.#v.getFloat64(this.#need(8), false));
+          break;
+        case 0x4e: // NONE
+          this.#stack.push(null);
+          break;
+        case 0x88: // NEWTRUE
+          this.#stack.push(true);
+          break;
+        case 0x89: // NEWFALSE
+          this.#stack.push(false);
+          break;
+        case 0x58: // BINUNICODE
+          this.#stack.push(utf8Decoder.decode(this.#bytes(this.#u32())));
+          break;
+        case 0x8c: // SHORT_BINUNICODE
+          this.#stack.push(utf8Decoder.decode(this.#bytes(this.#u8())));
+          break;
+        case 0x8d: // BINUNICODE8
+          this.#stack.push(utf8Decoder.decode(this.#bytes(this.#u64())));
+          break;
+        case 0x42: // BINBYTES
+          this.#stack.push(this.#bytes(this.#u32()).slice());
+          break;
+        case 0x43: // SHORT_BINBYTES
+          this.#stack.push(this.#bytes(this.#u8()).slice());
+          break;
+        case 0x8e: // BINBYTES8
+        case 0x96: // BYTEARRAY8
+          this.#stack.push(this.#bytes(this.#u64()).slice());
+          break;
+        case 0x63: { // GLOBAL
+          const module = this.#line();
+          const name = this.#line();
+          this.#stack.push(this.#global(module, name));
+          break;
+        }
+        case 0x93: { // STACK_GLOBAL
+          const name = this.#pop(), module = this.#pop();
+          if (typeof name !== "string" || typeof module !== "string") {
+            this.#damaged("expected module and name strings for STACK_GLOBAL");
+          }
+          this.#stack.push(this.#global(module, name));
+          break;
+        }
+        case 0x52: { // REDUCE
+          const args = this.#pop();
+          const fn = this.#pop();
+          this.#stack.push(this.#reduce(fn, args));
+          break;
+        }
+        case 0x81: // NEWOBJ
+        case 0x92: { // NEWOBJ_EX
+          if (op === 0x92) this.#pop(); // kwargs
+          const args = this.#pop();
+          const cls = this.#pop();
+          if (!(cls instanceof Global)) {
+            this.#damaged(
+              `expected a class for NEWOBJ, found ${describe(cls)}`,
+            );
+          }
+          if (cls.full === "argparse.Namespace") this.#stack.push({});
+          else if (cls.full === "collections.OrderedDict") {
+            this.#stack.push(new Map());
+          } else {
+            this.#refuse(
+              `the pickle creates an object of class ${cls.full} with ${
+                describe(args)
+              }, which tokenlab does not build; tokenlab only reads state dicts and never runs code from a checkpoint`,
+            );
+          }
+          break;
+        }
+        case 0x62: { // BUILD
+          const state = this.#pop();
+          const obj = this.#top();
+          this.#build(obj, state);
+          break;
+        }
+        case 0x51: // BINPERSID
+          this.#stack.push(this.#persistentLoad(this.#pop()));
+          break;
+        default: {
+          const name = OPCODE_NAMES[op];
+          this.#pos = at;
+          this.#refuse(
+            `the pickle uses ${
+              name ? `opcode ${name}` : "an unknown opcode"
+            } (0x${
+              op.toString(16).padStart(2, "0")
+            }) at byte ${at} of data.pkl, which tokenlab's restricted unpickler does not read; it reads what torch.save (pickle protocols 2 to 5) writes for tensors, dicts, lists, numbers and strings. Re-save the checkpoint in Python with torch.save(obj, path) holding only those`,
+          );
+        }
+      }
+    }
+  }
+
+  /** Refuses a result that still holds a bare global or storage (torch never writes one). */
+  #checkResult(value: unknown): void {
+    const seen = new Set<object>();
+    const todo: unknown[] = [value];
+    while (todo.length) {
+      const v = todo.pop();
+      if (v === null || typeof v !== "object" || seen.has(v)) continue;
+      seen.add(v);
+      if (v instanceof Global || v instanceof StorageRef) {
+        this.#refuse(
+          `the unpickled object holds ${
+            describe(v)
+          } itself rather than a tensor built from it; tokenlab only reads state dicts and plain values`,
+        );
+      }
+      if (v instanceof TorchTensor || v instanceof Uint8Array) continue;
+      if (Array.isArray(v)) todo.push(...v);
+      else if (v instanceof Map) todo.push(...v.keys(), ...v.values());
+      else todo.push(...Object.values(v));
+    }
+  }
+
+  #build(obj: unknown, state: unknown): void {
+    if (obj instanceof Map) {
+      // OrderedDict with attributes: a state dict's `_metadata`.
+      pickleStates.set(obj, state as PickleValue);
+      return;
+    }
+    if (obj instanceof TorchTensor) {
+      pickleStates.set(obj, state as PickleValue);
+      return;
+    }
+    if (
+      obj !== null && typeof obj === "object" && !Array.isArray(obj) &&
+      !(obj instanceof Uint8Array) && !(obj instanceof Global) &&
+      !(obj instanceof StorageRef)
+    ) {
+      // A Namespace: state is its __dict__, or (dict, slots).
+      let dict = state;
+      if (Array.isArray(state) && state.length === 2) {
+        dict = state[0] ?? state[1];
+      }
+      if (!(dict instanceof Map)) {
+        this.#damaged(
+          `expected a dict of attributes to BUILD a Namespace, found ${
+            describe(state)
+          }`,
+        );
+      }
+      for (const [k, v] of dict) {
+        if (typeof k !== "string") {
+          this.#damaged(`a Namespace attribute named by ${describe(k)}`);
+        }
+        setProp(obj as PickleRecord, k, v as PickleValue);
+      }
+      return;
+    }
+    this.#refuse(
+      `the pickle sets the state of ${
+        describe(obj)
+      } (BUILD), which tokenlab does not do; it only reads state dicts`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Opening a checkpoint, and loading tensor data.
+
+interface OpenCheckpoint {
+  zip: TorchZip;
+  prefix: string;
+  bigEndian: boolean;
+  root: PickleValue;
+  tensors: TorchTensor[];
+}
+
+async function openCheckpoint(path: string | URL): Promise<OpenCheckpoint> {
+  const label = pathLabel(path);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw openError(label, e);
+  }
+  try {
+    const size = await fileSize(file, label);
+    const head = await readAt(file, 0, Math.min(size, 512), label);
+    if (!isZipHead(head)) {
+      throw new CheckpointError(
+        `cannot read ${label}: expected a PyTorch checkpoint (the ZIP archive torch.save writes in torch >= 1.6), found ${
+          describeNonZip(head, size)
+        }`,
+      );
+    }
+  } finally {
+    file.close();
+  }
+  const zip = await TorchZip.open(path);
+  try {
+    const names = zip.names();
+    const pkls = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+    let pkl = pkls[0];
+    if (pkls.length > 1) {
+      const firstFolder = names[0].split("/")[0];
+      pkl = pkls.find((n) => n === `${firstFolder}/data.pkl`) ?? pkl;
+    }
+    if (!pkl) {
+      const some = names.slice(0, 10).map((n) => JSON.stringify(n)).join(", ");
+      throw new CheckpointError(
+        `cannot read ${label}: expected a PyTorch checkpoint, a ZIP archive holding <folder>/data.pkl, found a ZIP archive without one (${names.length} entries${
+          some ? ": " + some : ""
+        }${
+          names.length > 10 ? ", ..." : ""
+        }); it was not written by torch.save, re-save the object with torch.save(obj, path)`,
+      );
+    }
+    const prefix = pkl.slice(0, -"data.pkl".length);
+    let bigEndian = false;
+    if (zip.has(prefix + "byteorder")) {
+      const order = new TextDecoder().decode(
+        await zip.read(prefix + "byteorder"),
+      ).trim();
+      if (order !== "little" && order !== "big") {
+        throw new CheckpointError(
+          `cannot read ${label}: expected "little" or "big" in ${prefix}byteorder, found ${
+            JSON.stringify(order)
+          }; the archive is damaged, fetch it again`,
+        );
+      }
+      bigEndian = order === "big";
+    }
+    const unpickler = new Unpickler(await zip.read(pkl), label);
+    const root = unpickler.load();
+    return { zip, prefix, bigEndian, root, tensors: unpickler.tensors };
+  } catch (e) {
+    zip.close();
+    throw e;
+  }
+}
+
+function swapBytes(bytes: Uint8Array, size: number): void {
+  for (let i = 0; i + size <= bytes.length; i += size) {
+    for (let a = i, b = i + size - 1; a < b; a++, b--) {
+      const t = bytes[a];
+      bytes[a] = bytes[b];
+      bytes[b] = t;
+    }
+  }
+}
+
+/** Copies a strided view of `src` into `dst` in row-major order (words = elements, or 2 per element). */
+function gather(
+  src: Uint8Array | Uint16Array | Uint32Array,
+  dst: Uint8Array | Uint16Array | Uint32Array,
+  words: 1 | 2,
+  shape: number[],
+  stride: number[],
+  offset: number,
+): void {
+  const n = dst.length / words;
+  if (n === 0) return;
+  if (shape.length === 0) {
+    for (let w = 0; w < words; w++) dst[w] = src[offset * words + w];
+    return;
+  }
+  const last = shape.length - 1;
+  const nLast = shape[last], sLast = stride[last];
+  const idx = new Array<number>(shape.length).fill(0);
+  let base = offset;
+  let o = 0;
+  const rows = n / nLast;
+  for (let r = 0; r < rows; r++) {
+    let p = base;
+    if (words === 1) {
+      for (let j = 0; j < nLast; j++, p += sLast) dst[o++] = src[p];
+    } else {
+      for (let j = 0; j < nLast; j++, p += sLast) {
+        dst[o++] = src[2 * p];
+        dst[o++] = src[2 * p + 1];
+      }
+    }
+    for (let ax = last - 1; ax >= 0; ax--) {
+      idx[ax]++;
+      base += stride[ax];
+      if (idx[ax] < shape[ax]) break;
+      base -= stride[ax] * shape[ax];
+      idx[ax] = 0;
+    }
+  }
+}
+
+function isContiguous(shape: number[], stride: number[]): boolean {
+  let expect = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    if (shape[i] !== 1 && stride[i] !== expect) return false;
+    expect *= shape[i];
+  }
+  return true;
+}
+
+/** Reads the storages of `tensors` (each once) and fills their data. */
+async function loadTensors(
+  ck: OpenCheckpoint,
+  tensors: Iterable<TorchTensor>,
+): Promise<void> {
+  const byKey = new Map<string, TorchTensor[]>();
+  for (const t of tensors) {
+    if (t.loaded) continue;
+    const list = byKey.get(t.storage.key);
+    if (list) {
+      if (!list.includes(t)) list.push(t);
+    } else byKey.set(t.storage.key, [t]);
+  }
+  for (const [key, list] of byKey) {
+    const name = `${ck.prefix}data/${key}`;
+    const dtype = list[0].dtype;
+    const size = itemSize(dtype);
+    const storageNumel = list[0].storage.storageNumel;
+    if (!ck.zip.has(name)) {
+      throw new CheckpointError(
+        `cannot read ${ck.zip.path}: expected the storage file "${name}" the pickle refers to, found no such entry; the archive is incomplete, fetch it again`,
+      );
+    }
+    const bytes = await ck.zip.read(name);
+    if (bytes.length < storageNumel * size) {
+      throw new CheckpointError(
+        `cannot read ${ck.zip.path}: storage "${name}" should hold ${storageNumel} ${dtype} elements (${
+          storageNumel * size
+        } bytes), found ${bytes.length} bytes; the archive is damaged, fetch it again`,
+      );
+    }
+    if (ck.bigEndian && size > 1) swapBytes(bytes, size);
+    const words: 1 | 2 = size === 8 ? 2 : 1;
+    const wordSize = size === 8 ? 4 : size;
+    const wordClass = wordSize === 4
+      ? Uint32Array
+      : wordSize === 2
+      ? Uint16Array
+      : Uint8Array;
+    const src = new wordClass(
+      bytes.buffer as ArrayBuffer,
+      0,
+      Math.floor(bytes.length / wordSize),
+    );
+    for (const t of list) {
+      const n = numel(t.shape);
+      const { offset, stride } = t.storage;
+      if (n === 0) {
+        t.data = dataView(dtype, new ArrayBuffer(0), 0, 0);
+      } else if (isContiguous(t.shape, stride)) {
+        if (offset === 0 && n === storageNumel && list.length === 1) {
+          t.data = dataView(dtype, bytes.buffer, 0, n * size);
+        } else {
+          const copy = bytes.slice(offset * size, (offset + n) * size);
+          t.data = dataView(dtype, copy.buffer, 0, n * size);
+        }
+      } else {
+        const out = new ArrayBuffer(n * size);
+        gather(
+          src,
+          new wordClass(out),
+          words,
+          t.shape,
+          stride,
+          offset,
+        );
+        t.data = dataView(dtype, out, 0, n * size);
+      }
+      t.loaded = true;
+    }
+  }
+}
+
+/**
+ * Every tensor reachable from a value read by {@linkcode readTorchFile}.
+ *
+ * @example
+ * ```ts
+ * import { tensorsOf } from "tokenlab/io/torch.ts";
+ * console.log(tensorsOf(new Map([["a", 1]])).length); // 0
+ * ```
+ */
+export function tensorsOf(value: PickleValue): TorchTensor[] {
+  const out: TorchTensor[] = [];
+  const seen = new Set<object>();
+  const todo: unknown[] = [value];
+  while (todo.length) {
+    const v = todo.pop();
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof TorchTensor) out.push(v);
+    else if (v instanceof Uint8Array) continue;
+    else if (Array.isArray(v)) todo.push(...v);
+    else if (v instanceof Map) todo.push(...v.values());
+    else todo.push(...Object.values(v));
+  }
+  return out;
+}
+
+/** Options of {@linkcode readTorchFile}. */
+export interface ReadTorchFileOptions {
+  /**
+   * Unpickle only: tensors keep `loaded: false` and empty `data`, with their
+   * dtype and shape known (for listing a large checkpoint cheaply).
+   */
+  metadataOnly?: boolean;
+}
+
+/**
+ * Reads a whole `torch.save` file: the unpickled object with every tensor's
+ * data loaded (as {@linkcode TorchTensor}s, which are {@linkcode RawTensor}s).
+ *
+ * @example
+ * ```ts
+ * import { readTorchFile } from "tokenlab/io/torch.ts";
+ * const url = new URL("../../tests/fixtures/torch/training_checkpoint.pth.tar", import.meta.url);
+ * const ckpt = await readTorchFile(url) as Map<string, unknown>;
+ * console.log(ckpt.get("epoch"), ckpt.get("args")); // 3 { lr: 0.001, model: "x" }
+ * ```
+ */
+export async function readTorchFile(
+  path: string | URL,
+  options: ReadTorchFileOptions = {},
+): Promise<PickleValue> {
+  const ck = await openCheckpoint(path);
+  try {
+    if (!options.metadataOnly) await loadTensors(ck, ck.tensors);
+    return ck.root;
+  } finally {
+    ck.zip.close();
+  }
+}
+
+/** Options of {@linkcode readTorchStateDict}. */
+export interface ReadTorchStateDictOptions {
+  /**
+   * The entry of a checkpoint dict that holds the weights; by default the
+   * root if it is a dict of tensors, else the first present of `state_dict`,
+   * `model`, `state_dict_ema`, `module`.
+   */
+  key?: string;
+}
+
+const STATE_DICT_KEYS = ["state_dict", "model", "state_dict_ema", "module"];
+
+function hasTensors(v: unknown): v is Map<PickleKey, PickleValue> {
+  if (!(v instanceof Map)) return false;
+  for (const x of v.values()) if (x instanceof TorchTensor) return true;
+  return false;
+}
+
+function allTensors(v: unknown): v is Map<PickleKey, PickleValue> {
+  if (!(v instanceof Map) || v.size === 0) return false;
+  for (const x of v.values()) if (!(x instanceof TorchTensor)) return false;
+  return true;
+}
+
+function listKeys(m: Map<PickleKey, PickleValue>): string {
+  const keys = [...m.keys()].slice(0, 20).map((k) => JSON.stringify(k));
+  return keys.join(", ") + (m.size > 20 ? `, ... (${m.size} in all)` : "");
+}
+
+/**
+ * Reads the state dict (parameter name to tensor) of a `torch.save` file:
+ * a plain state dict, or the one inside a training checkpoint (`state_dict`,
+ * `model`, `state_dict_ema`, `module`, or `options.key`). Only the tensors
+ * of that dict are read from disk; a leading `module.` (DataParallel) is
+ * stripped from every name; entries that are not tensors are dropped.
+ *
+ * @example
+ * ```ts
+ * import { readTorchStateDict } from "tokenlab/io/torch.ts";
+ * const url = new URL("../../tests/fixtures/torch/training_checkpoint.pth.tar", import.meta.url);
+ * const sd = await readTorchStateDict(url);
+ * console.log([...sd.keys()].slice(0, 2)); // [ "conv.weight", "conv.bias" ]
+ * ```
+ */
+export async function readTorchStateDict(
+  path: string | URL,
+  options: ReadTorchStateDictOptions = {},
+): Promise<Map<string, RawTensor>> {
+  const ck = await openCheckpoint(path);
+  try {
+    const label = ck.zip.path;
+    const root = ck.root;
+    let dict: Map<PickleKey, PickleValue> | undefined;
+    if (options.key !== undefined) {
+      if (!(root instanceof Map)) {
+        throw new CheckpointError(
+          `cannot read a state dict from ${label}: expected a dict with an entry "${options.key}", found ${
+            describe(root)
+          }; read it with readTorchFile`,
+        );
+      }
+      if (!root.has(options.key)) {
+        throw new CheckpointError(
+          `cannot read a state dict from ${label}: expected an entry "${options.key}", found only the keys ${
+            listKeys(root)
+          }; pass one of those as key`,
+        );
+      }
+      const v = root.get(options.key);
+      if (!hasTensors(v)) {
+        throw new CheckpointError(
+          `cannot read a state dict from ${label}: expected entry "${options.key}" to be a dict of tensors, found ${
+            describe(v)
+          }; pass the key of the entry holding the weights`,
+        );
+      }
+      dict = v;
+    } else if (allTensors(root)) {
+      dict = root;
+    } else if (root instanceof Map) {
+      for (const k of STATE_DICT_KEYS) {
+        const v = root.get(k);
+        if (hasTensors(v)) {
+          dict = v;
+          break;
+        }
+      }
+      if (!dict && hasTensors(root)) dict = root;
+      if (!dict) {
+        throw new CheckpointError(
+          `cannot read a state dict from ${label}: expected a dict of tensors, or a checkpoint dict holding one under ${
+            STATE_DICT_KEYS.join(", ")
+          }; found a dict with the keys ${
+            listKeys(root)
+          }; pass {key} naming the entry that holds the weights`,
+        );
+      }
+    } else {
+      throw new CheckpointError(
+        `cannot read a state dict from ${label}: expected a dict of tensors, found ${
+          describe(root)
+        }; read it with readTorchFile`,
+      );
+    }
+    const out = new Map<string, TorchTensor>();
+    for (const [k, v] of dict) {
+      if (!(v instanceof TorchTensor)) continue;
+      const name = String(k).startsWith("module.")
+        ? String(k).slice("module.".length)
+        : String(k);
+      if (out.has(name)) {
+        throw new CheckpointError(
+          `cannot read a state dict from ${label}: two entries map to "${name}" once the DataParallel prefix "module." is stripped; expected unique names, re-save the state dict of the unwrapped model (model.module.state_dict())`,
+        );
+      }
+      out.set(name, v);
+    }
+    await loadTensors(ck, out.values());
+    return out;
+  } finally {
+    ck.zip.close();
+  }
+}

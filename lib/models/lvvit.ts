@@ -1,0 +1,734 @@
+/**
+ * LV-ViT and the DeiT-style ViT baseline, as one trainable TensorFlow.js
+ * model whose state carries the official PyTorch names.
+ *
+ * Reading order: small blocks first (linear, norms, the conv stem, attention,
+ * MLP, the transformer block), the model last. Activations are NHWC images
+ * and [B, tokens, D] sequences; tokens are in row-major grid order, as
+ * PyTorch's `flatten(2).transpose(1, 2)` of an NCHW map.
+ *
+ * @module
+ */
+
+import { tf } from "../tf.ts";
+import { gelu, layerNorm } from "../ops.ts";
+import { Rng } from "../random.ts";
+import {
+  gridSize,
+  type ModelConfig,
+  parameterSpec,
+  type ParamSpec,
+  resolveConfig,
+} from "./config.ts";
+
+/** A box on the token grid: rows [top, bottom) and columns [left, right). */
+export interface TokenBox {
+  /** First row inside the box. */
+  top: number;
+  /** First column inside the box. */
+  left: number;
+  /** One past the last row inside the box. */
+  bottom: number;
+  /** One past the last column inside the box. */
+  right: number;
+}
+
+/**
+ * The MixToken hook of the training forward. It sits after the patch
+ * embedding, before the class token and the position embedding; its `unmix`
+ * is applied to the aux-head predictions after the transformer. The mixing
+ * module implements it; without one the forward does not mix.
+ */
+export interface TokenMixer {
+  /** Mixes patch tokens [B, h, w, D]; `box` is null when this step does not mix. */
+  mix(
+    tokens: tf.Tensor4D,
+    rng: Rng,
+  ): { tokens: tf.Tensor4D; box: TokenBox | null };
+  /** Swaps the predictions [B, h, w, C] inside `box` back to their own images. */
+  unmix(predictions: tf.Tensor4D, box: TokenBox): tf.Tensor4D;
+}
+
+/** Options of {@linkcode LvVit.forwardTrain}. */
+export interface ForwardTrainOptions {
+  /** Generator for drop path and dropout (required when either is on, or a mixer draws). */
+  rng?: Rng;
+  /** MixToken (or another token mixer); none: no mixing. */
+  mixer?: TokenMixer;
+  /**
+   * Called with every block's attention probabilities [B, heads, N+1, N+1]
+   * (after softmax, before dropout); TL-Align's hook. The tensor belongs to
+   * the forward's scope: use it inside the call, do not keep it.
+   */
+  onAttention?: (block: number, attention: tf.Tensor4D) => void;
+  /** Update BatchNorm running statistics (default true, as PyTorch in train mode). */
+  updateStats?: boolean;
+}
+
+/** What the training forward returns (the caller disposes the tensors). */
+export interface TrainOutput {
+  /** Class-token logits [B, C]. */
+  cls: tf.Tensor2D;
+  /** Per-patch-token logits [B, N, C], un-mixed; null without an aux head. */
+  aux: tf.Tensor3D | null;
+  /** The MixToken box on the token grid, or null when nothing was mixed. */
+  box: TokenBox | null;
+}
+
+/** Raised when an input does not fit the model. */
+export class ModelInputError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ModelInputError";
+  }
+}
+
+/** y = x W + b over the last axis; W is stored [in, out]. */
+function linear(
+  x: tf.Tensor,
+  w: tf.Tensor,
+  b: tf.Tensor | undefined,
+): tf.Tensor {
+  const [inF, outF] = w.shape as [number, number];
+  const lead = x.shape.slice(0, -1);
+  const flat = tf.reshape(x, [-1, inF]) as tf.Tensor2D;
+  const y = b === undefined
+    ? tf.matMul(flat, w as tf.Tensor2D)
+    : tf.fused.matMul({ a: flat, b: w as tf.Tensor2D, bias: b });
+  return tf.reshape(y, [...lead, outF]);
+}
+
+/** LayerNorm over the last axis with its affine part. */
+function layerNormAffine(
+  x: tf.Tensor,
+  weight: tf.Tensor,
+  bias: tf.Tensor,
+  eps: number,
+): tf.Tensor {
+  return tf.add(tf.mul(layerNorm(x, eps), weight), bias);
+}
+
+/** Inverted dropout with a mask drawn through the seeded generator. */
+function dropout(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
+  if (rate === 0) return x;
+  // tfjs's own generator is seeded from ours, so the run stays reproducible.
+  const u = tf.randomUniform(x.shape, 0, 1, "float32", rng.uint32());
+  return tf.mul(
+    x,
+    tf.div(tf.cast(tf.greaterEqual(u, rate), "float32"), 1 - rate),
+  );
+}
+
+/** Drop path: zeroes a whole sample's branch with probability `rate`. */
+function dropPath(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
+  if (rate === 0) return x;
+  const keep = 1 - rate;
+  const B = x.shape[0];
+  const mask = new Float32Array(B);
+  for (let i = 0; i < B; i++) mask[i] = rng.float() < keep ? 1 / keep : 0;
+  const shape = [B, ...x.shape.slice(1).map(() => 1)];
+  return tf.mul(x, tf.tensor(mask, shape));
+}
+
+/** The trainable state and running statistics, by official name. */
+type State = Map<string, tf.Variable>;
+
+interface RunContext {
+  training: boolean;
+  rng: Rng | null;
+  updateStats: boolean;
+  onAttention?: (block: number, attention: tf.Tensor4D) => void;
+}
+
+function requireRng(ctx: RunContext, what: string): Rng {
+  if (ctx.rng === null) {
+    throw new ModelInputError(
+      `${what} draws random numbers in training; pass { rng: new Rng(seed) } to forwardTrain`,
+    );
+  }
+  return ctx.rng;
+}
+
+/**
+ * Training-mode BatchNorm of an NHWC map with a hand-written gradient: it
+ * saves only its input and recomputes the normalised map in the backward
+ * pass, where autodiff of the composite ops would keep five full-size
+ * intermediates per layer alive (the stem's maps are the largest tensors of
+ * a step). `mean` and `invStd` are the batch statistics of `x`; the gradient
+ * below is the total derivative through them, so none flows back through
+ * their own computation.
+ */
+const batchNormTrain = tf.customGrad(
+  // deno-lint-ignore no-explicit-any
+  ((
+    x: tf.Tensor,
+    mean: tf.Tensor,
+    invStd: tf.Tensor,
+    gamma: tf.Tensor,
+    beta: tf.Tensor,
+    save: tf.GradSaveFunc,
+  ): any => {
+    const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), gamma), beta);
+    save([x, mean, invStd, gamma]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, inv, g] = saved;
+        const n = xs.size / xs.shape[xs.rank - 1];
+        const axes = [0, 1, 2];
+        const xhat = tf.mul(tf.sub(xs, m), inv);
+        const dBeta = tf.sum(dy, axes);
+        const dGamma = tf.sum(tf.mul(dy, xhat), axes);
+        // dx = gamma invStd / n (n dy - sum dy - xhat sum(dy xhat))
+        const dx = tf.mul(
+          tf.mul(g, tf.div(inv, n)),
+          tf.sub(tf.sub(tf.mul(dy, n), dBeta), tf.mul(xhat, dGamma)),
+        );
+        return [dx, tf.zerosLike(m), tf.zerosLike(inv), dGamma, dBeta];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0],
+) as unknown as (
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  invStd: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+) => tf.Tensor4D;
+
+/**
+ * BatchNorm over N, H, W of an NHWC map. Training uses the batch statistics
+ * and moves the running ones (unbiased variance, as PyTorch); evaluation
+ * uses the running ones.
+ */
+function batchNorm(
+  x: tf.Tensor4D,
+  state: State,
+  prefix: string,
+  config: ModelConfig,
+  ctx: RunContext,
+): tf.Tensor4D {
+  const weight = state.get(`${prefix}.weight`)!;
+  const bias = state.get(`${prefix}.bias`)!;
+  const runMean = state.get(`${prefix}.running_mean`)!;
+  const runVar = state.get(`${prefix}.running_var`)!;
+  if (!ctx.training) {
+    const scale = tf.mul(weight, tf.rsqrt(tf.add(runVar, config.bnEps)));
+    return tf.add(tf.mul(tf.sub(x, runMean), scale), bias) as tf.Tensor4D;
+  }
+  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  if (ctx.updateStats) {
+    const n = x.shape[0] * x.shape[1] * x.shape[2];
+    const m = config.bnMomentum;
+    const unbiased = n > 1 ? n / (n - 1) : 1;
+    const count = state.get(`${prefix}.num_batches_tracked`)!;
+    tf.tidy(() => {
+      runMean.assign(tf.add(tf.mul(runMean, 1 - m), tf.mul(mean, m)));
+      runVar.assign(
+        tf.add(tf.mul(runVar, 1 - m), tf.mul(variance, m * unbiased)),
+      );
+      count.assign(tf.add(count, 1));
+    });
+  }
+  const invStd = tf.rsqrt(tf.add(variance, config.bnEps));
+  return batchNormTrain(x, mean, invStd, weight, bias);
+}
+
+/** The patch embedding: NHWC image -> [B, h, w, D] token grid. */
+function patchEmbed(
+  x: tf.Tensor4D,
+  state: State,
+  config: ModelConfig,
+  ctx: RunContext,
+): tf.Tensor4D {
+  const w = (name: string) => state.get(`patch_embed.${name}`)! as tf.Tensor4D;
+  if (config.stem === "linear") {
+    const p = config.patchSize;
+    const y = tf.conv2d(x, w("proj.weight"), p, "valid"); // [B, h, w, D]
+    return tf.add(y, w("proj.bias")) as tf.Tensor4D;
+  }
+  let y = tf.conv2d(x, w("conv1.weight"), 2, 3); // [B, H/2, W/2, S]
+  y = tf.relu(batchNorm(y, state, "patch_embed.bn1", config, ctx));
+  y = tf.conv2d(y, w("conv2.weight"), 1, 1);
+  y = tf.relu(batchNorm(y, state, "patch_embed.bn2", config, ctx));
+  y = tf.conv2d(y, w("conv3.weight"), 1, 1);
+  y = tf.relu(batchNorm(y, state, "patch_embed.bn3", config, ctx));
+  const k = config.patchSize / 2;
+  y = tf.conv2d(y, w("proj.weight"), k, "valid"); // [B, h, w, D]
+  return tf.add(y, w("proj.bias")) as tf.Tensor4D;
+}
+
+/** Multi-head self-attention, qkv in one matmul, scale head_dim^-0.5. */
+function attention(
+  x: tf.Tensor3D,
+  state: State,
+  prefix: string,
+  index: number,
+  config: ModelConfig,
+  ctx: RunContext,
+): tf.Tensor3D {
+  const [B, N, D] = x.shape;
+  const H = config.numHeads, hd = D / H;
+  const qkv = linear(
+    x,
+    state.get(`${prefix}.qkv.weight`)!,
+    state.get(`${prefix}.qkv.bias`),
+  ); // [B, N, 3D], laid out as (3, H, hd)
+  const heads = tf.transpose(tf.reshape(qkv, [B, N, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, N, hd]
+  const [q, k, v] = tf.split(heads, 3, 1) as tf.Tensor4D[]; // [B, H, N, hd] each
+  const scores = tf.matMul(tf.mul(q, hd ** -0.5), k, false, true); // [B, H, N, N]
+  let attn = tf.softmax(scores) as tf.Tensor4D;
+  ctx.onAttention?.(index, attn);
+  if (ctx.training && config.attnDropRate > 0) {
+    attn = dropout(
+      attn,
+      config.attnDropRate,
+      requireRng(ctx, "attention dropout"),
+    ) as tf.Tensor4D;
+  }
+  const mixed = tf.matMul(attn, v); // [B, H, N, hd]
+  const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, N, D]); // [B, N, D]
+  let out = linear(
+    merged,
+    state.get(`${prefix}.proj.weight`)!,
+    state.get(`${prefix}.proj.bias`),
+  );
+  if (ctx.training && config.dropRate > 0) {
+    out = dropout(out, config.dropRate, requireRng(ctx, "dropout"));
+  }
+  return out as tf.Tensor3D;
+}
+
+/** Linear, GELU (exact), Linear. */
+function mlp(
+  x: tf.Tensor3D,
+  state: State,
+  prefix: string,
+  config: ModelConfig,
+  ctx: RunContext,
+): tf.Tensor3D {
+  let h = gelu(
+    linear(
+      x,
+      state.get(`${prefix}.fc1.weight`)!,
+      state.get(`${prefix}.fc1.bias`),
+    ),
+  ); // [B, N, hidden]
+  if (ctx.training && config.dropRate > 0) {
+    h = dropout(h, config.dropRate, requireRng(ctx, "dropout"));
+  }
+  let out = linear(
+    h,
+    state.get(`${prefix}.fc2.weight`)!,
+    state.get(`${prefix}.fc2.bias`),
+  ); // [B, N, D]
+  if (ctx.training && config.dropRate > 0) {
+    out = dropout(out, config.dropRate, requireRng(ctx, "dropout"));
+  }
+  return out as tf.Tensor3D;
+}
+
+/** Drop-path rate of each block: linear from 0 to the configured rate. */
+export function dropPathRates(config: ModelConfig): number[] {
+  const { depth, dropPathRate } = config;
+  return Array.from(
+    { length: depth },
+    (_, i) => depth === 1 ? 0 : (dropPathRate * i) / (depth - 1),
+  );
+}
+
+/**
+ * Pre-norm transformer block with the enhanced residual:
+ * x + DropPath(Attn(LN(x))) / skipLam, then x + DropPath(MLP(LN(x))) / skipLam.
+ */
+function block(
+  x: tf.Tensor3D,
+  state: State,
+  index: number,
+  dpr: number,
+  config: ModelConfig,
+  ctx: RunContext,
+): tf.Tensor3D {
+  const p = `blocks.${index}`;
+  const eps = config.normEps;
+  const branch = (y: tf.Tensor) => {
+    if (ctx.training && dpr > 0) {
+      y = dropPath(y, dpr, requireRng(ctx, "drop path"));
+    }
+    return config.skipLam === 1 ? y : tf.div(y, config.skipLam);
+  };
+  const n1 = layerNormAffine(
+    x,
+    state.get(`${p}.norm1.weight`)!,
+    state.get(`${p}.norm1.bias`)!,
+    eps,
+  ) as tf.Tensor3D;
+  x = tf.add(x, branch(attention(n1, state, `${p}.attn`, index, config, ctx)));
+  const n2 = layerNormAffine(
+    x,
+    state.get(`${p}.norm2.weight`)!,
+    state.get(`${p}.norm2.bias`)!,
+    eps,
+  ) as tf.Tensor3D;
+  return tf.add(x, branch(mlp(n2, state, `${p}.mlp`, config, ctx)));
+}
+
+function initialValues(spec: ParamSpec, rng: Rng): Float32Array {
+  const size = spec.shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(size);
+  switch (spec.init) {
+    case "ones":
+      v.fill(1);
+      break;
+    case "zeros":
+      break;
+    case "trunc_normal":
+      for (let i = 0; i < size; i++) v[i] = rng.truncNormal(0, 0.02);
+      break;
+    case "fan_in_uniform": {
+      const bound = 1 / Math.sqrt(spec.fanIn!);
+      for (let i = 0; i < size; i++) v[i] = (2 * rng.float() - 1) * bound;
+      break;
+    }
+  }
+  return v;
+}
+
+/**
+ * Converts PyTorch-layout values of a parameter to the tfjs layout the model
+ * computes with: conv [out, in, kh, kw] -> [kh, kw, in, out], linear
+ * [out, in] -> [in, out]. Returns the tfjs shape and the reordered values.
+ */
+export function torchToTfLayout(
+  layout: ParamSpec["layout"],
+  shape: readonly number[],
+  values: Float32Array,
+): { shape: number[]; values: Float32Array } {
+  if (layout === "plain") return { shape: [...shape], values };
+  if (layout === "linear") {
+    const [o, i] = shape;
+    const out = new Float32Array(values.length);
+    for (let r = 0; r < o; r++) {
+      for (let c = 0; c < i; c++) out[c * o + r] = values[r * i + c];
+    }
+    return { shape: [i, o], values: out };
+  }
+  const [o, i, kh, kw] = shape;
+  const out = new Float32Array(values.length);
+  for (let a = 0; a < o; a++) {
+    for (let b = 0; b < i; b++) {
+      for (let y = 0; y < kh; y++) {
+        for (let x = 0; x < kw; x++) {
+          out[((y * kw + x) * i + b) * o + a] =
+            values[((a * i + b) * kh + y) * kw + x];
+        }
+      }
+    }
+  }
+  return { shape: [kh, kw, i, o], values: out };
+}
+
+/** The inverse of {@linkcode torchToTfLayout}. */
+export function tfToTorchLayout(
+  layout: ParamSpec["layout"],
+  torchShape: readonly number[],
+  values: Float32Array,
+): Float32Array {
+  if (layout === "plain") return values;
+  if (layout === "linear") {
+    const [o, i] = torchShape;
+    const out = new Float32Array(values.length);
+    for (let r = 0; r < o; r++) {
+      for (let c = 0; c < i; c++) out[r * i + c] = values[c * o + r];
+    }
+    return out;
+  }
+  const [o, i, kh, kw] = torchShape;
+  const out = new Float32Array(values.length);
+  for (let a = 0; a < o; a++) {
+    for (let b = 0; b < i; b++) {
+      for (let y = 0; y < kh; y++) {
+        for (let x = 0; x < kw; x++) {
+          out[((a * i + b) * kh + y) * kw + x] =
+            values[((y * kw + x) * i + b) * o + a];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Options of {@linkcode LvVit.create}. */
+export interface CreateOptions {
+  /** Seed of the weight initialisation (default 0). */
+  seed?: number;
+}
+
+/**
+ * LV-ViT (or, by its config, a DeiT-style ViT): patch embedding, class token,
+ * position embedding, pre-norm blocks with the enhanced residual, final norm,
+ * `head` on the class token and `aux_head` on every patch token.
+ *
+ * Inputs are NHWC float32 images [B, imgSize, imgSize, inChans], normalised
+ * as the checkpoint expects (ImageNet mean and std for the official ones).
+ *
+ * @example
+ * ```ts
+ * import { initBackend, LvVit, Rng, tf } from "tokenlab";
+ * await initBackend();
+ * const model = LvVit.create({ imgSize: 32, patchSize: 4, embedDim: 32,
+ *   depth: 2, numHeads: 2, stemChannels: 8, numClasses: 10 });
+ * const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 1);
+ * const { cls, aux } = model.forwardTrain(x, { rng: new Rng(0) });
+ * console.log(cls.shape, aux?.shape); // [2, 10] [2, 64, 10]
+ * const logits = model.predict(x); // head(cls) + 0.5 max_tokens aux_head
+ * tf.dispose([x, cls, aux!, logits]);
+ * model.dispose();
+ * ```
+ */
+export class LvVit {
+  /** The resolved configuration. */
+  readonly config: ModelConfig;
+  /** Official state-dict entries (names, PyTorch shapes), in order. */
+  readonly spec: readonly ParamSpec[];
+  /** The state by official name: trainable parameters and buffers (tfjs layout). */
+  readonly state: ReadonlyMap<string, tf.Variable>;
+  #disposed = false;
+
+  private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
+    this.config = config;
+    this.spec = parameterSpec(config);
+    this.state = state;
+  }
+
+  /** Builds a freshly initialised model (initialised as the official code). */
+  static create(
+    config: Partial<ModelConfig> = {},
+    options: CreateOptions = {},
+  ): LvVit {
+    const c = resolveConfig(config);
+    const rng = new Rng(options.seed ?? 0);
+    const state = new Map<string, tf.Variable>();
+    for (const p of parameterSpec(c)) {
+      const { shape, values } = torchToTfLayout(
+        p.layout,
+        p.shape,
+        initialValues(p, rng),
+      );
+      state.set(
+        p.name,
+        tf.variable(tf.tensor(values, shape, "float32"), p.kind === "param"),
+      );
+    }
+    // tf.variable copies its initial value; the temporaries are released.
+    return new LvVit(c, state);
+  }
+
+  /** Side of the token grid (imgSize / patchSize). */
+  get grid(): number {
+    return gridSize(this.config);
+  }
+
+  /** Trainable parameters (buffers excluded), in state-dict order. */
+  trainableVariables(): tf.Variable[] {
+    return this.spec.filter((p) => p.kind === "param").map((p) =>
+      this.state.get(p.name)!
+    );
+  }
+
+  /** Parameters weight decay applies to (not biases, norms, pos_embed, cls_token). */
+  decayedVariables(): tf.Variable[] {
+    return this.spec.filter((p) => p.decay).map((p) => this.state.get(p.name)!);
+  }
+
+  /** Number of trainable values, counted from the model's own variables. */
+  numParameters(): number {
+    return this.trainableVariables().reduce((n, v) => n + v.size, 0);
+  }
+
+  #check(x: tf.Tensor): void {
+    if (this.#disposed) {
+      throw new ModelInputError(
+        "this model was disposed; create or load it again",
+      );
+    }
+    const { imgSize: s, inChans, patchSize } = this.config;
+    if (x.rank !== 4 || x.shape[3] !== inChans) {
+      throw new ModelInputError(
+        `expected NHWC images [batch, ${s}, ${s}, ${inChans}], found shape [${x.shape}]${
+          x.rank === 4 && x.shape[1] === inChans
+            ? "; this looks like NCHW: transpose with tf.transpose(x, [0, 2, 3, 1])"
+            : ""
+        }`,
+      );
+    }
+    const [, h, w] = x.shape;
+    if (h % patchSize !== 0 || w % patchSize !== 0) {
+      throw new ModelInputError(
+        `image size ${h}x${w} is not divisible by the patch size ${patchSize}; resize or crop to a multiple of ${patchSize} (the model expects ${s}x${s})`,
+      );
+    }
+    if (h !== s || w !== s) {
+      throw new ModelInputError(
+        `this model was built for ${s}x${s} images (${this.grid}x${this.grid} tokens), found ${h}x${w}; build it with imgSize ${h} (loading a checkpoint resizes the position embedding) or resize the images`,
+      );
+    }
+    if (x.dtype !== "float32") {
+      throw new ModelInputError(
+        `expected float32 images, found ${x.dtype}; convert with tf.cast(x, "float32") and normalise`,
+      );
+    }
+  }
+
+  #tokens(
+    grid: tf.Tensor4D,
+    ctx: RunContext,
+  ): tf.Tensor3D {
+    const [B, h, w, D] = grid.shape;
+    const patches = tf.reshape(grid, [B, h * w, D]); // [B, N, D]
+    const cls = tf.tile(this.state.get("cls_token")!, [B, 1, 1]); // [B, 1, D]
+    let x = tf.add(
+      tf.concat([cls, patches], 1),
+      this.state.get("pos_embed")!,
+    ) as tf.Tensor3D; // [B, N+1, D]
+    if (ctx.training && this.config.dropRate > 0) {
+      x = dropout(
+        x,
+        this.config.dropRate,
+        requireRng(ctx, "dropout"),
+      ) as tf.Tensor3D;
+    }
+    const dpr = dropPathRates(this.config);
+    for (let i = 0; i < this.config.depth; i++) {
+      x = block(x, this.state as State, i, dpr[i], this.config, ctx);
+    }
+    return layerNormAffine(
+      x,
+      this.state.get("norm.weight")!,
+      this.state.get("norm.bias")!,
+      this.config.normEps,
+    ) as tf.Tensor3D; // [B, N+1, D]
+  }
+
+  /**
+   * All tokens after the final norm, [B, N+1, D] (class token first), in
+   * evaluation mode (no mixing, no drop path, running BatchNorm statistics).
+   */
+  features(x: tf.Tensor): tf.Tensor3D {
+    this.#check(x);
+    const ctx: RunContext = { training: false, rng: null, updateStats: false };
+    return tf.tidy(() =>
+      this.#tokens(
+        patchEmbed(x as tf.Tensor4D, this.state as State, this.config, ctx),
+        ctx,
+      )
+    );
+  }
+
+  /**
+   * The training forward: class logits, un-mixed token logits and the
+   * MixToken box, with drop path, dropout and batch statistics on. Call it
+   * inside `tf.variableGrads` (or `optimizer.minimize`).
+   */
+  forwardTrain(x: tf.Tensor, options: ForwardTrainOptions = {}): TrainOutput {
+    this.#check(x);
+    const ctx: RunContext = {
+      training: true,
+      rng: options.rng ?? null,
+      updateStats: options.updateStats ?? true,
+      onAttention: options.onAttention,
+    };
+    let box: TokenBox | null = null;
+    const out = tf.tidy(() => {
+      let grid = patchEmbed(
+        x as tf.Tensor4D,
+        this.state as State,
+        this.config,
+        ctx,
+      ); // [B, h, w, D]
+      if (options.mixer !== undefined) {
+        const mixed = options.mixer.mix(
+          grid,
+          requireRng(ctx, "the token mixer"),
+        );
+        grid = mixed.tokens;
+        box = mixed.box;
+      }
+      const [B, h, w] = grid.shape;
+      const tokens = this.#tokens(grid, ctx); // [B, N+1, D]
+      const D = tokens.shape[2];
+      const clsTok = tf.reshape(tf.slice(tokens, [0, 0, 0], [B, 1, D]), [B, D]);
+      const cls = linear(
+        clsTok,
+        this.state.get("head.weight")!,
+        this.state.get("head.bias"),
+      ) as tf.Tensor2D; // [B, C]
+      if (!this.config.auxHead) return { cls };
+      const patches = tf.slice(tokens, [0, 1, 0], [B, h * w, D]); // [B, N, D]
+      let aux = linear(
+        patches,
+        this.state.get("aux_head.weight")!,
+        this.state.get("aux_head.bias"),
+      ) as tf.Tensor3D; // [B, N, C]
+      if (box !== null) {
+        const C = aux.shape[2];
+        const back = options.mixer!.unmix(tf.reshape(aux, [B, h, w, C]), box);
+        aux = tf.reshape(back, [B, h * w, C]);
+      }
+      return { cls, aux };
+    });
+    return { cls: out.cls, aux: out.aux ?? null, box };
+  }
+
+  /**
+   * Evaluation logits [B, C]: head(class token) + 0.5 * max over patch tokens
+   * of aux_head (per class), as the official model; head(class token) alone
+   * without an aux head.
+   */
+  predict(x: tf.Tensor): tf.Tensor2D {
+    this.#check(x);
+    return tf.tidy(() => {
+      const tokens = this.features(x); // [B, N+1, D]
+      const [B, n1, D] = tokens.shape;
+      const clsTok = tf.reshape(tf.slice(tokens, [0, 0, 0], [B, 1, D]), [B, D]);
+      const cls = linear(
+        clsTok,
+        this.state.get("head.weight")!,
+        this.state.get("head.bias"),
+      ) as tf.Tensor2D;
+      if (!this.config.auxHead) return cls;
+      const patches = tf.slice(tokens, [0, 1, 0], [B, n1 - 1, D]);
+      const aux = linear(
+        patches,
+        this.state.get("aux_head.weight")!,
+        this.state.get("aux_head.bias"),
+      ); // [B, N, C]
+      return tf.add(cls, tf.mul(tf.max(aux, 1), 0.5)) as tf.Tensor2D;
+    });
+  }
+
+  /** Releases every variable of the model. */
+  dispose(): void {
+    if (this.#disposed) return;
+    for (const v of this.state.values()) v.dispose();
+    this.#disposed = true;
+  }
+
+  /** Whether {@linkcode LvVit.dispose} was called. */
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** A one-line summary for notebooks. */
+  toString(): string {
+    const c = this.config;
+    return `${c.name}: ${
+      c.stem === "conv" ? `conv stem (${c.stemChannels} ch)` : "linear patchify"
+    }, D ${c.embedDim}, depth ${c.depth}, ${c.numHeads} heads, MLP x${c.mlpRatio}, skipLam ${c.skipLam}, ${
+      c.auxHead ? "aux head" : "no aux head"
+    }, ${c.imgSize}px -> ${this.grid}x${this.grid} tokens, ${c.numClasses} classes, ${
+      (this.numParameters() / 1e6).toFixed(2)
+    }M params`;
+  }
+}
