@@ -673,6 +673,12 @@ Deno.test("bad weights: missing, unexpected and mis-shaped entries are listed, a
       Error,
       'say which variant it is, e.g. loadModel(path, { model: "lvvit_s" })',
     );
+    const evil = await assertRejects(
+      () => loadWeights(m, `${FIXTURES}torch/malicious.pt`),
+      Error,
+      '"os.system"',
+    );
+    assertStringIncludes(evil.message, "never runs code");
     await assertRejects(
       () => readWeights(`${FIXTURES}nothing_here.pth`),
       Error,

@@ -199,6 +199,12 @@ export interface ZipReadOptions {
 
 const SMALL_ENTRY = 1 << 16;
 
+/** Options of {@linkcode TorchZip.open}. */
+export interface TorchZipOpenOptions {
+  /** What the file should be, for the message when it is not a ZIP archive. */
+  expected?: string;
+}
+
 /**
  * Random access to the entries of a ZIP archive (torch checkpoints, score-map
  * stores) through one open file: opening reads only the end records and the
@@ -264,8 +270,12 @@ export class TorchZip {
    * zip.close();
    * ```
    */
-  static async open(path: string | URL): Promise<TorchZip> {
+  static async open(
+    path: string | URL,
+    options: TorchZipOpenOptions = {},
+  ): Promise<TorchZip> {
     const label = pathLabel(path);
+    const expected = options.expected ?? "a ZIP archive";
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
@@ -277,7 +287,7 @@ export class TorchZip {
       const head = await readAt(file, 0, Math.min(size, 512), label);
       if (!isZipHead(head)) {
         throw new CheckpointError(
-          `cannot read ${label}: expected a ZIP archive, found ${
+          `cannot read ${label}: expected ${expected}, found ${
             describeNonZip(head, size)
           }`,
         );
@@ -1504,26 +1514,10 @@ interface OpenCheckpoint {
 
 async function openCheckpoint(path: string | URL): Promise<OpenCheckpoint> {
   const label = pathLabel(path);
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path, { read: true });
-  } catch (e) {
-    throw openError(label, e);
-  }
-  try {
-    const size = await fileSize(file, label);
-    const head = await readAt(file, 0, Math.min(size, 512), label);
-    if (!isZipHead(head)) {
-      throw new CheckpointError(
-        `cannot read ${label}: expected a PyTorch checkpoint (the ZIP archive torch.save writes in torch >= 1.6), found ${
-          describeNonZip(head, size)
-        }`,
-      );
-    }
-  } finally {
-    file.close();
-  }
-  const zip = await TorchZip.open(path);
+  const zip = await TorchZip.open(path, {
+    expected:
+      "a PyTorch checkpoint (the ZIP archive torch.save writes in torch >= 1.6)",
+  });
   try {
     const names = zip.names();
     const pkls = names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));

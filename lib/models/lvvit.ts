@@ -160,7 +160,6 @@ function requireRng(ctx: RunContext, what: string): Rng {
  * their own computation.
  */
 const batchNormTrain = tf.customGrad(
-  // deno-lint-ignore no-explicit-any
   ((
     x: tf.Tensor,
     mean: tf.Tensor,
@@ -168,7 +167,10 @@ const batchNormTrain = tf.customGrad(
     gamma: tf.Tensor,
     beta: tf.Tensor,
     save: tf.GradSaveFunc,
-  ): any => {
+  ): {
+    value: tf.Tensor;
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+  } => {
     const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), gamma), beta);
     save([x, mean, invStd, gamma]);
     return {

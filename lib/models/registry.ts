@@ -377,9 +377,15 @@ export function formatModelTable(rows: readonly ModelRow[]): string {
     String(r.numClasses),
     r.publishedParamsM === undefined && r.publishedFlopsG === undefined
       ? ""
-      : `${r.publishedParamsM?.toFixed(2) ?? "-"}M / ${
-        r.publishedFlopsG?.toFixed(2) ?? "-"
-      }G`,
+      : `${
+        r.publishedParamsM === undefined
+          ? "-"
+          : `${r.publishedParamsM.toFixed(2)}M`
+      } / ${
+        r.publishedFlopsG === undefined
+          ? "-"
+          : `${r.publishedFlopsG.toFixed(2)}G`
+      }`,
   ]);
   const widths = header.map((h, i) =>
     Math.max(h.length, ...body.map((row) => row[i].length))

@@ -1,0 +1,129 @@
+/**
+ * The wasm fast paths (lib/kernels/wasm_fast_paths.ts): transposed matrix
+ * products give the same numbers as float64 loops, and the buffer-sharing
+ * Identity keeps every tensor's value independent of its clones' lifetimes.
+ */
+
+import { assertEquals } from "./_assert.ts";
+import { initBackend, tf } from "tokenlab";
+import { registerWasmFastPaths } from "tokenlab/kernels/wasm_fast_paths.ts";
+import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
+import { refMatMul, testValues } from "tokenlab/testing/reference.ts";
+
+function transpose2d(
+  v: Float32Array,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const out = new Float32Array(v.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
+  }
+  return out;
+}
+
+Deno.test("the fast paths are registered once, whatever the number of calls", () => {
+  assertEquals(registerWasmFastPaths(), ["Identity", "BatchMatMul"]);
+  assertEquals(registerWasmFastPaths(), ["Identity", "BatchMatMul"]);
+});
+
+await backendTest(
+  "matmul with transposed operands (2-D, rank 3 batch 1, batched)",
+  async () => {
+    const m = 37, k = 53, n = 29;
+    const a = testValues(m * k, 1), b = testValues(k * n, 2);
+    const want = refMatMul(a, b, [m, k, n]);
+    const at = transpose2d(a, m, k), bt = transpose2d(b, k, n);
+    const cases: [string, () => tf.Tensor][] = [
+      ["a^T", () =>
+        tf.matMul(
+          tf.tensor2d(at, [k, m]),
+          tf.tensor2d(b, [k, n]),
+          true,
+          false,
+        )],
+      [
+        "b^T",
+        () =>
+          tf.matMul(
+            tf.tensor2d(a, [m, k]),
+            tf.tensor2d(bt, [n, k]),
+            false,
+            true,
+          ),
+      ],
+      [
+        "a^T b^T",
+        () =>
+          tf.matMul(
+            tf.tensor2d(at, [k, m]),
+            tf.tensor2d(bt, [n, k]),
+            true,
+            true,
+          ),
+      ],
+      [
+        "rank 3, batch 1",
+        () =>
+          tf.matMul(
+            tf.tensor3d(at, [1, k, m]),
+            tf.tensor3d(bt, [1, n, k]),
+            true,
+            true,
+          ),
+      ],
+    ];
+    for (const [what, f] of cases) {
+      const y = tf.tidy(f);
+      await assertClose(tf.reshape(y, [m, n]), want, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        what,
+      });
+      y.dispose();
+    }
+    // Batched (passed through unchanged): two products at once.
+    const y = tf.tidy(() =>
+      tf.matMul(
+        tf.tensor3d([...at, ...at], [2, k, m]),
+        tf.tensor3d([...b, ...b], [2, k, n]),
+        true,
+        false,
+      )
+    );
+    await assertClose(y, [...want, ...want], {
+      rtol: 1e-4,
+      atol: 1e-5,
+      what: "batched a^T",
+    });
+    y.dispose();
+    await assertNoLeaks(async () => {
+      const z = tf.tidy(() =>
+        tf.matMul(tf.ones([5, 3]), tf.ones([4, 5]), true, true)
+      );
+      await z.data();
+      z.dispose();
+    }, "transposed matmul");
+  },
+);
+
+Deno.test("wasm Identity shares the buffer: clones outlive and survive their source", async () => {
+  await initBackend({ backend: "wasm" });
+  const before = tf.memory().numDataBuffers;
+  const x = tf.tensor1d([1, 2, 3]);
+  const y = tf.clone(x);
+  x.dispose();
+  assertEquals(Array.from(await y.data()), [1, 2, 3]);
+  const z = tf.clone(y);
+  y.dispose();
+  assertEquals(Array.from(await z.data()), [1, 2, 3]);
+  z.dispose();
+  assertEquals(tf.memory().numDataBuffers, before);
+  // A variable assigned from a clone keeps its value when the clone goes.
+  const v = tf.variable(tf.zeros([2]));
+  const c = tf.clone(tf.ones([2]));
+  v.assign(c);
+  c.dispose();
+  assertEquals(Array.from(await v.data()), [1, 1]);
+  v.dispose();
+});
