@@ -724,3 +724,53 @@ function assertMatchLine(text: string, re: RegExp): void {
     `no line matches ${re}:\n${text}`,
   );
 }
+
+await backendTest(
+  "dense logits (the annotator head at every token) agree with the eval formula",
+  async () => {
+    const { model } = await loadModel(`${FIXTURES}lvvit_tiny.pth`, {
+      model: TINY,
+    });
+    try {
+      const x = tensorOf(get("x")) as tf.Tensor4D;
+      const aux = model.denseLogits(x, { head: "aux_head" }); // [B, 4, 4, C]
+      assertEquals(aux.shape, [2, 4, 4, 5]);
+      const head = model.denseLogits(x);
+      assertEquals(head.shape, [2, 4, 4, 5]);
+      // eval = head(cls) + 0.5 max over tokens of aux_head: recover head(cls).
+      const headCls = tf.tidy(() =>
+        tf.sub(
+          model.predict(x),
+          tf.mul(0.5, tf.max(tf.reshape(aux, [2, 16, 5]), 1)),
+        )
+      );
+      const fromFeatures = tf.tidy(() => {
+        const f = tf.squeeze(
+          tf.slice(model.features(x), [0, 0, 0], [2, 1, 32]),
+          [1],
+        );
+        return tf.add(
+          tf.matMul(f, model.state.get("head.weight")!),
+          model.state.get("head.bias")!,
+        );
+      });
+      await assertClose(headCls, fromFeatures, {
+        rtol: 1e-4,
+        atol: 1e-5,
+        what: "head(cls)",
+      });
+      tf.dispose([x, aux, head, headCls, fromFeatures]);
+      const vit = LvVit.create({ ...TINY, auxHead: false });
+      const ones = tf.ones([1, 32, 32, 3]);
+      assertThrows(
+        () => vit.denseLogits(ones, { head: "aux_head" }),
+        Error,
+        "has no aux_head",
+      );
+      ones.dispose();
+      vit.dispose();
+    } finally {
+      model.dispose();
+    }
+  },
+);

@@ -461,6 +461,12 @@ export function tfToTorchLayout(
   return out;
 }
 
+/** Options of {@linkcode LvVit.denseLogits}. */
+export interface DenseLogitsOptions {
+  /** Which classifier to apply at every token (default "head"). */
+  head?: "head" | "aux_head";
+}
+
 /** Options of {@linkcode LvVit.create}. */
 export interface CreateOptions {
   /** Seed of the weight initialisation (default 0). */
@@ -707,6 +713,40 @@ export class LvVit {
         this.state.get("aux_head.bias"),
       ); // [B, N, C]
       return tf.add(cls, tf.mul(tf.max(aux, 1), 0.5)) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Dense class scores [B, h, w, C]: a classifier head applied to every
+   * patch token (the class token dropped, the tokens back on their grid), in
+   * evaluation mode. This is the machine annotator's output: the official
+   * label generation applies the classifier's final linear layer at every
+   * location of the last feature map. `head` is that layer; an LV-ViT's
+   * `aux_head`, trained on every token, can be asked for instead.
+   */
+  denseLogits(x: tf.Tensor, options: DenseLogitsOptions = {}): tf.Tensor4D {
+    const which = options.head ?? "head";
+    if (which === "aux_head" && !this.config.auxHead) {
+      throw new ModelInputError(
+        `${this.config.name} has no aux_head; use { head: "head" }`,
+      );
+    }
+    return tf.tidy(() => {
+      const tokens = this.features(x); // [B, N+1, D]
+      const [B, n1, D] = tokens.shape;
+      const g = this.grid;
+      const patches = tf.slice(tokens, [0, 1, 0], [B, n1 - 1, D]); // [B, N, D]
+      const logits = linear(
+        patches,
+        this.state.get(`${which}.weight`)!,
+        this.state.get(`${which}.bias`),
+      ); // [B, N, C]
+      return tf.reshape(logits, [
+        B,
+        g,
+        g,
+        this.config.numClasses,
+      ]) as tf.Tensor4D;
     });
   }
 
