@@ -17,7 +17,9 @@
 export * from "./backend.ts";
 export * from "./backend_check.ts";
 export * from "./ops.ts";
+export * from "./data/mod.ts";
 export * from "./io/mod.ts";
+export * from "./labels/mod.ts";
 export * from "./models/mod.ts";
 export * from "./random.ts";
 export { tf, TFJS_VERSION } from "./tf.ts";

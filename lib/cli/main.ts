@@ -5,6 +5,7 @@
  */
 
 import { type Command, UsageError } from "./_args.ts";
+import { annotateCommand } from "./annotate.ts";
 import { backendCommand } from "./backend.ts";
 import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
@@ -37,6 +38,7 @@ const setupCommand: Command = {
 
 /** Every command, by name. */
 export const COMMANDS: Record<string, Command> = {
+  annotate: annotateCommand,
   backend: backendCommand,
   models: modelsCommand,
   report: reportCommand,
@@ -88,7 +90,19 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const err = e as Error;
-    if (["BackendError", "ReportError", "SetupError"].includes(err.name)) {
+    if (
+      [
+        "BackendError",
+        "ReportError",
+        "SetupError",
+        "ConfigError",
+        "WeightsError",
+        "CheckpointError",
+        "ScoreMapError",
+        "DatasetError",
+        "LabelPoolingError",
+      ].includes(err.name)
+    ) {
       console.error(`tokenlab ${name}: ${err.message}`);
       return 1;
     }

@@ -1,0 +1,106 @@
+/**
+ * A progress line for long commands: a bar with items per second and the
+ * time left, redrawn in place on a terminal, printed every few seconds as
+ * plain lines elsewhere (CI logs).
+ *
+ * @module
+ */
+
+/** Options of {@linkcode Progress}. */
+export interface ProgressOptions {
+  /** What is counted ("images"). */
+  unit?: string;
+  /** Where to write (default stderr). */
+  write?: (text: string) => void;
+  /** Redraw in place (default: stderr is a terminal). */
+  inPlace?: boolean;
+  /** Seconds between plain lines when not in place (default 5). */
+  every?: number;
+  /** Clock in milliseconds (tests). */
+  now?: () => number;
+}
+
+function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) {
+    return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  }
+  return `${Math.floor(s / 3600)}h${
+    String(Math.floor(s / 60) % 60).padStart(2, "0")
+  }m`;
+}
+
+/** Counts work done against a total and reports the rate. */
+export class Progress {
+  #label: string;
+  #total: number;
+  #done: number;
+  #startDone: number;
+  #start: number;
+  #lastPrint = -Infinity;
+  #opts: Required<Omit<ProgressOptions, "write">> & {
+    write: (t: string) => void;
+  };
+
+  /** Starts counting; `done` is what was finished before (a resumed run). */
+  constructor(
+    label: string,
+    total: number,
+    done = 0,
+    options: ProgressOptions = {},
+  ) {
+    const enc = new TextEncoder();
+    this.#label = label;
+    this.#total = total;
+    this.#done = done;
+    this.#startDone = done;
+    this.#opts = {
+      unit: options.unit ?? "items",
+      write: options.write ??
+        ((t: string) => Deno.stderr.writeSync(enc.encode(t))),
+      inPlace: options.inPlace ?? Deno.stderr.isTerminal(),
+      every: options.every ?? 5,
+      now: options.now ?? (() => performance.now()),
+    };
+    this.#start = this.#opts.now();
+  }
+
+  /** Items per second since this run started (resumed items not counted). */
+  get rate(): number {
+    const dt = (this.#opts.now() - this.#start) / 1000;
+    return dt > 0 ? (this.#done - this.#startDone) / dt : 0;
+  }
+
+  /** The current line. */
+  line(): string {
+    const frac = this.#total > 0 ? this.#done / this.#total : 1;
+    const width = 24, full = Math.round(frac * width);
+    const bar = "=".repeat(Math.max(0, full - 1)) + (full > 0 ? ">" : "") +
+      " ".repeat(width - full);
+    const rate = this.rate;
+    const left = rate > 0 ? (this.#total - this.#done) / rate : Infinity;
+    return `${this.#label} [${bar}] ${this.#done}/${this.#total} ${
+      (frac * 100).toFixed(1)
+    }% ${rate.toFixed(1)} ${this.#opts.unit}/s, ${duration(left)} left`;
+  }
+
+  /** Adds finished items and redraws when due. */
+  advance(n: number): void {
+    this.#done += n;
+    const t = this.#opts.now();
+    if (this.#opts.inPlace) {
+      this.#opts.write(`\r${this.line()}\x1b[K`);
+    } else if (t - this.#lastPrint >= this.#opts.every * 1000) {
+      this.#lastPrint = t;
+      this.#opts.write(`${this.line()}\n`);
+    }
+  }
+
+  /** Prints the final line. */
+  finish(): void {
+    const line = this.line();
+    this.#opts.write(this.#opts.inPlace ? `\r${line}\x1b[K\n` : `${line}\n`);
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * Data: image sources the kit reads.
+ *
+ * @module
+ */
+
+export * from "./tensor_dataset.ts";

@@ -1,0 +1,212 @@
+/**
+ * The annotator: dense top-k maps of a tiny model over a tiny dataset,
+ * stored; an interrupted and resumed run gives the same store, byte for
+ * byte, as an uninterrupted one; existing stores are not overwritten.
+ */
+
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "./_assert.ts";
+import { ROOT, runCli } from "./_helpers.ts";
+import {
+  annotate,
+  denseTopK,
+  initBackend,
+  LvVit,
+  openTensorDataset,
+  preprocessImages,
+  saveWeights,
+  ScoreMapStore,
+  tf,
+  writeTensorDataset,
+} from "tokenlab";
+
+const TINY = {
+  name: "tiny_vit",
+  imgSize: 32,
+  patchSize: 8,
+  embedDim: 32,
+  depth: 2,
+  numHeads: 2,
+  numClasses: 7,
+  stem: "linear" as const,
+  auxHead: false,
+};
+
+async function setup(): Promise<{ dir: string; data: string }> {
+  await initBackend({ backend: "wasm" });
+  const dir = await Deno.makeTempDir({
+    dir: `${ROOT}tests`,
+    prefix: ".tmp-annotate-",
+  });
+  const n = 10;
+  const images = new Uint8Array(n * 32 * 32 * 3);
+  for (let i = 0; i < images.length; i++) {
+    images[i] = (i * 7919 + (i >> 9) * 31) % 256;
+  }
+  await writeTensorDataset(`${dir}/data.safetensors`, {
+    images,
+    height: 32,
+    width: 32,
+    labels: Array.from({ length: n }, (_, i) => i % 7),
+    keys: Array.from({ length: n }, (_, i) => `class${i % 7}/img_${i}`),
+  });
+  return { dir, data: `${dir}/data.safetensors` };
+}
+
+async function filesOf(path: string): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  for await (const e of Deno.readDir(path)) {
+    if (e.isFile) out.set(e.name, await Deno.readFile(`${path}/${e.name}`));
+  }
+  return out;
+}
+
+Deno.test("annotate: stored maps are the model's dense top-k; interrupted + resumed equals uninterrupted", async () => {
+  const { dir, data } = await setup();
+  const model = LvVit.create(TINY, { seed: 3 });
+  try {
+    const source = await openTensorDataset(data);
+    const full = await annotate(model, source, {
+      out: `${dir}/full`,
+      k: 3,
+      batchSize: 4,
+      flushEvery: 4,
+    });
+    assertEquals(full.header?.count, 10);
+    assertEquals([full.header?.k, full.header?.height, full.header?.width], [
+      3,
+      4,
+      4,
+    ]);
+    assertEquals(full.header?.preprocessing.mode, "resize-center-crop");
+
+    // The stored map of image 5 is the top-k of the dense logits.
+    using store = await ScoreMapStore.open(`${dir}/full`);
+    assertEquals(await store.keyAt(5), "class5/img_5");
+    assertEquals(await store.label(5), 5);
+    const x = preprocessImages({
+      data: await source.read(5, 1),
+      height: 32,
+      width: 32,
+    }, {
+      preprocessing: { mode: "resize-center-crop", size: 32 },
+    });
+    const logits = model.denseLogits(x);
+    const top = await denseTopK(logits, 3);
+    tf.dispose([x, logits]);
+    const stored = await store.read("class5/img_5");
+    assertEquals(Array.from(stored.ids), Array.from(top.ids));
+    for (let i = 0; i < top.scores.length; i++) {
+      // float16 storage: 11 significant bits.
+      assert(
+        Math.abs(stored.scores[i] - top.scores[i]) <=
+          1e-3 * Math.abs(top.scores[i]) + 1e-3,
+        `score ${i}`,
+      );
+    }
+
+    // Interrupt after the second batch, then resume.
+    const controller = new AbortController();
+    const first = await annotate(model, source, {
+      out: `${dir}/resumed`,
+      k: 3,
+      batchSize: 4,
+      flushEvery: 4,
+      signal: controller.signal,
+      onProgress: (done) => {
+        if (done >= 8) controller.abort();
+      },
+    });
+    assertEquals(first.interrupted, true);
+    assertEquals(first.annotated, 8);
+    const second = await annotate(model, source, {
+      out: `${dir}/resumed`,
+      k: 3,
+      batchSize: 4,
+      flushEvery: 4,
+    });
+    assertEquals(second.resumedFrom, 8);
+    assertEquals(second.annotated, 2);
+    const a = await filesOf(`${dir}/full`), b = await filesOf(`${dir}/resumed`);
+    assertEquals([...b.keys()].sort(), [...a.keys()].sort());
+    for (const [name, bytes] of a) {
+      assertEquals(b.get(name)?.length, bytes.length, name);
+      assert(
+        b.get(name)!.every((v, i) => v === bytes[i]),
+        `${name} differs between the resumed and the uninterrupted run`,
+      );
+    }
+
+    // An existing store is not overwritten; another setup does not resume.
+    await assertRejects(
+      () => annotate(model, source, { out: `${dir}/full`, k: 3 }),
+      Error,
+      "already exists",
+    );
+    const stop = new AbortController();
+    await annotate(model, source, {
+      out: `${dir}/other`,
+      k: 3,
+      batchSize: 4,
+      signal: stop.signal,
+      onProgress: () => stop.abort(),
+    });
+    await assertRejects(
+      () =>
+        annotate(model, source, { out: `${dir}/other`, k: 2, batchSize: 4 }),
+      Error,
+      "another setup (k: 3 there, 2 now)",
+    );
+    const redo = await annotate(model, source, {
+      out: `${dir}/other`,
+      k: 2,
+      batchSize: 4,
+      overwrite: true,
+    });
+    assertEquals(redo.header?.k, 2);
+  } finally {
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenlab annotate: writes a store, refuses to overwrite it, names missing flags", async () => {
+  const { dir, data } = await setup();
+  const model = LvVit.create(TINY, { seed: 3 });
+  try {
+    await saveWeights(model, `${dir}/tiny.safetensors`);
+    const args = [
+      "annotate",
+      "--model",
+      `${dir}/tiny.safetensors`,
+      "--data",
+      data,
+      "--out",
+      `${dir}/maps`,
+      "--k",
+      "2",
+      "--batch-size",
+      "4",
+      "--backend",
+      "wasm",
+    ];
+    const ok = await runCli(args);
+    assertEquals(ok.code, 0, ok.stderr);
+    assertStringIncludes(ok.stderr, "10 score maps (k 2, 4x4, 7 classes)");
+    using store = await ScoreMapStore.open(`${dir}/maps`);
+    assertEquals(store.size, 10);
+    const again = await runCli(args);
+    assertEquals(again.code, 1);
+    assertStringIncludes(again.stderr, "already exists");
+    const missing = await runCli(["annotate", "--model", "vit_xs32"]);
+    assertEquals(missing.code, 2);
+    assertStringIncludes(missing.stderr, "--data is required");
+  } finally {
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
