@@ -207,7 +207,7 @@ Deno.test("cli: unknown command and unknown flag are usage errors", async () => 
   assertEquals(cmd.code, 2);
   assertStringIncludes(
     cmd.stderr,
-    'unknown command "frobnicate": expected one of backend',
+    'unknown command "frobnicate": expected one of annotate, backend',
   );
   const flag = await runCli(["backend", "--fast"]);
   assertEquals(flag.code, 2);

@@ -7,6 +7,7 @@
 import { type Command, UsageError } from "./_args.ts";
 import { annotateCommand } from "./annotate.ts";
 import { backendCommand } from "./backend.ts";
+import { labelsCommand } from "./labels.ts";
 import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
 import { VERSION } from "../version.ts";
@@ -40,6 +41,7 @@ const setupCommand: Command = {
 export const COMMANDS: Record<string, Command> = {
   annotate: annotateCommand,
   backend: backendCommand,
+  labels: labelsCommand,
   models: modelsCommand,
   report: reportCommand,
   setup: setupCommand,

@@ -175,3 +175,62 @@ export function compareClose(
   }
   return { maxAbsError, worst };
 }
+
+/**
+ * RoIAlign of one box over a [c, h, w] map as torchvision's `roi_align` with
+ * `aligned=False` and adaptive sampling (`sampling_ratio=-1`), written as the
+ * plain loop over output cells and their sample points, in float64. The box
+ * is (x1, y1, x2, y2) in map pixels; the output is [c, outH, outW].
+ *
+ * Per output cell: the box (each side at least 1 pixel) is cut into outH x
+ * outW bins; a bin averages ceil(box height / outH) x ceil(box width / outW)
+ * points placed at the centres of an even sub-grid; a point outside
+ * [-1, h] x [-1, w] counts as 0, any other is clamped into the map and
+ * interpolated bilinearly.
+ *
+ * @example
+ * ```ts
+ * import { refRoiAlign } from "tokenlab/testing/reference.ts";
+ * // A 1-channel 2 x 2 map, the whole map (pixel centres at 0 and 1) to 1 x 1.
+ * const y = refRoiAlign([1, 2, 3, 4], [1, 2, 2], [-0.5, -0.5, 1.5, 1.5], [1, 1]);
+ * console.assert(y[0] === 2.5);
+ * ```
+ */
+export function refRoiAlign(
+  input: ArrayLike<number>,
+  [c, h, w]: readonly [number, number, number],
+  [x1, y1, x2, y2]: readonly [number, number, number, number],
+  [outH, outW]: readonly [number, number],
+): Float64Array {
+  const out = new Float64Array(c * outH * outW);
+  const boxH = Math.max(y2 - y1, 1), boxW = Math.max(x2 - x1, 1);
+  const binH = boxH / outH, binW = boxW / outW;
+  const gridH = Math.ceil(boxH / outH), gridW = Math.ceil(boxW / outW);
+  const at = (ch: number, y: number, x: number): number =>
+    input[(ch * h + y) * w + x];
+  for (let ch = 0; ch < c; ch++) {
+    for (let oy = 0; oy < outH; oy++) {
+      for (let ox = 0; ox < outW; ox++) {
+        let sum = 0;
+        for (let iy = 0; iy < gridH; iy++) {
+          for (let ix = 0; ix < gridW; ix++) {
+            let y = y1 + oy * binH + ((iy + 0.5) * binH) / gridH;
+            let x = x1 + ox * binW + ((ix + 0.5) * binW) / gridW;
+            if (y < -1 || y > h || x < -1 || x > w) continue;
+            y = Math.min(Math.max(y, 0), h - 1);
+            x = Math.min(Math.max(x, 0), w - 1);
+            const y0 = Math.floor(y), x0 = Math.floor(x);
+            const yb = Math.min(y0 + 1, h - 1), xb = Math.min(x0 + 1, w - 1);
+            const dy = y - y0, dx = x - x0;
+            sum += (1 - dy) * (1 - dx) * at(ch, y0, x0) +
+              (1 - dy) * dx * at(ch, y0, xb) +
+              dy * (1 - dx) * at(ch, yb, x0) +
+              dy * dx * at(ch, yb, xb);
+          }
+        }
+        out[(ch * outH + oy) * outW + ox] = sum / (gridH * gridW);
+      }
+    }
+  }
+  return out;
+}

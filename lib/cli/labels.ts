@@ -1,0 +1,241 @@
+/**
+ * `tokenlab labels`: what a score map holds, and which labels a crop of it
+ * gives the class token and every patch token.
+ *
+ * @module
+ */
+
+import type { Command } from "./_args.ts";
+import { parseCommandArgs, UsageError } from "./_args.ts";
+
+const USAGE =
+  `usage: tokenlab labels MAP [--box TOP,LEFT,HEIGHT,WIDTH] [--flip] [--size S]
+                       [--smoothing E] [--num-classes C] [--official-order]
+                       [--top N] [--json]
+
+Shows a score map: its shape, what its channels are, the top class of every
+cell; then pools a crop of it into the labels training would use: the class
+token's soft label (RoIAlign 1x1) and the S x S token labels (RoIAlign S x S),
+softmax and label smoothing, as a grid of top classes.
+
+  MAP               an official per-image file (<root>/<class>/<stem>.pt, a
+                    [2, k, H, W] tensor: [0] scores, [1] class ids), or a
+                    store entry STORE:KEY or STORE:INDEX
+  --box T,L,H,W     the crop, normalised to the image (default 0,0,1,1)
+  --flip            the image was flipped horizontally (the map is flipped)
+  --size S          token grid side (default 2 for a quick look; 14 at 224)
+  --smoothing E     label smoothing (default 0.1, the official value)
+  --num-classes C   classes (default: the store's, else 1000)
+  --official-order  pool as the official code does (box axes transposed)
+  --top N           classes listed for the class token (default 5)
+  --json            print JSON`;
+
+function parseBox(text: string): [number, number, number, number] {
+  const parts = text.split(",").map((s) => Number(s.trim()));
+  if (parts.length !== 4 || parts.some((v) => !Number.isFinite(v))) {
+    throw new UsageError(
+      `tokenlab labels: --box expects four numbers top,left,height,width (fractions of the image), found "${text}"`,
+    );
+  }
+  return parts as [number, number, number, number];
+}
+
+async function isStore(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(`${path}/header.json`)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The `labels` command. */
+export const labelsCommand: Command = {
+  summary: "show a score map and the token labels a crop of it gives",
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs("labels", USAGE, args, {
+      box: { type: "string" },
+      flip: { type: "boolean", default: false },
+      size: { type: "string" },
+      smoothing: { type: "string" },
+      "num-classes": { type: "string" },
+      "official-order": { type: "boolean", default: false },
+      top: { type: "string" },
+      json: { type: "boolean", default: false },
+      backend: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    }, true);
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (positionals.length !== 1) {
+      throw new UsageError(
+        `tokenlab labels: expected one map (a .pt file or STORE:KEY), found ${positionals.length}\n\n${USAGE}`,
+      );
+    }
+    const target = positionals[0];
+    const box = values.box === undefined
+      ? [0, 0, 1, 1] as const
+      : parseBox(values.box);
+    const S = values.size === undefined ? 2 : Number(values.size);
+    if (!Number.isInteger(S) || S < 1) {
+      throw new UsageError(
+        `tokenlab labels: --size needs a positive integer, found "${values.size}"`,
+      );
+    }
+    const smoothing = values.smoothing === undefined
+      ? 0.1
+      : Number(values.smoothing);
+    if (!(smoothing >= 0 && smoothing < 1)) {
+      throw new UsageError(
+        `tokenlab labels: --smoothing must be in [0, 1), found "${values.smoothing}"`,
+      );
+    }
+    const topN = values.top === undefined ? 5 : Number(values.top);
+    if (!Number.isInteger(topN) || topN < 1) {
+      throw new UsageError(
+        `tokenlab labels: --top needs a positive integer, found "${values.top}"`,
+      );
+    }
+
+    const { readOfficialMap, ScoreMapStore } = await import(
+      "../labels/score_map.ts"
+    );
+    const { poolLabels } = await import("../labels/pooling.ts");
+    const { initBackend } = await import("../backend.ts");
+    const { tf } = await import("../tf.ts");
+
+    // Resolve the map: a store entry or an official file.
+    let map, numClasses: number | undefined, source: string, what: string;
+    const colon = target.lastIndexOf(":");
+    if (colon > 0 && await isStore(target.slice(0, colon))) {
+      const path = target.slice(0, colon), entry = target.slice(colon + 1);
+      using store = await ScoreMapStore.open(path);
+      const index = /^\d+$/.test(entry) && await store.indexOf(entry) < 0
+        ? Number(entry)
+        : entry;
+      map = await store.read(index);
+      numClasses = store.header.numClasses;
+      source = `${path} entry ${
+        typeof index === "number"
+          ? `#${index} (${await store.keyAt(index)})`
+          : index
+      }`;
+      what =
+        `store of ${store.size} maps by ${store.header.annotator}; scores are ${store.header.scores}; preprocessing ${
+          JSON.stringify(store.header.preprocessing)
+        }`;
+    } else {
+      if (await isStore(target)) {
+        throw new UsageError(
+          `tokenlab labels: ${target} is a store; name an entry as ${target}:KEY or ${target}:INDEX`,
+        );
+      }
+      map = await readOfficialMap(target);
+      source = target;
+      what =
+        "official per-image file: a [2, k, H, W] tensor, [0] = top-k scores (raw logits), [1] = their class ids";
+    }
+    if (values["num-classes"] !== undefined) {
+      numClasses = Number(values["num-classes"]);
+      if (!Number.isInteger(numClasses) || numClasses < 1) {
+        throw new UsageError(
+          `tokenlab labels: --num-classes needs a positive integer, found "${
+            values["num-classes"]
+          }"`,
+        );
+      }
+    }
+    const maxId = map.ids.reduce((m, v) => Math.max(m, v), 0);
+    numClasses ??= Math.max(1000, maxId + 1);
+
+    await initBackend({ backend: values.backend });
+    const pooled = await poolLabels(map, [box], {
+      numClasses,
+      tokenGrid: S,
+      flips: [values.flip],
+      smoothing,
+      boxOrder: values["official-order"] ? "official-transposed" : "yx",
+    });
+    const cls = Float32Array.from(await pooled.cls.data() as Float32Array);
+    const tokens = Float32Array.from(
+      await pooled.tokens.data() as Float32Array,
+    );
+    tf.dispose(Object.values(pooled));
+
+    const topOf = (row: Float32Array, n: number) =>
+      Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, n).map((
+        id,
+      ) => ({ id, p: row[id] }));
+    const clsTop = topOf(cls, topN);
+    const tokenTop = Array.from(
+      { length: S * S },
+      (_, t) =>
+        topOf(tokens.subarray(t * numClasses!, (t + 1) * numClasses!), 1)[0],
+    );
+    const { k, height: H, width: W } = map;
+    const cells = Array.from(
+      { length: H },
+      (_, r) => Array.from({ length: W }, (_, c) => map.ids[r * W + c]),
+    );
+
+    if (values.json) {
+      console.log(JSON.stringify(
+        {
+          source,
+          format: what,
+          k,
+          height: H,
+          width: W,
+          numClasses,
+          topClassPerCell: cells,
+          crop: {
+            box,
+            flip: values.flip,
+            tokenGrid: S,
+            smoothing,
+            boxOrder: values["official-order"] ? "official-transposed" : "yx",
+          },
+          classToken: clsTop,
+          tokens: Array.from(
+            { length: S },
+            (_, r) => tokenTop.slice(r * S, (r + 1) * S),
+          ),
+        },
+        null,
+        2,
+      ));
+      return 0;
+    }
+    const w = Math.max(...cells.flat().map((v) => String(v).length));
+    const lines = [
+      `${source}`,
+      `  ${what}`,
+      `  k ${k}, ${H}x${W} cells, ${numClasses} classes; top class of each cell (rank 0):`,
+      ...cells.map((row) =>
+        "    " + row.map((v) => String(v).padStart(w)).join(" ")
+      ),
+      "",
+      `crop: top ${box[0]}, left ${box[1]}, height ${box[2]}, width ${box[3]}${
+        values.flip ? ", flipped" : ""
+      }; ${S}x${S} tokens; smoothing ${smoothing}${
+        values["official-order"] ? "; official (transposed) box order" : ""
+      }`,
+      `  class token: ${
+        clsTop.map((e) => `${e.id} (${e.p.toFixed(3)})`).join(", ")
+      }`,
+      `  tokens (top class, probability):`,
+      ...Array.from(
+        { length: S },
+        (_, r) =>
+          "    " +
+          tokenTop.slice(r * S, (r + 1) * S).map((e) =>
+            `${e.id} (${e.p.toFixed(3)})`
+          ).join("  "),
+      ),
+    ];
+    console.log(lines.join("\n"));
+    return 0;
+  },
+};

@@ -1,0 +1,111 @@
+/**
+ * `tokenlab labels` on the spec's worked example: a 15 x 15 map whose
+ * columns 0-5 hold class 3 and 6-14 class 7, cropped to its left 40 %. The
+ * correct pooling gives the class token 3 and the 2 x 2 tokens all 3; the
+ * official code's transposed box order gives 7 and [3, 7, 3, 7].
+ */
+
+import { assertEquals, assertStringIncludes } from "./_assert.ts";
+import { ROOT, runCli } from "./_helpers.ts";
+import { ScoreMapStore, writeOfficialMap } from "tokenlab";
+
+async function halves(dir: string) {
+  const H = 15, W = 15, k = 2;
+  const scores = new Float32Array(k * H * W), ids = new Int32Array(k * H * W);
+  for (let r = 0; r < H; r++) {
+    for (let c = 0; c < W; c++) {
+      const cell = r * W + c;
+      scores[cell] = 8;
+      ids[cell] = c <= 5 ? 3 : 7;
+      scores[H * W + cell] = 1;
+      ids[H * W + cell] = 0;
+    }
+  }
+  const map = { k, height: H, width: W, scores, ids };
+  const writer = await ScoreMapStore.create(`${dir}/store`, {
+    k,
+    height: H,
+    width: W,
+    numClasses: 10,
+    annotator: "hand-made",
+    preprocessing: { mode: "squash", size: 240 },
+    scores: "logits",
+  });
+  await writer.append("cls/halves", map, 3);
+  await writer.commit();
+  await Deno.mkdir(`${dir}/official/cls`, { recursive: true });
+  await writeOfficialMap(`${dir}/official/cls/halves.pt`, map);
+}
+
+Deno.test("tokenlab labels: the left-40% crop, correct and official box order, store entry and .pt file", async () => {
+  const dir = await Deno.makeTempDir({
+    dir: `${ROOT}tests`,
+    prefix: ".tmp-labels-",
+  });
+  try {
+    await halves(dir);
+    const run = async (target: string, extra: string[] = []) => {
+      const out = await runCli([
+        "labels",
+        target,
+        "--box",
+        "0,0,1,0.4",
+        "--size",
+        "2",
+        "--json",
+        "--backend",
+        "wasm",
+        ...extra,
+      ]);
+      assertEquals(out.code, 0, out.stderr);
+      const j = JSON.parse(out.stdout);
+      return {
+        cls: j.classToken[0].id,
+        tokens: j.tokens.flat().map((t: { id: number }) => t.id),
+      };
+    };
+    assertEquals(await run(`${dir}/store:cls/halves`), {
+      cls: 3,
+      tokens: [3, 3, 3, 3],
+    });
+    assertEquals(await run(`${dir}/store:0`, ["--official-order"]), {
+      cls: 7,
+      tokens: [3, 7, 3, 7],
+    });
+    assertEquals(
+      await run(`${dir}/official/cls/halves.pt`, ["--num-classes", "10"]),
+      { cls: 3, tokens: [3, 3, 3, 3] },
+    );
+    // Flipped, the left 40 % of the image is the right 40 % of the map.
+    assertEquals(await run(`${dir}/store:0`, ["--flip"]), {
+      cls: 7,
+      tokens: [7, 7, 7, 7],
+    });
+    const text = await runCli([
+      "labels",
+      `${dir}/store:0`,
+      "--box",
+      "0,0,1,0.4",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(text.code, 0, text.stderr);
+    assertStringIncludes(text.stdout, "store of 1 maps by hand-made");
+    assertStringIncludes(text.stdout, "class token: 3 (");
+    const bad = await runCli([
+      "labels",
+      `${dir}/store:0`,
+      "--box",
+      "0,0,1.5,0.4",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(bad.code, 1);
+    assertStringIncludes(bad.stderr, "box");
+    const usage = await runCli(["labels", `${dir}/store`]);
+    assertEquals(usage.code, 2);
+    assertStringIncludes(usage.stderr, "name an entry");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
