@@ -9,6 +9,7 @@
  */
 
 import { CheckpointError } from "./torch.ts";
+import { writeFileAtomic } from "./torch_write.ts";
 import {
   checkRawTensor,
   dataView,
@@ -441,13 +442,6 @@ export async function readSafetensors(
   return decodeInto(bytes, label, false);
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    done += await file.write(bytes.subarray(done));
-  }
-}
-
 /**
  * Writes tensors to a safetensors file atomically: to a temporary file in the
  * same folder, then renamed over `path`; on any error the temporary file is
@@ -467,36 +461,10 @@ export async function writeSafetensors(
   tensors: SafetensorsInput,
   options: WriteSafetensorsOptions = {},
 ): Promise<void> {
-  const target = filePath(path);
   const { header, order } = prepare(tensors, options);
-  const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));
-  const dir = slash >= 0 ? target.slice(0, slash + 1) : "";
-  const base = target.slice(slash + 1);
-  if (base === "") {
-    throw new TypeError(
-      `expected a file path to write, found ${JSON.stringify(target)}`,
-    );
-  }
-  const tmp = `${dir}.${base}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  let file: Deno.FsFile | null = null;
-  try {
-    file = await Deno.open(tmp, { write: true, createNew: true });
-    await writeAll(file, header);
-    for (const { bytes } of order) await writeAll(file, bytes);
-    await file.syncData();
-    file.close();
-    file = null;
-    await Deno.rename(tmp, target);
-  } catch (e) {
-    try {
-      file?.close();
-    } catch { /* already closed */ }
-    await Deno.remove(tmp).catch(() => {});
-    throw new CheckpointError(
-      `cannot write ${target}: ${
-        (e as Error).message
-      }; nothing was changed there (the temporary file was removed). Check that the folder exists and is writable, that ${target} is not a folder, and that the disk has room`,
-      { cause: e },
-    );
-  }
+  // Replacing an existing file is what saving weights again means; the
+  // write is atomic, so a failure leaves the old file as it was.
+  await writeFileAtomic(path, [header, ...order.map((o) => o.bytes)], {
+    overwrite: true,
+  });
 }

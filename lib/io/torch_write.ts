@@ -418,7 +418,8 @@ export interface WriteFileAtomicOptions {
 }
 
 /**
- * Writes bytes to a file atomically: to a temporary file in the same folder
+ * Writes bytes (one array, or chunks written in order) to a file
+ * atomically: to a temporary file in the same folder
  * (`.<name>.tmp-<random>`), then moved into place, so the path holds either
  * nothing (or the old file) or the whole new file. Without `overwrite` the
  * move is a hard link, which refuses an existing name even when another
@@ -435,7 +436,7 @@ export interface WriteFileAtomicOptions {
  */
 export async function writeFileAtomic(
   path: string | URL,
-  bytes: Uint8Array,
+  bytes: Uint8Array | readonly Uint8Array[],
   options: WriteFileAtomicOptions = {},
 ): Promise<void> {
   const target = filePath(path);
@@ -463,7 +464,11 @@ export async function writeFileAtomic(
   let file: Deno.FsFile | null = null;
   try {
     file = await Deno.open(tmp, { write: true, createNew: true });
-    await writeAll(file, bytes);
+    // Chunks are written one after the other (a large file is never
+    // concatenated in memory).
+    for (const chunk of bytes instanceof Uint8Array ? [bytes] : bytes) {
+      await writeAll(file, chunk);
+    }
     if (options.sync ?? true) await file.syncData();
     file.close();
     file = null;
