@@ -20,6 +20,8 @@ export * from "./ops.ts";
 export * from "./data/mod.ts";
 export * from "./io/mod.ts";
 export * from "./labels/mod.ts";
+export * from "./losses/mod.ts";
+export * from "./mixing/mod.ts";
 export * from "./models/mod.ts";
 export * from "./random.ts";
 export { tf, TFJS_VERSION } from "./tf.ts";

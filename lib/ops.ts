@@ -46,3 +46,29 @@ export function layerNorm<T extends tf.Tensor>(x: T, eps = 1e-5): T {
     return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps)));
   }) as T;
 }
+
+const stopGradientOp = tf.customGrad(
+  ((x: tf.Tensor) => ({
+    value: tf.clone(x),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  })) as unknown as Parameters<typeof tf.customGrad>[0],
+) as unknown as (x: tf.Tensor) => tf.Tensor;
+
+/**
+ * The identity whose gradient is zero (PyTorch's `detach`, TensorFlow's
+ * `stop_gradient`): a value computed from `x` is used without training
+ * what produced `x`. Returns a new tensor; the caller disposes it.
+ *
+ * @example
+ * ```ts
+ * import { initBackend, stopGradient, tf } from "tokenlab";
+ * await initBackend();
+ * const x = tf.tensor1d([1, 2]);
+ * const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(x, stopGradient(x))))(x);
+ * console.log(await g.data()); // [1, 2]: only the first factor is trained
+ * tf.dispose([x, g]);
+ * ```
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  return stopGradientOp(x) as T;
+}
