@@ -7,6 +7,7 @@
  * @module
  */
 
+import { escapeXml, figureBundle } from "../figure.ts";
 import type { NormalizedBox } from "./pooling.ts";
 import type { ScoreMap } from "./score_map.ts";
 
@@ -272,29 +273,13 @@ export class ScoreMapView {
    * HTML nbconvert writes strips inline SVG elements), the SVG, and text.
    */
   [Symbol.for("Jupyter.display")](): Record<string, unknown> {
-    const svg = this.svg();
-    const bytes = new TextEncoder().encode(svg);
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 8192) {
-      binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
-    }
-    const b64 = btoa(binary);
-    return {
-      "application/vnd.plotly.v1+json": this.figure(),
-      "text/html": `<img alt="${
-        escapeXml(this.options.title ?? "score map")
-      }" src="data:image/svg+xml;base64,${b64}"/>`,
-      "image/svg+xml": svg,
-      "text/plain": this.toString(),
-    };
+    return figureBundle({
+      plotly: this.figure(),
+      svg: this.svg(),
+      text: this.toString(),
+      alt: this.options.title ?? "score map",
+    });
   }
-}
-
-function escapeXml(s: string): string {
-  return s.replace(
-    /[<>&"]/g,
-    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!,
-  );
 }
 
 /**

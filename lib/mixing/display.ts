@@ -8,6 +8,7 @@
  * @module
  */
 
+import { escapeXml, figureBundle } from "../figure.ts";
 import type { MixedBatch } from "./cutmix.ts";
 
 /** Options of {@linkcode showMixedBatch}. */
@@ -258,29 +259,15 @@ export class MixedBatchView {
 
   /** The Jupyter bundle: plotly, HTML (SVG as an image), SVG, text. */
   [Symbol.for("Jupyter.display")](): Record<string, unknown> {
-    const svg = this.svg();
-    const bytes = new TextEncoder().encode(svg);
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 8192) {
-      binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
-    }
     const text = this.toString();
-    return {
-      "application/vnd.plotly.v1+json": this.figure(),
-      "text/html": `<img alt="mixed batch" src="data:image/svg+xml;base64,${
-        btoa(binary)
-      }"/><pre>${escapeXml(text)}</pre>`,
-      "image/svg+xml": svg,
-      "text/plain": text,
-    };
+    return figureBundle({
+      plotly: this.figure(),
+      svg: this.svg(),
+      text,
+      alt: "mixed batch",
+      htmlAfter: `<pre>${escapeXml(text)}</pre>`,
+    });
   }
-}
-
-function escapeXml(s: string): string {
-  return s.replace(
-    /[<>&"]/g,
-    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!,
-  );
 }
 
 function topK(

@@ -1,0 +1,58 @@
+/**
+ * What every result that draws itself hands to Jupyter: a plotly figure,
+ * an HTML fallback holding the SVG as an image (nbconvert's HTML strips
+ * inline SVG elements), the SVG, and text.
+ *
+ * @module
+ */
+
+/** Escapes text for XML and HTML attributes and content. */
+export function escapeXml(s: string): string {
+  return s.replace(
+    /[<>&"]/g,
+    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!,
+  );
+}
+
+/** The parts of a figure's display bundle. */
+export interface FigureParts {
+  /** The plotly figure (data and layout). */
+  plotly: unknown;
+  /** A self-contained SVG of the same picture. */
+  svg: string;
+  /** A text rendering. */
+  text: string;
+  /** The image's alt text in the HTML fallback. */
+  alt: string;
+  /** HTML appended after the image (already escaped). */
+  htmlAfter?: string;
+}
+
+/**
+ * A Jupyter display bundle for a figure: plotly, HTML (the SVG as a
+ * base64 data-URI image), SVG and text.
+ *
+ * @example
+ * ```ts
+ * import { figureBundle } from "tokenlab";
+ * const b = figureBundle({ plotly: { data: [] }, svg: "<svg/>", text: "empty", alt: "nothing" });
+ * console.log(Object.keys(b));
+ * ```
+ */
+export function figureBundle(parts: FigureParts): Record<string, unknown> {
+  const bytes = new TextEncoder().encode(parts.svg);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return {
+    "application/vnd.plotly.v1+json": parts.plotly,
+    "text/html": `<img alt="${
+      escapeXml(parts.alt)
+    }" src="data:image/svg+xml;base64,${btoa(binary)}"/>${
+      parts.htmlAfter ?? ""
+    }`,
+    "image/svg+xml": parts.svg,
+    "text/plain": parts.text,
+  };
+}
