@@ -398,6 +398,45 @@ function initialValues(spec: ParamSpec, rng: Rng): Float32Array {
 }
 
 /**
+ * Reorders row-major `values` of `shape` so that output axis j is input axis
+ * perm[j] (a transpose, in JavaScript: weights are converted once, at load
+ * and save).
+ */
+function permute(
+  values: Float32Array,
+  shape: readonly number[],
+  perm: readonly number[],
+): Float32Array {
+  const rank = shape.length;
+  const outShape = perm.map((p) => shape[p]);
+  const inStride = new Array<number>(rank).fill(1);
+  for (let d = rank - 2; d >= 0; d--) {
+    inStride[d] = inStride[d + 1] * shape[d + 1];
+  }
+  // The input stride of each output axis, walked in output order.
+  const step = perm.map((p) => inStride[p]);
+  const out = new Float32Array(values.length);
+  const idx = new Array<number>(rank).fill(0);
+  let src = 0;
+  for (let o = 0; o < out.length; o++) {
+    out[o] = values[src];
+    for (let d = rank - 1; d >= 0; d--) {
+      idx[d]++;
+      src += step[d];
+      if (idx[d] < outShape[d]) break;
+      src -= step[d] * outShape[d];
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+// PyTorch layout -> tfjs layout: conv [out, in, kh, kw] -> [kh, kw, in, out],
+// linear [out, in] -> [in, out]; and the inverse permutations.
+const TO_TF = { conv: [2, 3, 1, 0], linear: [1, 0] } as const;
+const TO_TORCH = { conv: [3, 2, 0, 1], linear: [1, 0] } as const;
+
+/**
  * Converts PyTorch-layout values of a parameter to the tfjs layout the model
  * computes with: conv [out, in, kh, kw] -> [kh, kw, in, out], linear
  * [out, in] -> [in, out]. Returns the tfjs shape and the reordered values.
@@ -408,57 +447,22 @@ export function torchToTfLayout(
   values: Float32Array,
 ): { shape: number[]; values: Float32Array } {
   if (layout === "plain") return { shape: [...shape], values };
-  if (layout === "linear") {
-    const [o, i] = shape;
-    const out = new Float32Array(values.length);
-    for (let r = 0; r < o; r++) {
-      for (let c = 0; c < i; c++) out[c * o + r] = values[r * i + c];
-    }
-    return { shape: [i, o], values: out };
-  }
-  const [o, i, kh, kw] = shape;
-  const out = new Float32Array(values.length);
-  for (let a = 0; a < o; a++) {
-    for (let b = 0; b < i; b++) {
-      for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) {
-          out[((y * kw + x) * i + b) * o + a] =
-            values[((a * i + b) * kh + y) * kw + x];
-        }
-      }
-    }
-  }
-  return { shape: [kh, kw, i, o], values: out };
+  const perm = TO_TF[layout];
+  return {
+    shape: perm.map((p) => shape[p]),
+    values: permute(values, shape, perm),
+  };
 }
 
-/** The inverse of {@linkcode torchToTfLayout}. */
+/** The inverse of {@linkcode torchToTfLayout}, given the PyTorch shape. */
 export function tfToTorchLayout(
   layout: ParamSpec["layout"],
   torchShape: readonly number[],
   values: Float32Array,
 ): Float32Array {
   if (layout === "plain") return values;
-  if (layout === "linear") {
-    const [o, i] = torchShape;
-    const out = new Float32Array(values.length);
-    for (let r = 0; r < o; r++) {
-      for (let c = 0; c < i; c++) out[r * i + c] = values[c * o + r];
-    }
-    return out;
-  }
-  const [o, i, kh, kw] = torchShape;
-  const out = new Float32Array(values.length);
-  for (let a = 0; a < o; a++) {
-    for (let b = 0; b < i; b++) {
-      for (let y = 0; y < kh; y++) {
-        for (let x = 0; x < kw; x++) {
-          out[((a * i + b) * kh + y) * kw + x] =
-            values[((y * kw + x) * i + b) * o + a];
-        }
-      }
-    }
-  }
-  return out;
+  const tfShape = TO_TF[layout].map((p) => torchShape[p]);
+  return permute(values, tfShape, TO_TORCH[layout]);
 }
 
 /** Options of {@linkcode LvVit.denseLogits}. */
