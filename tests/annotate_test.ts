@@ -159,7 +159,7 @@ Deno.test("annotate: stored maps are the model's dense top-k; interrupted + resu
       () =>
         annotate(model, source, { out: `${dir}/other`, k: 2, batchSize: 4 }),
       Error,
-      "another setup (k: 3 there, 2 now)",
+      "was started with k 3, but this run has k 2",
     );
     const redo = await annotate(model, source, {
       out: `${dir}/other`,

@@ -175,52 +175,6 @@ export interface AnnotateResult {
   seconds: number;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
-function sameSetup(
-  a: ScoreMapStoreHeader,
-  b: Omit<
-    ScoreMapStoreHeader,
-    "format" | "version" | "createdBy" | "count" | "labels" | "record"
-  >,
-): string[] {
-  const diffs: string[] = [];
-  for (
-    const f of [
-      "k",
-      "height",
-      "width",
-      "numClasses",
-      "annotator",
-      "scores",
-    ] as const
-  ) {
-    if (a[f] !== b[f]) {
-      diffs.push(
-        `${f}: ${JSON.stringify(a[f])} there, ${JSON.stringify(b[f])} now`,
-      );
-    }
-  }
-  const pa = JSON.stringify({
-    ...a.preprocessing,
-    cropPct: a.preprocessing.cropPct ?? 1,
-  });
-  const pb = JSON.stringify({
-    ...b.preprocessing,
-    cropPct: b.preprocessing.cropPct ?? 1,
-  });
-  if (pa !== pb) diffs.push(`preprocessing: ${pa} there, ${pb} now`);
-  return diffs;
-}
-
 /**
  * Runs a model densely over a dataset and writes every image's top-k score
  * map to a store. An interrupted run (the signal, a crash, Ctrl-C in the
@@ -278,25 +232,23 @@ export async function annotate(
   const flushEvery = batchSize *
     Math.max(1, Math.ceil((options.flushEvery ?? 1024) / batchSize));
   const overwrite = options.overwrite ?? false;
-  if (!overwrite && await exists(out) && !(await exists(`${out}.partial`))) {
-    throw new ScoreMapError(
-      `a score-map store already exists at ${out}; pass overwrite (--overwrite) to replace it, or choose another --out`,
-    );
-  }
+  // The store refuses an existing store, a leftover partial write, or a
+  // partial write started with another setup; annotate only adds the flag
+  // that changes its mind.
+  const retry = (e: unknown) => {
+    if (e instanceof ScoreMapError) {
+      e.message +=
+        " (tokenlab annotate: pass overwrite, --overwrite, to start again)";
+    }
+    return e;
+  };
   let writer: ScoreMapStoreWriter;
   if (
-    (options.resume ?? true) && !overwrite && await exists(`${out}.partial`)
+    (options.resume ?? true) && !overwrite &&
+    await ScoreMapStore.hasInterruptedWrite(out)
   ) {
-    writer = await ScoreMapStore.resume(out, { flushEvery });
-    const diffs = sameSetup(writer.header, setup);
-    if (diffs.length > 0) {
-      await writer.close();
-      throw new ScoreMapError(
-        `${out}.partial holds an interrupted run with another setup (${
-          diffs.join("; ")
-        }); run with the same options to resume it, or pass overwrite (--overwrite) to start again`,
-      );
-    }
+    writer = await ScoreMapStore.resume(out, { header: setup, flushEvery })
+      .catch((e) => Promise.reject(retry(e)));
     if (writer.size % batchSize !== 0 && writer.size !== source.size) {
       // Checkpoints are whole batches; another batch size would regroup the
       // images and the store would no longer match an uninterrupted run.
@@ -306,7 +258,8 @@ export async function annotate(
       );
     }
   } else {
-    writer = await ScoreMapStore.create(out, setup, { overwrite, flushEvery });
+    writer = await ScoreMapStore.create(out, setup, { overwrite, flushEvery })
+      .catch((e) => Promise.reject(retry(e)));
   }
   const resumedFrom = writer.size;
   if (resumedFrom > source.size) {

@@ -1146,6 +1146,20 @@ export class ScoreMapStore {
   }
 
   /**
+   * Whether an interrupted write of the store at `path` (`<path>.partial`)
+   * is there to be resumed.
+   *
+   * @example
+   * ```ts
+   * import { ScoreMapStore } from "tokenlab/labels/score_map.ts";
+   * console.log(await ScoreMapStore.hasInterruptedWrite("no/such/store")); // false
+   * ```
+   */
+  static hasInterruptedWrite(path: string | URL): Promise<boolean> {
+    return exists(`${storePath(path)}.partial`);
+  }
+
+  /**
    * Reopens an interrupted write (`<path>.partial`) to continue it: keeps
    * the records safely on disk (those of the last progress checkpoint that
    * are whole in `maps.bin` and `keys.txt`), discards anything after them (a
@@ -1191,8 +1205,10 @@ export class ScoreMapStore {
     if (options.header !== undefined) {
       checkInit(options.header, `resuming the score-map store ${dir}`);
       const want = makeHeader(options.header, 0, false);
+      // The record layout follows from k, the map size and the class count;
+      // naming those is enough.
       const differ = (Object.keys(want) as (keyof ScoreMapStoreHeader)[])
-        .filter((f) => !sameJson(want[f], init[f]));
+        .filter((f) => f !== "record" && !sameJson(want[f], init[f]));
       if (differ.length > 0) {
         throw new ScoreMapError(
           `cannot resume the score-map store ${dir}: the interrupted write at ${partial} was started with ${
