@@ -42,3 +42,22 @@ export function parseCommandArgs<T extends ParseArgsConfig["options"]>(
     );
   }
 }
+
+/**
+ * Parses an optional positive-integer flag value: undefined when absent, a
+ * UsageError naming the command and the flag when it is not one.
+ */
+export function positiveIntOption(
+  command: string,
+  flag: string,
+  text: string | undefined,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(
+      `tokenlab ${command}: ${flag} needs a positive integer, found "${text}"`,
+    );
+  }
+  return n;
+}

@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, UsageError } from "./_args.ts";
+import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab annotate --model NAME|WEIGHTS --data DATASET --out STORE [options]
@@ -33,21 +33,6 @@ crash), it resumes where it stopped when run again with the same options.
   --batch-size N      images per forward pass (default 32)
   --backend NAME      auto, webgpu, wasm or cpu
   --overwrite         replace an existing store / restart an interrupted one`;
-
-function intFlag(
-  flag: string,
-  text: string | undefined,
-  min = 1,
-): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < min) {
-    throw new UsageError(
-      `tokenlab annotate: ${flag} needs an integer >= ${min}, found "${text}"\n\n${USAGE}`,
-    );
-  }
-  return n;
-}
 
 /** The `annotate` command. */
 export const annotateCommand: Command = {
@@ -107,9 +92,14 @@ export const annotateCommand: Command = {
         }"`,
       );
     }
-    const k = intFlag("--k", values.k) ?? 5;
-    const imgSize = intFlag("--img-size", values["img-size"]);
-    const batchSize = intFlag("--batch-size", values["batch-size"]) ?? 32;
+    const k = positiveIntOption("annotate", "--k", values.k) ?? 5;
+    const imgSize = positiveIntOption(
+      "annotate",
+      "--img-size",
+      values["img-size"],
+    );
+    const batchSize =
+      positiveIntOption("annotate", "--batch-size", values["batch-size"]) ?? 32;
 
     const { initBackend, describeBackend } = await import("../backend.ts");
     const { MODEL_NAMES, createModel } = await import("../models/registry.ts");

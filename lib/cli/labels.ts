@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, UsageError } from "./_args.ts";
+import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab labels MAP [--box TOP,LEFT,HEIGHT,WIDTH] [--flip] [--size S]
@@ -78,12 +78,7 @@ export const labelsCommand: Command = {
     const box = values.box === undefined
       ? [0, 0, 1, 1] as const
       : parseBox(values.box);
-    const S = values.size === undefined ? 2 : Number(values.size);
-    if (!Number.isInteger(S) || S < 1) {
-      throw new UsageError(
-        `tokenlab labels: --size needs a positive integer, found "${values.size}"`,
-      );
-    }
+    const S = positiveIntOption("labels", "--size", values.size) ?? 2;
     const smoothing = values.smoothing === undefined
       ? 0.1
       : Number(values.smoothing);
@@ -92,12 +87,7 @@ export const labelsCommand: Command = {
         `tokenlab labels: --smoothing must be in [0, 1), found "${values.smoothing}"`,
       );
     }
-    const topN = values.top === undefined ? 5 : Number(values.top);
-    if (!Number.isInteger(topN) || topN < 1) {
-      throw new UsageError(
-        `tokenlab labels: --top needs a positive integer, found "${values.top}"`,
-      );
-    }
+    const topN = positiveIntOption("labels", "--top", values.top) ?? 5;
 
     const { readOfficialMap, ScoreMapStore } = await import(
       "../labels/score_map.ts"
@@ -137,16 +127,11 @@ export const labelsCommand: Command = {
       what =
         "official per-image file: a [2, k, H, W] tensor, [0] = top-k scores (raw logits), [1] = their class ids";
     }
-    if (values["num-classes"] !== undefined) {
-      numClasses = Number(values["num-classes"]);
-      if (!Number.isInteger(numClasses) || numClasses < 1) {
-        throw new UsageError(
-          `tokenlab labels: --num-classes needs a positive integer, found "${
-            values["num-classes"]
-          }"`,
-        );
-      }
-    }
+    numClasses = positiveIntOption(
+      "labels",
+      "--num-classes",
+      values["num-classes"],
+    ) ?? numClasses;
     const maxId = map.ids.reduce((m, v) => Math.max(m, v), 0);
     numClasses ??= Math.max(1000, maxId + 1);
 

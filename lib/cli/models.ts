@@ -6,7 +6,7 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, UsageError } from "./_args.ts";
+import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab models [NAME...] [--img-size N] [--num-classes N] [--json]
@@ -20,20 +20,6 @@ convention (patch embedding + blocks), classes, and the published figures.
   --json           print JSON records instead of the table
 
 example: tokenlab models lvvit_s --img-size 384`;
-
-function positiveInt(
-  flag: string,
-  text: string | undefined,
-): number | undefined {
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n <= 0) {
-    throw new UsageError(
-      `tokenlab models: ${flag} needs a positive integer, found "${text}"\n\n${USAGE}`,
-    );
-  }
-  return n;
-}
 
 /** The `models` command. */
 export const modelsCommand: Command = {
@@ -63,8 +49,16 @@ export const modelsCommand: Command = {
       }
     }
     const overrides: { imgSize?: number; numClasses?: number } = {};
-    const imgSize = positiveInt("--img-size", values["img-size"]);
-    const numClasses = positiveInt("--num-classes", values["num-classes"]);
+    const imgSize = positiveIntOption(
+      "models",
+      "--img-size",
+      values["img-size"],
+    );
+    const numClasses = positiveIntOption(
+      "models",
+      "--num-classes",
+      values["num-classes"],
+    );
     if (imgSize !== undefined) overrides.imgSize = imgSize;
     if (numClasses !== undefined) overrides.numClasses = numClasses;
     let rows;
