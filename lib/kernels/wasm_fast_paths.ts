@@ -33,8 +33,7 @@ type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
 type KernelArgs = Parameters<KernelFunc>[0];
 type Info = NonNullable<KernelArgs["inputs"][string]>;
 
-const WRAPPED = Symbol.for("tokenlab.wasmMatMulWrapped");
-const SHARED = Symbol.for("tokenlab.wasmIdentityShared");
+const REPLACED = Symbol.for("tokenlab.wasmKernelReplaced");
 
 interface Backend {
   disposeData(dataId: unknown, force?: boolean): boolean;
@@ -53,47 +52,52 @@ interface Backend {
  */
 export function registerWasmFastPaths(): string[] {
   const done: string[] = [];
-  if (shareWasmIdentity()) done.push("Identity");
-  if (registerWasmMatMulFastPath()) done.push("BatchMatMul");
+  if (replaceWasmKernel("Identity", sharedIdentity)) done.push("Identity");
+  if (replaceWasmKernel("BatchMatMul", plainMatMul)) done.push("BatchMatMul");
   return done;
 }
 
-/** Replaces wasm's copying `Identity` by one that shares the buffer. */
-function shareWasmIdentity(): boolean {
-  const original = tfjs.getKernel("Identity", "wasm");
+/**
+ * Replaces a wasm kernel by `make(original)`, once: a replacement carries a
+ * mark, so a second call finds it and leaves it. False when wasm lacks the
+ * kernel (or `make` cannot build one).
+ */
+function replaceWasmKernel(
+  name: string,
+  make: (original: (a: KernelArgs) => Info) => KernelFunc | null,
+): boolean {
+  const original = tfjs.getKernel(name, "wasm");
   if (original === undefined) return false;
-  const prior = original.kernelFunc as KernelFunc & { [SHARED]?: true };
-  if (prior[SHARED]) return true;
-  const copy = original.kernelFunc as (a: KernelArgs) => Info;
-  const shared = ((args: KernelArgs): Info => {
+  if ((original.kernelFunc as { [REPLACED]?: true })[REPLACED]) return true;
+  const replacement = make(original.kernelFunc as (a: KernelArgs) => Info);
+  if (replacement === null) return false;
+  (replacement as { [REPLACED]?: true })[REPLACED] = true;
+  tfjs.unregisterKernel(name, "wasm");
+  // The setup function (the wasm bindings) stays the original's.
+  tfjs.registerKernel({ ...original, kernelFunc: replacement });
+  return true;
+}
+
+/** An `Identity` that shares the buffer instead of copying it. */
+function sharedIdentity(copy: (a: KernelArgs) => Info): KernelFunc {
+  return ((args: KernelArgs): Info => {
     const x = args.inputs.x as Info;
     // Strings live outside the wasm heap; leave them to the original.
     if (x.dtype === "string") return copy(args);
     (args.backend as unknown as Backend).incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype } as Info;
-  }) as KernelFunc & { [SHARED]?: true };
-  shared[SHARED] = true;
-  tfjs.unregisterKernel("Identity", "wasm");
-  tfjs.registerKernel({ ...original, kernelFunc: shared });
-  return true;
+  }) as KernelFunc;
 }
 
 /**
- * Wraps the wasm backend's `BatchMatMul` so that unbatched products with a
- * transposed operand run as an explicit transpose plus a plain product.
- * Idempotent; returns whether the wrapper is in place.
+ * A `BatchMatMul` that runs unbatched products with a transposed operand as
+ * an explicit transpose plus the plain product.
  */
-function registerWasmMatMulFastPath(): boolean {
-  const original = tfjs.getKernel("BatchMatMul", "wasm");
-  if (original === undefined) return false;
-  const prior = original.kernelFunc as KernelFunc & { [WRAPPED]?: true };
-  if (prior[WRAPPED]) return true;
+function plainMatMul(plain: (a: KernelArgs) => Info): KernelFunc | null {
   const transposeKernel = tfjs.getKernel("Transpose", "wasm");
-  if (transposeKernel === undefined) return false;
+  if (transposeKernel === undefined) return null;
   const transpose = transposeKernel.kernelFunc as (a: KernelArgs) => Info;
-  const plain = original.kernelFunc as (a: KernelArgs) => Info;
-
-  const wrapped = ((args: KernelArgs): Info => {
+  return ((args: KernelArgs): Info => {
     const attrs = args.attrs as { transposeA: boolean; transposeB: boolean };
     const a = args.inputs.a as Info, b = args.inputs.b as Info;
     if (!(attrs.transposeA || attrs.transposeB)) return plain(args);
@@ -123,9 +127,5 @@ function registerWasmMatMulFastPath(): boolean {
       if (ta !== a) backend.disposeData(ta.dataId);
       if (tb !== b) backend.disposeData(tb.dataId);
     }
-  }) as KernelFunc & { [WRAPPED]?: true };
-  wrapped[WRAPPED] = true;
-  tfjs.unregisterKernel("BatchMatMul", "wasm");
-  tfjs.registerKernel({ ...original, kernelFunc: wrapped });
-  return true;
+  }) as KernelFunc;
 }
