@@ -5,3 +5,4 @@
  */
 
 export * from "./tensor_dataset.ts";
+export * from "./image.ts";
