@@ -6,6 +6,8 @@
  * @module
  */
 
+import { toBase64 } from "./data/png.ts";
+
 /** Escapes text for XML and HTML attributes and content. */
 export function escapeXml(s: string): string {
   return s.replace(
@@ -40,18 +42,12 @@ export interface FigureParts {
  * ```
  */
 export function figureBundle(parts: FigureParts): Record<string, unknown> {
-  const bytes = new TextEncoder().encode(parts.svg);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
+  const base64 = toBase64(new TextEncoder().encode(parts.svg));
   return {
     "application/vnd.plotly.v1+json": parts.plotly,
     "text/html": `<img alt="${
       escapeXml(parts.alt)
-    }" src="data:image/svg+xml;base64,${btoa(binary)}"/>${
-      parts.htmlAfter ?? ""
-    }`,
+    }" src="data:image/svg+xml;base64,${base64}"/>${parts.htmlAfter ?? ""}`,
     "image/svg+xml": parts.svg,
     "text/plain": parts.text,
   };

@@ -17,10 +17,8 @@ import {
   type ScoreMapStoreWriter,
 } from "./score_map.ts";
 
-/** ImageNet normalisation, as the official checkpoints expect. */
-export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
-/** ImageNet standard deviations, as the official checkpoints expect. */
-export const IMAGENET_STD: readonly number[] = [0.229, 0.224, 0.225];
+import { IMAGENET_MEAN, IMAGENET_STD } from "../data/normalize.ts";
+export { IMAGENET_MEAN, IMAGENET_STD };
 
 /** Options of {@linkcode preprocessImages}. */
 export interface PreprocessOptions {

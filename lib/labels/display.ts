@@ -25,8 +25,8 @@ export interface ShowScoreMapOptions {
   title?: string;
 }
 
-// A qualitative palette; class c takes colour c mod 20.
-const PALETTE = [
+/** A qualitative palette (hex colours); class c takes colour c mod 20. */
+export const CLASS_PALETTE: readonly string[] = [
   "#1f77b4",
   "#ff7f0e",
   "#2ca02c",
@@ -106,7 +106,7 @@ export class ScoreMapView {
       text.push([]);
       for (let c = 0; c < W; c++) {
         const cell = r * W + c;
-        z[r].push(top[cell] % PALETTE.length);
+        z[r].push(top[cell] % CLASS_PALETTE.length);
         const parts: string[] = [];
         for (let j = 0; j < k; j++) {
           const at = j * H * W + cell;
@@ -149,9 +149,9 @@ export class ScoreMapView {
         hoverinfo: "skip",
       });
     }
-    const colorscale = PALETTE.map((c, i) => [
-      [i / PALETTE.length, c],
-      [(i + 1) / PALETTE.length, c],
+    const colorscale = CLASS_PALETTE.map((c, i) => [
+      [i / CLASS_PALETTE.length, c],
+      [(i + 1) / CLASS_PALETTE.length, c],
     ]).flat();
     data.push({
       type: "heatmap",
@@ -159,7 +159,7 @@ export class ScoreMapView {
       text,
       hoverinfo: "text",
       zmin: 0,
-      zmax: PALETTE.length,
+      zmax: CLASS_PALETTE.length,
       colorscale,
       showscale: false,
       opacity: img ? 0.55 : 1,
@@ -213,7 +213,7 @@ export class ScoreMapView {
           `<rect x="${c * cell}" y="${
             r * cell
           }" width="${cell}" height="${cell}" fill="${
-            PALETTE[id % PALETTE.length]
+            CLASS_PALETTE[id % CLASS_PALETTE.length]
           }"><title>(${r}, ${c}): ${escapeXml(this.#name(id))}</title></rect>`,
         );
         if (cell >= 18) {
