@@ -210,3 +210,47 @@ Deno.test("tokenlab annotate: writes a store, refuses to overwrite it, names mis
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tokenlab annotate: an image folder, resized Pillow-exactly, keys <class>/<stem>", async () => {
+  const { dir } = await setup();
+  try {
+    const base = [
+      "annotate",
+      "--model",
+      "vit_xs32",
+      "--data",
+      `${ROOT}tests/fixtures/image_folder`,
+      "--k",
+      "2",
+      "--backend",
+      "wasm",
+    ];
+    const ok = await runCli([
+      ...base,
+      "--out",
+      `${dir}/maps`,
+      "--crop-pct",
+      "0.875",
+    ]);
+    assertEquals(ok.code, 0, ok.stderr);
+    using store = await ScoreMapStore.open(`${dir}/maps`);
+    assertEquals(await store.keys(), ["cat/a", "cat/b", "dog/c"]);
+    assertEquals(store.header.preprocessing, {
+      mode: "resize-center-crop",
+      size: 32,
+      cropPct: 0.875,
+    });
+    assertEquals(await store.label("dog/c"), 1);
+    const bad = await runCli([
+      ...base,
+      "--out",
+      `${dir}/x`,
+      "--data",
+      `${dir}/none`,
+    ]);
+    assertEquals(bad.code, 1, bad.stderr);
+    assertStringIncludes(bad.stderr, "no such file or folder");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

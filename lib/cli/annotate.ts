@@ -20,8 +20,11 @@ crash), it resumes where it stopped when run again with the same options.
                       .pth/.pth.tar with --arch), or a registry name (random
                       weights: for trying the pipeline only)
   --arch NAME         the variant of an official checkpoint (e.g. lvvit_s)
-  --data FILE         a safetensors image dataset: "images" uint8 [N,H,W,3],
-                      optional "labels" [N], metadata "keys" (JSON array)
+  --data DATASET      an image folder (<root>/train/<class>/*.jpg|png; keys
+                      <class>/<stem>, as the official maps), a CIFAR-10/100
+                      binary folder, synthetic[:key=value,...], or a
+                      .safetensors image dataset ("images" uint8 [N,H,W,3])
+                      (resized with Pillow-exact bicubic)
   --out STORE         the store folder to write (never overwritten unless
                       --overwrite)
   --k N               classes kept per location (default 5)
@@ -105,6 +108,8 @@ export const annotateCommand: Command = {
     const { MODEL_NAMES, createModel } = await import("../models/registry.ts");
     const { loadModel } = await import("../models/weights.ts");
     const { openTensorDataset } = await import("../data/tensor_dataset.ts");
+    const { openDataset, parseDataSpec } = await import("../data/datasets.ts");
+    const { toImageSource } = await import("../data/paired.ts");
     const { annotate } = await import("../labels/annotate.ts");
     const { Progress } = await import("./_progress.ts");
 
@@ -127,7 +132,15 @@ export const annotateCommand: Command = {
         console.error(`  ${line}`);
       }
     }
-    const source = await openTensorDataset(values.data!);
+    const dataSpec = await parseDataSpec(values.data!);
+    const preprocessing = {
+      mode: mode as "resize-center-crop" | "squash",
+      size: model.config.imgSize,
+      cropPct,
+    };
+    const source = dataSpec.kind === "tensors"
+      ? await openTensorDataset(dataSpec.path)
+      : toImageSource(await openDataset(dataSpec), preprocessing);
     const controller = new AbortController();
     const onSignal = () => {
       console.error("\ninterrupted: finishing the current batch...");
@@ -143,7 +156,7 @@ export const annotateCommand: Command = {
         batchSize,
         head,
         overwrite: values.overwrite,
-        preprocessing: { mode, size: model.config.imgSize, cropPct },
+        preprocessing,
         signal: controller.signal,
         onProgress: (done, total) => {
           if (progress === null) {

@@ -102,6 +102,12 @@ export async function main(args: string[]): Promise<number> {
         "CheckpointError",
         "ScoreMapError",
         "DatasetError",
+        "DataSpecError",
+        "ImageError",
+        "PipelineError",
+        "LoaderError",
+        "RandAugmentError",
+        "TransformError",
         "LabelPoolingError",
       ].includes(err.name)
     ) {

@@ -26,6 +26,8 @@ export interface ImageSource {
   readonly width: number;
   /** Where the images come from, for messages and store headers. */
   readonly description: string;
+  /** Class names, when the source has them. */
+  readonly classes?: readonly string[];
   /** The key of image `i` (unique; e.g. `n01440764/img_12`). */
   key(i: number): string;
   /** The integer label of image `i`, or undefined without labels. */
@@ -100,6 +102,16 @@ export async function openTensorDataset(path: string): Promise<ImageSource> {
     }
     keys = parsed.map(String);
   }
+  let classes: string[] | undefined;
+  if (metadata.classes !== undefined) {
+    const parsed = JSON.parse(metadata.classes);
+    if (!Array.isArray(parsed)) {
+      throw new DatasetError(
+        `${path}: metadata "classes" must be a JSON array of class names`,
+      );
+    }
+    classes = parsed.map(String);
+  }
   const digits = Math.max(6, String(n - 1).length);
   const pixels = height * width * 3;
   return {
@@ -107,6 +119,7 @@ export async function openTensorDataset(path: string): Promise<ImageSource> {
     height,
     width,
     description: path,
+    classes,
     key: (i) => keys?.[i] ?? String(i).padStart(digits, "0"),
     label: (i) => labels?.[i],
     read: (start, count) => {

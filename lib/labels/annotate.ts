@@ -69,6 +69,14 @@ export function preprocessImages(
   });
 }
 
+function samePreprocessing(
+  a: ScoreMapPreprocessing,
+  b: ScoreMapPreprocessing,
+): boolean {
+  return a.mode === b.mode && a.size === b.size &&
+    (a.mode === "squash" || (a.cropPct ?? 1) === (b.cropPct ?? 1));
+}
+
 /** Top-k of dense logits, laid out per image as score maps expect. */
 export interface DenseTopK {
   /** [B, k, h, w] scores, rank 0 the best. */
@@ -206,8 +214,28 @@ export async function annotate(
   const t0 = performance.now();
   const { out, k = 5, batchSize = 32, head = "head" } = options;
   const size = model.config.imgSize;
-  const preprocessing = options.preprocessing ??
+  // A source that has already resized and cropped its images (an image
+  // folder through toImageSource) says how; the store records that, and the
+  // tensors only get normalised.
+  const done_ = (source as { preprocessing?: ScoreMapPreprocessing })
+    .preprocessing;
+  if (
+    done_ !== undefined && options.preprocessing !== undefined &&
+    !samePreprocessing(options.preprocessing, done_)
+  ) {
+    throw new ScoreMapError(
+      `${source.description} is already preprocessed as ${
+        JSON.stringify(done_)
+      }, but annotate was asked for ${
+        JSON.stringify(options.preprocessing)
+      }; pass the same preprocessing to both (or leave annotate's out)`,
+    );
+  }
+  const preprocessing = done_ ?? options.preprocessing ??
     { mode: "resize-center-crop", size, cropPct: 1 };
+  const tensorStep: ScoreMapPreprocessing = done_ === undefined
+    ? preprocessing
+    : { mode: "squash", size };
   if (preprocessing.size !== size) {
     throw new ScoreMapError(
       `the annotator ${model.config.name} takes ${size}x${size} images, but preprocessing asks for ${preprocessing.size}; build the model with imgSize ${preprocessing.size} or preprocess to ${size}`,
@@ -286,7 +314,13 @@ export async function annotate(
         data,
         height: source.height,
         width: source.width,
-      }, { preprocessing, mean: options.mean, std: options.std, k, head });
+      }, {
+        preprocessing: tensorStep,
+        mean: options.mean,
+        std: options.std,
+        k,
+        head,
+      });
       const cells = k * model.grid * model.grid;
       for (let b = 0; b < n; b++) {
         const i = done + b;

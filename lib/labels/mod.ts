@@ -12,3 +12,4 @@ export * from "./display.ts";
 export * from "./map_transforms.ts";
 export * from "./pooling.ts";
 export * from "./score_map.ts";
+export * from "./oracle.ts";

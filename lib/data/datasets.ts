@@ -1,0 +1,195 @@
+/**
+ * Every dataset the kit reads, named by a plain, serialisable
+ * {@linkcode DataSpec} (what loader workers and the command line's `--data`
+ * receive), and opened by {@linkcode openDataset}:
+ *
+ * - `synthetic[:key=value,...]`: the synthetic scenes (see synthetic.ts for
+ *   the knobs: `size`, `count`, `classes`, `seed`, ...);
+ * - an image folder (`<root>/<split>/<class>/*.JPEG|png`);
+ * - a CIFAR-10 / CIFAR-100 binary folder;
+ * - a `.safetensors` image dataset (writeTensorDataset).
+ *
+ * @module
+ */
+
+import { type ImageDataset, ImageError } from "./image.ts";
+import { type SyntheticOptions, SyntheticScenes } from "./synthetic.ts";
+import { openImageFolder } from "./image_folder.ts";
+import { openCifar } from "./cifar.ts";
+import { openTensorDataset } from "./tensor_dataset.ts";
+
+/** A dataset, as plain data. */
+export type DataSpec =
+  | { kind: "synthetic"; options?: SyntheticOptions }
+  | {
+    kind: "folder";
+    root: string;
+    /** Split folder under the root (default: the root itself when it holds class folders, else "train"). */
+    split?: string;
+    /** Class names, or the path of a file listing one per line. */
+    classes?: string[] | string;
+    /** An unreadable image: "stop" (default) or "skip". */
+    onBadImage?: "skip" | "stop";
+  }
+  | {
+    kind: "cifar";
+    dir: string;
+    split?: "train" | "test";
+    label?: "fine" | "coarse";
+  }
+  | { kind: "tensors"; path: string };
+
+/** Raised for a dataset description that cannot be used. */
+export class DataSpecError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "DataSpecError";
+  }
+}
+
+const DATA_HELP =
+  "--data takes synthetic[:key=value,...], an image folder (<root>/<split>/<class>/*.jpg|png), a CIFAR-10/100 binary folder, or a .safetensors image dataset";
+
+function parseValue(v: string): unknown {
+  if (v === "true") return true;
+  if (v === "false") return false;
+  if (/^-?\d+(\.\d+)?(e-?\d+)?$/i.test(v)) return Number(v);
+  if (/^-?\d+(\.\d+)?-\d+(\.\d+)?$/.test(v)) {
+    // a range such as objects=1-4 or scale=0.2-0.6
+    const m = v.match(/^(-?\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)$/)!;
+    return [Number(m[1]), Number(m[2])];
+  }
+  return v;
+}
+
+const SYNTHETIC_ALIASES: Record<string, string> = {
+  classes: "numClasses",
+  "num-classes": "numClasses",
+  images: "count",
+  n: "count",
+};
+
+/**
+ * Reads a `--data` argument: `synthetic[:key=value,...]` (keys as the
+ * synthetic options, kebab-case allowed, `classes` = `numClasses`), or a
+ * path (a `.safetensors` file, a CIFAR folder, an image folder). `split`
+ * picks the train or validation part where the data has one.
+ *
+ * @example
+ * ```ts
+ * import { parseDataSpec } from "tokenlab/data/datasets.ts";
+ * console.log(await parseDataSpec("synthetic:size=64,classes=10,count=500"));
+ * ```
+ */
+export async function parseDataSpec(
+  text: string,
+  options: { split?: "train" | "val" } = {},
+): Promise<DataSpec> {
+  const split = options.split ?? "train";
+  if (text === "synthetic" || text.startsWith("synthetic:")) {
+    const opts: Record<string, unknown> = { split };
+    const body = text.slice("synthetic".length + 1);
+    for (const part of body ? body.split(",") : []) {
+      const eq = part.indexOf("=");
+      if (eq <= 0) {
+        throw new DataSpecError(
+          `--data ${text}: expected key=value after "synthetic:", found ${
+            JSON.stringify(part)
+          } (e.g. synthetic:size=64,classes=10)`,
+        );
+      }
+      const rawKey = part.slice(0, eq).trim();
+      const key = SYNTHETIC_ALIASES[rawKey] ??
+        rawKey.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      opts[key] = parseValue(part.slice(eq + 1).trim());
+    }
+    return { kind: "synthetic", options: opts as SyntheticOptions };
+  }
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(text);
+  } catch {
+    throw new DataSpecError(
+      `--data ${text}: no such file or folder; ${DATA_HELP}`,
+    );
+  }
+  if (info.isFile) {
+    if (text.endsWith(".safetensors")) return { kind: "tensors", path: text };
+    throw new DataSpecError(
+      `--data ${text}: a file, but not a .safetensors dataset; ${DATA_HELP}`,
+    );
+  }
+  const names = new Set<string>();
+  for await (const e of Deno.readDir(text)) names.add(e.name);
+  const cifar = names.has("data_batch_1.bin") || names.has("test_batch.bin") ||
+    (names.has("train.bin") && names.has("test.bin"));
+  if (cifar) {
+    return {
+      kind: "cifar",
+      dir: text,
+      split: split === "val" ? "test" : "train",
+    };
+  }
+  const wanted = split === "val" ? ["val", "validation"] : ["train"];
+  const sub = wanted.find((w) => names.has(w));
+  return sub === undefined
+    ? { kind: "folder", root: text }
+    : { kind: "folder", root: text, split: sub };
+}
+
+/** Opens the dataset a spec names. */
+export async function openDataset(spec: DataSpec): Promise<ImageDataset> {
+  switch (spec?.kind) {
+    case "synthetic":
+      return new SyntheticScenes(spec.options ?? {});
+    case "folder":
+      return await openImageFolder(spec.root, {
+        split: spec.split,
+        classes: spec.classes,
+        onBadImage: spec.onBadImage,
+      });
+    case "cifar":
+      return await openCifar(spec.dir, {
+        split: spec.split,
+        label: spec.label,
+      });
+    case "tensors":
+      return tensorDataset(spec.path);
+    default:
+      throw new DataSpecError(
+        `expected a data spec of kind "synthetic", "folder", "cifar" or "tensors", found ${
+          JSON.stringify(spec)
+        }`,
+      );
+  }
+}
+
+async function tensorDataset(path: string): Promise<ImageDataset> {
+  const src = await openTensorDataset(path);
+  let maxLabel = -1;
+  for (let i = 0; i < src.size; i++) {
+    maxLabel = Math.max(maxLabel, src.label(i) ?? -1);
+  }
+  const classes = src.classes ??
+    Array.from({ length: maxLabel + 1 }, (_, i) => String(i));
+  return {
+    size: src.size,
+    description: src.description,
+    classes,
+    key: (i) => src.key(i),
+    label: (i) => src.label(i),
+    image: async (i) => {
+      if (!Number.isInteger(i) || i < 0 || i >= src.size) {
+        throw new ImageError(
+          `${path}: image ${i} requested, the dataset has ${src.size}`,
+          path,
+        );
+      }
+      const px = await src.read(i, 1);
+      const data = new Uint8Array(px.length);
+      for (let j = 0; j < px.length; j++) data[j] = Math.round(px[j] * 255);
+      return { width: src.width, height: src.height, data };
+    },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * One sample, ready for the model: a dataset image, decoded, paired with its
+ * score map, and transformed (the training augmentation, the evaluation
+ * resize and centre crop, or nothing but normalisation). A
+ * {@linkcode SamplePipeline} is described by a plain, serialisable
+ * {@linkcode PipelineSpec}, so the {@linkcode DataLoader}'s workers can open
+ * the very same pipeline.
+ *
+ * @module
+ */
+
+import type { Rng } from "../random.ts";
+import type { NormalizedBox } from "../labels/pooling.ts";
+import { type ScoreMap, ScoreMapStore } from "../labels/score_map.ts";
+import { checkRgbImage, type ImageDataset, ImageError } from "./image.ts";
+import { type DataSpec, openDataset } from "./datasets.ts";
+import {
+  evalTransform,
+  type EvalTransformConfig,
+  trainTransform,
+  type TrainTransformConfig,
+} from "./transforms.ts";
+import { IMAGENET_MEAN, IMAGENET_STD } from "./normalize.ts";
+
+/**
+ * What a pipeline does to each image:
+ * - `train`: the official training transform (flip, RandAugment, random
+ *   resized crop with its box, normalisation, random erasing), image and
+ *   score map together;
+ * - `eval`: resize the short side, centre crop (`cropPct`), normalise;
+ * - `none`: normalisation only (every image must have the same size).
+ */
+export type TransformSpec =
+  | { kind: "train"; config: Partial<TrainTransformConfig> & { size: number } }
+  | ({ kind: "eval" } & Partial<EvalTransformConfig> & { size: number })
+  | { kind: "none"; mean?: readonly number[]; std?: readonly number[] };
+
+/** A pipeline, as plain data (what workers receive). */
+export interface PipelineSpec {
+  /** Where the images come from. */
+  data: DataSpec;
+  /** A score-map store folder whose keys cover the dataset's (optional). */
+  maps?: string;
+  /** What to do to each image. */
+  transform: TransformSpec;
+  /**
+   * An unreadable or truncated image: `"stop"` (default) fails the batch
+   * naming the file; `"skip"` leaves it out of its batch with a warning and
+   * counts it.
+   */
+  onBadImage?: "skip" | "stop";
+}
+
+/** One prepared sample. */
+export interface PreparedSample {
+  /** Dataset index. */
+  index: number;
+  /** Dataset key. */
+  key: string;
+  /** Label (undefined for an unlabelled dataset). */
+  label: number | undefined;
+  /** HWC float32 normalised pixels of the output size. */
+  pixels: Float32Array;
+  /** The score map, moved with the image, when the pipeline has maps. */
+  map?: ScoreMap;
+  /** The crop box (top, left, height, width), normalised, for cropping transforms. */
+  box?: NormalizedBox;
+}
+
+/** Raised for a pipeline that cannot be built as described. */
+export class PipelineError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "PipelineError";
+  }
+}
+
+/** Options of {@linkcode SamplePipeline.fromDataset}. */
+export interface FromDatasetOptions {
+  /** Score maps for the dataset's keys. */
+  maps?: ScoreMapStore;
+  /** What to do to each image. */
+  transform: TransformSpec;
+  /** See {@linkcode PipelineSpec.onBadImage}. */
+  onBadImage?: "skip" | "stop";
+}
+
+/** Turns dataset images (and maps) into model inputs. */
+export class SamplePipeline {
+  /** The dataset read. */
+  readonly dataset: ImageDataset;
+  /** The score maps, when given. */
+  readonly store: ScoreMapStore | null;
+  /** The transform. */
+  readonly transform: TransformSpec;
+  /** What an unreadable image does. */
+  readonly onBadImage: "skip" | "stop";
+  /** Output [height, width] in pixels. */
+  readonly outputSize: readonly [number, number];
+  /** The normalisation applied (for display and checks). */
+  readonly normalization: { mean: readonly number[]; std: readonly number[] };
+
+  private constructor(
+    dataset: ImageDataset,
+    store: ScoreMapStore | null,
+    transform: TransformSpec,
+    onBadImage: "skip" | "stop",
+    outputSize: readonly [number, number],
+  ) {
+    this.dataset = dataset;
+    this.store = store;
+    this.transform = transform;
+    this.onBadImage = onBadImage;
+    this.outputSize = outputSize;
+    const t = transform.kind === "train" ? transform.config : transform;
+    this.normalization = {
+      mean: t.mean ?? IMAGENET_MEAN,
+      std: t.std ?? IMAGENET_STD,
+    };
+  }
+
+  /** Opens the dataset (and store) a spec names. */
+  static async open(spec: PipelineSpec): Promise<SamplePipeline> {
+    const dataset = await openDataset(spec.data);
+    const store = spec.maps === undefined
+      ? undefined
+      : await ScoreMapStore.open(spec.maps);
+    try {
+      return await SamplePipeline.fromDataset(dataset, {
+        maps: store,
+        transform: spec.transform,
+        onBadImage: spec.onBadImage,
+      });
+    } catch (e) {
+      store?.close();
+      throw e;
+    }
+  }
+
+  /** A pipeline over a dataset object (cannot be reopened in a worker). */
+  static async fromDataset(
+    dataset: ImageDataset,
+    options: FromDatasetOptions,
+  ): Promise<SamplePipeline> {
+    const t = options.transform;
+    const onBad = options.onBadImage ?? "stop";
+    if (onBad !== "skip" && onBad !== "stop") {
+      throw new PipelineError(
+        `onBadImage must be "skip" or "stop", found ${JSON.stringify(onBad)}`,
+      );
+    }
+    let size: [number, number];
+    if (t.kind === "train") size = [t.config.size, t.config.size];
+    else if (t.kind === "eval") size = [t.size, t.size];
+    else if (t.kind === "none") {
+      if (dataset.size === 0) {
+        throw new PipelineError(`${dataset.description} has no images`);
+      }
+      const first = await dataset.image(0);
+      size = [first.height, first.width];
+    } else {
+      throw new PipelineError(
+        `transform.kind must be "train", "eval" or "none", found ${
+          JSON.stringify((t as { kind: unknown }).kind)
+        }`,
+      );
+    }
+    if (!Number.isInteger(size[0]) || size[0] < 1) {
+      throw new PipelineError(
+        `transform.size must be a positive integer, found ${size[0]}`,
+      );
+    }
+    if (options.maps) {
+      const missing: string[] = [];
+      for (let i = 0; i < dataset.size && missing.length < 3; i++) {
+        const key = dataset.key(i);
+        if ((await options.maps.indexOf(key)) < 0) missing.push(key);
+      }
+      if (missing.length > 0) {
+        throw new PipelineError(
+          `the score-map store ${options.maps.path} has no map for ${
+            missing.map((k) => JSON.stringify(k)).join(", ")
+          } of ${dataset.description}; annotate the dataset into the store (tokenlab annotate) or pass the store made for it`,
+        );
+      }
+    }
+    return new SamplePipeline(
+      dataset,
+      options.maps ?? null,
+      t,
+      onBad,
+      size,
+    );
+  }
+
+  /** Number of images. */
+  get size(): number {
+    return this.dataset.size;
+  }
+
+  /** Whether samples carry score maps. */
+  get hasMaps(): boolean {
+    return this.store !== null;
+  }
+
+  /** Prepares sample `index`; every random draw comes from `rng`. */
+  async prepare(index: number, rng: Rng): Promise<PreparedSample> {
+    const key = this.dataset.key(index);
+    const label = this.dataset.label(index);
+    const image = await this.dataset.image(index);
+    const map = this.store ? await this.store.read(key) : undefined;
+    const t = this.transform;
+    if (t.kind === "train") {
+      const out = trainTransform({ image, map }, t.config, rng);
+      return {
+        index,
+        key,
+        label,
+        pixels: out.pixels,
+        map: out.map,
+        box: out.box,
+      };
+    }
+    if (t.kind === "eval") {
+      return { index, key, label, pixels: evalTransform(image, t), map };
+    }
+    const [h, w] = this.outputSize;
+    checkRgbImage(image, key);
+    if (image.height !== h || image.width !== w) {
+      throw new ImageError(
+        `${key}: transform "none" needs every image at ${h} x ${w} (the first image's size), found ${image.height} x ${image.width}; use transform "eval" to resize`,
+      );
+    }
+    const { mean, std } = this.normalization;
+    const px = new Float32Array(h * w * 3);
+    const d = image.data;
+    for (let i = 0; i < px.length; i += 3) {
+      for (let c = 0; c < 3; c++) {
+        px[i + c] = (d[i + c] / 255 - mean[c]) / std[c];
+      }
+    }
+    return { index, key, label, pixels: px, map };
+  }
+
+  /** Closes the score-map store. */
+  close(): void {
+    this.store?.close();
+  }
+}
