@@ -1,8 +1,13 @@
-import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertRejects,
+  assertThrows,
+} from "./_assert.ts";
 import { DataLoader, LoaderError } from "../lib/data/loader.ts";
 import {
-  type PipelineSpec,
   PipelineError,
+  type PipelineSpec,
   SamplePipeline,
 } from "../lib/data/pipeline.ts";
 import { DataSpecError, parseDataSpec } from "../lib/data/datasets.ts";

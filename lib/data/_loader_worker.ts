@@ -1,7 +1,7 @@
 // A loader worker: opens the pipeline from its spec, then prepares the
 // batches it is asked for (see loader.ts). Not part of the public API.
 
-import { prepareBatch } from "./loader.ts";
+import { prepareBatch } from "./_batch.ts";
 import { type PipelineSpec, SamplePipeline } from "./pipeline.ts";
 
 let pipeline: SamplePipeline | null = null;

@@ -142,7 +142,14 @@ export async function parseDataSpec(
 export async function openDataset(spec: DataSpec): Promise<ImageDataset> {
   switch (spec?.kind) {
     case "synthetic":
-      return new SyntheticScenes(spec.options ?? {});
+      try {
+        return new SyntheticScenes(spec.options ?? {});
+      } catch (e) {
+        if (e instanceof RangeError) {
+          throw new DataSpecError(`synthetic data: ${e.message}`);
+        }
+        throw e;
+      }
     case "folder":
       return await openImageFolder(spec.root, {
         split: spec.split,

@@ -1,11 +1,15 @@
 /**
- * Data: image sources the kit reads.
+ * Data: the datasets the kit reads (synthetic scenes with exact class maps,
+ * image folders, CIFAR, safetensors), Pillow-exact decoding, resizing and
+ * augmentation (RandAugment with the score map moved along), and the seeded,
+ * prefetching loader that turns them into batches.
  *
  * @module
  */
 
 export * from "./tensor_dataset.ts";
 export * from "./image.ts";
+export * from "./normalize.ts";
 export * from "./resize.ts";
 export * from "./synthetic.ts";
 export * from "./decode.ts";
@@ -15,3 +19,8 @@ export * from "./paired.ts";
 export * from "./image_ops.ts";
 export * from "./rand_augment.ts";
 export * from "./transforms.ts";
+export * from "./datasets.ts";
+export * from "./pipeline.ts";
+export * from "./loader.ts";
+export * from "./display.ts";
+export * from "./png.ts";
