@@ -47,3 +47,16 @@ Deno.test("a score map shows its top classes with the crop box and the token gri
     svg,
   );
 });
+
+Deno.test("showScoreMap: a cell whose scores are all 0 (uniform) names no class", () => {
+  const map = {
+    k: 2,
+    height: 1,
+    width: 2,
+    scores: new Float32Array([3, 0, 1, 0]),
+    ids: new Int32Array([4, 0, 2, 1]),
+  };
+  const view = showScoreMap(map, { classNames: ["a", "b", "c", "d", "e"] });
+  assertEquals(Array.from(view.topClasses()), [4, -1]);
+  assertStringIncludes(view.toString(), "(uniform)");
+});

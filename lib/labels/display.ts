@@ -63,12 +63,26 @@ export class ScoreMapView {
   }
 
   #name(id: number): string {
-    return this.options.classNames?.[id] ?? String(id);
+    return id < 0 ? "(uniform)" : this.options.classNames?.[id] ?? String(id);
   }
 
-  /** Top-1 class id per cell, row-major [H, W]. */
+  /**
+   * Top-1 class id per cell, row-major [H, W]; -1 where every stored score
+   * is 0, which after densifying and the softmax is the uniform
+   * distribution (cells moved in from outside by an augmentation, or
+   * background cells of an oracle map): such a cell names no class.
+   */
   topClasses(): Int32Array {
-    return this.map.ids.slice(0, this.map.height * this.map.width);
+    const { k, height: H, width: W, scores } = this.map;
+    const top = this.map.ids.slice(0, H * W);
+    for (let cell = 0; cell < H * W; cell++) {
+      let blank = true;
+      for (let j = 0; j < k && blank; j++) {
+        if (scores[j * H * W + cell] !== 0) blank = false;
+      }
+      if (blank) top[cell] = -1;
+    }
+    return top;
   }
 
   /** The token grid lines and the box, in map cell units. */
@@ -106,7 +120,7 @@ export class ScoreMapView {
       text.push([]);
       for (let c = 0; c < W; c++) {
         const cell = r * W + c;
-        z[r].push(top[cell] % CLASS_PALETTE.length);
+        z[r].push(top[cell] < 0 ? NaN : top[cell] % CLASS_PALETTE.length);
         const parts: string[] = [];
         for (let j = 0; j < k; j++) {
           const at = j * H * W + cell;
@@ -213,7 +227,7 @@ export class ScoreMapView {
           `<rect x="${c * cell}" y="${
             r * cell
           }" width="${cell}" height="${cell}" fill="${
-            CLASS_PALETTE[id % CLASS_PALETTE.length]
+            id < 0 ? "#ffffff" : CLASS_PALETTE[id % CLASS_PALETTE.length]
           }"><title>(${r}, ${c}): ${escapeXml(this.#name(id))}</title></rect>`,
         );
         if (cell >= 18) {
