@@ -6,6 +6,7 @@ import {
 } from "./_assert.ts";
 import { DataLoader, LoaderError } from "../lib/data/loader.ts";
 import {
+  mapToImageFrame,
   PipelineError,
   type PipelineSpec,
   SamplePipeline,
@@ -230,4 +231,51 @@ Deno.test("loader: bad options and specs say what was expected", async () => {
     kind: "synthetic",
     options: { split: "val", size: 64, numClasses: 12, count: 30 },
   });
+});
+
+Deno.test("mapToImageFrame: a centre-crop map of a 500x375 image lands on the central square", () => {
+  const k = 2, n = 14;
+  const map = {
+    k,
+    height: n,
+    width: n,
+    scores: new Float32Array(k * n * n).map((_, i) => 1 + (i % (n * n))),
+    ids: new Int32Array(k * n * n).map((_, i) => i % (n * n)),
+  };
+  const full = mapToImageFrame(
+    map,
+    { mode: "resize-center-crop", size: 224 },
+    500,
+    375,
+  );
+  // The annotator saw the image resized to 299 x 224 and its central 224
+  // columns from 37: in image pixels, columns from 37 * 500/299, cells
+  // 16 * 500/299 px wide and 375/14 px high: 19 columns, 14 rows.
+  assertEquals([full.height, full.width], [14, 19]);
+  const sx = 500 / 299, x0 = 37 * sx, cw = 16 * sx;
+  for (let r = 0; r < 14; r++) {
+    for (let c = 0; c < 19; c++) {
+      const x = ((c + 0.5) * 500) / 19;
+      const u = Math.floor((x - x0) / cw);
+      const at = r * 19 + c;
+      if (u < 0 || u >= 14) {
+        assertEquals(full.scores[at], 0, `cell ${r},${c} is outside`);
+        assertEquals(full.ids[at], r * 14 + Math.min(13, Math.max(0, u)));
+      } else {
+        assertEquals(full.ids[at], r * 14 + u);
+        assertEquals(full.scores[at], 1 + r * 14 + u);
+      }
+    }
+  }
+  // Squashed maps and maps that cover the whole image are left alone.
+  assert(mapToImageFrame(map, { mode: "squash", size: 224 }, 500, 375) === map);
+  assert(
+    mapToImageFrame(
+      map,
+      { mode: "resize-center-crop", size: 224 },
+      300,
+      300,
+    ) ===
+      map,
+  );
 });

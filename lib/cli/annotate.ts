@@ -21,10 +21,10 @@ crash), it resumes where it stopped when run again with the same options.
                       weights: for trying the pipeline only)
   --arch NAME         the variant of an official checkpoint (e.g. lvvit_s)
   --data DATASET      an image folder (<root>/train/<class>/*.jpg|png; keys
-                      <class>/<stem>, as the official maps), a CIFAR-10/100
-                      binary folder, synthetic[:key=value,...], or a
-                      .safetensors image dataset ("images" uint8 [N,H,W,3])
-                      (resized with Pillow-exact bicubic)
+                      <class>/<stem>, as the official maps; resized with
+                      Pillow-exact bicubic), a CIFAR-10/100 binary folder,
+                      synthetic[:key=value,...], or a .safetensors image
+                      dataset ("images" uint8 [N,H,W,3])
   --out STORE         the store folder to write (never overwritten unless
                       --overwrite)
   --k N               classes kept per location (default 5)

@@ -137,7 +137,7 @@ export class BatchView {
       }
       parts.push(
         `<text x="${x + 1}" y="${y + rowsPer * s + 11}" font-size="10">${
-          escapeXml(this.#name(t.label)).slice(0, 24)
+          escapeXml(this.#name(t.label).slice(0, Math.floor(s / 6)))
         }</text>`,
       );
     });

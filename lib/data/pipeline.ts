@@ -11,7 +11,12 @@
 
 import type { Rng } from "../random.ts";
 import type { NormalizedBox } from "../labels/pooling.ts";
-import { type ScoreMap, ScoreMapStore } from "../labels/score_map.ts";
+import {
+  type ScoreMap,
+  type ScoreMapPreprocessing,
+  ScoreMapStore,
+} from "../labels/score_map.ts";
+import { preprocessingGeometry } from "./paired.ts";
 import { checkRgbImage, type ImageDataset, ImageError } from "./image.ts";
 import { type DataSpec, openDataset } from "./datasets.ts";
 import {
@@ -49,6 +54,76 @@ export interface PipelineSpec {
    * counts it.
    */
   onBadImage?: "skip" | "stop";
+  /**
+   * Where a store's maps lie on their images. `"image"` (default): as the
+   * store's preprocessing says; maps made with a short-side resize and a
+   * centre crop (the official label generation) cover only the central
+   * square of a non-square image, so they are first placed on a grid over
+   * the whole image (same cell size, cells outside the covered square
+   * uniform) and then move and crop with the image. `"official"`: stretch
+   * every map over the whole image, as the official training code does.
+   */
+  mapFrame?: "image" | "official";
+}
+
+/**
+ * Places a map made with `preprocessing` on a grid over the whole
+ * `width` x `height` image: the cells keep their size in image pixels
+ * (rounded so a whole number of cells spans each side), each new cell takes
+ * the cell under its centre, and cells outside the area the annotator saw
+ * get score 0 at every rank (uniform after the softmax) with the ids of the
+ * nearest covered cell, as augmentations treat cells moved in from outside.
+ * A squashed map, or one that already covers the whole image, is returned
+ * as it is.
+ *
+ * @example
+ * ```ts
+ * import { mapToImageFrame } from "tokenlab/data/pipeline.ts";
+ * const map = { k: 1, height: 2, width: 2, scores: new Float32Array([1, 2, 3, 4]), ids: new Int32Array([5, 6, 7, 8]) };
+ * // made from the central 100 x 100 square of a 200 x 100 image
+ * const full = mapToImageFrame(map, { mode: "resize-center-crop", size: 100 }, 200, 100);
+ * console.log(full.width, full.height, full.scores); // 4 2 [0, 1, 2, 0, 0, 3, 4, 0]
+ * ```
+ */
+export function mapToImageFrame(
+  map: ScoreMap,
+  preprocessing: ScoreMapPreprocessing,
+  width: number,
+  height: number,
+): ScoreMap {
+  if (preprocessing.mode === "squash") return map;
+  const g = preprocessingGeometry(width, height, preprocessing);
+  const sx = width / g.width, sy = height / g.height; // image px per resized px
+  const x0 = g.left * sx, y0 = g.top * sy;
+  const cw = (preprocessing.size * sx) / map.width;
+  const ch = (preprocessing.size * sy) / map.height;
+  const W = Math.max(1, Math.round(width / cw));
+  const H = Math.max(1, Math.round(height / ch));
+  if (
+    W === map.width && H === map.height && Math.abs(x0) < 1e-9 &&
+    Math.abs(y0) < 1e-9
+  ) return map;
+  const { k } = map;
+  const scores = new Float32Array(k * H * W);
+  const ids = new Int32Array(k * H * W);
+  for (let r = 0; r < H; r++) {
+    const v = Math.floor((((r + 0.5) * height) / H - y0) / ch);
+    const vr = Math.min(map.height - 1, Math.max(0, v));
+    for (let c = 0; c < W; c++) {
+      const u = Math.floor((((c + 0.5) * width) / W - x0) / cw);
+      const uc = Math.min(map.width - 1, Math.max(0, u));
+      const inside = u === uc && v === vr;
+      const from = vr * map.width + uc, to = r * W + c;
+      for (let j = 0; j < k; j++) {
+        ids[j * H * W + to] = map.ids[j * map.height * map.width + from];
+        if (inside) {
+          scores[j * H * W + to] =
+            map.scores[j * map.height * map.width + from];
+        }
+      }
+    }
+  }
+  return { k, height: H, width: W, scores, ids };
 }
 
 /** One prepared sample. */
@@ -84,6 +159,8 @@ export interface FromDatasetOptions {
   transform: TransformSpec;
   /** See {@linkcode PipelineSpec.onBadImage}. */
   onBadImage?: "skip" | "stop";
+  /** See {@linkcode PipelineSpec.mapFrame}. */
+  mapFrame?: "image" | "official";
 }
 
 /** Turns dataset images (and maps) into model inputs. */
@@ -96,6 +173,8 @@ export class SamplePipeline {
   readonly transform: TransformSpec;
   /** What an unreadable image does. */
   readonly onBadImage: "skip" | "stop";
+  /** See {@linkcode PipelineSpec.mapFrame}. */
+  readonly mapFrame: "image" | "official";
   /** Output [height, width] in pixels. */
   readonly outputSize: readonly [number, number];
   /** The normalisation applied (for display and checks). */
@@ -107,7 +186,9 @@ export class SamplePipeline {
     transform: TransformSpec,
     onBadImage: "skip" | "stop",
     outputSize: readonly [number, number],
+    mapFrame: "image" | "official",
   ) {
+    this.mapFrame = mapFrame;
     this.dataset = dataset;
     this.store = store;
     this.transform = transform;
@@ -131,6 +212,7 @@ export class SamplePipeline {
         maps: store,
         transform: spec.transform,
         onBadImage: spec.onBadImage,
+        mapFrame: spec.mapFrame,
       });
     } catch (e) {
       store?.close();
@@ -185,12 +267,21 @@ export class SamplePipeline {
         );
       }
     }
+    const mapFrame = options.mapFrame ?? "image";
+    if (mapFrame !== "image" && mapFrame !== "official") {
+      throw new PipelineError(
+        `mapFrame must be "image" or "official", found ${
+          JSON.stringify(mapFrame)
+        }`,
+      );
+    }
     return new SamplePipeline(
       dataset,
       options.maps ?? null,
       t,
       onBad,
       size,
+      mapFrame,
     );
   }
 
@@ -209,7 +300,15 @@ export class SamplePipeline {
     const key = this.dataset.key(index);
     const label = this.dataset.label(index);
     const image = await this.dataset.image(index);
-    const map = this.store ? await this.store.read(key) : undefined;
+    let map = this.store ? await this.store.read(key) : undefined;
+    if (map && this.mapFrame === "image") {
+      map = mapToImageFrame(
+        map,
+        this.store!.header.preprocessing,
+        image.width,
+        image.height,
+      );
+    }
     const t = this.transform;
     if (t.kind === "train") {
       const out = trainTransform({ image, map }, t.config, rng);
