@@ -52,3 +52,32 @@ export function figureBundle(parts: FigureParts): Record<string, unknown> {
     "text/plain": parts.text,
   };
 }
+
+/** A result that can draw itself: a plotly figure, an SVG, and text. */
+export interface SelfDrawing {
+  /** The plotly figure. */
+  figure(): unknown;
+  /** A self-contained SVG of the same picture. */
+  svg(): string;
+  /** A text rendering. */
+  toString(): string;
+}
+
+/**
+ * The Jupyter bundle of a {@linkcode SelfDrawing} view: plotly, HTML (the
+ * SVG as an image, followed by the text, so the HTML report keeps it), SVG
+ * and text.
+ */
+export function drawingBundle(
+  view: SelfDrawing,
+  alt: string,
+): Record<string, unknown> {
+  const text = view.toString();
+  return figureBundle({
+    plotly: view.figure(),
+    svg: view.svg(),
+    text,
+    alt,
+    htmlAfter: `<pre>${escapeXml(text)}</pre>`,
+  });
+}

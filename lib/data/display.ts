@@ -8,7 +8,7 @@
  * @module
  */
 
-import { escapeXml, figureBundle } from "../figure.ts";
+import { drawingBundle, escapeXml } from "../figure.ts";
 import { CLASS_PALETTE } from "../labels/display.ts";
 import type { Batch } from "./loader.ts";
 import { encodePng, toBase64 } from "./png.ts";
@@ -196,14 +196,7 @@ export class BatchView {
 
   /** The Jupyter bundle: plotly, HTML (SVG as an image), SVG, text. */
   [Symbol.for("Jupyter.display")](): Record<string, unknown> {
-    const text = this.toString();
-    return figureBundle({
-      plotly: this.figure(),
-      svg: this.svg(),
-      text,
-      alt: "batch",
-      htmlAfter: `<pre>${escapeXml(text)}</pre>`,
-    });
+    return drawingBundle(this, "batch");
   }
 }
 

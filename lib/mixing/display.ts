@@ -8,7 +8,7 @@
  * @module
  */
 
-import { escapeXml, figureBundle } from "../figure.ts";
+import { drawingBundle, escapeXml } from "../figure.ts";
 import type { MixedBatch } from "./cutmix.ts";
 
 /** Options of {@linkcode showMixedBatch}. */
@@ -259,14 +259,7 @@ export class MixedBatchView {
 
   /** The Jupyter bundle: plotly, HTML (SVG as an image), SVG, text. */
   [Symbol.for("Jupyter.display")](): Record<string, unknown> {
-    const text = this.toString();
-    return figureBundle({
-      plotly: this.figure(),
-      svg: this.svg(),
-      text,
-      alt: "mixed batch",
-      htmlAfter: `<pre>${escapeXml(text)}</pre>`,
-    });
+    return drawingBundle(this, "mixed batch");
   }
 }
 
