@@ -16,6 +16,7 @@ import { type ImageDataset, ImageError } from "../lib/data/image.ts";
 import { showBatch } from "../lib/data/display.ts";
 import { SyntheticScenes } from "../lib/data/synthetic.ts";
 import { oracleAnnotate } from "../lib/labels/oracle.ts";
+import { ScoreMapError } from "../lib/labels/score_map.ts";
 
 const synthetic = (count: number): PipelineSpec["data"] => ({
   kind: "synthetic",
@@ -141,8 +142,8 @@ Deno.test("loader: a store without the dataset's keys is refused up front", asyn
           maps: `${dir}/maps`,
           transform: { kind: "none" },
         }),
-      PipelineError,
-      "has no map for",
+      ScoreMapError,
+      "lacks 3 of the dataset's 3 images",
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -213,6 +214,15 @@ Deno.test("loader: bad options and specs say what was expected", async () => {
     () => DataLoader.fromPipeline(pipeline, { batchSize: 2, workers: 1 }),
     LoaderError,
     "DataLoader.open(spec",
+  );
+  await assertRejects(
+    () =>
+      SamplePipeline.fromDataset(flakyDataset(new Set()), {
+        transform: { kind: "none" },
+        mapFrame: "stretched" as "official",
+      }),
+    PipelineError,
+    'mapFrame must be "image" or "official", found "stretched"',
   );
   await assertRejects(
     () => parseDataSpec("tests/.no-such-folder"),

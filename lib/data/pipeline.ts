@@ -12,6 +12,7 @@
 import type { Rng } from "../random.ts";
 import type { NormalizedBox } from "../labels/pooling.ts";
 import {
+  checkStoreAgainst,
   type ScoreMap,
   type ScoreMapPreprocessing,
   ScoreMapStore,
@@ -161,6 +162,11 @@ export interface FromDatasetOptions {
   onBadImage?: "skip" | "stop";
   /** See {@linkcode PipelineSpec.mapFrame}. */
   mapFrame?: "image" | "official";
+  /**
+   * Check that the store has a map for every key and the dataset's class
+   * count (default true; loader workers skip it, the loader checked).
+   */
+  verify?: boolean;
 }
 
 /** Turns dataset images (and maps) into model inputs. */
@@ -202,7 +208,10 @@ export class SamplePipeline {
   }
 
   /** Opens the dataset (and store) a spec names. */
-  static async open(spec: PipelineSpec): Promise<SamplePipeline> {
+  static async open(
+    spec: PipelineSpec,
+    options: { verify?: boolean } = {},
+  ): Promise<SamplePipeline> {
     const dataset = await openDataset(spec.data);
     const store = spec.maps === undefined
       ? undefined
@@ -213,6 +222,7 @@ export class SamplePipeline {
         transform: spec.transform,
         onBadImage: spec.onBadImage,
         mapFrame: spec.mapFrame,
+        verify: options.verify,
       });
     } catch (e) {
       store?.close();
@@ -253,19 +263,11 @@ export class SamplePipeline {
         `transform.size must be a positive integer, found ${size[0]}`,
       );
     }
-    if (options.maps) {
-      const missing: string[] = [];
-      for (let i = 0; i < dataset.size && missing.length < 3; i++) {
-        const key = dataset.key(i);
-        if ((await options.maps.indexOf(key)) < 0) missing.push(key);
-      }
-      if (missing.length > 0) {
-        throw new PipelineError(
-          `the score-map store ${options.maps.path} has no map for ${
-            missing.map((k) => JSON.stringify(k)).join(", ")
-          } of ${dataset.description}; annotate the dataset into the store (tokenlab annotate) or pass the store made for it`,
-        );
-      }
+    if (options.maps && (options.verify ?? true)) {
+      await checkStoreAgainst(options.maps, {
+        numClasses: dataset.classes.length,
+        keys: Array.from({ length: dataset.size }, (_, i) => dataset.key(i)),
+      });
     }
     const mapFrame = options.mapFrame ?? "image";
     if (mapFrame !== "image" && mapFrame !== "official") {
