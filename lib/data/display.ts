@@ -41,10 +41,11 @@ export interface BatchTile {
   tokenLabels?: Int32Array;
 }
 
-function hexRgb(hex: string): [number, number, number] {
+/** The class palette as RGB triples. */
+const PALETTE_RGB: readonly (readonly number[])[] = CLASS_PALETTE.map((hex) => {
   const v = parseInt(hex.slice(1), 16);
   return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
-}
+});
 
 /** A notebook view of a batch; made by {@linkcode showBatch}. */
 export class BatchView {
@@ -278,7 +279,7 @@ export async function showBatch(
         for (let x = 0; x < W; x++) {
           const id = ids[ti * S + Math.min(S - 1, Math.floor((x * S) / W))];
           if (id < 0) continue;
-          const col = hexRgb(CLASS_PALETTE[id % CLASS_PALETTE.length]);
+          const col = PALETTE_RGB[id % PALETTE_RGB.length];
           const o = (y * W + x) * 3;
           for (let c = 0; c < 3; c++) {
             over[o + c] = Math.round(

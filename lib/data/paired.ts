@@ -10,6 +10,7 @@
 import type { ImageDataset, RgbImage } from "./image.ts";
 import { ImageError } from "./image.ts";
 import { type ResizeFilter, resizeImage } from "./resize.ts";
+import { cropImage } from "./image_ops.ts";
 import type { ImageSource } from "./tensor_dataset.ts";
 import {
   checkStoreAgainst,
@@ -137,9 +138,7 @@ export function applyPreprocessing(
     ? image
     : resizeImage(image, g.width, g.height, { filter });
   if (resized.width === p.size && resized.height === p.size) return resized;
-  return resizeImage(resized, p.size, p.size, {
-    box: [g.left, g.top, g.left + p.size, g.top + p.size],
-  });
+  return cropImage(resized, g.top, g.left, p.size, p.size);
 }
 
 /**

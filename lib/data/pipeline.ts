@@ -12,17 +12,17 @@
 import type { Rng } from "../random.ts";
 import type { NormalizedBox } from "../labels/pooling.ts";
 import {
-  checkStoreAgainst,
   type ScoreMap,
   type ScoreMapPreprocessing,
   ScoreMapStore,
 } from "../labels/score_map.ts";
-import { preprocessingGeometry } from "./paired.ts";
+import { preprocessingGeometry, withScoreMaps } from "./paired.ts";
 import { checkRgbImage, type ImageDataset, ImageError } from "./image.ts";
 import { type DataSpec, openDataset } from "./datasets.ts";
 import {
   evalTransform,
   type EvalTransformConfig,
+  normalizeImage,
   trainTransform,
   type TrainTransformConfig,
 } from "./transforms.ts";
@@ -264,10 +264,8 @@ export class SamplePipeline {
       );
     }
     if (options.maps && (options.verify ?? true)) {
-      await checkStoreAgainst(options.maps, {
-        numClasses: dataset.classes.length,
-        keys: Array.from({ length: dataset.size }, (_, i) => dataset.key(i)),
-      });
+      // The pairing check: class count and a map for every key, up front.
+      await withScoreMaps(dataset, options.maps);
     }
     const mapFrame = options.mapFrame ?? "image";
     if (mapFrame !== "image" && mapFrame !== "official") {
@@ -334,13 +332,7 @@ export class SamplePipeline {
       );
     }
     const { mean, std } = this.normalization;
-    const px = new Float32Array(h * w * 3);
-    const d = image.data;
-    for (let i = 0; i < px.length; i += 3) {
-      for (let c = 0; c < 3; c++) {
-        px[i + c] = (d[i + c] / 255 - mean[c]) / std[c];
-      }
-    }
+    const px = normalizeImage(image, mean, std);
     return { index, key, label, pixels: px, map };
   }
 
