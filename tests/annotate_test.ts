@@ -13,14 +13,17 @@ import {
 import { ROOT, runCli } from "./_helpers.ts";
 import {
   annotate,
+  createModel,
   denseTopK,
   initBackend,
   LvVit,
   openTensorDataset,
   preprocessImages,
   saveWeights,
+  ScoreMapError,
   ScoreMapStore,
   tf,
+  toImageSource,
   writeTensorDataset,
 } from "tokenlab";
 
@@ -254,3 +257,40 @@ Deno.test("tokenlab annotate: an image folder, resized Pillow-exactly, keys <cla
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("annotate: a source preprocessed one way refuses another preprocessing", async () => {
+  await initBackend({ backend: "wasm" });
+  const model = createModel("vit_xs32");
+  const dataset = {
+    size: 1,
+    description: "toy",
+    classes: ["a"],
+    key: () => "a/x",
+    label: () => 0,
+    image: () =>
+      Promise.resolve({ width: 40, height: 30, data: new Uint8Array(3600) }),
+  };
+  try {
+    await assertRejects(
+      () =>
+        annotate(model, toImageSource(dataset, { mode: "squash", size: 32 }), {
+          out: "tests/.tmp-never-written",
+          preprocessing: { mode: "resize-center-crop", size: 32 },
+        }),
+      ScoreMapError,
+      "is already preprocessed as",
+    );
+    assert(!(await exists("tests/.tmp-never-written")));
+  } finally {
+    model.dispose();
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

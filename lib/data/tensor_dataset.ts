@@ -9,6 +9,7 @@
  */
 
 import { readSafetensors } from "../io/safetensors.ts";
+import type { ScoreMapPreprocessing } from "../labels/score_map.ts";
 import {
   numel,
   type RawTensor,
@@ -28,6 +29,12 @@ export interface ImageSource {
   readonly description: string;
   /** Class names, when the source has them. */
   readonly classes?: readonly string[];
+  /**
+   * The resize and crop already applied to every image, when the source
+   * did it (the images are then the annotator's input size, and a score-map
+   * store records this instead of a preprocessing of its own).
+   */
+  readonly preprocessing?: ScoreMapPreprocessing;
   /** The key of image `i` (unique; e.g. `n01440764/img_12`). */
   key(i: number): string;
   /** The integer label of image `i`, or undefined without labels. */

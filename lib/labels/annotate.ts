@@ -10,6 +10,7 @@ import { tf } from "../tf.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import type { ImageSource } from "../data/tensor_dataset.ts";
 import {
+  samePreprocessing,
   ScoreMapError,
   type ScoreMapPreprocessing,
   ScoreMapStore,
@@ -67,14 +68,6 @@ export function preprocessImages(
       tf.tensor1d([...std]),
     ) as tf.Tensor4D;
   });
-}
-
-function samePreprocessing(
-  a: ScoreMapPreprocessing,
-  b: ScoreMapPreprocessing,
-): boolean {
-  return a.mode === b.mode && a.size === b.size &&
-    (a.mode === "squash" || (a.cropPct ?? 1) === (b.cropPct ?? 1));
 }
 
 /** Top-k of dense logits, laid out per image as score maps expect. */
@@ -217,23 +210,22 @@ export async function annotate(
   // A source that has already resized and cropped its images (an image
   // folder through toImageSource) says how; the store records that, and the
   // tensors only get normalised.
-  const done_ = (source as { preprocessing?: ScoreMapPreprocessing })
-    .preprocessing;
+  const applied = source.preprocessing;
   if (
-    done_ !== undefined && options.preprocessing !== undefined &&
-    !samePreprocessing(options.preprocessing, done_)
+    applied !== undefined && options.preprocessing !== undefined &&
+    !samePreprocessing(options.preprocessing, applied)
   ) {
     throw new ScoreMapError(
       `${source.description} is already preprocessed as ${
-        JSON.stringify(done_)
+        JSON.stringify(applied)
       }, but annotate was asked for ${
         JSON.stringify(options.preprocessing)
       }; pass the same preprocessing to both (or leave annotate's out)`,
     );
   }
-  const preprocessing = done_ ?? options.preprocessing ??
+  const preprocessing = applied ?? options.preprocessing ??
     { mode: "resize-center-crop", size, cropPct: 1 };
-  const tensorStep: ScoreMapPreprocessing = done_ === undefined
+  const tensorStep: ScoreMapPreprocessing = applied === undefined
     ? preprocessing
     : { mode: "squash", size };
   if (preprocessing.size !== size) {

@@ -717,6 +717,17 @@ function normPreprocessing(p: ScoreMapPreprocessing): ScoreMapPreprocessing {
     : { mode: p.mode, size: p.size, cropPct: p.cropPct ?? 1 };
 }
 
+/**
+ * Whether two preprocessings are the same (`cropPct` defaults to 1 and is
+ * ignored for `"squash"`).
+ */
+export function samePreprocessing(
+  a: ScoreMapPreprocessing,
+  b: ScoreMapPreprocessing,
+): boolean {
+  return sameJson(normPreprocessing(a), normPreprocessing(b));
+}
+
 /** The header object in a fixed field order (the JSON bytes are deterministic). */
 function makeHeader(
   init: ScoreMapStoreInit,
@@ -2522,7 +2533,7 @@ export async function checkStoreAgainst(
   }
   if (options.preprocessing !== undefined) {
     const want = normPreprocessing(options.preprocessing);
-    if (!sameJson(want, h.preprocessing)) {
+    if (!samePreprocessing(want, h.preprocessing)) {
       throw new ScoreMapError(
         `score-map store ${store.path} was made with preprocessing ${
           JSON.stringify(h.preprocessing)
