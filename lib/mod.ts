@@ -25,5 +25,6 @@ export * from "./losses/mod.ts";
 export * from "./mixing/mod.ts";
 export * from "./models/mod.ts";
 export * from "./random.ts";
+export * from "./train/mod.ts";
 export { tf, TFJS_VERSION } from "./tf.ts";
 export { VERSION } from "./version.ts";

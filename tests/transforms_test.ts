@@ -39,7 +39,7 @@ import {
   normalizeImage,
   randomErase,
   resizedCrop,
-  resolveTrainConfig,
+  resolveTrainTransform,
   trainTransform,
   TransformError,
 } from "tokenlab/data/transforms.ts";
@@ -489,7 +489,7 @@ Deno.test("random erasing: area and aspect within timm's ranges, only the image 
 });
 
 Deno.test("config: the official defaults, and clear errors", () => {
-  const c = resolveTrainConfig({ size: 64 });
+  const c = resolveTrainTransform({ size: 64 });
   assertEquals({ ...c, size: 224 }, { ...DEFAULT_TRAIN_TRANSFORM });
   assertEquals(
     [c.hflip, c.autoAugment, c.interpolation, c.reprob, c.remode, c.recount],

@@ -10,6 +10,7 @@ import { backendCommand } from "./backend.ts";
 import { labelsCommand } from "./labels.ts";
 import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
+import { evalCommand, trainCommand } from "./train.ts";
 import { VERSION } from "../version.ts";
 
 const setupCommand: Command = {
@@ -41,10 +42,12 @@ const setupCommand: Command = {
 export const COMMANDS: Record<string, Command> = {
   annotate: annotateCommand,
   backend: backendCommand,
+  eval: evalCommand,
   labels: labelsCommand,
   models: modelsCommand,
   report: reportCommand,
   setup: setupCommand,
+  train: trainCommand,
 };
 
 function help(): string {
@@ -109,6 +112,14 @@ export async function main(args: string[]): Promise<number> {
         "RandAugmentError",
         "TransformError",
         "LabelPoolingError",
+        "TrainConfigError",
+        "RunFolderError",
+        "TrainingError",
+        "EvaluationError",
+        "OptimizerError",
+        "ScheduleError",
+        "LossInputError",
+        "MixingError",
       ].includes(err.name)
     ) {
       console.error(`tokenlab ${name}: ${err.message}`);

@@ -274,12 +274,12 @@ function checkProbability(p: number, field: string, todo: string): void {
  *
  * @example
  * ```ts
- * import { resolveTrainConfig } from "tokenlab/data/transforms.ts";
- * const c = resolveTrainConfig({ size: 64, reprob: 0 });
+ * import { resolveTrainTransform } from "tokenlab/data/transforms.ts";
+ * const c = resolveTrainTransform({ size: 64, reprob: 0 });
  * console.log(c.autoAugment, c.hflip, c.reprob); // rand-m9-mstd0.5-inc1 0.5 0
  * ```
  */
-export function resolveTrainConfig(
+export function resolveTrainTransform(
   config: Partial<TrainTransformConfig> = {},
 ): TrainTransformConfig {
   const known = Object.keys(DEFAULT_TRAIN_TRANSFORM);
@@ -608,7 +608,7 @@ export function trainTransform(
   config: Partial<TrainTransformConfig>,
   rng: Rng,
 ): TrainSample {
-  const c = resolveTrainConfig(config);
+  const c = resolveTrainTransform(config);
   let { image, map } = sample;
   checkRgbImage(image, "trainTransform image");
   let flipped = false;
@@ -687,11 +687,11 @@ export function trainTransform(
  *
  * @example
  * ```ts
- * import { resolveEvalConfig } from "tokenlab/data/transforms.ts";
- * console.log(resolveEvalConfig({ size: 224 }).cropPct); // 0.875
+ * import { resolveEvalTransform } from "tokenlab/data/transforms.ts";
+ * console.log(resolveEvalTransform({ size: 224 }).cropPct); // 0.875
  * ```
  */
-export function resolveEvalConfig(
+export function resolveEvalTransform(
   config: Partial<EvalTransformConfig> & { size: number },
 ): EvalTransformConfig {
   const c: EvalTransformConfig = {
@@ -743,7 +743,7 @@ export function evalImage(
   image: RgbImage,
   config: Partial<EvalTransformConfig> & { size: number },
 ): RgbImage {
-  const c = resolveEvalConfig(config);
+  const c = resolveEvalTransform(config);
   checkRgbImage(image, "evalTransform image");
   const scaleSize = Math.floor(c.size / c.cropPct);
   const { width: w, height: h } = image;
@@ -778,6 +778,6 @@ export function evalTransform(
   image: RgbImage,
   config: Partial<EvalTransformConfig> & { size: number },
 ): Float32Array {
-  const c = resolveEvalConfig(config);
+  const c = resolveEvalTransform(config);
   return normalizeImage(evalImage(image, c), c.mean, c.std);
 }

@@ -537,6 +537,38 @@ export class LvVit {
     return new LvVit(c, state);
   }
 
+  /**
+   * An independent copy: the same configuration and a new variable for every
+   * state entry (parameters and buffers, trainable flags kept). Assigning to
+   * or disposing either model leaves the other as it was.
+   *
+   * @example
+   * ```ts
+   * import { initBackend, LvVit } from "tokenlab";
+   * await initBackend();
+   * const model = LvVit.create({ imgSize: 32, patchSize: 4, embedDim: 32,
+   *   depth: 1, numHeads: 2, stemChannels: 8, numClasses: 10 });
+   * const copy = model.clone();
+   * model.dispose();
+   * console.log(copy.isDisposed); // false
+   * copy.dispose();
+   * ```
+   */
+  clone(): LvVit {
+    if (this.#disposed) {
+      throw new ModelInputError(
+        "this model was disposed and cannot be cloned; clone it before disposing",
+      );
+    }
+    const state = new Map<string, tf.Variable>();
+    // tf.variable shares the (immutable) data by reference count; `assign`
+    // swaps a variable's data, so the two models never see each other's writes.
+    for (const [name, v] of this.state) {
+      state.set(name, tf.variable(v, v.trainable));
+    }
+    return new LvVit(this.config, state);
+  }
+
   /** Side of the token grid (imgSize / patchSize). */
   get grid(): number {
     return gridSize(this.config);

@@ -1,0 +1,490 @@
+/**
+ * `tokenlab train` and `tokenlab eval`: the training engine on the command
+ * line, with the official `main.py` flag names where they overlap.
+ *
+ * @module
+ */
+
+import type { Command } from "./_args.ts";
+import { parseCommandArgs, UsageError } from "./_args.ts";
+
+type Kind = "int" | "float" | "string" | "pair" | "nullable-float" | "json";
+
+/** Flag -> config field, parsed as `kind`. */
+const VALUE_FLAGS: Record<string, [string, Kind]> = {
+  model: ["model", "string"],
+  "model-config": ["modelOverrides", "json"],
+  "img-size": ["imgSize", "int"],
+  "num-classes": ["numClasses", "int"],
+  "drop-path": ["dropPath", "float"],
+  drop: ["drop", "float"],
+  "initial-checkpoint": ["initialCheckpoint", "string"],
+  seed: ["seed", "int"],
+  data: ["data", "string"],
+  "val-data": ["valData", "string"],
+  "train-limit": ["trainLimit", "int"],
+  "val-limit": ["valLimit", "int"],
+  workers: ["workers", "int"],
+  "token-label-data": ["tokenLabelData", "string"],
+  "token-label-size": ["tokenLabelSize", "int"],
+  "dense-weight": ["denseWeight", "float"],
+  "cls-weight": ["clsWeight", "float"],
+  "token-label-box-order": ["tokenLabelBoxOrder", "string"],
+  "mix-token-box": ["mixTokenBox", "string"],
+  cutmix: ["cutmix", "float"],
+  mixup: ["mixup", "float"],
+  "mixup-prob": ["mixupProb", "float"],
+  "mixup-switch-prob": ["mixupSwitchProb", "float"],
+  "tl-align-alpha": ["tlAlignAlpha", "float"],
+  aa: ["aa", "string"],
+  reprob: ["reprob", "float"],
+  remode: ["remode", "string"],
+  hflip: ["hflip", "float"],
+  scale: ["scale", "pair"],
+  ratio: ["ratio", "pair"],
+  "train-interpolation": ["trainInterpolation", "string"],
+  "crop-pct": ["cropPct", "float"],
+  smoothing: ["smoothing", "float"],
+  "batch-size": ["batchSize", "int"],
+  lr: ["lr", "float"],
+  "lr-base": ["lrBase", "float"],
+  "lr-base-batch": ["lrBaseBatch", "int"],
+  "warmup-lr": ["warmupLr", "float"],
+  "min-lr": ["minLr", "float"],
+  epochs: ["epochs", "int"],
+  "warmup-epochs": ["warmupEpochs", "int"],
+  "cooldown-epochs": ["cooldownEpochs", "int"],
+  "sched-update": ["schedUpdate", "string"],
+  "weight-decay": ["weightDecay", "float"],
+  "opt-betas": ["optBetas", "pair"],
+  "opt-eps": ["optEps", "float"],
+  "clip-grad": ["clipGrad", "float"],
+  "clip-mode": ["clipMode", "string"],
+  "model-ema-decay": ["modelEmaDecay", "float"],
+  output: ["output", "string"],
+  "recovery-interval": ["checkpointEvery", "int"],
+  "log-interval": ["logEvery", "int"],
+  "eval-every": ["evalEvery", "int"],
+  backend: ["backend", "string"],
+};
+
+/** Boolean flag -> [config field, value]. */
+const BOOL_FLAGS: Record<string, [string, unknown]> = {
+  "token-label": ["tokenLabel", true],
+  "mix-token": ["mixToken", true],
+  "no-mix-token": ["mixToken", false],
+  "tl-align": ["tlAlign", true],
+  "model-ema": ["modelEma", true],
+  "aux-head": ["auxHead", true],
+  "no-aux-head": ["auxHead", false],
+  "no-aa": ["aa", null],
+  "no-eval": ["valData", false],
+  resume: ["resume", true],
+  overwrite: ["overwrite", true],
+};
+
+const TRAIN_USAGE = `usage: tokenlab train --data DATA [options]
+
+Trains a model with the official LV-ViT recipe (AdamW, weight decay 0.05
+without decay on biases, norms, pos_embed and cls_token; cosine schedule with
+warmup and cooldown; label smoothing; drop path; optional EMA and gradient
+clipping), evaluating top-1 and top-5 after every epoch. Flags are named as
+in the official main.py where they overlap; every default is the official one.
+
+data and model
+  --data DATA              synthetic[:key=value,...], an image folder
+                           (<root>/train/<class>/*), or a CIFAR binary folder
+  --val-data DATA          validation data (default: the val split of --data)
+  --no-eval                train without evaluation
+  --train-limit N          use only the first N training images
+  --val-limit N            use only the first N validation images
+  --model NAME             registry name (default lvvit_s; tokenlab models)
+  --model-config JSON      change the variant's architecture (e.g. '{"depth":2}')
+  --img-size N             input size (default the model's)
+  --num-classes N          classes (default the data's)
+  --initial-checkpoint F   start from these weights (.safetensors or official .pth.tar)
+  --aux-head / --no-aux-head  force the token head on or off (default: when trained)
+  --drop-path F            stochastic depth (default 0.1 S, 0.2 M, 0.3 L)
+  --drop F                 dropout (default 0)
+
+token labeling and mixing
+  --token-label            train with dense token labels (needs --token-label-data)
+  --token-label-data STORE score-map store (tokenlab annotate)
+  --token-label-size N     pooled label grid (default the token grid, 14 at 224)
+  --dense-weight F         weight of the dense token loss (default 1.0)
+  --cls-weight F           weight of the class-token loss (default 1.0)
+  --token-label-box-order  yx (default) or official-transposed
+  --mix-token              MixToken (default: on with --token-label, as the official lvvit models)
+  --no-mix-token           MixToken off
+  --mix-token-box MODE     official (rand_bbox, default) or described
+  --cutmix A / --mixup A   image-level CutMix / MixUp alpha (default 0: off)
+  --mixup-prob P           probability of mixing a batch (default 1)
+  --mixup-switch-prob P    probability of CutMix when both are on (default 0.5)
+  --tl-align               TL-Align (patch CutMix + attention-aligned labels)
+  --tl-align-alpha A       its Beta parameter (default 1)
+
+augmentation
+  --aa POLICY / --no-aa    RandAugment (default rand-m9-mstd0.5-inc1; n3 for L)
+  --reprob P  --remode M   random erasing (default 0.25, pixel)
+  --hflip P                horizontal flip (default 0.5)
+  --scale LO,HI  --ratio LO,HI   RandomResizedCrop ranges (0.08,1 and 0.75,1.333)
+  --train-interpolation I  random (default), bilinear, bicubic or nearest
+  --crop-pct F             evaluation centre crop (default per model)
+  --smoothing F            label smoothing (default 0.1)
+
+optimisation
+  --batch-size N           images per step (default 1024, the official total)
+  --lr F                   peak lr (default 1.6e-3 x batch / 1024; 1e-3 x .. for L)
+  --warmup-lr F --min-lr F warmup start and cosine floor (1e-6, 1e-5)
+  --epochs N               cosine epochs (default 300)
+  --warmup-epochs N        (default 5)
+  --cooldown-epochs N      epochs at --min-lr after the cosine (default 10)
+  --sched-update WHEN      epoch (official) or step
+  --weight-decay F         (default 0.05)
+  --opt-betas B1,B2  --opt-eps F   AdamW (0.9,0.999 and 1e-8)
+  --clip-grad F            clip gradients (default off)  --clip-mode norm|value
+  --model-ema              keep an EMA of the weights  --model-ema-decay F (0.99992)
+  --seed N                 (default 42)
+
+the run
+  --output DIR             checkpoints, log.jsonl, final weights (default: nothing written)
+  --resume                 continue the run in --output from its last checkpoint
+  --overwrite              start over in an --output that holds a run
+  --recovery-interval N    also checkpoint every N steps (default: every epoch)
+  --log-interval N         log a step record every N steps (default 50)
+  --eval-every N           evaluate every N epochs (default 1)
+  --workers N              data-loading threads (default 0)
+  --backend NAME           auto, webgpu, wasm or cpu (cpu: bit-exact resume)
+  --json                   print the result as JSON on stdout
+
+Ctrl-C stops after the current step and writes a checkpoint (with --output);
+run the same command with --resume to continue.`;
+
+function parseValue(flag: string, kind: Kind, text: string): unknown {
+  const bad = (what: string) =>
+    new UsageError(`tokenlab train: --${flag} needs ${what}, found "${text}"`);
+  switch (kind) {
+    case "string":
+      return text;
+    case "json":
+      try {
+        return JSON.parse(text);
+      } catch {
+        throw bad(
+          'a JSON object of model config fields (e.g. \'{"depth":2,"embedDim":64}\')',
+        );
+      }
+    case "int": {
+      const n = Number(text);
+      if (!Number.isInteger(n)) throw bad("an integer");
+      return n;
+    }
+    case "float":
+    case "nullable-float": {
+      const n = Number(text);
+      if (text.trim() === "" || !Number.isFinite(n)) throw bad("a number");
+      return n;
+    }
+    case "pair": {
+      const parts = text.split(",").map((s) => Number(s.trim()));
+      if (parts.length !== 2 || !parts.every(Number.isFinite)) {
+        throw bad("two numbers separated by a comma (e.g. 0.08,1)");
+      }
+      return parts;
+    }
+  }
+}
+
+/** Reads `tokenlab train` arguments into a config (exported for tests). */
+export function trainConfigFromArgs(
+  args: string[],
+): { config: Record<string, unknown>; json: boolean; help: boolean } {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string }
+  > = {};
+  for (const f of Object.keys(VALUE_FLAGS)) options[f] = { type: "string" };
+  for (const f of Object.keys(BOOL_FLAGS)) options[f] = { type: "boolean" };
+  options["batch-size"].short = "b";
+  options.workers.short = "j";
+  options.json = { type: "boolean" };
+  options.help = { type: "boolean", short: "h" };
+  const { values, positionals } = parseCommandArgs(
+    "train",
+    TRAIN_USAGE,
+    args,
+    options,
+  );
+  if (values.help) return { config: {}, json: false, help: true };
+  if (positionals.length > 0) {
+    throw new UsageError(
+      `tokenlab train: unexpected argument ${
+        positionals[0]
+      } (the data goes in --data)\n\n${TRAIN_USAGE}`,
+    );
+  }
+  const v = values as Record<string, string | boolean | undefined>;
+  const config: Record<string, unknown> = {};
+  const setBy: Record<string, string> = {};
+  const set = (flag: string, key: string, value: unknown) => {
+    if (
+      key in config && JSON.stringify(config[key]) !== JSON.stringify(value)
+    ) {
+      throw new UsageError(
+        `tokenlab train: --${
+          setBy[key]
+        } and --${flag} contradict each other; keep one`,
+      );
+    }
+    config[key] = value;
+    setBy[key] = flag;
+  };
+  for (const [flag, [key, kind]] of Object.entries(VALUE_FLAGS)) {
+    const text = v[flag];
+    if (typeof text === "string") set(flag, key, parseValue(flag, kind, text));
+  }
+  for (const [flag, [key, value]] of Object.entries(BOOL_FLAGS)) {
+    if (v[flag] === true) set(flag, key, value);
+  }
+  if (config.data === undefined) {
+    throw new UsageError(
+      `tokenlab train: --data is required\n\n${TRAIN_USAGE}`,
+    );
+  }
+  return { config, json: v.json === true, help: false };
+}
+
+function fmtDuration(s: number): string {
+  const r = Math.round(s);
+  return r < 60
+    ? `${r}s`
+    : r < 3600
+    ? `${Math.floor(r / 60)}m${String(r % 60).padStart(2, "0")}s`
+    : `${Math.floor(r / 3600)}h${
+      String(Math.floor(r / 60) % 60).padStart(2, "0")
+    }m`;
+}
+
+/** The `train` command. */
+export const trainCommand: Command = {
+  summary: "train a model with the official recipe (resumable checkpoints)",
+  usage: TRAIN_USAGE,
+  async run(args) {
+    const { config, json, help } = trainConfigFromArgs(args);
+    if (help) {
+      console.log(TRAIN_USAGE);
+      return 0;
+    }
+    const { train, resolveTrainConfig, liveBundle, TrainConfigError } =
+      await import("../mod.ts");
+    let resolved;
+    try {
+      resolved = resolveTrainConfig(config as { data: string });
+    } catch (e) {
+      if (e instanceof TrainConfigError) {
+        throw new UsageError(`tokenlab train: ${e.message}`);
+      }
+      throw e;
+    }
+    const enc = new TextEncoder();
+    const err = (t: string) => Deno.stderr.writeSync(enc.encode(t));
+    const tty = Deno.stderr.isTerminal();
+    err(
+      `${resolved.model} ${resolved.imgSize}px, batch ${resolved.batchSize}, lr ${
+        resolved.lr.toExponential(2)
+      }${
+        resolved.lr === config.lr
+          ? ""
+          : ` (${resolved.lrBase} x ${resolved.batchSize}/${resolved.lrBaseBatch})`
+      }, ${resolved.epochs}+${resolved.cooldownEpochs} epochs (warmup ${resolved.warmupEpochs}), wd ${resolved.weightDecay}, drop path ${resolved.dropPath}${
+        resolved.tokenLabel ? ", token labels" : ""
+      }${resolved.mixToken ? ", MixToken" : ""}${
+        resolved.tlAlign ? ", TL-Align" : ""
+      }${resolved.modelEma ? `, EMA ${resolved.modelEmaDecay}` : ""}${
+        resolved.output
+          ? `, output ${resolved.output}`
+          : ", nothing written (no --output)"
+      }\n`,
+    );
+    const stop = new AbortController();
+    let interrupts = 0;
+    const onSigint = () => {
+      interrupts++;
+      if (interrupts > 1) Deno.exit(130);
+      err(
+        `\nstopping after this step${
+          resolved.output ? " (a checkpoint is written)" : ""
+        }; Ctrl-C again to quit at once\n`,
+      );
+      stop.abort();
+    };
+    Deno.addSignalListener("SIGINT", onSigint);
+    let lastPrint = -Infinity;
+    try {
+      const run = await train(config as { data: string }, {
+        live: false,
+        signal: stop.signal,
+        onProgress: (s) => {
+          const line = String(liveBundle(s)["text/plain"]);
+          const now = performance.now();
+          if (tty) err(`\r${line}\x1b[K`);
+          else if (now - lastPrint > 5000 || s.status !== "running") {
+            lastPrint = now;
+            err(`${line}\n`);
+          }
+        },
+        onRecord: (r) => {
+          if (r.kind === "eval") {
+            err(
+              `${tty ? "\r\x1b[K" : ""}epoch ${r.epoch} ${
+                r.which === "ema" ? "EMA  " : "model"
+              } top-1 ${r.top1.toFixed(2)}% top-5 ${
+                r.top5.toFixed(2)
+              }% val loss ${r.loss.toFixed(4)} (${r.images} images)\n`,
+            );
+          }
+        },
+      });
+      if (tty) err("\n");
+      err(
+        `${run.toString()}${
+          run.output
+            ? `\nweights: ${run.output}/model.safetensors, log: ${run.output}/log.jsonl`
+            : ""
+        }\n`,
+      );
+      if (json) {
+        console.log(
+          JSON.stringify({ status: run.status, ...run.result }, null, 1),
+        );
+      }
+      err(`time: ${fmtDuration(run.result.elapsed)}\n`);
+      run.dispose();
+      return run.status === "done" ? 0 : 130;
+    } catch (e) {
+      if (e instanceof TrainConfigError) {
+        throw new UsageError(`tokenlab train: ${e.message}`);
+      }
+      throw e;
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSigint);
+    }
+  },
+};
+
+const EVAL_USAGE = `usage: tokenlab eval --checkpoint PATH --data DATA [options]
+
+Top-1 and top-5 accuracy of a model's evaluation forward (head + 0.5 max of
+aux_head over the tokens, as the official LV-ViT) on labelled data.
+
+  --checkpoint PATH   a weights file (.safetensors, or an official .pth/.pth.tar
+                      with --model), a run folder of tokenlab train (its final
+                      weights and EMA, or its newest checkpoint), or a
+                      checkpoint folder
+  --model NAME        the variant (needed for official checkpoints)
+  --data DATA         synthetic[:...], an image folder, a CIFAR folder
+  --split SPLIT       val (default) or train
+  --img-size N        input size (default the model's)
+  --crop-pct F        centre crop (default 1 for small variants, 0.9 for lvvit_t/s)
+  --batch-size N      images per forward pass (default 64)
+  --limit N           only the first N images
+  --backend NAME      auto, webgpu, wasm or cpu
+  --json              print the results as JSON on stdout`;
+
+/** The `eval` command. */
+export const evalCommand: Command = {
+  summary: "top-1 / top-5 of a model or a training run on labelled data",
+  usage: EVAL_USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs("eval", EVAL_USAGE, args, {
+      checkpoint: { type: "string" },
+      model: { type: "string" },
+      data: { type: "string" },
+      split: { type: "string" },
+      "img-size": { type: "string" },
+      "crop-pct": { type: "string" },
+      "batch-size": { type: "string" },
+      limit: { type: "string" },
+      backend: { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    });
+    if (values.help) {
+      console.log(EVAL_USAGE);
+      return 0;
+    }
+    if (positionals.length > 0) {
+      throw new UsageError(
+        `tokenlab eval: unexpected argument ${positionals[0]}\n\n${EVAL_USAGE}`,
+      );
+    }
+    for (const need of ["checkpoint", "data"] as const) {
+      if (values[need] === undefined) {
+        throw new UsageError(
+          `tokenlab eval: --${need} is required\n\n${EVAL_USAGE}`,
+        );
+      }
+    }
+    const split = values.split ?? "val";
+    if (split !== "val" && split !== "train") {
+      throw new UsageError(
+        `tokenlab eval: --split must be val or train, found "${split}"`,
+      );
+    }
+    const num = (flag: string, text: string | undefined, int: boolean) => {
+      if (text === undefined) return undefined;
+      const n = Number(text);
+      if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n))) {
+        throw new UsageError(
+          `tokenlab eval: --${flag} needs a positive ${
+            int ? "integer" : "number"
+          }, found "${text}"`,
+        );
+      }
+      return n;
+    };
+    const imgSize = num("img-size", values["img-size"], true);
+    const cropPct = num("crop-pct", values["crop-pct"], false);
+    const batchSize = num("batch-size", values["batch-size"], true) ?? 64;
+    const limit = num("limit", values.limit, true);
+    const lib = await import("../mod.ts");
+    await lib.initBackend({ backend: values.backend });
+    const targets = await lib.evaluationTargets(values.checkpoint!);
+    const data = await lib.parseDataSpec(values.data!, { split });
+    const results: Record<string, unknown>[] = [];
+    for (const t of targets) {
+      const { model } = await lib.loadModel(t.path, {
+        model: values.model,
+        overrides: imgSize ? { imgSize } : {},
+      });
+      try {
+        const crop = cropPct ?? lib.defaultCropPct(model.config.name);
+        const loader = await lib.DataLoader.open({
+          data,
+          transform: {
+            kind: "eval",
+            size: model.config.imgSize,
+            cropPct: crop,
+          },
+        }, { batchSize, shuffle: false, limit });
+        try {
+          const [r] = await lib.evaluate([model], loader);
+          results.push({ weights: t.which, path: t.path, ...r });
+          console.error(
+            `${t.which.padEnd(5)} ${model.config.name}: top-1 ${
+              r.top1.toFixed(2)
+            }% top-5 ${r.top5.toFixed(2)}% loss ${
+              r.loss.toFixed(4)
+            } on ${r.images} images (${t.path})`,
+          );
+        } finally {
+          loader.close();
+        }
+      } finally {
+        model.dispose();
+      }
+    }
+    if (values.json) console.log(JSON.stringify(results, null, 1));
+    return 0;
+  },
+};

@@ -1,0 +1,838 @@
+/**
+ * The training loop: data, targets, mixing, forward and backward, AdamW on
+ * the cosine schedule, EMA, evaluation, the log and resumable checkpoints,
+ * with progress on the command line or live in a notebook.
+ *
+ * Every random draw comes from a generator derived from the seed and the
+ * position in the run: the data order from (seed, epoch), each sample's
+ * augmentation from (seed, epoch, index), and each step's mixing box and
+ * drop-path masks from (seed, stream, epoch, step). Resuming from a
+ * checkpoint therefore replays exactly what the uninterrupted run would
+ * have drawn.
+ *
+ * @module
+ */
+
+import { tf } from "../tf.ts";
+import { ensureBackend, initBackend } from "../backend.ts";
+import { Rng } from "../random.ts";
+import { type DataSpec, parseDataSpec } from "../data/datasets.ts";
+import { type Batch, DataLoader } from "../data/loader.ts";
+import type { PipelineSpec } from "../data/pipeline.ts";
+import { poolLabels, stackScoreMaps } from "../labels/pooling.ts";
+import {
+  smoothedOneHot,
+  softTargetCrossEntropy,
+  tokenLabelingLossParts,
+} from "../losses/cross_entropy.ts";
+import { TlAlign, tlAlignInitialLabels } from "../losses/tl_align.ts";
+import { mixupCutmix, patchCutmix } from "../mixing/cutmix.ts";
+import { MixToken } from "../mixing/mixtoken.ts";
+import type { LvVit } from "../models/lvvit.ts";
+import { createModel } from "../models/registry.ts";
+import { loadWeights, saveWeights } from "../models/weights.ts";
+import { figureBundle } from "../figure.ts";
+import {
+  appendLog,
+  type Checkpoint,
+  checkpointName,
+  prepareOutput,
+  restoreCheckpoint,
+  rewriteLog,
+  RunFolderError,
+  writeCheckpoint,
+  writeJson,
+} from "./checkpoint.ts";
+import {
+  type ResolvedTrainConfig,
+  resolveTrainConfig,
+  type TrainConfig,
+  TrainConfigError,
+} from "./config.ts";
+import {
+  LiveDisplay,
+  type LiveState,
+  resultTable,
+  trainingFigure,
+} from "./display.ts";
+import { evaluate } from "./evaluate.ts";
+import type { EvalRecord, LogRecord, StepRecord } from "./log.ts";
+import { ModelEma } from "./ema.ts";
+import { AdamW, clipGradients } from "./optimizer.ts";
+import {
+  learningRate,
+  type ScheduleConfig,
+  scheduleCurve,
+  totalEpochs,
+} from "./schedule.ts";
+
+/** Raised when training cannot go on: a non-finite loss, unlabelled data. */
+export class TrainingError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainingError";
+  }
+}
+
+/** The stream of per-step draws (mixing box, drop path, dropout). */
+const STEP_STREAM = 0x57e9;
+
+/** Options of {@linkcode train} that do not change what is computed. */
+export interface TrainOptions {
+  /** Called after every step and evaluation with the progress (the CLI draws its bar from it). */
+  onProgress?: (state: LiveState) => void | Promise<void>;
+  /** Called with every record as it is logged. */
+  onRecord?: (record: LogRecord) => void;
+  /**
+   * A live view in the notebook, updated in place (`"auto"`, the default:
+   * when running inside Jupyter).
+   */
+  live?: boolean | "auto";
+  /** Stops the run after the current step; a checkpoint is written (with `output`) and the run returned as "stopped". */
+  signal?: AbortSignal;
+}
+
+/** Final metrics of a run. */
+export interface TrainResult {
+  /** The last evaluation of the trained weights. */
+  model: EvalRecord | null;
+  /** The last evaluation of the moving average. */
+  ema: EvalRecord | null;
+  /** The mean training loss of the last epoch's logged steps. */
+  trainLoss: number | null;
+  /** Optimizer steps done. */
+  steps: number;
+  /** Seconds of training (all sessions of a resumed run). */
+  elapsed: number;
+}
+
+/** A finished (or stopped) training run: its config, log, weights and result. Displays itself in a notebook. */
+export class TrainRun {
+  /** The resolved config. */
+  readonly config: ResolvedTrainConfig;
+  /** Every record logged. */
+  readonly records: readonly LogRecord[];
+  /** The trained model (owned by the run: {@linkcode TrainRun.dispose}). */
+  readonly model: LvVit;
+  /** The moving average of the weights, when kept. */
+  readonly ema: LvVit | null;
+  /** "done", or "stopped" by the signal. */
+  readonly status: "done" | "stopped";
+  /** The final metrics. */
+  readonly result: TrainResult;
+  /** The learning rate of every step of the full run. */
+  readonly schedule: { step: number[]; lr: number[] };
+  /** The run's folder (null when nothing was written). */
+  readonly output: string | null;
+
+  /** Wraps a run's parts (made by {@linkcode train}). */
+  constructor(init: {
+    config: ResolvedTrainConfig;
+    records: readonly LogRecord[];
+    model: LvVit;
+    ema: LvVit | null;
+    status: "done" | "stopped";
+    result: TrainResult;
+    schedule: { step: number[]; lr: number[] };
+  }) {
+    this.config = init.config;
+    this.records = init.records;
+    this.model = init.model;
+    this.ema = init.ema;
+    this.status = init.status;
+    this.result = init.result;
+    this.schedule = init.schedule;
+    this.output = init.config.output;
+  }
+
+  /** Title of the run's figure. */
+  get title(): string {
+    return runTitle(this.config);
+  }
+
+  /** The Jupyter bundle: the loss, lr and accuracy curves and the result table. */
+  bundle(): Record<string, unknown> {
+    const parts = trainingFigure(this.records, {
+      title: this.title,
+      schedule: this.schedule,
+    });
+    const table = resultTable(this.records);
+    return figureBundle({
+      ...parts,
+      text: `${this.toString()}\n${table.text}`,
+      htmlAfter: table.html,
+    });
+  }
+
+  /** Jupyter's display hook. */
+  [Symbol.for("Jupyter.display")](): Record<string, unknown> {
+    return this.bundle();
+  }
+
+  /** One line: status, steps and the final accuracy. */
+  toString(): string {
+    const r = this.result;
+    const acc = (e: EvalRecord | null, what: string) =>
+      e === null
+        ? ""
+        : `, ${what} top-1 ${e.top1.toFixed(2)}% top-5 ${e.top5.toFixed(2)}%`;
+    return `${this.title}: ${this.status} after ${r.steps} steps (${
+      r.elapsed.toFixed(0)
+    } s)${acc(r.model, "model")}${acc(r.ema, "EMA")}`;
+  }
+
+  /** Releases the model and its moving average. */
+  dispose(): void {
+    this.model.dispose();
+    this.ema?.dispose();
+  }
+}
+
+function runTitle(c: ResolvedTrainConfig): string {
+  const data = typeof c.data === "string" ? c.data : dataLabel(c.data);
+  const how = [
+    c.tokenLabel ? "token labels" : null,
+    c.mixToken ? "MixToken" : null,
+    c.tlAlign ? "TL-Align" : null,
+    c.cutmix > 0 ? "CutMix" : null,
+    c.mixup > 0 ? "MixUp" : null,
+  ].filter((x) => x !== null);
+  return `${c.model} on ${data}${how.length ? ` (${how.join(" + ")})` : ""}`;
+}
+
+function dataLabel(spec: DataSpec): string {
+  switch (spec.kind) {
+    case "synthetic":
+      return "synthetic";
+    case "folder":
+      return spec.root;
+    case "cifar":
+      return spec.dir;
+    case "tensors":
+      return spec.path;
+  }
+}
+
+/** The training and validation data a config names. */
+export async function resolveData(
+  c: Pick<TrainConfig, "data" | "valData">,
+): Promise<{ train: DataSpec; val: DataSpec | null }> {
+  const train = typeof c.data === "string"
+    ? await parseDataSpec(c.data, { split: "train" })
+    : c.data;
+  if (c.valData === false) return { train, val: null };
+  if (c.valData !== null && c.valData !== undefined) {
+    return {
+      train,
+      val: typeof c.valData === "string"
+        ? await parseDataSpec(c.valData, { split: "val" })
+        : c.valData,
+    };
+  }
+  let val: DataSpec;
+  if (typeof c.data === "string") {
+    val = await parseDataSpec(c.data, { split: "val" });
+  } else if (train.kind === "synthetic") {
+    val = { ...train, options: { ...train.options, split: "val" } };
+  } else if (train.kind === "cifar") {
+    val = { ...train, split: "test" };
+  } else {
+    val = train;
+  }
+  if (JSON.stringify(val) === JSON.stringify(train)) {
+    throw new TrainConfigError(
+      `--data ${
+        typeof c.data === "string" ? c.data : dataLabel(train)
+      } has no validation split (an image folder needs val/ or validation/ beside train/); pass --val-data, or --no-eval to train without evaluation`,
+    );
+  }
+  return { train, val };
+}
+
+/** The pipeline of the training data, as the config says. */
+function trainPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
+  return {
+    data,
+    maps: c.tokenLabel ? c.tokenLabelData! : undefined,
+    transform: {
+      kind: "train",
+      config: {
+        size: c.imgSize,
+        hflip: c.hflip,
+        autoAugment: c.aa,
+        interpolation: c.trainInterpolation,
+        scale: c.scale,
+        ratio: c.ratio,
+        reprob: c.reprob,
+        remode: c.remode,
+      },
+    },
+  };
+}
+
+function evalPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
+  return {
+    data,
+    transform: { kind: "eval", size: c.imgSize, cropPct: c.cropPct },
+  };
+}
+
+function scheduleOf(c: ResolvedTrainConfig): ScheduleConfig {
+  return {
+    lr: c.lr,
+    warmupLr: c.warmupLr,
+    minLr: c.minLr,
+    epochs: c.epochs,
+    warmupEpochs: c.warmupEpochs,
+    cooldownEpochs: c.cooldownEpochs,
+    update: c.schedUpdate,
+  };
+}
+
+/** What one step of training needs. */
+interface StepContext {
+  c: ResolvedTrainConfig;
+  model: LvVit;
+  optimizer: AdamW;
+  ema: ModelEma | null;
+  mixer: MixToken | null;
+  trainables: tf.Variable[];
+  /** tfjs variable name -> official parameter name. */
+  paramOf: Map<string, string>;
+  numClasses: number;
+}
+
+interface StepOutcome {
+  loss: number;
+  lossCls?: number;
+  lossDense?: number;
+  gradNorm?: number;
+}
+
+/** Per image, the source index of each of its N patch tokens. */
+function splitSources(index: Int32Array, B: number): Int32Array[] {
+  const n = index.length / B;
+  return Array.from(
+    { length: B },
+    (_, b) => index.subarray(b * n, (b + 1) * n),
+  );
+}
+
+async function trainStep(
+  ctx: StepContext,
+  batch: Batch,
+  lr: number,
+  rng: Rng,
+): Promise<StepOutcome> {
+  const { c, model, numClasses } = ctx;
+  const B = batch.size;
+  for (let i = 0; i < B; i++) {
+    if (batch.labels[i] < 0) {
+      throw new TrainingError(
+        `image ${
+          batch.keys[i]
+        } has no label; training needs a labelled dataset`,
+      );
+    }
+  }
+  const owned: tf.Tensor[] = [];
+  const own = <T extends tf.Tensor>(t: T): T => {
+    owned.push(t);
+    return t;
+  };
+  let align: TlAlign | null = null;
+  let kept: tf.Tensor[] = [];
+  try {
+    let images: tf.Tensor4D = own(
+      tf.tensor4d(batch.images, [B, batch.height, batch.width, 3]),
+    );
+    let cls: tf.Tensor2D;
+    let tokens: tf.Tensor | null = null;
+    if (c.tokenLabel) {
+      if (batch.maps === undefined || batch.boxes === undefined) {
+        throw new TrainingError(
+          "the training batch came without score maps or crop boxes; token labeling needs both (a store with --token-label-data and the train transform)",
+        );
+      }
+      const pooled = await poolLabels(stackScoreMaps(batch.maps), batch.boxes, {
+        numClasses,
+        tokenGrid: c.tokenLabelSize,
+        smoothing: c.smoothing,
+        boxOrder: c.tokenLabelBoxOrder,
+      });
+      cls = own(pooled.cls);
+      tokens = own(pooled.tokens);
+    } else {
+      cls = own(smoothedOneHot(batch.labels, numClasses, {
+        smoothing: c.smoothing,
+      }));
+      // A token head without token labels learns the image label at every
+      // token (the official 2-D target case), so that it does not add an
+      // untrained term to the evaluation logits.
+      if (c.auxHead) tokens = cls;
+    }
+    if (c.cutmix > 0 || c.mixup > 0) {
+      const mixed = mixupCutmix(
+        {
+          images,
+          classTargets: cls,
+          tokenTargets: tokens !== null && tokens.rank === 3
+            ? tokens as tf.Tensor3D
+            : undefined,
+        },
+        rng,
+        {
+          mixupAlpha: c.mixup,
+          cutmixAlpha: c.cutmix,
+          prob: c.mixupProb,
+          switchProb: c.mixupSwitchProb,
+        },
+      );
+      images = own(mixed.images);
+      const imageLevel = tokens === cls;
+      cls = own(mixed.classTargets);
+      if (mixed.tokenTargets !== null) tokens = own(mixed.tokenTargets);
+      else if (imageLevel) tokens = cls;
+    } else if (c.tlAlign) {
+      const mixed = patchCutmix({ images, classTargets: cls }, rng, {
+        patchSize: c.patchSize,
+        alpha: c.tlAlignAlpha,
+      });
+      images = own(mixed.images);
+      own(mixed.classTargets);
+      const y0 = own(
+        tlAlignInitialLabels(cls, splitSources(mixed.sourceIndex!, B), {
+          classLabels: mixed.classTargets,
+        }),
+      );
+      align = new TlAlign(y0);
+    }
+    const { value, grads } = tf.variableGrads(() => {
+      const out = model.forwardTrain(images, {
+        rng,
+        mixer: ctx.mixer ?? undefined,
+        onAttention: align?.hook,
+      });
+      if (align !== null) {
+        return softTargetCrossEntropy(out.cls, align.classLabel()) as tf.Scalar;
+      }
+      const parts = tokenLabelingLossParts(
+        { cls: out.cls, aux: out.aux },
+        { cls, tokens },
+        { clsWeight: c.clsWeight, denseWeight: c.denseWeight, box: out.box },
+      );
+      kept = [tf.keep(parts.cls), tf.keep(parts.dense)];
+      return parts.loss;
+    }, ctx.trainables);
+    owned.push(value, ...Object.values(grads), ...kept);
+    const stacked = own(tf.stack([value, ...kept]));
+    const parts = await stacked.data();
+    const loss = parts[0];
+    if (!Number.isFinite(loss)) {
+      throw new TrainingError(`the training loss is ${loss}`);
+    }
+    let byName = new Map<string, tf.Tensor>();
+    for (const [vname, g] of Object.entries(grads)) {
+      byName.set(ctx.paramOf.get(vname)!, g);
+    }
+    let gradNorm: number | undefined;
+    if (c.clipGrad !== null) {
+      const clipped = clipGradients(byName, c.clipGrad, c.clipMode);
+      owned.push(clipped.norm, ...clipped.grads.values());
+      byName = clipped.grads;
+      gradNorm = (await clipped.norm.data())[0];
+    }
+    ctx.optimizer.lr = lr;
+    ctx.optimizer.apply(byName);
+    ctx.ema?.update(model);
+    const out: StepOutcome = { loss };
+    if (kept.length === 2) {
+      out.lossCls = parts[1];
+      if (c.auxHead) out.lossDense = parts[2];
+    }
+    if (gradNorm !== undefined) out.gradNorm = gradNorm;
+    return out;
+  } finally {
+    align?.dispose();
+    tf.dispose(owned);
+  }
+}
+
+/**
+ * Trains a model as the config says and returns the run. With `output`,
+ * the run writes `run.json`, `log.jsonl`, checkpoints (atomically; every
+ * `checkpointEvery` steps and at the end of every epoch) and the final
+ * weights, and `resume: true` continues it from its newest checkpoint to the
+ * same weights an uninterrupted run reaches (bit for bit on the cpu backend).
+ *
+ * A non-finite loss stops the run before the step is applied, with a
+ * {@linkcode TrainingError} naming the step; the checkpoints written before
+ * stay as they were.
+ *
+ * @throws {TrainConfigError} for contradicting settings, before any work
+ * @throws {RunFolderError} for an output folder that holds another run
+ * @throws {TrainingError} for a non-finite loss or unlabelled data
+ *
+ * @example
+ * ```ts ignore
+ * import { train } from "tokenlab";
+ * const run = await train({
+ *   model: "lvvit_xs32", data: "synthetic:size=32,count=512", batchSize: 64,
+ *   epochs: 3, warmupEpochs: 1, cooldownEpochs: 0, logEvery: 2, valLimit: 256,
+ * });
+ * run; // in a notebook: the loss, lr and accuracy curves and the result table
+ * ```
+ */
+export async function train(
+  config: Partial<TrainConfig> & Pick<TrainConfig, "data">,
+  options: TrainOptions = {},
+): Promise<TrainRun> {
+  const c = resolveTrainConfig(config);
+  const { train: trainData, val: valData } = await resolveData(c);
+  if (c.backend === "auto") await ensureBackend();
+  else await initBackend({ backend: c.backend });
+
+  const loader = await DataLoader.open(trainPipeline(c, trainData), {
+    batchSize: c.batchSize,
+    shuffle: true,
+    seed: c.seed,
+    dropLast: true,
+    workers: c.workers,
+    limit: c.trainLimit ?? undefined,
+  });
+  let valLoader: DataLoader | null = null;
+  let model: LvVit | null = null;
+  let ema: ModelEma | null = null;
+  let optimizer: AdamW | null = null;
+  let keepModels = false;
+  try {
+    const classes = loader.pipeline.dataset.classes.length;
+    const numClasses = c.numClasses ?? classes;
+    if (classes > numClasses) {
+      throw new TrainConfigError(
+        `--num-classes ${numClasses} is smaller than the ${classes} classes of the training data; leave it out to use the data's count`,
+      );
+    }
+    if (loader.stepsPerEpoch === 0) {
+      throw new TrainConfigError(
+        `--batch-size ${c.batchSize} is larger than the ${loader.size} training images; lower --batch-size (every step takes a full batch, as the official loader drops the last partial one)`,
+      );
+    }
+    if (valData !== null) {
+      valLoader = await DataLoader.open(evalPipeline(c, valData), {
+        batchSize: c.batchSize,
+        shuffle: false,
+        seed: c.seed,
+        workers: c.workers,
+        limit: c.valLimit ?? undefined,
+      });
+      const valClasses = valLoader.pipeline.dataset.classes.length;
+      if (valClasses > numClasses) {
+        throw new TrainConfigError(
+          `the validation data has ${valClasses} classes but the model ${numClasses}; use validation data with the training data's classes (--val-data)`,
+        );
+      }
+    }
+    // Checked before the model is built: a wrong folder costs nothing.
+    const checkpoint = await prepareOutput(c);
+
+    model = createModel(c.model, {
+      ...c.modelOverrides,
+      imgSize: c.imgSize,
+      numClasses,
+      dropPathRate: c.dropPath,
+      dropRate: c.drop,
+      auxHead: c.auxHead,
+    }, { seed: c.seed });
+    if (c.initialCheckpoint !== null) {
+      await loadWeights(model, c.initialCheckpoint, { strict: false });
+    }
+    const params = model.spec.filter((p) => p.kind === "param").map((p) => ({
+      name: p.name,
+      variable: model!.state.get(p.name)!,
+      decay: p.decay,
+    }));
+    optimizer = new AdamW(params, {
+      lr: c.lr,
+      weightDecay: c.weightDecay,
+      betas: [c.optBetas[0], c.optBetas[1]],
+      eps: c.optEps,
+    });
+    ema = c.modelEma ? new ModelEma(model, c.modelEmaDecay) : null;
+    const ctx: StepContext = {
+      c,
+      model,
+      optimizer,
+      ema,
+      mixer: c.mixToken ? new MixToken({ boxMode: c.mixTokenBox }) : null,
+      trainables: params.map((p) => p.variable),
+      paramOf: new Map(params.map((p) => [p.variable.name, p.name])),
+      numClasses,
+    };
+    const run = await loop(ctx, loader, valLoader, checkpoint, options);
+    keepModels = true;
+    return run;
+  } finally {
+    loader.close();
+    valLoader?.close();
+    optimizer?.dispose();
+    if (!keepModels) {
+      model?.dispose();
+      ema?.dispose();
+    }
+  }
+}
+
+async function loop(
+  ctx: StepContext,
+  loader: DataLoader,
+  valLoader: DataLoader | null,
+  checkpoint: Checkpoint | null,
+  options: TrainOptions,
+): Promise<TrainRun> {
+  const { c, model, optimizer } = ctx;
+  const out = c.output;
+  const spe = loader.stepsPerEpoch;
+  const sched = scheduleOf(c);
+  const epochs = totalEpochs(sched);
+  const totalSteps = epochs * spe;
+  const records: LogRecord[] = [];
+  let epoch = 0, from = 0, elapsed = 0;
+  if (checkpoint !== null) {
+    const s = checkpoint.state;
+    if (s.stepsPerEpoch !== spe) {
+      throw new RunFolderError(
+        `checkpoint ${checkpoint.path} was written with ${s.stepsPerEpoch} steps per epoch, but the data now gives ${spe}; the training data changed since the run started: resume with the same data, or start over with --overwrite`,
+      );
+    }
+    await restoreCheckpoint(checkpoint, {
+      model,
+      ema: ctx.ema?.model ?? null,
+      optimizer,
+    });
+    epoch = s.epoch;
+    from = s.stepInEpoch;
+    elapsed = s.elapsed;
+    records.push(...s.records);
+  }
+  if (out !== null) await rewriteLog(out, records);
+
+  const live = (options.live ?? "auto") === "auto"
+    ? LiveDisplay.available()
+    : options.live === true;
+  const display = live ? new LiveDisplay() : null;
+  const title = runTitle(c);
+  let lastCheckpoint = checkpoint?.name ?? null;
+  let lastLoss: number | null = null;
+  let lastLr: number | null = null;
+  let rate: number | null = null;
+  const sessionStart = performance.now();
+  let stepsThisSession = 0;
+  let sinceRecord = { images: 0, t: performance.now() };
+
+  const log = async (r: LogRecord) => {
+    records.push(r);
+    options.onRecord?.(r);
+    if (out !== null) await appendLog(out, [r]);
+  };
+  const progress = async (
+    step: number,
+    ep: number,
+    status: LiveState["status"] = "running",
+    message?: string,
+    force = false,
+  ) => {
+    const done = stepsThisSession;
+    const secs = (performance.now() - sessionStart) / 1000;
+    const state: LiveState = {
+      title,
+      epoch: ep,
+      epochs,
+      step,
+      steps: totalSteps,
+      loss: lastLoss,
+      lr: lastLr,
+      imagesPerSecond: rate,
+      etaSeconds: done > 0 ? (totalSteps - step) * secs / done : null,
+      last: records.slice(-200),
+      status,
+      message,
+    };
+    await options.onProgress?.(state);
+    await display?.update(state, force);
+  };
+  const save = async (ep: number, stepInEpoch: number, step: number) => {
+    if (out === null) return;
+    // The checkpoint's own record is part of the log it holds, so that a
+    // run resumed from it logs exactly what the uninterrupted run did.
+    const rec: LogRecord = {
+      kind: "checkpoint",
+      epoch: ep,
+      step,
+      name: checkpointName(step),
+    };
+    await writeCheckpoint(out, {
+      step,
+      epoch: ep,
+      stepInEpoch,
+      stepsPerEpoch: spe,
+      elapsed: elapsed + (performance.now() - sessionStart) / 1000,
+      rng: {
+        seed: c.seed,
+        scheme:
+          `every draw is derived from the seed and the position: data order Rng.derive(seed, epoch, -1), sample i Rng.derive(seed, epoch, i), step draws Rng.derive(seed, ${STEP_STREAM}, epoch, stepInEpoch)`,
+      },
+      config: c,
+      records: [...records, rec],
+    }, { model, ema: ctx.ema?.model ?? null, optimizer });
+    lastCheckpoint = rec.name;
+    await log(rec);
+  };
+
+  let status: "done" | "stopped" = "done";
+  try {
+    outer: for (; epoch < epochs; epoch++, from = 0) {
+      if (from < spe) {
+        sinceRecord = { images: 0, t: performance.now() };
+        for await (const batch of loader.epoch(epoch, from)) {
+          const i = batch.step;
+          const step = epoch * spe + i + 1;
+          const lr = learningRate(sched, epoch, i, spe);
+          if (batch.size > 0) {
+            let o: StepOutcome;
+            try {
+              o = await trainStep(
+                ctx,
+                batch,
+                lr,
+                Rng.derive(c.seed, STEP_STREAM, epoch, i),
+              );
+            } catch (e) {
+              if (e instanceof TrainingError && /loss is/.test(e.message)) {
+                const msg =
+                  `${e.message} at epoch ${epoch} step ${i} (step ${step} of the run, lr ${
+                    lr.toExponential(2)
+                  }); the step was not applied. ${
+                    lastCheckpoint === null
+                      ? "No checkpoint was written before it."
+                      : `The last good checkpoint is ${out}/checkpoints/${lastCheckpoint}.`
+                  } Lower the learning rate (--lr), add gradient clipping (--clip-grad 1.0), or check the data, then start again`;
+                await progress(step - 1, epoch, "failed", msg, true);
+                throw new TrainingError(msg);
+              }
+              throw e;
+            }
+            lastLoss = o.loss;
+            lastLr = lr;
+            sinceRecord.images += batch.size;
+            stepsThisSession++;
+            const lastOfEpoch = i === spe - 1;
+            if (step % c.logEvery === 0 || lastOfEpoch) {
+              const now = performance.now();
+              rate = sinceRecord.images /
+                Math.max(1e-9, (now - sinceRecord.t) / 1000);
+              sinceRecord = { images: 0, t: now };
+              const rec: StepRecord = {
+                kind: "step",
+                epoch,
+                step,
+                stepInEpoch: i,
+                stepsPerEpoch: spe,
+                loss: o.loss,
+                ...(o.lossCls !== undefined ? { lossCls: o.lossCls } : {}),
+                ...(o.lossDense !== undefined
+                  ? { lossDense: o.lossDense }
+                  : {}),
+                lr,
+                ...(o.gradNorm !== undefined ? { gradNorm: o.gradNorm } : {}),
+                imagesPerSecond: rate,
+                elapsed: elapsed + (now - sessionStart) / 1000,
+              };
+              await log(rec);
+            }
+            await progress(step, epoch);
+            if (
+              c.checkpointEvery > 0 && step % c.checkpointEvery === 0 &&
+              !lastOfEpoch
+            ) {
+              await save(epoch, i + 1, step);
+            }
+          }
+          if (options.signal?.aborted) {
+            await save(epoch, i + 1, step);
+            status = "stopped";
+            break outer;
+          }
+        }
+      }
+      const step = (epoch + 1) * spe;
+      const lastEpoch = epoch === epochs - 1;
+      if (
+        valLoader !== null && ((epoch + 1) % c.evalEvery === 0 || lastEpoch)
+      ) {
+        const models = ctx.ema ? [model, ctx.ema.model] : [model];
+        const results = await evaluate(models, valLoader);
+        for (let m = 0; m < models.length; m++) {
+          await log({
+            kind: "eval",
+            epoch,
+            step,
+            which: m === 0 ? "model" : "ema",
+            ...results[m],
+          });
+        }
+        await progress(step, epoch, "running", undefined, true);
+      }
+      await save(epoch + 1, 0, step);
+    }
+  } catch (e) {
+    await progress(
+      records.filter((r) => r.kind === "step").at(-1)?.step ?? 0,
+      epoch,
+      "failed",
+      (e as Error).message,
+      true,
+    );
+    throw e;
+  }
+  elapsed += (performance.now() - sessionStart) / 1000;
+  const lastEval = (which: "model" | "ema") =>
+    records.filter((r): r is EvalRecord =>
+      r.kind === "eval" && r.which === which
+    ).at(-1) ?? null;
+  const steps = records.filter((r): r is StepRecord => r.kind === "step");
+  const lastEpochSteps = steps.filter((r) => r.epoch === steps.at(-1)?.epoch);
+  const result: TrainResult = {
+    model: lastEval("model"),
+    ema: lastEval("ema"),
+    trainLoss: lastEpochSteps.length
+      ? lastEpochSteps.reduce((s, r) => s + r.loss, 0) / lastEpochSteps.length
+      : null,
+    steps: steps.at(-1)?.step ?? 0,
+    elapsed,
+  };
+  if (out !== null && status === "done") {
+    await saveWeights(model, `${out}/model.safetensors`);
+    if (ctx.ema) await saveWeights(ctx.ema.model, `${out}/ema.safetensors`);
+    await writeJson(`${out}/result.json`, { ...result, config: c });
+  }
+  const run = new TrainRun({
+    config: c,
+    records,
+    model,
+    ema: ctx.ema?.model ?? null,
+    status,
+    result,
+    schedule: scheduleCurve(sched, spe),
+  });
+  await progress(
+    result.steps,
+    epochs - 1,
+    status === "done" ? "done" : "stopped",
+    undefined,
+    true,
+  );
+  await display?.finish(run.bundle());
+  return run;
+}

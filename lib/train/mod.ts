@@ -1,0 +1,18 @@
+/**
+ * Training and evaluation: the official recipe as a config
+ * ({@linkcode resolveTrainConfig}), AdamW, the cosine schedule, EMA,
+ * resumable checkpoints, the training loop ({@linkcode train}) and
+ * evaluation ({@linkcode evaluate}).
+ *
+ * @module
+ */
+
+export * from "./config.ts";
+export * from "./schedule.ts";
+export * from "./optimizer.ts";
+export * from "./ema.ts";
+export * from "./log.ts";
+export * from "./checkpoint.ts";
+export * from "./evaluate.ts";
+export * from "./display.ts";
+export * from "./engine.ts";
