@@ -76,18 +76,35 @@ Deno.test("config: the official recipe is the default, lr scales with the batch"
   assertEquals(c.tokenLabelSize, 14);
   assertEquals(c.schedUpdate, "epoch");
   assertEquals(c.clipGrad, null);
-  assertEquals(resolveTrainConfig({ data: "synthetic", batchSize: 256 }).lr, 4e-4);
-  assertEquals(resolveTrainConfig({ data: "synthetic", batchSize: 256, lr: 1e-3 }).lr, 1e-3);
-  const l = resolveTrainConfig({ data: "synthetic", model: "lvvit_l", batchSize: 512 });
+  assertEquals(
+    resolveTrainConfig({ data: "synthetic", batchSize: 256 }).lr,
+    4e-4,
+  );
+  assertEquals(
+    resolveTrainConfig({ data: "synthetic", batchSize: 256, lr: 1e-3 }).lr,
+    1e-3,
+  );
+  const l = resolveTrainConfig({
+    data: "synthetic",
+    model: "lvvit_l",
+    batchSize: 512,
+  });
   assertEquals([l.lr, l.dropPath, l.aa, l.cropPct], [
     5e-4,
     0.3,
     "rand-n3-m9-mstd0.5-inc1",
     1.0,
   ]);
-  assertEquals(resolveTrainConfig({ data: "synthetic", model: "lvvit_m" }).dropPath, 0.2);
+  assertEquals(
+    resolveTrainConfig({ data: "synthetic", model: "lvvit_m" }).dropPath,
+    0.2,
+  );
   // MixToken follows token labeling, as the official lvvit_* models.
-  const tl = resolveTrainConfig({ data: "synthetic", tokenLabel: true, tokenLabelData: "x" });
+  const tl = resolveTrainConfig({
+    data: "synthetic",
+    tokenLabel: true,
+    tokenLabelData: "x",
+  });
   assertEquals([tl.mixToken, tl.auxHead], [true, true]);
   const plain = resolveTrainConfig({ data: "synthetic" });
   assertEquals([plain.mixToken, plain.auxHead], [false, false]);
@@ -102,20 +119,38 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
     );
     for (const w of words) assertStringIncludes(e.message, w);
   };
-  bad({ model: "vit_xs32", mixToken: true }, "--mix-token", "aux head", "vit_xs32");
+  bad(
+    { model: "vit_xs32", mixToken: true },
+    "--mix-token",
+    "aux head",
+    "vit_xs32",
+  );
   bad({ auxHead: false, mixToken: true }, "--mix-token", "aux head");
   bad(
-    { model: "lvvit_xs32", tokenLabel: true, tokenLabelData: "m", tokenLabelSize: 14 },
+    {
+      model: "lvvit_xs32",
+      tokenLabel: true,
+      tokenLabelData: "m",
+      tokenLabelSize: 14,
+    },
     "--token-label-size 14",
     "token grid",
     "--token-label-size 8",
   );
   bad({ tokenLabel: true }, "--token-label", "--token-label-data");
   bad({ tokenLabelData: "m" }, "--token-label-data", "without --token-label");
-  bad({ tlAlign: true, tokenLabel: true, tokenLabelData: "m" }, "--tl-align", "--token-label");
+  bad(
+    { tlAlign: true, tokenLabel: true, tokenLabelData: "m" },
+    "--tl-align",
+    "--token-label",
+  );
   bad({ mixToken: true, cutmix: 1 }, "--mix-token", "--cutmix");
   bad({ tlAlign: true, mixup: 0.8 }, "--tl-align", "--mixup");
-  bad({ resume: true, overwrite: true, output: "x" }, "--resume", "--overwrite");
+  bad(
+    { resume: true, overwrite: true, output: "x" },
+    "--resume",
+    "--overwrite",
+  );
   bad({ resume: true }, "--resume needs --output");
   bad({ warmupEpochs: 10, epochs: 5 }, "--warmup-epochs 10", "--epochs 5");
   bad({ model: "lvvit_q" }, 'unknown model "lvvit_q"', "lvvit_s");
@@ -141,9 +176,18 @@ Deno.test("CLI: contradicting flags fail with exit 2 before any work", async () 
   ]);
   assertEquals(r.code, 2, r.stderr);
   assertStringIncludes(r.stderr, "--mix-token needs a model with an aux head");
-  const r2 = await runCli(["train", "--data", "synthetic", "--mix-token", "--no-mix-token"]);
+  const r2 = await runCli([
+    "train",
+    "--data",
+    "synthetic",
+    "--mix-token",
+    "--no-mix-token",
+  ]);
   assertEquals(r2.code, 2);
-  assertStringIncludes(r2.stderr, "--mix-token and --no-mix-token contradict each other");
+  assertStringIncludes(
+    r2.stderr,
+    "--mix-token and --no-mix-token contradict each other",
+  );
   const r3 = await runCli(["train", "--data", "synthetic", "--lr", "fast"]);
   assertEquals(r3.code, 2);
   assertStringIncludes(r3.stderr, '--lr needs a number, found "fast"');
@@ -222,13 +266,20 @@ Deno.test("token labels with MixToken, EMA and clipping: dense loss logged, no t
     assertEquals(run.config.mixToken, true);
     const s = steps(run.records);
     assertEquals(s.length, 8);
-    assert(s.every((r) => r.lossDense !== undefined && r.lossCls !== undefined));
+    assert(
+      s.every((r) => r.lossDense !== undefined && r.lossCls !== undefined),
+    );
     assert(s.every((r) => r.gradNorm !== undefined && r.gradNorm > 0));
     for (const r of s) {
       // loss = 1.0 cls + 1.0 dense
       assert(Math.abs(r.loss - (r.lossCls! + r.lossDense!)) < 1e-4);
     }
-    assertEquals(evals(run.records).map((e) => e.which), ["model", "ema", "model", "ema"]);
+    assertEquals(evals(run.records).map((e) => e.which), [
+      "model",
+      "ema",
+      "model",
+      "ema",
+    ]);
     // The same tensors live after every step: nothing leaks.
     assert(counts.length >= 8);
     assertEquals(new Set(counts.slice(1)).size, 1, `tensor counts ${counts}`);
@@ -312,7 +363,10 @@ Deno.test("an output folder holding another run is refused unless --resume or --
     backend: "wasm",
   };
   (await train(base, { live: false })).dispose();
-  const e1 = await assertRejects(() => train(base, { live: false }), RunFolderError);
+  const e1 = await assertRejects(
+    () => train(base, { live: false }),
+    RunFolderError,
+  );
   assertStringIncludes(e1.message, "already holds a run");
   assertStringIncludes(e1.message, "--resume");
   const e2 = await assertRejects(
@@ -343,7 +397,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 Deno.test({
-  name: "SIGKILL mid-run, then --resume: the same weights, EMA and optimizer state as an uninterrupted run (cpu)",
+  name:
+    "SIGKILL mid-run, then --resume: the same weights, EMA and optimizer state as an uninterrupted run (cpu)",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -394,7 +449,9 @@ Deno.test({
     while (Date.now() < deadline) {
       const names: string[] = [];
       try {
-        for await (const e of Deno.readDir(`${b}/checkpoints`)) names.push(e.name);
+        for await (const e of Deno.readDir(`${b}/checkpoints`)) {
+          names.push(e.name);
+        }
       } catch { /* not yet */ }
       const done = names.filter((n) => /^step-\d+$/.test(n)).sort();
       if (done.some((n) => Number(n.slice(5)) >= 6)) {
@@ -406,7 +463,11 @@ Deno.test({
     }
     const status = await child.status;
     assert(killedAt !== "", "the child never wrote its step-6 checkpoint");
-    assertEquals(status.signal, "SIGKILL", "the child finished before it was killed");
+    assertEquals(
+      status.signal,
+      "SIGKILL",
+      "the child finished before it was killed",
+    );
     await assertRejects(() => Deno.stat(`${b}/model.safetensors`));
 
     const resumed = await runCli([...flags(b), "--resume"]);

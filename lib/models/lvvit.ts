@@ -528,12 +528,12 @@ export class LvVit {
         p.shape,
         initialValues(p, rng),
       );
-      state.set(
-        p.name,
-        tf.variable(tf.tensor(values, shape, "float32"), p.kind === "param"),
-      );
+      // A variable shares its initial tensor's data (a reference, not a
+      // copy): the temporary is released so that only the variable holds it.
+      const initial = tf.tensor(values, shape, "float32");
+      state.set(p.name, tf.variable(initial, p.kind === "param"));
+      initial.dispose();
     }
-    // tf.variable copies its initial value; the temporaries are released.
     return new LvVit(c, state);
   }
 

@@ -184,14 +184,21 @@ export interface TrainConfig {
 
 /** A resolved configuration: every default filled in, every check passed. */
 export interface ResolvedTrainConfig extends TrainConfig {
+  /** Input side in pixels. */
   imgSize: number;
+  /** Stochastic depth rate. */
   dropPath: number;
+  /** Whether the model has the token head. */
   auxHead: boolean;
+  /** Whether MixToken is on. */
   mixToken: boolean;
+  /** Evaluation centre-crop fraction. */
   cropPct: number;
+  /** Side of the pooled token-label grid (the token grid). */
   tokenLabelSize: number;
+  /** Peak learning rate (scaled from lrBase unless given). */
   lr: number;
-  /** The model's patch size and token grid side. */
+  /** The model's patch size. */
   patchSize: number;
   /** Token grid side (imgSize / patchSize). */
   grid: number;

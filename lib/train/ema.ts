@@ -93,10 +93,21 @@ export class ModelEma {
       );
     }
     const d = this.decay;
+    const counters = new Set(
+      this.model.spec.filter((p) => p.dtype === "int64").map((p) => p.name),
+    );
     tf.tidy(() => {
       for (const [name, e] of ema) {
-        // timm: decay * e + (1 - decay) * m, both products in float32.
         const s = source.state.get(name)!;
+        if (counters.has(name)) {
+          // An integer counter (BatchNorm's num_batches_tracked) is copied,
+          // not averaged: its average would be fractional, and the saved
+          // int64 entry would round it, so a resumed run would diverge from
+          // the uninterrupted one. No computation reads it.
+          e.assign(tf.clone(s));
+          continue;
+        }
+        // timm: decay * e + (1 - decay) * m, both products in float32.
         e.assign(tf.add(tf.mul(e, d), tf.mul(s, 1 - d)));
       }
     });

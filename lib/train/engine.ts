@@ -290,6 +290,15 @@ function scheduleOf(c: ResolvedTrainConfig): ScheduleConfig {
   };
 }
 
+/** The lr of every step, indexed like the step records (1-based step counts). */
+function stepCurve(
+  sched: ScheduleConfig,
+  spe: number,
+): { step: number[]; lr: number[] } {
+  const curve = scheduleCurve(sched, spe);
+  return { step: curve.step.map((s) => s + 1), lr: curve.lr };
+}
+
 /** What one step of training needs. */
 interface StepContext {
   c: ResolvedTrainConfig;
@@ -824,7 +833,7 @@ async function loop(
     ema: ctx.ema?.model ?? null,
     status,
     result,
-    schedule: scheduleCurve(sched, spe),
+    schedule: stepCurve(sched, spe),
   });
   await progress(
     result.steps,

@@ -3,9 +3,9 @@
  * off) over parameters that carry their checkpoint names, and gradient
  * clipping as `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`.
  *
- * The per-step work runs on flat buckets of parameters (one elementwise
- * pass per bucket, not per parameter), so a step is a few dozen kernels
- * whatever the number of parameters.
+ * A step runs one elementwise pass per bucket of parameters packed into
+ * flat vectors (the small ones on wasm and cpu, all of them on WebGPU), not
+ * one per parameter, so it launches few kernels.
  *
  * @module
  */
@@ -87,6 +87,18 @@ interface Bucket {
   v: tf.Variable;
 }
 
+/**
+ * A non-trainable zero vector. tf.variable shares its initial value's data
+ * (by reference count) rather than copying it, so the initial tensor is
+ * released here: kept, it would pin the zeros after the first assign.
+ */
+function zeroVariable(size: number): tf.Variable {
+  const zeros = tf.zeros([size]);
+  const v = tf.variable(zeros, false);
+  zeros.dispose();
+  return v;
+}
+
 function checkHyper(
   lr: number,
   weightDecay: number,
@@ -139,8 +151,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * ```ts
  * import { AdamW, initBackend, tf } from "tokenlab";
  * await initBackend();
- * const w = tf.variable(tf.ones([2, 2]));
- * const b = tf.variable(tf.zeros([2]));
+ * const [w, b] = tf.tidy(() => [tf.variable(tf.ones([2, 2])), tf.variable(tf.zeros([2]))]);
  * const opt = new AdamW([
  *   { name: "fc.weight", variable: w, decay: true },
  *   { name: "fc.bias", variable: b, decay: false },
@@ -218,8 +229,8 @@ export class AdamW {
         entries,
         sizes,
         size,
-        m: tf.variable(tf.zeros([size]), false),
-        v: tf.variable(tf.zeros([size]), false),
+        m: zeroVariable(size),
+        v: zeroVariable(size),
       });
     };
     for (const decay of [true, false]) {
