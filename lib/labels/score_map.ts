@@ -70,6 +70,7 @@ import {
   toFloat32,
 } from "../io/raw_tensor.ts";
 import { VERSION } from "../version.ts";
+import { exists } from "../io/_fs.ts";
 
 /** Thrown for a bad score map or store: what was expected, what was found, which file and image, what to do. */
 export class ScoreMapError extends Error {
@@ -799,16 +800,6 @@ function readFullSync(
       );
     }
     done += n;
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 

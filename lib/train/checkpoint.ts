@@ -29,6 +29,7 @@ import { VERSION } from "../version.ts";
 import { configDifferences, type ResolvedTrainConfig } from "./config.ts";
 import type { LogRecord } from "./log.ts";
 import type { AdamW, OptimizerState } from "./optimizer.ts";
+import { exists } from "../io/_fs.ts";
 
 /** Raised for an output folder or checkpoint that cannot be used. */
 export class RunFolderError extends Error {
@@ -101,16 +102,6 @@ export const RUN_FILES: readonly string[] = [
   "ema.safetensors",
   "result.json",
 ];
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value, null, 1) + "\n");
