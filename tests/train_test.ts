@@ -138,6 +138,15 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
     "--token-label-size 8",
   );
   bad({ tokenLabel: true }, "--token-label", "--token-label-data");
+  // ReLabel (S = 1) needs no token head.
+  const relabel = resolveTrainConfig({
+    data: "synthetic",
+    model: "vit_xs32",
+    tokenLabel: true,
+    tokenLabelData: "m",
+    tokenLabelSize: 1,
+  });
+  assertEquals([relabel.auxHead, relabel.mixToken], [false, false]);
   bad({ tokenLabelData: "m" }, "--token-label-data", "without --token-label");
   bad(
     { tlAlign: true, tokenLabel: true, tokenLabelData: "m" },
@@ -285,6 +294,32 @@ Deno.test("token labels with MixToken, EMA and clipping: dense loss logged, no t
     assertEquals(new Set(counts.slice(1)).size, 1, `tensor counts ${counts}`);
   } finally {
     run.dispose();
+  }
+  // ReLabel (S = 1) with the same maps trains a ViT without a token head.
+  const relabel = await train({
+    model: "vit_xs32",
+    modelOverrides: { embedDim: 32, depth: 2, numHeads: 2 },
+    imgSize: 16,
+    data: "synthetic:size=16,count=64,classes=4",
+    valData: false,
+    tokenLabel: true,
+    tokenLabelData: `${dir}/maps`,
+    tokenLabelSize: 1,
+    batchSize: 16,
+    epochs: 1,
+    warmupEpochs: 0,
+    cooldownEpochs: 0,
+    logEvery: 1,
+    backend: "wasm",
+  }, { live: false });
+  try {
+    const s = steps(relabel.records);
+    assertEquals(s.length, 4);
+    assert(
+      s.every((r) => r.lossDense === undefined && Number.isFinite(r.loss)),
+    );
+  } finally {
+    relabel.dispose();
   }
 });
 

@@ -110,7 +110,8 @@ data and model
 token labeling and mixing
   --token-label            train with dense token labels (needs --token-label-data)
   --token-label-data STORE score-map store (tokenlab annotate)
-  --token-label-size N     pooled label grid (default the token grid, 14 at 224)
+  --token-label-size N     pooled label grid (default the token grid, 14 at 224;
+                           1: ReLabel, one pooled label per crop, no token loss)
   --dense-weight F         weight of the dense token loss (default 1.0)
   --cls-weight F           weight of the class-token loss (default 1.0)
   --token-label-box-order  yx (default) or official-transposed

@@ -74,7 +74,11 @@ export interface TrainConfig {
   tokenLabel: boolean;
   /** The score-map store folder (official `--token-label-data`). */
   tokenLabelData: string | null;
-  /** Side of the pooled token-label grid (official `--token-label-size`; default the model's token grid, 14 at 224). */
+  /**
+   * Side of the pooled token-label grid (official `--token-label-size`;
+   * default the model's token grid, 14 at 224). 1 is ReLabel: one pooled
+   * label per crop trains the class token, no token loss.
+   */
   tokenLabelSize: number | null;
   /** Weight of the dense token term (official 1.0; VOLO 0.5). */
   denseWeight: number;
@@ -576,11 +580,14 @@ export function resolveTrainConfig(
     );
   }
   const tokenLabelSize = c.tokenLabelSize ?? grid;
-  if (tokenLabelSize !== grid) {
+  if (tokenLabelSize !== grid && tokenLabelSize !== 1) {
     fail(
-      `--token-label-size ${tokenLabelSize} does not match the token grid of ${model} at --img-size ${imgSize}: ${imgSize}/${entry.patchSize} = ${grid} tokens a side; use --token-label-size ${grid} (the dense loss pairs each token with one pooled label)`,
+      `--token-label-size ${tokenLabelSize} does not match the token grid of ${model} at --img-size ${imgSize}: ${imgSize}/${entry.patchSize} = ${grid} tokens a side; use --token-label-size ${grid} (the dense loss pairs each token with one pooled label), or 1 for ReLabel (one pooled label per crop, no token loss)`,
     );
   }
+  // S = 1 is ReLabel: the pooled label trains the class token alone.
+  const relabel = c.tokenLabel && tokenLabelSize === 1 && grid !== 1;
+  const dense = c.tokenLabel && !relabel;
   if (c.tlAlign && c.tokenLabel) {
     fail(
       "--tl-align and --token-label contradict each other: TL-Align trains the class token against labels aligned through attention and uses no score maps; choose one",
@@ -588,7 +595,7 @@ export function resolveTrainConfig(
   }
   const imageMix = c.cutmix > 0 || c.mixup > 0;
   const mixToken = c.mixToken === "auto"
-    ? c.tokenLabel && !imageMix && !c.tlAlign && entry.auxHead &&
+    ? dense && !imageMix && !c.tlAlign && entry.auxHead &&
       c.auxHead !== false
     : c.mixToken;
   if (c.tlAlign && mixToken) {
@@ -620,7 +627,7 @@ export function resolveTrainConfig(
       `--mix-token needs a model with an aux head (MixToken swaps the token predictions back before the dense loss)${noAux}; use an lvvit_* model with its aux head, or drop --mix-token`,
     );
   }
-  if (c.tokenLabel && noAux) {
+  if (dense && noAux) {
     fail(
       `--token-label trains an aux head on every token${noAux}; use an lvvit_* model with its aux head, or drop --token-label`,
     );
@@ -630,13 +637,13 @@ export function resolveTrainConfig(
       `--aux-head: ${model} is a ViT baseline without an aux head; use an lvvit_* model`,
     );
   }
-  const auxHead = c.auxHead === "auto" ? c.tokenLabel || mixToken : c.auxHead;
-  if (c.tokenLabel && c.denseWeight === 0 && c.clsWeight === 0) {
+  const auxHead = c.auxHead === "auto" ? dense || mixToken : c.auxHead;
+  if (dense && c.denseWeight === 0 && c.clsWeight === 0) {
     fail(
       "--dense-weight 0 and --cls-weight 0: the loss would be constant; give one a positive weight",
     );
   }
-  if (!c.tokenLabel && !mixToken && c.clsWeight === 0) {
+  if (!dense && !mixToken && c.clsWeight === 0) {
     fail(
       "--cls-weight 0 without token labels leaves nothing to train; drop --cls-weight or add --token-label",
     );

@@ -371,7 +371,11 @@ async function trainStep(
         boxOrder: c.tokenLabelBoxOrder,
       });
       cls = own(pooled.cls);
-      tokens = own(pooled.tokens);
+      own(pooled.tokens);
+      // ReLabel (S = 1): the pooled label is the class target; a token head,
+      // if the model has one, takes it at every token.
+      const relabel = c.tokenLabelSize === 1 && c.grid !== 1;
+      tokens = relabel ? (c.auxHead ? cls : null) : pooled.tokens;
     } else {
       cls = own(smoothedOneHot(batch.labels, numClasses, {
         smoothing: c.smoothing,
