@@ -418,6 +418,13 @@ Deno.test("an output folder holding another run is refused unless --resume or --
   );
   assertStringIncludes(e3.message, "log.jsonl");
   assertEquals(await Deno.readTextFile(`${other}/log.jsonl`), "mine\n");
+  // The finished run's weights start another run (official --initial-checkpoint).
+  const tuned = await train(
+    { ...base, output: null, initialCheckpoint: `${dir}/model.safetensors` },
+    { live: false },
+  );
+  assertEquals(tuned.status, "done");
+  tuned.dispose();
   const again = await train({ ...base, overwrite: true }, { live: false });
   assertEquals(again.status, "done");
   again.dispose();

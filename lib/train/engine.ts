@@ -559,7 +559,31 @@ export async function train(
       auxHead: c.auxHead,
     }, { seed: c.seed });
     if (c.initialCheckpoint !== null) {
-      await loadWeights(model, c.initialCheckpoint, { strict: false });
+      const r = await loadWeights(model, c.initialCheckpoint, {
+        strict: false,
+      });
+      if (r.loaded.length === 0) {
+        throw new TrainConfigError(
+          `--initial-checkpoint ${c.initialCheckpoint}: none of its ${r.unexpected.length} entries fits ${c.model}; give weights of this variant`,
+        );
+      }
+      const notes = [
+        r.missing.length
+          ? `${r.missing.length} missing (kept as initialised)`
+          : "",
+        r.unexpected.length
+          ? `${r.unexpected.length} unexpected (ignored)`
+          : "",
+        r.reinitialized.length
+          ? `heads re-initialised (${r.reinitialized.join(", ")})`
+          : "",
+        r.resized.length ? `resized: ${r.resized.join(", ")}` : "",
+      ].filter((x) => x !== "");
+      console.error(
+        `initial weights ${c.initialCheckpoint}: ${r.loaded.length} entries loaded${
+          notes.length ? `; ${notes.join("; ")}` : ""
+        }`,
+      );
     }
     const params = model.spec.filter((p) => p.kind === "param").map((p) => ({
       name: p.name,
