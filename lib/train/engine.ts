@@ -439,22 +439,28 @@ async function trainStep(
       return parts.loss;
     }, ctx.trainables);
     owned.push(value, ...Object.values(grads), ...kept);
-    const stacked = own(tf.stack([value, ...kept]));
-    const parts = await stacked.data();
-    const loss = parts[0];
-    if (!Number.isFinite(loss)) {
-      throw new TrainingError(`the training loss is ${loss}`);
-    }
     let byName = new Map<string, tf.Tensor>();
     for (const [vname, g] of Object.entries(grads)) {
       byName.set(ctx.paramOf.get(vname)!, g);
     }
-    let gradNorm: number | undefined;
+    const read: tf.Tensor[] = [value, ...kept];
     if (c.clipGrad !== null) {
       const clipped = clipGradients(byName, c.clipGrad, c.clipMode);
       owned.push(clipped.norm, ...clipped.grads.values());
       byName = clipped.grads;
-      gradNorm = (await clipped.norm.data())[0];
+      read.push(clipped.norm);
+    }
+    // One read per step: the loss (and its parts, and the gradient norm).
+    const parts = await own(tf.stack(read)).data();
+    const loss = parts[0];
+    if (!Number.isFinite(loss)) {
+      throw new TrainingError(`the training loss is ${loss}`);
+    }
+    const gradNorm = c.clipGrad !== null ? parts[read.length - 1] : undefined;
+    if (gradNorm !== undefined && !Number.isFinite(gradNorm)) {
+      throw new TrainingError(
+        `the training loss is ${loss}, but its gradient norm is ${gradNorm}`,
+      );
     }
     ctx.optimizer.lr = lr;
     ctx.optimizer.apply(byName);
