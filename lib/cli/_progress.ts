@@ -6,6 +6,8 @@
  * @module
  */
 
+import { formatDuration } from "../_duration.ts";
+
 /** Options of {@linkcode Progress}. */
 export interface ProgressOptions {
   /** What is counted ("images"). */
@@ -18,18 +20,6 @@ export interface ProgressOptions {
   every?: number;
   /** Clock in milliseconds (tests). */
   now?: () => number;
-}
-
-function duration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return "?";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) {
-    return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  }
-  return `${Math.floor(s / 3600)}h${
-    String(Math.floor(s / 60) % 60).padStart(2, "0")
-  }m`;
 }
 
 /** Counts work done against a total and reports the rate. */
@@ -83,7 +73,7 @@ export class Progress {
     const left = rate > 0 ? (this.#total - this.#done) / rate : Infinity;
     return `${this.#label} [${bar}] ${this.#done}/${this.#total} ${
       (frac * 100).toFixed(1)
-    }% ${rate.toFixed(1)} ${this.#opts.unit}/s, ${duration(left)} left`;
+    }% ${rate.toFixed(1)} ${this.#opts.unit}/s, ${formatDuration(left)} left`;
   }
 
   /** Adds finished items and redraws when due. */

@@ -7,8 +7,9 @@
 
 import type { Command } from "./_args.ts";
 import { parseCommandArgs, UsageError } from "./_args.ts";
+import { formatDuration } from "../_duration.ts";
 
-type Kind = "int" | "float" | "string" | "pair" | "nullable-float" | "json";
+type Kind = "int" | "float" | "string" | "pair" | "json";
 
 /** Flag -> config field, parsed as `kind`. */
 const VALUE_FLAGS: Record<string, [string, Kind]> = {
@@ -180,8 +181,7 @@ function parseValue(flag: string, kind: Kind, text: string): unknown {
       if (!Number.isInteger(n)) throw bad("an integer");
       return n;
     }
-    case "float":
-    case "nullable-float": {
+    case "float": {
       const n = Number(text);
       if (text.trim() === "" || !Number.isFinite(n)) throw bad("a number");
       return n;
@@ -253,17 +253,6 @@ export function trainConfigFromArgs(
     );
   }
   return { config, json: v.json === true, help: false };
-}
-
-function fmtDuration(s: number): string {
-  const r = Math.round(s);
-  return r < 60
-    ? `${r}s`
-    : r < 3600
-    ? `${Math.floor(r / 60)}m${String(r % 60).padStart(2, "0")}s`
-    : `${Math.floor(r / 3600)}h${
-      String(Math.floor(r / 60) % 60).padStart(2, "0")
-    }m`;
 }
 
 /** The `train` command. */
@@ -359,7 +348,7 @@ export const trainCommand: Command = {
           JSON.stringify({ status: run.status, ...run.result }, null, 1),
         );
       }
-      err(`time: ${fmtDuration(run.result.elapsed)}\n`);
+      err(`time: ${formatDuration(run.result.elapsed)}\n`);
       run.dispose();
       return run.status === "done" ? 0 : 130;
     } catch (e) {

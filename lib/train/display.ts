@@ -15,6 +15,7 @@
 import { escapeXml, type FigureParts } from "../figure.ts";
 import { toBase64 } from "../data/png.ts";
 import type { EvalRecord, LogRecord, StepRecord } from "./log.ts";
+import { formatDuration } from "../_duration.ts";
 
 // ---------------------------------------------------------------------------
 // Reading the records
@@ -70,24 +71,6 @@ function _loss(v: number): string {
 
 function _pct(v: number): string {
   return v.toFixed(2);
-}
-
-/** Seconds as `45s`, `1m20s`, `2h03m` or `1d04h`. */
-function _duration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) return "?";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) {
-    return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  }
-  if (s < 86400) {
-    return `${Math.floor(s / 3600)}h${
-      String(Math.floor((s % 3600) / 60)).padStart(2, "0")
-    }m`;
-  }
-  return `${Math.floor(s / 86400)}d${
-    String(Math.floor((s % 86400) / 3600)).padStart(2, "0")
-  }h`;
 }
 
 /** Epochs as a whole number, or with one decimal when the last one is partial. */
@@ -654,7 +637,7 @@ function _summary(run: _Run): string {
   if (!last) return "";
   return `${last.step} steps (${
     _epochs(last.step, last.stepsPerEpoch)
-  } epochs), ${_duration(last.elapsed)}, ${
+  } epochs), ${formatDuration(last.elapsed)}, ${
     Math.round(_meanImagesPerSecond(run.steps))
   } img/s`;
 }
@@ -876,7 +859,7 @@ function _liveLine(s: LiveState): string {
     parts.push(`${Math.round(s.imagesPerSecond)} img/s`);
   }
   if (s.status === "running" && s.etaSeconds !== null) {
-    parts.push(`ETA ${_duration(s.etaSeconds)}`);
+    parts.push(`ETA ${formatDuration(s.etaSeconds)}`);
   }
   if (s.status !== "running") {
     parts.push(s.message ? `${s.status}: ${s.message}` : s.status);
@@ -944,7 +927,7 @@ export function liveBundle(state: LiveState): Record<string, unknown> {
       ? `${Math.round(state.imagesPerSecond)} img/s`
       : "",
     state.status === "running" && state.etaSeconds !== null
-      ? `ETA ${_duration(state.etaSeconds)}`
+      ? `ETA ${formatDuration(state.etaSeconds)}`
       : "",
   ].filter((s) => s).map(escapeXml).join(" &middot; ");
   const html =

@@ -123,8 +123,6 @@ export class TrainRun {
   readonly result: TrainResult;
   /** The learning rate of every step of the full run. */
   readonly schedule: { step: number[]; lr: number[] };
-  /** The run's folder (null when nothing was written). */
-  readonly output: string | null;
 
   /** Wraps a run's parts (made by {@linkcode train}). */
   constructor(init: {
@@ -143,7 +141,11 @@ export class TrainRun {
     this.status = init.status;
     this.result = init.result;
     this.schedule = init.schedule;
-    this.output = init.config.output;
+  }
+
+  /** The run's folder (null when nothing was written). */
+  get output(): string | null {
+    return this.config.output;
   }
 
   /** Title of the run's figure. */
