@@ -293,6 +293,17 @@ const VARIANT_RECIPE: Record<
 };
 
 /**
+ * Whether a resolved config is ReLabel: token labels pooled to one label per
+ * crop (`tokenLabelSize` 1 on a larger token grid), which train the class
+ * token alone.
+ */
+export function isReLabel(
+  c: Pick<ResolvedTrainConfig, "tokenLabel" | "tokenLabelSize" | "grid">,
+): boolean {
+  return c.tokenLabel && c.tokenLabelSize === 1 && c.grid !== 1;
+}
+
+/**
  * The evaluation centre-crop fraction of a variant: the official configs'
  * (0.9 lvvit_t and lvvit_s, 1.0 lvvit_m and lvvit_l), DeiT's 0.875 for the
  * ViT baselines, 1.0 for anything else (the small CPU variants).
@@ -585,9 +596,8 @@ export function resolveTrainConfig(
       `--token-label-size ${tokenLabelSize} does not match the token grid of ${model} at --img-size ${imgSize}: ${imgSize}/${entry.patchSize} = ${grid} tokens a side; use --token-label-size ${grid} (the dense loss pairs each token with one pooled label), or 1 for ReLabel (one pooled label per crop, no token loss)`,
     );
   }
-  // S = 1 is ReLabel: the pooled label trains the class token alone.
-  const relabel = c.tokenLabel && tokenLabelSize === 1 && grid !== 1;
-  const dense = c.tokenLabel && !relabel;
+  const dense = c.tokenLabel &&
+    !isReLabel({ tokenLabel: true, tokenLabelSize, grid });
   if (c.tlAlign && c.tokenLabel) {
     fail(
       "--tl-align and --token-label contradict each other: TL-Align trains the class token against labels aligned through attention and uses no score maps; choose one",

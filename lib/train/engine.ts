@@ -44,6 +44,7 @@ import {
   writeJson,
 } from "./checkpoint.ts";
 import {
+  isReLabel,
   type ResolvedTrainConfig,
   resolveTrainConfig,
   type TrainConfig,
@@ -376,8 +377,7 @@ async function trainStep(
       own(pooled.tokens);
       // ReLabel (S = 1): the pooled label is the class target; a token head,
       // if the model has one, takes it at every token.
-      const relabel = c.tokenLabelSize === 1 && c.grid !== 1;
-      tokens = relabel ? (c.auxHead ? cls : null) : pooled.tokens;
+      tokens = isReLabel(c) ? (c.auxHead ? cls : null) : pooled.tokens;
     } else {
       cls = own(smoothedOneHot(batch.labels, numClasses, {
         smoothing: c.smoothing,
