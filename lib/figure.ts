@@ -16,6 +16,12 @@ export function escapeXml(s: string): string {
   );
 }
 
+/**
+ * The class of the static image in a figure bundle's HTML: a report that
+ * draws the plotly figure itself drops the element with this class.
+ */
+export const STATIC_FALLBACK_CLASS = "tokenlab-static";
+
 /** The parts of a figure's display bundle. */
 export interface FigureParts {
   /** The plotly figure (data and layout). */
@@ -45,7 +51,9 @@ export function figureBundle(parts: FigureParts): Record<string, unknown> {
   const base64 = toBase64(new TextEncoder().encode(parts.svg));
   return {
     "application/vnd.plotly.v1+json": parts.plotly,
-    "text/html": `<img alt="${
+    // The class marks the static fallback, which the HTML report replaces
+    // with the interactive plotly figure.
+    "text/html": `<img class="${STATIC_FALLBACK_CLASS}" alt="${
       escapeXml(parts.alt)
     }" src="data:image/svg+xml;base64,${base64}"/>${parts.htmlAfter ?? ""}`,
     "image/svg+xml": parts.svg,

@@ -25,6 +25,7 @@ export * from "./losses/mod.ts";
 export * from "./mixing/mod.ts";
 export * from "./models/mod.ts";
 export * from "./random.ts";
+export * from "./report/mod.ts";
 export * from "./train/mod.ts";
 export { tf, TFJS_VERSION } from "./tf.ts";
 export { VERSION } from "./version.ts";

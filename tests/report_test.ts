@@ -6,22 +6,38 @@
 import {
   assert,
   assertEquals,
+  assertMatch,
   assertRejects,
   assertStringIncludes,
 } from "./_assert.ts";
 import { ReportError, runReports } from "../lib/report/run.ts";
+import { ParameterError } from "../lib/report/params.ts";
+import { NotebookError } from "../lib/report/notebook.ts";
+import { findBrowser } from "../lib/report/browser.ts";
 import { ROOT, runCli } from "./_helpers.ts";
 
+/** A code cell's source; prefix "#parameters\n" tags it `parameters`, "#md\n" makes a Markdown cell. */
 function notebook(cells: string[]): string {
   return JSON.stringify({
-    cells: cells.map((source, i) => ({
-      cell_type: "code",
-      id: `c${i}`,
-      execution_count: null,
-      metadata: {},
-      outputs: [],
-      source,
-    })),
+    cells: cells.map((source, i) => {
+      if (source.startsWith("#md\n")) {
+        return {
+          cell_type: "markdown",
+          id: `c${i}`,
+          metadata: {},
+          source: source.slice(4),
+        };
+      }
+      const tagged = source.startsWith("#parameters\n");
+      return {
+        cell_type: "code",
+        id: `c${i}`,
+        execution_count: null,
+        metadata: tagged ? { tags: ["parameters"] } : {},
+        outputs: [],
+        source: tagged ? source.slice("#parameters\n".length) : source,
+      };
+    }),
     metadata: {
       kernelspec: {
         name: "deno",
@@ -97,9 +113,36 @@ Deno.test("reports: a passing notebook renders, a failing cell fails the run but
     const bad = JSON.parse(await Deno.readTextFile(`${outDir}/bad.ipynb`));
     assertEquals(bad.metadata.tokenlab.status, "failed");
     assertEquals(bad.cells[2].execution_count, null); // never reached
+    const badMd = await Deno.readTextFile(`${outDir}/bad.md`);
+    assertStringIncludes(badMd, "**This report failed.**");
+    assertStringIncludes(
+      badMd,
+      "*Cell 3 was not run (an earlier cell failed).*",
+    );
+    assertStringIncludes(
+      badHtml,
+      '<meta name="tokenlab-status" content="failed">',
+    );
+    // The index lists both, with their status.
+    const index = await Deno.readTextFile(`${outDir}/README.md`);
+    assertStringIncludes(index, "| [good](good.md) ([html](good.html)) | ok |");
+    assertStringIncludes(
+      index,
+      "| [bad](bad.md) ([html](bad.html)) | **failed**: bad: failed at cell 2: Error: cell two is broken",
+    );
     // No temporary files are left behind.
     const left = [...Deno.readDirSync(outDir)].map((e) => e.name).sort();
-    assertEquals(left, ["bad.html", "bad.ipynb", "good.html", "good.ipynb"]);
+    assertEquals(left, [
+      "README.md",
+      "bad.html",
+      "bad.ipynb",
+      "bad.md",
+      "good.html",
+      "good.ipynb",
+      "good.md",
+      "index.html",
+      "index.json",
+    ]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -132,10 +175,21 @@ Deno.test("cli: report with a bad flag value or name exits non-zero", async () =
   assertEquals(timeout.code, 2);
   assertStringIncludes(
     timeout.stderr,
-    "--cell-timeout expects a whole number of seconds",
+    "--cell-timeout needs a positive integer",
   );
+  const scale = await runCli(["report", "--scale", "huge"]);
+  assertEquals(scale.code, 2);
+  assertStringIncludes(scale.stderr, "--scale expects one of smoke, full");
+  const param = await runCli([
+    "report",
+    "00_backend_check",
+    "--param",
+    "nope=1",
+  ]);
+  assertEquals(param.code, 2);
+  assertStringIncludes(param.stderr, 'has no parameter "nope"');
   const name = await runCli(["report", "no_such_notebook"]);
-  assertEquals(name.code, 1);
+  assertEquals(name.code, 2);
   assertStringIncludes(
     name.stderr,
     "unknown notebook no_such_notebook: expected one of",
@@ -189,7 +243,10 @@ Deno.test("reports: a cell that runs past --cell-timeout fails and is named", as
       progress: () => {},
     });
     assertEquals([result.status, result.cell], ["failed", 2]);
-    assertStringIncludes(result.error, "timed out");
+    assertStringIncludes(
+      result.error,
+      "slow: cell 2 did not finish within the 1 s cell timeout",
+    );
     assert(
       result.html !== null && result.seconds < 25,
       `took ${result.seconds} s`,
@@ -197,4 +254,220 @@ Deno.test("reports: a cell that runs past --cell-timeout fails and is named", as
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const PARAMS = `#parameters
+// Parameters.
+const epochs = 2;
+const lr = 0.5;
+const scale: "smoke" | "full" = "smoke";
+const name = "x";`;
+
+Deno.test("reports: parameters are injected typed after the parameters cell; failing cells keep their own numbers", async () => {
+  const { nbDir, outDir, dir } = await tempNotebooks({
+    params: [
+      "#md\n# Parameter test",
+      PARAMS,
+      'Deno.jupyter.md`${epochs + 1}|${typeof lr}|${scale}|${name}|${Deno.env.get("TOKENLAB_SCALE")}|${Deno.env.get("TOKENLAB_PARAMS")}`;',
+      "if (epochs > 4) throw new Error(`too many: ${epochs}`);",
+    ],
+  });
+  try {
+    const [ok] = await runReports([], {
+      notebookDir: nbDir,
+      outDir,
+      params: ["name=hello"],
+      scale: "full",
+      progress: () => {},
+    });
+    assertEquals(ok.status, "ok", ok.error);
+    assertEquals(ok.parameters, { name: "hello", scale: "full" });
+    const executed = JSON.parse(
+      await Deno.readTextFile(`${outDir}/params.ipynb`),
+    );
+    const injected = executed.cells[2];
+    assertEquals(injected.metadata.tags, ["injected-parameters"]);
+    assertStringIncludes(
+      injected.source.join(""),
+      'const scale: "smoke" | "full" = "full";',
+    );
+    assertStringIncludes(
+      JSON.stringify(executed.cells[3].outputs),
+      '3|number|full|hello|full|{\\"scale\\":\\"full\\",\\"name\\":\\"hello\\"}',
+    );
+    // The notebook on disk is untouched.
+    const source = JSON.parse(await Deno.readTextFile(`${nbDir}/params.ipynb`));
+    assertEquals(source.cells.length, 4);
+
+    // A failure after the injected cell is reported with the stored notebook's numbering.
+    const [bad] = await runReports([], {
+      notebookDir: nbDir,
+      outDir,
+      params: ["epochs=7"],
+      progress: () => {},
+    });
+    assertEquals([bad.status, bad.cell], ["failed", 4]);
+    assertStringIncludes(
+      bad.error,
+      "params: failed at cell 4: Error: too many: 7",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reports: bad parameters and broken notebooks are refused before anything runs; existing reports stay", async () => {
+  const { nbDir, outDir, dir } = await tempNotebooks({
+    params: [PARAMS, "const a = epochs;"],
+  });
+  try {
+    await Deno.mkdir(outDir);
+    await Deno.writeTextFile(`${outDir}/params.html`, "the previous report");
+    const run = (options: Parameters<typeof runReports>[1]) =>
+      runReports([], {
+        notebookDir: nbDir,
+        outDir,
+        progress: () => {},
+        ...options,
+      });
+
+    const unknown = await assertRejects(
+      () => run({ params: ["epoch=3"] }),
+      ParameterError,
+    );
+    assertStringIncludes(unknown.message, 'no parameter "epoch"');
+    assertStringIncludes(unknown.message, "epochs");
+    const type = await assertRejects(
+      () => run({ params: ["epochs=2.5"] }),
+      ParameterError,
+    );
+    assertStringIncludes(type.message, "whole number");
+    const choice = await assertRejects(
+      () => run({ params: ["scale=medium"] }),
+      ParameterError,
+    );
+    assertStringIncludes(choice.message, "smoke");
+    await Deno.writeTextFile(`${dir}/p.json`, '{"lr": "fast"}');
+    const file = await assertRejects(
+      () => run({ paramsFile: `${dir}/p.json` }),
+      ParameterError,
+    );
+    assertStringIncludes(file.message, "lr");
+    await Deno.writeTextFile(`${dir}/p.json`, "[1, 2");
+    await assertRejects(
+      () => run({ paramsFile: `${dir}/p.json` }),
+      ReportError,
+    );
+
+    await Deno.writeTextFile(`${nbDir}/params.ipynb`, '{"cells": [,]}');
+    const broken = await assertRejects(() => run({}), NotebookError);
+    assertStringIncludes(broken.message, "params.ipynb is not valid JSON");
+
+    assertEquals(
+      await Deno.readTextFile(`${outDir}/params.html`),
+      "the previous report",
+    );
+    assertEquals([...Deno.readDirSync(outDir)].map((e) => e.name), [
+      "params.html",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("reports: a table becomes Markdown in the .md and HTML in the .html; the headline reaches the index", async () => {
+  const { nbDir, outDir, dir } = await tempNotebooks({
+    tables: [
+      "#md\n# Tables",
+      'import { headline, table } from "tokenlab";',
+      'table({ caption: "Top-1 <b>", columns: [{ key: "run", label: "run" }, { key: "top1", label: "top-1", unit: "%", paper: true }], rows: [{ run: "TL", top1: [80, 81, 82], paper: { top1: 81.5 } }] });',
+      'headline("TL reaches 81.00 %");',
+    ],
+  });
+  try {
+    const [r] = await runReports([], {
+      notebookDir: nbDir,
+      outDir,
+      browser: false,
+      progress: () => {},
+    });
+    assertEquals(r.status, "ok", r.error);
+    assertEquals(r.headline, "TL reaches 81.00 %");
+    const md = await Deno.readTextFile(`${outDir}/tables.md`);
+    assertStringIncludes(md, "**Top-1 \\<b\\>**");
+    assertMatch(md, /\| TL +\| +81\.00 ± 1\.00 \| +81\.50 \| +-0\.50 \|/);
+    const html = await Deno.readTextFile(`${outDir}/tables.html`);
+    assertStringIncludes(html, '<table class="tokenlab-table"');
+    assertStringIncludes(html, "Top-1 &lt;b&gt;");
+    assertStringIncludes(html, "<title>Tables</title>");
+    assert(
+      !html.includes("<script"),
+      "a report without figures carries no script",
+    );
+    const index = await Deno.readTextFile(`${outDir}/README.md`);
+    assertStringIncludes(index, "TL reaches 81.00 %");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const browser = await findBrowser();
+
+Deno.test({
+  name:
+    "reports: a report with plotly figures works in headless Chromium, offline, and the Markdown gets PNGs",
+  ignore: browser === null,
+  async fn() {
+    const { nbDir, outDir, dir } = await tempNotebooks({
+      figs: [
+        "#md\n# Figures",
+        'import { plot, trainingFigure, figureBundle } from "tokenlab";',
+        'plot({ data: [{ x: [1, 2, 3], y: [2, 1, 3], name: "loss" }], layout: { title: { text: "a curve" } } }, { caption: "three points" });',
+        'const parts = trainingFigure([{ kind: "step", epoch: 0, step: 1, loss: 1.5, lr: 0.001, seconds: 0.1 }] as never, { title: "run" });',
+        "Deno.jupyter.display(figureBundle(parts), { raw: true });",
+      ],
+    });
+    try {
+      const [r] = await runReports([], {
+        notebookDir: nbDir,
+        outDir,
+        progress: () => {},
+      });
+      assertEquals(r.status, "ok", r.error);
+      assertEquals(r.staticImages, "rendered");
+      assert(r.check !== null);
+      assertEquals(
+        [
+          r.check.figures,
+          r.check.rendered,
+          r.check.consoleErrors,
+          r.check.pageErrors,
+          r.check.network,
+        ],
+        [2, 2, [], [], []],
+      );
+      const md = await Deno.readTextFile(`${outDir}/figs.md`);
+      const links = [
+        ...md.matchAll(/!\[([^\]]*)\]\((figs_files\/[^)]+\.png)\)/g),
+      ];
+      assertEquals(links.length, 2, md);
+      assertEquals(links[0][1], "a curve");
+      for (const [, , path] of links) {
+        const png = await Deno.readFile(`${outDir}/${path}`);
+        assertEquals([...png.slice(1, 4)], [0x50, 0x4e, 0x47]);
+      }
+      const html = await Deno.readTextFile(`${outDir}/figs.html`);
+      assert(!/<(script|link|img)[^>]+(src|href)="https?:/.test(html));
+      assert(
+        !html.includes("tokenlab-plot-fallback"),
+        "the fallback note is dropped where plotly draws",
+      );
+      const executed = JSON.parse(
+        await Deno.readTextFile(`${outDir}/figs.ipynb`),
+      );
+      assert("image/png" in executed.cells[2].outputs[0].data);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

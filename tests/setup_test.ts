@@ -44,6 +44,7 @@ Deno.test("dpkg-query output: only 'installed' counts", () => {
     "python3-nbclient",
     "jupyter-client",
     "python3-ipykernel",
+    "chromium",
   ]);
 });
 

@@ -10,6 +10,7 @@ import { backendCommand } from "./backend.ts";
 import { labelsCommand } from "./labels.ts";
 import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
+import { stripCommand } from "./strip.ts";
 import { evalCommand, trainCommand } from "./train.ts";
 import { VERSION } from "../version.ts";
 
@@ -47,6 +48,7 @@ export const COMMANDS: Record<string, Command> = {
   models: modelsCommand,
   report: reportCommand,
   setup: setupCommand,
+  strip: stripCommand,
   train: trainCommand,
 };
 
@@ -120,6 +122,9 @@ export async function main(args: string[]): Promise<number> {
         "ScheduleError",
         "LossInputError",
         "MixingError",
+        "NotebookError",
+        "ParameterError",
+        "ExperimentError",
       ].includes(err.name)
     ) {
       console.error(`tokenlab ${name}: ${err.message}`);

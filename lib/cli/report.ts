@@ -5,27 +5,48 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, UsageError } from "./_args.ts";
+import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
 
 const USAGE =
-  `usage: tokenlab report [NAME ...] [--backend NAME] [--cell-timeout SECONDS]
+  `usage: tokenlab report [NAME ...] [--scale smoke|full] [--param KEY=VALUE ...]
+                       [--params FILE.json] [--refresh] [--freeze] [--backend NAME]
+                       [--cell-timeout SECONDS] [--no-browser]
 
 Executes each notebook of notebooks/ (or only the NAMEs given) with the Deno
-Jupyter kernel and writes reports/<name>.html and reports/<name>.ipynb. Exits
-non-zero if any cell of any notebook fails (the failed report is still written,
-marked failed).
+Jupyter kernel and writes reports/<name>.html (self-contained), reports/<name>.md
+(figures in reports/<name>_files/) and the executed reports/<name>.ipynb;
+reports/index.html and reports/README.md list every report. Exits 1 if any cell
+of any notebook fails (the partial report is still written, marked failed), 2
+for bad input (nothing runs then).
 
-  --backend NAME          backend for the notebooks (sets TOKENLAB_BACKEND)
-  --cell-timeout SECONDS  longest a single cell may run (default 1800)`;
+Parameters: a notebook's cell tagged "parameters" declares its defaults as
+TypeScript consts; given values go into a cell tagged "injected-parameters"
+right after it, typed like the defaults.
+
+  --scale smoke|full       the scale, for notebooks with a "scale" parameter
+  --param KEY=VALUE        set a parameter (repeatable); checked against its default's type
+  --params FILE.json       parameters from a JSON object ({"epochs": 8}); --param wins
+  --refresh                recompute cached experiment results
+  --freeze                 also store every result under data/frozen/ (commit it so CI
+                           re-renders full-scale numbers without retraining; needs --scale full)
+  --backend NAME           backend for the notebooks (sets TOKENLAB_BACKEND)
+  --cell-timeout SECONDS   longest a single cell may run (default 1800)
+  --no-browser             no headless Chromium: no static figure images, no browser check`;
 
 /** The `report` command. */
 export const reportCommand: Command = {
-  summary: "execute the notebooks into HTML reports",
+  summary: "execute the notebooks into HTML and Markdown reports",
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs("report", USAGE, args, {
       backend: { type: "string" },
       "cell-timeout": { type: "string" },
+      scale: { type: "string" },
+      param: { type: "string", multiple: true },
+      params: { type: "string" },
+      refresh: { type: "boolean", default: false },
+      freeze: { type: "boolean", default: false },
+      "no-browser": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     }, true);
     if (values.help) {
@@ -36,22 +57,31 @@ export const reportCommand: Command = {
       const { parseBackendRequest } = await import("../backend.ts");
       parseBackendRequest(values.backend, "--backend");
     }
-    let cellTimeout: number | undefined;
-    if (values["cell-timeout"] !== undefined) {
-      cellTimeout = Number(values["cell-timeout"]);
-      if (!Number.isInteger(cellTimeout) || cellTimeout <= 0) {
-        throw new UsageError(
-          `tokenlab report: --cell-timeout expects a whole number of seconds > 0, found "${
-            values["cell-timeout"]
-          }"`,
-        );
-      }
-    }
+    const cellTimeout = positiveIntOption(
+      "report",
+      "--cell-timeout",
+      values["cell-timeout"],
+    );
     const { runReports } = await import("../report/run.ts");
-    const results = await runReports(positionals, {
-      backend: values.backend,
-      cellTimeout,
-    });
+    let results;
+    try {
+      results = await runReports(positionals, {
+        backend: values.backend,
+        cellTimeout,
+        scale: values.scale,
+        params: values.param ?? [],
+        paramsFile: values.params,
+        refresh: values.refresh,
+        freeze: values.freeze,
+        browser: !values["no-browser"],
+      });
+    } catch (e) {
+      const name = (e as Error).name;
+      if (["ParameterError", "NotebookError", "ReportError"].includes(name)) {
+        throw new UsageError(`tokenlab report: ${(e as Error).message}`);
+      }
+      throw e;
+    }
     const failed = results.filter((r) => r.status !== "ok");
     console.log(
       `${results.length - failed.length} of ${results.length} reports ok${

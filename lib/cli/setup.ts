@@ -4,7 +4,8 @@
  *
  * 1. Deno >= 2.9.0 (older kernels crash nbclient or report failing cells as
  *    passing).
- * 2. Debian's Jupyter stack and the lavapipe Vulkan driver, installed with
+ * 2. Debian's Jupyter stack, the lavapipe Vulkan driver and Chromium (the
+ *    reports' static figures and their in-browser check), installed with
  *    apt-get when running as root; otherwise it stops with the exact command.
  * 3. The Deno Jupyter kernelspec, pointing at the Deno that is running.
  *
@@ -16,13 +17,17 @@ import { dirname, join } from "node:path";
 /** The oldest Deno whose Jupyter kernel works with nbclient. */
 export const MIN_DENO = "2.9.0";
 
-/** Debian packages the kit needs: the headless Jupyter stack and lavapipe. */
+/**
+ * Debian packages the kit needs: the headless Jupyter stack, lavapipe, and
+ * Chromium (static figures and the browser check of the reports).
+ */
 export const DEBIAN_PACKAGES: readonly string[] = [
   "jupyter-nbconvert",
   "python3-nbclient",
   "jupyter-client",
   "python3-ipykernel",
   "mesa-vulkan-drivers",
+  "chromium",
 ];
 
 /** An error that setup reports as its whole message and exits non-zero on. */

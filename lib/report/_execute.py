@@ -1,14 +1,16 @@
-"""Execute one notebook with a Jupyter kernel and write its executed copy and HTML.
+"""Execute one notebook with a Jupyter kernel and write its executed copy.
 
-Called by lib/report/run.ts; not a public entry point.
+Called by lib/report/run.ts, which renders the HTML and Markdown reports from
+the executed copy; not a public entry point.
 
-    python3 _execute.py NOTEBOOK OUT_IPYNB OUT_HTML --kernel deno --timeout 1800
+    python3 _execute.py NOTEBOOK OUT_IPYNB --cwd DIR --kernel deno --timeout 1800
 
-Prints one JSON line on stdout: {"status": "ok"|"failed", "cell": index or null,
-"error": text, "written": whether both outputs were written}. Both outputs are always written, also when a cell fails (the
-failed notebook is marked in its metadata), each through a temporary file and a
-rename, so a reader never sees half a file. Exit code 0 on success, 1 when a
-cell failed, 2 when the notebook could not be run at all.
+Prints one JSON line on stdout: {"status": "ok"|"failed", "kind": "error"|
+"timeout"|"dead"|"fatal"|null, "cell": 0-based index or null, "error": text,
+"written": whether the executed copy was written}. The executed copy is
+written also when a cell fails (what ran, with its outputs), through a
+temporary file and a rename. Exit code 0 on success, 1 when a cell failed, 2
+when the notebook could not be run at all (nothing is written then).
 """
 
 import argparse
@@ -37,7 +39,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("notebook")
     ap.add_argument("out_ipynb")
-    ap.add_argument("out_html")
+    ap.add_argument("--cwd", required=True)
     ap.add_argument("--kernel", default="deno")
     ap.add_argument("--timeout", type=int, default=1800)
     args = ap.parse_args()
@@ -51,7 +53,7 @@ def main():
         DeadKernelError,
     )
     from nbclient.util import ensure_async
-    from nbconvert import HTMLExporter
+    from jupyter_client.kernelspec import NoSuchKernel
 
     class LateOutputClient(NotebookClient):
         """NotebookClient that also keeps outputs published just after idle."""
@@ -95,23 +97,33 @@ def main():
                     return
 
     nb = nbformat.read(args.notebook, as_version=4)
-    workdir = os.path.dirname(os.path.abspath(args.notebook))
+    workdir = os.path.abspath(args.cwd)
     client = LateOutputClient(
         nb,
         kernel_name=args.kernel,
         timeout=args.timeout,
         resources={"metadata": {"path": workdir}},
     )
-    result = {"status": "ok", "cell": None, "error": ""}
+    result = {"status": "ok", "kind": None, "cell": None, "error": ""}
     try:
         client.execute()
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
-        result["status"] = "failed"
-        result["error"] = str(e).strip()
-    except Exception as e:  # kernel missing, bad notebook: nothing executed
-        result["status"] = "failed"
-        result["error"] = f"{type(e).__name__}: {e}"
-        result["fatal"] = True
+    except CellTimeoutError as e:
+        result.update(status="failed", kind="timeout", error=str(e).strip())
+    except DeadKernelError as e:
+        result.update(status="failed", kind="dead", error=str(e).strip())
+    except CellExecutionError as e:
+        result.update(status="failed", kind="error", error=str(e).strip())
+    except NoSuchKernel:
+        result.update(
+            status="failed",
+            kind="fatal",
+            error=f"no Jupyter kernel named {args.kernel!r} is installed: run `deno task setup` (it installs the Deno kernelspec)",
+        )
+    except Exception as e:  # the kernel could not start: nothing executed
+        result.update(status="failed", kind="fatal", error=f"{type(e).__name__}: {e}")
+    if result["kind"] == "fatal":
+        print(json.dumps(result), flush=True)
+        return 2
 
     if result["status"] == "failed":
         # The failing cell is the first code cell with an error output, or the
@@ -121,24 +133,17 @@ def main():
                 continue
             errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             if errs:
-                result["cell"] = i + 1
+                result["cell"] = i
                 e = errs[0]
                 result["error"] = f"{e.get('ename', 'Error')}: {e.get('evalue', '')}".strip()
                 break
         if result["cell"] is None and client.running_cell is not None:
             # A time-out or a dead kernel leaves no error output on the cell.
-            result["cell"] = client.running_cell + 1
-        nb.metadata["tokenlab"] = {"status": "failed", "cell": result["cell"], "error": result["error"]}
-    else:
-        nb.metadata["tokenlab"] = {"status": "ok"}
+            result["cell"] = client.running_cell
 
     atomic_write(args.out_ipynb, nbformat.writes(nb))
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    atomic_write(args.out_html, html)
     result["written"] = True
     print(json.dumps(result), flush=True)
-    if result.get("fatal"):
-        return 2
     return 0 if result["status"] == "ok" else 1
 
 
@@ -146,5 +151,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except Exception:
-        print(json.dumps({"status": "failed", "cell": None, "error": traceback.format_exc(), "fatal": True}))
+        print(json.dumps({"status": "failed", "kind": "fatal", "cell": None, "error": traceback.format_exc()}))
         sys.exit(2)

@@ -1,13 +1,46 @@
 /**
  * Executing notebooks headlessly into reports: each notebook in `notebooks/`
- * runs with the Deno Jupyter kernel through nbclient, and its executed copy
- * and a self-contained HTML page land in `reports/`.
+ * gets its parameters injected (papermill's way: a cell tagged
+ * `injected-parameters` after the cell tagged `parameters`), runs with the
+ * Deno Jupyter kernel through nbclient, and becomes `reports/<name>.html`
+ * (self-contained), `reports/<name>.md` (figures in `<name>_files/`) and the
+ * executed `reports/<name>.ipynb`. `reports/index.html` and
+ * `reports/README.md` list every report.
+ *
+ * Everything is checked before anything runs (notebooks are valid JSON,
+ * names and parameters exist and have the right types). A report's files
+ * are written into a staging folder and moved into place only when all of
+ * them are complete; a notebook that could not run at all leaves the
+ * existing report untouched. A failing cell fails the run, after the
+ * partial report (marked failed) is written.
  *
  * @module
  */
 
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { escapeXml } from "../figure.ts";
+import {
+  Browser,
+  findBrowser,
+  type PageCheck,
+  plotlyScript,
+} from "./browser.ts";
+import { type Notebook, readNotebook, serializeNotebook } from "./notebook.ts";
+import {
+  findParameterCell,
+  injectParameters,
+  type ParameterSpec,
+  resolveParameters,
+} from "./params.ts";
+import { HEADLINE_MIME, PROVENANCE_MIME } from "./provenance.ts";
+import {
+  collectFigures,
+  originalCellNumber,
+  renderHtml,
+  renderMarkdown,
+  type ReportMeta,
+} from "./render.ts";
 
 /** The project's notebook folder. */
 export const NOTEBOOK_DIR: string = fileURLToPath(
@@ -18,6 +51,9 @@ export const REPORT_DIR: string = fileURLToPath(
   new URL("../../reports/", import.meta.url),
 );
 const EXECUTE_PY = fileURLToPath(new URL("./_execute.py", import.meta.url));
+
+/** The scales a report can run at. */
+export const SCALES = ["smoke", "full"] as const;
 
 /** An error that stops a report run before any notebook executes. */
 export class ReportError extends Error {
@@ -32,9 +68,9 @@ export class ReportError extends Error {
 export interface ReportResult {
   /** Notebook name (file stem). */
   name: string;
-  /** `ok`, or `failed` when a cell failed or the kernel could not run. */
+  /** `ok`, or `failed` when a cell failed, the kernel could not run, or the browser check found a problem. */
   status: "ok" | "failed";
-  /** 1-based index of the failing cell, when known. */
+  /** 1-based number of the failing cell in the notebook as stored, when known. */
   cell: number | null;
   /** The error, when failed. */
   error: string;
@@ -42,8 +78,22 @@ export interface ReportResult {
   seconds: number;
   /** The HTML report, when written. */
   html: string | null;
+  /** The Markdown report, when written. */
+  md: string | null;
   /** The executed notebook, when written. */
   ipynb: string | null;
+  /** The headline result the notebook declared, if any. */
+  headline: string | null;
+  /** The scale it ran at, when the notebook has a `scale` parameter. */
+  scale: string | null;
+  /** The parameters given (those that override the defaults). */
+  parameters: Record<string, unknown>;
+  /** The backend the notebook reported in its provenance footer, if any. */
+  backend: string | null;
+  /** Static figure images: `rendered`, `skipped` (no browser) or `none` (no figures). */
+  staticImages: "rendered" | "skipped" | "none";
+  /** The browser check of the HTML report, when a browser was available. */
+  check: PageCheck | null;
 }
 
 /** Options of {@linkcode runReports}. */
@@ -56,11 +106,23 @@ export interface RunReportsOptions {
   backend?: string;
   /** Seconds a single cell may run (default 1800). */
   cellTimeout?: number;
+  /** The scale, for notebooks with a `scale` parameter. */
+  scale?: string;
+  /** `key=value` parameters (applied to every notebook run). */
+  params?: readonly string[];
+  /** Parameters from a JSON file (an object of name: value). */
+  paramsFile?: string;
+  /** Recompute cached experiments (`TOKENLAB_REFRESH=1`). */
+  refresh?: boolean;
+  /** Write every experiment's result into the frozen store (`TOKENLAB_FREEZE=1`). */
+  freeze?: boolean;
+  /** Use a headless browser for static figures and the HTML check when one is found (default true). */
+  browser?: boolean;
   /** Called when a notebook starts and ends. */
   progress?: (line: string) => void;
 }
 
-/** The notebooks (file stems) in a folder, sorted. */
+/** The notebooks (file stems) in a folder, sorted, `quickstart` first. */
 export async function listNotebooks(dir: string): Promise<string[]> {
   const names: string[] = [];
   try {
@@ -75,14 +137,26 @@ export async function listNotebooks(dir: string): Promise<string[]> {
     }
     throw e;
   }
-  return names.sort();
+  return names.sort((
+    a,
+    b,
+  ) => (a === "quickstart"
+    ? -1
+    : b === "quickstart"
+    ? 1
+    : a < b
+    ? -1
+    : a > b
+    ? 1
+    : 0)
+  );
 }
 
 let python: Promise<string> | null = null;
 
 /**
- * The Python that can import nbclient and nbconvert. Debian's packages live
- * under /usr/bin/python3, which a pyenv or venv `python3` on PATH may shadow.
+ * The Python that can import nbclient. Debian's packages live under
+ * /usr/bin/python3, which a pyenv or venv `python3` on PATH may shadow.
  */
 export function findPython(): Promise<string> {
   python ??= (async () => {
@@ -90,32 +164,260 @@ export function findPython(): Promise<string> {
     for (const candidate of ["/usr/bin/python3", "python3", "python"]) {
       try {
         const out = await new Deno.Command(candidate, {
-          args: ["-c", "import nbclient, nbconvert, nbformat"],
+          args: ["-c", "import nbclient, nbformat, jupyter_client"],
           stdout: "null",
           stderr: "null",
         }).output();
         if (out.success) return candidate;
-        tried.push(`${candidate} (cannot import nbclient/nbconvert)`);
+        tried.push(`${candidate} (cannot import nbclient)`);
       } catch {
         tried.push(`${candidate} (not found)`);
       }
     }
     throw new ReportError(
-      `no Python with nbclient and nbconvert: tried ${
+      `no Python with nbclient: tried ${
         tried.join(", ")
-      }. Run \`deno task setup\` (it installs Debian's jupyter-nbconvert and python3-nbclient).`,
+      }. Run \`deno task setup\` (it installs Debian's python3-nbclient).`,
     );
   })();
   return python;
 }
 
+/** A notebook ready to run: read, validated, parameters resolved. */
+interface Planned {
+  name: string;
+  notebook: Notebook;
+  injected: Notebook;
+  injectedCell: number | null;
+  parameters: Record<string, unknown>;
+  scale: string | null;
+}
+
+async function readParamsFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ReportError(
+      `--params ${path}: cannot read it (${
+        (e as Error).message
+      }); expected a JSON file of parameter names and values`,
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ReportError(
+      `--params ${path} is not valid JSON (${
+        (e as Error).message
+      }); expected an object such as {"epochs": 8, "scale": "full"}`,
+    );
+  }
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    throw new ReportError(
+      `--params ${path} must hold a JSON object of parameter names and values, found ${
+        Array.isArray(value) ? "an array" : JSON.stringify(value)
+      }`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Reads, validates and parameterises every chosen notebook; throws before anything runs. */
+async function plan(
+  chosen: readonly string[],
+  notebookDir: string,
+  options: RunReportsOptions,
+): Promise<Planned[]> {
+  if (
+    options.scale !== undefined &&
+    !(SCALES as readonly string[]).includes(options.scale)
+  ) {
+    throw new ReportError(
+      `--scale expects one of ${SCALES.join(", ")}, found "${options.scale}"`,
+    );
+  }
+  const fileValues = options.paramsFile !== undefined
+    ? await readParamsFile(options.paramsFile)
+    : {};
+  const planned: Planned[] = [];
+  let anyScale = false;
+  for (const name of chosen) {
+    const notebook = await readNotebook(join(notebookDir, `${name}.ipynb`));
+    const found = findParameterCell(notebook);
+    const specs: readonly ParameterSpec[] = found?.specs ?? [];
+    const scaleSpec = specs.find((s) => s.name === "scale");
+    anyScale ||= scaleSpec !== undefined;
+    const pairs = [...(options.params ?? [])];
+    if (options.scale !== undefined && scaleSpec) {
+      pairs.push(`scale=${options.scale}`);
+    }
+    const given = pairs.length > 0 || Object.keys(fileValues).length > 0;
+    if (given && !found) {
+      throw new ReportError(
+        `notebook ${name} has no parameters (no code cell tagged "parameters"), so --param/--params cannot apply to it; run it on its own, or tag a cell of TypeScript consts "parameters" to give it some`,
+      );
+    }
+    const parameters = found
+      ? resolveParameters(specs, { pairs, values: fileValues }, name)
+      : {};
+    const injected = injectParameters(notebook, parameters);
+    const injectedCell = Object.keys(parameters).length > 0
+      ? injected.cells.findIndex((c) =>
+        (c.metadata?.tags as string[] | undefined)?.includes(
+          "injected-parameters",
+        )
+      )
+      : null;
+    const scale = scaleSpec
+      ? String(parameters.scale ?? scaleSpec.default)
+      : null;
+    planned.push({ name, notebook, injected, injectedCell, parameters, scale });
+  }
+  if (options.scale !== undefined && !anyScale) {
+    throw new ReportError(
+      `--scale ${options.scale}: none of ${
+        chosen.join(", ")
+      } has a "scale" parameter, so the scale would change nothing`,
+    );
+  }
+  if (options.freeze && planned.some((p) => p.scale === "smoke")) {
+    throw new ReportError(
+      `--freeze stores full-scale results for CI to re-render; ${
+        planned.filter((p) => p.scale === "smoke").map((p) => p.name).join(", ")
+      } would run at smoke scale. Add --scale full.`,
+    );
+  }
+  return planned;
+}
+
+interface Executed {
+  status: "ok" | "failed";
+  kind: "error" | "timeout" | "dead" | "fatal" | null;
+  cell: number | null;
+  error: string;
+  written: boolean;
+}
+
+async function execute(
+  py: string,
+  input: string,
+  output: string,
+  cwd: string,
+  timeout: number,
+  env: Record<string, string>,
+): Promise<Executed> {
+  const out = await new Deno.Command(py, {
+    args: [
+      EXECUTE_PY,
+      input,
+      output,
+      "--cwd",
+      cwd,
+      "--kernel",
+      "deno",
+      "--timeout",
+      String(timeout),
+    ],
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  try {
+    const parsed = JSON.parse(stdout.split("\n").at(-1) ?? "");
+    return {
+      status: parsed.status === "ok" && out.code === 0 ? "ok" : "failed",
+      kind: parsed.kind ?? null,
+      cell: typeof parsed.cell === "number" ? parsed.cell : null,
+      error: parsed.error ?? "",
+      written: parsed.written === true,
+    };
+  } catch {
+    return {
+      status: "failed",
+      kind: "fatal",
+      cell: null,
+      error: `the executor printed no result (exit ${out.code}): ${
+        stderr.split("\n").slice(-5).join("\n")
+      }`,
+      written: false,
+    };
+  }
+}
+
+/** The tokenlab bundles a notebook left behind: headline and provenance. */
+function readMarkers(
+  nb: Notebook,
+): { headline: string | null; backend: string | null } {
+  let headline: string | null = null, backend: string | null = null;
+  for (const cell of nb.cells) {
+    for (
+      const o of (cell.outputs ?? []) as { data?: Record<string, unknown> }[]
+    ) {
+      const h = o.data?.[HEADLINE_MIME] as { text?: string } | undefined;
+      if (h?.text) headline = h.text;
+      const p = o.data?.[PROVENANCE_MIME] as { backend?: string } | undefined;
+      if (p?.backend) backend = p.backend;
+    }
+  }
+  return { headline, backend };
+}
+
+function failureMessage(
+  name: string,
+  run: Executed,
+  cellNumber: number | "injected" | null,
+  timeout: number,
+): string {
+  const where = cellNumber === null
+    ? ""
+    : cellNumber === "injected"
+    ? " in the injected parameters cell"
+    : ` at cell ${cellNumber}`;
+  switch (run.kind) {
+    case "timeout":
+      return `${name}: cell ${cellNumber} did not finish within the ${timeout} s cell timeout; it was stopped. Raise the limit with --cell-timeout SECONDS, or make the cell faster (a smaller --scale).`;
+    case "dead":
+      return `${name}: the kernel died${where} (out of memory, or a crash in native code): ${run.error}`;
+    case "fatal":
+      return `${name}: could not run: ${run.error}`;
+    default:
+      return `${name}: failed${where}: ${run.error}`;
+  }
+}
+
+/** Moves a finished report's files from the staging folder into place. */
+async function publish(
+  staging: string,
+  outDir: string,
+  name: string,
+  hasFiles: boolean,
+): Promise<void> {
+  const filesDir = join(outDir, `${name}_files`);
+  await Deno.remove(filesDir, { recursive: true }).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+  if (hasFiles) await Deno.rename(join(staging, `${name}_files`), filesDir);
+  for (const ext of ["md", "ipynb", "html"]) {
+    await Deno.rename(
+      join(staging, `${name}.${ext}`),
+      join(outDir, `${name}.${ext}`),
+    );
+  }
+}
+
 /**
- * Executes the named notebooks (all of them when `names` is empty) and writes
- * `<outDir>/<name>.html` and `<outDir>/<name>.ipynb` for each, also for a
- * notebook whose cell failed (marked failed in its metadata).
+ * Executes the named notebooks (all of them when `names` is empty) and
+ * writes `<outDir>/<name>.html`, `.md` (+ `<name>_files/`) and `.ipynb`
+ * for each, also for a notebook whose cell failed (marked failed), then
+ * updates the index.
  *
- * @throws {ReportError} for an unknown notebook name or a missing Jupyter
- * stack, before anything runs
+ * @throws {ReportError} for an unknown notebook name, an invalid notebook,
+ * a bad parameter or a missing Jupyter stack, before anything runs
  */
 export async function runReports(
   names: readonly string[],
@@ -124,10 +426,10 @@ export async function runReports(
   const notebookDir = options.notebookDir ?? NOTEBOOK_DIR;
   const outDir = options.outDir ?? REPORT_DIR;
   const progress = options.progress ?? ((s: string) => console.error(s));
+  const timeout = options.cellTimeout ?? 1800;
   const available = await listNotebooks(notebookDir);
-  const unknown = names.filter((n) =>
-    !available.includes(basename(n).replace(/\.ipynb$/, ""))
-  );
+  const stems = names.map((n) => basename(n).replace(/\.ipynb$/, ""));
+  const unknown = stems.filter((n) => !available.includes(n));
   if (unknown.length > 0) {
     throw new ReportError(
       `unknown notebook${unknown.length > 1 ? "s" : ""} ${
@@ -135,78 +437,384 @@ export async function runReports(
       }: expected one of ${available.join(", ") || "(none)"} in ${notebookDir}`,
     );
   }
-  const chosen = names.length > 0
-    ? names.map((n) => basename(n).replace(/\.ipynb$/, ""))
-    : available;
+  const chosen = stems.length > 0 ? stems : available;
   if (chosen.length === 0) {
     throw new ReportError(`no notebooks in ${notebookDir}`);
   }
+  const planned = await plan(chosen, notebookDir, options);
   const py = await findPython();
   await Deno.mkdir(outDir, { recursive: true });
-  const env: Record<string, string> = {};
-  if (options.backend !== undefined) env.TOKENLAB_BACKEND = options.backend;
+
+  let browser: Browser | null = null;
+  let browserProblem: string | null = null;
+  const wantBrowser = options.browser ?? true;
+  const getBrowser = async (): Promise<Browser | null> => {
+    if (browser || browserProblem) return browser;
+    if (!wantBrowser) {
+      browserProblem = "the browser was turned off (--no-browser)";
+      return null;
+    }
+    const exe = await findBrowser();
+    if (exe === null) {
+      browserProblem =
+        "no headless Chromium found (run `deno task setup`, which installs Debian's chromium)";
+      return null;
+    }
+    try {
+      browser = await Browser.launch({ executable: exe });
+    } catch (e) {
+      browserProblem = `Chromium did not start: ${(e as Error).message}`;
+    }
+    return browser;
+  };
 
   const results: ReportResult[] = [];
-  for (const name of chosen) {
-    progress(`report ${name}: running`);
+  try {
+    for (const p of planned) {
+      results.push(await runOne(p));
+    }
+  } finally {
+    await (browser as Browser | null)?.close();
+  }
+  await writeIndex(outDir, results, available);
+  return results;
+
+  async function runOne(p: Planned): Promise<ReportResult> {
+    const { name } = p;
+    progress(`report ${name}: running${p.scale ? ` (${p.scale} scale)` : ""}`);
     const t0 = performance.now();
-    const html = join(outDir, `${name}.html`);
-    const ipynb = join(outDir, `${name}.ipynb`);
-    const out = await new Deno.Command(py, {
-      args: [
-        EXECUTE_PY,
-        join(notebookDir, `${name}.ipynb`),
-        ipynb,
-        html,
-        "--kernel",
-        "deno",
-        "--timeout",
-        String(options.cellTimeout ?? 1800),
-      ],
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const seconds = (performance.now() - t0) / 1000;
-    const stdout = new TextDecoder().decode(out.stdout).trim();
-    const stderr = new TextDecoder().decode(out.stderr).trim();
-    let parsed: {
-      status?: string;
-      cell?: number | null;
-      error?: string;
-      written?: boolean;
-    } = {};
+    const started = Date.now();
+    const staging = await Deno.makeTempDir({
+      dir: outDir,
+      prefix: `.staging-${name}-`,
+    });
     try {
-      parsed = JSON.parse(stdout.split("\n").at(-1) ?? "");
-    } catch {
-      parsed = {
+      const input = join(staging, "input.ipynb");
+      await Deno.writeTextFile(input, serializeNotebook(p.injected));
+      const env: Record<string, string> = {
+        TOKENLAB_REPORT: name,
+        TOKENLAB_REPORT_STARTED: String(started),
+        TOKENLAB_PARAMS: JSON.stringify(p.parameters),
+        TOKENLAB_SCALE: p.scale ?? "",
+        TOKENLAB_REFRESH: options.refresh ? "1" : "",
+        TOKENLAB_FREEZE: options.freeze ? "1" : "",
+      };
+      if (options.backend !== undefined) env.TOKENLAB_BACKEND = options.backend;
+      const executedPath = join(staging, `${name}.ipynb`);
+      const run = await execute(
+        py,
+        input,
+        executedPath,
+        notebookDir,
+        timeout,
+        env,
+      );
+      const base: ReportResult = {
+        name,
         status: "failed",
-        error: `the executor printed no result (exit ${out.code}): ${
-          stderr.split("\n").slice(-5).join("\n")
-        }`,
+        cell: null,
+        error: "",
+        seconds: 0,
+        html: null,
+        md: null,
+        ipynb: null,
+        headline: null,
+        scale: p.scale,
+        parameters: p.parameters,
+        backend: null,
+        staticImages: "none",
+        check: null,
+      };
+      const cellNumber = run.cell === null
+        ? null
+        : originalCellNumber(run.cell, p.injectedCell);
+      if (!run.written) {
+        base.seconds = (performance.now() - t0) / 1000;
+        base.error = failureMessage(name, run, cellNumber, timeout);
+        progress(
+          `report ${name}: FAILED: ${base.error} (existing report left as it was)`,
+        );
+        return base;
+      }
+      const executed = await readNotebook(executedPath);
+      executed.metadata.tokenlab = {
+        status: run.status,
+        ...(run.status === "failed"
+          ? {
+            cell: cellNumber,
+            error: failureMessage(name, run, cellNumber, timeout),
+          }
+          : {}),
+        parameters: p.parameters,
+        scale: p.scale,
+      };
+
+      // Static images of the plotly figures, for the Markdown report and
+      // the executed notebook (image/png beside the plotly MIME type).
+      const figures = collectFigures(executed);
+      const images = new Map<string, Uint8Array>();
+      let staticNote: string | null = null;
+      let staticImages: ReportResult["staticImages"] = "none";
+      if (figures.length > 0) {
+        const b = await getBrowser();
+        if (b) {
+          try {
+            const pngs = await b.renderPlotly(figures.map((f) => f.figure), {
+              format: "png",
+            });
+            figures.forEach((f, k) => {
+              images.set(`${f.cell}:${f.output}`, pngs[k]);
+              const out = executed.cells[f.cell].outputs![f.output] as {
+                data: Record<string, unknown>;
+              };
+              out.data["image/png"] = btoa(
+                Array.from(pngs[k], (c) => String.fromCharCode(c)).join(""),
+              );
+            });
+            staticImages = "rendered";
+          } catch (e) {
+            staticNote =
+              `Static images were skipped: the browser could not render the figures (${
+                (e as Error).message
+              }).`;
+            staticImages = "skipped";
+          }
+        } else {
+          staticNote =
+            `Static images were skipped: ${browserProblem}. The HTML report draws the figures; the Markdown uses each figure's own SVG where it has one.`;
+          staticImages = "skipped";
+        }
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const meta: ReportMeta = {
+        name,
+        status: run.status,
+        error: run.status === "failed"
+          ? failureMessage(name, run, cellNumber, timeout)
+          : null,
+        failedCell: run.status === "failed" ? run.cell : null,
+        injectedCell: p.injectedCell,
+        parameters: p.parameters,
+        scale: p.scale,
+        seconds,
+        date: new Date().toISOString(),
+        staticNote,
+      };
+      const plotly = figures.length > 0 ? await plotlyScript() : null;
+      const html = renderHtml(executed, meta, plotly);
+      const { markdown, files } = renderMarkdown(executed, meta, images);
+      await Deno.writeTextFile(join(staging, `${name}.html`), html);
+      await Deno.writeTextFile(join(staging, `${name}.md`), markdown);
+      await Deno.writeTextFile(executedPath, serializeNotebook(executed));
+      if (files.length > 0) {
+        await Deno.mkdir(join(staging, `${name}_files`));
+        for (const f of files) {
+          await Deno.writeFile(join(staging, f.path), f.bytes);
+        }
+      }
+
+      // Open the page in a real browser: every figure drawn, no console
+      // errors, nothing fetched.
+      let check: PageCheck | null = null;
+      let checkError = "";
+      const b = await getBrowser();
+      if (b) {
+        check = await b.checkPage(join(staging, `${name}.html`));
+        if (!check.ok) {
+          checkError = `${name}: the HTML report does not work in a browser: ${
+            [
+              check.rendered < check.figures
+                ? `${
+                  check.figures - check.rendered
+                } of ${check.figures} figures did not render`
+                : "",
+              ...check.pageErrors.map((e) => `page error: ${e}`),
+              ...check.consoleErrors.map((e) => `console error: ${e}`),
+              ...check.network.map((u) => `network request: ${u}`),
+            ].filter(Boolean).join("; ")
+          }`;
+        }
+      }
+      await publish(staging, outDir, name, files.length > 0);
+      const { headline, backend } = readMarkers(executed);
+      const result: ReportResult = {
+        ...base,
+        status: run.status === "ok" && checkError === "" ? "ok" : "failed",
+        cell: typeof cellNumber === "number" ? cellNumber : null,
+        error: meta.error ?? checkError,
+        seconds,
+        html: join(outDir, `${name}.html`),
+        md: join(outDir, `${name}.md`),
+        ipynb: join(outDir, `${name}.ipynb`),
+        headline,
+        backend,
+        staticImages,
+        check,
+      };
+      progress(
+        result.status === "ok"
+          ? `report ${name}: ok in ${seconds.toFixed(1)} s -> ${result.html}${
+            staticNote ? ` (${staticNote})` : ""
+          }`
+          : `report ${name}: FAILED after ${
+            seconds.toFixed(1)
+          } s: ${result.error} (the partial report, marked failed, is in ${result.html})`,
+      );
+      return result;
+    } finally {
+      await Deno.remove(staging, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The index
+
+/** One line of the report index. */
+interface IndexEntry {
+  name: string;
+  status: "ok" | "failed" | "not run";
+  seconds: number | null;
+  headline: string | null;
+  scale: string | null;
+  backend: string | null;
+  parameters: Record<string, unknown>;
+  date: string | null;
+  error: string;
+}
+
+async function writeIndex(
+  outDir: string,
+  results: readonly ReportResult[],
+  notebooks: readonly string[],
+): Promise<void> {
+  const manifestPath = join(outDir, "index.json");
+  let previous: Record<string, IndexEntry> = {};
+  try {
+    const m = JSON.parse(await Deno.readTextFile(manifestPath));
+    if (m && typeof m.reports === "object") previous = m.reports;
+  } catch { /* first run, or a damaged manifest: rebuilt below */ }
+  const now = new Date().toISOString();
+  const entries: IndexEntry[] = notebooks.map((name) => {
+    const r = results.find((x) => x.name === name);
+    if (r && (r.html !== null || !previous[name])) {
+      return {
+        name,
+        status: r.html === null ? "not run" : r.status,
+        seconds: r.seconds,
+        headline: r.headline,
+        scale: r.scale,
+        backend: r.backend,
+        parameters: r.parameters,
+        date: now,
+        error: r.error,
       };
     }
-    const written = parsed.written === true;
-    const result: ReportResult = {
+    if (r) {
+      // Could not run at all: the previous report stays, the error is noted.
+      return { ...previous[name], error: r.error };
+    }
+    return previous[name] ?? {
       name,
-      status: parsed.status === "ok" && out.code === 0 ? "ok" : "failed",
-      cell: parsed.cell ?? null,
-      error: parsed.error ?? "",
-      seconds,
-      html: written ? html : null,
-      ipynb: written ? ipynb : null,
+      status: "not run",
+      seconds: null,
+      headline: null,
+      scale: null,
+      backend: null,
+      parameters: {},
+      date: null,
+      error: "",
     };
-    results.push(result);
-    progress(
-      result.status === "ok"
-        ? `report ${name}: ok in ${seconds.toFixed(1)} s -> ${html}`
-        : `report ${name}: FAILED${
-          result.cell !== null ? ` at cell ${result.cell}` : ""
-        } after ${seconds.toFixed(1)} s: ${result.error}${
-          written ? ` (partial report written to ${html})` : ""
-        }`,
+  });
+  const write = async (file: string, text: string) => {
+    const tmp = join(outDir, `.${file}.tmp-${crypto.randomUUID().slice(0, 8)}`);
+    await Deno.writeTextFile(tmp, text);
+    await Deno.rename(tmp, join(outDir, file));
+  };
+  await write(
+    "index.json",
+    JSON.stringify(
+      {
+        updated: now,
+        reports: Object.fromEntries(entries.map((e) => [e.name, e])),
+      },
+      null,
+      1,
+    ) + "\n",
+  );
+  await write("index.html", indexHtml(entries, now));
+  await write("README.md", indexMarkdown(entries, now));
+}
+
+function when(e: IndexEntry): string {
+  return e.date ? e.date.slice(0, 16).replace("T", " ") : "";
+}
+
+function timeText(e: IndexEntry): string {
+  return e.seconds === null
+    ? ""
+    : e.seconds < 90
+    ? `${e.seconds.toFixed(0)} s`
+    : `${(e.seconds / 60).toFixed(1)} min`;
+}
+
+function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
+  const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  const lines = [
+    "# Reports",
+    "",
+    `Generated by \`deno task report\`, last updated ${
+      now.slice(0, 16).replace("T", " ")
+    } UTC. ` +
+    "Each report is an HTML page (self-contained), a Markdown file with its figures in `<name>_files/`, and the executed notebook.",
+    "",
+    "| report | status | time | scale | backend | headline | rendered (UTC) |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const e of entries) {
+    const links = e.status === "not run"
+      ? e.name
+      : `[${e.name}](${e.name}.md) ([html](${e.name}.html))`;
+    const status = e.status === "failed"
+      ? `**failed**: ${cell(e.error).slice(0, 200)}`
+      : e.status;
+    lines.push(
+      `| ${links} | ${status} | ${timeText(e)} | ${e.scale ?? ""} | ${
+        e.backend ?? ""
+      } | ${cell(e.headline ?? "")} | ${when(e)} |`,
     );
   }
-  return results;
+  return lines.join("\n") + "\n";
+}
+
+function indexHtml(entries: readonly IndexEntry[], now: string): string {
+  const rows = entries.map((e) => {
+    const name = e.status === "not run"
+      ? escapeXml(e.name)
+      : `<a href="${escapeXml(e.name)}.html">${
+        escapeXml(e.name)
+      }</a> <small>(<a href="${escapeXml(e.name)}.md">md</a>, <a href="${
+        escapeXml(e.name)
+      }.ipynb">ipynb</a>)</small>`;
+    const status = e.status === "failed"
+      ? `<span class="failed" title="${escapeXml(e.error)}">failed</span>`
+      : escapeXml(e.status);
+    return `<tr><td>${name}</td><td>${status}</td><td class="num">${
+      timeText(e)
+    }</td><td>${escapeXml(e.scale ?? "")}</td><td>${
+      escapeXml(e.backend ?? "")
+    }</td><td>${escapeXml(e.headline ?? "")}</td><td>${when(e)}</td></tr>`;
+  });
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>tokenlab reports</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1d2329}
+table{border-collapse:collapse}th,td{border:1px solid #d9dee3;padding:.3rem .6rem;text-align:left;vertical-align:top}
+td.num{text-align:right}.failed{color:#b3261e;font-weight:600}small{color:#5b6670}</style></head>
+<body><h1>tokenlab reports</h1>
+<p>Generated by <code>deno task report</code>, last updated ${
+    escapeXml(now.slice(0, 16).replace("T", " "))
+  } UTC.</p>
+<table><thead><tr><th>report</th><th>status</th><th>time</th><th>scale</th><th>backend</th><th>headline</th><th>rendered (UTC)</th></tr></thead>
+<tbody>${rows.join("\n")}</tbody></table></body></html>
+`;
 }

@@ -1,0 +1,493 @@
+/**
+ * Executed notebooks into reports: a self-contained HTML page (plotly.js
+ * inlined once when the report has figures, nothing fetched from the
+ * network) and Markdown with the figures as image files beside it.
+ *
+ * Outputs are rendered by MIME type, richest first: plotly figures as live
+ * plotly charts (HTML) or static images (Markdown), the tokenlab bundles'
+ * own HTML or Markdown, images, then text. Cells after a failing cell are
+ * shown as not run.
+ *
+ * @module
+ */
+
+import { marked } from "marked";
+import { escapeXml, STATIC_FALLBACK_CLASS } from "../figure.ts";
+import { toBase64 } from "../data/png.ts";
+import { cellSource, type Notebook, type NotebookCell } from "./notebook.ts";
+
+/** The plotly MIME type. */
+export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
+
+/** What a report page says about its run. */
+export interface ReportMeta {
+  /** The notebook name. */
+  name: string;
+  /** `ok`, or `failed`. */
+  status: "ok" | "failed";
+  /** The failure, as one message (names the cell). */
+  error: string | null;
+  /** Index (0-based, in the executed notebook) of the failing cell. */
+  failedCell: number | null;
+  /** Index of the injected parameters cell, if any. */
+  injectedCell: number | null;
+  /** Parameters given to this run (only those that differ from the defaults). */
+  parameters: Record<string, unknown>;
+  /** The scale, when the notebook has one. */
+  scale: string | null;
+  /** Wall time of the run in seconds. */
+  seconds: number;
+  /** When the run ended (ISO 8601). */
+  date: string;
+  /** A note on static images (e.g. why they were skipped), or null. */
+  staticNote: string | null;
+}
+
+/** A plotly figure in an executed notebook. */
+export interface FigureRef {
+  /** Cell index. */
+  cell: number;
+  /** Output index within the cell. */
+  output: number;
+  /** The figure. */
+  figure: { data?: unknown; layout?: Record<string, unknown> };
+  /** A title for alt text and file names. */
+  title: string;
+}
+
+type Output = Record<string, unknown> & {
+  output_type: string;
+  data?: Record<string, unknown>;
+};
+
+function mimeText(v: unknown): string {
+  if (Array.isArray(v)) return v.join("");
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+function stripAnsi(s: string): string {
+  return s.replace(ANSI, "");
+}
+
+function outputsOf(cell: NotebookCell): Output[] {
+  return (cell.outputs ?? []) as Output[];
+}
+
+function figureTitle(fig: { layout?: Record<string, unknown> }): string {
+  const t = fig.layout?.title;
+  const text = typeof t === "string"
+    ? t
+    : (t && typeof t === "object" && typeof (t as { text?: unknown }).text ===
+          "string")
+    ? (t as { text: string }).text
+    : "";
+  return text.replace(/<[^>]*>/g, "").trim();
+}
+
+/** Every plotly figure of an executed notebook, in order. */
+export function collectFigures(nb: Notebook): FigureRef[] {
+  const figures: FigureRef[] = [];
+  nb.cells.forEach((cell, c) => {
+    outputsOf(cell).forEach((o, k) => {
+      const fig = o.data?.[PLOTLY_MIME];
+      if (fig && typeof fig === "object") {
+        const f = fig as FigureRef["figure"];
+        figures.push({
+          cell: c,
+          output: k,
+          figure: f,
+          title: figureTitle(f) || `figure ${figures.length + 1}`,
+        });
+      }
+    });
+  });
+  return figures;
+}
+
+/** The notebook's title: its first Markdown heading, else `fallback`. */
+export function notebookTitle(nb: Notebook, fallback: string): string {
+  for (const cell of nb.cells) {
+    if (cell.cell_type !== "markdown") continue;
+    const m = cellSource(cell).match(/^#{1,2}\s+(.+)$/m);
+    if (m) return m[1].replace(/[*_`]/g, "").trim();
+  }
+  return fallback;
+}
+
+/** The original (1-based) number of executed cell `index`, given the injected cell. */
+export function originalCellNumber(
+  index: number,
+  injected: number | null,
+): number | "injected" {
+  if (injected === null || index < injected) return index + 1;
+  if (index === injected) return "injected";
+  return index;
+}
+
+/** Drops a figure bundle's stand-ins for the plotly figure a report draws itself. */
+function removeStaticFallback(html: string): string {
+  return html
+    .replace(new RegExp(`<img class="${STATIC_FALLBACK_CLASS}"[^>]*>`, "g"), "")
+    .replace(/<p class="tokenlab-plot-fallback">[\s\S]*?<\/p>/g, "");
+}
+
+function fmtSeconds(s: number): string {
+  return s < 90 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`;
+}
+
+function paramText(p: Record<string, unknown>): string {
+  const e = Object.entries(p);
+  return e.length
+    ? e.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")
+    : "defaults";
+}
+
+/** One line of facts about the run, for both formats. */
+function runLine(meta: ReportMeta): string {
+  return [
+    meta.status === "ok" ? "ok" : "FAILED",
+    `${fmtSeconds(meta.seconds)}`,
+    meta.scale ? `scale ${meta.scale}` : null,
+    `parameters: ${paramText(meta.parameters)}`,
+    `rendered ${meta.date.slice(0, 16).replace("T", " ")} UTC`,
+  ].filter((x) => x !== null).join(" · ");
+}
+
+// ---------------------------------------------------------------------------
+// HTML
+
+const CSS = `
+:root{--fg:#1d2329;--muted:#5b6670;--line:#d9dee3;--bg:#fff;--code:#f5f7f9;--bad:#b3261e;--good:#1e6b34}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
+main{max-width:1060px;margin:0 auto;padding:1.5rem 1.25rem 4rem}
+header.run{border-bottom:1px solid var(--line);margin-bottom:1rem;padding-bottom:.5rem;color:var(--muted);font-size:13px}
+header.run .status-ok{color:var(--good);font-weight:600}
+header.run .status-failed{color:var(--bad);font-weight:600}
+.banner{border:1px solid var(--bad);background:#fdecea;color:var(--bad);padding:.6rem .8rem;border-radius:4px;margin:1rem 0;white-space:pre-wrap}
+.note{border:1px solid var(--line);background:var(--code);padding:.4rem .7rem;border-radius:4px;margin:.5rem 0;font-size:13px;color:var(--muted)}
+.cell{margin:.9rem 0}
+.cell .label{font:12px ui-monospace,monospace;color:var(--muted)}
+pre{background:var(--code);border:1px solid var(--line);border-radius:4px;padding:.55rem .75rem;overflow-x:auto;font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;margin:.3rem 0}
+pre.source{border-left:3px solid #8aa4bf}
+pre.stderr{background:#fff8e6}
+pre.error{background:#fdecea;color:var(--bad)}
+.cell.failed pre.source{border-left-color:var(--bad)}
+.cell.not-run{opacity:.5}
+.output{margin:.3rem 0;overflow-x:auto}
+.output img{max-width:100%}
+table{border-collapse:collapse;margin:.5rem 0;font-size:14px}
+th,td{border:1px solid var(--line);padding:.25rem .55rem;text-align:left;vertical-align:top}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+caption{caption-side:top;text-align:left;font-weight:600;padding:.3rem 0}
+.tokenlab-plotly{width:100%;min-height:360px}
+#hide-code:checked~main .source,#hide-code:checked~main .cell .label{display:none}
+label.toggle{position:fixed;top:.5rem;right:.75rem;font-size:12px;color:var(--muted);background:var(--bg);padding:.15rem .4rem;border:1px solid var(--line);border-radius:4px}
+footer.tokenlab-provenance table{font-size:12px;color:var(--muted)}
+`;
+
+/**
+ * The HTML page of an executed notebook: self-contained (styles inline,
+ * images as data URIs, plotly.js inlined once when `plotlyJs` is given and
+ * the report has figures).
+ */
+export function renderHtml(
+  nb: Notebook,
+  meta: ReportMeta,
+  plotlyJs: string | null,
+): string {
+  const title = notebookTitle(nb, meta.name);
+  const body: string[] = [];
+  const figures: string[] = [];
+  let figureCount = 0;
+  const afterFailure = (i: number) =>
+    meta.failedCell !== null && i > meta.failedCell;
+
+  nb.cells.forEach((cell, i) => {
+    const src = cellSource(cell);
+    if (cell.cell_type === "markdown") {
+      body.push(
+        `<section class="cell markdown">${marked.parse(src, {
+          async: false,
+        }) as string}</section>`,
+      );
+      return;
+    }
+    if (cell.cell_type === "raw") return;
+    const num = originalCellNumber(i, meta.injectedCell);
+    const label = num === "injected" ? "injected parameters" : `cell ${num}`;
+    const classes = ["cell", "code"];
+    if (meta.failedCell === i) classes.push("failed");
+    if (afterFailure(i)) classes.push("not-run");
+    const parts = [
+      `<div class="label">${label}${afterFailure(i) ? " · not run" : ""}</div>`,
+      `<pre class="source"><code>${escapeXml(src)}</code></pre>`,
+    ];
+    for (const o of outputsOf(cell)) {
+      parts.push(htmlOutput(o, () => {
+        const id = `tokenlab-fig-${++figureCount}`;
+        figures.push(id);
+        return id;
+      }));
+    }
+    body.push(
+      `<section class="${classes.join(" ")}">${parts.join("")}</section>`,
+    );
+  });
+
+  const banner = meta.status === "failed"
+    ? `<div class="banner" role="alert"><strong>This report failed.</strong> ${
+      escapeXml(meta.error ?? "")
+    }</div>`
+    : "";
+  const note = meta.staticNote
+    ? `<div class="note">${escapeXml(meta.staticNote)}</div>`
+    : "";
+  let scripts = "";
+  if (figures.length > 0) {
+    if (plotlyJs === null) {
+      throw new Error(
+        "renderHtml: the report has plotly figures but no plotly.js was given",
+      );
+    }
+    // The figure data sits in JSON script elements; one loop draws them all.
+    scripts = `<script>${plotlyJs.replace(/<\/script/gi, "<\\/script")}</script>
+<script>
+for (const el of document.querySelectorAll(".tokenlab-plotly")) {
+  const fig = JSON.parse(document.getElementById(el.id + "-data").textContent);
+  const layout = Object.assign({autosize: true}, fig.layout || {});
+  Plotly.newPlot(el, fig.data || [], layout, Object.assign({responsive: true, displaylogo: false}, fig.config || {}));
+}
+</script>`;
+  }
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="tokenlab report">
+<meta name="tokenlab-status" content="${meta.status}">
+<title>${escapeXml(title)}${meta.status === "failed" ? " (FAILED)" : ""}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<input type="checkbox" id="hide-code" hidden><label class="toggle" for="hide-code">hide code</label>
+<main>
+<header class="run"><span class="status-${meta.status}">${
+    meta.status === "ok" ? "ok" : "FAILED"
+  }</span> · ${escapeXml(meta.name)} · ${
+    escapeXml(runLine(meta).split(" · ").slice(1).join(" · "))
+  }</header>
+${banner}${note}
+${body.join("\n")}
+</main>
+${scripts}
+</body>
+</html>
+`;
+}
+
+function htmlOutput(o: Output, newFigureId: () => string): string {
+  switch (o.output_type) {
+    case "stream": {
+      const cls = o.name === "stderr" ? "stderr" : "stdout";
+      return `<pre class="${cls}">${
+        escapeXml(stripAnsi(mimeText(o.text)))
+      }</pre>`;
+    }
+    case "error": {
+      const tb = Array.isArray(o.traceback) && o.traceback.length
+        ? (o.traceback as string[]).join("\n")
+        : `${o.ename}: ${o.evalue}`;
+      return `<pre class="error">${escapeXml(stripAnsi(tb))}</pre>`;
+    }
+    case "execute_result":
+    case "display_data":
+      break;
+    default:
+      return "";
+  }
+  const data = o.data ?? {};
+  if (data[PLOTLY_MIME] && typeof data[PLOTLY_MIME] === "object") {
+    const id = newFigureId();
+    const json = JSON.stringify(data[PLOTLY_MIME]).replace(/</g, "\\u003c");
+    const after = "text/html" in data
+      ? removeStaticFallback(mimeText(data["text/html"]))
+      : "";
+    return `<div class="output"><div class="tokenlab-plotly" id="${id}"></div><script type="application/json" id="${id}-data">${json}</script>${after}</div>`;
+  }
+  if ("text/html" in data) {
+    return `<div class="output">${mimeText(data["text/html"])}</div>`;
+  }
+  if ("image/png" in data) {
+    return `<div class="output"><img alt="figure" src="data:image/png;base64,${
+      mimeText(data["image/png"]).replace(/\s/g, "")
+    }"></div>`;
+  }
+  if ("image/svg+xml" in data) {
+    const b64 = toBase64(
+      new TextEncoder().encode(mimeText(data["image/svg+xml"])),
+    );
+    return `<div class="output"><img alt="figure" src="data:image/svg+xml;base64,${b64}"></div>`;
+  }
+  if ("text/markdown" in data) {
+    return `<div class="output">${marked.parse(
+      mimeText(data["text/markdown"]),
+      { async: false },
+    ) as string}</div>`;
+  }
+  if ("text/plain" in data) {
+    return `<pre class="stdout">${
+      escapeXml(stripAnsi(mimeText(data["text/plain"])))
+    }</pre>`;
+  }
+  return "";
+}
+
+// ---------------------------------------------------------------------------
+// Markdown
+
+/** A file the Markdown report links to, relative to the report folder. */
+export interface ReportFile {
+  /** Path relative to the report folder (`<name>_files/...`). */
+  path: string;
+  /** The bytes. */
+  bytes: Uint8Array;
+}
+
+/**
+ * The Markdown report of an executed notebook and the image files it links
+ * to (`<name>_files/`). Plotly figures use `staticImages` (PNG bytes keyed
+ * `cell:output`, rendered by a browser), else the bundle's own SVG, else a
+ * note that the static image was skipped.
+ */
+export function renderMarkdown(
+  nb: Notebook,
+  meta: ReportMeta,
+  staticImages: ReadonlyMap<string, Uint8Array>,
+): { markdown: string; files: ReportFile[] } {
+  const files: ReportFile[] = [];
+  const dir = `${meta.name}_files`;
+  const addFile = (ext: string, bytes: Uint8Array, cell: number) => {
+    const path = `${dir}/cell${cell}-${files.length + 1}.${ext}`;
+    files.push({ path, bytes });
+    return path;
+  };
+  const lines: string[] = [];
+  lines.push(
+    `<!-- generated by tokenlab report; edit notebooks/${meta.name}.ipynb instead -->`,
+  );
+  lines.push("");
+  lines.push(`> ${runLine(meta)}`);
+  if (meta.status === "failed") {
+    lines.push(
+      ">",
+      `> **This report failed.** ${meta.error ?? ""}`.replace(/\n/g, "\n> "),
+    );
+  }
+  if (meta.staticNote) lines.push(">", `> ${meta.staticNote}`);
+  lines.push("");
+
+  nb.cells.forEach((cell, i) => {
+    const src = cellSource(cell);
+    if (cell.cell_type === "markdown") {
+      lines.push(src.trimEnd(), "");
+      return;
+    }
+    if (cell.cell_type === "raw") return;
+    const num = originalCellNumber(i, meta.injectedCell);
+    if (num === "injected") lines.push("*Injected parameters:*", "");
+    if (meta.failedCell !== null && i > meta.failedCell) {
+      lines.push(`*Cell ${num} was not run (an earlier cell failed).*`, "");
+    }
+    lines.push(fence(src, "ts"), "");
+    outputsOf(cell).forEach((o, k) => {
+      const md = markdownOutput(o, i, k, staticImages, addFile);
+      if (md) lines.push(md, "");
+    });
+  });
+  return { markdown: lines.join("\n").replace(/\n{3,}/g, "\n\n"), files };
+}
+
+function fence(text: string, lang = ""): string {
+  const longest = Math.max(
+    2,
+    ...[...text.matchAll(/`+/g)].map((m) => m[0].length),
+  );
+  const f = "`".repeat(longest + 1);
+  return `${f}${lang}\n${text.replace(/\n$/, "")}\n${f}`;
+}
+
+function markdownOutput(
+  o: Output,
+  cell: number,
+  output: number,
+  staticImages: ReadonlyMap<string, Uint8Array>,
+  addFile: (ext: string, bytes: Uint8Array, cell: number) => string,
+): string {
+  switch (o.output_type) {
+    case "stream":
+      return fence(stripAnsi(mimeText(o.text)));
+    case "error":
+      return fence(
+        stripAnsi(
+          Array.isArray(o.traceback) && o.traceback.length
+            ? (o.traceback as string[]).join("\n")
+            : `${o.ename}: ${o.evalue}`,
+        ),
+      );
+    case "execute_result":
+    case "display_data":
+      break;
+    default:
+      return "";
+  }
+  const data = o.data ?? {};
+  if (data[PLOTLY_MIME] && typeof data[PLOTLY_MIME] === "object") {
+    const fig = data[PLOTLY_MIME] as FigureRef["figure"];
+    const alt = figureTitle(fig) || "figure";
+    const png = staticImages.get(`${cell}:${output}`);
+    let image: string;
+    if (png) image = `![${alt}](${addFile("png", png, cell + 1)})`;
+    else if ("image/svg+xml" in data) {
+      image = `![${alt}](${
+        addFile(
+          "svg",
+          new TextEncoder().encode(mimeText(data["image/svg+xml"])),
+          cell + 1,
+        )
+      })`;
+    } else {
+      image =
+        `*(static image of "${alt}" skipped: no browser to render it; the HTML report draws it)*`;
+    }
+    const after = "text/html" in data
+      ? removeStaticFallback(mimeText(data["text/html"])).trim()
+      : "";
+    return after ? `${image}\n\n${after}` : image;
+  }
+  if ("text/markdown" in data) return mimeText(data["text/markdown"]).trim();
+  if ("image/png" in data) {
+    const bytes = Uint8Array.from(
+      atob(mimeText(data["image/png"]).replace(/\s/g, "")),
+      (c) => c.charCodeAt(0),
+    );
+    return `![figure](${addFile("png", bytes, cell + 1)})`;
+  }
+  if ("image/svg+xml" in data) {
+    return `![figure](${
+      addFile(
+        "svg",
+        new TextEncoder().encode(mimeText(data["image/svg+xml"])),
+        cell + 1,
+      )
+    })`;
+  }
+  if ("text/html" in data) return mimeText(data["text/html"]).trim();
+  if ("text/plain" in data) {
+    return fence(stripAnsi(mimeText(data["text/plain"])));
+  }
+  return "";
+}
