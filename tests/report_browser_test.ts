@@ -150,10 +150,17 @@ browserTest(
 browserTest(
   "a figure that never renders fails the check after the timeout",
   async (browser, dir) => {
+    // No plotly.js here, so the page loads at once even on a busy machine
+    // and only the wait for the figure is timed: one container holds what
+    // plotly leaves (an svg.main-svg), the other gets broken data.
     const file = `${dir}/broken.html`;
     await Deno.writeTextFile(
       file,
-      await plotlyPage([SCATTER, `JSON.parse("{broken figure")`]),
+      `<!DOCTYPE html><html><body>
+<div class="tokenlab-plotly"><div><svg class="main-svg"></svg></div></div>
+<div class="tokenlab-plotly" id="f1"></div>
+<script>JSON.parse("{broken figure");</script>
+</body></html>`,
     );
     const t0 = performance.now();
     const check = await browser.checkPage(file, { timeoutMs: 2000 });

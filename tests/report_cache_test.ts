@@ -123,7 +123,8 @@ Deno.test("cache: a frozen result is used when the cache has none, with its prov
     assertEquals(again.provenance.computedAt, frozenRun.provenance.computedAt);
 
     // The code moved on since: still used, and flagged.
-    const path = `${d.frozenDir}/full_run/${frozenRun.provenance.configKey}.json`;
+    const path =
+      `${d.frozenDir}/full_run/${frozenRun.provenance.configKey}.json`;
     const text = JSON.parse(await Deno.readTextFile(path));
     text.provenance.codeVersion = "0000000000000000";
     await Deno.writeTextFile(path, JSON.stringify(text));

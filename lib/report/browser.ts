@@ -45,7 +45,7 @@ const BROWSER_PATHS = [
 ];
 
 const HOW_TO_INSTALL =
-  "run `npx -y deno@2.9.6 task setup` (installs Debian's chromium), or set TOKENLAB_CHROMIUM to a Chromium or Chrome executable";
+  "run `npx -y deno@2.9.6 task setup` (installs Debian's chromium) or set TOKENLAB_CHROMIUM to a Chromium or Chrome executable";
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -461,7 +461,7 @@ export class Browser {
         ? "it is not executable"
         : errorText(e);
       throw new BrowserError(
-        `cannot start the browser ${executable}: ${why}; expected a Chromium or Chrome executable. ${HOW_TO_INSTALL}`,
+        `cannot start the browser ${executable}: ${why}; expected a Chromium or Chrome executable; ${HOW_TO_INSTALL}`,
         { cause: e },
       );
     }
@@ -526,12 +526,12 @@ export class Browser {
       url = await withTimeout(endpoint, timeoutMs, () => "timeout");
     } catch {
       return await fail(
-        `the browser ${executable} printed no "DevTools listening on ws://..." line within ${timeoutMs} ms; expected a headless-capable Chromium. Try a longer timeoutMs on a slow machine, or ${HOW_TO_INSTALL}`,
+        `the browser ${executable} printed no "DevTools listening on ws://..." line within ${timeoutMs} ms; expected a headless-capable Chromium; try a longer timeoutMs on a slow machine, or ${HOW_TO_INSTALL}`,
       );
     }
     if (url === null) {
       return await fail(
-        `the browser ${executable} exited before its DevTools endpoint was up; expected a headless-capable Chromium. ${HOW_TO_INSTALL}`,
+        `the browser ${executable} exited before its DevTools endpoint was up; expected a headless-capable Chromium; ${HOW_TO_INSTALL}`,
       );
     }
     let conn: Connection;
@@ -793,10 +793,9 @@ export class Browser {
       );
     }
     this.#checkOpen("render plotly figures");
-    const page = await this.#plotlyPage();
-    const out: Uint8Array[] = [];
+    // plotly draws an empty plot for almost anything; catch the mistakes
+    // before paying for the page.
     for (const [i, figure] of figures.entries()) {
-      // plotly draws an empty plot for almost anything; catch the mistakes.
       if (
         typeof figure !== "object" || figure === null ||
         !Array.isArray((figure as { data?: unknown }).data)
@@ -809,6 +808,10 @@ export class Browser {
           }`,
         );
       }
+    }
+    const page = await this.#plotlyPage();
+    const out: Uint8Array[] = [];
+    for (const [i, figure] of figures.entries()) {
       const layout =
         (figure as { layout?: { width?: unknown; height?: unknown } })
           ?.layout;
@@ -822,10 +825,16 @@ export class Browser {
       try {
         data = await this.#evaluate(
           page,
-          `Plotly.toImage(${JSON.stringify(figure)}, ${JSON.stringify(opts)})`,
+          `Plotly.toImage(${toJson(figure)}, ${JSON.stringify(opts)})`,
           60_000,
         ) as string;
       } catch (e) {
+        if (e instanceof BrowserError) {
+          // The page itself failed (crashed, stuck): the next call gets a new one.
+          this.#renderPage = undefined;
+          await this.#closePage(page);
+          throw e;
+        }
         throw new Error(
           `plotly could not render figure ${i} of ${figures.length} as ${format}: ${
             errorText(e)
@@ -901,6 +910,17 @@ interface ExceptionDetails {
   url?: string;
   lineNumber?: number;
   exception?: RemoteObject;
+}
+
+/** JSON of a figure, typed arrays as plain arrays (as plotly reads them). */
+function toJson(figure: unknown): string {
+  return JSON.stringify(
+    figure,
+    (_, v) =>
+      ArrayBuffer.isView(v) && !(v instanceof DataView)
+        ? Array.from(v as unknown as ArrayLike<number>)
+        : v,
+  );
 }
 
 function describeValue(o: RemoteObject): string {

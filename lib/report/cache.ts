@@ -388,7 +388,9 @@ export async function experiment<T>(
       computedAt: new Date().toISOString(),
       machine: await machineDescription(),
       backend: choice.name,
-      adapter: choice.adapter?.description ?? null,
+      adapter: choice.name === "webgpu"
+        ? choice.adapter?.description ?? null
+        : null,
       deno: Deno.version.deno,
       tfjs: TFJS_VERSION,
       tokenlab: VERSION,

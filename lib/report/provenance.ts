@@ -181,9 +181,11 @@ export class Provenance {
       ["versions", `tokenlab ${r.tokenlab}, Deno ${r.deno}, tfjs ${r.tfjs}`],
       [
         "backend",
-        `${r.backend}${r.threads !== null ? ` (${r.threads} threads)` : ""}${
-          r.adapter ? `, adapter ${r.adapter}` : ""
-        }`,
+        `${r.backend}${
+          r.threads !== null
+            ? ` (${r.threads} thread${r.threads === 1 ? "" : "s"})`
+            : ""
+        }${r.adapter ? `, adapter ${r.adapter}` : ""}`,
       ],
       ["machine", r.machine],
       ["seeds", r.seeds.length ? r.seeds.join(", ") : "none given"],
@@ -285,7 +287,11 @@ export async function provenance(
     deno: Deno.version.deno,
     tfjs: TFJS_VERSION,
     backend: choice.name,
-    adapter: choice.adapter?.description ?? null,
+    // The adapter is probed even when the backend is not WebGPU; it only
+    // says where the numbers were computed when WebGPU computed them.
+    adapter: choice.name === "webgpu"
+      ? choice.adapter?.description ?? null
+      : null,
     threads: choice.name === "wasm" ? choice.threads : null,
     machine: await machineDescription(),
     seeds: [...(options.seeds ?? [])],

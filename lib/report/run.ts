@@ -30,6 +30,7 @@ import { type Notebook, readNotebook, serializeNotebook } from "./notebook.ts";
 import {
   findParameterCell,
   injectParameters,
+  ParameterError,
   type ParameterSpec,
   resolveParameters,
 } from "./params.ts";
@@ -245,7 +246,13 @@ async function plan(
   let anyScale = false;
   for (const name of chosen) {
     const notebook = await readNotebook(join(notebookDir, `${name}.ipynb`));
-    const found = findParameterCell(notebook);
+    let found: ReturnType<typeof findParameterCell>;
+    try {
+      found = findParameterCell(notebook);
+    } catch (e) {
+      if (!(e instanceof ParameterError)) throw e;
+      throw new ParameterError(`notebook ${name}: ${e.message}`);
+    }
     const specs: readonly ParameterSpec[] = found?.specs ?? [];
     const scaleSpec = specs.find((s) => s.name === "scale");
     anyScale ||= scaleSpec !== undefined;
