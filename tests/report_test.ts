@@ -471,3 +471,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test("reports: a missing kernel fails the notebook with what to do, and leaves its existing report alone", async () => {
+  const { nbDir, outDir, dir } = await tempNotebooks({ k: ["const a = 1;"] });
+  try {
+    await Deno.mkdir(outDir);
+    await Deno.writeTextFile(`${outDir}/k.html`, "the previous report");
+    const [r] = await runReports([], {
+      notebookDir: nbDir,
+      outDir,
+      kernel: "no-such-kernel",
+      progress: () => {},
+    });
+    assertEquals([r.status, r.html], ["failed", null]);
+    assertStringIncludes(
+      r.error,
+      "k: could not run: no Jupyter kernel named 'no-such-kernel' is installed: run `deno task setup`",
+    );
+    assertEquals(
+      await Deno.readTextFile(`${outDir}/k.html`),
+      "the previous report",
+    );
+    const left = [...Deno.readDirSync(outDir)].map((e) => e.name).sort();
+    assertEquals(left, ["README.md", "index.html", "index.json", "k.html"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -117,6 +117,8 @@ export interface RunReportsOptions {
   refresh?: boolean;
   /** Write every experiment's result into the frozen store (`TOKENLAB_FREEZE=1`). */
   freeze?: boolean;
+  /** The Jupyter kernel (default `deno`). */
+  kernel?: string;
   /** Use a headless browser for static figures and the HTML check when one is found (default true). */
   browser?: boolean;
   /** Called when a notebook starts and ends. */
@@ -312,6 +314,7 @@ async function execute(
   input: string,
   output: string,
   cwd: string,
+  kernel: string,
   timeout: number,
   env: Record<string, string>,
 ): Promise<Executed> {
@@ -323,7 +326,7 @@ async function execute(
       "--cwd",
       cwd,
       "--kernel",
-      "deno",
+      kernel,
       "--timeout",
       String(timeout),
     ],
@@ -513,6 +516,7 @@ export async function runReports(
         input,
         executedPath,
         notebookDir,
+        options.kernel ?? "deno",
         timeout,
         env,
       );
