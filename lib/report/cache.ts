@@ -19,7 +19,8 @@
  * @module
  */
 
-import { dirname, join, relative } from "node:path";
+import { join, relative } from "node:path";
+import { writeTextAtomic } from "../io/_fs.ts";
 import { fileURLToPath } from "node:url";
 import { ensureBackend } from "../backend.ts";
 import { TFJS_VERSION } from "../tf.ts";
@@ -302,18 +303,6 @@ async function readStored(path: string): Promise<StoredResult | null> {
   }
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
 /**
  * Runs `compute` for `config`, or reads its result back when it was stored
  * before: from the cache when the config and the code are unchanged, else
@@ -403,7 +392,9 @@ export async function experiment<T>(
       provenance,
       value: JSON.parse(valueText),
     };
-    await writeAtomic(cachePath, JSON.stringify(stored, null, 1) + "\n");
+    await writeTextAtomic(cachePath, JSON.stringify(stored, null, 1) + "\n", {
+      mkdir: true,
+    });
     result = {
       value: stored.value as T,
       source: "computed",
@@ -423,7 +414,9 @@ export async function experiment<T>(
       provenance: result.provenance,
       value: result.value,
     };
-    await writeAtomic(frozenPath, JSON.stringify(stored, null, 1) + "\n");
+    await writeTextAtomic(frozenPath, JSON.stringify(stored, null, 1) + "\n", {
+      mkdir: true,
+    });
   }
   session.push(result as ExperimentResult<unknown>);
   return result;

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { writeTextAtomic } from "../io/_fs.ts";
 
 /** One cell of a notebook. */
 export interface NotebookCell {
@@ -444,18 +444,7 @@ export function serializeNotebook(nb: Notebook): string {
  * renamed over `path`, so a crash never leaves half a notebook.
  */
 export async function writeNotebook(path: string, nb: Notebook): Promise<void> {
-  const text = serializeNotebook(nb);
-  const tmp = join(
-    dirname(path),
-    `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`,
-  );
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await writeTextAtomic(path, serializeNotebook(nb));
 }
 
 // Cell metadata that records a run rather than the notebook: nbclient's

@@ -71,6 +71,15 @@ function stripAnsi(s: string): string {
   return s.replace(ANSI, "");
 }
 
+/** An error output's traceback (or name and message), without colour codes. */
+function errorText(o: Output): string {
+  return stripAnsi(
+    Array.isArray(o.traceback) && o.traceback.length
+      ? (o.traceback as string[]).join("\n")
+      : `${o.ename}: ${o.evalue}`,
+  );
+}
+
 function outputsOf(cell: NotebookCell): Output[] {
   return (cell.outputs ?? []) as Output[];
 }
@@ -297,12 +306,8 @@ function htmlOutput(o: Output, newFigureId: () => string): string {
         escapeXml(stripAnsi(mimeText(o.text)))
       }</pre>`;
     }
-    case "error": {
-      const tb = Array.isArray(o.traceback) && o.traceback.length
-        ? (o.traceback as string[]).join("\n")
-        : `${o.ename}: ${o.evalue}`;
-      return `<pre class="error">${escapeXml(stripAnsi(tb))}</pre>`;
-    }
+    case "error":
+      return `<pre class="error">${escapeXml(errorText(o))}</pre>`;
     case "execute_result":
     case "display_data":
       break;
@@ -431,13 +436,7 @@ function markdownOutput(
     case "stream":
       return fence(stripAnsi(mimeText(o.text)));
     case "error":
-      return fence(
-        stripAnsi(
-          Array.isArray(o.traceback) && o.traceback.length
-            ? (o.traceback as string[]).join("\n")
-            : `${o.ename}: ${o.evalue}`,
-        ),
-      );
+      return fence(errorText(o));
     case "execute_result":
     case "display_data":
       break;

@@ -20,6 +20,7 @@
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { escapeXml } from "../figure.ts";
+import { writeTextAtomic } from "../io/_fs.ts";
 import {
   Browser,
   findBrowser,
@@ -737,11 +738,8 @@ async function writeIndex(
       error: "",
     };
   });
-  const write = async (file: string, text: string) => {
-    const tmp = join(outDir, `.${file}.tmp-${crypto.randomUUID().slice(0, 8)}`);
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, join(outDir, file));
-  };
+  const write = (file: string, text: string) =>
+    writeTextAtomic(join(outDir, file), text);
   await write(
     "index.json",
     JSON.stringify(
