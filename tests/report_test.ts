@@ -498,3 +498,76 @@ Deno.test("reports: a missing kernel fails the notebook with what to do, and lea
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("render: without a browser the Markdown says the static image was skipped, or uses the bundle's own SVG", async () => {
+  const { renderMarkdown, renderHtml } = await import(
+    "../lib/report/render.ts"
+  );
+  const { parseNotebook } = await import("../lib/report/notebook.ts");
+  const plotly = {
+    data: [{ y: [1, 2] }],
+    layout: { title: { text: "t" } },
+  };
+  const nb = parseNotebook(
+    JSON.stringify({
+      cells: [{
+        cell_type: "code",
+        id: "a",
+        metadata: {},
+        execution_count: 1,
+        source: "x",
+        outputs: [
+          {
+            output_type: "display_data",
+            metadata: {},
+            data: {
+              "application/vnd.plotly.v1+json": plotly,
+              "text/html": '<p class="tokenlab-plot-fallback">needs plotly</p>',
+            },
+          },
+          {
+            output_type: "display_data",
+            metadata: {},
+            data: {
+              "application/vnd.plotly.v1+json": plotly,
+              "image/svg+xml": "<svg/>",
+              "text/html":
+                '<img class="tokenlab-static" alt="t" src="data:x"/><pre>after</pre>',
+            },
+          },
+        ],
+      }],
+      metadata: {},
+      nbformat: 4,
+      nbformat_minor: 5,
+    }),
+    "mem.ipynb",
+  );
+  const meta = {
+    name: "mem",
+    status: "ok" as const,
+    error: null,
+    failedCell: null,
+    injectedCell: null,
+    parameters: {},
+    scale: null,
+    seconds: 1,
+    date: "2026-01-01T00:00:00.000Z",
+    staticNote: "Static images were skipped: no browser.",
+  };
+  const { markdown, files } = renderMarkdown(nb, meta, new Map());
+  assertStringIncludes(
+    markdown,
+    '*(static image of "t" skipped: no browser to render it; the HTML report draws it)*',
+  );
+  assertStringIncludes(
+    markdown,
+    "![t](mem_files/cell1-1.svg)\n\n<pre>after</pre>",
+  );
+  assertStringIncludes(markdown, "> Static images were skipped: no browser.");
+  assertEquals(files.map((f) => f.path), ["mem_files/cell1-1.svg"]);
+  const html = renderHtml(nb, meta, "/* plotly */");
+  assertEquals(html.match(/class="tokenlab-plotly"/g)?.length, 2);
+  assert(!html.includes("needs plotly") && !html.includes("tokenlab-static"));
+  assertStringIncludes(html, "<pre>after</pre>");
+});
