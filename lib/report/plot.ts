@@ -5,7 +5,7 @@
  * text summary of the traces.
  *
  * The figure is copied into plain JSON when the plot is made: typed arrays
- * (what `tensor.dataSync()` returns) become plain arrays, dates become ISO
+ * (what `await tensor.data()` gives) become plain arrays, dates become ISO
  * strings, and `undefined` inside an array becomes null (a gap, as
  * `JSON.stringify` does). What JSON cannot carry faithfully (NaN, ±Infinity,
  * functions, Maps, tensors, cycles) is an error naming its path, instead of
