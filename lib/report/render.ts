@@ -80,6 +80,34 @@ function errorText(o: Output): string {
   );
 }
 
+/**
+ * What an output holds, read the same way by both formats: a stream's
+ * text, an error's text, a MIME bundle, or nothing to show.
+ */
+type Shown =
+  | { kind: "stream"; text: string; stderr: boolean }
+  | { kind: "error"; text: string }
+  | { kind: "data"; data: Record<string, unknown> }
+  | { kind: "none" };
+
+function shown(o: Output): Shown {
+  switch (o.output_type) {
+    case "stream":
+      return {
+        kind: "stream",
+        text: stripAnsi(mimeText(o.text)),
+        stderr: o.name === "stderr",
+      };
+    case "error":
+      return { kind: "error", text: errorText(o) };
+    case "execute_result":
+    case "display_data":
+      return { kind: "data", data: o.data ?? {} };
+    default:
+      return { kind: "none" };
+  }
+}
+
 function outputsOf(cell: NotebookCell): Output[] {
   return (cell.outputs ?? []) as Output[];
 }
@@ -299,22 +327,17 @@ ${scripts}
 }
 
 function htmlOutput(o: Output, newFigureId: () => string): string {
-  switch (o.output_type) {
-    case "stream": {
-      const cls = o.name === "stderr" ? "stderr" : "stdout";
-      return `<pre class="${cls}">${
-        escapeXml(stripAnsi(mimeText(o.text)))
-      }</pre>`;
-    }
-    case "error":
-      return `<pre class="error">${escapeXml(errorText(o))}</pre>`;
-    case "execute_result":
-    case "display_data":
-      break;
-    default:
-      return "";
+  const out = shown(o);
+  if (out.kind === "stream") {
+    return `<pre class="${out.stderr ? "stderr" : "stdout"}">${
+      escapeXml(out.text)
+    }</pre>`;
   }
-  const data = o.data ?? {};
+  if (out.kind === "error") {
+    return `<pre class="error">${escapeXml(out.text)}</pre>`;
+  }
+  if (out.kind === "none") return "";
+  const data = out.data;
   if (data[PLOTLY_MIME] && typeof data[PLOTLY_MIME] === "object") {
     const id = newFigureId();
     const json = JSON.stringify(data[PLOTLY_MIME]).replace(/</g, "\\u003c");
@@ -432,18 +455,10 @@ function markdownOutput(
   staticImages: ReadonlyMap<string, Uint8Array>,
   addFile: (ext: string, bytes: Uint8Array, cell: number) => string,
 ): string {
-  switch (o.output_type) {
-    case "stream":
-      return fence(stripAnsi(mimeText(o.text)));
-    case "error":
-      return fence(errorText(o));
-    case "execute_result":
-    case "display_data":
-      break;
-    default:
-      return "";
-  }
-  const data = o.data ?? {};
+  const out = shown(o);
+  if (out.kind === "stream" || out.kind === "error") return fence(out.text);
+  if (out.kind === "none") return "";
+  const data = out.data;
   if (data[PLOTLY_MIME] && typeof data[PLOTLY_MIME] === "object") {
     const fig = data[PLOTLY_MIME] as FigureRef["figure"];
     const alt = figureTitle(fig) || "figure";

@@ -540,9 +540,12 @@ export async function runReports(
       const cellNumber = run.cell === null
         ? null
         : originalCellNumber(run.cell, p.injectedCell);
+      const failure = run.status === "failed"
+        ? failureMessage(name, run, cellNumber, timeout)
+        : null;
       if (!run.written) {
         base.seconds = (performance.now() - t0) / 1000;
-        base.error = failureMessage(name, run, cellNumber, timeout);
+        base.error = failure ?? "";
         progress(
           `report ${name}: FAILED: ${base.error} (existing report left as it was)`,
         );
@@ -552,10 +555,7 @@ export async function runReports(
       executed.metadata.tokenlab = {
         status: run.status,
         ...(run.status === "failed"
-          ? {
-            cell: cellNumber,
-            error: failureMessage(name, run, cellNumber, timeout),
-          }
+          ? { cell: cellNumber, error: failure }
           : {}),
         parameters: p.parameters,
         scale: p.scale,
@@ -601,9 +601,7 @@ export async function runReports(
       const meta: ReportMeta = {
         name,
         status: run.status,
-        error: run.status === "failed"
-          ? failureMessage(name, run, cellNumber, timeout)
-          : null,
+        error: failure,
         failedCell: run.status === "failed" ? run.cell : null,
         injectedCell: p.injectedCell,
         parameters: p.parameters,
