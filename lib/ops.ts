@@ -47,6 +47,79 @@ export function layerNorm<T extends tf.Tensor>(x: T, eps = 1e-5): T {
   }) as T;
 }
 
+/**
+ * LayerNorm over the last axis with its affine part: `layerNorm(x, eps)`
+ * times `weight` plus `bias` (both of the last axis's size), PyTorch's
+ * `nn.LayerNorm`.
+ *
+ * @example
+ * ```ts
+ * import { initBackend, layerNormAffine, tf } from "tokenlab";
+ * await initBackend();
+ * const y = layerNormAffine(
+ *   tf.tensor2d([[1, 2, 3]]),
+ *   tf.tensor1d([2, 2, 2]),
+ *   tf.tensor1d([1, 1, 1]),
+ * );
+ * console.log(await y.data()); // about [-1.4495, 1, 3.4495]
+ * y.dispose();
+ * ```
+ */
+export function layerNormAffine<T extends tf.Tensor>(
+  x: T,
+  weight: tf.Tensor,
+  bias: tf.Tensor,
+  eps = 1e-5,
+): T {
+  return tf.tidy(() => tf.add(tf.mul(layerNorm(x, eps), weight), bias)) as T;
+}
+
+/**
+ * The core of multi-head self-attention, between the qkv projection and the
+ * output projection: `qkv` [B, N, 3D] laid out as (3, heads, D / heads) on
+ * its last axis (timm's and the official layout) becomes
+ * softmax(q k^T / sqrt(D / heads)) v with the heads merged back, [B, N, D].
+ * `onProbs`, when given, receives the probabilities [B, heads, N, N] (it
+ * must not dispose them).
+ *
+ * @example
+ * ```ts
+ * import { attentionCore, initBackend, tf } from "tokenlab";
+ * await initBackend();
+ * const qkv = tf.randomNormal([2, 5, 3 * 8], 0, 1, "float32", 1) as tf.Tensor3D;
+ * const y = attentionCore(qkv, 2);
+ * console.log(y.shape); // [2, 5, 8]
+ * tf.dispose([qkv, y]);
+ * ```
+ */
+export function attentionCore(
+  qkv: tf.Tensor3D,
+  heads: number,
+  onProbs?: (probs: tf.Tensor4D) => void,
+): tf.Tensor3D {
+  const [B, N, D3] = qkv.shape;
+  const D = D3 / 3, hd = D / heads;
+  if (!Number.isInteger(hd) || D3 % 3 !== 0) {
+    throw new Error(
+      `attentionCore: expected qkv [B, N, 3 * D] with D divisible by ${heads} heads, found [${qkv.shape}]`,
+    );
+  }
+  return tf.tidy(() => {
+    const split = tf.transpose(tf.reshape(qkv, [B, N, 3 * heads, hd]), [
+      0,
+      2,
+      1,
+      3,
+    ]); // [B, 3H, N, hd]
+    const [q, k, v] = tf.split(split, 3, 1) as tf.Tensor4D[]; // [B, H, N, hd]
+    const scores = tf.matMul(tf.mul(q, hd ** -0.5), k, false, true); // [B, H, N, N]
+    const probs = tf.softmax(scores) as tf.Tensor4D;
+    onProbs?.(probs);
+    const mixed = tf.matMul(probs, v); // [B, H, N, hd]
+    return tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, N, D]);
+  }) as tf.Tensor3D;
+}
+
 const stopGradientOp = tf.customGrad(
   ((x: tf.Tensor) => ({
     value: tf.clone(x),

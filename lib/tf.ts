@@ -16,6 +16,7 @@ import "@tensorflow/tfjs-backend-webgpu";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import { registerWasmGradientKernels } from "./kernels/wasm_grad.ts";
 import { registerWasmFastPaths } from "./kernels/wasm_fast_paths.ts";
+import { installLeanBackprop } from "./kernels/lean_backprop.ts";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
@@ -32,6 +33,7 @@ import { fileURLToPath } from "node:url";
 export const tf: typeof tfjs = tfjs;
 registerWasmGradientKernels(); // kernels wasm lacks for gradients
 registerWasmFastPaths(); // Identity shares buffers; transposed matmuls 10x faster
+installLeanBackprop(); // the backward pass frees each node's tensors when done
 
 /**
  * The tensor types of TensorFlow.js, so that `tf.Tensor` works as a type for

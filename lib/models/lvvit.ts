@@ -11,7 +11,7 @@
  */
 
 import { tf } from "../tf.ts";
-import { gelu, layerNorm } from "../ops.ts";
+import { attentionCore, gelu, layerNormAffine } from "../ops.ts";
 import { Rng } from "../random.ts";
 import {
   gridSize,
@@ -97,16 +97,6 @@ function linear(
     ? tf.matMul(flat, w as tf.Tensor2D)
     : tf.fused.matMul({ a: flat, b: w as tf.Tensor2D, bias: b });
   return tf.reshape(y, [...lead, outF]);
-}
-
-/** LayerNorm over the last axis with its affine part. */
-function layerNormAffine(
-  x: tf.Tensor,
-  weight: tf.Tensor,
-  bias: tf.Tensor,
-  eps: number,
-): tf.Tensor {
-  return tf.add(tf.mul(layerNorm(x, eps), weight), bias);
 }
 
 /** Inverted dropout with a mask drawn through the seeded generator. */
@@ -276,21 +266,35 @@ function attention(
     x,
     state.get(`${prefix}.qkv.weight`)!,
     state.get(`${prefix}.qkv.bias`),
-  ); // [B, N, 3D], laid out as (3, H, hd)
-  const heads = tf.transpose(tf.reshape(qkv, [B, N, 3 * H, hd]), [0, 2, 1, 3]); // [B, 3H, N, hd]
-  const [q, k, v] = tf.split(heads, 3, 1) as tf.Tensor4D[]; // [B, H, N, hd] each
-  const scores = tf.matMul(tf.mul(q, hd ** -0.5), k, false, true); // [B, H, N, N]
-  let attn = tf.softmax(scores) as tf.Tensor4D;
-  ctx.onAttention?.(index, attn);
-  if (ctx.training && config.attnDropRate > 0) {
-    attn = dropout(
+  ) as tf.Tensor3D; // [B, N, 3D], laid out as (3, H, hd)
+  let merged: tf.Tensor;
+  if (!(ctx.training && config.attnDropRate > 0)) {
+    merged = attentionCore(
+      qkv,
+      H,
+      ctx.onAttention && ((p) => ctx.onAttention!(index, p)),
+    );
+  } else {
+    // Attention dropout (0 in every published run) sits between the
+    // softmax and the product with v, inside what attentionCore fuses.
+    const heads = tf.transpose(tf.reshape(qkv, [B, N, 3 * H, hd]), [
+      0,
+      2,
+      1,
+      3,
+    ]); // [B, 3H, N, hd]
+    const [q, k, v] = tf.split(heads, 3, 1) as tf.Tensor4D[]; // [B, H, N, hd] each
+    const scores = tf.matMul(tf.mul(q, hd ** -0.5), k, false, true); // [B, H, N, N]
+    const attn = tf.softmax(scores) as tf.Tensor4D;
+    ctx.onAttention?.(index, attn);
+    const dropped = dropout(
       attn,
       config.attnDropRate,
       requireRng(ctx, "attention dropout"),
     ) as tf.Tensor4D;
+    const mixed = tf.matMul(dropped, v); // [B, H, N, hd]
+    merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, N, D]); // [B, N, D]
   }
-  const mixed = tf.matMul(attn, v); // [B, H, N, hd]
-  const merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, N, D]); // [B, N, D]
   let out = linear(
     merged,
     state.get(`${prefix}.proj.weight`)!,
