@@ -7,6 +7,13 @@
  */
 
 import { tf } from "./tf.ts";
+import {
+  fusedAttention,
+  fusedAttentionAvailable,
+  registerFusedAttention,
+} from "./kernels/wasm_attention.ts";
+
+registerFusedAttention();
 
 /**
  * Exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)), as PyTorch's
@@ -80,7 +87,9 @@ export function layerNormAffine<T extends tf.Tensor>(
  * its last axis (timm's and the official layout) becomes
  * softmax(q k^T / sqrt(D / heads)) v with the heads merged back, [B, N, D].
  * `onProbs`, when given, receives the probabilities [B, heads, N, N] (it
- * must not dispose them).
+ * must not dispose them). On wasm this is one fused kernel each way
+ * (`lib/kernels/wasm_attention.ts`); elsewhere it is composed of tfjs ops,
+ * as {@linkcode attentionComposite}.
  *
  * @example
  * ```ts
@@ -97,13 +106,43 @@ export function attentionCore(
   heads: number,
   onProbs?: (probs: tf.Tensor4D) => void,
 ): tf.Tensor3D {
-  const [B, N, D3] = qkv.shape;
-  const D = D3 / 3, hd = D / heads;
-  if (!Number.isInteger(hd) || D3 % 3 !== 0) {
+  checkQkv(qkv, heads);
+  if (fusedAttentionAvailable()) return fusedAttention(qkv, heads, onProbs);
+  return attentionComposite(qkv, heads, onProbs);
+}
+
+function checkQkv(qkv: tf.Tensor3D, heads: number): void {
+  const D3 = qkv.shape[2];
+  if (qkv.rank !== 3 || D3 % 3 !== 0 || !Number.isInteger(D3 / 3 / heads)) {
     throw new Error(
       `attentionCore: expected qkv [B, N, 3 * D] with D divisible by ${heads} heads, found [${qkv.shape}]`,
     );
   }
+}
+
+/**
+ * {@linkcode attentionCore} composed of tfjs ops (a transpose, a split, two
+ * batched products, a softmax, a transpose), on any backend: the reference
+ * the fused kernel is tested against.
+ *
+ * @example
+ * ```ts
+ * import { attentionComposite, initBackend, tf } from "tokenlab";
+ * await initBackend();
+ * const qkv = tf.randomNormal([1, 4, 3 * 6], 0, 1, "float32", 2) as tf.Tensor3D;
+ * const y = attentionComposite(qkv, 3);
+ * console.log(y.shape); // [1, 4, 6]
+ * tf.dispose([qkv, y]);
+ * ```
+ */
+export function attentionComposite(
+  qkv: tf.Tensor3D,
+  heads: number,
+  onProbs?: (probs: tf.Tensor4D) => void,
+): tf.Tensor3D {
+  checkQkv(qkv, heads);
+  const [B, N, D3] = qkv.shape;
+  const D = D3 / 3, hd = D / heads;
   return tf.tidy(() => {
     const split = tf.transpose(tf.reshape(qkv, [B, N, 3 * heads, hd]), [
       0,

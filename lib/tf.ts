@@ -17,6 +17,7 @@ import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import { registerWasmGradientKernels } from "./kernels/wasm_grad.ts";
 import { registerWasmFastPaths } from "./kernels/wasm_fast_paths.ts";
 import { installLeanBackprop } from "./kernels/lean_backprop.ts";
+import { enableWasmThreads } from "./kernels/wasm_threads.ts";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
@@ -130,6 +131,9 @@ function locateWasm(): WasmLocation {
   return { dir, problem: "" };
 }
 
+/** Name of the environment variable that asks for wasm threads. */
+export const WASM_THREADS_ENV = "TOKENLAB_WASM_THREADS";
+
 /** Location of the wasm binaries, resolved once when this module loads. */
 export const WASM_LOCATION: WasmLocation = locateWasm();
 
@@ -137,9 +141,40 @@ if (WASM_LOCATION.dir !== null) {
   // A file path (not a URL): the node build of the wasm backend reads the
   // binary with `fs` when the prefix is a path.
   tfWasm.setWasmPaths(WASM_LOCATION.dir);
+  enableWasmThreads(requestedWasmThreads());
 }
 
-/** Threads the wasm backend runs with (1 in Deno: no `crossOriginIsolated`). */
+/**
+ * Threads asked of the wasm backend through `TOKENLAB_WASM_THREADS` (1, the
+ * single-threaded build, when unset). The threads must be chosen before the
+ * backend starts, which is why this is an environment variable and not an
+ * option of `initBackend`.
+ */
+function requestedWasmThreads(): number {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(WASM_THREADS_ENV);
+  } catch (e) {
+    if (
+      e instanceof Deno.errors.NotCapable ||
+      e instanceof Deno.errors.PermissionDenied
+    ) return 1; // no --allow-env
+    throw e;
+  }
+  if (value === undefined || value.trim() === "") return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(
+      `${WASM_THREADS_ENV}="${value}": expected a whole number of threads (1 to 8; 1 is the single-threaded build); unset it for the default`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Threads the wasm backend runs with: 1 unless `TOKENLAB_WASM_THREADS` asked
+ * for more (Deno gets tfjs's multi-threaded build only through it).
+ */
 export function wasmThreads(): number {
   return tfWasm.getThreadsCount();
 }

@@ -1,0 +1,143 @@
+// Fused multi-head self-attention for tokenlab's wasm backend, forward and
+// backward, on tfjs's own wasm heap (the module imports its memory).
+//
+// Layouts (row-major float32, as tfjs stores them):
+//   qkv  [B, N, 3, H, hd]   the qkv projection, timm's layout
+//   out  [B, N, H, hd]      heads merged back: [B, N, D]
+//   p    [B, H, N, N]       softmax(q k^T * scale), saved for the backward
+//   dqkv [B, N, 3, H, hd]   gradient of qkv
+//   row  [N]                scratch for one row of dP
+//
+// No static data and no address-taken locals: nothing here touches memory
+// except through the pointers it is given (checked by the build script,
+// which refuses a module that uses the stack pointer).
+//
+// Build: deno run -A lib/kernels/build.ts (clang 14+ and wasm-ld).
+
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(name)))
+
+// sum of a[0..n) * b[0..n)
+static inline float dot(const float *a, const float *b, int n) {
+  v128_t acc0 = wasm_f32x4_splat(0.f), acc1 = wasm_f32x4_splat(0.f);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+    acc1 = wasm_f32x4_add(acc1, wasm_f32x4_mul(wasm_v128_load(a + i + 4), wasm_v128_load(b + i + 4)));
+  }
+  acc0 = wasm_f32x4_add(acc0, acc1);
+  for (; i + 4 <= n; i += 4) {
+    acc0 = wasm_f32x4_add(acc0, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  }
+  float s = wasm_f32x4_extract_lane(acc0, 0) + wasm_f32x4_extract_lane(acc0, 1) +
+            wasm_f32x4_extract_lane(acc0, 2) + wasm_f32x4_extract_lane(acc0, 3);
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+// y[0..n) += a * x[0..n)
+static inline void axpy(float *y, float a, const float *x, int n) {
+  v128_t va = wasm_f32x4_splat(a);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    wasm_v128_store(y + i, wasm_f32x4_add(wasm_v128_load(y + i), wasm_f32x4_mul(va, wasm_v128_load(x + i))));
+  }
+  for (; i < n; i++) y[i] += a * x[i];
+}
+
+static inline void zero(float *y, int n) {
+  v128_t z = wasm_f32x4_splat(0.f);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(y + i, z);
+  for (; i < n; i++) y[i] = 0.f;
+}
+
+// exp for the softmax: exp(x) for x <= 0 (the row maximum is subtracted),
+// as 2^k * exp(r), |r| <= ln2/2, with a degree-7 polynomial (relative error
+// below 2e-7 on the range), built from the exponent bits.
+static inline float exp_nonpos(float x) {
+  if (x < -87.f) return 0.f;
+  const float log2e = 1.44269504088896341f;
+  float kf = __builtin_rintf(x * log2e);
+  // r = x - k ln2, with ln2 split in two for accuracy
+  float r = (x - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
+  float p = 1.f / 5040.f;
+  p = p * r + 1.f / 720.f;
+  p = p * r + 1.f / 120.f;
+  p = p * r + 1.f / 24.f;
+  p = p * r + 1.f / 6.f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  int k = (int)kf;
+  union { float f; int i; } u;
+  u.i = (k + 127) << 23;
+  return p * u.f;
+}
+
+EXPORT("attention_forward")
+void attention_forward(const float *qkv, float *out, float *p, int B, int N, int H, int hd, float scale) {
+  const int D = H * hd, row3 = 3 * D;
+  for (int b = 0; b < B; b++) {
+    const float *base = qkv + (long)b * N * row3;
+    for (int h = 0; h < H; h++) {
+      float *ph = p + ((long)(b * H + h)) * N * N;
+      for (int i = 0; i < N; i++) {
+        const float *q = base + (long)i * row3 + h * hd;
+        float *prow = ph + (long)i * N;
+        float m = -3.4e38f;
+        for (int j = 0; j < N; j++) {
+          float s = scale * dot(q, base + (long)j * row3 + D + h * hd, hd);
+          prow[j] = s;
+          if (s > m) m = s;
+        }
+        float sum = 0.f;
+        for (int j = 0; j < N; j++) {
+          float e = exp_nonpos(prow[j] - m);
+          prow[j] = e;
+          sum += e;
+        }
+        float inv = 1.f / sum;
+        for (int j = 0; j < N; j++) prow[j] *= inv;
+        float *o = out + ((long)(b * N + i)) * D + h * hd;
+        zero(o, hd);
+        for (int j = 0; j < N; j++) axpy(o, prow[j], base + (long)j * row3 + 2 * D + h * hd, hd);
+      }
+    }
+  }
+}
+
+EXPORT("attention_backward")
+void attention_backward(const float *dout, const float *qkv, const float *p, float *dqkv, float *row,
+                        int B, int N, int H, int hd, float scale) {
+  const int D = H * hd, row3 = 3 * D;
+  for (int b = 0; b < B; b++) {
+    const float *base = qkv + (long)b * N * row3;
+    float *dbase = dqkv + (long)b * N * row3;
+    for (int j = 0; j < N; j++) zero(dbase + (long)j * row3 + D, 2 * D);  // dk, dv of this image
+    for (int h = 0; h < H; h++) {
+      const float *ph = p + ((long)(b * H + h)) * N * N;
+      for (int i = 0; i < N; i++) {
+        const float *prow = ph + (long)i * N;
+        const float *doi = dout + ((long)(b * N + i)) * D + h * hd;
+        const float *qi = base + (long)i * row3 + h * hd;
+        // dP_ij = dO_i . v_j, and the row's sum of P dP
+        float r = 0.f;
+        for (int j = 0; j < N; j++) {
+          float d = dot(doi, base + (long)j * row3 + 2 * D + h * hd, hd);
+          row[j] = d;
+          r += prow[j] * d;
+        }
+        float *dqi = dbase + (long)i * row3 + h * hd;
+        zero(dqi, hd);
+        for (int j = 0; j < N; j++) {
+          float ds = prow[j] * (row[j] - r) * scale;  // dS_ij * scale
+          axpy(dqi, ds, base + (long)j * row3 + D + h * hd, hd);           // dQ_i += dS_ij k_j
+          axpy(dbase + (long)j * row3 + D + h * hd, ds, qi, hd);           // dK_j += dS_ij q_i
+          axpy(dbase + (long)j * row3 + 2 * D + h * hd, prow[j], doi, hd); // dV_j += P_ij dO_i
+        }
+      }
+    }
+  }
+}

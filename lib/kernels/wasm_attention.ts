@@ -1,0 +1,223 @@
+/**
+ * Fused multi-head self-attention for the wasm backend: one kernel from the
+ * qkv projection to the merged heads, and one for its gradient, written in C
+ * with 128-bit SIMD (`lib/kernels/c/attention.c`, built by
+ * `lib/kernels/build.ts`) and run on tfjs's own wasm heap.
+ *
+ * tfjs's wasm backend runs the attention as a transpose, a split, two
+ * batched matrix products (its batched `BatchMatMul` is a plain loop, about
+ * 1.5 GFLOP/s on the bench-64 shapes, where its unbatched products reach
+ * 15), a softmax and another transpose, plus twice as many kernels in the
+ * backward pass, each writing a full tensor. The fused kernels read q, k and
+ * v where the qkv projection left them ([B, N, 3, H, hd]), write the output
+ * with the heads already merged ([B, N, H, hd]), and keep only the
+ * probabilities [B, H, N, N] for the backward pass, which writes the
+ * gradient of qkv in the same layout: no transposes, no splits, no copies.
+ *
+ * The module imports tfjs's memory (`WebAssembly.Memory`, plain or shared
+ * for the multi-threaded build) and runs single-threaded.
+ *
+ * @module
+ */
+
+import { tf } from "../tf.ts";
+import { KERNEL_BINARIES } from "./_binaries.ts";
+
+/** Kernel name of the forward pass (outputs: the merged heads, the probabilities). */
+export const FUSED_ATTENTION = "TokenlabFusedAttention";
+/** Kernel name of the backward pass (output: the gradient of qkv). */
+export const FUSED_ATTENTION_GRAD = "TokenlabFusedAttentionGrad";
+
+type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
+type KernelArgs = Parameters<KernelFunc>[0];
+type Info = NonNullable<KernelArgs["inputs"][string]>;
+
+interface WasmBackend {
+  wasm: {
+    asm?: { memory?: WebAssembly.Memory };
+    wasmMemory?: WebAssembly.Memory;
+  };
+  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  disposeData(dataId: unknown, force?: boolean): boolean;
+}
+
+interface AttentionExports {
+  attention_forward(
+    qkv: number,
+    out: number,
+    p: number,
+    B: number,
+    N: number,
+    H: number,
+    hd: number,
+    scale: number,
+  ): void;
+  attention_backward(
+    dout: number,
+    qkv: number,
+    p: number,
+    dqkv: number,
+    row: number,
+    B: number,
+    N: number,
+    H: number,
+    hd: number,
+    scale: number,
+  ): void;
+}
+
+type Attrs = Parameters<ReturnType<typeof tf.engine>["runKernel"]>[2];
+
+const instances = new WeakMap<WebAssembly.Memory, AttentionExports>();
+
+/** The kernels' exports, instantiated once per tfjs heap. */
+function kernels(backend: WasmBackend): AttentionExports {
+  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error(
+      `tokenlab's fused attention found no WebAssembly.Memory in tfjs ${tf.version_core}'s wasm backend; use the version pinned in deno.json`,
+    );
+  }
+  let exports = instances.get(memory);
+  if (exports === undefined) {
+    const shared = typeof SharedArrayBuffer === "function" &&
+      memory.buffer instanceof SharedArrayBuffer;
+    const b64 = KERNEL_BINARIES.attention[shared ? "shared" : "plain"];
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { memory },
+    });
+    exports = instance.exports as unknown as AttentionExports;
+    instances.set(memory, exports);
+  }
+  return exports;
+}
+
+function offset(backend: WasmBackend, t: Info): number {
+  const data = backend.dataIdMap.get(t.dataId);
+  if (data === undefined) {
+    throw new Error("fused attention: an input is not on the wasm backend");
+  }
+  return data.memoryOffset;
+}
+
+/** [B, N, 3D] and heads -> B, N, H, hd, checked. */
+function dims(qkv: Info, heads: number): [number, number, number, number] {
+  const [B, N, D3] = qkv.shape;
+  const hd = D3 / 3 / heads;
+  if (
+    qkv.shape.length !== 3 || qkv.dtype !== "float32" ||
+    !Number.isInteger(hd) || hd < 1
+  ) {
+    throw new Error(
+      `fused attention: expected float32 qkv [B, N, 3 * D] with D divisible by ${heads} heads, found ${qkv.dtype} [${qkv.shape}]`,
+    );
+  }
+  return [B, N, heads, hd];
+}
+
+function forwardKernel(args: KernelArgs): Info[] {
+  const backend = args.backend as unknown as WasmBackend;
+  const qkv = args.inputs.qkv as Info;
+  const { heads } = args.attrs as unknown as { heads: number };
+  const [B, N, H, hd] = dims(qkv, heads);
+  const out = backend.makeOutput([B, N, H * hd], "float32");
+  const probs = backend.makeOutput([B, H, N, N], "float32");
+  kernels(backend).attention_forward(
+    offset(backend, qkv),
+    offset(backend, out),
+    offset(backend, probs),
+    B,
+    N,
+    H,
+    hd,
+    hd ** -0.5,
+  );
+  return [out, probs];
+}
+
+function backwardKernel(args: KernelArgs): Info {
+  const backend = args.backend as unknown as WasmBackend;
+  const { dy, qkv, probs } = args.inputs as Record<string, Info>;
+  const { heads } = args.attrs as unknown as { heads: number };
+  const [B, N, H, hd] = dims(qkv, heads);
+  const dqkv = backend.makeOutput([B, N, 3 * H * hd], "float32");
+  const row = backend.makeOutput([N], "float32");
+  try {
+    kernels(backend).attention_backward(
+      offset(backend, dy),
+      offset(backend, qkv),
+      offset(backend, probs),
+      offset(backend, dqkv),
+      offset(backend, row),
+      B,
+      N,
+      H,
+      hd,
+      hd ** -0.5,
+    );
+  } finally {
+    backend.disposeData(row.dataId);
+  }
+  return dqkv;
+}
+
+/**
+ * Registers both kernels for the wasm backend (idempotent) and returns
+ * their names.
+ */
+export function registerFusedAttention(): string[] {
+  for (
+    const [kernelName, kernelFunc] of [
+      [FUSED_ATTENTION, forwardKernel],
+      [FUSED_ATTENTION_GRAD, backwardKernel],
+    ] as const
+  ) {
+    if (tf.getKernel(kernelName, "wasm") === undefined) {
+      tf.registerKernel({
+        kernelName,
+        backendName: "wasm",
+        kernelFunc: kernelFunc as unknown as KernelFunc,
+      });
+    }
+  }
+  return [FUSED_ATTENTION, FUSED_ATTENTION_GRAD];
+}
+
+/** Whether the fused attention runs on the current backend. */
+export function fusedAttentionAvailable(): boolean {
+  return tf.getBackend() === "wasm" &&
+    tf.getKernel(FUSED_ATTENTION, "wasm") !== undefined;
+}
+
+/**
+ * The fused attention core (see `attentionCore` in `lib/ops.ts`, which
+ * calls it on wasm): qkv [B, N, 3D] -> [B, N, D], differentiable in qkv.
+ * `onProbs` receives the probabilities [B, heads, N, N] (not to be disposed).
+ */
+export function fusedAttention(
+  qkv: tf.Tensor3D,
+  heads: number,
+  onProbs?: (probs: tf.Tensor4D) => void,
+): tf.Tensor3D {
+  const op = tf.customGrad(
+    ((x: tf.Tensor, save: tf.GradSaveFunc) => {
+      const [out, probs] = tf.engine().runKernel(FUSED_ATTENTION, { qkv: x }, {
+        heads,
+      } as unknown as Attrs) as tf.Tensor[];
+      save([x, probs]);
+      onProbs?.(probs as tf.Tensor4D);
+      return {
+        value: out,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.engine().runKernel(FUSED_ATTENTION_GRAD, {
+            dy,
+            qkv: saved[0],
+            probs: saved[1],
+          }, { heads } as unknown as Attrs) as tf.Tensor,
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0],
+  ) as unknown as (x: tf.Tensor) => tf.Tensor;
+  return op(qkv) as tf.Tensor3D;
+}
