@@ -87,9 +87,10 @@ export function layerNormAffine<T extends tf.Tensor>(
  * its last axis (timm's and the official layout) becomes
  * softmax(q k^T / sqrt(D / heads)) v with the heads merged back, [B, N, D].
  * `onProbs`, when given, receives the probabilities [B, heads, N, N] (it
- * must not dispose them). On wasm this is one fused kernel each way
- * (`lib/kernels/wasm_attention.ts`); elsewhere it is composed of tfjs ops,
- * as {@linkcode attentionComposite}.
+ * must not dispose them). On wasm, without `onProbs`, this is one fused
+ * kernel each way (`lib/kernels/wasm_attention.ts`); elsewhere, or with
+ * `onProbs` (whose probabilities must stay differentiable), it is composed
+ * of tfjs ops as {@linkcode attentionComposite}.
  *
  * @example
  * ```ts
@@ -107,7 +108,11 @@ export function attentionCore(
   onProbs?: (probs: tf.Tensor4D) => void,
 ): tf.Tensor3D {
   checkQkv(qkv, heads);
-  if (fusedAttentionAvailable()) return fusedAttention(qkv, heads, onProbs);
+  // The fused kernel's probabilities are not on the tape: with a hook, which
+  // may build a loss on them, the composite keeps them differentiable.
+  if (onProbs === undefined && fusedAttentionAvailable()) {
+    return fusedAttention(qkv, heads);
+  }
   return attentionComposite(qkv, heads, onProbs);
 }
 

@@ -89,6 +89,17 @@ await backendTest(
         tf.dispose([qkv, y, probs!]);
       });
       assertEquals(fusedAttentionAvailable(), backend === "wasm");
+      // And without the hook (the fused kernel on wasm):
+      await assertNoLeaks(async () => {
+        const qkv = tf.tensor3d(values, [B, N, 3 * H * hd]);
+        const y = attentionCore(qkv, H);
+        await assertClose(y, want, {
+          rtol: 1e-5,
+          atol: 1e-5,
+          what: `out ${dims}`,
+        });
+        tf.dispose([qkv, y]);
+      });
     }
   },
 );
