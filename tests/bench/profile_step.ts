@@ -81,7 +81,7 @@ async function trainStep(): Promise<void> {
 }
 
 async function evalStep(): Promise<void> {
-  const logits = model.forward(images);
+  const logits = model.predict(images);
   await logits.data();
   logits.dispose();
 }
