@@ -31,6 +31,7 @@
  * @module
  */
 
+import { POOL_CLASSES, POOL_TOKENS, poolingInputs } from "./_pooling_inputs.ts";
 import {
   AdamW,
   createModel,
@@ -44,7 +45,6 @@ import {
 } from "tokenlab";
 import { wasmThreads } from "tokenlab/tf.ts";
 import { poolLabels } from "tokenlab/labels/pooling.ts";
-import { sampleCropBox } from "tokenlab/labels/map_transforms.ts";
 import { decodeImage } from "tokenlab/data/decode.ts";
 import { trainTransform } from "tokenlab/data/transforms.ts";
 
@@ -334,27 +334,8 @@ function evalStep(job: Job): Step {
 }
 
 function poolStep(job: Job): Step {
-  const B = job.batch, k = 5, H = 15, W = 15, C = 1000, S = 14;
-  const rng = new Rng(2024);
-  const scores = new Float32Array(B * k * H * W);
-  const ids = new Int32Array(B * k * H * W);
-  for (let b = 0; b < B; b++) {
-    for (let p = 0; p < H * W; p++) {
-      const first = rng.int(C); // distinct ids per cell: first + 37 r (mod C)
-      for (let r = 0; r < k; r++) {
-        const i = (b * k + r) * H * W + p;
-        scores[i] = 12 - 2 * r + rng.normal(); // ranked logits
-        ids[i] = (first + 37 * r) % C;
-      }
-    }
-  }
-  const boxes = Array.from(
-    { length: B },
-    () => sampleCropBox([224, 224], rng).normalized,
-  );
-  const flips = Array.from({ length: B }, () => rng.float() < 0.5);
-  const labels = Array.from({ length: B }, () => rng.int(C));
-  const maps = { k, height: H, width: W, scores, ids };
+  const B = job.batch, C = POOL_CLASSES, S = POOL_TOKENS;
+  const { maps, boxes, flips, labels } = poolingInputs(B);
   return {
     items: B,
     async run() {

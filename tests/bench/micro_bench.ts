@@ -26,18 +26,17 @@
  * done; then disposes all it made, and throws if a tensor leaked.
  */
 
+import { POOL_CLASSES, POOL_TOKENS, poolingInputs } from "./_pooling_inputs.ts";
 import {
   attentionCore,
   type BackendName,
   gelu,
   initBackend,
   layerNormAffine,
-  Rng,
   tf,
   tokenLabelingLossParts,
 } from "tokenlab";
-import { type NormalizedBox, poolLabels } from "tokenlab/labels/pooling.ts";
-import { sampleCropBox } from "tokenlab/labels/map_transforms.ts";
+import { poolLabels } from "tokenlab/labels/pooling.ts";
 import { swapBox } from "tokenlab/mixing/mixtoken.ts";
 import type { TokenBox } from "tokenlab/models/lvvit.ts";
 
@@ -204,32 +203,14 @@ pair(
 // label pooling at the official shape (as tests/bench/pooling_bench.ts): P
 // maps, k 5, 15 x 15, 1000 classes, pooled to cls + 14 x 14 tokens.
 {
-  const k = 5, H = 15, W = 15, C = 1000, S = 14;
-  const rng = new Rng(2024);
-  const scores = new Float32Array(P * k * H * W);
-  const ids = new Int32Array(P * k * H * W);
-  for (let b = 0; b < P; b++) {
-    for (let p = 0; p < H * W; p++) {
-      const first = rng.int(C); // distinct ids per cell: first + 37 r (mod C)
-      for (let r = 0; r < k; r++) {
-        const i = (b * k + r) * H * W + p;
-        scores[i] = 12 - 2 * r + rng.normal(); // ranked logits
-        ids[i] = (first + 37 * r) % C;
-      }
-    }
-  }
-  const boxes: NormalizedBox[] = Array.from(
-    { length: P },
-    () => sampleCropBox([224, 224], rng).normalized,
-  );
-  const flips = Array.from({ length: P }, () => rng.float() < 0.5);
-  const labels = Array.from({ length: P }, () => rng.int(C));
+  const C = POOL_CLASSES, S = POOL_TOKENS;
+  const { maps, boxes, flips, labels } = poolingInputs(P);
   cases.push({
     id: "label pooling official fwd",
     heavy: true,
     run: async () => {
       const out = await poolLabels(
-        { k, height: H, width: W, scores, ids },
+        maps,
         boxes,
         { numClasses: C, tokenGrid: S, flips, labels },
       );

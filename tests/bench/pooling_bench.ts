@@ -12,58 +12,15 @@
  * run in the same session for a ratio on the same machine.
  */
 
-import {
-  availableBackends,
-  type BackendName,
-  initBackend,
-  Rng,
-  tf,
-} from "tokenlab";
-import {
-  type NormalizedBox,
-  poolLabels,
-  type TopKMaps,
-} from "tokenlab/labels/pooling.ts";
-import { sampleCropBox } from "tokenlab/labels/map_transforms.ts";
+import { availableBackends, type BackendName, initBackend, tf } from "tokenlab";
+import { poolLabels } from "tokenlab/labels/pooling.ts";
+import { poolingInputs } from "./_pooling_inputs.ts";
 
 const backends = await availableBackends();
 const B = Number(Deno.env.get("TOKENLAB_POOLING_BATCH") ?? 128);
 const k = 5, H = 15, W = 15, C = 1000, S = 14;
 
-function inputs(): {
-  maps: TopKMaps;
-  boxes: NormalizedBox[];
-  flips: boolean[];
-  labels: number[];
-} {
-  const rng = new Rng(2024);
-  const scores = new Float32Array(B * k * H * W);
-  const ids = new Int32Array(B * k * H * W);
-  for (let b = 0; b < B; b++) {
-    for (let p = 0; p < H * W; p++) {
-      const first = rng.int(C); // distinct ids per cell: first + 37 r (mod C)
-      for (let r = 0; r < k; r++) {
-        const i = (b * k + r) * H * W + p;
-        scores[i] = 12 - 2 * r + rng.normal(); // ranked logits
-        ids[i] = (first + 37 * r) % C;
-      }
-    }
-  }
-  const boxes = Array.from(
-    { length: B },
-    () => sampleCropBox([224, 224], rng).normalized,
-  );
-  const flips = Array.from({ length: B }, () => rng.float() < 0.5);
-  const labels = Array.from({ length: B }, () => rng.int(C));
-  return {
-    maps: { k, height: H, width: W, scores, ids },
-    boxes,
-    flips,
-    labels,
-  };
-}
-
-const data = inputs();
+const data = poolingInputs(B);
 const group =
   `poolLabels B=${B} k=${k} ${H}x${W} C=${C} -> cls + ${S}x${S} tokens`;
 for (const b of backends) {
