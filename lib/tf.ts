@@ -18,6 +18,7 @@ import { registerWasmGradientKernels } from "./kernels/wasm_grad.ts";
 import { registerWasmFastPaths } from "./kernels/wasm_fast_paths.ts";
 import { installLeanBackprop } from "./kernels/lean_backprop.ts";
 import { enableWasmThreads } from "./kernels/wasm_threads.ts";
+import { registerNativeBlas } from "./kernels/native_blas.ts";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
@@ -141,7 +142,11 @@ if (WASM_LOCATION.dir !== null) {
   // A file path (not a URL): the node build of the wasm backend reads the
   // binary with `fs` when the prefix is a path.
   tfWasm.setWasmPaths(WASM_LOCATION.dir);
-  enableWasmThreads(requestedWasmThreads());
+  const threads = requestedWasmThreads();
+  enableWasmThreads(threads);
+  // OpenBLAS (when found, with the FFI permission) under the wasm backend's
+  // matrix products and stride-1 convolutions, on as many threads.
+  registerNativeBlas(threads);
 }
 
 /**

@@ -45,6 +45,7 @@ Deno.test("dpkg-query output: only 'installed' counts", () => {
     "jupyter-client",
     "python3-ipykernel",
     "chromium",
+    "libopenblas0-pthread",
   ]);
 });
 

@@ -4,8 +4,9 @@
  *
  * 1. Deno >= 2.9.0 (older kernels crash nbclient or report failing cells as
  *    passing).
- * 2. Debian's Jupyter stack, the lavapipe Vulkan driver and Chromium (the
- *    reports' static figures and their in-browser check), installed with
+ * 2. Debian's Jupyter stack, the lavapipe Vulkan driver, Chromium (the
+ *    reports' static figures and their in-browser check) and OpenBLAS (under
+ *    the wasm backend's products), installed with
  *    apt-get when running as root; otherwise it stops with the exact command.
  * 3. The Deno Jupyter kernelspec, pointing at the Deno that is running.
  *
@@ -18,8 +19,10 @@ import { dirname, join } from "node:path";
 export const MIN_DENO = "2.9.0";
 
 /**
- * Debian packages the kit needs: the headless Jupyter stack, lavapipe, and
- * Chromium (static figures and the browser check of the reports).
+ * Debian packages the kit needs: the headless Jupyter stack, lavapipe,
+ * Chromium (static figures and the browser check of the reports) and
+ * OpenBLAS (the wasm backend's matrix products and convolutions run on it
+ * through FFI: lib/kernels/native_blas.ts).
  */
 export const DEBIAN_PACKAGES: readonly string[] = [
   "jupyter-nbconvert",
@@ -28,6 +31,7 @@ export const DEBIAN_PACKAGES: readonly string[] = [
   "python3-ipykernel",
   "mesa-vulkan-drivers",
   "chromium",
+  "libopenblas0-pthread",
 ];
 
 /** An error that setup reports as its whole message and exits non-zero on. */

@@ -75,20 +75,23 @@ export function registerWasmFastPaths(): string[] {
 }
 
 /**
- * Replaces a wasm kernel by `make(original)`, once: a replacement carries a
- * mark, so a second call finds it and leaves it. False when wasm lacks the
- * kernel (or `make` cannot build one).
+ * Replaces a wasm kernel by `make(original)`, once per `make`: a
+ * replacement carries the set of makers applied so far, so a second call
+ * with the same maker finds it and leaves it, while another maker wraps it
+ * again. False when wasm lacks the kernel (or `make` cannot build one).
  */
-function replaceWasmKernel(
+export function replaceWasmKernel(
   name: string,
   make: (original: (a: KernelArgs) => Info) => KernelFunc | null,
 ): boolean {
   const original = tfjs.getKernel(name, "wasm");
   if (original === undefined) return false;
-  if ((original.kernelFunc as { [REPLACED]?: true })[REPLACED]) return true;
+  type Marked = { [REPLACED]?: ReadonlySet<unknown> };
+  const applied = (original.kernelFunc as Marked)[REPLACED];
+  if (applied?.has(make)) return true;
   const replacement = make(original.kernelFunc as (a: KernelArgs) => Info);
   if (replacement === null) return false;
-  (replacement as { [REPLACED]?: true })[REPLACED] = true;
+  (replacement as Marked)[REPLACED] = new Set([...(applied ?? []), make]);
   tfjs.unregisterKernel(name, "wasm");
   // The setup function (the wasm bindings) stays the original's.
   tfjs.registerKernel({ ...original, kernelFunc: replacement });

@@ -123,6 +123,66 @@ export function refConv2d(
   return { data: y, shape: [n, oh, ow, co] };
 }
 
+/** Geometry of {@linkcode refConv2dAll}: stride, leading pads, output size. */
+export interface ConvGeometry {
+  /** Stride (both axes). */
+  stride: number;
+  /** Zero rows above the input (the rest of the padding is implied by oh). */
+  padTop: number;
+  /** Zero columns left of the input. */
+  padLeft: number;
+  /** Output rows. */
+  oh: number;
+  /** Output columns. */
+  ow: number;
+}
+
+/**
+ * A 2-D convolution and both its gradients in float64, NHWC input
+ * [n, h, w, ci], HWIO filter [kh, kw, ci, co], any (also uneven) zero
+ * padding: y = conv(x, f), and for an output gradient dy [n, oh, ow, co]
+ * the input gradient dx and the filter gradient df.
+ */
+export function refConv2dAll(
+  x: ArrayLike<number>,
+  [n, h, w, ci]: readonly [number, number, number, number],
+  f: ArrayLike<number>,
+  [kh, kw, co]: readonly [number, number, number],
+  dy: ArrayLike<number>,
+  g: ConvGeometry,
+): { y: Float64Array; dx: Float64Array; df: Float64Array } {
+  const y = new Float64Array(n * g.oh * g.ow * co);
+  const dx = new Float64Array(n * h * w * ci);
+  const df = new Float64Array(kh * kw * ci * co);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < g.oh; oy++) {
+      for (let ox = 0; ox < g.ow; ox++) {
+        const yo = ((b * g.oh + oy) * g.ow + ox) * co;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * g.stride - g.padTop + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * g.stride - g.padLeft + kx;
+            if (ix < 0 || ix >= w) continue;
+            for (let c = 0; c < ci; c++) {
+              const xi = ((b * h + iy) * w + ix) * ci + c;
+              const fo = ((ky * kw + kx) * ci + c) * co;
+              let acc = 0;
+              for (let o = 0; o < co; o++) {
+                y[yo + o] += x[xi] * f[fo + o];
+                df[fo + o] += x[xi] * dy[yo + o];
+                acc += dy[yo + o] * f[fo + o];
+              }
+              dx[xi] += acc;
+            }
+          }
+        }
+      }
+    }
+  }
+  return { y, dx, df };
+}
+
 /**
  * A small deterministic generator (mulberry32) for test inputs, so reference
  * and backend see the same numbers without touching tfjs's own RNG.
