@@ -4,7 +4,8 @@
  * differences on every backend (wasm runs the fused kernels, the others the
  * composite), the fused gradient against the composite one on wasm on the
  * bench-64 shapes, the probabilities handed to `onProbs`, NaN propagation
- * and no leaked tensors.
+ * and no leaked tensors. On wasm with OpenBLAS loaded, everything runs twice:
+ * with the products on OpenBLAS and with the all-C kernels.
  */
 
 import { assert, assertEquals } from "./_assert.ts";
@@ -15,6 +16,7 @@ import {
   assertNoLeaks,
   backendTest,
   checkGradients,
+  withEachWasmPath,
 } from "tokenlab/testing";
 import { testValues } from "tokenlab/testing/reference.ts";
 
@@ -56,106 +58,120 @@ function refAttention(
 
 await backendTest(
   "attentionCore: forward and probabilities against float64",
-  async (backend) => {
-    for (
-      const dims of [[2, 5, 3, 4], [1, 9, 2, 8], [2, 17, 1, 6]] as [
-        number,
-        number,
-        number,
-        number,
-      ][]
-    ) {
-      const [B, N, H, hd] = dims;
-      const values = testValues(B * N * 3 * H * hd, 7).map((v) => 3 * v);
-      const [want, wantProbs] = refAttention(values, dims);
-      await assertNoLeaks(async () => {
-        const qkv = tf.tensor3d(values, [B, N, 3 * H * hd]);
-        let probs: tf.Tensor | null = null;
-        const y = attentionCore(qkv, H, (p) => {
-          probs = tf.keep(tf.clone(p));
+  (backend) =>
+    withEachWasmPath(backend, async (path) => {
+      for (
+        const dims of [[2, 5, 3, 4], [1, 9, 2, 8], [2, 17, 1, 6]] as [
+          number,
+          number,
+          number,
+          number,
+        ][]
+      ) {
+        const [B, N, H, hd] = dims;
+        const values = testValues(B * N * 3 * H * hd, 7).map((v) => 3 * v);
+        const [want, wantProbs] = refAttention(values, dims);
+        await assertNoLeaks(async () => {
+          const qkv = tf.tensor3d(values, [B, N, 3 * H * hd]);
+          let probs: tf.Tensor | null = null;
+          const y = attentionCore(qkv, H, (p) => {
+            probs = tf.keep(tf.clone(p));
+          });
+          assertEquals(y.shape, [B, N, H * hd]);
+          await assertClose(y, want, {
+            rtol: 1e-5,
+            atol: 1e-5,
+            what: `out ${dims}`,
+          });
+          assert(probs !== null, "onProbs was not called");
+          await assertClose(probs!, wantProbs, {
+            rtol: 1e-5,
+            atol: 1e-6,
+            what: "probs",
+          });
+          tf.dispose([qkv, y, probs!]);
         });
-        assertEquals(y.shape, [B, N, H * hd]);
-        await assertClose(y, want, {
-          rtol: 1e-5,
-          atol: 1e-5,
-          what: `out ${dims}`,
+        assertEquals(fusedAttentionAvailable(), backend === "wasm");
+        // And without the hook (the fused kernel on wasm):
+        await assertNoLeaks(async () => {
+          const qkv = tf.tensor3d(values, [B, N, 3 * H * hd]);
+          const y = attentionCore(qkv, H);
+          await assertClose(y, want, {
+            rtol: 1e-5,
+            atol: 1e-5,
+            what: `out ${dims} (${path})`,
+          });
+          tf.dispose([qkv, y]);
         });
-        assert(probs !== null, "onProbs was not called");
-        await assertClose(probs!, wantProbs, {
-          rtol: 1e-5,
-          atol: 1e-6,
-          what: "probs",
-        });
-        tf.dispose([qkv, y, probs!]);
-      });
-      assertEquals(fusedAttentionAvailable(), backend === "wasm");
-      // And without the hook (the fused kernel on wasm):
-      await assertNoLeaks(async () => {
-        const qkv = tf.tensor3d(values, [B, N, 3 * H * hd]);
-        const y = attentionCore(qkv, H);
-        await assertClose(y, want, {
-          rtol: 1e-5,
-          atol: 1e-5,
-          what: `out ${dims}`,
-        });
-        tf.dispose([qkv, y]);
-      });
-    }
-  },
+      }
+    }),
 );
 
 await backendTest(
   "attentionCore: gradient against finite differences",
-  async () => {
-    const [B, N, H, hd] = [2, 4, 2, 3];
-    const qkv = tf.tensor3d(
-      testValues(B * N * 3 * H * hd, 3).map((v) => 2 * v),
-      [B, N, 3 * H * hd],
-    );
-    const w = tf.tensor3d(testValues(B * N * H * hd, 4), [B, N, H * hd]);
-    await checkGradients(
-      (x) => tf.sum(tf.mul(attentionCore(x as tf.Tensor3D, H), w)),
-      [qkv],
-      {
-        rtol: 2e-2,
-        atol: 2e-3,
-      },
-    );
-    tf.dispose([qkv, w]);
-  },
+  (backend) =>
+    withEachWasmPath(backend, async (path) => {
+      const [B, N, H, hd] = [2, 4, 2, 3];
+      const qkv = tf.tensor3d(
+        testValues(B * N * 3 * H * hd, 3).map((v) => 2 * v),
+        [B, N, 3 * H * hd],
+      );
+      const w = tf.tensor3d(testValues(B * N * H * hd, 4), [B, N, H * hd]);
+      await checkGradients(
+        (x) => tf.sum(tf.mul(attentionCore(x as tf.Tensor3D, H), w)),
+        [qkv],
+        {
+          rtol: 2e-2,
+          atol: 2e-3,
+          what: `gradient (${path})`,
+        },
+      );
+      tf.dispose([qkv, w]);
+    }),
 );
 
 await backendTest(
   "fused attention: gradient equals the composite's on the bench-64 shapes; NaN propagates",
-  async () => {
-    for (const [B, N, H, hd] of [[4, 65, 3, 64], [3, 10, 4, 7]]) {
-      await assertNoLeaks(async () => {
-        const qkv = tf.randomNormal(
-          [B, N, 3 * H * hd],
-          0,
-          1,
-          "float32",
-          5,
-        ) as tf.Tensor3D;
-        const dy = tf.randomNormal([B, N, H * hd], 0, 1, "float32", 6);
-        const grad = (f: typeof attentionCore) =>
-          tf.grad((x: tf.Tensor) => tf.sum(tf.mul(f(x as tf.Tensor3D, H), dy)))(
-            qkv,
-          );
-        const fused = grad(attentionCore), composite = grad(attentionComposite);
-        await assertClose(fused, await composite.data(), {
-          rtol: 1e-4,
-          atol: 1e-5,
-          what: `gradient [${B}, ${N}, ${H}, ${hd}]`,
+  (backend) =>
+    withEachWasmPath(backend, async (path) => {
+      for (const [B, N, H, hd] of [[4, 65, 3, 64], [3, 10, 4, 7]]) {
+        await assertNoLeaks(async () => {
+          const qkv = tf.randomNormal(
+            [B, N, 3 * H * hd],
+            0,
+            1,
+            "float32",
+            5,
+          ) as tf.Tensor3D;
+          const dy = tf.randomNormal([B, N, H * hd], 0, 1, "float32", 6);
+          const grad = (f: typeof attentionCore) =>
+            tf.grad((x: tf.Tensor) =>
+              tf.sum(tf.mul(f(x as tf.Tensor3D, H), dy))
+            )(
+              qkv,
+            );
+          const fused = grad(attentionCore),
+            composite = grad(attentionComposite);
+          await assertClose(fused, await composite.data(), {
+            rtol: 1e-4,
+            atol: 1e-5,
+            what: `gradient [${B}, ${N}, ${H}, ${hd}] (${path})`,
+          });
+          tf.dispose([qkv, dy, fused, composite]);
         });
-        tf.dispose([qkv, dy, fused, composite]);
-      });
-    }
-    const bad = tf.tensor3d([NaN, ...testValues(2 * 3 * 2 - 1, 1)], [1, 2, 6]);
-    const y = attentionCore(bad, 1);
-    const v = await y.data();
-    assert(Number.isNaN(v[0]), `a NaN in q should give NaN, found ${v[0]}`);
-    tf.dispose([bad, y]);
-  },
+      }
+      const bad = tf.tensor3d([NaN, ...testValues(2 * 3 * 2 - 1, 1)], [
+        1,
+        2,
+        6,
+      ]);
+      const y = attentionCore(bad, 1);
+      const v = await y.data();
+      assert(
+        Number.isNaN(v[0]),
+        `a NaN in q should give NaN, found ${v[0]} (${path})`,
+      );
+      tf.dispose([bad, y]);
+    }),
   { backends: ["wasm"] },
 );

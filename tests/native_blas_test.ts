@@ -14,9 +14,13 @@ import { tf } from "tokenlab";
 import {
   NATIVE_BLAS_ENV,
   nativeBlasInfo,
-  useNativeBlas,
 } from "tokenlab/kernels/native_blas.ts";
-import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
+import {
+  assertClose,
+  assertNoLeaks,
+  backendTest,
+  withEachWasmPath,
+} from "tokenlab/testing";
 import {
   refConv2dAll,
   refMatMul,
@@ -24,21 +28,6 @@ import {
 } from "tokenlab/testing/reference.ts";
 
 const info = nativeBlasInfo();
-
-/** The modes a backend is checked in: wasm with and without OpenBLAS. */
-function modes(backend: string): boolean[] {
-  return backend === "wasm" && info.active ? [true, false] : [false];
-}
-
-/** Runs `body` with the native path on or off, restoring it after. */
-async function withNative<T>(on: boolean, body: () => Promise<T>): Promise<T> {
-  useNativeBlas(on);
-  try {
-    return await body();
-  } finally {
-    useNativeBlas(true);
-  }
-}
 
 /** Heap buffers alive on the current backend (tensors and scratch). */
 function dataIds(): number {
@@ -81,94 +70,92 @@ await backendTest(
     const want2 = refMatMul(a2, b, [m, k, n]);
     const at = t2(a, m, k), bt = t2(b, k, n);
     const tol = { rtol: 1e-4, atol: 1e-5 };
-    for (const native of modes(backend)) {
-      await withNative(native, async () => {
-        const cases: [string, () => tf.Tensor, number[]][] = [
-          [
-            "plain",
-            () => tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])),
-            want as unknown as number[],
-          ],
-          [
-            "a^T",
-            () =>
-              tf.matMul(
-                tf.tensor2d(at, [k, m]),
-                tf.tensor2d(b, [k, n]),
-                true,
-                false,
-              ),
-            [...want],
-          ],
-          [
-            "b^T",
-            () =>
-              tf.matMul(
-                tf.tensor2d(a, [m, k]),
-                tf.tensor2d(bt, [n, k]),
-                false,
-                true,
-              ),
-            [...want],
-          ],
-          [
-            "a^T b^T",
-            () =>
-              tf.matMul(
-                tf.tensor2d(at, [k, m]),
-                tf.tensor2d(bt, [n, k]),
-                true,
-                true,
-              ),
-            [...want],
-          ],
-          [
-            "batched",
-            () =>
-              tf.matMul(
-                tf.tensor3d([...a, ...a2], [2, m, k]),
-                tf.tensor3d([...b, ...b], [2, k, n]),
-              ),
-            [...want, ...want2],
-          ],
-          [
-            "broadcast b",
-            () =>
-              tf.matMul(
-                tf.tensor4d([...a, ...a2], [2, 1, m, k]),
-                tf.tensor2d(b, [k, n]),
-              ),
-            [...want, ...want2],
-          ],
-          [
-            "broadcast a, b^T",
-            () =>
-              tf.matMul(
-                tf.tensor2d(a, [m, k]),
-                tf.tensor3d([...bt, ...bt], [2, n, k]),
-                false,
-                true,
-              ),
-            [...want, ...want],
-          ],
-        ];
-        for (const [what, f, expected] of cases) {
-          const before = dataIds();
-          const y = tf.tidy(f);
-          await assertClose(y, Float64Array.from(expected), {
-            ...tol,
-            what: `${what} (${native ? "OpenBLAS" : backend})`,
-          });
-          y.dispose();
-          assertEquals(dataIds(), before, `${what}: heap buffers left behind`);
-        }
-        const empty = tf.tidy(() =>
-          tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4]))
-        );
-        await assertClose(empty, new Float64Array(12), { what: "K = 0" });
-        empty.dispose();
-      });
-    }
+    await withEachWasmPath(backend, async (mode) => {
+      const cases: [string, () => tf.Tensor, number[]][] = [
+        [
+          "plain",
+          () => tf.matMul(tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])),
+          want as unknown as number[],
+        ],
+        [
+          "a^T",
+          () =>
+            tf.matMul(
+              tf.tensor2d(at, [k, m]),
+              tf.tensor2d(b, [k, n]),
+              true,
+              false,
+            ),
+          [...want],
+        ],
+        [
+          "b^T",
+          () =>
+            tf.matMul(
+              tf.tensor2d(a, [m, k]),
+              tf.tensor2d(bt, [n, k]),
+              false,
+              true,
+            ),
+          [...want],
+        ],
+        [
+          "a^T b^T",
+          () =>
+            tf.matMul(
+              tf.tensor2d(at, [k, m]),
+              tf.tensor2d(bt, [n, k]),
+              true,
+              true,
+            ),
+          [...want],
+        ],
+        [
+          "batched",
+          () =>
+            tf.matMul(
+              tf.tensor3d([...a, ...a2], [2, m, k]),
+              tf.tensor3d([...b, ...b], [2, k, n]),
+            ),
+          [...want, ...want2],
+        ],
+        [
+          "broadcast b",
+          () =>
+            tf.matMul(
+              tf.tensor4d([...a, ...a2], [2, 1, m, k]),
+              tf.tensor2d(b, [k, n]),
+            ),
+          [...want, ...want2],
+        ],
+        [
+          "broadcast a, b^T",
+          () =>
+            tf.matMul(
+              tf.tensor2d(a, [m, k]),
+              tf.tensor3d([...bt, ...bt], [2, n, k]),
+              false,
+              true,
+            ),
+          [...want, ...want],
+        ],
+      ];
+      for (const [what, f, expected] of cases) {
+        const before = dataIds();
+        const y = tf.tidy(f);
+        await assertClose(y, Float64Array.from(expected), {
+          ...tol,
+          what: `${what} (${mode})`,
+        });
+        y.dispose();
+        assertEquals(dataIds(), before, `${what}: heap buffers left behind`);
+      }
+      const empty = tf.tidy(() =>
+        tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4]))
+      );
+      await assertClose(empty, new Float64Array(12), { what: "K = 0" });
+      empty.dispose();
+    });
   },
 );
 
@@ -187,50 +174,47 @@ await backendTest(
     const dbias = new Float64Array(n);
     dy.forEach((v, i) => (dbias[i % n] += v));
     const tol = { rtol: 1e-4, atol: 1e-5 };
-    for (const native of modes(backend)) {
-      await withNative(native, async () => {
-        await assertNoLeaks(async () => {
-          const [ta, tb, tbias, tdy] = [
-            tf.tensor2d(a, [m, k]),
-            tf.tensor2d(b, [k, n]),
-            tf.tensor1d(bias),
-            tf.tensor2d(dy, [m, n]),
-          ];
-          const mode = native ? "OpenBLAS" : backend;
-          const y = tf.fused.matMul({ a: ta, b: tb, bias: tbias });
-          await assertClose(y, linear, {
-            ...tol,
-            what: `a b + bias (${mode})`,
-          });
-          const r = tf.fused.matMul({
-            a: ta,
-            b: tb,
-            bias: tbias,
-            activation: "relu",
-          });
-          await assertClose(r, relu, {
-            ...tol,
-            what: `relu(a b + bias) (${mode})`,
-          });
-          const g = tf.grads((x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) =>
-            tf.sum(
-              tf.mul(
-                tf.fused.matMul({
-                  a: x as tf.Tensor2D,
-                  b: w as tf.Tensor2D,
-                  bias: c,
-                }),
-                tdy,
-              ),
-            )
-          )([ta, tb, tbias]);
-          await assertClose(g[0], da, { ...tol, what: `d/da (${mode})` });
-          await assertClose(g[1], db, { ...tol, what: `d/db (${mode})` });
-          await assertClose(g[2], dbias, { ...tol, what: `d/dbias (${mode})` });
-          tf.dispose([ta, tb, tbias, tdy, y, r, ...g]);
-        }, "fused product");
-      });
-    }
+    await withEachWasmPath(backend, async (mode) => {
+      await assertNoLeaks(async () => {
+        const [ta, tb, tbias, tdy] = [
+          tf.tensor2d(a, [m, k]),
+          tf.tensor2d(b, [k, n]),
+          tf.tensor1d(bias),
+          tf.tensor2d(dy, [m, n]),
+        ];
+        const y = tf.fused.matMul({ a: ta, b: tb, bias: tbias });
+        await assertClose(y, linear, {
+          ...tol,
+          what: `a b + bias (${mode})`,
+        });
+        const r = tf.fused.matMul({
+          a: ta,
+          b: tb,
+          bias: tbias,
+          activation: "relu",
+        });
+        await assertClose(r, relu, {
+          ...tol,
+          what: `relu(a b + bias) (${mode})`,
+        });
+        const g = tf.grads((x: tf.Tensor, w: tf.Tensor, c: tf.Tensor) =>
+          tf.sum(
+            tf.mul(
+              tf.fused.matMul({
+                a: x as tf.Tensor2D,
+                b: w as tf.Tensor2D,
+                bias: c,
+              }),
+              tdy,
+            ),
+          )
+        )([ta, tb, tbias]);
+        await assertClose(g[0], da, { ...tol, what: `d/da (${mode})` });
+        await assertClose(g[1], db, { ...tol, what: `d/db (${mode})` });
+        await assertClose(g[2], dbias, { ...tol, what: `d/dbias (${mode})` });
+        tf.dispose([ta, tb, tbias, tdy, y, r, ...g]);
+      }, "fused product");
+    });
   },
 );
 
@@ -298,37 +282,35 @@ await backendTest(
         pad: 3,
       },
     ];
-    for (const native of modes(backend)) {
-      await withNative(native, async () => {
-        for (const c of cases) {
-          const [kh, kw, co] = c.f, ci = c.x[3];
-          const g = geometry(c);
-          const xv = testValues(c.x.reduce((p, v) => p * v), 11);
-          const fv = testValues(kh * kw * ci * co, 12);
-          const dyv = testValues(c.x[0] * g.oh * g.ow * co, 13);
-          const want = refConv2dAll(xv, c.x, fv, c.f, dyv, g);
-          const tol = { rtol: 1e-4, atol: 1e-4 };
-          const mode = `${c.what}, ${native ? "OpenBLAS" : backend}`;
-          const before = dataIds();
-          await assertNoLeaks(async () => {
-            const x = tf.tensor4d(xv, c.x);
-            const f = tf.tensor4d(fv, [kh, kw, ci, co]);
-            const dy = tf.tensor4d(dyv, [c.x[0], g.oh, g.ow, co]);
-            const conv = (a: tf.Tensor, b: tf.Tensor) =>
-              tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
-            const y = conv(x, f);
-            await assertClose(y, want.y, { ...tol, what: `y (${mode})` });
-            const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-              tf.sum(tf.mul(conv(a, b), dy))
-            )([x, f]);
-            await assertClose(dx, want.dx, { ...tol, what: `dx (${mode})` });
-            await assertClose(df, want.df, { ...tol, what: `df (${mode})` });
-            tf.dispose([x, f, dy, y, dx, df]);
-          }, mode);
-          assertEquals(dataIds(), before, `${mode}: heap buffers left behind`);
-        }
-      });
-    }
+    await withEachWasmPath(backend, async (mode) => {
+      for (const c of cases) {
+        const [kh, kw, co] = c.f, ci = c.x[3];
+        const g = geometry(c);
+        const xv = testValues(c.x.reduce((p, v) => p * v), 11);
+        const fv = testValues(kh * kw * ci * co, 12);
+        const dyv = testValues(c.x[0] * g.oh * g.ow * co, 13);
+        const want = refConv2dAll(xv, c.x, fv, c.f, dyv, g);
+        const tol = { rtol: 1e-4, atol: 1e-4 };
+        const what = `${c.what}, ${mode}`;
+        const before = dataIds();
+        await assertNoLeaks(async () => {
+          const x = tf.tensor4d(xv, c.x);
+          const f = tf.tensor4d(fv, [kh, kw, ci, co]);
+          const dy = tf.tensor4d(dyv, [c.x[0], g.oh, g.ow, co]);
+          const conv = (a: tf.Tensor, b: tf.Tensor) =>
+            tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
+          const y = conv(x, f);
+          await assertClose(y, want.y, { ...tol, what: `y (${what})` });
+          const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.mul(conv(a, b), dy))
+          )([x, f]);
+          await assertClose(dx, want.dx, { ...tol, what: `dx (${what})` });
+          await assertClose(df, want.df, { ...tol, what: `df (${what})` });
+          tf.dispose([x, f, dy, y, dx, df]);
+        }, what);
+        assertEquals(dataIds(), before, `${what}: heap buffers left behind`);
+      }
+    });
   },
 );
 

@@ -288,10 +288,13 @@ function at(backend: WasmBackend, t: Info): number {
 }
 
 /**
- * C[M, N] = alpha op(A) op(B) + beta C on the heap, row-major, with
- * leading dimensions given (elements).
+ * C[M, N] = alpha op(A) op(B) + beta C on tfjs's wasm heap (`heap`, a
+ * float32 view of its whole memory; a, b and c are element indices into it),
+ * row-major, with leading dimensions given in elements.
+ *
+ * @throws {Error} when no native BLAS is loaded
  */
-function gemm(
+export function heapGemm(
   heap: Float32Array,
   transA: boolean,
   transB: boolean,
@@ -305,15 +308,21 @@ function gemm(
   beta: number,
   c: number,
   ldc: number,
+  alpha = 1,
 ): void {
-  library!.symbols.cblas_sgemm(
+  if (library === null) {
+    throw new Error(
+      "heapGemm: no native BLAS is loaded (check nativeBlasActive() first)",
+    );
+  }
+  library.symbols.cblas_sgemm(
     ROW_MAJOR,
     transA ? TRANS : NO_TRANS,
     transB ? TRANS : NO_TRANS,
     M,
     N,
     K,
-    1,
+    alpha,
     heap.subarray(a),
     lda,
     heap.subarray(b),
@@ -394,7 +403,7 @@ function runProduct(
     return;
   }
   for (let i = 0; i < count; i++) {
-    gemm(
+    heapGemm(
       heap,
       transA,
       transB,
@@ -700,7 +709,7 @@ function convForward(
       const K = p.kh * p.kw * p.ci, M = p.B * p.oh * p.ow;
       const { heap, tmp: [cols] } = allocate(backend, scratch, [M * K]);
       movePatches(heap, p, at(backend, x), cols, false);
-      gemm(
+      heapGemm(
         heap,
         false,
         false,
@@ -727,7 +736,7 @@ function convForward(
     for (let i = 0; i < p.kh; i++) {
       for (let j = 0; j < p.kw; j++) {
         const tap = i * p.kw + j;
-        gemm(
+        heapGemm(
           heap,
           false,
           false,
@@ -775,7 +784,7 @@ function convFilterGrad(
       const K = p.kh * p.kw * p.ci, M = p.B * p.oh * p.ow;
       const { heap, tmp: [cols] } = allocate(backend, scratch, [M * K]);
       movePatches(heap, p, at(backend, x), cols, false);
-      gemm(
+      heapGemm(
         heap,
         true,
         false,
@@ -803,7 +812,7 @@ function convFilterGrad(
     for (let i = 0; i < p.kh; i++) {
       for (let j = 0; j < p.kw; j++) {
         const tap = i * p.kw + j;
-        gemm(
+        heapGemm(
           heap,
           true,
           false,
@@ -838,7 +847,7 @@ function convInputGrad(
     if (p.kind === "patches") {
       const K = p.kh * p.kw * p.ci, M = p.B * p.oh * p.ow;
       const { heap, tmp: [cols] } = allocate(backend, scratch, [M * K]);
-      gemm(
+      heapGemm(
         heap,
         false,
         true,
@@ -867,7 +876,7 @@ function convInputGrad(
     for (let i = 0; i < p.kh; i++) {
       for (let j = 0; j < p.kw; j++) {
         const tap = i * p.kw + j;
-        gemm(
+        heapGemm(
           heap,
           false,
           true,

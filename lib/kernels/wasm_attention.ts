@@ -22,6 +22,7 @@
 
 import { tf } from "../tf.ts";
 import { KERNEL_BINARIES } from "./_binaries.ts";
+import { heapGemm, nativeBlasActive } from "./native_blas.ts";
 
 /** Kernel name of the forward pass (outputs: the merged heads, the probabilities). */
 export const FUSED_ATTENTION = "TokenlabFusedAttention";
@@ -65,20 +66,33 @@ interface AttentionExports {
     hd: number,
     scale: number,
   ): void;
+  softmax_rows(s: number, rows: number, n: number): void;
+  softmax_grad_rows(
+    d: number,
+    p: number,
+    rows: number,
+    n: number,
+    scale: number,
+  ): void;
 }
 
 type Attrs = Parameters<ReturnType<typeof tf.engine>["runKernel"]>[2];
 
 const instances = new WeakMap<WebAssembly.Memory, AttentionExports>();
 
-/** The kernels' exports, instantiated once per tfjs heap. */
-function kernels(backend: WasmBackend): AttentionExports {
+function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new Error(
       `tokenlab's fused attention found no WebAssembly.Memory in tfjs ${tf.version_core}'s wasm backend; use the version pinned in deno.json`,
     );
   }
+  return memory;
+}
+
+/** The kernels' exports, instantiated once per tfjs heap. */
+function kernels(backend: WasmBackend): AttentionExports {
+  const memory = memoryOf(backend);
   let exports = instances.get(memory);
   if (exports === undefined) {
     const shared = typeof SharedArrayBuffer === "function" &&
@@ -124,6 +138,10 @@ function forwardKernel(args: KernelArgs): Info[] {
   const [B, N, H, hd] = dims(qkv, heads);
   const out = backend.makeOutput([B, N, H * hd], "float32");
   const probs = backend.makeOutput([B, H, N, N], "float32");
+  if (nativeBlasActive()) {
+    nativeForward(backend, [B, N, H, hd], qkv, out, probs);
+    return [out, probs];
+  }
   kernels(backend).attention_forward(
     offset(backend, qkv),
     offset(backend, out),
@@ -143,6 +161,10 @@ function backwardKernel(args: KernelArgs): Info {
   const { heads } = args.attrs as unknown as { heads: number };
   const [B, N, H, hd] = dims(qkv, heads);
   const dqkv = backend.makeOutput([B, N, 3 * H * hd], "float32");
+  if (nativeBlasActive()) {
+    nativeBackward(backend, [B, N, H, hd], dy, qkv, probs, dqkv);
+    return dqkv;
+  }
   const row = backend.makeOutput([N], "float32");
   try {
     kernels(backend).attention_backward(
@@ -161,6 +183,140 @@ function backwardKernel(args: KernelArgs): Info {
     backend.disposeData(row.dataId);
   }
   return dqkv;
+}
+
+/**
+ * The same attention with its products on the native BLAS (when
+ * `nativeBlasActive()`): per image and head, S = scale q k^T and O = P v as
+ * two products that read q, k and v in place (row stride 3D) and write O
+ * into its merged-heads columns (row stride D); the softmax in between is
+ * the C module's, over all rows at once.
+ */
+function nativeForward(
+  backend: WasmBackend,
+  [B, N, H, hd]: [number, number, number, number],
+  qkv: Info,
+  out: Info,
+  probs: Info,
+): void {
+  const D = H * hd, scale = hd ** -0.5;
+  const heap = new Float32Array(memoryOf(backend).buffer);
+  const x = offset(backend, qkv) >> 2, o = offset(backend, out) >> 2;
+  const p = offset(backend, probs) >> 2;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const q = x + b * N * 3 * D + h * hd, ph = p + (b * H + h) * N * N;
+      heapGemm(
+        heap,
+        false,
+        true,
+        N,
+        N,
+        hd,
+        q,
+        3 * D,
+        q + D,
+        3 * D,
+        0,
+        ph,
+        N,
+        scale,
+      );
+    }
+  }
+  kernels(backend).softmax_rows(p * 4, B * H * N, N);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const v = x + b * N * 3 * D + 2 * D + h * hd;
+      const ph = p + (b * H + h) * N * N;
+      heapGemm(
+        heap,
+        false,
+        false,
+        N,
+        hd,
+        N,
+        ph,
+        N,
+        v,
+        3 * D,
+        0,
+        o + b * N * D + h * hd,
+        D,
+      );
+    }
+  }
+}
+
+/**
+ * The backward pass on the native BLAS: per image and head dP = dO v^T and
+ * dV = P^T dO, then (C module, all rows) dS = scale P (dP - rowsum(P dP)),
+ * then dQ = dS k and dK = dS^T q, each written in place into dqkv.
+ */
+function nativeBackward(
+  backend: WasmBackend,
+  [B, N, H, hd]: [number, number, number, number],
+  dy: Info,
+  qkv: Info,
+  probs: Info,
+  dqkv: Info,
+): void {
+  const D = H * hd, scale = hd ** -0.5;
+  const ds = backend.makeOutput([B * H * N * N], "float32");
+  try {
+    const heap = new Float32Array(memoryOf(backend).buffer);
+    const x = offset(backend, qkv) >> 2, g = offset(backend, dy) >> 2;
+    const p = offset(backend, probs) >> 2, dx = offset(backend, dqkv) >> 2;
+    const d = offset(backend, ds) >> 2;
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const v = x + b * N * 3 * D + 2 * D + h * hd;
+        const dO = g + b * N * D + h * hd, hp = (b * H + h) * N * N;
+        heapGemm(heap, false, true, N, N, hd, dO, D, v, 3 * D, 0, d + hp, N);
+        const dv = dx + b * N * 3 * D + 2 * D + h * hd;
+        heapGemm(heap, true, false, N, hd, N, p + hp, N, dO, D, 0, dv, 3 * D);
+      }
+    }
+    kernels(backend).softmax_grad_rows(d * 4, p * 4, B * H * N, N, scale);
+    for (let b = 0; b < B; b++) {
+      for (let h = 0; h < H; h++) {
+        const q = x + b * N * 3 * D + h * hd, hp = (b * H + h) * N * N;
+        const dq = dx + b * N * 3 * D + h * hd;
+        heapGemm(
+          heap,
+          false,
+          false,
+          N,
+          hd,
+          N,
+          d + hp,
+          N,
+          q + D,
+          3 * D,
+          0,
+          dq,
+          3 * D,
+        );
+        heapGemm(
+          heap,
+          true,
+          false,
+          N,
+          hd,
+          N,
+          d + hp,
+          N,
+          q,
+          3 * D,
+          0,
+          dq + D,
+          3 * D,
+        );
+      }
+    }
+  } finally {
+    backend.disposeData(ds.dataId);
+  }
 }
 
 /**

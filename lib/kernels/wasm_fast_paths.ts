@@ -47,6 +47,18 @@ type KernelArgs = Parameters<KernelFunc>[0];
 type Info = NonNullable<KernelArgs["inputs"][string]>;
 
 const REPLACED = Symbol.for("tokenlab.wasmKernelReplaced");
+const BASE = Symbol.for("tokenlab.wasmKernelBase");
+
+/**
+ * The kernel function underneath every replacement of a wasm kernel (tfjs's
+ * own, or the one registered first), or undefined when wasm has none.
+ */
+export function baseWasmKernel(name: string): unknown {
+  const k = tfjs.getKernel(name, "wasm")?.kernelFunc as
+    | { [BASE]?: unknown }
+    | undefined;
+  return k?.[BASE] ?? k;
+}
 
 interface Backend {
   disposeData(dataId: unknown, force?: boolean): boolean;
@@ -92,6 +104,7 @@ export function replaceWasmKernel(
   const replacement = make(original.kernelFunc as (a: KernelArgs) => Info);
   if (replacement === null) return false;
   (replacement as Marked)[REPLACED] = new Set([...(applied ?? []), make]);
+  (replacement as { [BASE]?: unknown })[BASE] = baseWasmKernel(name);
   tfjs.unregisterKernel(name, "wasm");
   // The setup function (the wasm bindings) stays the original's.
   tfjs.registerKernel({ ...original, kernelFunc: replacement });

@@ -39,6 +39,7 @@
  * @module
  */
 
+import { baseWasmKernel } from "./wasm_fast_paths.ts";
 import { tf } from "../tf.ts";
 
 /** Largest `cols` chunk, in float32 elements (16 MiB), of Conv2DBackpropFilter. */
@@ -92,9 +93,8 @@ export function registerWasmGradientKernels(): string[] {
         kernelFunc: kernelFunc as KernelFunc,
       });
       registered.push(kernelName);
-    } else if (
-      existing.kernelFunc === (kernelFunc as KernelFunc)
-    ) {
+    } else if (baseWasmKernel(kernelName) === kernelFunc) {
+      // ours, possibly wrapped by a faster path (lib/kernels/native_blas.ts)
       registered.push(kernelName);
     }
   }

@@ -17,6 +17,7 @@ import {
   kernelGap,
 } from "../backend.ts";
 import { compareClose } from "./reference.ts";
+import { nativeBlasInfo, useNativeBlas } from "../kernels/native_blas.ts";
 
 /** Options of {@linkcode backendTest}. */
 export interface BackendTestOptions {
@@ -71,6 +72,38 @@ export async function backendTest(
         await body(backend);
       },
     });
+  }
+}
+
+/**
+ * Runs `body` once per kernel path of `backend`: on wasm with the native
+ * BLAS loaded, once with it ("OpenBLAS") and once with tfjs's own wasm
+ * kernels ("wasm"); elsewhere once, named after the backend. The native path
+ * is switched back on afterwards, also when `body` throws.
+ *
+ * @example
+ * ```ts
+ * import { backendTest, withEachWasmPath } from "tokenlab/testing";
+ * await backendTest("products agree", (backend) =>
+ *   withEachWasmPath(backend, async (path) => {
+ *     // ... compute and compare, naming `path` in messages
+ *   }));
+ * ```
+ */
+export async function withEachWasmPath(
+  backend: string,
+  body: (path: string) => void | Promise<void>,
+): Promise<void> {
+  if (backend !== "wasm" || !nativeBlasInfo().active) {
+    return await body(backend);
+  }
+  try {
+    for (const native of [true, false]) {
+      useNativeBlas(native);
+      await body(native ? "OpenBLAS" : "wasm");
+    }
+  } finally {
+    useNativeBlas(true);
   }
 }
 

@@ -141,3 +141,35 @@ void attention_backward(const float *dout, const float *qkv, const float *p, flo
     }
   }
 }
+
+// The softmax part of the attention on its own, for when the products run
+// elsewhere (a native BLAS): each of `rows` rows of n scores becomes its
+// softmax, in place.
+EXPORT("softmax_rows")
+void softmax_rows(float *s, int rows, int n) {
+  for (long r = 0; r < rows; r++) {
+    float *x = s + r * n;
+    float m = -3.4e38f;
+    for (int j = 0; j < n; j++) if (x[j] > m) m = x[j];
+    float sum = 0.f;
+    for (int j = 0; j < n; j++) {
+      float e = exp_nonpos(x[j] - m);
+      x[j] = e;
+      sum += e;
+    }
+    float inv = 1.f / sum;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+  }
+}
+
+// Its gradient: d holds dP on entry and scale * dS on return, where
+// dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik).
+EXPORT("softmax_grad_rows")
+void softmax_grad_rows(float *d, const float *p, int rows, int n, float scale) {
+  for (long r = 0; r < rows; r++) {
+    float *dr = d + r * n;
+    const float *pr = p + r * n;
+    float s = dot(pr, dr, n);
+    for (int j = 0; j < n; j++) dr[j] = scale * pr[j] * (dr[j] - s);
+  }
+}
