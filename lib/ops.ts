@@ -12,8 +12,15 @@ import {
   fusedAttentionAvailable,
   registerFusedAttention,
 } from "./kernels/wasm_attention.ts";
+import {
+  fusedGelu,
+  fusedLayerNorm,
+  registerWasmNorms,
+  wasmNormsFor,
+} from "./kernels/wasm_norms.ts";
 
 registerFusedAttention();
+registerWasmNorms();
 
 /**
  * Exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)), as PyTorch's
@@ -29,6 +36,8 @@ registerFusedAttention();
  * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
+  // On wasm: one kernel each way (lib/kernels/wasm_norms.ts).
+  if (wasmNormsFor(x)) return fusedGelu(x);
   return tf.tidy(() =>
     tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))
   ) as T;
@@ -78,6 +87,15 @@ export function layerNormAffine<T extends tf.Tensor>(
   bias: tf.Tensor,
   eps = 1e-5,
 ): T {
+  const C = x.shape[x.rank - 1];
+  if (
+    wasmNormsFor(x) && weight.rank === 1 && bias.rank === 1 &&
+    weight.size === C && bias.size === C && weight.dtype === "float32" &&
+    bias.dtype === "float32"
+  ) {
+    // On wasm: one kernel each way (lib/kernels/wasm_norms.ts).
+    return fusedLayerNorm(x, weight, bias, eps);
+  }
   return tf.tidy(() => tf.add(tf.mul(layerNorm(x, eps), weight), bias)) as T;
 }
 

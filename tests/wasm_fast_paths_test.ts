@@ -25,7 +25,7 @@ function transpose2d(
 }
 
 Deno.test("the fast paths are registered once, whatever the number of calls", () => {
-  const all = ["Identity", "BatchMatMul", "Conv2DBackpropInput"];
+  const all = ["Identity", "BatchMatMul", "Conv2DBackpropInput", "GatherV2"];
   assertEquals(registerWasmFastPaths(), all);
   assertEquals(registerWasmFastPaths(), all);
 });
@@ -130,3 +130,43 @@ Deno.test("wasm Identity shares the buffer: clones outlive and survive their sou
   assertEquals(Array.from(await v.data()), [1, 1]);
   v.dispose();
 });
+
+await backendTest(
+  "row gather: runs, repeats, any row shape and dtype; out-of-range indices as tfjs",
+  async () => {
+    const rows = 7, row = [3, 2];
+    const values = testValues(rows * 6, 21);
+    const x = tf.tensor3d(values, [rows, ...row] as [number, number, number]);
+    const xi = tf.tensor2d(
+      Array.from({ length: rows * 6 }, (_, i) => i - 20),
+      [rows, 6],
+      "int32",
+    );
+    const order = [6, 0, 1, 2, 2, 5, 3, 4, 0];
+    const want = (v: ArrayLike<number>) =>
+      order.flatMap((k) => Array.from(v).slice(k * 6, k * 6 + 6));
+    await assertNoLeaks(async () => {
+      const idx = tf.tensor1d(order, "int32");
+      const y = tf.gather(x, idx);
+      assertEquals(y.shape, [order.length, ...row]);
+      assertEquals(Array.from(await y.data()), want(values));
+      const yi = tf.gather(xi, idx, -2);
+      assertEquals(Array.from(await yi.data()), want(await xi.data()));
+      // 2-D indices
+      const idx2 = tf.tensor2d([1, 2, 3, 0], [2, 2], "int32");
+      const y2 = tf.gather(x, idx2);
+      assertEquals(y2.shape, [2, 2, ...row]);
+      assertEquals(
+        Array.from(await y2.data()),
+        [1, 2, 3, 0].flatMap((k) => Array.from(values).slice(k * 6, k * 6 + 6)),
+      );
+      tf.dispose([idx, y, yi, idx2, y2]);
+    });
+    // Gradient (UnsortedSegmentSum) of a gather with repeats.
+    const ones = tf.ones([4, 2]), picks = tf.tensor1d([1, 1, 3], "int32");
+    const g = tf.grad((t: tf.Tensor) => tf.sum(tf.gather(t, picks)))(ones);
+    assertEquals(Array.from(await g.data()), [0, 0, 2, 2, 0, 0, 1, 1]);
+    tf.dispose([ones, picks]);
+    tf.dispose([x, xi, g]);
+  },
+);

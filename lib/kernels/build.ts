@@ -27,7 +27,7 @@ function encodeBase64(bytes: Uint8Array): string {
 
 const HERE = new URL("./", import.meta.url).pathname;
 const OUT = `${HERE}_binaries.ts`;
-const SOURCES = ["attention"];
+const SOURCES = ["attention", "norms"];
 const FLAGS = [
   "--target=wasm32",
   "-O3",
@@ -92,7 +92,7 @@ async function build(clang: string, source: string, shared: boolean) {
     await run(clang, [...FLAGS, ...(shared ? SHARED : []), "-o", out, src]);
     return await Deno.readFile(out);
   } finally {
-    await Deno.remove(out);
+    await Deno.remove(out).catch(() => {}); // clang removes it when it fails
   }
 }
 

@@ -37,10 +37,15 @@
 import * as tfjs from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
 import { replaceWasmKernel } from "./wasm_fast_paths.ts";
+import {
+  addressOf,
+  type Info,
+  type KernelArgs,
+  memoryOf,
+  type WasmBackend,
+} from "./_wasm_heap.ts";
 
 type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
-type KernelArgs = Parameters<KernelFunc>[0];
-type Info = NonNullable<KernelArgs["inputs"][string]>;
 
 /** The environment variable naming the BLAS library (a path, or `off`). */
 export const NATIVE_BLAS_ENV = "TOKENLAB_BLAS";
@@ -253,38 +258,18 @@ export function registerNativeBlas(threads = 1): NativeBlasInfo {
 
 // ---- the wasm heap ----
 
-interface WasmBackend {
-  wasm: {
-    asm?: { memory?: WebAssembly.Memory };
-    wasmMemory?: WebAssembly.Memory;
-  };
-  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tfjs.DataType): Info;
-  disposeData(dataId: unknown, force?: boolean): boolean;
-}
-
 /**
  * A float32 view of tfjs's wasm heap. Taken after every output of a kernel
  * is allocated (an allocation may grow the memory, which replaces its
  * buffer).
  */
 function heapOf(backend: WasmBackend): Float32Array {
-  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
-  if (!(memory instanceof WebAssembly.Memory)) {
-    throw new Error(
-      `tokenlab's native BLAS kernels found no WebAssembly.Memory in tfjs ${tfjs.version_core}'s wasm backend; use the version pinned in deno.json, or set ${NATIVE_BLAS_ENV}=off`,
-    );
-  }
-  return new Float32Array(memory.buffer);
+  return new Float32Array(memoryOf(backend).buffer);
 }
 
 /** A tensor's first element, as an index into the float32 heap. */
 function at(backend: WasmBackend, t: Info): number {
-  const data = backend.dataIdMap.get(t.dataId);
-  if (data === undefined) {
-    throw new Error("native BLAS: an input is not on the wasm backend");
-  }
-  return data.memoryOffset >> 2;
+  return addressOf(backend, t) >> 2;
 }
 
 /**

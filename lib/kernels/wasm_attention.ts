@@ -21,7 +21,14 @@
  */
 
 import { tf } from "../tf.ts";
-import { KERNEL_BINARIES } from "./_binaries.ts";
+import {
+  addressOf,
+  type Info,
+  type KernelArgs,
+  memoryOf,
+  moduleOn,
+  type WasmBackend,
+} from "./_wasm_heap.ts";
 import { heapGemm, nativeBlasActive } from "./native_blas.ts";
 
 /** Kernel name of the forward pass (outputs: the merged heads, the probabilities). */
@@ -30,18 +37,6 @@ export const FUSED_ATTENTION = "TokenlabFusedAttention";
 export const FUSED_ATTENTION_GRAD = "TokenlabFusedAttentionGrad";
 
 type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
-type KernelArgs = Parameters<KernelFunc>[0];
-type Info = NonNullable<KernelArgs["inputs"][string]>;
-
-interface WasmBackend {
-  wasm: {
-    asm?: { memory?: WebAssembly.Memory };
-    wasmMemory?: WebAssembly.Memory;
-  };
-  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tf.DataType): Info;
-  disposeData(dataId: unknown, force?: boolean): boolean;
-}
 
 interface AttentionExports {
   attention_forward(
@@ -78,43 +73,10 @@ interface AttentionExports {
 
 type Attrs = Parameters<ReturnType<typeof tf.engine>["runKernel"]>[2];
 
-const instances = new WeakMap<WebAssembly.Memory, AttentionExports>();
-
-function memoryOf(backend: WasmBackend): WebAssembly.Memory {
-  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
-  if (!(memory instanceof WebAssembly.Memory)) {
-    throw new Error(
-      `tokenlab's fused attention found no WebAssembly.Memory in tfjs ${tf.version_core}'s wasm backend; use the version pinned in deno.json`,
-    );
-  }
-  return memory;
-}
-
-/** The kernels' exports, instantiated once per tfjs heap. */
-function kernels(backend: WasmBackend): AttentionExports {
-  const memory = memoryOf(backend);
-  let exports = instances.get(memory);
-  if (exports === undefined) {
-    const shared = typeof SharedArrayBuffer === "function" &&
-      memory.buffer instanceof SharedArrayBuffer;
-    const b64 = KERNEL_BINARIES.attention[shared ? "shared" : "plain"];
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { memory },
-    });
-    exports = instance.exports as unknown as AttentionExports;
-    instances.set(memory, exports);
-  }
-  return exports;
-}
-
-function offset(backend: WasmBackend, t: Info): number {
-  const data = backend.dataIdMap.get(t.dataId);
-  if (data === undefined) {
-    throw new Error("fused attention: an input is not on the wasm backend");
-  }
-  return data.memoryOffset;
-}
+/** The C module's exports on this backend's heap. */
+const kernels = (backend: WasmBackend) =>
+  moduleOn<AttentionExports>(backend, "attention");
+const offset = addressOf;
 
 /** [B, N, 3D] and heads -> B, N, H, hd, checked. */
 function dims(qkv: Info, heads: number): [number, number, number, number] {

@@ -173,20 +173,42 @@ export function swapBox(x: tf.Tensor4D, box: TokenBox): tf.Tensor4D {
       `expected a [batch, rows, columns, channels] tensor, found shape [${x.shape}]; reshape tokens [B, N, D] to [B, h, w, D] first`,
     );
   }
-  const [, h, w] = x.shape;
+  const [B, h, w, C] = x.shape;
   checkBox(box, [h, w]);
-  const mask = new Uint8Array(h * w);
-  for (let r = box.top; r < box.bottom; r++) {
-    for (let c = box.left; c < box.right; c++) mask[r * w + c] = 1;
+  // The swap is a permutation of the token rows [B h w, C]: token (b, r, c)
+  // inside the box comes from image B - 1 - b. One gather copies the rows
+  // (values exactly, no arithmetic), and as the permutation undoes itself,
+  // its gradient is the same gather of dy.
+  const source = new Int32Array(B * h * w);
+  for (let b = 0; b < B; b++) {
+    for (let r = 0; r < h; r++) {
+      for (let c = 0; c < w; c++) {
+        const inside = r >= box.top && r < box.bottom && c >= box.left &&
+          c < box.right;
+        source[(b * h + r) * w + c] = ((inside ? B - 1 - b : b) * h + r) * w +
+          c;
+      }
+    }
   }
-  return tf.tidy(() => {
-    const inside = tf.broadcastTo(
-      tf.tensor(mask, [1, h, w, 1], "bool"),
-      x.shape,
-    ); // [B, h, w, C]
-    // tf.where copies values exactly: no arithmetic touches them.
-    return tf.where(inside, tf.reverse(x, 0), x) as tf.Tensor4D;
-  });
+  // The index is made afresh for the backward pass, which runs after this
+  // call's tensors are gone.
+  const permute = (t: tf.Tensor) =>
+    tf.tidy(() =>
+      tf.reshape(
+        tf.gather(
+          tf.reshape(t, [B * h * w, C]),
+          tf.tensor1d(source, "int32"),
+        ),
+        [B, h, w, C],
+      )
+    );
+  const op = tf.customGrad(
+    ((t: tf.Tensor) => ({
+      value: permute(t),
+      gradFunc: (dy: tf.Tensor) => permute(dy),
+    })) as unknown as Parameters<typeof tf.customGrad>[0],
+  ) as unknown as (t: tf.Tensor) => tf.Tensor;
+  return op(x) as tf.Tensor4D;
 }
 
 /** Options of {@linkcode MixToken}. */

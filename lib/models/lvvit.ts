@@ -12,6 +12,7 @@
 
 import { tf } from "../tf.ts";
 import { attentionCore, gelu, layerNormAffine } from "../ops.ts";
+import { fusedBatchNormTrain, wasmNormsFor } from "../kernels/wasm_norms.ts";
 import { Rng } from "../random.ts";
 import {
   gridSize,
@@ -209,9 +210,8 @@ function batchNorm(
     const scale = tf.mul(weight, tf.rsqrt(tf.add(runVar, config.bnEps)));
     return tf.add(tf.mul(tf.sub(x, runMean), scale), bias) as tf.Tensor4D;
   }
-  const { mean, variance } = tf.moments(x, [0, 1, 2]);
-  if (ctx.updateStats) {
-    const n = x.shape[0] * x.shape[1] * x.shape[2];
+  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  const update = (mean: tf.Tensor, variance: tf.Tensor) => {
     const m = config.bnMomentum;
     const unbiased = n > 1 ? n / (n - 1) : 1;
     const count = state.get(`${prefix}.num_batches_tracked`)!;
@@ -222,7 +222,20 @@ function batchNorm(
       );
       count.assign(tf.add(count, 1));
     });
+  };
+  if (wasmNormsFor(x) && weight.dtype === "float32") {
+    // On wasm: the moments, the map and its gradient are one kernel each
+    // (lib/kernels/wasm_norms.ts).
+    return fusedBatchNormTrain(
+      x,
+      weight,
+      bias,
+      config.bnEps,
+      ctx.updateStats ? update : undefined,
+    );
   }
+  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  if (ctx.updateStats) update(mean, variance);
   const invStd = tf.rsqrt(tf.add(variance, config.bnEps));
   return batchNormTrain(x, mean, invStd, weight, bias);
 }

@@ -83,11 +83,14 @@ export async function backendTest(
  *
  * @example
  * ```ts
- * import { backendTest, withEachWasmPath } from "tokenlab/testing";
- * await backendTest("products agree", (backend) =>
- *   withEachWasmPath(backend, async (path) => {
- *     // ... compute and compare, naming `path` in messages
- *   }));
+ * import { initBackend, tf } from "tokenlab";
+ * import { withEachWasmPath } from "tokenlab/testing";
+ * await initBackend({ backend: "wasm" });
+ * await withEachWasmPath("wasm", async (path) => {
+ *   const y = tf.matMul(tf.ones([2, 3]), tf.ones([3, 2]));
+ *   console.log(path, await y.data()); // 3, 3, 3, 3 on each path
+ *   y.dispose();
+ * });
  * ```
  */
 export async function withEachWasmPath(

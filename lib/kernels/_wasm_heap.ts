@@ -1,0 +1,74 @@
+/**
+ * What tokenlab's own wasm kernels share: tfjs's wasm backend as they see
+ * it, its memory, tensor addresses on it, and the instantiation of a C
+ * module (lib/kernels/c/*.c, built into _binaries.ts) on that memory.
+ *
+ * Imports tfjs directly and only defines functions (safe in the import
+ * cycle with ../tf.ts).
+ *
+ * @module
+ */
+
+import * as tfjs from "@tensorflow/tfjs";
+import { KERNEL_BINARIES } from "./_binaries.ts";
+
+type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
+/** A kernel's arguments. */
+export type KernelArgs = Parameters<KernelFunc>[0];
+/** A tensor as a kernel sees it. */
+export type Info = NonNullable<KernelArgs["inputs"][string]>;
+
+/** The parts of tfjs's wasm backend the kernels use. */
+export interface WasmBackend {
+  wasm: {
+    asm?: { memory?: WebAssembly.Memory };
+    wasmMemory?: WebAssembly.Memory;
+  };
+  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tfjs.DataType): Info;
+  disposeData(dataId: unknown, force?: boolean): boolean;
+}
+
+/** The backend's `WebAssembly.Memory` (plain or shared). */
+export function memoryOf(backend: WasmBackend): WebAssembly.Memory {
+  const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+  if (!(memory instanceof WebAssembly.Memory)) {
+    throw new Error(
+      `tokenlab's wasm kernels found no WebAssembly.Memory in tfjs ${tfjs.version_core}'s wasm backend; use the version pinned in deno.json`,
+    );
+  }
+  return memory;
+}
+
+/** A tensor's byte address on the heap. */
+export function addressOf(backend: WasmBackend, t: Info): number {
+  const data = backend.dataIdMap.get(t.dataId);
+  if (data === undefined) {
+    throw new Error(
+      "tokenlab's wasm kernels: an input is not on the wasm backend",
+    );
+  }
+  return data.memoryOffset;
+}
+
+const instances = new Map<string, WeakMap<WebAssembly.Memory, unknown>>();
+
+/** A C module's exports, instantiated once per tfjs heap. */
+export function moduleOn<T>(backend: WasmBackend, source: string): T {
+  const memory = memoryOf(backend);
+  let bySource = instances.get(source);
+  if (bySource === undefined) instances.set(source, bySource = new WeakMap());
+  let exports = bySource.get(memory) as T | undefined;
+  if (exports === undefined) {
+    const shared = typeof SharedArrayBuffer === "function" &&
+      memory.buffer instanceof SharedArrayBuffer;
+    const b64 = KERNEL_BINARIES[source][shared ? "shared" : "plain"];
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
+      env: { memory },
+    });
+    exports = instance.exports as unknown as T;
+    bySource.set(memory, exports);
+  }
+  return exports;
+}
