@@ -20,6 +20,7 @@
  */
 
 import { availableBackends, modelTable, TFJS_VERSION } from "tokenlab";
+import { nativeBlasInfo } from "tokenlab/kernels/native_blas.ts";
 import {
   type BenchMeta,
   type BenchRecord,
@@ -805,6 +806,16 @@ async function main(): Promise<number> {
   for (const a of avail) {
     const asked = opts.backends === null || opts.backends.includes(a.name);
     let note = a.detail;
+    if (a.name === "wasm") {
+      // Whether the products and convolutions ran on the native BLAS.
+      const blas = nativeBlasInfo();
+      note = [
+        note,
+        blas.active
+          ? `native BLAS: ${blas.reason} (${blas.library})`
+          : `no native BLAS: ${blas.reason}`,
+      ].filter(Boolean).join("; ");
+    }
     if (!asked) note = `not asked for (--backends)${note ? `; ${note}` : ""}`;
     metaBackends.push({ name: a.name, available: a.available, note });
     if (asked && a.available) backends.push(a.name);
