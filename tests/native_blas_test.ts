@@ -24,6 +24,7 @@ import {
 import {
   refConv2dAll,
   refMatMul,
+  refTranspose,
   testValues,
 } from "tokenlab/testing/reference.ts";
 
@@ -51,15 +52,6 @@ Deno.test("native BLAS: loaded with the FFI permission when OpenBLAS is here, or
   }
 });
 
-/** [rows, cols] -> [cols, rows]. */
-function t2(v: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(v.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
-  }
-  return out;
-}
-
 await backendTest(
   "native BLAS: matrix products, every transpose, batched and broadcast",
   async (backend) => {
@@ -68,7 +60,7 @@ await backendTest(
     const a2 = testValues(m * k, 3);
     const want = refMatMul(a, b, [m, k, n]);
     const want2 = refMatMul(a2, b, [m, k, n]);
-    const at = t2(a, m, k), bt = t2(b, k, n);
+    const at = refTranspose(a, m, k), bt = refTranspose(b, k, n);
     const tol = { rtol: 1e-4, atol: 1e-5 };
     await withEachWasmPath(backend, async (mode) => {
       const cases: [string, () => tf.Tensor, number[]][] = [
@@ -169,8 +161,8 @@ await backendTest(
     const linear = prod.map((v, i) => v + bias[i % n]);
     const relu = linear.map((v) => Math.max(v, 0));
     // d/da sum(dy * (a b + bias)) = dy b^T; d/db = a^T dy; d/dbias = sum_rows dy
-    const da = refMatMul(dy, t2(b, k, n), [m, n, k]);
-    const db = refMatMul(t2(a, m, k), dy, [k, m, n]);
+    const da = refMatMul(dy, refTranspose(b, k, n), [m, n, k]);
+    const db = refMatMul(refTranspose(a, m, k), dy, [k, m, n]);
     const dbias = new Float64Array(n);
     dy.forEach((v, i) => (dbias[i % n] += v));
     const tol = { rtol: 1e-4, atol: 1e-5 };

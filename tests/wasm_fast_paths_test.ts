@@ -10,19 +10,11 @@ import { assertEquals } from "./_assert.ts";
 import { initBackend, tf } from "tokenlab";
 import { registerWasmFastPaths } from "tokenlab/kernels/wasm_fast_paths.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
-import { refMatMul, testValues } from "tokenlab/testing/reference.ts";
-
-function transpose2d(
-  v: Float32Array,
-  rows: number,
-  cols: number,
-): Float32Array {
-  const out = new Float32Array(v.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
-  }
-  return out;
-}
+import {
+  refMatMul,
+  refTranspose,
+  testValues,
+} from "tokenlab/testing/reference.ts";
 
 Deno.test("the fast paths are registered once, whatever the number of calls", () => {
   const all = ["Identity", "BatchMatMul", "Conv2DBackpropInput", "GatherV2"];
@@ -36,7 +28,7 @@ await backendTest(
     const m = 37, k = 53, n = 29;
     const a = testValues(m * k, 1), b = testValues(k * n, 2);
     const want = refMatMul(a, b, [m, k, n]);
-    const at = transpose2d(a, m, k), bt = transpose2d(b, k, n);
+    const at = refTranspose(a, m, k), bt = refTranspose(b, k, n);
     const cases: [string, () => tf.Tensor][] = [
       ["a^T", () =>
         tf.matMul(

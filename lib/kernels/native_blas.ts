@@ -36,7 +36,7 @@
 
 import * as tfjs from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
-import { replaceWasmKernel } from "./wasm_fast_paths.ts";
+import { type ConvAttrs, replaceWasmKernel } from "./wasm_fast_paths.ts";
 import {
   addressOf,
   type Info,
@@ -482,17 +482,6 @@ function nativeFusedMatMul(original: (a: KernelArgs) => Info): KernelFunc {
 
 // ---- convolutions ----
 
-/** Conv2D-family attributes as the kernels receive them. */
-interface ConvAttrs {
-  strides: number | [number, number];
-  pad: Parameters<typeof tfjs.backend_util.computeConv2DInfo>[4];
-  dataFormat: "NHWC" | "NCHW";
-  dilations?: number | [number, number];
-  dimRoundingMode?: "floor" | "round" | "ceil";
-  inputShape?: [number, number, number, number];
-  filterShape?: [number, number, number, number];
-}
-
 /**
  * How a convolution maps onto products, or null when it does not (left to
  * tfjs): `shifted` for stride 1 (any kernel and padding), `patches` for a
@@ -659,6 +648,20 @@ function movePatches(
   }
 }
 
+/**
+ * Calls `body(tap, shift)` for each kernel tap (i, j): its index in the
+ * filter, and how far its input rows lie from the output row on the padded
+ * grid (in elements).
+ */
+function forEachTap(
+  p: ConvPlan,
+  body: (tap: number, shift: number) => void,
+): void {
+  for (let i = 0; i < p.kh; i++) {
+    for (let j = 0; j < p.kw; j++) body(i * p.kw + j, (i * p.wp + j) * p.ci);
+  }
+}
+
 /** Heap offsets of a convolution's operands and scratch buffers. */
 interface ConvBuffers {
   heap: Float32Array;
@@ -667,8 +670,8 @@ interface ConvBuffers {
 }
 
 /**
- * Allocates the output (when `outShape` is given) and scratch buffers of
- * the given sizes, then takes the heap view (an allocation may grow it).
+ * Allocates scratch buffers of the given sizes, then takes the heap view
+ * (an allocation may grow it).
  */
 function allocate(
   backend: WasmBackend,
@@ -718,26 +721,22 @@ function convForward(
     ]);
     padInput(heap, p, at(backend, x), xp);
     const ow = at(backend, w);
-    for (let i = 0; i < p.kh; i++) {
-      for (let j = 0; j < p.kw; j++) {
-        const tap = i * p.kw + j;
-        heapGemm(
-          heap,
-          false,
-          false,
-          P,
-          p.co,
-          p.ci,
-          xp + (i * p.wp + j) * p.ci,
-          p.ci,
-          ow + tap * p.ci * p.co,
-          p.co,
-          tap === 0 ? 0 : 1,
-          outp,
-          p.co,
-        );
-      }
-    }
+    forEachTap(p, (tap, shift) =>
+      heapGemm(
+        heap,
+        false,
+        false,
+        P,
+        p.co,
+        p.ci,
+        xp + shift,
+        p.ci,
+        ow + tap * p.ci * p.co,
+        p.co,
+        tap === 0 ? 0 : 1,
+        outp,
+        p.co,
+      ));
     const o = at(backend, out);
     for (let b = 0; b < p.B; b++) {
       copyRuns(
@@ -794,26 +793,22 @@ function convFilterGrad(
     padInput(heap, p, at(backend, x), xp);
     padOutputGrad(heap, p, at(backend, dy), dyp);
     const o = at(backend, dw);
-    for (let i = 0; i < p.kh; i++) {
-      for (let j = 0; j < p.kw; j++) {
-        const tap = i * p.kw + j;
-        heapGemm(
-          heap,
-          true,
-          false,
-          p.ci,
-          p.co,
-          P,
-          xp + (i * p.wp + j) * p.ci,
-          p.ci,
-          dyp,
-          p.co,
-          0,
-          o + tap * p.ci * p.co,
-          p.co,
-        );
-      }
-    }
+    forEachTap(p, (tap, shift) =>
+      heapGemm(
+        heap,
+        true,
+        false,
+        p.ci,
+        p.co,
+        P,
+        xp + shift,
+        p.ci,
+        dyp,
+        p.co,
+        0,
+        o + tap * p.ci * p.co,
+        p.co,
+      ));
   } finally {
     scratch.free();
   }
@@ -858,26 +853,22 @@ function convInputGrad(
     padOutputGrad(heap, p, at(backend, dy), dyp);
     heap.fill(0, dxp, dxp + (P + slackOf(p)) * p.ci);
     const ow = at(backend, w);
-    for (let i = 0; i < p.kh; i++) {
-      for (let j = 0; j < p.kw; j++) {
-        const tap = i * p.kw + j;
-        heapGemm(
-          heap,
-          false,
-          true,
-          P,
-          p.ci,
-          p.co,
-          dyp,
-          p.co,
-          ow + tap * p.ci * p.co,
-          p.co,
-          1,
-          dxp + (i * p.wp + j) * p.ci,
-          p.ci,
-        );
-      }
-    }
+    forEachTap(p, (tap, shift) =>
+      heapGemm(
+        heap,
+        false,
+        true,
+        P,
+        p.ci,
+        p.co,
+        dyp,
+        p.co,
+        ow + tap * p.ci * p.co,
+        p.co,
+        1,
+        dxp + shift,
+        p.ci,
+      ));
     const o = at(backend, dx);
     for (let b = 0; b < p.B; b++) {
       copyRuns(

@@ -233,13 +233,16 @@ function plainMatMul(plain: (a: KernelArgs) => Info): KernelFunc | null {
 }
 
 /** Conv2D attributes as the kernels receive them. */
-interface ConvAttrs {
+export interface ConvAttrs {
   strides: number | [number, number];
   pad: Parameters<typeof tfjs.backend_util.computeConv2DInfo>[4];
   dataFormat: "NHWC" | "NCHW";
   dilations?: number | [number, number];
   dimRoundingMode?: "floor" | "round" | "ceil";
-  inputShape: [number, number, number, number];
+  /** Conv2DBackpropInput's. */
+  inputShape?: [number, number, number, number];
+  /** Conv2DBackpropFilter's. */
+  filterShape?: [number, number, number, number];
 }
 
 /**
@@ -259,11 +262,12 @@ function convInputGradAsConv(
   return ((args: KernelArgs): Info => {
     const dy = args.inputs.dy as Info, filter = args.inputs.filter as Info;
     const attrs = args.attrs as unknown as ConvAttrs;
-    if (attrs.dataFormat === "NCHW" || dy.dtype !== "float32") {
-      return direct(args);
-    }
+    const inputShape = attrs.inputShape;
+    if (
+      attrs.dataFormat === "NCHW" || dy.dtype !== "float32" || !inputShape
+    ) return direct(args);
     const info = tfjs.backend_util.computeConv2DInfo(
-      attrs.inputShape,
+      inputShape,
       filter.shape as [number, number, number, number],
       attrs.strides,
       attrs.dilations ?? 1,
@@ -288,7 +292,7 @@ function convInputGradAsConv(
     };
     const as = (x: Info, shape: number[]): Info =>
       ({ dataId: x.dataId, shape, dtype: x.dtype }) as Info;
-    const [B, H, W, ci] = attrs.inputShape;
+    const [B, H, W, ci] = inputShape;
     const co = filter.shape[3];
     try {
       if (sh === 1 && sw === 1) {

@@ -21,6 +21,19 @@ export function refMatMul(
   return c;
 }
 
+/** A [rows, cols] array transposed to [cols, rows]. */
+export function refTranspose(
+  v: ArrayLike<number>,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
+  }
+  return out;
+}
+
 /** Softmax over the last axis of a [rows, cols] array. */
 export function refSoftmax(x: ArrayLike<number>, cols: number): Float64Array {
   const y = new Float64Array(x.length);
