@@ -53,28 +53,7 @@ static inline void zero(float *y, int n) {
   for (; i < n; i++) y[i] = 0.f;
 }
 
-// exp for the softmax: exp(x) for x <= 0 (the row maximum is subtracted),
-// as 2^k * exp(r), |r| <= ln2/2, with a degree-7 polynomial (relative error
-// below 2e-7 on the range), built from the exponent bits.
-static inline float exp_nonpos(float x) {
-  if (x < -87.f) return 0.f;
-  const float log2e = 1.44269504088896341f;
-  float kf = __builtin_rintf(x * log2e);
-  // r = x - k ln2, with ln2 split in two for accuracy
-  float r = (x - kf * 0.693145751953125f) - kf * 1.428606765330187e-06f;
-  float p = 1.f / 5040.f;
-  p = p * r + 1.f / 720.f;
-  p = p * r + 1.f / 120.f;
-  p = p * r + 1.f / 24.f;
-  p = p * r + 1.f / 6.f;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  int k = (int)kf;
-  union { float f; int i; } u;
-  u.i = (k + 127) << 23;
-  return p * u.f;
-}
+#include "exp_nonpos.h"
 
 EXPORT("attention_forward")
 void attention_forward(const float *qkv, float *out, float *p, int B, int N, int H, int hd, float scale) {
