@@ -40,6 +40,14 @@ export function memoryOf(backend: WasmBackend): WebAssembly.Memory {
   return memory;
 }
 
+/**
+ * A float32 view of the whole heap. Take it after every allocation of a
+ * kernel (an allocation may grow the memory, which replaces its buffer).
+ */
+export function heapF32(backend: WasmBackend): Float32Array {
+  return new Float32Array(memoryOf(backend).buffer);
+}
+
 /** A tensor's byte address on the heap. */
 export function addressOf(backend: WasmBackend, t: Info): number {
   const data = backend.dataIdMap.get(t.dataId);

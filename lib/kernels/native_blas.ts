@@ -39,9 +39,9 @@ import { fileURLToPath } from "node:url";
 import { type ConvAttrs, replaceWasmKernel } from "./wasm_fast_paths.ts";
 import {
   addressOf,
+  heapF32,
   type Info,
   type KernelArgs,
-  memoryOf,
   type WasmBackend,
 } from "./_wasm_heap.ts";
 
@@ -258,15 +258,6 @@ export function registerNativeBlas(threads = 1): NativeBlasInfo {
 
 // ---- the wasm heap ----
 
-/**
- * A float32 view of tfjs's wasm heap. Taken after every output of a kernel
- * is allocated (an allocation may grow the memory, which replaces its
- * buffer).
- */
-function heapOf(backend: WasmBackend): Float32Array {
-  return new Float32Array(memoryOf(backend).buffer);
-}
-
 /** A tensor's first element, as an index into the float32 heap. */
 function at(backend: WasmBackend, t: Info): number {
   return addressOf(backend, t) >> 2;
@@ -379,7 +370,7 @@ function runProduct(
   out: Info,
   beta: number,
 ): void {
-  const heap = heapOf(backend);
+  const heap = heapF32(backend);
   const { M, N, K } = p;
   const oa = at(backend, a), ob = at(backend, b), oc = at(backend, out);
   const count = prod(p.batch);
@@ -456,7 +447,7 @@ function nativeFusedMatMul(original: (a: KernelArgs) => Info): KernelFunc {
     const rows = prod(p.batch) * p.M;
     if (rows * p.N === 0) return out;
     if (bias !== undefined) {
-      const heap = heapOf(backend);
+      const heap = heapF32(backend);
       const oc = at(backend, out), ob = at(backend, bias);
       heap.copyWithin(oc, ob, ob + p.N);
       // Doubling copies: log2(rows) calls fill every row with the bias.
@@ -679,7 +670,7 @@ function allocate(
   sizes: number[],
 ): ConvBuffers {
   const made = sizes.map((n) => scratch.take(n));
-  const heap = heapOf(backend);
+  const heap = heapF32(backend);
   return { heap, tmp: made.map((t) => at(backend, t)) };
 }
 

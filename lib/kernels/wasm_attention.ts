@@ -23,9 +23,9 @@
 import { tf } from "../tf.ts";
 import {
   addressOf,
+  heapF32,
   type Info,
   type KernelArgs,
-  memoryOf,
   moduleOn,
   type WasmBackend,
 } from "./_wasm_heap.ts";
@@ -162,7 +162,7 @@ function nativeForward(
   probs: Info,
 ): void {
   const D = H * hd, scale = hd ** -0.5;
-  const heap = new Float32Array(memoryOf(backend).buffer);
+  const heap = heapF32(backend);
   const x = offset(backend, qkv) >> 2, o = offset(backend, out) >> 2;
   const p = offset(backend, probs) >> 2;
   for (let b = 0; b < B; b++) {
@@ -226,7 +226,7 @@ function nativeBackward(
   const D = H * hd, scale = hd ** -0.5;
   const ds = backend.makeOutput([B * H * N * N], "float32");
   try {
-    const heap = new Float32Array(memoryOf(backend).buffer);
+    const heap = heapF32(backend);
     const x = offset(backend, qkv) >> 2, g = offset(backend, dy) >> 2;
     const p = offset(backend, probs) >> 2, dx = offset(backend, dqkv) >> 2;
     const d = offset(backend, ds) >> 2;

@@ -44,6 +44,7 @@
  */
 
 import * as tfjs from "@tensorflow/tfjs";
+import { addressOf, memoryOf, type WasmBackend } from "./_wasm_heap.ts";
 
 type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
 type KernelArgs = Parameters<KernelFunc>[0];
@@ -90,15 +91,6 @@ export function registerWasmFastPaths(): string[] {
   return done;
 }
 
-interface HeapBackend extends Backend {
-  wasm: {
-    asm?: { memory?: WebAssembly.Memory };
-    wasmMemory?: WebAssembly.Memory;
-  };
-  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: tfjs.DataType): Info;
-}
-
 /**
  * A `GatherV2` of whole rows (axis 0, no batch dimensions, 4-byte values,
  * every index in range) as block copies on the heap, runs of consecutive
@@ -114,13 +106,11 @@ function rowGather(original: (a: KernelArgs) => Info): KernelFunc {
       batchDims?: number;
     };
     const ax = Array.isArray(axis) ? axis[0] : axis;
-    const backend = args.backend as unknown as HeapBackend;
-    const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+    const backend = args.backend as unknown as WasmBackend;
     if (
       (ax !== 0 && ax !== -x.shape.length) || (batchDims ?? 0) !== 0 ||
       !(x.dtype === "float32" || x.dtype === "int32") ||
-      indices.dtype !== "int32" || x.shape.length === 0 ||
-      !(memory instanceof WebAssembly.Memory)
+      indices.dtype !== "int32" || x.shape.length === 0
     ) return original(args);
     const rows = x.shape[0];
     const row = x.shape.slice(1).reduce((p, v) => p * v, 1);
@@ -129,10 +119,11 @@ function rowGather(original: (a: KernelArgs) => Info): KernelFunc {
       [...indices.shape, ...x.shape.slice(1)],
       x.dtype,
     );
-    const heap = new Int32Array(memory.buffer);
-    const src = backend.dataIdMap.get(x.dataId)!.memoryOffset >> 2;
-    const ind = backend.dataIdMap.get(indices.dataId)!.memoryOffset >> 2;
-    const dst = backend.dataIdMap.get(out.dataId)!.memoryOffset >> 2;
+    // Int32 view: the copies move bits (NaN payloads included).
+    const heap = new Int32Array(memoryOf(backend).buffer);
+    const src = addressOf(backend, x) >> 2;
+    const ind = addressOf(backend, indices) >> 2;
+    const dst = addressOf(backend, out) >> 2;
     for (let i = 0; i < count; i++) {
       const k = heap[ind + i];
       if (!(k >= 0 && k < rows)) {
