@@ -14,3 +14,7 @@ export * from "./plot.ts";
 export * from "./provenance.ts";
 export * from "./summary.ts";
 export * from "./table.ts";
+export * from "./ablation.ts";
+export * from "./paired.ts";
+export * from "./train_arm.ts";
+export * from "./verdict.ts";

@@ -1,0 +1,245 @@
+/**
+ * One ablation arm as a training run: where its token labels come from (none,
+ * the exact oracle of synthetic scenes, or an annotator the kit trains and
+ * then runs densely, as `tokenlab train` + `tokenlab annotate` would), the
+ * student's {@linkcode TrainConfig}, and the numbers an ablation table needs
+ * back. Score-map stores and annotators are cached on disk under
+ * `data/cache/` by their config and the code's version, so the arms and
+ * seeds that share an annotator train it once.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { openDataset, parseDataSpec } from "../data/datasets.ts";
+import { toImageSource } from "../data/paired.ts";
+import { SyntheticScenes } from "../data/synthetic.ts";
+import { annotate } from "../labels/annotate.ts";
+import { oracleAnnotate } from "../labels/oracle.ts";
+import { train } from "../train/engine.ts";
+import type { TrainConfig } from "../train/config.ts";
+import type { EvalRecord } from "../train/log.ts";
+import type { ArmResult, CurvePoint } from "./ablation.ts";
+import { canonicalJson, codeVersion, RESULTS_CACHE_DIR } from "./cache.ts";
+
+/** Where an arm's token labels come from. */
+export type LabelSource =
+  | { kind: "none" }
+  | {
+    /** The exact class fractions of synthetic scenes (the perfect annotator). */
+    kind: "oracle";
+    /** Side of the stored map (default: the student's token grid). */
+    mapSize: number;
+    /** Classes kept per location (default 5). */
+    k?: number;
+  }
+  | {
+    /** A model the kit trains on `train.data`, then runs densely over the student's data. */
+    kind: "annotator";
+    /** The annotator's training config (its seed defaults to the student's). */
+    train: Partial<TrainConfig> & Pick<TrainConfig, "data">;
+    /** The classifier applied at every token (default: aux_head when it has one, else head). */
+    head?: "head" | "aux_head";
+    /** Classes kept per location (default 5). */
+    k?: number;
+  };
+
+/** An arm that trains a student. */
+export interface TrainArmSpec {
+  /** The student's training config (`data` required; `seed` is the arm's seed). */
+  train: Partial<TrainConfig> & Pick<TrainConfig, "data">;
+  /** Token labels (default none: plain or image-level training). */
+  labels?: LabelSource;
+}
+
+/** Options of {@linkcode trainArm}. */
+export interface TrainArmOptions {
+  /** Folder for score-map stores and annotators (default `data/cache/`). */
+  cacheDir?: string;
+}
+
+const DEFAULT_CACHE = join(RESULTS_CACHE_DIR, "..");
+
+async function digest(value: unknown): Promise<string> {
+  const text = canonicalJson(value, "a label source") + await codeVersion();
+  const hash = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(text),
+  );
+  return [...new Uint8Array(hash)].slice(0, 8).map((b) =>
+    b.toString(16).padStart(2, "0")
+  ).join("");
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+function curveOf(records: readonly { kind: string }[]): CurvePoint[] {
+  return (records.filter((r) =>
+    r.kind === "eval" && (r as EvalRecord).which === "model"
+  ) as EvalRecord[]).map((r) => ({ epoch: r.epoch + 1, value: r.top1 }));
+}
+
+/** What {@linkcode annotatorStore} made or found. */
+export interface AnnotatorStore {
+  /** The score-map store of the student's training data. */
+  store: string;
+  /** The annotator's final validation top-1 (%). */
+  top1: number;
+  /** The annotator's training seconds (0 when it was found on disk). */
+  seconds: number;
+}
+
+/**
+ * Trains the annotator a label source names (once per config, seed and code
+ * version: found on disk afterwards), runs it densely over `data` and
+ * returns the store.
+ */
+export async function annotatorStore(
+  source: Extract<LabelSource, { kind: "annotator" }>,
+  data: string,
+  seed: number,
+  options: TrainArmOptions = {},
+): Promise<AnnotatorStore> {
+  const cache = options.cacheDir ?? DEFAULT_CACHE;
+  const dir = join(
+    cache,
+    "annotators",
+    await digest({ train: source.train, seed }),
+  );
+  const resultPath = join(dir, "result.json");
+  const store = join(
+    dir,
+    `maps-${await digest({
+      data,
+      head: source.head ?? null,
+      k: source.k ?? 5,
+    })}`,
+  );
+  if (await exists(resultPath) && await exists(join(store, "header.json"))) {
+    const r = JSON.parse(await Deno.readTextFile(resultPath));
+    return { store, top1: r.top1, seconds: 0 };
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const run = await train({ seed, ...source.train }, { live: false });
+  try {
+    const top1 = run.result.model?.top1 ?? NaN;
+    const size = run.model.config.imgSize;
+    const dataset = toImageSource(
+      await openDataset(await parseDataSpec(data)),
+      {
+        mode: "squash",
+        size,
+      },
+    );
+    const head = source.head ??
+      (run.model.config.auxHead ? "aux_head" : "head");
+    await annotate(run.model, dataset, {
+      out: store,
+      k: source.k ?? 5,
+      head,
+      overwrite: true,
+      annotator: `${run.title} (seed ${seed}, ${head})`,
+    });
+    await Deno.writeTextFile(
+      resultPath,
+      JSON.stringify({ top1, seconds: run.result.elapsed }) + "\n",
+    );
+    return { store, top1, seconds: run.result.elapsed };
+  } finally {
+    run.dispose();
+  }
+}
+
+/** The oracle store of synthetic training data (made once per spec and code version). */
+async function oracleStore(
+  source: Extract<LabelSource, { kind: "oracle" }>,
+  data: string,
+  cache: string,
+): Promise<string> {
+  const spec = await parseDataSpec(data);
+  if (spec.kind !== "synthetic") {
+    throw new TypeError(
+      `oracle token labels need synthetic scenes (their class of every pixel is known), found --data ${data}; use an annotator label source for real images`,
+    );
+  }
+  const dir = join(cache, "stores", await digest({ source, data }));
+  if (await exists(join(dir, "header.json"))) return dir;
+  await oracleAnnotate(new SyntheticScenes(spec.options ?? {}), dir, {
+    mapSize: source.mapSize,
+    k: source.k ?? 5,
+    overwrite: true,
+  });
+  return dir;
+}
+
+/**
+ * Trains one arm at one seed and returns its {@linkcode ArmResult}: the
+ * final validation top-1 of the trained weights, the per-epoch curve, the
+ * training seconds, and extras (`ema`: the moving average's top-1 when kept;
+ * `annotator`: the annotator's own top-1).
+ *
+ * @example
+ * ```ts ignore
+ * import { runAblation, trainArm } from "tokenlab";
+ * const ab = await runAblation({
+ *   name: "tiny", baseline: "plain", seeds: [1, 2, 3],
+ *   arms: [
+ *     { key: "plain", label: "plain", config: { train: { data: "synthetic:size=32,count=256" } } },
+ *     { key: "tl", label: "token labels", config: { train: { data: "synthetic:size=32,count=256", tokenLabel: true }, labels: { kind: "oracle", mapSize: 8 } } },
+ *   ],
+ *   run: (c, seed) => trainArm(c, seed),
+ *   setting: { dataset: "synthetic", real: false, model: "lvvit_xs32", epochs: 3, scale: "tiny" },
+ * });
+ * ```
+ */
+export async function trainArm(
+  spec: TrainArmSpec,
+  seed: number,
+  options: TrainArmOptions = {},
+): Promise<ArmResult> {
+  const cache = options.cacheDir ?? DEFAULT_CACHE;
+  const labels = spec.labels ?? { kind: "none" };
+  const extra: Record<string, number> = {};
+  let tokenLabelData: string | undefined;
+  if (labels.kind === "oracle") {
+    tokenLabelData = await oracleStore(
+      labels,
+      spec.train.data as string,
+      cache,
+    );
+  } else if (labels.kind === "annotator") {
+    const a = await annotatorStore(
+      labels,
+      spec.train.data as string,
+      seed,
+      options,
+    );
+    tokenLabelData = a.store;
+    extra.annotator = a.top1;
+  }
+  const run = await train({
+    ...spec.train,
+    seed,
+    ...(tokenLabelData ? { tokenLabel: true, tokenLabelData } : {}),
+  }, { live: false });
+  try {
+    const r = run.result;
+    if (r.ema) extra.ema = r.ema.top1;
+    return {
+      value: r.model?.top1 ?? NaN,
+      curve: curveOf(run.records),
+      seconds: r.elapsed,
+      ...(Object.keys(extra).length ? { extra } : {}),
+    };
+  } finally {
+    run.dispose();
+  }
+}
