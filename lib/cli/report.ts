@@ -8,7 +8,7 @@ import type { Command } from "./_args.ts";
 import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
 
 const USAGE =
-  `usage: tokenlab report [NAME ...] [--scale smoke|full] [--param KEY=VALUE ...]
+  `usage: tokenlab report [NAME ...] [--scale tiny|smoke|full] [--param KEY=VALUE ...]
                        [--params FILE.json] [--refresh] [--freeze] [--backend NAME]
                        [--cell-timeout SECONDS] [--no-browser]
 
@@ -23,7 +23,7 @@ Parameters: a notebook's cell tagged "parameters" declares its defaults as
 TypeScript consts; given values go into a cell tagged "injected-parameters"
 right after it, typed like the defaults.
 
-  --scale smoke|full       the scale, for notebooks with a "scale" parameter
+  --scale tiny|smoke|full  the scale, for notebooks with a "scale" parameter
   --param KEY=VALUE        set a parameter (repeatable); checked against its default's type
   --params FILE.json       parameters from a JSON object ({"epochs": 8}); --param wins
   --refresh                recompute cached experiment results

@@ -45,6 +45,13 @@ export interface AblationArm<C> {
   config: C;
   /** The published figure for this arm, if any (never invent one). */
   published?: PublishedFigure;
+  /**
+   * The arm this one is compared with (default the ablation's baseline):
+   * for grids of pairs, such as each backbone with and without token labels.
+   */
+  against?: string;
+  /** A reference row (another arm's `against`): shown, compared with nothing. */
+  reference?: boolean;
 }
 
 /** One evaluation point of a learning curve. */
@@ -147,6 +154,13 @@ function checkOptions<C>(o: AblationOptions<C>): void {
         `arm key ${
           JSON.stringify(a.key)
         } is not usable in a cache name: expected letters, digits and "-" (at most 40)`,
+      );
+    }
+    if (a.against !== undefined && !o.arms.some((b) => b.key === a.against)) {
+      throw new AblationError(
+        `arm "${a.key}" is compared against "${a.against}", which is not an arm; expected one of ${
+          o.arms.map((b) => b.key).join(", ")
+        }`,
       );
     }
     if (seen.has(a.key)) {
@@ -312,28 +326,39 @@ export class Ablation<C> {
     return meanStd(this.values(key));
   }
 
-  /** The paired difference of an arm against `against` (default the baseline). */
+  /** The arm an arm is compared with: its `against`, else the baseline. */
+  reference(key: string): string {
+    return this.#outcome(key).arm.against ?? this.#o.baseline;
+  }
+
+  /** Whether an arm is compared with another (false for the baseline and `reference` rows). */
+  isCompared(key: string): boolean {
+    const arm = this.#outcome(key).arm;
+    return !arm.reference && this.reference(key) !== key;
+  }
+
+  /** The paired difference of an arm against `against` (default its reference). */
   difference(
     key: string,
-    against: string = this.#o.baseline,
+    against: string = this.reference(key),
   ): PairedDifference {
     const m = (k: string) =>
       new Map([...this.#outcome(k).bySeed].map(([s, r]) => [s, r.value]));
     return pairedDifference(m(key), m(against));
   }
 
-  /** The published effect of an arm against the baseline, or null. */
+  /** The published effect of an arm against its reference, or null. */
   publishedEffect(key: string): number | null {
     const p = this.#outcome(key).arm.published;
     if (p?.effect !== undefined) return p.effect;
-    const b = this.#outcome(this.#o.baseline).arm.published;
+    const b = this.#outcome(this.reference(key)).arm.published;
     if (p?.value !== undefined && b?.value !== undefined) {
       return Math.round((p.value - b.value) * 1e6) / 1e6;
     }
     return null;
   }
 
-  /** The verdict of an arm against the baseline (the baseline has none). */
+  /** The verdict of an arm against its reference (a reference arm has none). */
   verdict(key: string): Verdict {
     return verdictOf(this.difference(key), this.publishedEffect(key));
   }
@@ -357,6 +382,15 @@ export class Ablation<C> {
     return { seconds, computed, cached, frozen };
   }
 
+  /** "B" when compared with the baseline, else "B vs A". */
+  #comparedLabel(key: string): string {
+    const ref = this.reference(key);
+    const label = this.#outcome(key).arm.label;
+    return ref === this.#o.baseline
+      ? label
+      : `${label} vs ${this.#outcome(ref).arm.label}`;
+  }
+
   /** One line: dataset, model, epochs, seeds, scale. */
   settingLine(): string {
     const s = this.#o.setting;
@@ -376,6 +410,7 @@ export class Ablation<C> {
     const metric = this.#o.metric ?? { label: "top-1", unit: "%" };
     const base = this.#o.baseline;
     const extras = this.#o.extraColumns ?? [];
+    const paired = this.outcomes.some((o) => o.arm.against !== undefined);
     const anyPublishedValue = this.outcomes.some((o) =>
       o.arm.published?.value !== undefined
     );
@@ -390,13 +425,16 @@ export class Ablation<C> {
           ? xs as number[]
           : null;
       }
-      if (o.arm.key === base) {
-        row.delta = "baseline";
+      if (!this.isCompared(o.arm.key)) {
+        row.delta = "reference";
         row.pubValue = o.arm.published?.value ?? null;
         row.pubDelta = null;
         row.verdict = "";
       } else {
         const v = this.verdict(o.arm.key);
+        if (paired) {
+          row.vs = this.#outcome(this.reference(o.arm.key)).arm.label;
+        }
         row.delta = formatEffect(v.measured);
         row.pubValue = o.arm.published?.value ?? null;
         row.pubDelta = v.published === null ? "–" : signed(v.published, 1);
@@ -419,7 +457,8 @@ export class Ablation<C> {
         { key: "arm", label: "arm" },
         { key: "value", label: metric.label, unit: metric.unit },
         ...extras.map((e) => ({ key: e.key, label: e.label, unit: e.unit })),
-        { key: "delta", label: `Δ vs baseline [95% CI]`, align: "right" },
+        ...(paired ? [{ key: "vs", label: "compared with" }] : []),
+        { key: "delta", label: `Δ [95% CI]`, align: "right" },
         ...(anyPublishedValue
           ? [{ key: "pubValue", label: "published", unit: metric.unit }]
           : []),
@@ -428,9 +467,11 @@ export class Ablation<C> {
       ],
       rows,
       notes: [
-        `Ours: ${this.settingLine()}. Mean ± sample std over seeds; Δ is the mean of the per-seed differences to "${
-          this.outcomes.find((o) => o.arm.key === base)!.arm.label
-        }", with a Student-t 95% interval.`,
+        `Ours: ${this.settingLine()}. Mean ± sample std over seeds; Δ is the mean of the per-seed differences to ${
+          paired
+            ? 'the arm in "compared with"'
+            : `"${this.outcomes.find((o) => o.arm.key === base)!.arm.label}"`
+        }, with a Student-t 95% interval.`,
         sources.length
           ? `Published figures: ${
             sources.join("; ")
@@ -442,8 +483,8 @@ export class Ablation<C> {
 
   /** The effect of each arm against the baseline: our per-seed differences, mean and 95% interval, and the published effect. */
   effectFigure(title = "effect against the baseline"): Plot {
-    const arms = this.outcomes.filter((o) => o.arm.key !== this.#o.baseline);
-    const labels = arms.map((o) => o.arm.label);
+    const arms = this.outcomes.filter((o) => this.isCompared(o.arm.key));
+    const labels = arms.map((o) => this.#comparedLabel(o.arm.key));
     const diffs = arms.map((o) => this.difference(o.arm.key));
     const traces: unknown[] = [
       {
@@ -495,9 +536,8 @@ export class Ablation<C> {
         legend: { orientation: "h", y: -0.25 },
       },
     }, {
-      caption: `Paired difference to "${
-        this.#outcome(this.#o.baseline).arm.label
-      }" per arm (${this.#o.seeds.length} seeds).`,
+      caption:
+        `Paired difference of each arm to its reference (${this.#o.seeds.length} seeds).`,
     });
   }
 
@@ -544,8 +584,12 @@ export class Ablation<C> {
   /** The verdict paragraph (Markdown): one line per arm, computed from the results. */
   verdictText(): string {
     const lines = this.outcomes
-      .filter((o) => o.arm.key !== this.#o.baseline)
-      .map((o) => `- **${o.arm.label}**: ${this.verdict(o.arm.key).text}`);
+      .filter((o) => this.isCompared(o.arm.key))
+      .map((o) =>
+        `- **${this.#comparedLabel(o.arm.key)}**: ${
+          this.verdict(o.arm.key).text
+        }`
+      );
     const c = this.compute();
     return [
       ...lines,

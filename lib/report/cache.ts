@@ -403,9 +403,10 @@ export async function experiment<T>(
     };
   }
   if (freeze) {
-    if (result.provenance.scale === "smoke") {
+    const scale = result.provenance.scale;
+    if (scale === "smoke" || scale === "tiny") {
       throw new ExperimentError(
-        `experiment ${name} ran at smoke scale: smoke results are recomputed in every run and are not frozen. Freeze a full-scale run (report --scale full --freeze).`,
+        `experiment ${name} ran at ${scale} scale: ${scale} results are recomputed in every run and are not frozen. Freeze a full-scale run (report --scale full --freeze).`,
       );
     }
     stored ??= {

@@ -55,7 +55,10 @@ export const REPORT_DIR: string = fileURLToPath(
 const EXECUTE_PY = fileURLToPath(new URL("./_execute.py", import.meta.url));
 
 /** The scales a report can run at. */
-export const SCALES = ["smoke", "full"] as const;
+export const SCALES = ["tiny", "smoke", "full"] as const;
+
+/** Scales whose results are recomputed in every run and never frozen. */
+const UNFROZEN = new Set(["tiny", "smoke"]);
 
 /** An error that stops a report run before any notebook executes. */
 export class ReportError extends Error {
@@ -292,11 +295,12 @@ async function plan(
       } has a "scale" parameter, so the scale would change nothing`,
     );
   }
-  if (options.freeze && planned.some((p) => p.scale === "smoke")) {
+  const unfrozen = planned.filter((p) => p.scale && UNFROZEN.has(p.scale));
+  if (options.freeze && unfrozen.length > 0) {
     throw new ReportError(
       `--freeze stores full-scale results for CI to re-render; ${
-        planned.filter((p) => p.scale === "smoke").map((p) => p.name).join(", ")
-      } would run at smoke scale. Add --scale full.`,
+        unfrozen.map((p) => `${p.name} (${p.scale})`).join(", ")
+      } would run at a smaller scale. Add --scale full.`,
     );
   }
   return planned;
@@ -765,6 +769,31 @@ function timeText(e: IndexEntry): string {
     : `${(e.seconds / 60).toFixed(1)} min`;
 }
 
+/**
+ * The index group of a notebook: `ablation_*` notebooks reproduce the
+ * paper's ablations ("Ablations"); the others show the kit ("Guides").
+ */
+export function reportGroup(name: string): "Guides" | "Ablations" {
+  return name.startsWith("ablation_") ? "Ablations" : "Guides";
+}
+
+const GROUP_TEXT: Record<string, string> = {
+  Guides: "The kit, step by step.",
+  Ablations:
+    "The ablations of the token labeling paper (and of TL-Align), each with the published numbers beside ours; the headline is the verdict.",
+};
+
+function groupsOf(
+  entries: readonly IndexEntry[],
+): [string, IndexEntry[]][] {
+  const groups = new Map<string, IndexEntry[]>();
+  for (const e of entries) {
+    const g = reportGroup(e.name);
+    groups.set(g, [...(groups.get(g) ?? []), e]);
+  }
+  return [...groups];
+}
+
 function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
   const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
   const lines = [
@@ -774,28 +803,38 @@ function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
       now.slice(0, 16).replace("T", " ")
     } UTC. ` +
     "Each report is an HTML page (self-contained), a Markdown file with its figures in `<name>_files/`, and the executed notebook.",
-    "",
-    "| report | status | time | scale | backend | headline | rendered (UTC) |",
-    "|---|---|---|---|---|---|---|",
   ];
-  for (const e of entries) {
-    const links = e.status === "not run"
-      ? e.name
-      : `[${e.name}](${e.name}.md) ([html](${e.name}.html))`;
-    const status = e.status === "failed"
-      ? `**failed**: ${cell(e.error).slice(0, 200)}`
-      : e.status;
+  for (const [group, members] of groupsOf(entries)) {
     lines.push(
-      `| ${links} | ${status} | ${timeText(e)} | ${e.scale ?? ""} | ${
-        e.backend ?? ""
-      } | ${cell(e.headline ?? "")} | ${when(e)} |`,
+      "",
+      `## ${group}`,
+      "",
+      GROUP_TEXT[group] ?? "",
+      "",
+      `| report | status | time | scale | backend | ${
+        group === "Ablations" ? "verdict" : "headline"
+      } | rendered (UTC) |`,
+      "|---|---|---|---|---|---|---|",
     );
+    for (const e of members) {
+      const links = e.status === "not run"
+        ? e.name
+        : `[${e.name}](${e.name}.md) ([html](${e.name}.html))`;
+      const status = e.status === "failed"
+        ? `**failed**: ${cell(e.error).slice(0, 200)}`
+        : e.status;
+      lines.push(
+        `| ${links} | ${status} | ${timeText(e)} | ${e.scale ?? ""} | ${
+          e.backend ?? ""
+        } | ${cell(e.headline ?? "")} | ${when(e)} |`,
+      );
+    }
   }
   return lines.join("\n") + "\n";
 }
 
 function indexHtml(entries: readonly IndexEntry[], now: string): string {
-  const rows = entries.map((e) => {
+  const row = (e: IndexEntry) => {
     const name = e.status === "not run"
       ? escapeXml(e.name)
       : `<a href="${escapeXml(e.name)}.html">${
@@ -806,22 +845,30 @@ function indexHtml(entries: readonly IndexEntry[], now: string): string {
     const status = e.status === "failed"
       ? `<span class="failed" title="${escapeXml(e.error)}">failed</span>`
       : escapeXml(e.status);
-    return `<tr><td>${name}</td><td>${status}</td><td class="num">${
+    return `<tr><td>${name}</td><td class="nowrap">${status}</td><td class="num">${
       timeText(e)
     }</td><td>${escapeXml(e.scale ?? "")}</td><td>${
       escapeXml(e.backend ?? "")
     }</td><td>${escapeXml(e.headline ?? "")}</td><td>${when(e)}</td></tr>`;
-  });
+  };
+  const sections = groupsOf(entries).map(([group, members]) =>
+    `<h2>${escapeXml(group)}</h2>
+<p>${escapeXml(GROUP_TEXT[group] ?? "")}</p>
+<table><thead><tr><th>report</th><th>status</th><th>time</th><th>scale</th><th>backend</th><th>${
+      group === "Ablations" ? "verdict" : "headline"
+    }</th><th>rendered (UTC)</th></tr></thead>
+<tbody>${members.map(row).join("\n")}</tbody></table>`
+  );
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tokenlab reports</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1d2329}
 table{border-collapse:collapse}th,td{border:1px solid #d9dee3;padding:.3rem .6rem;text-align:left;vertical-align:top}
-td.num{text-align:right}.failed{color:#b3261e;font-weight:600}small{color:#5b6670}</style></head>
+td.num{text-align:right}.nowrap{white-space:nowrap}.failed{color:#b3261e;font-weight:600}small{color:#5b6670}</style></head>
 <body><h1>tokenlab reports</h1>
 <p>Generated by <code>deno task report</code>, last updated ${
     escapeXml(now.slice(0, 16).replace("T", " "))
   } UTC.</p>
-<table><thead><tr><th>report</th><th>status</th><th>time</th><th>scale</th><th>backend</th><th>headline</th><th>rendered (UTC)</th></tr></thead>
-<tbody>${rows.join("\n")}</tbody></table></body></html>
+${sections.join("\n")}
+</body></html>
 `;
 }
