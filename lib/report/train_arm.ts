@@ -172,6 +172,7 @@ async function oracleStore(
   }
   const dir = join(cache, "stores", await digest({ source, data }));
   if (await exists(join(dir, "header.json"))) return dir;
+  await Deno.mkdir(join(cache, "stores"), { recursive: true });
   await oracleAnnotate(new SyntheticScenes(spec.options ?? {}), dir, {
     mapSize: source.mapSize,
     k: source.k ?? 5,
