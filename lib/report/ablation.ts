@@ -427,7 +427,6 @@ export class Ablation<C> {
       }
       if (!this.isCompared(o.arm.key)) {
         row.delta = "reference";
-        row.pubValue = o.arm.published?.value ?? null;
         row.pubDelta = null;
         row.verdict = "";
       } else {
@@ -436,10 +435,10 @@ export class Ablation<C> {
           row.vs = this.#outcome(this.reference(o.arm.key)).arm.label;
         }
         row.delta = formatEffect(v.measured);
-        row.pubValue = o.arm.published?.value ?? null;
         row.pubDelta = v.published === null ? "–" : signed(v.published, 1);
         row.verdict = v.kind;
       }
+      if (anyPublishedValue) row.pubValue = o.arm.published?.value ?? null;
       return row;
     });
     const setting = this.#o.setting;
@@ -579,6 +578,20 @@ export class Ablation<C> {
         margin: { t: 60 },
       },
     }, { caption: `Mean over ${this.#o.seeds.length} seeds per epoch.` });
+  }
+
+  /**
+   * One short line for a headline: `MixToken + token labels: reproduced
+   * (+1.20 [+0.40, +2.00]; published +0.9)`.
+   */
+  summary(key: string): string {
+    const v = this.verdict(key);
+    const pub = v.published === null
+      ? "none published"
+      : `published ${signed(v.published, 1)}`;
+    return `${this.#comparedLabel(key)}: ${v.kind} (${
+      formatEffect(v.measured, 1)
+    }; ${pub})`;
   }
 
   /** The verdict paragraph (Markdown): one line per arm, computed from the results. */

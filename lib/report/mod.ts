@@ -18,3 +18,4 @@ export * from "./ablation.ts";
 export * from "./paired.ts";
 export * from "./train_arm.ts";
 export * from "./verdict.ts";
+export * from "./protocol.ts";
