@@ -1,11 +1,25 @@
 /**
- * The configuration of an LV-ViT or plain ViT, its validation, and what can
+ * The configuration of an LV-ViT, a plain ViT or a small ResNet, its
+ * validation, and what can
  * be derived from it without building the model: the parameter list (names
  * and shapes as in the official checkpoints), the token grid, the parameter
  * count and the FLOPs by the official counter's convention.
  *
  * @module
  */
+
+import {
+  resnetFlops,
+  resnetParameterSpec,
+  validateResnetConfig,
+} from "./resnet_config.ts";
+
+/** Which architecture a config builds. */
+export type ModelFamily =
+  /** LV-ViT or the DeiT-style ViT (every field but the stage ones applies). */
+  | "vit"
+  /** A ReLabel-style ResNet: conv stem, residual stages, `head` and a per-cell `aux_head`. */
+  | "resnet";
 
 /** How images become patch tokens. */
 export type StemKind =
@@ -22,15 +36,20 @@ export type StemKind =
 export interface ModelConfig {
   /** Registry name, informational ("custom" when built by hand). */
   name: string;
+  /** The architecture: "vit" (LV-ViT, ViT; the default) or "resnet". */
+  family: ModelFamily;
   /** Input side in pixels; inputs are square images of this size. */
   imgSize: number;
-  /** Total stride of the patch embedding (16 for the published models). */
+  /**
+   * Total stride of the patch embedding (16 for the published models); for
+   * a ResNet, of the whole network (the final map is imgSize / patchSize).
+   */
   patchSize: number;
   /** Input channels. */
   inChans: number;
   /** Classes of `head` and `aux_head`. */
   numClasses: number;
-  /** Token width D. */
+  /** Token width D (for a ResNet, derived: the last stage's width). */
   embedDim: number;
   /** Number of transformer blocks. */
   depth: number;
@@ -60,11 +79,16 @@ export interface ModelConfig {
   bnEps: number;
   /** BatchNorm running-statistics momentum (PyTorch convention: new = (1 - m) old + m batch). */
   bnMomentum: number;
+  /** ResNet only: channels of each stage (the stem has the first's). */
+  stageWidths: readonly number[];
+  /** ResNet only: basic residual blocks of each stage (as many entries as stageWidths). */
+  stageBlocks: readonly number[];
 }
 
 /** Defaults of every field: LV-ViT-S at 224 with 1000 classes. */
 export const DEFAULT_CONFIG: Readonly<ModelConfig> = Object.freeze({
   name: "custom",
+  family: "vit",
   imgSize: 224,
   patchSize: 16,
   inChans: 3,
@@ -84,6 +108,9 @@ export const DEFAULT_CONFIG: Readonly<ModelConfig> = Object.freeze({
   normEps: 1e-5,
   bnEps: 1e-5,
   bnMomentum: 0.1,
+  // ResNet-18's stages; unused by the ViT family.
+  stageWidths: Object.freeze([64, 128, 256, 512]),
+  stageBlocks: Object.freeze([2, 2, 2, 2]),
 });
 
 /** Raised for a configuration that cannot describe a model. */
@@ -121,6 +148,20 @@ export function resolveConfig(config: Partial<ModelConfig> = {}): ModelConfig {
         (DEFAULT_CONFIG as unknown as Record<string, unknown>)[key];
     }
   }
+  if (c.family !== "vit" && c.family !== "resnet") {
+    throw new ConfigError(
+      `model config family must be "vit" (LV-ViT, ViT) or "resnet", found ${
+        JSON.stringify(c.family)
+      }`,
+    );
+  }
+  // Arrays are copied, so that no two configs share one.
+  c.stageWidths = Array.isArray(c.stageWidths)
+    ? [...c.stageWidths]
+    : c.stageWidths;
+  c.stageBlocks = Array.isArray(c.stageBlocks)
+    ? [...c.stageBlocks]
+    : c.stageBlocks;
   const positiveInts: (keyof ModelConfig)[] = [
     "imgSize",
     "patchSize",
@@ -141,19 +182,47 @@ export function resolveConfig(config: Partial<ModelConfig> = {}): ModelConfig {
       );
     }
   }
+  if (c.imgSize % c.patchSize !== 0) {
+    const lo = Math.floor(c.imgSize / c.patchSize) * c.patchSize;
+    throw new ConfigError(
+      `image size ${c.imgSize} is not divisible by the ${
+        c.family === "resnet" ? "total stride (patchSize)" : "patch size"
+      } ${c.patchSize}; use ${lo > 0 ? `${lo} or ` : ""}${
+        lo + c.patchSize
+      } (or another multiple of ${c.patchSize})`,
+    );
+  }
+  if (c.family === "resnet") {
+    validateResnetConfig(c);
+    c.embedDim = c.stageWidths[c.stageWidths.length - 1];
+  } else validateVitConfig(c);
+  for (const k of ["dropPathRate", "dropRate", "attnDropRate"] as const) {
+    if (!(c[k] >= 0 && c[k] < 1)) {
+      throw new ConfigError(
+        `model config ${k} must be in [0, 1), found ${c[k]}`,
+      );
+    }
+  }
+  for (const k of ["normEps", "bnEps"] as const) {
+    if (!(c[k] > 0)) {
+      throw new ConfigError(`model config ${k} must be > 0, found ${c[k]}`);
+    }
+  }
+  if (!(c.bnMomentum >= 0 && c.bnMomentum <= 1)) {
+    throw new ConfigError(
+      `model config bnMomentum must be in [0, 1], found ${c.bnMomentum}`,
+    );
+  }
+  return c;
+}
+
+/** The checks that only the ViT family needs. */
+function validateVitConfig(c: ModelConfig): void {
   if (c.stem !== "conv" && c.stem !== "linear") {
     throw new ConfigError(
       `model config stem must be "conv" (LV-ViT's 4-conv stem) or "linear" (ViT patchify), found ${
         JSON.stringify(c.stem)
       }`,
-    );
-  }
-  if (c.imgSize % c.patchSize !== 0) {
-    const lo = Math.floor(c.imgSize / c.patchSize) * c.patchSize;
-    throw new ConfigError(
-      `image size ${c.imgSize} is not divisible by the patch size ${c.patchSize}; use ${
-        lo > 0 ? `${lo} or ` : ""
-      }${lo + c.patchSize} (or another multiple of ${c.patchSize})`,
     );
   }
   if (c.stem === "conv" && (c.patchSize % 2 !== 0 || c.patchSize < 2)) {
@@ -176,24 +245,6 @@ export function resolveConfig(config: Partial<ModelConfig> = {}): ModelConfig {
       `skipLam divides each residual branch, so it must be > 0; found ${c.skipLam}`,
     );
   }
-  for (const k of ["dropPathRate", "dropRate", "attnDropRate"] as const) {
-    if (!(c[k] >= 0 && c[k] < 1)) {
-      throw new ConfigError(
-        `model config ${k} must be in [0, 1), found ${c[k]}`,
-      );
-    }
-  }
-  for (const k of ["normEps", "bnEps"] as const) {
-    if (!(c[k] > 0)) {
-      throw new ConfigError(`model config ${k} must be > 0, found ${c[k]}`);
-    }
-  }
-  if (!(c.bnMomentum >= 0 && c.bnMomentum <= 1)) {
-    throw new ConfigError(
-      `model config bnMomentum must be in [0, 1], found ${c.bnMomentum}`,
-    );
-  }
-  return c;
 }
 
 /** Side of the token grid (imgSize / patchSize). */
@@ -239,7 +290,8 @@ export interface ParamSpec {
 
 /**
  * The model's state in the order of the official PyTorch state dict, with
- * official names and shapes. The model is built from exactly this list.
+ * official names and shapes. The model is built from exactly this list (a
+ * ResNet's: torchvision's names, see {@linkcode resnetParameterSpec}).
  *
  * @example
  * ```ts
@@ -250,6 +302,7 @@ export interface ParamSpec {
  * ```
  */
 export function parameterSpec(config: ModelConfig): ParamSpec[] {
+  if (config.family === "resnet") return resnetParameterSpec(config);
   const c = config;
   const D = c.embedDim, S = c.stemChannels, C = c.numClasses;
   const n = gridSize(c) ** 2;
@@ -395,7 +448,9 @@ const SOFTMAX_FLOPS = 5;
  * plus every block's matmuls and elementwise charges for N+1 tokens; the
  * class and aux heads, the final norm and the attention's head split are not
  * counted. This is the number the paper's tables print (6.57G for LV-ViT-S
- * at 224).
+ * at 224). A ResNet is charged by the same convention: the multiply-adds of
+ * every convolution, heads, BatchNorm, ReLU and pooling not counted
+ * ({@linkcode resnetFlops}).
  *
  * @example
  * ```ts
@@ -404,6 +459,7 @@ const SOFTMAX_FLOPS = 5;
  * ```
  */
 export function officialFlops(config: ModelConfig): number {
+  if (config.family === "resnet") return resnetFlops(config);
   const c = config;
   const D = c.embedDim, S = c.stemChannels, img = c.imgSize;
   const s = gridSize(c) ** 2 + 1;

@@ -12,8 +12,18 @@
 
 import { tf } from "../tf.ts";
 import { attentionCore, gelu, layerNormAffine } from "../ops.ts";
-import { fusedBatchNormTrain, wasmNormsFor } from "../kernels/wasm_norms.ts";
 import { Rng } from "../random.ts";
+import {
+  batchNorm,
+  checkImages,
+  dropout,
+  dropPath,
+  initialValues,
+  linear,
+  type NormContext,
+  type State,
+} from "./_layers.ts";
+import { ModelInputError, type TokenModel } from "./model.ts";
 import {
   gridSize,
   type ModelConfig,
@@ -76,59 +86,11 @@ export interface TrainOutput {
   box: TokenBox | null;
 }
 
-/** Raised when an input does not fit the model. */
-export class ModelInputError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ModelInputError";
-  }
-}
+// Defined beside the interface every model implements; still exported here.
+export { ModelInputError } from "./model.ts";
 
-/** y = x W + b over the last axis; W is stored [in, out]. */
-function linear(
-  x: tf.Tensor,
-  w: tf.Tensor,
-  b: tf.Tensor | undefined,
-): tf.Tensor {
-  const [inF, outF] = w.shape as [number, number];
-  const lead = x.shape.slice(0, -1);
-  const flat = tf.reshape(x, [-1, inF]) as tf.Tensor2D;
-  const y = b === undefined
-    ? tf.matMul(flat, w as tf.Tensor2D)
-    : tf.fused.matMul({ a: flat, b: w as tf.Tensor2D, bias: b });
-  return tf.reshape(y, [...lead, outF]);
-}
-
-/** Inverted dropout with a mask drawn through the seeded generator. */
-function dropout(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
-  if (rate === 0) return x;
-  // tfjs's own generator is seeded from ours, so the run stays reproducible.
-  const u = tf.randomUniform(x.shape, 0, 1, "float32", rng.uint32());
-  return tf.mul(
-    x,
-    tf.div(tf.cast(tf.greaterEqual(u, rate), "float32"), 1 - rate),
-  );
-}
-
-/** Drop path: zeroes a whole sample's branch with probability `rate`. */
-function dropPath(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
-  if (rate === 0) return x;
-  const keep = 1 - rate;
-  const B = x.shape[0];
-  const mask = new Float32Array(B);
-  for (let i = 0; i < B; i++) mask[i] = rng.float() < keep ? 1 / keep : 0;
-  const shape = [B, ...x.shape.slice(1).map(() => 1)];
-  return tf.mul(x, tf.tensor(mask, shape));
-}
-
-/** The trainable state and running statistics, by official name. */
-type State = Map<string, tf.Variable>;
-
-interface RunContext {
-  training: boolean;
+interface RunContext extends NormContext {
   rng: Rng | null;
-  updateStats: boolean;
   onAttention?: (block: number, attention: tf.Tensor4D) => void;
 }
 
@@ -139,105 +101,6 @@ function requireRng(ctx: RunContext, what: string): Rng {
     );
   }
   return ctx.rng;
-}
-
-/**
- * Training-mode BatchNorm of an NHWC map with a hand-written gradient: it
- * saves only its input and recomputes the normalised map in the backward
- * pass, where autodiff of the composite ops would keep five full-size
- * intermediates per layer alive (the stem's maps are the largest tensors of
- * a step). `mean` and `invStd` are the batch statistics of `x`; the gradient
- * below is the total derivative through them, so none flows back through
- * their own computation.
- */
-const batchNormTrain = tf.customGrad(
-  ((
-    x: tf.Tensor,
-    mean: tf.Tensor,
-    invStd: tf.Tensor,
-    gamma: tf.Tensor,
-    beta: tf.Tensor,
-    save: tf.GradSaveFunc,
-  ): {
-    value: tf.Tensor;
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
-  } => {
-    const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), gamma), beta);
-    save([x, mean, invStd, gamma]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, m, inv, g] = saved;
-        const n = xs.size / xs.shape[xs.rank - 1];
-        const axes = [0, 1, 2];
-        const xhat = tf.mul(tf.sub(xs, m), inv);
-        const dBeta = tf.sum(dy, axes);
-        const dGamma = tf.sum(tf.mul(dy, xhat), axes);
-        // dx = gamma invStd / n (n dy - sum dy - xhat sum(dy xhat))
-        const dx = tf.mul(
-          tf.mul(g, tf.div(inv, n)),
-          tf.sub(tf.sub(tf.mul(dy, n), dBeta), tf.mul(xhat, dGamma)),
-        );
-        return [dx, tf.zerosLike(m), tf.zerosLike(inv), dGamma, dBeta];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0],
-) as unknown as (
-  x: tf.Tensor,
-  mean: tf.Tensor,
-  invStd: tf.Tensor,
-  gamma: tf.Tensor,
-  beta: tf.Tensor,
-) => tf.Tensor4D;
-
-/**
- * BatchNorm over N, H, W of an NHWC map. Training uses the batch statistics
- * and moves the running ones (unbiased variance, as PyTorch); evaluation
- * uses the running ones.
- */
-function batchNorm(
-  x: tf.Tensor4D,
-  state: State,
-  prefix: string,
-  config: ModelConfig,
-  ctx: RunContext,
-): tf.Tensor4D {
-  const weight = state.get(`${prefix}.weight`)!;
-  const bias = state.get(`${prefix}.bias`)!;
-  const runMean = state.get(`${prefix}.running_mean`)!;
-  const runVar = state.get(`${prefix}.running_var`)!;
-  if (!ctx.training) {
-    const scale = tf.mul(weight, tf.rsqrt(tf.add(runVar, config.bnEps)));
-    return tf.add(tf.mul(tf.sub(x, runMean), scale), bias) as tf.Tensor4D;
-  }
-  const n = x.shape[0] * x.shape[1] * x.shape[2];
-  const update = (mean: tf.Tensor, variance: tf.Tensor) => {
-    const m = config.bnMomentum;
-    const unbiased = n > 1 ? n / (n - 1) : 1;
-    const count = state.get(`${prefix}.num_batches_tracked`)!;
-    tf.tidy(() => {
-      runMean.assign(tf.add(tf.mul(runMean, 1 - m), tf.mul(mean, m)));
-      runVar.assign(
-        tf.add(tf.mul(runVar, 1 - m), tf.mul(variance, m * unbiased)),
-      );
-      count.assign(tf.add(count, 1));
-    });
-  };
-  if (wasmNormsFor(x) && weight.dtype === "float32") {
-    // On wasm: the moments, the map and its gradient are one kernel each
-    // (lib/kernels/wasm_norms.ts).
-    return fusedBatchNormTrain(
-      x,
-      weight,
-      bias,
-      config.bnEps,
-      ctx.updateStats ? update : undefined,
-    );
-  }
-  const { mean, variance } = tf.moments(x, [0, 1, 2]);
-  if (ctx.updateStats) update(mean, variance);
-  const invStd = tf.rsqrt(tf.add(variance, config.bnEps));
-  return batchNormTrain(x, mean, invStd, weight, bias);
 }
 
 /** The patch embedding: NHWC image -> [B, h, w, D] token grid. */
@@ -393,27 +256,6 @@ function block(
   return tf.add(x, branch(mlp(n2, state, `${p}.mlp`, config, ctx)));
 }
 
-function initialValues(spec: ParamSpec, rng: Rng): Float32Array {
-  const size = spec.shape.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(size);
-  switch (spec.init) {
-    case "ones":
-      v.fill(1);
-      break;
-    case "zeros":
-      break;
-    case "trunc_normal":
-      for (let i = 0; i < size; i++) v[i] = rng.truncNormal(0, 0.02);
-      break;
-    case "fan_in_uniform": {
-      const bound = 1 / Math.sqrt(spec.fanIn!);
-      for (let i = 0; i < size; i++) v[i] = (2 * rng.float() - 1) * bound;
-      break;
-    }
-  }
-  return v;
-}
-
 /**
  * Reorders row-major `values` of `shape` so that output axis j is input axis
  * perm[j] (a transpose, in JavaScript: weights are converted once, at load
@@ -494,6 +336,51 @@ export interface CreateOptions {
   seed?: number;
 }
 
+// Which models were disposed. A set beside the class rather than a private
+// field: LvVit stays a structural type, so any TokenModel (what createModel
+// returns) is assignable where an LvVit is asked for.
+const DISPOSED = new WeakSet<object>();
+
+function checkInput(model: LvVit, x: tf.Tensor): void {
+  checkImages(x, model.config, {
+    disposed: DISPOSED.has(model),
+    strideName: "patch size",
+    rebuildNote: " (loading a checkpoint resizes the position embedding)",
+  });
+}
+
+/** Class token, position embedding, the blocks and the final norm: [B, N+1, D]. */
+function encode(
+  model: LvVit,
+  grid: tf.Tensor4D,
+  ctx: RunContext,
+): tf.Tensor3D {
+  const [B, h, w, D] = grid.shape;
+  const patches = tf.reshape(grid, [B, h * w, D]); // [B, N, D]
+  const cls = tf.tile(model.state.get("cls_token")!, [B, 1, 1]); // [B, 1, D]
+  let x = tf.add(
+    tf.concat([cls, patches], 1),
+    model.state.get("pos_embed")!,
+  ) as tf.Tensor3D; // [B, N+1, D]
+  if (ctx.training && model.config.dropRate > 0) {
+    x = dropout(
+      x,
+      model.config.dropRate,
+      requireRng(ctx, "dropout"),
+    ) as tf.Tensor3D;
+  }
+  const dpr = dropPathRates(model.config);
+  for (let i = 0; i < model.config.depth; i++) {
+    x = block(x, model.state as State, i, dpr[i], model.config, ctx);
+  }
+  return layerNormAffine(
+    x,
+    model.state.get("norm.weight")!,
+    model.state.get("norm.bias")!,
+    model.config.normEps,
+  ) as tf.Tensor3D; // [B, N+1, D]
+}
+
 /**
  * LV-ViT (or, by its config, a DeiT-style ViT): patch embedding, class token,
  * position embedding, pre-norm blocks with the enhanced residual, final norm,
@@ -516,14 +403,13 @@ export interface CreateOptions {
  * model.dispose();
  * ```
  */
-export class LvVit {
+export class LvVit implements TokenModel {
   /** The resolved configuration. */
   readonly config: ModelConfig;
   /** Official state-dict entries (names, PyTorch shapes), in order. */
   readonly spec: readonly ParamSpec[];
   /** The state by official name: trainable parameters and buffers (tfjs layout). */
   readonly state: ReadonlyMap<string, tf.Variable>;
-  #disposed = false;
 
   private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
     this.config = config;
@@ -572,7 +458,7 @@ export class LvVit {
    * ```
    */
   clone(): LvVit {
-    if (this.#disposed) {
+    if (DISPOSED.has(this)) {
       throw new ModelInputError(
         "this model was disposed and cannot be cloned; clone it before disposing",
       );
@@ -608,79 +494,16 @@ export class LvVit {
     return this.trainableVariables().reduce((n, v) => n + v.size, 0);
   }
 
-  #check(x: tf.Tensor): void {
-    if (this.#disposed) {
-      throw new ModelInputError(
-        "this model was disposed; create or load it again",
-      );
-    }
-    const { imgSize: s, inChans, patchSize } = this.config;
-    if (x.rank !== 4 || x.shape[3] !== inChans) {
-      throw new ModelInputError(
-        `expected NHWC images [batch, ${s}, ${s}, ${inChans}], found shape [${x.shape}]${
-          x.rank === 4 && x.shape[1] === inChans
-            ? "; this looks like NCHW: transpose with tf.transpose(x, [0, 2, 3, 1])"
-            : ""
-        }`,
-      );
-    }
-    const [, h, w] = x.shape;
-    if (h % patchSize !== 0 || w % patchSize !== 0) {
-      throw new ModelInputError(
-        `image size ${h}x${w} is not divisible by the patch size ${patchSize}; resize or crop to a multiple of ${patchSize} (the model expects ${s}x${s})`,
-      );
-    }
-    if (h !== s || w !== s) {
-      throw new ModelInputError(
-        `this model was built for ${s}x${s} images (${this.grid}x${this.grid} tokens), found ${h}x${w}; build it with imgSize ${h} (loading a checkpoint resizes the position embedding) or resize the images`,
-      );
-    }
-    if (x.dtype !== "float32") {
-      throw new ModelInputError(
-        `expected float32 images, found ${x.dtype}; convert with tf.cast(x, "float32") and normalise`,
-      );
-    }
-  }
-
-  #tokens(
-    grid: tf.Tensor4D,
-    ctx: RunContext,
-  ): tf.Tensor3D {
-    const [B, h, w, D] = grid.shape;
-    const patches = tf.reshape(grid, [B, h * w, D]); // [B, N, D]
-    const cls = tf.tile(this.state.get("cls_token")!, [B, 1, 1]); // [B, 1, D]
-    let x = tf.add(
-      tf.concat([cls, patches], 1),
-      this.state.get("pos_embed")!,
-    ) as tf.Tensor3D; // [B, N+1, D]
-    if (ctx.training && this.config.dropRate > 0) {
-      x = dropout(
-        x,
-        this.config.dropRate,
-        requireRng(ctx, "dropout"),
-      ) as tf.Tensor3D;
-    }
-    const dpr = dropPathRates(this.config);
-    for (let i = 0; i < this.config.depth; i++) {
-      x = block(x, this.state as State, i, dpr[i], this.config, ctx);
-    }
-    return layerNormAffine(
-      x,
-      this.state.get("norm.weight")!,
-      this.state.get("norm.bias")!,
-      this.config.normEps,
-    ) as tf.Tensor3D; // [B, N+1, D]
-  }
-
   /**
    * All tokens after the final norm, [B, N+1, D] (class token first), in
    * evaluation mode (no mixing, no drop path, running BatchNorm statistics).
    */
   features(x: tf.Tensor): tf.Tensor3D {
-    this.#check(x);
+    checkInput(this, x);
     const ctx: RunContext = { training: false, rng: null, updateStats: false };
     return tf.tidy(() =>
-      this.#tokens(
+      encode(
+        this,
         patchEmbed(x as tf.Tensor4D, this.state as State, this.config, ctx),
         ctx,
       )
@@ -693,7 +516,7 @@ export class LvVit {
    * inside `tf.variableGrads` (or `optimizer.minimize`).
    */
   forwardTrain(x: tf.Tensor, options: ForwardTrainOptions = {}): TrainOutput {
-    this.#check(x);
+    checkInput(this, x);
     const ctx: RunContext = {
       training: true,
       rng: options.rng ?? null,
@@ -717,7 +540,7 @@ export class LvVit {
         box = mixed.box;
       }
       const [B, h, w] = grid.shape;
-      const tokens = this.#tokens(grid, ctx); // [B, N+1, D]
+      const tokens = encode(this, grid, ctx); // [B, N+1, D]
       const D = tokens.shape[2];
       const clsTok = tf.reshape(tf.slice(tokens, [0, 0, 0], [B, 1, D]), [B, D]);
       const cls = linear(
@@ -748,7 +571,7 @@ export class LvVit {
    * without an aux head.
    */
   predict(x: tf.Tensor): tf.Tensor2D {
-    this.#check(x);
+    checkInput(this, x);
     return tf.tidy(() => {
       const tokens = this.features(x); // [B, N+1, D]
       const [B, n1, D] = tokens.shape;
@@ -805,14 +628,14 @@ export class LvVit {
 
   /** Releases every variable of the model. */
   dispose(): void {
-    if (this.#disposed) return;
+    if (DISPOSED.has(this)) return;
     for (const v of this.state.values()) v.dispose();
-    this.#disposed = true;
+    DISPOSED.add(this);
   }
 
   /** Whether {@linkcode LvVit.dispose} was called. */
   get isDisposed(): boolean {
-    return this.#disposed;
+    return DISPOSED.has(this);
   }
 
   /** A one-line summary for notebooks. */

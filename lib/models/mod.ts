@@ -1,5 +1,6 @@
 /**
- * The models: LV-ViT and the DeiT-style ViT baseline, their registry,
+ * The models: LV-ViT, the DeiT-style ViT baseline and a ReLabel-style
+ * ResNet behind one interface (TokenModel), their registry,
  * parameter and FLOP counts, and weights in and out (official PyTorch
  * checkpoints, safetensors).
  *
@@ -8,5 +9,8 @@
 
 export * from "./config.ts";
 export * from "./lvvit.ts";
+export * from "./model.ts";
 export * from "./registry.ts";
+export * from "./resnet.ts";
+export * from "./resnet_config.ts";
 export * from "./weights.ts";

@@ -1,6 +1,7 @@
 /**
  * Named model variants with the published hyperparameters, plus small
- * variants sized for CPU work in notebooks and CI.
+ * variants sized for CPU work in notebooks and CI (small LV-ViTs, ViTs and
+ * ReLabel-style ResNets).
  *
  * @module
  */
@@ -10,10 +11,13 @@ import {
   countParameters,
   gridSize,
   type ModelConfig,
+  type ModelFamily,
   officialFlops,
   resolveConfig,
 } from "./config.ts";
 import { type CreateOptions, LvVit } from "./lvvit.ts";
+import type { TokenModel } from "./model.ts";
+import { ResNet } from "./resnet.ts";
 
 /** A registered variant: its config and where its numbers come from. */
 export interface ModelEntry {
@@ -52,6 +56,8 @@ const DEIT = {
   auxHead: false,
   normEps: 1e-6,
 } as const;
+// ReLabel-style CNN: the token grid is the final feature map.
+const RESNET = { family: "resnet", auxHead: true } as const;
 
 const ENTRIES: ModelEntry[] = [
   {
@@ -226,6 +232,36 @@ const ENTRIES: ModelEntry[] = [
     }),
     published: {},
   },
+  {
+    name: "resnet_xs32",
+    description:
+      "small ReLabel-style ResNet for 32x32 inputs: 3x3 stem, stages 32/64/128 x 2 basic blocks, 8x8 final map, aux head per cell",
+    config: resolveConfig({
+      ...RESNET,
+      name: "resnet_xs32",
+      imgSize: 32,
+      patchSize: 4,
+      numClasses: 10,
+      stageWidths: [32, 64, 128],
+      stageBlocks: [2, 2, 2],
+    }),
+    published: {},
+  },
+  {
+    name: "resnet_xs64",
+    description:
+      "small ReLabel-style ResNet for 64x64 inputs: 3x3 stem, stages 32/64/128/256 x 1/1/2/2 basic blocks, 8x8 final map, aux head per cell",
+    config: resolveConfig({
+      ...RESNET,
+      name: "resnet_xs64",
+      imgSize: 64,
+      patchSize: 8,
+      numClasses: 10,
+      stageWidths: [32, 64, 128, 256],
+      stageBlocks: [1, 1, 2, 2],
+    }),
+    published: {},
+  },
 ];
 
 /** Names of every registered variant, in registry order. */
@@ -260,7 +296,8 @@ export function modelConfig(
 }
 
 /**
- * Builds a registered variant, freshly initialised.
+ * Builds a registered variant, freshly initialised: an {@linkcode LvVit} or
+ * a {@linkcode ResNet}, by the config's `family`.
  *
  * @example
  * ```ts
@@ -269,23 +306,52 @@ export function modelConfig(
  * const model = createModel("lvvit_xs32", { numClasses: 100 });
  * console.log(model.toString());
  * model.dispose();
+ * const cnn = createModel("resnet_xs32", { stageWidths: [8, 16, 32] });
+ * console.log(cnn.config.family, cnn.grid); // resnet 8
+ * cnn.dispose();
  * ```
  */
 export function createModel(
   name: string,
   overrides: Partial<ModelConfig> = {},
   options: CreateOptions = {},
-): LvVit {
-  return LvVit.create(modelConfig(name, overrides), options);
+): TokenModel {
+  return buildModel(modelConfig(name, overrides), options);
+}
+
+/**
+ * Builds a model from a config (full or partial), dispatching on its
+ * `family`: "vit" (the default) an LvVit, "resnet" a ResNet.
+ *
+ * @example
+ * ```ts
+ * import { buildModel, initBackend } from "tokenlab";
+ * await initBackend();
+ * const m = buildModel({ family: "resnet", imgSize: 16, patchSize: 2,
+ *   stageWidths: [4, 8], stageBlocks: [1, 1], numClasses: 3 });
+ * console.log(m.grid); // 8
+ * m.dispose();
+ * ```
+ */
+export function buildModel(
+  config: Partial<ModelConfig>,
+  options: CreateOptions = {},
+): TokenModel {
+  const c = resolveConfig(config);
+  return c.family === "resnet"
+    ? ResNet.create(c, options)
+    : LvVit.create(c, options);
 }
 
 /** One row of {@linkcode modelTable}. */
 export interface ModelRow {
   /** Registry name. */
   name: string;
+  /** Architecture: "vit" or "resnet". */
+  family: ModelFamily;
   /** Image side in pixels. */
   imgSize: number;
-  /** Patch tokens (grid side squared); the class token comes on top. */
+  /** Patch tokens (grid side squared), or a ResNet's final-map cells; a ViT's class token comes on top. */
   tokens: number;
   /** Token grid side. */
   grid: number;
@@ -308,6 +374,7 @@ export function modelRow(config: ModelConfig, description = ""): ModelRow {
   const grid = gridSize(config);
   return {
     name: config.name,
+    family: config.family,
     imgSize: config.imgSize,
     tokens: grid * grid,
     grid,
@@ -348,9 +415,10 @@ export function modelTable(
 }
 
 /**
- * Rows as a text table (markdown): name, image size, tokens, parameters (M),
- * FLOPs (G, official counter), classes, and the published figures beside
- * them where known.
+ * Rows as a text table (markdown): name, image size, tokens (a ResNet's:
+ * the cells of its final map, no class token), parameters (M), FLOPs (G,
+ * official counter; a ResNet's conv multiply-adds), classes, and the
+ * published figures beside them where known.
  *
  * @example
  * ```ts
@@ -371,7 +439,7 @@ export function formatModelTable(rows: readonly ModelRow[]): string {
   const body = rows.map((r) => [
     r.name,
     String(r.imgSize),
-    `${r.grid}x${r.grid}=${r.tokens}+1`,
+    `${r.grid}x${r.grid}=${r.tokens}${r.family === "resnet" ? "" : "+1"}`,
     (r.params / 1e6).toFixed(2),
     (r.flops / 1e9).toFixed(2),
     String(r.numClasses),

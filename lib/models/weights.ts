@@ -22,8 +22,9 @@ import {
   type ParamSpec,
   resolveConfig,
 } from "./config.ts";
-import { LvVit, tfToTorchLayout, torchToTfLayout } from "./lvvit.ts";
-import { modelConfig } from "./registry.ts";
+import { tfToTorchLayout, torchToTfLayout } from "./lvvit.ts";
+import type { TokenModel } from "./model.ts";
+import { buildModel, modelConfig } from "./registry.ts";
 
 /** Raised when weights do not fit a model, or a weights file is unusable. */
 export class WeightsError extends Error {
@@ -170,7 +171,7 @@ interface Planned {
  * ```
  */
 export function loadStateDict(
-  model: LvVit,
+  model: TokenModel,
   dict: ReadonlyMap<string, RawTensor>,
   options: LoadStateDictOptions = {},
 ): LoadReport {
@@ -241,7 +242,7 @@ export function loadStateDict(
     throw new WeightsError(
       `shape mismatch loading ${source} into ${c.name} (nothing was loaded):\n  ${
         mismatches.join("\n  ")
-      }\nCheck that the model variant and its config (embedDim, depth, stem, mlpRatio, qkvBias) match the checkpoint.`,
+      }\nCheck that the model variant and its config (family; embedDim, depth, stem, mlpRatio, qkvBias; a ResNet's stageWidths, stageBlocks) match the checkpoint.`,
     );
   }
   if (strict && (report.missing.length > 0 || report.unexpected.length > 0)) {
@@ -288,7 +289,9 @@ function listNames(names: string[]): string {
  * The model's state dict: official names, PyTorch layouts and dtypes
  * (`num_batches_tracked` int64), in the official order.
  */
-export async function stateDict(model: LvVit): Promise<Map<string, RawTensor>> {
+export async function stateDict(
+  model: TokenModel,
+): Promise<Map<string, RawTensor>> {
   const out = new Map<string, RawTensor>();
   for (const spec of model.spec) {
     const v = model.state.get(spec.name)!;
@@ -335,7 +338,10 @@ const CONFIG_KEY = "tokenlab.config";
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export async function saveWeights(model: LvVit, path: string): Promise<void> {
+export async function saveWeights(
+  model: TokenModel,
+  path: string,
+): Promise<void> {
   await writeSafetensors(path, await stateDict(model), {
     metadata: {
       format: "pt",
@@ -429,7 +435,7 @@ export interface LoadWeightsOptions
  * existing model, with the checks of {@linkcode loadStateDict}.
  */
 export async function loadWeights(
-  model: LvVit,
+  model: TokenModel,
   path: string,
   options: LoadWeightsOptions = {},
 ): Promise<LoadReport> {
@@ -443,7 +449,7 @@ export async function loadWeights(
 /** A model built from a weights file, and what the load did. */
 export interface LoadedModel {
   /** The model, weights loaded. */
-  model: LvVit;
+  model: TokenModel;
   /** Loaded, missing, unexpected, re-initialised and resized entries. */
   report: LoadReport;
 }
@@ -494,7 +500,7 @@ export async function loadModel(
       `${path} holds weights but no tokenlab config; say which variant it is, e.g. loadModel(path, { model: "lvvit_s" }) or \`--model lvvit_s\``,
     );
   }
-  const model = LvVit.create(config);
+  const model = buildModel(config);
   try {
     const report = loadStateDict(model, file.tensors, {
       strict: options.strict,

@@ -1,0 +1,391 @@
+/**
+ * A small ReLabel-style ResNet as a {@linkcode TokenModel}: conv stem, basic
+ * residual stages, `head` on the globally average-pooled final map, and
+ * `aux_head` (a 1x1 conv: one Linear applied at every cell) giving one
+ * prediction per cell of the final map, the CNN's "tokens". Its state
+ * carries torchvision-style names (`layers.0.0.conv1.weight`).
+ *
+ * Activations are NHWC; the cells are in row-major order, as LV-ViT's
+ * patch tokens, so token labels pooled to the same grid apply unchanged.
+ *
+ * @module
+ */
+
+import { tf } from "../tf.ts";
+import { Rng } from "../random.ts";
+import {
+  batchNorm,
+  checkImages,
+  dropout,
+  dropPath,
+  initialValues,
+  linear,
+  type NormContext,
+  type State,
+} from "./_layers.ts";
+import {
+  gridSize,
+  type ModelConfig,
+  parameterSpec,
+  type ParamSpec,
+  resolveConfig,
+} from "./config.ts";
+import {
+  type CreateOptions,
+  type DenseLogitsOptions,
+  type ForwardTrainOptions,
+  torchToTfLayout,
+  type TrainOutput,
+} from "./lvvit.ts";
+import { ModelInputError, type TokenModel } from "./model.ts";
+import { resnetBlocks, resnetStemStride } from "./resnet_config.ts";
+
+/** Raised when a ResNet is asked for something only a token model (a ViT) does. */
+export class NotATokenModelError extends ModelInputError {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "NotATokenModelError";
+  }
+}
+
+interface RunContext extends NormContext {
+  rng: Rng | null;
+}
+
+function requireRng(ctx: RunContext, what: string): Rng {
+  if (ctx.rng === null) {
+    throw new ModelInputError(
+      `${what} draws random numbers in training; pass { rng: new Rng(seed) } to forwardTrain`,
+    );
+  }
+  return ctx.rng;
+}
+
+/** Which ResNets were disposed (a set, not a private field: see LvVit). */
+const DISPOSED = new WeakSet<object>();
+
+/** 3x3 (pad 1) or 1x1 (no pad) convolution of an NHWC map, no bias. */
+function conv(
+  x: tf.Tensor4D,
+  w: tf.Variable,
+  stride: number,
+): tf.Tensor4D {
+  const k = w.shape[0];
+  return tf.conv2d(x, w as tf.Tensor4D, stride, k === 1 ? "valid" : 1); // [B, H/stride, W/stride, out]
+}
+
+/** Stem, stages and the final map [B, h, w, D]. */
+function trunk(
+  model: ResNet,
+  x: tf.Tensor4D,
+  ctx: RunContext,
+): tf.Tensor4D {
+  const c = model.config;
+  const s = model.state as State;
+  const v = (name: string) => s.get(name)!;
+  let y = conv(x, v("stem.conv.weight"), resnetStemStride(c)); // [B, H/s, W/s, w0]
+  y = tf.relu(batchNorm(y, s, "stem.bn", c, ctx));
+  const blocks = resnetBlocks(c);
+  const rates = resnetDropPathRates(c);
+  blocks.forEach((b, i) => {
+    const p = b.prefix;
+    let out = conv(y, v(`${p}.conv1.weight`), b.stride); // [B, H', W', out]
+    out = tf.relu(batchNorm(out, s, `${p}.bn1`, c, ctx));
+    out = conv(out, v(`${p}.conv2.weight`), 1);
+    out = batchNorm(out, s, `${p}.bn2`, c, ctx);
+    if (ctx.training && rates[i] > 0) {
+      out = dropPath(
+        out,
+        rates[i],
+        requireRng(ctx, "drop path"),
+      ) as tf.Tensor4D;
+    }
+    const shortcut = b.projection
+      ? batchNorm(
+        conv(y, v(`${p}.downsample.0.weight`), b.stride), // [B, H', W', out]
+        s,
+        `${p}.downsample.1`,
+        c,
+        ctx,
+      )
+      : y;
+    y = tf.relu(tf.add(out, shortcut)) as tf.Tensor4D;
+  });
+  return y; // [B, h, w, D]
+}
+
+/**
+ * Drop-path (stochastic depth) rate of each residual block: linear from 0
+ * at the first to `dropPathRate` at the last, as LV-ViT's blocks.
+ *
+ * @example
+ * ```ts
+ * import { modelConfig, resnetDropPathRates } from "tokenlab";
+ * const rates = resnetDropPathRates(modelConfig("resnet_xs32", { dropPathRate: 0.1 }));
+ * console.log(rates.map((r) => r.toFixed(2)).join(" ")); // 0.00 0.02 0.04 0.06 0.08 0.10
+ * ```
+ */
+export function resnetDropPathRates(config: ModelConfig): number[] {
+  const n = resnetBlocks(config).length;
+  return Array.from(
+    { length: n },
+    (_, i) => n === 1 ? 0 : (config.dropPathRate * i) / (n - 1),
+  );
+}
+
+/**
+ * A ReLabel-style ResNet (`family: "resnet"`): `head` on the pooled final
+ * map, `aux_head` at each of its h x w cells. It trains through the same
+ * engine as LV-ViT, but mixes only at the image level (CutMix, MixUp):
+ * MixToken and TL-Align need tokens and attention, and are refused.
+ *
+ * @example
+ * ```ts
+ * import { initBackend, ResNet, Rng, tf } from "tokenlab";
+ * await initBackend();
+ * const model = ResNet.create({ family: "resnet", imgSize: 32, patchSize: 4,
+ *   stageWidths: [8, 16, 32], stageBlocks: [1, 1, 1], numClasses: 10 });
+ * const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 1);
+ * const { cls, aux } = model.forwardTrain(x, { rng: new Rng(0) });
+ * console.log(cls.shape, aux?.shape); // [2, 10] [2, 64, 10]
+ * const logits = model.predict(x); // head(pooled) + 0.5 max_cells aux_head
+ * tf.dispose([x, cls, aux!, logits]);
+ * model.dispose();
+ * ```
+ */
+export class ResNet implements TokenModel {
+  /** The resolved configuration (`family: "resnet"`). */
+  readonly config: ModelConfig;
+  /** State-dict entries (torchvision-style names, PyTorch shapes), in order. */
+  readonly spec: readonly ParamSpec[];
+  /** The state by name: trainable parameters and BatchNorm buffers (tfjs layout). */
+  readonly state: ReadonlyMap<string, tf.Variable>;
+
+  private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
+    this.config = config;
+    this.spec = parameterSpec(config);
+    this.state = state;
+  }
+
+  /** Builds a freshly initialised ResNet; every draw comes from `options.seed`. */
+  static create(
+    config: Partial<ModelConfig> = {},
+    options: CreateOptions = {},
+  ): ResNet {
+    const c = resolveConfig({ family: "resnet", ...config });
+    if (c.family !== "resnet") {
+      throw new ModelInputError(
+        `ResNet.create needs family "resnet", found ${
+          JSON.stringify(c.family)
+        }; build a ViT with LvVit.create or createModel`,
+      );
+    }
+    const rng = new Rng(options.seed ?? 0);
+    const state = new Map<string, tf.Variable>();
+    for (const p of parameterSpec(c)) {
+      const { shape, values } = torchToTfLayout(
+        p.layout,
+        p.shape,
+        initialValues(p, rng),
+      );
+      const initial = tf.tensor(values, shape, "float32");
+      state.set(p.name, tf.variable(initial, p.kind === "param"));
+      initial.dispose();
+    }
+    return new ResNet(c, state);
+  }
+
+  /** An independent copy: same config, a new variable for every state entry. */
+  clone(): ResNet {
+    if (this.isDisposed) {
+      throw new ModelInputError(
+        "this model was disposed and cannot be cloned; clone it before disposing",
+      );
+    }
+    const state = new Map<string, tf.Variable>();
+    for (const [name, v] of this.state) {
+      state.set(name, tf.variable(v, v.trainable));
+    }
+    return new ResNet(this.config, state);
+  }
+
+  /** Side of the final map (imgSize / patchSize). */
+  get grid(): number {
+    return gridSize(this.config);
+  }
+
+  /** Whether {@linkcode ResNet.dispose} was called. */
+  get isDisposed(): boolean {
+    return DISPOSED.has(this);
+  }
+
+  /** Trainable parameters (buffers excluded), in state-dict order. */
+  trainableVariables(): tf.Variable[] {
+    return this.spec.filter((p) => p.kind === "param").map((p) =>
+      this.state.get(p.name)!
+    );
+  }
+
+  /** Parameters weight decay applies to (conv and linear weights). */
+  decayedVariables(): tf.Variable[] {
+    return this.spec.filter((p) => p.decay).map((p) => this.state.get(p.name)!);
+  }
+
+  /** Number of trainable values, counted from the model's own variables. */
+  numParameters(): number {
+    return this.trainableVariables().reduce((n, v) => n + v.size, 0);
+  }
+
+  #check(x: tf.Tensor): void {
+    checkImages(x, this.config, {
+      disposed: this.isDisposed,
+      strideName: "total stride",
+      rebuildNote: "",
+    });
+  }
+
+  /**
+   * Evaluation-mode features [B, 1 + N, D]: the pooled map first (what
+   * `head` reads), then the N cells of the final map row-major (what
+   * `aux_head` reads).
+   */
+  features(x: tf.Tensor): tf.Tensor3D {
+    this.#check(x);
+    const ctx: RunContext = { training: false, rng: null, updateStats: false };
+    return tf.tidy(() => {
+      const map = trunk(this, x as tf.Tensor4D, ctx); // [B, h, w, D]
+      const [B, h, w, D] = map.shape;
+      const cells = tf.reshape(map, [B, h * w, D]); // [B, N, D]
+      const pooled = tf.mean(cells, 1, true); // [B, 1, D]
+      return tf.concat([pooled, cells], 1) as tf.Tensor3D; // [B, 1+N, D]
+    });
+  }
+
+  /**
+   * The training forward: `cls` [B, C] from the pooled map, `aux` [B, N, C]
+   * at every cell (null without an aux head), `box` always null. BatchNorm
+   * uses batch statistics (and moves the running ones unless
+   * `updateStats: false`); drop path and dropout draw from `rng`.
+   *
+   * @throws {NotATokenModelError} for a `mixer` (MixToken) or `onAttention` (TL-Align)
+   */
+  forwardTrain(x: tf.Tensor, options: ForwardTrainOptions = {}): TrainOutput {
+    const name = this.config.name;
+    if (options.mixer !== undefined) {
+      throw new NotATokenModelError(
+        `MixToken needs a token model: it mixes patch tokens after a ViT's patch embedding, and ${name} is a CNN (ResNet) with no tokens to mix; mix its batch at the image level with CutMix (--cutmix 1.0) or MixUp, or train an lvvit_* model for MixToken`,
+      );
+    }
+    if (options.onAttention !== undefined) {
+      throw new NotATokenModelError(
+        `TL-Align needs attention maps, and ${name} is a CNN (ResNet) without attention; drop --tl-align (use CutMix for a CNN), or train an lvvit_* model`,
+      );
+    }
+    this.#check(x);
+    const ctx: RunContext = {
+      training: true,
+      rng: options.rng ?? null,
+      updateStats: options.updateStats ?? true,
+    };
+    const c = this.config;
+    const out = tf.tidy(() => {
+      const map = trunk(this, x as tf.Tensor4D, ctx); // [B, h, w, D]
+      const [B, h, w, D] = map.shape;
+      const cells = tf.reshape(map, [B, h * w, D]); // [B, N, D]
+      let pooled = tf.mean(cells, 1); // [B, D]
+      if (c.dropRate > 0) {
+        pooled = dropout(pooled, c.dropRate, requireRng(ctx, "dropout"));
+      }
+      const cls = linear(
+        pooled,
+        this.state.get("head.weight")!,
+        this.state.get("head.bias"),
+      ) as tf.Tensor2D; // [B, C]
+      if (!c.auxHead) return { cls };
+      const aux = linear(
+        cells,
+        this.state.get("aux_head.weight")!,
+        this.state.get("aux_head.bias"),
+      ) as tf.Tensor3D; // [B, N, C]
+      return { cls, aux };
+    });
+    return { cls: out.cls, aux: out.aux ?? null, box: null };
+  }
+
+  /**
+   * Evaluation logits [B, C]: head(pooled map) + 0.5 * max over cells of
+   * aux_head (per class), LV-ViT's rule; head alone without an aux head.
+   */
+  predict(x: tf.Tensor): tf.Tensor2D {
+    this.#check(x);
+    return tf.tidy(() => {
+      const feats = this.features(x); // [B, 1+N, D]
+      const [B, n1, D] = feats.shape;
+      const pooled = tf.reshape(tf.slice(feats, [0, 0, 0], [B, 1, D]), [B, D]); // [B, D]
+      const cls = linear(
+        pooled,
+        this.state.get("head.weight")!,
+        this.state.get("head.bias"),
+      ) as tf.Tensor2D; // [B, C]
+      if (!this.config.auxHead) return cls;
+      const cells = tf.slice(feats, [0, 1, 0], [B, n1 - 1, D]); // [B, N, D]
+      const aux = linear(
+        cells,
+        this.state.get("aux_head.weight")!,
+        this.state.get("aux_head.bias"),
+      ); // [B, N, C]
+      return tf.add(cls, tf.mul(tf.max(aux, 1), 0.5)) as tf.Tensor2D;
+    });
+  }
+
+  /**
+   * Dense class scores [B, h, w, C]: `head` (ReLabel's label map: the final
+   * linear layer at every location) or `aux_head` at every cell of the
+   * final map, in evaluation mode.
+   */
+  denseLogits(x: tf.Tensor, options: DenseLogitsOptions = {}): tf.Tensor4D {
+    const which = options.head ?? "head";
+    if (which === "aux_head" && !this.config.auxHead) {
+      throw new ModelInputError(
+        `${this.config.name} has no aux_head; use { head: "head" }`,
+      );
+    }
+    return tf.tidy(() => {
+      const feats = this.features(x); // [B, 1+N, D]
+      const [B, n1, D] = feats.shape;
+      const g = this.grid;
+      const cells = tf.slice(feats, [0, 1, 0], [B, n1 - 1, D]); // [B, N, D]
+      const logits = linear(
+        cells,
+        this.state.get(`${which}.weight`)!,
+        this.state.get(`${which}.bias`),
+      ); // [B, N, C]
+      return tf.reshape(logits, [
+        B,
+        g,
+        g,
+        this.config.numClasses,
+      ]) as tf.Tensor4D; // [B, h, w, C]
+    });
+  }
+
+  /** Releases every variable of the model. */
+  dispose(): void {
+    if (this.isDisposed) return;
+    for (const v of this.state.values()) v.dispose();
+    DISPOSED.add(this);
+  }
+
+  /** A one-line summary for notebooks. */
+  toString(): string {
+    const c = this.config;
+    return `${c.name}: ResNet, stem stride ${resnetStemStride(c)}, stages ${
+      c.stageWidths.join("/")
+    } x ${c.stageBlocks.join("/")} blocks, ${
+      c.auxHead ? "aux head" : "no aux head"
+    }, ${c.imgSize}px -> ${this.grid}x${this.grid} cells, ${c.numClasses} classes, ${
+      (this.numParameters() / 1e6).toFixed(2)
+    }M params`;
+  }
+}
