@@ -16,6 +16,8 @@ import {
   resolveConfig,
 } from "../models/config.ts";
 import { LvVit } from "../models/lvvit.ts";
+import type { TokenModel } from "../models/model.ts";
+import { ResNet } from "../models/resnet.ts";
 import { modelConfig } from "../models/registry.ts";
 import { ResultTable } from "./table.ts";
 
@@ -49,9 +51,20 @@ export interface SummaryEntry {
   kind: "param" | "buffer";
 }
 
-type _Group = "stem" | "tokens" | "attn" | "mlp" | "norm" | "head" | "aux";
+type _Group =
+  | "stem"
+  | "tokens"
+  | "attn"
+  | "mlp"
+  | "norm"
+  | "head"
+  | "aux"
+  | `stage${number}`;
 
 function _group(name: string): _Group {
+  if (name.startsWith("stem.")) return "stem";
+  const stage = /^layers\.(\d+)\./.exec(name);
+  if (stage) return `stage${Number(stage[1])}`;
   if (name.startsWith("patch_embed.")) return "stem";
   if (name === "cls_token" || name === "pos_embed") return "tokens";
   const m = /^blocks\.\d+\.(norm1|attn|norm2|mlp)\./.exec(name);
@@ -63,6 +76,56 @@ function _group(name: string): _Group {
   throw new Error(
     `modelSummary does not know where the state entry "${name}" belongs; update lib/report/summary.ts for it`,
   );
+}
+
+function _resnetRows(
+  c: ModelConfig,
+  sums: Map<_Group, number>,
+  shape: (s: number[]) => number[],
+): SummaryRow[] {
+  const widths = c.stageWidths ?? [], blocks = c.stageBlocks ?? [];
+  const g = gridSize(c), C = c.numClasses, D = c.embedDim;
+  const stemStride = c.patchSize / 2 ** (widths.length - 1);
+  const rows: SummaryRow[] = [{
+    name: "stem",
+    contents: `conv 3×3/${stemStride} ${c.inChans}→${widths[0]} + BN + ReLU`,
+    params: sums.get("stem") ?? 0,
+    repeat: 1,
+    outputShape: shape([
+      c.imgSize / stemStride,
+      c.imgSize / stemStride,
+      widths[0],
+    ]),
+  }];
+  widths.forEach((w, i) => {
+    const side = c.imgSize / (stemStride * 2 ** i);
+    rows.push({
+      name: `stage ${i + 1}`,
+      contents: `${blocks[i]} × basic block (2 × conv 3×3 ${w} + BN${
+        i > 0 ? ", the first strided 2 with a 1×1 projection" : ""
+      })`,
+      params: sums.get(`stage${i}`) ?? 0,
+      repeat: blocks[i],
+      outputShape: shape([side, side, w]),
+    });
+  });
+  rows.push({
+    name: "head",
+    contents: `global average pool, linear ${D}→${C}`,
+    params: sums.get("head") ?? 0,
+    repeat: 1,
+    outputShape: shape([C]),
+  });
+  if (c.auxHead) {
+    rows.push({
+      name: "aux head",
+      contents: `linear ${D}→${C} at every cell of the ${g}×${g} map`,
+      params: sums.get("aux") ?? 0,
+      repeat: 1,
+      outputShape: shape([g * g, C]),
+    });
+  }
+  return rows;
 }
 
 function _fmtCount(n: number, unit: string): string {
@@ -127,6 +190,28 @@ export class ModelSummary {
     const D = c.embedDim, g = gridSize(c), N = g * g, C = c.numClasses;
     const H = mlpHidden(c);
     const shape = (s: number[]) => batch === undefined ? s : [batch, ...s];
+    const rows: SummaryRow[] = c.family === "resnet"
+      ? _resnetRows(c, sums, shape)
+      : this.#vitRows(c, sums, shape, D, g, N, C, H);
+    this.config = c;
+    this.rows = rows;
+    this.totalParams = rows.reduce((a, r) => a + r.params, 0);
+    this.bufferValues = buffers;
+    this.flops = officialFlops(c);
+    this.batch = batch;
+    this.fromModel = fromModel;
+  }
+
+  #vitRows(
+    c: ModelConfig,
+    sums: Map<_Group, number>,
+    shape: (s: number[]) => number[],
+    D: number,
+    g: number,
+    N: number,
+    C: number,
+    H: number,
+  ): SummaryRow[] {
     const blocks = c.depth === 1 ? "block 1" : `blocks 1–${c.depth}`;
     const each = c.depth === 1 ? "" : `${c.depth} × `;
     const residual = c.skipLam === 1 ? "" : `, residual ÷ ${c.skipLam}`;
@@ -192,18 +277,21 @@ export class ModelSummary {
         outputShape: shape([N, C]),
       });
     }
-    this.config = c;
-    this.rows = rows;
-    this.totalParams = rows.reduce((a, r) => a + r.params, 0);
-    this.bufferValues = buffers;
-    this.flops = officialFlops(c);
-    this.batch = batch;
-    this.fromModel = fromModel;
+    return rows;
   }
 
   /** The config in one line: image, tokens, width, depth, heads, MLP ratio. */
   configLine(): string {
     const c = this.config, g = gridSize(c);
+    if (c.family === "resnet") {
+      return `${c.name}: ${c.imgSize}×${c.imgSize} px, ResNet stages ${
+        (c.stageWidths ?? []).join("/")
+      } (${
+        (c.stageBlocks ?? []).join("/")
+      } blocks), total stride ${c.patchSize} → ${g}×${g} = ${
+        g * g
+      } cells, ${c.numClasses} classes`;
+    }
     return `${c.name}: ${c.imgSize}×${c.imgSize} px, ${c.stem} stem, patch ${c.patchSize} → ${g}×${g} = ${
       g * g
     } tokens + class token; embed dim ${c.embedDim}, depth ${c.depth}, ${c.numHeads} heads, MLP ratio ${c.mlpRatio}, skip λ ${c.skipLam}, ${c.numClasses} classes`;
@@ -220,7 +308,11 @@ export class ModelSummary {
         : ` (${
           _fmtCount(this.flops * this.batch, "FLOPs")
         } per batch of ${this.batch})`
-    } by the official counter (patch embedding and blocks; norm and heads not counted)`;
+    } ${
+      this.config.family === "resnet"
+        ? "counted as the multiply-adds of every convolution (BatchNorm, ReLU, pooling and heads not counted)"
+        : "by the official counter (patch embedding and blocks; norm and heads not counted)"
+    }`;
     const notes = [
       `${total.toLocaleString("en-US")} trainable parameters (${
         _fmtCount(total, "").trim()
@@ -318,10 +410,10 @@ export class ModelSummary {
  * ```
  */
 export function modelSummary(
-  model: LvVit | Partial<ModelConfig> | string,
+  model: TokenModel | Partial<ModelConfig> | string,
   options: ModelSummaryOptions = {},
 ): ModelSummary {
-  if (model instanceof LvVit) {
+  if (model instanceof LvVit || model instanceof ResNet) {
     const kinds = new Map(model.spec.map((p) => [p.name, p.kind]));
     // Sizes come from the variables themselves, so a model whose state
     // drifted from its parameter list would show it.
@@ -335,7 +427,7 @@ export function modelSummary(
   let config: ModelConfig;
   if (typeof model === "string") config = modelConfig(model);
   else if (model !== null && typeof model === "object") {
-    config = resolveConfig(model);
+    config = resolveConfig(model as Partial<ModelConfig>);
   } else {
     throw new TypeError(
       `modelSummary needs an LvVit, a model config or a registry name, found ${
