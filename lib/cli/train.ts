@@ -31,12 +31,15 @@ const VALUE_FLAGS: Record<string, [string, Kind]> = {
   "dense-weight": ["denseWeight", "float"],
   "cls-weight": ["clsWeight", "float"],
   "token-label-box-order": ["tokenLabelBoxOrder", "string"],
+  "token-label-smoothing": ["tokenLabelSmoothing", "string"],
+  refine: ["refine", "string"],
   "mix-token-box": ["mixTokenBox", "string"],
   cutmix: ["cutmix", "float"],
   mixup: ["mixup", "float"],
   "mixup-prob": ["mixupProb", "float"],
   "mixup-switch-prob": ["mixupSwitchProb", "float"],
   "tl-align-alpha": ["tlAlignAlpha", "float"],
+  "tl-align-box": ["tlAlignBox", "string"],
   aa: ["aa", "string"],
   reprob: ["reprob", "float"],
   remode: ["remode", "string"],
@@ -116,6 +119,12 @@ token labeling and mixing
   --dense-weight F         weight of the dense token loss (default 1.0)
   --cls-weight F           weight of the class-token loss (default 1.0)
   --token-label-box-order  yx (default) or official-transposed
+  --token-label-smoothing RULE  smoothing of pooled labels: normalized (default,
+                           sums to 1) or official (as the official code, 1 + eps/C)
+  --refine RULE            ground-truth refinement of the class target (VOLO):
+                           none (default), official (annotator weight 0.5 where
+                           it agrees with the label, 0.9 where not) or intended
+                           (0.5 and 0.1, as VOLO's comment states)
   --mix-token              MixToken (default: on with --token-label, as the official lvvit models)
   --no-mix-token           MixToken off
   --mix-token-box MODE     official (rand_bbox, default) or described
@@ -124,6 +133,8 @@ token labeling and mixing
   --mixup-switch-prob P    probability of CutMix when both are on (default 0.5)
   --tl-align               TL-Align (patch CutMix + attention-aligned labels)
   --tl-align-alpha A       its Beta parameter (default 1)
+  --tl-align-box MODE      its token box: described (default) or official
+                           (TL-Align's code, rand_token_bbox)
 
 augmentation
   --aa POLICY / --no-aa    RandAugment (default rand-m9-mstd0.5-inc1; n3 for L)

@@ -377,12 +377,32 @@ export function tokenLabelingLoss(
 }
 
 /**
- * VOLO's ground-truth refinement of the class-token target: where the
- * annotator's argmax equals the true class, 0.5 annotator + 0.5 truth,
- * otherwise 0.9 annotator + 0.1 truth (the numbers VOLO's code runs; its
- * comment claims the opposite). `truth` is the smoothed one-hot [B, C].
+ * Which weights {@linkcode refineClassTarget} gives the annotator.
  *
- * @throws {LossInputError} when the shapes differ
+ * - `"official"`: what VOLO's code runs, `ratio = 0.9 - 0.4 * (argmax
+ *   annotator == truth)`: annotator weight 0.5 where it agrees with the
+ *   ground truth, 0.9 where it disagrees.
+ * - `"intended"`: what the code's comment states, trusting the ground truth
+ *   where the annotator is wrong: annotator weight 0.5 where it agrees, 0.1
+ *   where it disagrees.
+ */
+export type RefineRule = "official" | "intended";
+
+/** Options of {@linkcode refineClassTarget}. */
+export interface RefineClassTargetOptions {
+  /** The annotator's weights (default `"official"`, what VOLO's code runs). */
+  rule?: RefineRule;
+}
+
+/**
+ * VOLO's ground-truth refinement of the class-token target: ratio *
+ * annotator + (1 - ratio) * truth per image. With the default rule
+ * `"official"` (the numbers VOLO's code runs) ratio is 0.5 where the
+ * annotator's argmax equals the true class and 0.9 otherwise; with
+ * `"intended"` (what its comment claims) 0.5 and 0.1. `truth` is the
+ * smoothed one-hot [B, C] ({@linkcode smoothedOneHot}).
+ *
+ * @throws {LossInputError} when the shapes differ or the rule is unknown
  *
  * @example
  * ```ts
@@ -392,25 +412,38 @@ export function tokenLabelingLoss(
  * const t = tf.tensor2d([[1, 0], [0, 1]]);
  * const y = refineClassTarget(a, t);
  * console.log(await y.data()); // [0.9, 0.1, 0.72, 0.28]
- * tf.dispose([a, t, y]);
+ * const z = refineClassTarget(a, t, { rule: "intended" });
+ * console.log(await z.data()); // [0.9, 0.1, 0.08, 0.92]
+ * tf.dispose([a, t, y, z]);
  * ```
  */
 export function refineClassTarget(
   annotator: tf.Tensor,
   truth: tf.Tensor,
+  options: RefineClassTargetOptions = {},
 ): tf.Tensor2D {
+  const rule = options.rule ?? "official";
+  if (rule !== "official" && rule !== "intended") {
+    throw new LossInputError(
+      `refinement rule must be "official" or "intended", found ${
+        JSON.stringify(rule)
+      }; leave it out for the official one`,
+    );
+  }
   if (annotator.rank !== 2) {
     throw new LossInputError(
       `the annotator's class target must be [batch, classes], found shape [${annotator.shape}]`,
     );
   }
   sameShape(annotator, truth, "ground-truth");
+  // Annotator weight where it disagrees, and the change where it agrees.
+  const [disagree, change] = rule === "official" ? [0.9, -0.4] : [0.1, 0.4];
   return tf.tidy(() => {
     const agree = tf.cast(
       tf.equal(tf.argMax(annotator, -1), tf.argMax(truth, -1)),
       "float32",
     ); // [B]
-    const ratio = tf.expandDims(tf.sub(0.9, tf.mul(agree, 0.4)), -1); // [B, 1]
+    const ratio = tf.expandDims(tf.add(disagree, tf.mul(agree, change)), -1); // [B, 1]
     return tf.add(
       tf.mul(annotator, ratio),
       tf.mul(truth, tf.sub(1, ratio)),

@@ -86,6 +86,23 @@ export interface TrainConfig {
   clsWeight: number;
   /** Crop-box order handed to RoIAlign: `"yx"` (correct, default) or `"official-transposed"` (reproduces the official code's transposed crop). */
   tokenLabelBoxOrder: "yx" | "official-transposed";
+  /**
+   * How pooled token labels are smoothed (`poolLabels`' `smoothingRule`):
+   * `"normalized"` (default) t (1 - eps) + eps / C, which sums to 1, or
+   * `"official"` t (1 - eps + eps / C) + eps / C, what the official code
+   * does (it sums to 1 + eps / C). Only with token labels.
+   */
+  tokenLabelSmoothing: "normalized" | "official";
+  /**
+   * Ground-truth refinement of the class-token target with token labels
+   * (VOLO): ratio * annotator + (1 - ratio) * smoothed ground truth, per
+   * image before any mixing. `"none"` (default): the pooled label as is;
+   * `"official"`: what VOLO's code runs (annotator weight 0.5 where its
+   * argmax is the true class, 0.9 where not); `"intended"`: what its
+   * comment states (0.5 and 0.1: trust the ground truth where the annotator
+   * is wrong). Only with token labels.
+   */
+  refine: "none" | "official" | "intended";
 
   // --- mixing --------------------------------------------------------------
   /**
@@ -108,6 +125,14 @@ export interface TrainConfig {
   tlAlign: boolean;
   /** Beta parameter of TL-Align's CutMix (default 1). */
   tlAlignAlpha: number;
+  /**
+   * TL-Align's box on the token grid (`patchCutmix`'s `boxMode`):
+   * `"described"` (default) the full square side int(h sqrt(1 - lambda)),
+   * as the paper describes it, or `"official"`, TL-Align's code
+   * `rand_token_bbox` (the box ends at centre + half the side). Only with
+   * TL-Align.
+   */
+  tlAlignBox: "described" | "official";
 
   // --- augmentation --------------------------------------------------------
   /** RandAugment (official `--aa`, `"rand-m9-mstd0.5-inc1"`; `"rand-n3-m9-mstd0.5-inc1"` for L); null: none. */
@@ -230,6 +255,8 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<Omit<TrainConfig, "data">> = Object
     denseWeight: 1.0,
     clsWeight: 1.0,
     tokenLabelBoxOrder: "yx",
+    tokenLabelSmoothing: "normalized",
+    refine: "none",
     mixToken: "auto",
     mixTokenBox: "official",
     cutmix: 0,
@@ -238,6 +265,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<Omit<TrainConfig, "data">> = Object
     mixupSwitchProb: 0.5,
     tlAlign: false,
     tlAlignAlpha: 1,
+    tlAlignBox: "described",
     aa: "rand-m9-mstd0.5-inc1",
     reprob: 0.25,
     remode: "pixel",
@@ -478,12 +506,15 @@ export function resolveTrainConfig(
   num(r, "denseWeight", (v) => v >= 0, ">= 0");
   num(r, "clsWeight", (v) => v >= 0, ">= 0");
   oneOf(r, "tokenLabelBoxOrder", ["yx", "official-transposed"]);
+  oneOf(r, "tokenLabelSmoothing", ["normalized", "official"]);
+  oneOf(r, "refine", ["none", "official", "intended"]);
   oneOf(r, "mixTokenBox", ["official", "described"]);
   num(r, "cutmix", (v) => v >= 0, ">= 0 (0 turns it off)");
   num(r, "mixup", (v) => v >= 0, ">= 0 (0 turns it off)");
   num(r, "mixupProb", (v) => v >= 0 && v <= 1, "in [0, 1]");
   num(r, "mixupSwitchProb", (v) => v >= 0 && v <= 1, "in [0, 1]");
   num(r, "tlAlignAlpha", (v) => v > 0, "> 0");
+  oneOf(r, "tlAlignBox", ["described", "official"]);
   if (c.aa !== null && typeof c.aa !== "string") {
     fail(
       `aa must be a RandAugment string or null, found ${JSON.stringify(c.aa)}`,
@@ -590,6 +621,21 @@ export function resolveTrainConfig(
       "--token-label-data was given without --token-label: the maps would be read and ignored; add --token-label, or drop --token-label-data",
     );
   }
+  if (!c.tokenLabel && c.tokenLabelSmoothing !== "normalized") {
+    fail(
+      `tokenLabelSmoothing "${c.tokenLabelSmoothing}" (--token-label-smoothing) smooths pooled token labels, but token labeling is off: it would be ignored; add --token-label with --token-label-data, or drop --token-label-smoothing`,
+    );
+  }
+  if (!c.tokenLabel && c.refine !== "none") {
+    fail(
+      `refine "${c.refine}" (--refine) refines the token labels' class target with the ground truth, but token labeling is off, so there is no annotator target to refine; add --token-label with --token-label-data, or drop --refine`,
+    );
+  }
+  if (!c.tlAlign && c.tlAlignBox !== "described") {
+    fail(
+      `tlAlignBox "${c.tlAlignBox}" (--tl-align-box) sets TL-Align's CutMix box, but TL-Align is off: it would be ignored; add --tl-align, or drop --tl-align-box`,
+    );
+  }
   const tokenLabelSize = c.tokenLabelSize ?? grid;
   if (tokenLabelSize !== grid && tokenLabelSize !== 1) {
     fail(
@@ -677,17 +723,30 @@ export function resolveTrainConfig(
 /**
  * The fields two configs disagree on, run-only fields (output, backend,
  * workers, logging and checkpoint frequency) left out: empty when a run may
- * resume under `b` what `a` started.
+ * resume under `b` what `a` started. A field one of them lacks (a run.json
+ * written before the field existed) counts as its default, which is what
+ * that run computed with.
+ *
+ * @example
+ * ```ts
+ * import { configDifferences } from "tokenlab";
+ * const a = { lr: 1e-3, output: "runs/a" }, b = { lr: 2e-3, output: "runs/b" };
+ * console.log(configDifferences(a, b)); // ["lr: 0.001 -> 0.002"]
+ * console.log(configDifferences({}, { refine: "none" })); // [] (the default)
+ * ```
  */
 export function configDifferences(
   a: Record<string, unknown>,
   b: Record<string, unknown>,
 ): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const defaults = DEFAULT_TRAIN_CONFIG as unknown as Record<string, unknown>;
+  const value = (o: Record<string, unknown>, k: string) =>
+    JSON.stringify((k in o ? o[k] : defaults[k]) ?? null);
   const out: string[] = [];
   for (const k of [...keys].sort()) {
     if ((RUN_ONLY_FIELDS as readonly string[]).includes(k)) continue;
-    const x = JSON.stringify(a[k] ?? null), y = JSON.stringify(b[k] ?? null);
+    const x = value(a, k), y = value(b, k);
     if (x !== y) out.push(`${k}: ${x} -> ${y}`);
   }
   return out;

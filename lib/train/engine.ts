@@ -19,15 +19,6 @@ import { Rng } from "../random.ts";
 import { type DataSpec, parseDataSpec } from "../data/datasets.ts";
 import { type Batch, DataLoader } from "../data/loader.ts";
 import type { PipelineSpec } from "../data/pipeline.ts";
-import { poolLabels, stackScoreMaps } from "../labels/pooling.ts";
-import {
-  smoothedOneHot,
-  softTargetCrossEntropy,
-  tokenLabelingLossParts,
-} from "../losses/cross_entropy.ts";
-import { TlAlign, tlAlignInitialLabels } from "../losses/tl_align.ts";
-import { mixupCutmix, patchCutmix } from "../mixing/cutmix.ts";
-import { MixToken } from "../mixing/mixtoken.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import { createModel } from "../models/registry.ts";
 import { loadWeights, saveWeights } from "../models/weights.ts";
@@ -44,7 +35,6 @@ import {
   writeJson,
 } from "./checkpoint.ts";
 import {
-  isReLabel,
   type ResolvedTrainConfig,
   resolveTrainConfig,
   type TrainConfig,
@@ -66,15 +56,11 @@ import {
   scheduleCurve,
   totalEpochs,
 } from "./schedule.ts";
+import type { TrainingRegime } from "./regimes/regime.ts";
+import { regimeFor } from "./regimes/select.ts";
+import { TrainingError } from "./regimes/training_error.ts";
 
-/** Raised when training cannot go on: a non-finite loss, unlabelled data. */
-export class TrainingError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "TrainingError";
-  }
-}
+export { TrainingError };
 
 /** The stream of per-step draws (mixing box, drop path, dropout). */
 const STEP_STREAM = 0x57e9;
@@ -214,6 +200,9 @@ function dataLabel(spec: DataSpec): string {
       return spec.dir;
     case "tensors":
       return spec.path;
+    default:
+      // A kind without a location of its own is named by its kind.
+      return (spec as { kind: string }).kind;
   }
 }
 
@@ -308,11 +297,11 @@ interface StepContext {
   model: LvVit;
   optimizer: AdamW;
   ema: ModelEma | null;
-  mixer: MixToken | null;
+  /** How the step prepares its batch and computes its loss. */
+  regime: TrainingRegime;
   trainables: tf.Variable[];
   /** tfjs variable name -> official parameter name. */
   paramOf: Map<string, string>;
-  numClasses: number;
 }
 
 interface StepOutcome {
@@ -322,130 +311,43 @@ interface StepOutcome {
   gradNorm?: number;
 }
 
-/** Per image, the source index of each of its N patch tokens. */
-function splitSources(index: Int32Array, B: number): Int32Array[] {
-  const n = index.length / B;
-  return Array.from(
-    { length: B },
-    (_, b) => index.subarray(b * n, (b + 1) * n),
-  );
-}
-
+/**
+ * One optimizer step: the regime prepares the inputs and targets, the loss
+ * is differentiated, the gradients clipped, the loss (its parts, the
+ * gradient norm) read once, then AdamW and the EMA applied.
+ */
 async function trainStep(
   ctx: StepContext,
   batch: Batch,
   lr: number,
   rng: Rng,
 ): Promise<StepOutcome> {
-  const { c, model, numClasses } = ctx;
-  const B = batch.size;
-  for (let i = 0; i < B; i++) {
-    if (batch.labels[i] < 0) {
-      throw new TrainingError(
-        `image ${
-          batch.keys[i]
-        } has no label; training needs a labelled dataset`,
-      );
-    }
-  }
+  const { c, model } = ctx;
+  const step = await ctx.regime.prepare(batch, rng);
   const owned: tf.Tensor[] = [];
   const own = <T extends tf.Tensor>(t: T): T => {
     owned.push(t);
     return t;
   };
-  let align: TlAlign | null = null;
-  let kept: tf.Tensor[] = [];
   try {
-    let images: tf.Tensor4D = own(
-      tf.tensor4d(batch.images, [B, batch.height, batch.width, 3]),
-    );
-    let cls: tf.Tensor2D;
-    let tokens: tf.Tensor | null = null;
-    if (c.tokenLabel) {
-      if (batch.maps === undefined || batch.boxes === undefined) {
-        throw new TrainingError(
-          "the training batch came without score maps or crop boxes; token labeling needs both (a store with --token-label-data and the train transform)",
-        );
-      }
-      const pooled = await poolLabels(stackScoreMaps(batch.maps), batch.boxes, {
-        numClasses,
-        tokenGrid: c.tokenLabelSize,
-        smoothing: c.smoothing,
-        boxOrder: c.tokenLabelBoxOrder,
-      });
-      cls = own(pooled.cls);
-      own(pooled.tokens);
-      // ReLabel (S = 1): the pooled label is the class target; a token head,
-      // if the model has one, takes it at every token.
-      tokens = isReLabel(c) ? (c.auxHead ? cls : null) : pooled.tokens;
-    } else {
-      cls = own(smoothedOneHot(batch.labels, numClasses, {
-        smoothing: c.smoothing,
-      }));
-      // A token head without token labels learns the image label at every
-      // token (the official 2-D target case), so that it does not add an
-      // untrained term to the evaluation logits.
-      if (c.auxHead) tokens = cls;
-    }
-    if (c.cutmix > 0 || c.mixup > 0) {
-      const mixed = mixupCutmix(
-        {
-          images,
-          classTargets: cls,
-          tokenTargets: tokens !== null && tokens.rank === 3
-            ? tokens as tf.Tensor3D
-            : undefined,
-        },
-        rng,
-        {
-          mixupAlpha: c.mixup,
-          cutmixAlpha: c.cutmix,
-          prob: c.mixupProb,
-          switchProb: c.mixupSwitchProb,
-        },
-      );
-      images = own(mixed.images);
-      const imageLevel = tokens === cls;
-      cls = own(mixed.classTargets);
-      if (mixed.tokenTargets !== null) tokens = own(mixed.tokenTargets);
-      else if (imageLevel) tokens = cls;
-    } else if (c.tlAlign) {
-      const mixed = patchCutmix({ images, classTargets: cls }, rng, {
-        patchSize: c.patchSize,
-        alpha: c.tlAlignAlpha,
-      });
-      images = own(mixed.images);
-      own(mixed.classTargets);
-      const y0 = own(
-        tlAlignInitialLabels(cls, splitSources(mixed.sourceIndex!, B), {
-          classLabels: mixed.classTargets,
-        }),
-      );
-      align = new TlAlign(y0);
-    }
+    // The loss parts the regime reports, kept past the gradient scope.
+    const kept: { cls?: tf.Scalar; dense?: tf.Scalar } = {};
     const { value, grads } = tf.variableGrads(() => {
-      const out = model.forwardTrain(images, {
-        rng,
-        mixer: ctx.mixer ?? undefined,
-        onAttention: align?.hook,
-      });
-      if (align !== null) {
-        return softTargetCrossEntropy(out.cls, align.classLabel()) as tf.Scalar;
-      }
-      const parts = tokenLabelingLossParts(
-        { cls: out.cls, aux: out.aux },
-        { cls, tokens },
-        { clsWeight: c.clsWeight, denseWeight: c.denseWeight, box: out.box },
-      );
-      kept = [tf.keep(parts.cls), tf.keep(parts.dense)];
+      const out = model.forwardTrain(step.images, { rng, ...step.forward });
+      const parts = step.loss(out);
+      if (parts.cls !== undefined) kept.cls = own(tf.keep(parts.cls));
+      if (parts.dense !== undefined) kept.dense = own(tf.keep(parts.dense));
       return parts.loss;
     }, ctx.trainables);
-    owned.push(value, ...Object.values(grads), ...kept);
+    owned.push(value, ...Object.values(grads));
     let byName = new Map<string, tf.Tensor>();
     for (const [vname, g] of Object.entries(grads)) {
       byName.set(ctx.paramOf.get(vname)!, g);
     }
-    const read: tf.Tensor[] = [value, ...kept];
+    const read: tf.Tensor[] = [value];
+    const at = (t: tf.Tensor | undefined) =>
+      t === undefined ? -1 : read.push(t) - 1;
+    const clsAt = at(kept.cls), denseAt = at(kept.dense);
     if (c.clipGrad !== null) {
       const clipped = clipGradients(byName, c.clipGrad, c.clipMode);
       owned.push(clipped.norm, ...clipped.grads.values());
@@ -468,14 +370,12 @@ async function trainStep(
     ctx.optimizer.apply(byName);
     ctx.ema?.update(model);
     const out: StepOutcome = { loss };
-    if (kept.length === 2) {
-      out.lossCls = parts[1];
-      if (c.auxHead) out.lossDense = parts[2];
-    }
+    if (clsAt >= 0) out.lossCls = parts[clsAt];
+    if (denseAt >= 0) out.lossDense = parts[denseAt];
     if (gradNorm !== undefined) out.gradNorm = gradNorm;
     return out;
   } finally {
-    align?.dispose();
+    step.dispose();
     tf.dispose(owned);
   }
 }
@@ -526,6 +426,7 @@ export async function train(
   let model: LvVit | null = null;
   let ema: ModelEma | null = null;
   let optimizer: AdamW | null = null;
+  let regime: TrainingRegime | null = null;
   let keepModels = false;
   try {
     const classes = loader.pipeline.dataset.classes.length;
@@ -605,15 +506,15 @@ export async function train(
       eps: c.optEps,
     });
     ema = c.modelEma ? new ModelEma(model, c.modelEmaDecay) : null;
+    regime = regimeFor(c, { numClasses });
     const ctx: StepContext = {
       c,
       model,
       optimizer,
       ema,
-      mixer: c.mixToken ? new MixToken({ boxMode: c.mixTokenBox }) : null,
+      regime,
       trainables: params.map((p) => p.variable),
       paramOf: new Map(params.map((p) => [p.variable.name, p.name])),
-      numClasses,
     };
     const run = await loop(ctx, loader, valLoader, checkpoint, options);
     keepModels = true;
@@ -622,6 +523,7 @@ export async function train(
     loader.close();
     valLoader?.close();
     optimizer?.dispose();
+    regime?.dispose();
     if (!keepModels) {
       model?.dispose();
       ema?.dispose();

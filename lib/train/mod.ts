@@ -1,8 +1,8 @@
 /**
  * Training and evaluation: the official recipe as a config
  * ({@linkcode resolveTrainConfig}), AdamW, the cosine schedule, EMA,
- * resumable checkpoints, the training loop ({@linkcode train}) and
- * evaluation ({@linkcode evaluate}).
+ * resumable checkpoints, the training loop ({@linkcode train}), its regimes
+ * ({@linkcode regimeFor}) and evaluation ({@linkcode evaluate}).
  *
  * @module
  */
@@ -16,3 +16,4 @@ export * from "./checkpoint.ts";
 export * from "./evaluate.ts";
 export * from "./display.ts";
 export * from "./engine.ts";
+export * from "./regimes/mod.ts";
