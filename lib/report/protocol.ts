@@ -58,24 +58,24 @@ export const ABLATION_SCALES: Readonly<Record<AblationScale, ScaleProtocol>> = {
   },
   smoke: {
     seeds: [1, 2, 3],
+    trainImages: 512,
+    valImages: 256,
+    epochs: 2,
+    model: { embedDim: 48, depth: 2, numHeads: 2, stemChannels: 16 },
+    batchSize: 64,
+    lr: 2e-3,
+    purpose: "the protocol in a few minutes per report on 2 CPU cores",
+  },
+  full: {
+    seeds: [1, 2, 3],
     trainImages: 1024,
     valImages: 512,
     epochs: 4,
     model: { embedDim: 64, depth: 2, numHeads: 2, stemChannels: 16 },
     batchSize: 64,
     lr: 2e-3,
-    purpose: "the protocol in minutes per report on 2 CPU cores",
-  },
-  full: {
-    seeds: [1, 2, 3],
-    trainImages: 2048,
-    valImages: 1024,
-    epochs: 6,
-    model: { embedDim: 64, depth: 2, numHeads: 2, stemChannels: 16 },
-    batchSize: 64,
-    lr: 2e-3,
     purpose:
-      "the largest protocol that fits about 90 CPU minutes for all reports together",
+      "the largest protocol that fits about 90 minutes of a 2-core machine for all reports together",
   },
 };
 
@@ -98,8 +98,8 @@ export interface DataSpecOptions {
  * @example
  * ```ts
  * import { dataSpec } from "tokenlab";
- * console.log(dataSpec("synthetic", "smoke")); // synthetic:size=32,count=1024,classes=10,seed=0
- * console.log(dataSpec("mnist", "smoke", { split: "val" })); // mnist:size=32,seed=0,split=val,limit=512
+ * console.log(dataSpec("synthetic", "smoke")); // synthetic:size=32,count=512,classes=10,seed=0
+ * console.log(dataSpec("mnist", "smoke", { split: "val" })); // mnist:size=32,seed=0,split=val,limit=256
  * ```
  */
 export function dataSpec(
@@ -215,7 +215,7 @@ export interface AnnotatorSourceOptions {
  * ```ts
  * import { annotatorSource } from "tokenlab";
  * const a = annotatorSource("mnist", "smoke", "strong");
- * console.log(a.kind, a.kind === "annotator" && a.train.epochs); // annotator 8
+ * console.log(a.kind, a.kind === "annotator" && a.train.epochs); // annotator 4
  * ```
  */
 export function annotatorSource(
