@@ -20,11 +20,13 @@ import {
   ModelInputError,
   NotATokenModelError,
   ResNet,
+  resolveTrainConfig,
   Rng,
   saveWeights,
   softTargetCrossEntropy,
   tf,
   train,
+  TrainConfigError,
 } from "tokenlab";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { refConv2d, testValues } from "tokenlab/testing/reference.ts";
@@ -454,5 +456,34 @@ Deno.test("resnet: one epoch of the real training engine (cpu)", async () => {
     assert(run.result.model !== null, "evaluated");
   } finally {
     run.dispose();
+  }
+});
+
+Deno.test("resnet: training config: token labels without MixToken; MixToken and TL-Align refused up front", () => {
+  const base = {
+    model: "resnet_xs32",
+    data: "synthetic:size=32,count=64",
+    tokenLabel: true,
+    tokenLabelData: "maps",
+  };
+  const c = resolveTrainConfig(base);
+  assertEquals([c.mixToken, c.auxHead], [false, true]);
+  for (
+    const [extra, fact] of [
+      [{ mixToken: true }, "--cutmix"],
+      [
+        { tokenLabel: false, tokenLabelData: null, tlAlign: true },
+        "without attention",
+      ],
+    ] as const
+  ) {
+    let err: unknown;
+    try {
+      resolveTrainConfig({ ...base, ...extra });
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof TrainConfigError, String(err));
+    assert((err as Error).message.includes(fact), (err as Error).message);
   }
 });

@@ -650,10 +650,21 @@ export function resolveTrainConfig(
     );
   }
   const imageMix = c.cutmix > 0 || c.mixup > 0;
+  const tokenModel = entry.family !== "resnet";
   const mixToken = c.mixToken === "auto"
     ? dense && !imageMix && !c.tlAlign && entry.auxHead &&
-      c.auxHead !== false
+      c.auxHead !== false && tokenModel
     : c.mixToken;
+  if (!tokenModel && mixToken) {
+    fail(
+      `--mix-token mixes patch tokens, but ${model} is a CNN (family "resnet") with no token sequence; use --cutmix for its mixing, or an lvvit_* model`,
+    );
+  }
+  if (!tokenModel && c.tlAlign) {
+    fail(
+      `--tl-align aligns labels through attention, but ${model} is a CNN (family "resnet") without attention; use --cutmix, or a ViT/LV-ViT model`,
+    );
+  }
   if (c.tlAlign && mixToken) {
     fail(
       "--tl-align and --mix-token both mix the batch (patch CutMix vs MixToken); choose one",
@@ -685,7 +696,7 @@ export function resolveTrainConfig(
   }
   if (dense && noAux) {
     fail(
-      `--token-label trains an aux head on every token${noAux}; use an lvvit_* model with its aux head, or drop --token-label`,
+      `--token-label trains an aux head on every token${noAux}; use an lvvit_* or resnet_* model with its aux head (or modelOverrides auxHead: true), or drop --token-label`,
     );
   }
   if (c.auxHead === true && !entry.auxHead) {

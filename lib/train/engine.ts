@@ -225,7 +225,7 @@ export async function resolveData(
   let val: DataSpec;
   if (typeof c.data === "string") {
     val = await parseDataSpec(c.data, { split: "val" });
-  } else if (train.kind === "synthetic") {
+  } else if (train.kind === "synthetic" || train.kind === "mnist") {
     val = { ...train, options: { ...train.options, split: "val" } };
   } else if (train.kind === "cifar") {
     val = { ...train, split: "test" };
