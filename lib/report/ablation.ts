@@ -17,8 +17,8 @@ import {
   type ExperimentResult,
 } from "./cache.ts";
 import { type PairedDifference, pairedDifference } from "./paired.ts";
-import { Plot, plot } from "./plot.ts";
-import { type CellValue, meanStd, ResultTable, table } from "./table.ts";
+import { type Plot, plot } from "./plot.ts";
+import { type CellValue, meanStd, type ResultTable, table } from "./table.ts";
 import { formatEffect, signed, type Verdict, verdictOf } from "./verdict.ts";
 
 /** What the published literature says about one arm. */
