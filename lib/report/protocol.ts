@@ -68,8 +68,8 @@ export const ABLATION_SCALES: Readonly<Record<AblationScale, ScaleProtocol>> = {
   },
   full: {
     seeds: [1, 2, 3],
-    trainImages: 1024,
-    valImages: 512,
+    trainImages: 2048,
+    valImages: 1024,
     epochs: 4,
     model: { embedDim: 64, depth: 2, numHeads: 2, stemChannels: 16 },
     batchSize: 64,
