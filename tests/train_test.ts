@@ -125,6 +125,20 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
     "aux head",
     "vit_xs32",
   );
+  // A ViT baseline takes token labels once given a token head.
+  const vitTl = resolveTrainConfig({
+    model: "vit_xs32",
+    data: "synthetic:size=32,count=64",
+    tokenLabel: true,
+    tokenLabelData: "maps",
+    auxHead: true,
+  });
+  assertEquals([vitTl.auxHead, vitTl.mixToken], [true, true]);
+  bad(
+    { model: "vit_xs32", tokenLabel: true, tokenLabelData: "maps" },
+    "--token-label",
+    "--aux-head",
+  );
   bad({ auxHead: false, mixToken: true }, "--mix-token", "aux head");
   bad(
     {

@@ -386,7 +386,8 @@ export class Ablation<C> {
   #comparedLabel(key: string): string {
     const ref = this.reference(key);
     const label = this.#outcome(key).arm.label;
-    return ref === this.#o.baseline
+    const pairs = this.outcomes.some((o) => o.arm.against !== undefined);
+    return ref === this.#o.baseline && !pairs
       ? label
       : `${label} vs ${this.#outcome(ref).arm.label}`;
   }

@@ -46,6 +46,8 @@ export interface TrainConfig {
    * Give the model the token head `aux_head` (default `"auto"`: when the loss
    * trains it, with token labels or MixToken; a plain run trains the class
    * token alone, so its evaluation is not polluted by an untrained head).
+   * `true` also gives a ViT baseline (`vit_*`, built without one) a token
+   * head, so it can train with token labels and MixToken.
    */
   auxHead: boolean | "auto";
   /** Weights to start from (a tokenlab `.safetensors` or an official checkpoint), official `--initial-checkpoint`. */
@@ -651,9 +653,10 @@ export function resolveTrainConfig(
   }
   const imageMix = c.cutmix > 0 || c.mixup > 0;
   const tokenModel = entry.family !== "resnet";
+  // A ViT baseline has no token head by default; auxHead: true gives it one.
+  const hasAux = c.auxHead === true || (entry.auxHead && c.auxHead !== false);
   const mixToken = c.mixToken === "auto"
-    ? dense && !imageMix && !c.tlAlign && entry.auxHead &&
-      c.auxHead !== false && tokenModel
+    ? dense && !imageMix && !c.tlAlign && hasAux && tokenModel
     : c.mixToken;
   if (!tokenModel && mixToken) {
     fail(
@@ -684,24 +687,19 @@ export function resolveTrainConfig(
       }`,
     );
   }
-  const noAux = !entry.auxHead
-    ? `, and ${model} (a ViT baseline) has none`
+  const noAux = hasAux
+    ? ""
     : c.auxHead === false
     ? ", and auxHead is false (--no-aux-head)"
-    : "";
+    : `, and ${model} (a ViT baseline) has none by default`;
   if (mixToken && noAux) {
     fail(
-      `--mix-token needs a model with an aux head (MixToken swaps the token predictions back before the dense loss)${noAux}; use an lvvit_* model with its aux head, or drop --mix-token`,
+      `--mix-token needs a model with an aux head (MixToken swaps the token predictions back before the dense loss)${noAux}; use an lvvit_* model, give the ViT baseline a token head with --aux-head (auxHead: true), or drop --mix-token`,
     );
   }
   if (dense && noAux) {
     fail(
-      `--token-label trains an aux head on every token${noAux}; use an lvvit_* or resnet_* model with its aux head (or modelOverrides auxHead: true), or drop --token-label`,
-    );
-  }
-  if (c.auxHead === true && !entry.auxHead) {
-    fail(
-      `--aux-head: ${model} is a ViT baseline without an aux head; use an lvvit_* model`,
+      `--token-label trains an aux head on every token${noAux}; use an lvvit_* or resnet_* model, give the ViT baseline a token head with --aux-head (auxHead: true), or drop --token-label`,
     );
   }
   const auxHead = c.auxHead === "auto" ? dense || mixToken : c.auxHead;
