@@ -1,5 +1,6 @@
 import {
   AblationError,
+  annotatorStore,
   pairedDifference,
   runAblation,
   TableError,
@@ -151,4 +152,53 @@ Deno.test("runAblation: bad definitions are refused before anything runs", async
     assert(err instanceof AblationError, String(err));
     assert((err as Error).message.includes(fact), (err as Error).message);
   }
+});
+
+Deno.test({
+  name:
+    "annotatorStore: trains the annotator once; another head reuses its saved weights",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cacheDir = await Deno.makeTempDir();
+    try {
+      const data = "synthetic:size=32,count=32,classes=4,seed=0";
+      const source = {
+        kind: "annotator" as const,
+        train: {
+          model: "lvvit_xs32",
+          modelOverrides: {
+            embedDim: 16,
+            depth: 1,
+            numHeads: 1,
+            stemChannels: 4,
+          },
+          data,
+          valData: "synthetic:size=32,count=16,classes=4,seed=0,split=val",
+          batchSize: 16,
+          epochs: 1,
+          warmupEpochs: 0,
+          cooldownEpochs: 0,
+          auxHead: true,
+          backend: "cpu" as const,
+        },
+      };
+      const a = await annotatorStore(source, data, 1, { cacheDir });
+      assert(a.seconds > 0, "the first call trains");
+      const header = JSON.parse(
+        await Deno.readTextFile(`${a.store}/header.json`),
+      );
+      assertEquals(header.count, 32);
+      const b = await annotatorStore({ ...source, head: "head" }, data, 1, {
+        cacheDir,
+      });
+      assertEquals(b.seconds, 0);
+      assertEquals(b.top1, a.top1);
+      assert(b.store !== a.store, "each head has its own store");
+      const again = await annotatorStore(source, data, 1, { cacheDir });
+      assertEquals([again.store, again.seconds], [a.store, 0]);
+    } finally {
+      await Deno.remove(cacheDir, { recursive: true });
+    }
+  },
 });

@@ -11,7 +11,7 @@
 import type { ModelConfig } from "../models/config.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { AblationSetting } from "./ablation.ts";
-import type { LabelSource } from "./train_arm.ts";
+import type { AnnotatorLabels } from "./train_arm.ts";
 
 /** The scales of the ablation reports. */
 export type AblationScale = "tiny" | "smoke" | "full";
@@ -206,7 +206,7 @@ export interface AnnotatorSourceOptions {
 
 /**
  * An annotator the kit trains for a dataset at a scale, as a
- * {@linkcode LabelSource}. `strong`: twice the student's depth, 1.5x its
+ * label source. `strong`: twice the student's depth, 1.5x its
  * width, twice its epochs, on all the training images, with a token head
  * trained on the image label at every token. `weak`: the student's size, a
  * quarter of the images, a quarter of the epochs (at least one).
@@ -215,7 +215,7 @@ export interface AnnotatorSourceOptions {
  * ```ts
  * import { annotatorSource } from "tokenlab";
  * const a = annotatorSource("mnist", "smoke", "strong");
- * console.log(a.kind, a.kind === "annotator" && a.train.epochs); // annotator 4
+ * console.log(a.kind, a.train.epochs); // annotator 4
  * ```
  */
 export function annotatorSource(
@@ -223,7 +223,7 @@ export function annotatorSource(
   scale: AblationScale,
   strength: AnnotatorStrength = "strong",
   options: AnnotatorSourceOptions = {},
-): LabelSource {
+): AnnotatorLabels {
   const p = ABLATION_SCALES[scale];
   const base = studentRecipe(data, scale);
   const train = strength === "strong"

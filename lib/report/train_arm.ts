@@ -14,13 +14,19 @@ import { join } from "node:path";
 import { openDataset, parseDataSpec } from "../data/datasets.ts";
 import { toImageSource } from "../data/paired.ts";
 import { SyntheticScenes } from "../data/synthetic.ts";
+import { writeTextAtomic } from "../io/_fs.ts";
 import { annotate } from "../labels/annotate.ts";
+import type { TokenModel } from "../models/model.ts";
+import { loadModel, saveWeights } from "../models/weights.ts";
 import { oracleAnnotate } from "../labels/oracle.ts";
 import { train } from "../train/engine.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
 import type { ArmResult, CurvePoint } from "./ablation.ts";
 import { canonicalJson, codeVersion, RESULTS_CACHE_DIR } from "./cache.ts";
+
+/** A label source that trains an annotator (see {@linkcode LabelSource}). */
+export type AnnotatorLabels = Extract<LabelSource, { kind: "annotator" }>;
 
 /** Where an arm's token labels come from. */
 export type LabelSource =
@@ -99,11 +105,12 @@ export interface AnnotatorStore {
 
 /**
  * Trains the annotator a label source names (once per config, seed and code
- * version: found on disk afterwards), runs it densely over `data` and
- * returns the store.
+ * version: its weights and top-1 are kept on disk), runs it densely over
+ * `data` with the head the source names and returns the store. Another head
+ * or dataset reuses the saved weights.
  */
 export async function annotatorStore(
-  source: Extract<LabelSource, { kind: "annotator" }>,
+  source: AnnotatorLabels,
   data: string,
   seed: number,
   options: TrainArmOptions = {},
@@ -112,7 +119,8 @@ export async function annotatorStore(
   const dir = join(
     cache,
     "annotators",
-    await digest({ train: source.train, seed }),
+    // An annotator with its own seed is shared by every student seed.
+    await digest({ train: source.train, seed: source.train.seed ?? seed }),
   );
   const resultPath = join(dir, "result.json");
   const store = join(
@@ -123,38 +131,53 @@ export async function annotatorStore(
       k: source.k ?? 5,
     })}`,
   );
-  if (await exists(resultPath) && await exists(join(store, "header.json"))) {
+  const weights = join(dir, "model.safetensors");
+  const trained = await exists(resultPath) && await exists(weights);
+  if (trained && await exists(join(store, "header.json"))) {
     const r = JSON.parse(await Deno.readTextFile(resultPath));
     return { store, top1: r.top1, seconds: 0 };
   }
-  await Deno.mkdir(dir, { recursive: true });
-  const run = await train({ seed, ...source.train }, { live: false });
+  // The annotator is trained once; another head or another dataset to label
+  // only runs the saved weights again.
+  let model: TokenModel;
+  let top1: number, seconds = 0, title: string;
+  if (trained) {
+    const r = JSON.parse(await Deno.readTextFile(resultPath));
+    model = (await loadModel(weights)).model;
+    ({ top1, title } = r);
+  } else {
+    await Deno.mkdir(dir, { recursive: true });
+    const run = await train({ seed, ...source.train }, { live: false });
+    try {
+      top1 = run.result.model?.top1 ?? NaN;
+      seconds = run.result.elapsed;
+      title = run.title;
+      model = run.model.clone();
+    } finally {
+      run.dispose();
+    }
+    await saveWeights(model, weights);
+    await writeTextAtomic(
+      resultPath,
+      JSON.stringify({ top1, seconds, title }) + "\n",
+    );
+  }
   try {
-    const top1 = run.result.model?.top1 ?? NaN;
-    const size = run.model.config.imgSize;
     const dataset = toImageSource(
       await openDataset(await parseDataSpec(data)),
-      {
-        mode: "squash",
-        size,
-      },
+      { mode: "squash", size: model.config.imgSize },
     );
-    const head = source.head ??
-      (run.model.config.auxHead ? "aux_head" : "head");
-    await annotate(run.model, dataset, {
+    const head = source.head ?? (model.config.auxHead ? "aux_head" : "head");
+    await annotate(model, dataset, {
       out: store,
-      k: source.k ?? 5,
+      k: source.k ?? Math.min(5, model.config.numClasses),
       head,
       overwrite: true,
-      annotator: `${run.title} (seed ${seed}, ${head})`,
+      annotator: `${title} (seed ${seed}, ${head})`,
     });
-    await Deno.writeTextFile(
-      resultPath,
-      JSON.stringify({ top1, seconds: run.result.elapsed }) + "\n",
-    );
-    return { store, top1, seconds: run.result.elapsed };
+    return { store, top1, seconds };
   } finally {
-    run.dispose();
+    model.dispose();
   }
 }
 
