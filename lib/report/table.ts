@@ -32,6 +32,11 @@ export interface TableColumn {
   paper?: boolean;
   /** Cell alignment (default: right when the column holds numbers, else left). */
   align?: "left" | "right";
+  /**
+   * What the values of a cell are over, for the note under the table
+   * (default "seeds"; "repeats" for timings, "box draws"...).
+   */
+  over?: string;
 }
 
 /**
@@ -470,9 +475,9 @@ export class ResultTable {
   /** The notes shown: the seed counts of columns with mean ± std, then the given notes. */
   #allNotes(): string[] {
     const seedNotes = this.#cols.filter((c) => c.seeds.length).map((c) =>
-      `${_header(c)}: mean ± std over n = ${
-        c.seeds.join(", ")
-      } seeds (sample std).`
+      `${_header(c)}: mean ± std over n = ${c.seeds.join(", ")} ${
+        c.over ?? "seeds"
+      } (sample std).`
     );
     return [...seedNotes, ...this.notes];
   }
