@@ -202,3 +202,55 @@ Deno.test({
     }
   },
 });
+
+Deno.test("runAblation: arms compared against other arms (a grid of pairs)", async () => {
+  const cache = await Deno.makeTempDir();
+  try {
+    const ab = await runAblation({
+      name: "ablation-pairs",
+      arms: [
+        { key: "a", label: "A", config: { v: 10 } },
+        { key: "a-tl", label: "A + TL", config: { v: 12 }, against: "a" },
+        { key: "b", label: "B", config: { v: 20 }, reference: true },
+        {
+          key: "b-tl",
+          label: "B + TL",
+          config: { v: 19 },
+          against: "b",
+          published: { effect: 1.4, source: "paper" },
+        },
+      ],
+      baseline: "a",
+      seeds: [1, 2, 3],
+      run: (c, seed) => Promise.resolve({ value: c.v + seed * 0.01 * c.v }),
+      setting: {
+        dataset: "toy",
+        real: false,
+        model: "none",
+        epochs: 1,
+        scale: "tiny",
+      },
+      experimentOptions: { cacheDir: cache, frozenDir: cache },
+    });
+    assertEquals(ab.reference("b-tl"), "b");
+    assertEquals([
+      ab.isCompared("a"),
+      ab.isCompared("b"),
+      ab.isCompared("b-tl"),
+    ], [false, false, true]);
+    // B + TL is below B on every seed: the published gain does not reproduce.
+    assertEquals(ab.verdict("b-tl").kind, "not reproduced");
+    assertEquals(ab.verdict("a-tl").kind, "measured only");
+    const md = ab.table().toMarkdown();
+    assert(md.includes("compared with"), md);
+    assert(
+      ab.summary("b-tl").startsWith("B + TL vs B: not reproduced"),
+      ab.summary("b-tl"),
+    );
+    // Only the compared arms appear in the effect figure.
+    const y = (ab.effectFigure().figure.data[0] as { y: string[] }).y;
+    assertEquals(y, ["A + TL vs A", "B + TL vs B"]);
+  } finally {
+    await Deno.remove(cache, { recursive: true });
+  }
+});
