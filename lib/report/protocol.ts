@@ -122,6 +122,21 @@ export function dataSpec(
   },limit=${count}`;
 }
 
+/**
+ * The augmentation for digits. A flipped 2 is not a 2, and the ImageNet
+ * recipe's crops (8-100 % of the area, aspect 3/4-4/3), RandAugment m9 and
+ * random erasing cut off or paint over the strokes that make a digit: with
+ * them a plain student reached about 22 % top-1 on 2048 MNIST digits after
+ * 4 epochs, with these about 61 % (one seed each, same run otherwise).
+ */
+export const DIGIT_AUGMENTATION: Readonly<Partial<TrainConfig>> = {
+  hflip: 0,
+  aa: null,
+  reprob: 0,
+  scale: [0.7, 1],
+  ratio: [0.9, 1.1],
+};
+
 /** Options of {@linkcode studentRecipe}. */
 export interface StudentRecipeOptions {
   /** The registry model (default `lvvit_xs32`). */
@@ -136,7 +151,8 @@ export interface StudentRecipeOptions {
  * The training config every arm starts from: the official recipe (AdamW,
  * warmup + cosine, label smoothing 0.1, RandAugment, random erasing, drop
  * path) shortened to the scale (1 warmup epoch, no cooldown, per-step
- * schedule), and no horizontal flips for digits.
+ * schedule); digits get {@linkcode DIGIT_AUGMENTATION} instead of the
+ * ImageNet augmentation.
  *
  * @example
  * ```ts
@@ -165,8 +181,7 @@ export function studentRecipe(
     cooldownEpochs: 0,
     schedUpdate: "step",
     logEvery: 1000,
-    // Digits are not mirror-symmetric: a flipped 2 is not a 2.
-    ...(data === "mnist" ? { hflip: 0 } : {}),
+    ...(data === "mnist" ? DIGIT_AUGMENTATION : {}),
   };
 }
 
