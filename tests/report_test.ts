@@ -179,7 +179,10 @@ Deno.test("cli: report with a bad flag value or name exits non-zero", async () =
   );
   const scale = await runCli(["report", "--scale", "huge"]);
   assertEquals(scale.code, 2);
-  assertStringIncludes(scale.stderr, "--scale expects one of tiny, smoke, full");
+  assertStringIncludes(
+    scale.stderr,
+    "--scale expects one of tiny, smoke, full",
+  );
   const param = await runCli([
     "report",
     "00_backend_check",
