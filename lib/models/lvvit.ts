@@ -12,18 +12,30 @@
 
 import { tf } from "../tf.ts";
 import { attentionCore, gelu, layerNormAffine } from "../ops.ts";
-import { Rng } from "../random.ts";
+import type { Rng } from "../random.ts";
 import {
   batchNorm,
   checkImages,
   dropout,
   dropPath,
-  initialValues,
   linear,
-  type NormContext,
   type State,
 } from "./_layers.ts";
-import { ModelInputError, type TokenModel } from "./model.ts";
+import {
+  applyHead,
+  cloneState,
+  countValues,
+  decayedOf,
+  denseLogitsOf,
+  disposeState,
+  initialState,
+  isDisposed,
+  predictFromFeatures,
+  requireRng,
+  type RunContext as StateRunContext,
+  trainableOf,
+} from "./_model_state.ts";
+import type { TokenModel } from "./model.ts";
 import {
   gridSize,
   type ModelConfig,
@@ -89,18 +101,8 @@ export interface TrainOutput {
 // Defined beside the interface every model implements; still exported here.
 export { ModelInputError } from "./model.ts";
 
-interface RunContext extends NormContext {
-  rng: Rng | null;
+interface RunContext extends StateRunContext {
   onAttention?: (block: number, attention: tf.Tensor4D) => void;
-}
-
-function requireRng(ctx: RunContext, what: string): Rng {
-  if (ctx.rng === null) {
-    throw new ModelInputError(
-      `${what} draws random numbers in training; pass { rng: new Rng(seed) } to forwardTrain`,
-    );
-  }
-  return ctx.rng;
 }
 
 /** The patch embedding: NHWC image -> [B, h, w, D] token grid. */
@@ -256,73 +258,8 @@ function block(
   return tf.add(x, branch(mlp(n2, state, `${p}.mlp`, config, ctx)));
 }
 
-/**
- * Reorders row-major `values` of `shape` so that output axis j is input axis
- * perm[j] (a transpose, in JavaScript: weights are converted once, at load
- * and save).
- */
-function permute(
-  values: Float32Array,
-  shape: readonly number[],
-  perm: readonly number[],
-): Float32Array {
-  const rank = shape.length;
-  const outShape = perm.map((p) => shape[p]);
-  const inStride = new Array<number>(rank).fill(1);
-  for (let d = rank - 2; d >= 0; d--) {
-    inStride[d] = inStride[d + 1] * shape[d + 1];
-  }
-  // The input stride of each output axis, walked in output order.
-  const step = perm.map((p) => inStride[p]);
-  const out = new Float32Array(values.length);
-  const idx = new Array<number>(rank).fill(0);
-  let src = 0;
-  for (let o = 0; o < out.length; o++) {
-    out[o] = values[src];
-    for (let d = rank - 1; d >= 0; d--) {
-      idx[d]++;
-      src += step[d];
-      if (idx[d] < outShape[d]) break;
-      src -= step[d] * outShape[d];
-      idx[d] = 0;
-    }
-  }
-  return out;
-}
-
-// PyTorch layout -> tfjs layout: conv [out, in, kh, kw] -> [kh, kw, in, out],
-// linear [out, in] -> [in, out]; and the inverse permutations.
-const TO_TF = { conv: [2, 3, 1, 0], linear: [1, 0] } as const;
-const TO_TORCH = { conv: [3, 2, 0, 1], linear: [1, 0] } as const;
-
-/**
- * Converts PyTorch-layout values of a parameter to the tfjs layout the model
- * computes with: conv [out, in, kh, kw] -> [kh, kw, in, out], linear
- * [out, in] -> [in, out]. Returns the tfjs shape and the reordered values.
- */
-export function torchToTfLayout(
-  layout: ParamSpec["layout"],
-  shape: readonly number[],
-  values: Float32Array,
-): { shape: number[]; values: Float32Array } {
-  if (layout === "plain") return { shape: [...shape], values };
-  const perm = TO_TF[layout];
-  return {
-    shape: perm.map((p) => shape[p]),
-    values: permute(values, shape, perm),
-  };
-}
-
-/** The inverse of {@linkcode torchToTfLayout}, given the PyTorch shape. */
-export function tfToTorchLayout(
-  layout: ParamSpec["layout"],
-  torchShape: readonly number[],
-  values: Float32Array,
-): Float32Array {
-  if (layout === "plain") return values;
-  const tfShape = TO_TF[layout].map((p) => torchShape[p]);
-  return permute(values, tfShape, TO_TORCH[layout]);
-}
+// Defined beside the model state; still exported here.
+export { tfToTorchLayout, torchToTfLayout } from "./_model_state.ts";
 
 /** Options of {@linkcode LvVit.denseLogits}. */
 export interface DenseLogitsOptions {
@@ -336,14 +273,9 @@ export interface CreateOptions {
   seed?: number;
 }
 
-// Which models were disposed. A set beside the class rather than a private
-// field: LvVit stays a structural type, so any TokenModel (what createModel
-// returns) is assignable where an LvVit is asked for.
-const DISPOSED = new WeakSet<object>();
-
 function checkInput(model: LvVit, x: tf.Tensor): void {
   checkImages(x, model.config, {
-    disposed: DISPOSED.has(model),
+    disposed: isDisposed(model),
     strideName: "patch size",
     rebuildNote: " (loading a checkpoint resizes the position embedding)",
   });
@@ -423,21 +355,7 @@ export class LvVit implements TokenModel {
     options: CreateOptions = {},
   ): LvVit {
     const c = resolveConfig(config);
-    const rng = new Rng(options.seed ?? 0);
-    const state = new Map<string, tf.Variable>();
-    for (const p of parameterSpec(c)) {
-      const { shape, values } = torchToTfLayout(
-        p.layout,
-        p.shape,
-        initialValues(p, rng),
-      );
-      // A variable shares its initial tensor's data (a reference, not a
-      // copy): the temporary is released so that only the variable holds it.
-      const initial = tf.tensor(values, shape, "float32");
-      state.set(p.name, tf.variable(initial, p.kind === "param"));
-      initial.dispose();
-    }
-    return new LvVit(c, state);
+    return new LvVit(c, initialState(c, options.seed ?? 0));
   }
 
   /**
@@ -458,18 +376,7 @@ export class LvVit implements TokenModel {
    * ```
    */
   clone(): LvVit {
-    if (DISPOSED.has(this)) {
-      throw new ModelInputError(
-        "this model was disposed and cannot be cloned; clone it before disposing",
-      );
-    }
-    const state = new Map<string, tf.Variable>();
-    // tf.variable shares the (immutable) data by reference count; `assign`
-    // swaps a variable's data, so the two models never see each other's writes.
-    for (const [name, v] of this.state) {
-      state.set(name, tf.variable(v, v.trainable));
-    }
-    return new LvVit(this.config, state);
+    return new LvVit(this.config, cloneState(this, this.state));
   }
 
   /** Side of the token grid (imgSize / patchSize). */
@@ -479,19 +386,17 @@ export class LvVit implements TokenModel {
 
   /** Trainable parameters (buffers excluded), in state-dict order. */
   trainableVariables(): tf.Variable[] {
-    return this.spec.filter((p) => p.kind === "param").map((p) =>
-      this.state.get(p.name)!
-    );
+    return trainableOf(this.spec, this.state);
   }
 
   /** Parameters weight decay applies to (not biases, norms, pos_embed, cls_token). */
   decayedVariables(): tf.Variable[] {
-    return this.spec.filter((p) => p.decay).map((p) => this.state.get(p.name)!);
+    return decayedOf(this.spec, this.state);
   }
 
   /** Number of trainable values, counted from the model's own variables. */
   numParameters(): number {
-    return this.trainableVariables().reduce((n, v) => n + v.size, 0);
+    return countValues(this.trainableVariables());
   }
 
   /**
@@ -543,18 +448,10 @@ export class LvVit implements TokenModel {
       const tokens = encode(this, grid, ctx); // [B, N+1, D]
       const D = tokens.shape[2];
       const clsTok = tf.reshape(tf.slice(tokens, [0, 0, 0], [B, 1, D]), [B, D]);
-      const cls = linear(
-        clsTok,
-        this.state.get("head.weight")!,
-        this.state.get("head.bias"),
-      ) as tf.Tensor2D; // [B, C]
+      const cls = applyHead(this.state, "head", clsTok) as tf.Tensor2D; // [B, C]
       if (!this.config.auxHead) return { cls };
       const patches = tf.slice(tokens, [0, 1, 0], [B, h * w, D]); // [B, N, D]
-      let aux = linear(
-        patches,
-        this.state.get("aux_head.weight")!,
-        this.state.get("aux_head.bias"),
-      ) as tf.Tensor3D; // [B, N, C]
+      let aux = applyHead(this.state, "aux_head", patches) as tf.Tensor3D; // [B, N, C]
       if (box !== null) {
         const C = aux.shape[2];
         const back = options.mixer!.unmix(tf.reshape(aux, [B, h, w, C]), box);
@@ -572,24 +469,9 @@ export class LvVit implements TokenModel {
    */
   predict(x: tf.Tensor): tf.Tensor2D {
     checkInput(this, x);
-    return tf.tidy(() => {
-      const tokens = this.features(x); // [B, N+1, D]
-      const [B, n1, D] = tokens.shape;
-      const clsTok = tf.reshape(tf.slice(tokens, [0, 0, 0], [B, 1, D]), [B, D]);
-      const cls = linear(
-        clsTok,
-        this.state.get("head.weight")!,
-        this.state.get("head.bias"),
-      ) as tf.Tensor2D;
-      if (!this.config.auxHead) return cls;
-      const patches = tf.slice(tokens, [0, 1, 0], [B, n1 - 1, D]);
-      const aux = linear(
-        patches,
-        this.state.get("aux_head.weight")!,
-        this.state.get("aux_head.bias"),
-      ); // [B, N, C]
-      return tf.add(cls, tf.mul(tf.max(aux, 1), 0.5)) as tf.Tensor2D;
-    });
+    return tf.tidy(() =>
+      predictFromFeatures(this.features(x), this.state, this.config.auxHead)
+    );
   }
 
   /**
@@ -601,41 +483,17 @@ export class LvVit implements TokenModel {
    * `aux_head`, trained on every token, can be asked for instead.
    */
   denseLogits(x: tf.Tensor, options: DenseLogitsOptions = {}): tf.Tensor4D {
-    const which = options.head ?? "head";
-    if (which === "aux_head" && !this.config.auxHead) {
-      throw new ModelInputError(
-        `${this.config.name} has no aux_head; use { head: "head" }`,
-      );
-    }
-    return tf.tidy(() => {
-      const tokens = this.features(x); // [B, N+1, D]
-      const [B, n1, D] = tokens.shape;
-      const g = this.grid;
-      const patches = tf.slice(tokens, [0, 1, 0], [B, n1 - 1, D]); // [B, N, D]
-      const logits = linear(
-        patches,
-        this.state.get(`${which}.weight`)!,
-        this.state.get(`${which}.bias`),
-      ); // [B, N, C]
-      return tf.reshape(logits, [
-        B,
-        g,
-        g,
-        this.config.numClasses,
-      ]) as tf.Tensor4D;
-    });
+    return denseLogitsOf(this, x, options);
   }
 
   /** Releases every variable of the model. */
   dispose(): void {
-    if (DISPOSED.has(this)) return;
-    for (const v of this.state.values()) v.dispose();
-    DISPOSED.add(this);
+    disposeState(this, this.state);
   }
 
   /** Whether {@linkcode LvVit.dispose} was called. */
   get isDisposed(): boolean {
-    return DISPOSED.has(this);
+    return isDisposed(this);
   }
 
   /** A one-line summary for notebooks. */

@@ -12,17 +12,27 @@
  */
 
 import { tf } from "../tf.ts";
-import { Rng } from "../random.ts";
 import {
   batchNorm,
   checkImages,
   dropout,
   dropPath,
-  initialValues,
-  linear,
-  type NormContext,
   type State,
 } from "./_layers.ts";
+import {
+  applyHead,
+  cloneState,
+  countValues,
+  decayedOf,
+  denseLogitsOf,
+  disposeState,
+  initialState,
+  isDisposed,
+  predictFromFeatures,
+  requireRng,
+  type RunContext,
+  trainableOf,
+} from "./_model_state.ts";
 import {
   gridSize,
   type ModelConfig,
@@ -30,12 +40,11 @@ import {
   type ParamSpec,
   resolveConfig,
 } from "./config.ts";
-import {
-  type CreateOptions,
-  type DenseLogitsOptions,
-  type ForwardTrainOptions,
-  torchToTfLayout,
-  type TrainOutput,
+import type {
+  CreateOptions,
+  DenseLogitsOptions,
+  ForwardTrainOptions,
+  TrainOutput,
 } from "./lvvit.ts";
 import { ModelInputError, type TokenModel } from "./model.ts";
 import { resnetBlocks, resnetStemStride } from "./resnet_config.ts";
@@ -48,22 +57,6 @@ export class NotATokenModelError extends ModelInputError {
     this.name = "NotATokenModelError";
   }
 }
-
-interface RunContext extends NormContext {
-  rng: Rng | null;
-}
-
-function requireRng(ctx: RunContext, what: string): Rng {
-  if (ctx.rng === null) {
-    throw new ModelInputError(
-      `${what} draws random numbers in training; pass { rng: new Rng(seed) } to forwardTrain`,
-    );
-  }
-  return ctx.rng;
-}
-
-/** Which ResNets were disposed (a set, not a private field: see LvVit). */
-const DISPOSED = new WeakSet<object>();
 
 /** 3x3 (pad 1) or 1x1 (no pad) convolution of an NHWC map, no bias. */
 function conv(
@@ -181,33 +174,12 @@ export class ResNet implements TokenModel {
         }; build a ViT with LvVit.create or createModel`,
       );
     }
-    const rng = new Rng(options.seed ?? 0);
-    const state = new Map<string, tf.Variable>();
-    for (const p of parameterSpec(c)) {
-      const { shape, values } = torchToTfLayout(
-        p.layout,
-        p.shape,
-        initialValues(p, rng),
-      );
-      const initial = tf.tensor(values, shape, "float32");
-      state.set(p.name, tf.variable(initial, p.kind === "param"));
-      initial.dispose();
-    }
-    return new ResNet(c, state);
+    return new ResNet(c, initialState(c, options.seed ?? 0));
   }
 
   /** An independent copy: same config, a new variable for every state entry. */
   clone(): ResNet {
-    if (this.isDisposed) {
-      throw new ModelInputError(
-        "this model was disposed and cannot be cloned; clone it before disposing",
-      );
-    }
-    const state = new Map<string, tf.Variable>();
-    for (const [name, v] of this.state) {
-      state.set(name, tf.variable(v, v.trainable));
-    }
-    return new ResNet(this.config, state);
+    return new ResNet(this.config, cloneState(this, this.state));
   }
 
   /** Side of the final map (imgSize / patchSize). */
@@ -217,24 +189,22 @@ export class ResNet implements TokenModel {
 
   /** Whether {@linkcode ResNet.dispose} was called. */
   get isDisposed(): boolean {
-    return DISPOSED.has(this);
+    return isDisposed(this);
   }
 
   /** Trainable parameters (buffers excluded), in state-dict order. */
   trainableVariables(): tf.Variable[] {
-    return this.spec.filter((p) => p.kind === "param").map((p) =>
-      this.state.get(p.name)!
-    );
+    return trainableOf(this.spec, this.state);
   }
 
   /** Parameters weight decay applies to (conv and linear weights). */
   decayedVariables(): tf.Variable[] {
-    return this.spec.filter((p) => p.decay).map((p) => this.state.get(p.name)!);
+    return decayedOf(this.spec, this.state);
   }
 
   /** Number of trainable values, counted from the model's own variables. */
   numParameters(): number {
-    return this.trainableVariables().reduce((n, v) => n + v.size, 0);
+    return countValues(this.trainableVariables());
   }
 
   #check(x: tf.Tensor): void {
@@ -297,17 +267,9 @@ export class ResNet implements TokenModel {
       if (c.dropRate > 0) {
         pooled = dropout(pooled, c.dropRate, requireRng(ctx, "dropout"));
       }
-      const cls = linear(
-        pooled,
-        this.state.get("head.weight")!,
-        this.state.get("head.bias"),
-      ) as tf.Tensor2D; // [B, C]
+      const cls = applyHead(this.state, "head", pooled) as tf.Tensor2D; // [B, C]
       if (!c.auxHead) return { cls };
-      const aux = linear(
-        cells,
-        this.state.get("aux_head.weight")!,
-        this.state.get("aux_head.bias"),
-      ) as tf.Tensor3D; // [B, N, C]
+      const aux = applyHead(this.state, "aux_head", cells) as tf.Tensor3D; // [B, N, C]
       return { cls, aux };
     });
     return { cls: out.cls, aux: out.aux ?? null, box: null };
@@ -319,24 +281,9 @@ export class ResNet implements TokenModel {
    */
   predict(x: tf.Tensor): tf.Tensor2D {
     this.#check(x);
-    return tf.tidy(() => {
-      const feats = this.features(x); // [B, 1+N, D]
-      const [B, n1, D] = feats.shape;
-      const pooled = tf.reshape(tf.slice(feats, [0, 0, 0], [B, 1, D]), [B, D]); // [B, D]
-      const cls = linear(
-        pooled,
-        this.state.get("head.weight")!,
-        this.state.get("head.bias"),
-      ) as tf.Tensor2D; // [B, C]
-      if (!this.config.auxHead) return cls;
-      const cells = tf.slice(feats, [0, 1, 0], [B, n1 - 1, D]); // [B, N, D]
-      const aux = linear(
-        cells,
-        this.state.get("aux_head.weight")!,
-        this.state.get("aux_head.bias"),
-      ); // [B, N, C]
-      return tf.add(cls, tf.mul(tf.max(aux, 1), 0.5)) as tf.Tensor2D;
-    });
+    return tf.tidy(() =>
+      predictFromFeatures(this.features(x), this.state, this.config.auxHead)
+    );
   }
 
   /**
@@ -345,36 +292,12 @@ export class ResNet implements TokenModel {
    * final map, in evaluation mode.
    */
   denseLogits(x: tf.Tensor, options: DenseLogitsOptions = {}): tf.Tensor4D {
-    const which = options.head ?? "head";
-    if (which === "aux_head" && !this.config.auxHead) {
-      throw new ModelInputError(
-        `${this.config.name} has no aux_head; use { head: "head" }`,
-      );
-    }
-    return tf.tidy(() => {
-      const feats = this.features(x); // [B, 1+N, D]
-      const [B, n1, D] = feats.shape;
-      const g = this.grid;
-      const cells = tf.slice(feats, [0, 1, 0], [B, n1 - 1, D]); // [B, N, D]
-      const logits = linear(
-        cells,
-        this.state.get(`${which}.weight`)!,
-        this.state.get(`${which}.bias`),
-      ); // [B, N, C]
-      return tf.reshape(logits, [
-        B,
-        g,
-        g,
-        this.config.numClasses,
-      ]) as tf.Tensor4D; // [B, h, w, C]
-    });
+    return denseLogitsOf(this, x, options);
   }
 
   /** Releases every variable of the model. */
   dispose(): void {
-    if (this.isDisposed) return;
-    for (const v of this.state.values()) v.dispose();
-    DISPOSED.add(this);
+    disposeState(this, this.state);
   }
 
   /** A one-line summary for notebooks. */

@@ -22,7 +22,7 @@ import {
   type ParamSpec,
   resolveConfig,
 } from "./config.ts";
-import { tfToTorchLayout, torchToTfLayout } from "./lvvit.ts";
+import { tfToTorchLayout, torchToTfLayout } from "./_model_state.ts";
 import type { TokenModel } from "./model.ts";
 import { buildModel, modelConfig } from "./registry.ts";
 
