@@ -4,10 +4,17 @@
  * @module
  */
 
-/** Whether something exists at `path` (a link counts, whatever it points to); other errors than "not found" propagate. */
-export async function exists(path: string): Promise<boolean> {
+/**
+ * Whether something exists at `path` (a link counts, whatever it points to;
+ * with `followLinks`, a link counts only when its target exists); other
+ * errors than "not found" propagate.
+ */
+export async function exists(
+  path: string,
+  options: { followLinks?: boolean } = {},
+): Promise<boolean> {
   try {
-    await Deno.lstat(path);
+    await (options.followLinks ? Deno.stat(path) : Deno.lstat(path));
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;

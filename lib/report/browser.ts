@@ -23,6 +23,7 @@ import plotlyPackage from "plotly.js-dist-min/package.json" with {
 import { createRequire } from "node:module";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { exists } from "../io/_fs.ts";
 
 /**
  * Thrown for a browser that cannot be found, started or driven; the message
@@ -47,16 +48,6 @@ const BROWSER_PATHS = [
 const HOW_TO_INSTALL =
   "run `npx -y deno@2.9.6 task setup` (installs Debian's chromium) or set TOKENLAB_CHROMIUM to a Chromium or Chrome executable";
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * Path of a usable Chromium: `$TOKENLAB_CHROMIUM` if set, else the first
  * existing of /usr/bin/chromium, /usr/bin/chromium-headless-shell,
@@ -67,7 +58,7 @@ async function exists(path: string): Promise<boolean> {
 export async function findBrowser(): Promise<string | null> {
   const explicit = Deno.env.get("TOKENLAB_CHROMIUM");
   if (explicit) {
-    if (!(await exists(explicit))) {
+    if (!(await exists(explicit, { followLinks: true }))) {
       throw new BrowserError(
         `TOKENLAB_CHROMIUM is set to ${explicit}, which does not exist; point it at a Chromium or Chrome executable, or unset it to use ${
           BROWSER_PATHS.join(", ")
@@ -77,7 +68,7 @@ export async function findBrowser(): Promise<string | null> {
     return explicit;
   }
   for (const path of BROWSER_PATHS) {
-    if (await exists(path)) return path;
+    if (await exists(path, { followLinks: true })) return path;
   }
   return null;
 }
@@ -616,7 +607,7 @@ export class Browser {
       : isAbsolute(path)
       ? path
       : resolve(path);
-    if (!(await exists(file))) {
+    if (!(await exists(file, { followLinks: true }))) {
       throw new BrowserError(
         `cannot check ${file}: no such file; expected a generated HTML report (run the report first)`,
       );

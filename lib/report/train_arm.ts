@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { openDataset, parseDataSpec } from "../data/datasets.ts";
 import { toImageSource } from "../data/paired.ts";
 import { SyntheticScenes } from "../data/synthetic.ts";
-import { writeTextAtomic } from "../io/_fs.ts";
+import { exists, writeTextAtomic } from "../io/_fs.ts";
 import { annotate } from "../labels/annotate.ts";
 import type { TokenModel } from "../models/model.ts";
 import { loadModel, saveWeights } from "../models/weights.ts";
@@ -77,16 +77,6 @@ async function digest(value: unknown): Promise<string> {
   ).join("");
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 function curveOf(records: readonly { kind: string }[]): CurvePoint[] {
   return (records.filter((r) =>
     r.kind === "eval" && (r as EvalRecord).which === "model"
@@ -132,8 +122,11 @@ export async function annotatorStore(
     })}`,
   );
   const weights = join(dir, "model.safetensors");
-  const trained = await exists(resultPath) && await exists(weights);
-  if (trained && await exists(join(store, "header.json"))) {
+  const trained = await exists(resultPath, { followLinks: true }) &&
+    await exists(weights, { followLinks: true });
+  if (
+    trained && await exists(join(store, "header.json"), { followLinks: true })
+  ) {
     const r = JSON.parse(await Deno.readTextFile(resultPath));
     return { store, top1: r.top1, seconds: 0 };
   }
@@ -194,7 +187,7 @@ async function oracleStore(
     );
   }
   const dir = join(cache, "stores", await digest({ source, data }));
-  if (await exists(join(dir, "header.json"))) return dir;
+  if (await exists(join(dir, "header.json"), { followLinks: true })) return dir;
   await Deno.mkdir(join(cache, "stores"), { recursive: true });
   await oracleAnnotate(new SyntheticScenes(spec.options ?? {}), dir, {
     mapSize: source.mapSize,
