@@ -16,6 +16,30 @@ export function escapeXml(s: string): string {
   );
 }
 
+/** A qualitative palette (hex colours); class c takes colour c mod 20. */
+export const CLASS_PALETTE: readonly string[] = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#2ca02c",
+  "#d62728",
+  "#9467bd",
+  "#8c564b",
+  "#e377c2",
+  "#7f7f7f",
+  "#bcbd22",
+  "#17becf",
+  "#aec7e8",
+  "#ffbb78",
+  "#98df8a",
+  "#ff9896",
+  "#c5b0d5",
+  "#c49c94",
+  "#f7b6d2",
+  "#c7c7c7",
+  "#dbdb8d",
+  "#9edae5",
+];
+
 /**
  * The class of the static image in a figure bundle's HTML: a report that
  * draws the plotly figure itself drops the element with this class.

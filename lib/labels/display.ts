@@ -7,7 +7,7 @@
  * @module
  */
 
-import { escapeXml, figureBundle } from "../figure.ts";
+import { CLASS_PALETTE, escapeXml, figureBundle } from "../figure.ts";
 import type { NormalizedBox } from "./pooling.ts";
 import type { ScoreMap } from "./score_map.ts";
 
@@ -25,29 +25,8 @@ export interface ShowScoreMapOptions {
   title?: string;
 }
 
-/** A qualitative palette (hex colours); class c takes colour c mod 20. */
-export const CLASS_PALETTE: readonly string[] = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#7f7f7f",
-  "#bcbd22",
-  "#17becf",
-  "#aec7e8",
-  "#ffbb78",
-  "#98df8a",
-  "#ff9896",
-  "#c5b0d5",
-  "#c49c94",
-  "#f7b6d2",
-  "#c7c7c7",
-  "#dbdb8d",
-  "#9edae5",
-];
+// Defined with the figure helpers; still exported here.
+export { CLASS_PALETTE } from "../figure.ts";
 
 /** A score map view: displays itself in Jupyter (plotly, SVG, text). */
 export class ScoreMapView {

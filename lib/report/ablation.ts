@@ -11,6 +11,7 @@
  */
 
 import { formatDuration } from "../_duration.ts";
+import { CLASS_PALETTE } from "../figure.ts";
 import {
   experiment,
   type ExperimentOptions,
@@ -261,18 +262,9 @@ function checkResult(r: ArmResult, arm: string, seed: number): void {
   }
 }
 
-const PALETTE = [
-  "#7f7f7f",
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#17becf",
-  "#bcbd22",
-];
+// Arm colours: the first arm (the reference) grey, then the class palette's
+// first ten colours in their order, cyan before olive.
+const PALETTE = [7, 0, 1, 2, 3, 4, 5, 6, 9, 8].map((i) => CLASS_PALETTE[i]);
 
 /** The results of an ablation: table, figures, verdicts, headline. */
 export class Ablation<C> {
