@@ -102,3 +102,28 @@ export function tokenLabelingStep(
     dispose: parts.dispose,
   };
 }
+
+/**
+ * The batch as loaded, not mixed on pixels: its images and targets through
+ * the token labeling loss, the forward given `forward` (MixToken's mixer,
+ * or nothing).
+ */
+export async function unmixedStep(
+  batch: RegimeBatch,
+  config: TargetConfig & LossWeights,
+  options: PrepareTargetsOptions,
+  forward: RegimeForwardOptions,
+): Promise<RegimeStep> {
+  const { images, targets } = await prepareInputs(batch, config, options);
+  return tokenLabelingStep({
+    images,
+    cls: targets.cls,
+    tokens: targets.tokens,
+    mixing: null,
+    forward,
+    dispose: () => {
+      images.dispose();
+      targets.dispose();
+    },
+  }, config);
+}

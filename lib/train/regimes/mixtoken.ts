@@ -11,7 +11,7 @@ import { MixToken } from "../../mixing/mixtoken.ts";
 import type { ResolvedTrainConfig } from "../config.ts";
 import type { RegimeBatch, RegimeStep, TrainingRegime } from "./regime.ts";
 import type { PrepareTargetsOptions, TargetConfig } from "./targets.ts";
-import { prepareInputs, tokenLabelingStep } from "./_step.ts";
+import { unmixedStep } from "./_step.ts";
 
 /** The config fields of {@linkcode mixTokenRegime}. */
 export type MixTokenRegimeConfig =
@@ -48,19 +48,8 @@ export function mixTokenRegime(
   const mixer = new MixToken({ boxMode: config.mixTokenBox });
   return {
     name: "mixtoken",
-    async prepare(batch: RegimeBatch, _rng: Rng): Promise<RegimeStep> {
-      const { images, targets } = await prepareInputs(batch, config, options);
-      return tokenLabelingStep({
-        images,
-        cls: targets.cls,
-        tokens: targets.tokens,
-        mixing: null,
-        forward: { mixer },
-        dispose: () => {
-          images.dispose();
-          targets.dispose();
-        },
-      }, config);
+    prepare(batch: RegimeBatch, _rng: Rng): Promise<RegimeStep> {
+      return unmixedStep(batch, config, options, { mixer });
     },
     dispose() {},
   };

@@ -10,7 +10,7 @@ import type { Rng } from "../../random.ts";
 import type { ResolvedTrainConfig } from "../config.ts";
 import type { RegimeBatch, RegimeStep, TrainingRegime } from "./regime.ts";
 import type { PrepareTargetsOptions, TargetConfig } from "./targets.ts";
-import { prepareInputs, tokenLabelingStep } from "./_step.ts";
+import { unmixedStep } from "./_step.ts";
 
 /** The config fields of {@linkcode plainRegime}. */
 export type PlainRegimeConfig =
@@ -45,19 +45,8 @@ export function plainRegime(
 ): TrainingRegime {
   return {
     name: "plain",
-    async prepare(batch: RegimeBatch, _rng: Rng): Promise<RegimeStep> {
-      const { images, targets } = await prepareInputs(batch, config, options);
-      return tokenLabelingStep({
-        images,
-        cls: targets.cls,
-        tokens: targets.tokens,
-        mixing: null,
-        forward: {},
-        dispose: () => {
-          images.dispose();
-          targets.dispose();
-        },
-      }, config);
+    prepare(batch: RegimeBatch, _rng: Rng): Promise<RegimeStep> {
+      return unmixedStep(batch, config, options, {});
     },
     dispose() {},
   };
