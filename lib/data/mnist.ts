@@ -60,6 +60,7 @@ import { Rng } from "../random.ts";
 import type { ImageDataset, RgbImage } from "./image.ts";
 import { resizeImage } from "./resize.ts";
 import { DatasetError } from "./tensor_dataset.ts";
+import { checkIntOption, found } from "./_options.ts";
 
 /** The class names, `"0"` to `"9"` (the label of a digit is its value). */
 export const MNIST_CLASSES: readonly string[] = Object.freeze(
@@ -136,27 +137,8 @@ export const MNIST_DEFAULTS: Readonly<ResolvedMnistOptions> = Object.freeze({
 
 const KNOWN = ["split", "size", "seed", "valCount", "valFraction", "limit"];
 
-function found(v: unknown): string {
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  if (v === undefined) return "undefined";
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 function checkInt(name: string, v: unknown, lo: number, hi: number): number {
-  if (
-    typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi
-  ) {
-    throw new RangeError(
-      `MNIST: option "${name}" must be an integer in [${lo}, ${hi}], found ${
-        found(v)
-      }`,
-    );
-  }
-  return v;
+  return checkIntOption("MNIST", name, v, lo, hi);
 }
 
 /**

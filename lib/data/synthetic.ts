@@ -100,6 +100,7 @@ import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { toFloat32 } from "../io/raw_tensor.ts";
 import type { ClassMap, ImageDataset, RgbImage } from "./image.ts";
 import { DatasetError } from "./tensor_dataset.ts";
+import { checkIntOption, checkNumberOption, found } from "./_options.ts";
 
 // ---------------------------------------------------------------------------
 // Classes.
@@ -315,38 +316,12 @@ export const SYNTHETIC_DEFAULTS: Readonly<ResolvedSyntheticOptions> = {
 /** Largest tint (per channel, +-) of the background's grey. */
 const TINT = 8;
 
-function found(v: unknown): string {
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  if (v === undefined) return "undefined";
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 function checkInt(name: string, v: unknown, lo: number, hi: number): number {
-  if (
-    typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi
-  ) {
-    throw new RangeError(
-      `SyntheticScenes: option "${name}" must be an integer in [${lo}, ${hi}], found ${
-        found(v)
-      }`,
-    );
-  }
-  return v;
+  return checkIntOption("SyntheticScenes", name, v, lo, hi);
 }
 
 function checkNum(name: string, v: unknown, lo: number, hi: number): number {
-  if (typeof v !== "number" || !(v >= lo && v <= hi)) {
-    throw new RangeError(
-      `SyntheticScenes: option "${name}" must be a number in [${lo}, ${hi}], found ${
-        found(v)
-      }`,
-    );
-  }
-  return v;
+  return checkNumberOption("SyntheticScenes", name, v, lo, hi);
 }
 
 const KNOWN = new Set(Object.keys(SYNTHETIC_DEFAULTS));

@@ -1,0 +1,56 @@
+/**
+ * Checking a dataset's options (internal): how a found value is written in
+ * an error message, and the integer and number range checks, whose
+ * `RangeError` is led by the dataset's name.
+ *
+ * @module
+ */
+
+/** A found value as an error message writes it. */
+export function found(v: unknown): string {
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
+  if (v === undefined) return "undefined";
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** `v` when it is an integer in [lo, hi]; else a `RangeError` led by `source`. */
+export function checkIntOption(
+  source: string,
+  name: string,
+  v: unknown,
+  lo: number,
+  hi: number,
+): number {
+  if (
+    typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi
+  ) {
+    throw new RangeError(
+      `${source}: option "${name}" must be an integer in [${lo}, ${hi}], found ${
+        found(v)
+      }`,
+    );
+  }
+  return v;
+}
+
+/** `v` when it is a number in [lo, hi]; else a `RangeError` led by `source`. */
+export function checkNumberOption(
+  source: string,
+  name: string,
+  v: unknown,
+  lo: number,
+  hi: number,
+): number {
+  if (typeof v !== "number" || !(v >= lo && v <= hi)) {
+    throw new RangeError(
+      `${source}: option "${name}" must be a number in [${lo}, ${hi}], found ${
+        found(v)
+      }`,
+    );
+  }
+  return v;
+}
