@@ -25,16 +25,9 @@ export function checkIntOption(
   lo: number,
   hi: number,
 ): number {
-  if (
-    typeof v !== "number" || !Number.isInteger(v) || v < lo || v > hi
-  ) {
-    throw new RangeError(
-      `${source}: option "${name}" must be an integer in [${lo}, ${hi}], found ${
-        found(v)
-      }`,
-    );
-  }
-  return v;
+  const ok = typeof v === "number" && Number.isInteger(v) && v >= lo &&
+    v <= hi;
+  return checked(ok, source, name, "an integer", v, lo, hi);
 }
 
 /** `v` when it is a number in [lo, hi]; else a `RangeError` led by `source`. */
@@ -45,12 +38,25 @@ export function checkNumberOption(
   lo: number,
   hi: number,
 ): number {
-  if (typeof v !== "number" || !(v >= lo && v <= hi)) {
+  const ok = typeof v === "number" && v >= lo && v <= hi;
+  return checked(ok, source, name, "a number", v, lo, hi);
+}
+
+function checked(
+  ok: boolean,
+  source: string,
+  name: string,
+  what: string,
+  v: unknown,
+  lo: number,
+  hi: number,
+): number {
+  if (!ok) {
     throw new RangeError(
-      `${source}: option "${name}" must be a number in [${lo}, ${hi}], found ${
+      `${source}: option "${name}" must be ${what} in [${lo}, ${hi}], found ${
         found(v)
       }`,
     );
   }
-  return v;
+  return v as number;
 }
