@@ -118,15 +118,15 @@ export async function prepareTargets(
       smoothing: config.smoothing,
       smoothingRule: config.tokenLabelSmoothing,
       boxOrder: config.tokenLabelBoxOrder,
+      // The refinement blends in the smoothed ground truth, which pooling
+      // computes in the same pass.
+      ...(config.refine !== "none" ? { labels: batch.labels } : {}),
     });
     owned.push(pooled.cls, pooled.tokens);
+    if (pooled.truth) owned.push(pooled.truth);
     let cls = pooled.cls;
     if (config.refine !== "none") {
-      const truth = smoothedOneHot(batch.labels, numClasses, {
-        smoothing: config.smoothing,
-      });
-      owned.push(truth);
-      cls = refineClassTarget(cls, truth, { rule: config.refine });
+      cls = refineClassTarget(cls, pooled.truth!, { rule: config.refine });
       owned.push(cls);
     }
     // ReLabel (S = 1): the pooled label is the class target; a token head,
