@@ -5,6 +5,7 @@ import {
   runAblation,
   TableError,
   tQuantile975,
+  trainArm,
   verdictOf,
 } from "tokenlab";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
@@ -253,4 +254,52 @@ Deno.test("runAblation: arms compared against other arms (a grid of pairs)", asy
   } finally {
     await Deno.remove(cache, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "trainArm: a parsed data spec with token labels and a run without evaluation are refused, saying what to do",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cacheDir = await Deno.makeTempDir();
+    try {
+      const e1 = await trainArm(
+        {
+          train: { data: { kind: "synthetic", options: { size: 32 } } },
+          labels: { kind: "oracle", mapSize: 8 },
+        },
+        1,
+        { cacheDir },
+      ).then(() => null, (e) => e);
+      assert(e1 instanceof AblationError, String(e1));
+      assert(e1.message.includes("give train.data as text"), e1.message);
+      const e2 = await trainArm(
+        {
+          train: {
+            model: "lvvit_xs32",
+            modelOverrides: {
+              embedDim: 16,
+              depth: 1,
+              numHeads: 1,
+              stemChannels: 4,
+            },
+            data: "synthetic:size=32,count=16,classes=4,seed=0",
+            valData: false,
+            batchSize: 16,
+            epochs: 1,
+            warmupEpochs: 0,
+            cooldownEpochs: 0,
+            backend: "cpu",
+          },
+        },
+        1,
+        { cacheDir },
+      ).then(() => null, (e) => e);
+      assert(e2 instanceof AblationError, String(e2));
+      assert(e2.message.includes("valData"), e2.message);
+    } finally {
+      await Deno.remove(cacheDir, { recursive: true });
+    }
+  },
 });

@@ -221,7 +221,6 @@ export async function runAblation<C>(
   options: AblationOptions<C>,
 ): Promise<Ablation<C>> {
   checkOptions(options);
-  const t0 = performance.now();
   const outcomes: ArmOutcome<C>[] = [];
   const total = options.arms.length * options.seeds.length;
   let done = 0;
@@ -249,7 +248,7 @@ export async function runAblation<C>(
       done++;
     }
   }
-  return new Ablation(options, outcomes, (performance.now() - t0) / 1000);
+  return new Ablation(options, outcomes);
 }
 
 function checkResult(r: ArmResult, arm: string, seed: number): void {
@@ -270,19 +269,15 @@ const PALETTE = [7, 0, 1, 2, 3, 4, 5, 6, 9, 8].map((i) => CLASS_PALETTE[i]);
 export class Ablation<C> {
   /** Every arm's outcome, in display order. */
   readonly outcomes: readonly ArmOutcome<C>[];
-  /** Seconds this call took (reading stored results is fast). */
-  readonly wallSeconds: number;
   readonly #o: AblationOptions<C>;
 
   /** Wraps the outcomes (made by {@linkcode runAblation}). */
   constructor(
     options: AblationOptions<C>,
     outcomes: readonly ArmOutcome<C>[],
-    wallSeconds: number,
   ) {
     this.#o = options;
     this.outcomes = outcomes;
-    this.wallSeconds = wallSeconds;
   }
 
   /** The ablation's options. */

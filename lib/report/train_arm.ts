@@ -19,10 +19,10 @@ import { annotate } from "../labels/annotate.ts";
 import type { TokenModel } from "../models/model.ts";
 import { loadModel, saveWeights } from "../models/weights.ts";
 import { oracleAnnotate } from "../labels/oracle.ts";
-import { train } from "../train/engine.ts";
+import { train, type TrainResult } from "../train/engine.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
-import type { ArmResult, CurvePoint } from "./ablation.ts";
+import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
 import { canonicalJson, codeVersion, RESULTS_CACHE_DIR } from "./cache.ts";
 
 /** A label source that trains an annotator (see {@linkcode LabelSource}). */
@@ -83,6 +83,16 @@ function curveOf(records: readonly { kind: string }[]): CurvePoint[] {
   ) as EvalRecord[]).map((r) => ({ epoch: r.epoch + 1, value: r.top1 }));
 }
 
+/** The last validation top-1 of a run; an arm without one cannot be compared. */
+function finalTop1(r: TrainResult, who: string): number {
+  if (r.model === null) {
+    throw new AblationError(
+      `${who} was trained without evaluation, so it has no top-1 to compare; leave valData unset (the data's val split) or give a validation set, not false`,
+    );
+  }
+  return r.model.top1;
+}
+
 /** What {@linkcode annotatorStore} made or found. */
 export interface AnnotatorStore {
   /** The score-map store of the student's training data. */
@@ -133,27 +143,32 @@ export async function annotatorStore(
   // The annotator is trained once; another head or another dataset to label
   // only runs the saved weights again.
   let model: TokenModel;
+  let release: () => void;
   let top1: number, seconds = 0, title: string;
   if (trained) {
     const r = JSON.parse(await Deno.readTextFile(resultPath));
     model = (await loadModel(weights)).model;
+    release = () => model.dispose();
     ({ top1, title } = r);
   } else {
     await Deno.mkdir(dir, { recursive: true });
     const run = await train({ seed, ...source.train }, { live: false });
+    // The run owns the model until the maps are written.
+    model = run.model;
+    release = () => run.dispose();
     try {
-      top1 = run.result.model?.top1 ?? NaN;
+      top1 = finalTop1(run.result, "the annotator");
       seconds = run.result.elapsed;
       title = run.title;
-      model = run.model.clone();
-    } finally {
-      run.dispose();
+      await saveWeights(model, weights);
+      await writeTextAtomic(
+        resultPath,
+        JSON.stringify({ top1, seconds, title }) + "\n",
+      );
+    } catch (e) {
+      release();
+      throw e;
     }
-    await saveWeights(model, weights);
-    await writeTextAtomic(
-      resultPath,
-      JSON.stringify({ top1, seconds, title }) + "\n",
-    );
   }
   try {
     const dataset = toImageSource(
@@ -170,7 +185,7 @@ export async function annotatorStore(
     });
     return { store, top1, seconds };
   } finally {
-    model.dispose();
+    release();
   }
 }
 
@@ -225,20 +240,19 @@ export async function trainArm(
   const cache = options.cacheDir ?? DEFAULT_CACHE;
   const labels = spec.labels ?? { kind: "none" };
   const extra: Record<string, number> = {};
+  const data = spec.train.data;
+  if (labels.kind !== "none" && typeof data !== "string") {
+    throw new AblationError(
+      `token labels (${labels.kind}) are made for the student's --data text, found a parsed spec ${
+        JSON.stringify(data)
+      }; give train.data as text, e.g. "synthetic:size=32,count=1024"`,
+    );
+  }
   let tokenLabelData: string | undefined;
   if (labels.kind === "oracle") {
-    tokenLabelData = await oracleStore(
-      labels,
-      spec.train.data as string,
-      cache,
-    );
+    tokenLabelData = await oracleStore(labels, data as string, cache);
   } else if (labels.kind === "annotator") {
-    const a = await annotatorStore(
-      labels,
-      spec.train.data as string,
-      seed,
-      options,
-    );
+    const a = await annotatorStore(labels, data as string, seed, options);
     tokenLabelData = a.store;
     extra.annotator = a.top1;
   }
@@ -251,7 +265,7 @@ export async function trainArm(
     const r = run.result;
     if (r.ema) extra.ema = r.ema.top1;
     return {
-      value: r.model?.top1 ?? NaN,
+      value: finalTop1(r, "the student"),
       curve: curveOf(run.records),
       seconds: r.elapsed,
       ...(Object.keys(extra).length ? { extra } : {}),
