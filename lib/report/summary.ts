@@ -109,17 +109,34 @@ function _resnetRows(
       outputShape: shape([side, side, w]),
     });
   });
-  rows.push({
+  return [
+    ...rows,
+    ..._headRows(c, sums, shape, {
+      head: `global average pool, linear ${D}→${C}`,
+      aux: `linear ${D}→${C} at every cell of the ${g}×${g} map`,
+    }),
+  ];
+}
+
+/** The head row, and the aux head's when the model has one. */
+function _headRows(
+  c: ModelConfig,
+  sums: Map<_Group, number>,
+  shape: (s: number[]) => number[],
+  contents: { head: string; aux: string },
+): SummaryRow[] {
+  const C = c.numClasses, g = gridSize(c);
+  const rows: SummaryRow[] = [{
     name: "head",
-    contents: `global average pool, linear ${D}→${C}`,
+    contents: contents.head,
     params: sums.get("head") ?? 0,
     repeat: 1,
     outputShape: shape([C]),
-  });
+  }];
   if (c.auxHead) {
     rows.push({
       name: "aux head",
-      contents: `linear ${D}→${C} at every cell of the ${g}×${g} map`,
+      contents: contents.aux,
       params: sums.get("aux") ?? 0,
       repeat: 1,
       outputShape: shape([g * g, C]),
@@ -260,24 +277,14 @@ export class ModelSummary {
         repeat: 1,
         outputShape: shape([N + 1, D]),
       },
-      {
-        name: "head",
-        contents: `linear ${D}→${C} on the class token`,
-        params: sums.get("head") ?? 0,
-        repeat: 1,
-        outputShape: shape([C]),
-      },
     ];
-    if (c.auxHead) {
-      rows.push({
-        name: "aux head",
-        contents: `linear ${D}→${C} on every patch token`,
-        params: sums.get("aux") ?? 0,
-        repeat: 1,
-        outputShape: shape([N, C]),
-      });
-    }
-    return rows;
+    return [
+      ...rows,
+      ..._headRows(c, sums, shape, {
+        head: `linear ${D}→${C} on the class token`,
+        aux: `linear ${D}→${C} on every patch token`,
+      }),
+    ];
   }
 
   /** The config in one line: image, tokens, width, depth, heads, MLP ratio. */
