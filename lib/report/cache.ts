@@ -32,6 +32,9 @@ export const RESULTS_CACHE_DIR: string = join(ROOT, "data/cache/results");
 /** Where frozen results are kept (committed). */
 export const FROZEN_DIR: string = join(ROOT, "data/frozen");
 
+/** Report scales whose results are recomputed in every run and never frozen. */
+export const UNFROZEN_SCALES: ReadonlySet<string> = new Set(["tiny", "smoke"]);
+
 /** Where an experiment's result came from. */
 export type ResultSource = "computed" | "cache" | "frozen";
 
@@ -404,7 +407,7 @@ export async function experiment<T>(
   }
   if (freeze) {
     const scale = result.provenance.scale;
-    if (scale === "smoke" || scale === "tiny") {
+    if (scale !== null && UNFROZEN_SCALES.has(scale)) {
       throw new ExperimentError(
         `experiment ${name} ran at ${scale} scale: ${scale} results are recomputed in every run and are not frozen. Freeze a full-scale run (report --scale full --freeze).`,
       );

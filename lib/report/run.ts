@@ -21,6 +21,7 @@ import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { escapeXml } from "../figure.ts";
 import { writeTextAtomic } from "../io/_fs.ts";
+import { UNFROZEN_SCALES } from "./cache.ts";
 import {
   Browser,
   findBrowser,
@@ -56,9 +57,6 @@ const EXECUTE_PY = fileURLToPath(new URL("./_execute.py", import.meta.url));
 
 /** The scales a report can run at. */
 export const SCALES = ["tiny", "smoke", "full"] as const;
-
-/** Scales whose results are recomputed in every run and never frozen. */
-const UNFROZEN = new Set(["tiny", "smoke"]);
 
 /** An error that stops a report run before any notebook executes. */
 export class ReportError extends Error {
@@ -295,7 +293,9 @@ async function plan(
       } has a "scale" parameter, so the scale would change nothing`,
     );
   }
-  const unfrozen = planned.filter((p) => p.scale && UNFROZEN.has(p.scale));
+  const unfrozen = planned.filter((p) =>
+    p.scale && UNFROZEN_SCALES.has(p.scale)
+  );
   if (options.freeze && unfrozen.length > 0) {
     throw new ReportError(
       `--freeze stores full-scale results for CI to re-render; ${
