@@ -167,7 +167,16 @@ export function canonicalJson(value: unknown, what = "value"): string {
   return walk(value, "$");
 }
 
-async function sha256Hex(data: string | Uint8Array): Promise<string> {
+/**
+ * SHA-256 of text (UTF-8) or bytes, as lowercase hex.
+ *
+ * @example
+ * ```ts
+ * import { sha256Hex } from "tokenlab";
+ * console.log((await sha256Hex("abc")).slice(0, 8)); // ba7816bf
+ * ```
+ */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
   const bytes = typeof data === "string"
     ? new TextEncoder().encode(data)
     : data;

@@ -23,7 +23,12 @@ import { train, type TrainResult } from "../train/engine.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
 import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
-import { canonicalJson, codeVersion, RESULTS_CACHE_DIR } from "./cache.ts";
+import {
+  canonicalJson,
+  codeVersion,
+  RESULTS_CACHE_DIR,
+  sha256Hex,
+} from "./cache.ts";
 
 /** A label source that trains an annotator (see {@linkcode LabelSource}). */
 export type AnnotatorLabels = Extract<LabelSource, { kind: "annotator" }>;
@@ -66,15 +71,10 @@ export interface TrainArmOptions {
 
 const DEFAULT_CACHE = join(RESULTS_CACHE_DIR, "..");
 
+/** 16 hex digits naming a cached store or annotator: its config and the code version. */
 async function digest(value: unknown): Promise<string> {
   const text = canonicalJson(value, "a label source") + await codeVersion();
-  const hash = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(text),
-  );
-  return [...new Uint8Array(hash)].slice(0, 8).map((b) =>
-    b.toString(16).padStart(2, "0")
-  ).join("");
+  return (await sha256Hex(text)).slice(0, 16);
 }
 
 function curveOf(records: readonly { kind: string }[]): CurvePoint[] {
