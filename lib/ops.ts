@@ -15,12 +15,18 @@ import {
 import {
   fusedGelu,
   fusedLayerNorm,
+  fusedNormFor,
+  NORM_KERNELS,
   registerWasmNorms,
-  wasmNormsFor,
 } from "./kernels/wasm_norms.ts";
+import {
+  registerWebGpuNorms,
+  WEBGPU_LAYER_NORM_MAX,
+} from "./kernels/webgpu_norms.ts";
 
 registerFusedAttention();
 registerWasmNorms();
+registerWebGpuNorms();
 
 /**
  * Exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)), as PyTorch's
@@ -36,8 +42,8 @@ registerWasmNorms();
  * ```
  */
 export function gelu<T extends tf.Tensor>(x: T): T {
-  // On wasm: one kernel each way (lib/kernels/wasm_norms.ts).
-  if (wasmNormsFor(x)) return fusedGelu(x);
+  // On wasm and WebGPU: one kernel each way (lib/kernels/*_norms.ts).
+  if (fusedNormFor(x)) return fusedGelu(x);
   return tf.tidy(() =>
     tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))
   ) as T;
@@ -89,11 +95,12 @@ export function layerNormAffine<T extends tf.Tensor>(
 ): T {
   const C = x.shape[x.rank - 1];
   if (
-    wasmNormsFor(x) && weight.rank === 1 && bias.rank === 1 &&
-    weight.size === C && bias.size === C && weight.dtype === "float32" &&
-    bias.dtype === "float32"
+    fusedNormFor(x, NORM_KERNELS.layerNorm) && weight.rank === 1 &&
+    bias.rank === 1 && weight.size === C && bias.size === C &&
+    weight.dtype === "float32" && bias.dtype === "float32" &&
+    !(tf.getBackend() === "webgpu" && C > WEBGPU_LAYER_NORM_MAX)
   ) {
-    // On wasm: one kernel each way (lib/kernels/wasm_norms.ts).
+    // On wasm and WebGPU: one kernel each way (lib/kernels/*_norms.ts).
     return fusedLayerNorm(x, weight, bias, eps);
   }
   return tf.tidy(() => tf.add(tf.mul(layerNorm(x, eps), weight), bias)) as T;

@@ -11,7 +11,7 @@ import { assertEquals } from "./_assert.ts";
 import { gelu, layerNorm, layerNormAffine, tf } from "tokenlab";
 import {
   fusedBatchNormTrain,
-  wasmNormsFor,
+  fusedNormFor,
 } from "tokenlab/kernels/wasm_norms.ts";
 import {
   assertClose,
@@ -34,9 +34,9 @@ await backendTest(
   async (backend) => {
     const x = testValues(3 * 5 * 8, 31, 3);
     const w = testValues(8, 32), b = testValues(8, 33);
-    const fused = backend === "wasm";
+    const fused = backend === "wasm" || backend === "webgpu";
     const xt = tf.tensor3d(x, [3, 5, 8]);
-    assertEquals(wasmNormsFor(xt), fused);
+    assertEquals(fusedNormFor(xt), fused);
     const before = dataIds();
     await assertNoLeaks(async () => {
       const y = gelu(xt);

@@ -28,6 +28,7 @@ import {
   moduleOn,
   type WasmBackend,
 } from "./_wasm_heap.ts";
+import { NORM_KERNEL_NAMES } from "./_norm_names.ts";
 
 type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
 type Attrs = Parameters<ReturnType<typeof tf.engine>["runKernel"]>[2];
@@ -93,16 +94,8 @@ interface NormExports {
 
 const c = (backend: WasmBackend) => moduleOn<NormExports>(backend, "norms");
 
-/** Kernel names, by op. */
-export const NORM_KERNELS = {
-  gelu: "TokenlabGelu",
-  geluGrad: "TokenlabGeluGrad",
-  layerNorm: "TokenlabLayerNorm",
-  layerNormGrad: "TokenlabLayerNormGrad",
-  moments: "TokenlabBatchNormMoments",
-  batchNorm: "TokenlabBatchNorm",
-  batchNormGrad: "TokenlabBatchNormGrad",
-} as const;
+/** Kernel names, by op (shared with the WebGPU kernels). */
+export const NORM_KERNELS = NORM_KERNEL_NAMES;
 
 interface Ctx {
   backend: WasmBackend;
@@ -268,12 +261,16 @@ export function registerWasmNorms(): string[] {
 }
 
 /**
- * Whether the fused kernels run for `x` on the current backend: wasm, float32
- * and not empty.
+ * Whether a fused kernel runs for `x` on the current backend: `kernel`
+ * (default GELU's) is registered there (wasm has them all, WebGPU GELU and
+ * LayerNorm), and `x` is float32 and not empty.
  */
-export function wasmNormsFor(x: tf.Tensor): boolean {
-  return tf.getBackend() === "wasm" && x.dtype === "float32" && x.size > 0 &&
-    x.rank > 0 && tf.getKernel(NORM_KERNELS.gelu, "wasm") !== undefined;
+export function fusedNormFor(
+  x: tf.Tensor,
+  kernel: string = NORM_KERNELS.gelu,
+): boolean {
+  return x.dtype === "float32" && x.size > 0 && x.rank > 0 &&
+    tf.getKernel(kernel, tf.getBackend()) !== undefined;
 }
 
 function run(
@@ -291,7 +288,7 @@ function run(
 
 type Custom = Parameters<typeof tf.customGrad>[0];
 
-/** The exact (erf) GELU as one kernel each way; see {@linkcode wasmNormsFor}. */
+/** The exact (erf) GELU as one kernel each way; see {@linkcode fusedNormFor}. */
 export const fusedGelu = tf.customGrad(
   ((x: tf.Tensor, save: tf.GradSaveFunc) => {
     save([x]);
@@ -305,7 +302,7 @@ export const fusedGelu = tf.customGrad(
 
 /**
  * LayerNorm over the last axis with weight and bias (1-D, the last axis's
- * size) as one kernel each way; see {@linkcode wasmNormsFor}.
+ * size) as one kernel each way; see {@linkcode fusedNormFor}.
  */
 export function fusedLayerNorm<T extends tf.Tensor>(
   x: T,
@@ -340,7 +337,7 @@ export function fusedLayerNorm<T extends tf.Tensor>(
  * moments, (x - mean) / sqrt(var + eps) gamma + beta, and the gradient
  * through the batch statistics, one kernel each. `onStats` receives the
  * batch mean and biased variance (for the running statistics; it must not
- * dispose them). See {@linkcode wasmNormsFor}.
+ * dispose them). See {@linkcode fusedNormFor}.
  */
 export function fusedBatchNormTrain<T extends tf.Tensor>(
   x: T,

@@ -8,7 +8,11 @@
  */
 
 import { tf } from "../tf.ts";
-import { fusedBatchNormTrain, wasmNormsFor } from "../kernels/wasm_norms.ts";
+import {
+  fusedBatchNormTrain,
+  fusedNormFor,
+  NORM_KERNELS,
+} from "../kernels/wasm_norms.ts";
 import type { Rng } from "../random.ts";
 import type { ModelConfig, ParamSpec } from "./config.ts";
 import { ModelInputError } from "./model.ts";
@@ -143,7 +147,7 @@ export function batchNorm(
       count.assign(tf.add(count, 1));
     });
   };
-  if (wasmNormsFor(x) && weight.dtype === "float32") {
+  if (fusedNormFor(x, NORM_KERNELS.batchNorm) && weight.dtype === "float32") {
     // On wasm: the moments, the map and its gradient are one kernel each
     // (lib/kernels/wasm_norms.ts).
     return fusedBatchNormTrain(

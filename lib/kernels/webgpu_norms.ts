@@ -1,0 +1,346 @@
+/**
+ * Fused GELU and LayerNorm for the WebGPU backend, forward and backward, in
+ * WGSL: the same kernel names, inputs and outputs as the wasm ones
+ * (`NORM_KERNELS` of `lib/kernels/wasm_norms.ts`), so `gelu` and
+ * `layerNormAffine` in `lib/ops.ts` take the same path on both.
+ *
+ * tfjs composes GELU from five elementwise kernels and LayerNorm from about
+ * ten (moments, centring, the square root, the affine part), and autodiff
+ * doubles each in the backward pass, every one a dispatch writing a full
+ * tensor. Here:
+ * - GELU (exact, erf form; erf by Abramowitz and Stegun 7.1.26, as tfjs's
+ *   own Erf kernels): one dispatch each way;
+ * - LayerNorm: one workgroup per row (mean, then the centred variance, from
+ *   the row held in registers) writing y and the row's mean and reciprocal
+ *   deviation; the backward pass is one dispatch for dx (per row, reusing
+ *   the forward's statistics) and two for the weight and bias gradients
+ *   (column sums over chunks of rows, then over the chunks).
+ *
+ * @module
+ */
+
+import {
+  type KernelFunc,
+  registerWebGpuKernels,
+  runWgsl,
+  type TensorInfo,
+  uniformWords,
+  type WebGpuBackend,
+  workgroupsFor,
+} from "./webgpu_program.ts";
+import { NORM_KERNEL_NAMES as NORM } from "./_norm_names.ts";
+
+interface Args {
+  inputs: Record<string, TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}
+
+const size = (t: TensorInfo) => t.shape.reduce((p, v) => p * v, 1);
+const last = (t: TensorInfo) => t.shape[t.shape.length - 1];
+
+/** Threads per workgroup of the elementwise kernels. */
+const WG = 256;
+
+/** The flat index of an elementwise thread (see workgroupsFor). */
+const INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;`;
+const BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32`;
+
+/** erf by Abramowitz and Stegun 7.1.26 (max error 1.5e-7), and Phi. */
+const ERF = `
+fn erf_as(x: f32) -> f32 {
+  let s = sign(x);
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t
+    - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return s * y;
+}`;
+
+const GELU = `
+struct U { n: u32 }
+@group(0) @binding(0) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${ERF}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${INDEX}
+  if (i >= u.n) { return; }
+  let v = x[i];
+  y[i] = 0.5 * v * (1.0 + erf_as(v * 0.7071067811865476));
+}`;
+
+const GELU_GRAD = `
+struct U { n: u32 }
+@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${ERF}
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${INDEX}
+  if (i >= u.n) { return; }
+  let v = x[i];
+  let cdf = 0.5 * (1.0 + erf_as(v * 0.7071067811865476));
+  let pdf = exp(-0.5 * v * v) * 0.3989422804014327;
+  dx[i] = dy[i] * (cdf + v * pdf);
+}`;
+
+/** Threads per row of the LayerNorm kernels; each holds up to PER values. */
+const ROW_WG = 128;
+const PER = 8; // rows up to ROW_WG * PER = 1024 wide in registers
+
+/** A workgroup-wide sum of `v` through `red` (all threads must call it). */
+const ROW_SUM = `
+var<workgroup> red: array<f32, ${ROW_WG}>;
+fn row_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}`;
+
+const ROW_INDEX = `let row = wid.y * nwg.x + wid.x;
+  if (row >= u.rows) { return; }
+  let base = row * u.C;`;
+
+// Every thread of a row's workgroup runs the barriers: the early return
+// above is uniform across the workgroup (the row is the workgroup's).
+const LAYER_NORM = `
+struct U { rows: u32, C: u32, eps: f32 }
+@group(0) @binding(0) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rstd_out: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read> w: array<f32>;
+@group(0) @binding(5) var<storage, read> b: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+${ROW_SUM}
+@compute @workgroup_size(${ROW_WG})
+fn main(${BUILTINS}) {
+  ${ROW_INDEX}
+  var vals: array<f32, ${PER}>;
+  var s = 0.0;
+  for (var k = 0u; k < ${PER}u; k++) {
+    let c = lid + k * ${ROW_WG}u;
+    var v = 0.0;
+    if (c < u.C) { v = x[base + c]; }
+    vals[k] = v;
+    s += v;
+  }
+  let mean = row_sum(s, lid) / f32(u.C);
+  var q = 0.0;
+  for (var k = 0u; k < ${PER}u; k++) {
+    let c = lid + k * ${ROW_WG}u;
+    if (c < u.C) { let d = vals[k] - mean; q += d * d; }
+  }
+  let rstd = 1.0 / sqrt(row_sum(q, lid) / f32(u.C) + u.eps);
+  for (var k = 0u; k < ${PER}u; k++) {
+    let c = lid + k * ${ROW_WG}u;
+    if (c < u.C) { y[base + c] = (vals[k] - mean) * rstd * w[c] + b[c]; }
+  }
+  if (lid == 0u) { mean_out[row] = mean; rstd_out[row] = rstd; }
+}`;
+
+// dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w, xhat = (x - mean) rstd.
+const LAYER_NORM_DX = `
+struct U { rows: u32, C: u32 }
+@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> w: array<f32>;
+@group(0) @binding(4) var<storage, read> mean: array<f32>;
+@group(0) @binding(5) var<storage, read> rstd: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+${ROW_SUM}
+@compute @workgroup_size(${ROW_WG})
+fn main(${BUILTINS}) {
+  ${ROW_INDEX}
+  let m = mean[row];
+  let r = rstd[row];
+  var gs: array<f32, ${PER}>;
+  var hs: array<f32, ${PER}>;
+  var sg = 0.0;
+  var sgh = 0.0;
+  for (var k = 0u; k < ${PER}u; k++) {
+    let c = lid + k * ${ROW_WG}u;
+    var g = 0.0;
+    var h = 0.0;
+    if (c < u.C) {
+      g = dy[base + c] * w[c];
+      h = (x[base + c] - m) * r;
+    }
+    gs[k] = g;
+    hs[k] = h;
+    sg += g;
+    sgh += g * h;
+  }
+  let mg = row_sum(sg, lid) / f32(u.C);
+  let mgh = row_sum(sgh, lid) / f32(u.C);
+  for (var k = 0u; k < ${PER}u; k++) {
+    let c = lid + k * ${ROW_WG}u;
+    if (c < u.C) { dx[base + c] = r * (gs[k] - mg - hs[k] * mgh); }
+  }
+}`;
+
+/** Rows summed by one thread of the column pass. */
+const CHUNK = 64;
+const COL_WG = 64;
+
+// partial[chunk, c] = sum of dy xhat, partial[chunk, C + c] = sum of dy,
+// over the chunk's rows.
+const LAYER_NORM_DW_PARTIAL = `
+struct U { rows: u32, C: u32, chunks: u32 }
+@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> rstd: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let chunk = gid.y;
+  if (c >= u.C || chunk >= u.chunks) { return; }
+  var sw = 0.0;
+  var sb = 0.0;
+  let end = min(u.rows, (chunk + 1u) * ${CHUNK}u);
+  for (var row = chunk * ${CHUNK}u; row < end; row++) {
+    let g = dy[row * u.C + c];
+    sw += g * (x[row * u.C + c] - mean[row]) * rstd[row];
+    sb += g;
+  }
+  partial[chunk * 2u * u.C + c] = sw;
+  partial[chunk * 2u * u.C + u.C + c] = sb;
+}`;
+
+const LAYER_NORM_DW_FINAL = `
+struct U { C: u32, chunks: u32 }
+@group(0) @binding(0) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(1) var<storage, read_write> db: array<f32>;
+@group(0) @binding(2) var<storage, read> partial: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var k = 0u; k < u.chunks; k++) {
+    sw += partial[k * 2u * u.C + c];
+    sb += partial[k * 2u * u.C + u.C + c];
+  }
+  dw[c] = sw;
+  db[c] = sb;
+}`;
+
+/** Widest row the LayerNorm kernels hold in registers. */
+export const WEBGPU_LAYER_NORM_MAX = ROW_WG * PER;
+
+const backendOf = (args: Args) => args.backend as WebGpuBackend;
+
+function geluKernel(args: Args): TensorInfo {
+  const { x } = args.inputs;
+  const n = size(x);
+  return runWgsl(backendOf(args), {
+    key: "tokenlab.gelu",
+    code: GELU,
+    inputs: [x],
+    outputs: [{ shape: x.shape }],
+    uniforms: uniformWords([["u", n]]),
+    workgroups: workgroupsFor(n, WG),
+  })[0];
+}
+
+function geluGradKernel(args: Args): TensorInfo {
+  const { dy, x } = args.inputs;
+  const n = size(x);
+  return runWgsl(backendOf(args), {
+    key: "tokenlab.gelu_grad",
+    code: GELU_GRAD,
+    inputs: [dy, x],
+    outputs: [{ shape: x.shape }],
+    uniforms: uniformWords([["u", n]]),
+    workgroups: workgroupsFor(n, WG),
+  })[0];
+}
+
+function rowsOf(x: TensorInfo): { rows: number; C: number } {
+  const C = last(x);
+  if (C > WEBGPU_LAYER_NORM_MAX) {
+    throw new Error(
+      `the WebGPU LayerNorm kernel holds rows of at most ${WEBGPU_LAYER_NORM_MAX} values, found ${C}; layerNormAffine uses the composite ops for wider rows`,
+    );
+  }
+  return { rows: size(x) / C, C };
+}
+
+function layerNormKernel(args: Args): TensorInfo[] {
+  const { x, w, b } = args.inputs;
+  const eps = Number(args.attrs?.eps ?? 1e-5);
+  const { rows, C } = rowsOf(x);
+  const stats = x.shape.slice(0, -1);
+  return runWgsl(backendOf(args), {
+    key: "tokenlab.layer_norm",
+    code: LAYER_NORM,
+    inputs: [x, w, b],
+    outputs: [{ shape: x.shape }, { shape: stats }, { shape: stats }],
+    uniforms: uniformWords([["u", rows], ["u", C], ["f", eps]]),
+    workgroups: workgroupsFor(rows, 1),
+  });
+}
+
+function layerNormGradKernel(args: Args): TensorInfo[] {
+  const { dy, x, w, mean, rstd } = args.inputs;
+  const backend = backendOf(args);
+  const { rows, C } = rowsOf(x);
+  const [dx] = runWgsl(backend, {
+    key: "tokenlab.layer_norm_dx",
+    code: LAYER_NORM_DX,
+    inputs: [dy, x, w, mean, rstd],
+    outputs: [{ shape: x.shape }],
+    uniforms: uniformWords([["u", rows], ["u", C]]),
+    workgroups: workgroupsFor(rows, 1),
+  });
+  const chunks = Math.ceil(rows / CHUNK);
+  const [partial] = runWgsl(backend, {
+    key: "tokenlab.layer_norm_dw_partial",
+    code: LAYER_NORM_DW_PARTIAL,
+    inputs: [dy, x, mean, rstd],
+    outputs: [{ shape: [chunks, 2 * C] }],
+    uniforms: uniformWords([["u", rows], ["u", C], ["u", chunks]]),
+    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
+  });
+  const [dw, db] = runWgsl(backend, {
+    key: "tokenlab.layer_norm_dw_final",
+    code: LAYER_NORM_DW_FINAL,
+    inputs: [partial],
+    outputs: [{ shape: [C] }, { shape: [C] }],
+    uniforms: uniformWords([["u", C], ["u", chunks]]),
+    workgroups: [Math.ceil(C / COL_WG), 1, 1],
+  });
+  backend.disposeData(partial.dataId);
+  return [dx, dw, db];
+}
+
+/**
+ * Registers the GELU and LayerNorm kernels for the WebGPU backend
+ * (idempotent) and returns their names.
+ */
+export function registerWebGpuNorms(): string[] {
+  return registerWebGpuKernels([
+    [NORM.gelu, geluKernel as unknown as KernelFunc],
+    [NORM.geluGrad, geluGradKernel as unknown as KernelFunc],
+    [NORM.layerNorm, layerNormKernel as unknown as KernelFunc],
+    [NORM.layerNormGrad, layerNormGradKernel as unknown as KernelFunc],
+  ]);
+}

@@ -1,0 +1,275 @@
+/**
+ * Runs a WGSL compute shader of our own inside tfjs's WebGPU backend: the
+ * one place that reaches into tfjs-webgpu's internals to record a dispatch.
+ *
+ * tfjs's own programs (`runWebGPUProgram`) write one output and bind every
+ * input read-only, with a generated header. The kit's fused kernels
+ * (attention, LayerNorm, GELU, the soft-target cross-entropy, AdamW) need
+ * several outputs, hand-written layouts and their own workgroup shapes, so
+ * {@linkcode runWgsl} records them the way tfjs records its own: into the
+ * backend's open command encoder and compute pass, with the uniforms in a
+ * pooled buffer, the tensors marked as owned by the queue (so a tensor
+ * disposed before the submit keeps its buffer until then), the submit made
+ * after `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE` dispatches, and, under
+ * `tf.profile` / `tf.time`, a timestamp query per dispatch like tfjs's.
+ *
+ * Bindings, in order: the outputs, then the inputs, then (when `uniforms` is
+ * given) one uniform buffer. The shader must use every binding (the
+ * pipeline layout is derived from the code) and declare its entry point as
+ * `main`.
+ *
+ * This module imports tfjs directly (a kernel module is a leaf).
+ *
+ * @module
+ */
+
+import * as tfjs from "@tensorflow/tfjs";
+
+/** The tensor handle a kernel function receives and returns. */
+export type TensorInfo = tfjs.TensorInfo;
+
+/** The parts of tfjs-webgpu's backend (4.22) that the kit's kernels use. */
+export interface WebGpuBackend {
+  device: GPUDevice;
+  queue: GPUQueue;
+  commandEncoder: GPUCommandEncoder | null;
+  computePassEncoder: GPUComputePassEncoder | null;
+  dispatchCountInPass: number;
+  commandQueueOwnedIds: WeakSet<object>;
+  uniformPendingDisposal: GPUBuffer[];
+  activeTimers: { name: string; query: Promise<number> }[] | null | undefined;
+  supportTimestampQuery: boolean;
+  querySet: GPUQuerySet | null;
+  querySetCount: number;
+  bufferManager: {
+    acquireBuffer(size: number, usage: number): GPUBuffer;
+  };
+  tensorMap: {
+    get(dataId: object): {
+      resource: unknown;
+      values: unknown;
+      dtype: string;
+      shape: number[];
+      refCount: number;
+    };
+    has(dataId: object): boolean;
+  };
+  makeTensorInfo(shape: number[], dtype: tfjs.DataType): TensorInfo;
+  uploadToGPU(dataId: object): void;
+  disposeData(dataId: object, force?: boolean): boolean;
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  getQueryTime(): Promise<number>;
+  runWebGPUProgram(...args: unknown[]): TensorInfo;
+  getBufferData(buffer: GPUBuffer): Promise<ArrayBuffer>;
+}
+
+/** The running backend as tfjs-webgpu's, or an error naming what runs. */
+export function webgpuBackend(): WebGpuBackend {
+  if (tfjs.getBackend() !== "webgpu") {
+    throw new Error(
+      `a WebGPU kernel was asked for while the ${tfjs.getBackend()} backend runs; call initBackend({ backend: "webgpu" }) first`,
+    );
+  }
+  return tfjs.backend() as unknown as WebGpuBackend;
+}
+
+/** One dispatch of {@linkcode runWgsl}. */
+export interface WgslDispatch {
+  /**
+   * Names the pipeline in the cache: two calls with the same key must pass
+   * the same code (put every constant baked into the code in the key).
+   */
+  key: string;
+  /** The WGSL module, entry point `main`. */
+  code: string;
+  /** Tensors read (bindings after the outputs). */
+  inputs: readonly TensorInfo[];
+  /** New tensors written: their shapes and dtypes (bindings first). */
+  outputs: readonly { shape: readonly number[]; dtype?: tfjs.DataType }[];
+  /** 32-bit words of the uniform struct (last binding); none when omitted. */
+  uniforms?: ArrayBuffer;
+  /** Workgroups along x, y, z. */
+  workgroups: readonly [number, number, number];
+}
+
+const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
+function pipelineFor(
+  device: GPUDevice,
+  key: string,
+  code: string,
+): GPUComputePipeline {
+  let cache = pipelines.get(device);
+  if (cache === undefined) pipelines.set(device, cache = new Map());
+  let pipeline = cache.get(key);
+  if (pipeline === undefined) {
+    pipeline = device.createComputePipeline({
+      label: key,
+      layout: "auto",
+      compute: {
+        module: device.createShaderModule({ label: key, code }),
+        entryPoint: "main",
+      },
+    });
+    cache.set(key, pipeline);
+  }
+  return pipeline;
+}
+
+/**
+ * Packs uniform fields (each one 32-bit word) into a buffer padded to 16
+ * bytes: `u` unsigned, `i` signed, `f` float32. The WGSL struct must declare
+ * the same fields in the same order, each a u32, i32 or f32.
+ */
+export function uniformWords(
+  fields: readonly (readonly ["u" | "i" | "f", number])[],
+): ArrayBuffer {
+  const bytes = Math.max(16, Math.ceil(fields.length * 4 / 16) * 16);
+  const buffer = new ArrayBuffer(bytes);
+  const view = new DataView(buffer);
+  fields.forEach(([kind, value], i) => {
+    if (kind === "f") view.setFloat32(i * 4, value, true);
+    else if (kind === "i") view.setInt32(i * 4, value, true);
+    else view.setUint32(i * 4, value, true);
+  });
+  return buffer;
+}
+
+/** Largest workgroup count along one dimension WebGPU guarantees. */
+const MAX_GROUPS = 65535;
+
+/**
+ * Workgroups for `count` independent items, `size` per workgroup, spread
+ * over x and y when x alone would pass the 65535 limit. In the shader the
+ * item is `(wid.y * nwg.x + wid.x) * size + lid.x` (builtins
+ * `workgroup_id`, `num_workgroups`, `local_invocation_index`); items past
+ * `count` must return.
+ */
+export function workgroupsFor(
+  count: number,
+  size: number,
+): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(count / size));
+  if (groups <= MAX_GROUPS) return [groups, 1, 1];
+  const y = Math.ceil(groups / MAX_GROUPS);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+/**
+ * Records one dispatch of a WGSL shader on the WebGPU backend and returns
+ * its new outputs (the caller makes tensors of them, or returns them from a
+ * kernel function).
+ */
+export function runWgsl(
+  backend: WebGpuBackend,
+  dispatch: WgslDispatch,
+): TensorInfo[] {
+  const { device } = backend;
+  for (const t of dispatch.inputs) backend.uploadToGPU(t.dataId);
+  const outputs = dispatch.outputs.map((o) => {
+    const info = backend.makeTensorInfo([...o.shape], o.dtype ?? "float32");
+    backend.uploadToGPU(info.dataId); // acquires the output's buffer
+    return info;
+  });
+  const buffers = [...outputs, ...dispatch.inputs].map((t) => {
+    const resource = backend.tensorMap.get(t.dataId).resource;
+    if (!(resource instanceof GPUBuffer)) {
+      throw new Error(
+        `${dispatch.key}: expected every tensor in a GPU buffer, found ${
+          resource === null ? "none" : "a texture"
+        } (shape [${t.shape}])`,
+      );
+    }
+    return resource;
+  });
+  const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({
+    binding,
+    resource: { buffer },
+  }));
+  if (dispatch.uniforms !== undefined) {
+    const size = dispatch.uniforms.byteLength;
+    const uniform = backend.bufferManager.acquireBuffer(
+      size,
+      GPUBufferUsage.COPY_DST | GPUBufferUsage.UNIFORM,
+    );
+    backend.queue.writeBuffer(uniform, 0, dispatch.uniforms, 0, size);
+    backend.uniformPendingDisposal.push(uniform);
+    entries.push({
+      binding: entries.length,
+      resource: { buffer: uniform, offset: 0, size },
+    });
+  }
+  for (const t of [...outputs, ...dispatch.inputs]) {
+    backend.commandQueueOwnedIds.add(t.dataId);
+  }
+  const pipeline = pipelineFor(device, dispatch.key, dispatch.code);
+  const bindGroup = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries,
+  });
+  backend.ensureCommandEncoderReady();
+  const timed = backend.activeTimers != null;
+  if (timed && backend.supportTimestampQuery) {
+    // As tfjs does under tf.profile: a pass of its own with timestamps.
+    backend.endComputePassEncoder();
+    if (backend.querySet == null) {
+      backend.querySet = device.createQuerySet({
+        type: "timestamp",
+        count: backend.querySetCount,
+      });
+    }
+    backend.computePassEncoder = backend.commandEncoder!.beginComputePass({
+      timestampWrites: {
+        querySet: backend.querySet,
+        beginningOfPassWriteIndex: 0,
+        endOfPassWriteIndex: 1,
+      },
+    });
+  } else if (backend.computePassEncoder === null) {
+    backend.computePassEncoder = backend.commandEncoder!.beginComputePass({});
+  }
+  const pass = backend.computePassEncoder!;
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  const [x, y, z] = dispatch.workgroups;
+  pass.dispatchWorkgroups(x, y, z);
+  backend.dispatchCountInPass++;
+  if (
+    timed ||
+    (tfjs.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number) <=
+      backend.dispatchCountInPass
+  ) {
+    backend.endComputePassEncoder();
+    if (timed) {
+      backend.activeTimers!.push({
+        name: dispatch.key,
+        query: backend.getQueryTime(),
+      });
+    } else {
+      backend.submitQueue();
+    }
+  }
+  return outputs;
+}
+
+/** The kernel-function type of `tf.registerKernel`. */
+export type KernelFunc = Parameters<typeof tfjs.registerKernel>[0][
+  "kernelFunc"
+];
+
+/**
+ * Registers kernels for the WebGPU backend (idempotent: a name already
+ * registered there is left alone) and returns their names.
+ */
+export function registerWebGpuKernels(
+  kernels: readonly (readonly [string, KernelFunc])[],
+): string[] {
+  for (const [kernelName, kernelFunc] of kernels) {
+    if (tfjs.getKernel(kernelName, "webgpu") === undefined) {
+      tfjs.registerKernel({ kernelName, backendName: "webgpu", kernelFunc });
+    }
+  }
+  return kernels.map(([name]) => name);
+}
