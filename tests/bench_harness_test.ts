@@ -21,6 +21,7 @@ import {
   markdownTables,
   pivot,
   targets,
+  webgpuTable,
   writeReport,
 } from "./bench/_report.ts";
 import type { BenchMeta, BenchRecord, TorchRef } from "./bench/_record.ts";
@@ -159,6 +160,72 @@ Deno.test("buildRecords: one record per flavour, ratios and notes", () => {
     "d",
   );
   assertEquals(sk.map((r) => r.reference), [OB.reference, REF.reference]);
+});
+
+Deno.test("GPU mode: the targets' jobs, torch on CUDA, the webgpu probe in the records and report", () => {
+  assertEquals(parseArgs(["--gpu"]).gpu, true);
+  assertEquals(parseArgs([]).gpu, false);
+  const { jobs, skipped } = planJobs("quick", ["webgpu", "wasm", "cpu"], [
+    "train",
+    "eval",
+  ], true);
+  assertEquals(skipped, []);
+  const names = jobs.map((p) =>
+    `${p.job.backend} ${p.job.task} ${p.job.model} ${p.job.batch}`
+  );
+  for (
+    const want of [
+      "webgpu train bench-64 64",
+      "webgpu eval lvvit_s 64",
+      "webgpu train lvvit_s 64",
+      "wasm train bench-64 64",
+    ]
+  ) assert(names.includes(want), `${want} missing from ${names}`);
+  assert(!names.some((n) => n.startsWith("cpu")), "no cpu jobs in GPU mode");
+  const cuda: TorchRef = {
+    reference: "torch 2.5.0 on CUDA NVIDIA H200 (fp32, TF32 off)",
+    python: "python3",
+    env: {},
+    device: "cuda",
+  };
+  const p = jobs.find((j) => j.job.backend === "webgpu")!;
+  const counts = {
+    dispatches: 900,
+    submits: 60,
+    uploads: 110,
+    uniformWrites: 900,
+    readbacks: 1,
+    buffersCreated: 110,
+    bindGroups: 900,
+    pipelines: 0,
+    copies: 111,
+    submitMs: 40,
+    callMs: 50,
+    readbackWaitMs: 5,
+  };
+  const [r] = buildRecords(
+    p,
+    {
+      ips: 100,
+      webgpu: {
+        counts,
+        wallMs: 400,
+        kernelMs: 100,
+        kernels: 2000,
+        timestamps: true,
+      },
+    },
+    [{ ref: cuda, result: { ips: 1000 }, why: "" }],
+    0,
+    "d",
+  );
+  assertEquals(r.ratio, 0.1);
+  assert(/torch on CUDA/.test(r.note), r.note);
+  assertEquals(r.webgpu?.dispatches, 900);
+  const table = webgpuTable([r]);
+  assert(/\| 900 \| 60 \| 110 \| 1 \| 110 \| 0 \|/.test(table), table);
+  assert(/\| 25% \|$/.test(table), "kernel / wall = 100 / 400");
+  assertEquals(webgpuTable([{ ...r, webgpu: undefined }]), "");
 });
 
 Deno.test("parseResultLine: last JSON line, or the error", () => {

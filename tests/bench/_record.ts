@@ -40,6 +40,33 @@ export interface BenchRecord {
   date: string;
   /** Why a side is missing, or what to know about the figure; "" when nothing. */
   note: string;
+  /**
+   * On webgpu, what one step asked of the device (a counted step and a
+   * profiled step after the timed ones); absent elsewhere.
+   */
+  webgpu?: WebGpuStepRecord;
+}
+
+/** What one webgpu step asked of the device, as the bench reports it. */
+export interface WebGpuStepRecord {
+  /** Compute dispatches. */
+  dispatches: number;
+  /** Queue submits. */
+  submits: number;
+  /** Host-to-device uploads (not counting uniforms). */
+  uploads: number;
+  /** Device-to-host readbacks. */
+  readbacks: number;
+  /** Buffers created. */
+  buffersCreated: number;
+  /** Pipelines compiled (0 once warm). */
+  pipelines: number;
+  /** Main-thread ms inside queue.submit. */
+  submitMs: number;
+  /** Wall ms of the counted step. */
+  wallMs: number;
+  /** Summed GPU ms of the profiled step's kernels (timestamp queries; 0 without). */
+  kernelMs: number;
 }
 
 /** What is true of the whole run. */
@@ -79,4 +106,6 @@ export interface TorchRef {
   python: string;
   /** Extra environment for that interpreter (e.g. `LD_LIBRARY_PATH`). */
   env: Record<string, string>;
+  /** Where torch runs the jobs: the CPU (absent) or "cuda" (`--gpu`). */
+  device?: "cuda";
 }

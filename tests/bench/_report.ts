@@ -324,8 +324,54 @@ export function markdownTables(
     if (rows.length === 0) continue;
     parts.push(`## ${s.title}\n\n${markdownTable(rows, flavours)}`);
   }
+  const probes = webgpuTable(records);
+  if (probes !== "") {
+    parts.push(`## WebGPU: what a step asks of the device\n\n${probes}`);
+  }
   parts.push(`## Targets\n\n${targetsTable(targets(records, flavours))}`);
   return parts.join("\n\n");
+}
+
+/**
+ * The webgpu jobs' counted and profiled steps: dispatches, submits,
+ * uploads, readbacks, buffers and pipelines per step, the main thread's
+ * time in submits, and the kernels' GPU time against the step's wall time
+ * (the difference is overhead outside the kernels). "" when none ran.
+ */
+export function webgpuTable(records: readonly BenchRecord[]): string {
+  const seen = new Set<string>();
+  const lines = [
+    "| config | batch | metric | dispatches | submits | uploads | readbacks | buffers created | pipelines | ms in submit | kernel ms | wall ms | kernel / wall |",
+    "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const r of records) {
+    const w = r.webgpu;
+    const key = `${r.config} ${r.batch} ${r.metric}`;
+    if (w === undefined || seen.has(key)) continue;
+    seen.add(key);
+    lines.push(
+      `| ${
+        [
+          r.config,
+          String(r.batch ?? "-"),
+          r.metric,
+          String(w.dispatches),
+          String(w.submits),
+          String(w.uploads),
+          String(w.readbacks),
+          String(w.buffersCreated),
+          String(w.pipelines),
+          fmt(w.submitMs),
+          w.kernelMs > 0 ? fmt(w.kernelMs) : "-",
+          fmt(w.wallMs),
+          w.kernelMs > 0 && w.wallMs > 0
+            ? `${(100 * w.kernelMs / w.wallMs).toFixed(0)}%`
+            : "-",
+        ].map(cell).join(" | ")
+      } |`,
+    );
+  }
+  return seen.size === 0 ? "" : lines.join("\n");
 }
 
 /** The whole Markdown report; `images` are PNG paths relative to it, or why there are none. */

@@ -44,6 +44,10 @@ import {
   tokenLabelingLossParts,
 } from "tokenlab";
 import { wasmThreads } from "tokenlab/tf.ts";
+import {
+  countWebGpu,
+  type WebGpuCounts,
+} from "tokenlab/kernels/webgpu_counters.ts";
 import { poolLabels } from "tokenlab/labels/pooling.ts";
 import { decodeImage } from "tokenlab/data/decode.ts";
 import { trainTransform } from "tokenlab/data/transforms.ts";
@@ -68,6 +72,8 @@ export interface Job {
   config?: ModelConfig;
   /** data: the folder of JPEG files. */
   dir?: string;
+  /** Where torch runs it: "cpu" (absent) or "cuda" (the bench's --gpu); ours ignores it. */
+  device?: "cpu" | "cuda";
 }
 
 /** What a worker prints as its last line. */
@@ -84,8 +90,30 @@ export interface JobResult {
   threads?: number;
   /** Anything worth knowing ("GPU", the BLAS...). */
   detail?: string;
+  /** On webgpu: what one more step asked of the device, and its kernel time. */
+  webgpu?: WebGpuStepProbe;
   /** Why the job failed. */
   error?: string;
+}
+
+/**
+ * One step on webgpu looked at twice after the timed ones: counted (the
+ * calls it makes, {@linkcode WebGpuCounts}) and profiled (`tf.profile`:
+ * the GPU time of its kernels by timestamp queries, where the adapter has
+ * them). The profiled step submits each kernel on its own, so only its
+ * kernel time is meaningful, not its wall time.
+ */
+export interface WebGpuStepProbe {
+  /** The counted step's calls. */
+  counts: WebGpuCounts;
+  /** The counted step's wall time, ms. */
+  wallMs: number;
+  /** Summed GPU time of the profiled step's kernels, ms (0 without timestamp queries). */
+  kernelMs: number;
+  /** Kernels the profiled step ran (tfjs's and the kit's, as tfjs counts them). */
+  kernels: number;
+  /** Whether the adapter has timestamp queries (else kernelMs is 0). */
+  timestamps: boolean;
 }
 
 /** Registry name of each harness model name. */
@@ -213,6 +241,9 @@ async function runJob(job: Job): Promise<JobResult> {
     }
   }
   const peakMiB = procStatusMiB("VmHWM") - rssBefore;
+  const webgpu = tf.getBackend() === "webgpu"
+    ? await probeWebGpu(step, job.warmup + job.steps)
+    : undefined;
   step.dispose();
   return {
     ips: step.items / median(seconds),
@@ -221,6 +252,24 @@ async function runJob(job: Job): Promise<JobResult> {
     seconds,
     threads,
     detail,
+    ...(webgpu === undefined ? {} : { webgpu }),
+  };
+}
+
+async function probeWebGpu(step: Step, i: number): Promise<WebGpuStepProbe> {
+  const t0 = performance.now();
+  const { counts } = await countWebGpu(() => step.run(i));
+  const wallMs = performance.now() - t0;
+  const info = await tf.profile(() => step.run(i + 1));
+  let kernelMs = 0;
+  for (const k of info.kernels) kernelMs += Number(k.kernelTimeMs) || 0;
+  const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  return {
+    counts,
+    wallMs,
+    kernelMs,
+    kernels: info.kernels.length,
+    timestamps: device.features.has("timestamp-query"),
   };
 }
 

@@ -2,9 +2,18 @@
  * `deno task bench`: the end-to-end benchmarks of tokenlab against PyTorch on
  * the same machine in the same run, written to reports/bench.{json,md,html}.
  *
- *     deno run -A tests/bench/run.ts [--scale quick|full]
+ *     deno run -A tests/bench/run.ts [--scale quick|full] [--gpu]
  *       [--backends wasm,cpu,webgpu] [--only train,eval,memory,pooling,data,micro]
  *       [--no-torch] [--out reports]
+ *
+ * On webgpu every job also counts one step's calls to the device
+ * (dispatches, submits, uploads, readbacks, buffers, pipelines) and
+ * profiles one for its kernels' GPU time, reported beside the throughput.
+ * `--gpu` is the mode for a machine with a CUDA GPU: the jobs that matter
+ * there (the issue's targets at batch 64) on webgpu, and PyTorch on CUDA in
+ * float32 with TF32 off (`python3`, or `TOKENLAB_PYTHON`) as the reference.
+ * `TOKENLAB_BENCH_WORKER` names a bundled worker (a `.js` file made with
+ * `deno bundle`) for machines without the npm packages.
  *
  * Every end-to-end job runs in a child process: ours is
  * tests/bench/e2e_worker.ts, PyTorch's tests/bench/torch_reference.py, back
@@ -58,6 +67,8 @@ export interface Options {
   torch: boolean;
   out: string;
   help: boolean;
+  /** The GPU mode: webgpu jobs at the targets' batches, torch on CUDA. */
+  gpu: boolean;
 }
 
 /** A command-line mistake: the message says what was expected and found. */
@@ -80,6 +91,9 @@ End-to-end benchmarks of tokenlab against PyTorch on this machine, written to
                          full: more steps, batch 128, every model on every backend
   --backends a,b         backends among wasm, cpu, webgpu (default: every available)
   --only a,b             sections among ${SECTIONS.join(", ")} (default: all)
+  --gpu                  on a machine with a CUDA GPU: the webgpu jobs of the
+                         targets (bench-64 and lvvit_s at batch 64) against
+                         PyTorch on CUDA, float32, TF32 off
   --no-torch             skip PyTorch (records keep pytorch null)
   --out DIR              output folder (default reports)
   --help                 this text`;
@@ -120,6 +134,7 @@ export function parseArgs(args: readonly string[]): Options {
     torch: true,
     out: "reports",
     help: false,
+    gpu: false,
   };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -167,6 +182,9 @@ export function parseArgs(args: readonly string[]): Options {
       case "--out":
         o.out = value;
         break;
+      case "--gpu":
+        o.gpu = true;
+        break;
       case "--no-torch":
         o.torch = false;
         break;
@@ -176,7 +194,7 @@ export function parseArgs(args: readonly string[]): Options {
         break;
       default:
         throw new UsageError(
-          `unknown option "${arg}"; the options are --scale, --backends, --only, --no-torch, --out, --help (see --help)`,
+          `unknown option "${arg}"; the options are --scale, --gpu, --backends, --only, --no-torch, --out, --help (see --help)`,
         );
     }
   }
@@ -230,6 +248,48 @@ export function metricOf(task: Job["task"]): string {
   }[task];
 }
 
+/**
+ * The jobs of `--gpu`: the issue's targets (bench-64 training, lvvit_s
+ * evaluation and training, all at batch 64) and smaller batches beside
+ * them on webgpu; on wasm, bench-64 training at batch 64 only (the CPU
+ * figure the GPU must beat tenfold).
+ */
+export function gpuJobs(
+  scale: "quick" | "full",
+  backends: readonly string[],
+  only: readonly Section[],
+): Planned[] {
+  const [w, s] = scale === "quick" ? [2, 5] : [3, 20];
+  const note = `${w} warm-up + ${s} timed step(s)`;
+  const jobs: Planned[] = [];
+  const add = (
+    task: "train" | "eval",
+    model: string,
+    batch: number,
+    backend: string,
+  ) => {
+    if (!only.includes(task)) return;
+    jobs.push({
+      job: { task, model, batch, steps: s, warmup: w, backend, threads: 0 },
+      ips: true,
+      peak: false,
+      note,
+    });
+  };
+  for (const backend of backends) {
+    if (backend === "webgpu") {
+      for (const b of [16, 64]) add("train", "bench-64", b, backend);
+      add("eval", "bench-64", 64, backend);
+      add("eval", "lvvit_s", 64, backend);
+      add("train", "lvvit_s", 16, backend);
+      add("train", "lvvit_s", 64, backend);
+    } else if (backend === "wasm") {
+      add("train", "bench-64", 64, backend);
+    }
+  }
+  return jobs;
+}
+
 const REF_SKIP =
   "reference-BLAS torch not run at quick scale (about 10x slower: minutes per job); --scale full runs it";
 
@@ -238,7 +298,9 @@ export function planJobs(
   scale: "quick" | "full",
   backends: readonly string[],
   only: readonly Section[],
+  gpu = false,
 ): { jobs: Planned[]; skipped: Skipped[] } {
+  if (gpu) return { jobs: gpuJobs(scale, backends, only), skipped: [] };
   const jobs: Planned[] = [];
   const skipped: Skipped[] = [];
   const quick = scale === "quick";
@@ -409,7 +471,11 @@ export function buildRecords(
   const base = (extra: string[]) =>
     [
       planned.note,
-      job.backend === "webgpu" ? "GPU; torch on every core" : "",
+      job.backend === "webgpu"
+        ? answers.some((a) => a.ref.device === "cuda")
+          ? "GPU; torch on CUDA"
+          : "GPU; torch on every core"
+        : "",
       ...extra,
     ].filter((s) => s !== "").join("; ");
   for (const m of metrics) {
@@ -417,6 +483,7 @@ export function buildRecords(
     const oursWhy = ours.error !== undefined
       ? `ours failed: ${ours.error}`
       : "";
+    const probe = m.key === "ips" ? ours.webgpu : undefined;
     const common = {
       config: configName(job),
       kind: "e2e" as const,
@@ -427,6 +494,19 @@ export function buildRecords(
       higherIsBetter: m.hib,
       threads,
       date,
+      ...(probe === undefined ? {} : {
+        webgpu: {
+          dispatches: probe.counts.dispatches,
+          submits: probe.counts.submits,
+          uploads: probe.counts.uploads,
+          readbacks: probe.counts.readbacks,
+          buffersCreated: probe.counts.buffersCreated,
+          pipelines: probe.counts.pipelines,
+          submitMs: probe.counts.submitMs,
+          wallMs: probe.wallMs,
+          kernelMs: probe.kernelMs,
+        },
+      }),
     };
     if (answers.length === 0) {
       out.push({
@@ -545,14 +625,15 @@ function ours(job: Job): Promise<JobResult> {
   return runChild(Deno.execPath(), [
     "run",
     "-A",
-    WORKER,
+    Deno.env.get("TOKENLAB_BENCH_WORKER") || WORKER,
     JSON.stringify(job),
   ], {});
 }
 
 function theirs(job: Job, ref: TorchRef): Promise<JobResult> {
   const t = String(job.threads);
-  return runChild(ref.python, [TORCH_SCRIPT, JSON.stringify(job)], {
+  const sent = ref.device === undefined ? job : { ...job, device: ref.device };
+  return runChild(ref.python, [TORCH_SCRIPT, JSON.stringify(sent)], {
     ...ref.env,
     OMP_NUM_THREADS: t,
     OPENBLAS_NUM_THREADS: t,
@@ -566,13 +647,19 @@ interface TorchInfo {
   torch: string;
   blas: string;
   reference_blas: boolean;
+  /** The CUDA device's name, when asked about cuda. */
+  cuda?: string;
 }
 
 async function torchInfo(
   python: string,
   env: Record<string, string>,
+  device = "cpu",
 ): Promise<TorchInfo | string> {
-  const r = await runChild(python, [TORCH_SCRIPT, '{"task":"info"}'], env);
+  const r = await runChild(python, [
+    TORCH_SCRIPT,
+    JSON.stringify({ task: "info", device }),
+  ], env);
   if (r.error !== undefined) return r.error;
   return r as unknown as TorchInfo;
 }
@@ -652,6 +739,31 @@ async function openBlasDir(): Promise<string | string[]> {
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** PyTorch on CUDA (`--gpu`): float32 with TF32 off, the fair reference. */
+async function detectTorchCuda(): Promise<{
+  refs: TorchRef[];
+  meta: BenchMeta["torch"];
+  note: string;
+}> {
+  const python = Deno.env.get("TOKENLAB_PYTHON") || "python3";
+  const info = await torchInfo(python, {}, "cuda");
+  if (typeof info === "string") {
+    return {
+      refs: [],
+      meta: [],
+      note: `PyTorch on CUDA not available (${python}: ${info})`,
+    };
+  }
+  const reference = `torch ${info.torch} on CUDA ${
+    info.cuda ?? "?"
+  } (fp32, TF32 off)`;
+  return {
+    refs: [{ reference, python, env: {}, device: "cuda" }],
+    meta: [{ reference, version: info.torch, blas: "cuBLAS / cuDNN" }],
+    note: "",
+  };
 }
 
 /** The PyTorch flavours here, with their meta entries and notes. */
@@ -834,7 +946,7 @@ async function main(): Promise<number> {
     note: "",
   };
   if (opts.torch) {
-    torch = await detectTorch();
+    torch = opts.gpu ? await detectTorchCuda() : await detectTorch();
   } else torch.note = "PyTorch not run (--no-torch)";
   for (const m of torch.meta) {
     console.log(`PyTorch: ${m.reference} (${m.blas})`);
@@ -852,7 +964,12 @@ async function main(): Promise<number> {
     backends: metaBackends,
   };
 
-  const { jobs, skipped } = planJobs(opts.scale, backends, opts.only);
+  const { jobs, skipped } = planJobs(
+    opts.scale,
+    backends,
+    opts.only,
+    opts.gpu,
+  );
   const records: BenchRecord[] = [];
   for (const s of skipped) {
     records.push(...skippedRecords(s, torch.refs, date()));
@@ -912,7 +1029,7 @@ async function main(): Promise<number> {
     }
   }
 
-  if (opts.only.includes("micro")) {
+  if (opts.only.includes("micro") && !opts.gpu) {
     const file = `${ROOT}tests/bench/micro.ts`;
     let exists = false;
     try {

@@ -32,6 +32,12 @@ BLAS (libblas3), without timing anything.
 Threads: the job's `threads` (0: every core) is put in OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS before torch loads, and in
 torch.set_num_threads.
+
+Device: the job's `device` ("cpu" when absent, or "cuda"). On CUDA the
+model, inputs and targets live on the GPU, TF32 is off for matmuls and
+convolutions (the fair float32 reference; `"tf32": true` in the job turns
+it on), and each timed step ends with torch.cuda.synchronize() so that its
+time is the GPU's as well as the host's. Only train and eval run there.
 """
 
 import json
@@ -105,6 +111,24 @@ import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 torch.set_num_threads(THREADS)
+
+DEVICE = JOB.get("device", "cpu")
+if DEVICE not in ("cpu", "cuda"):
+    print(json.dumps({"error": f"job.device must be cpu or cuda; found {DEVICE!r}"}))
+    sys.exit(1)
+if DEVICE == "cuda":
+    if not torch.cuda.is_available():
+        print(json.dumps({"error": "job.device is cuda but torch sees no CUDA device; run the bench without --gpu"}))
+        sys.exit(1)
+    TF32 = bool(JOB.get("tf32", False))
+    torch.backends.cuda.matmul.allow_tf32 = TF32
+    torch.backends.cudnn.allow_tf32 = TF32
+
+
+def sync():
+    """Waits for the GPU's queued work (a no-op on the CPU)."""
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def blas_library():
@@ -294,16 +318,16 @@ LR, WEIGHT_DECAY, DROP_PATH, CLS_WEIGHT, DENSE_WEIGHT = 1e-3, 0.05, 0.1, 1.0, 0.
 def train_step(job):
     c = dict(job["config"], dropPathRate=DROP_PATH, auxHead=True)
     torch.manual_seed(0)
-    model = LvVit(c).train()
+    model = LvVit(c).train().to(DEVICE)
     decay, plain = [], []
     for name, p in model.named_parameters():
         (plain if p.ndim <= 1 or name in ("pos_embed", "cls_token") else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": WEIGHT_DECAY},
                              {"params": plain, "weight_decay": 0.0}], lr=LR)
     B, S, C, g = job["batch"], c["imgSize"], c["numClasses"], model.grid
-    images = torch.randn(B, c["inChans"], S, S)
-    y_cls = torch.softmax(2 * torch.randn(B, C), -1)
-    y_tok = torch.softmax(2 * torch.randn(B, g * g, C), -1)
+    images = torch.randn(B, c["inChans"], S, S).to(DEVICE)
+    y_cls = torch.softmax(2 * torch.randn(B, C), -1).to(DEVICE)
+    y_tok = torch.softmax(2 * torch.randn(B, g * g, C), -1).to(DEVICE)
     rng = random.Random(0)
 
     def step(i):
@@ -326,13 +350,13 @@ def train_step(job):
 def eval_step(job):
     c = dict(job["config"], dropPathRate=DROP_PATH, auxHead=True)
     torch.manual_seed(0)
-    model = LvVit(c).eval()
+    model = LvVit(c).eval().to(DEVICE)
     B, S = job["batch"], c["imgSize"]
-    images = torch.randn(B, c["inChans"], S, S)
+    images = torch.randn(B, c["inChans"], S, S).to(DEVICE)
 
     def step(i):
         with torch.inference_mode():
-            model.predict(images).numpy()
+            model.predict(images).cpu().numpy()
 
     return B, step
 
@@ -404,22 +428,31 @@ def data_step(job):
 def run(job):
     blas, reference = blas_library()
     if job["task"] == "info":
-        return {"torch": torch.__version__, "blas": blas, "reference_blas": reference,
+        info = {"torch": torch.__version__, "blas": blas, "reference_blas": reference,
                 "threads": torch.get_num_threads(), "cores": all_cores()}
+        if DEVICE == "cuda":
+            info["cuda"] = torch.cuda.get_device_name()
+        return info
+    if DEVICE == "cuda" and job["task"] not in ("train", "eval"):
+        raise ValueError(f"a {job['task']} job runs on the CPU only; job.device cuda is for train and eval")
     rss_before = status_mib("VmRSS")
     items, step = {"train": train_step, "eval": eval_step, "pool": pool_step,
                    "data": data_step}[job["task"]](job)
     seconds = []
     for i in range(job["warmup"] + job["steps"]):
+        sync()
         t0 = time.perf_counter()
         step(i)
+        sync()
         dt = time.perf_counter() - t0
         if i >= job["warmup"]:
             seconds.append(dt)
     peak = status_mib("VmHWM") - rss_before
     return {"ips": items / statistics.median(seconds), "peakMiB": peak, "steps": len(seconds),
             "seconds": seconds, "threads": torch.get_num_threads(),
-            "detail": f"torch {torch.__version__}; BLAS {blas}"}
+            "detail": f"torch {torch.__version__}; " + (
+                f"CUDA {torch.cuda.get_device_name()}, TF32 {'on' if TF32 else 'off'}"
+                if DEVICE == "cuda" else f"BLAS {blas}")}
 
 
 if __name__ == "__main__":
