@@ -4,13 +4,23 @@
  * clipping as `torch.nn.utils.clip_grad_norm_` / `clip_grad_value_`.
  *
  * A step runs one elementwise pass per bucket of parameters packed into
- * flat vectors (the small ones on wasm and cpu, all of them on WebGPU), not
- * one per parameter, so it launches few kernels.
+ * flat vectors (the small ones on wasm and cpu), not one per parameter, so
+ * it launches few kernels. On WebGPU the fused kernel of
+ * `lib/kernels/webgpu_adamw.ts` updates one parameter in one dispatch, so
+ * there every parameter is its own bucket (no concat or split).
  *
  * @module
  */
 
 import { tf } from "../tf.ts";
+import {
+  ADAMW_KERNEL,
+  type AdamWStepAttrs,
+  hasFusedAdamW,
+  registerWebGpuAdamW,
+} from "../kernels/webgpu_adamw.ts";
+
+registerWebGpuAdamW();
 
 /** Raised for a bad optimizer setting, gradient or saved state. */
 export class OptimizerError extends Error {
@@ -65,13 +75,16 @@ export interface OptimizerState {
 /**
  * How parameters are packed into buckets (elements): a parameter of `solo`
  * elements or more is updated on its own, smaller ones are packed together
- * up to `bucket` elements. On WebGPU a kernel launch costs more than a copy,
- * so everything is packed (16 MiB buckets bound the temporaries); on wasm
- * and cpu the copies into and out of a bucket cost more than the launches
- * they save, so only the small parameters (biases, norms) are packed. The
- * arithmetic is elementwise: the packing never changes a result.
+ * up to `bucket` elements. With the fused AdamW kernel (WebGPU) a step of
+ * one parameter is one dispatch, so packing would only add copies: every
+ * parameter is alone. On WebGPU without it a kernel launch costs more than a
+ * copy, so everything is packed (16 MiB buckets bound the temporaries); on
+ * wasm and cpu the copies into and out of a bucket cost more than the
+ * launches they save, so only the small parameters (biases, norms) are
+ * packed. The arithmetic is elementwise: the packing never changes a result.
  */
 function packing(): { solo: number; bucket: number } {
+  if (hasFusedAdamW()) return { solo: 1, bucket: 1 };
   return tf.getBackend() === "webgpu"
     ? { solo: 1 << 22, bucket: 1 << 22 }
     : { solo: 1 << 14, bucket: 1 << 18 };
@@ -330,8 +343,36 @@ export class AdamW {
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
     const decayFactor = 1 - this.lr * this.#weightDecay;
     const eps = this.#eps;
+    const fused = hasFusedAdamW();
     tf.tidy(() => {
       for (const bucket of this.#buckets) {
+        if (fused && bucket.entries.length === 1 && bucket.size > 0) {
+          const e = bucket.entries[0];
+          const attrs = {
+            decayFactor: bucket.decay ? decayFactor : 1,
+            beta1: b1,
+            oneMinusBeta1: 1 - b1,
+            beta2: b2,
+            oneMinusBeta2: 1 - b2,
+            negStepSize: -stepSize,
+            bc2Sqrt,
+            eps,
+          } satisfies AdamWStepAttrs;
+          const [p, m, v] = tf.engine().runKernel(
+            ADAMW_KERNEL,
+            {
+              g: grads.get(e.name)!,
+              p: e.variable,
+              m: bucket.m,
+              v: bucket.v,
+            },
+            attrs,
+          ) as tf.Tensor[];
+          e.variable.assign(p);
+          bucket.m.assign(m as tf.Tensor1D);
+          bucket.v.assign(v as tf.Tensor1D);
+          continue;
+        }
         const flat = (xs: tf.Tensor[]): tf.Tensor1D =>
           xs.length === 1
             ? tf.reshape(xs[0], [-1])
