@@ -13,6 +13,10 @@
  * with the heads already merged ([B, N, H, hd]), and keep only the
  * probabilities [B, H, N, N] for the backward pass, which writes the
  * gradient of qkv in the same layout: no transposes, no splits, no copies.
+ * The WebGPU kernels of the same names (`lib/kernels/webgpu_attention.ts`)
+ * take the same inputs and give the same outputs, so
+ * {@linkcode fusedAttention} and {@linkcode fusedAttentionAvailable} serve
+ * both backends.
  *
  * The module imports tfjs's memory (`WebAssembly.Memory`, plain or shared
  * for the multi-threaded build) and runs single-threaded.
@@ -31,9 +35,9 @@ import {
 } from "./_wasm_heap.ts";
 import { heapGemm, nativeBlasActive } from "./native_blas.ts";
 
-/** Kernel name of the forward pass (outputs: the merged heads, the probabilities). */
+/** Kernel name of the forward pass (outputs: the merged heads, the probabilities), on wasm and WebGPU. */
 export const FUSED_ATTENTION = "TokenlabFusedAttention";
-/** Kernel name of the backward pass (output: the gradient of qkv). */
+/** Kernel name of the backward pass (output: the gradient of qkv), on wasm and WebGPU. */
 export const FUSED_ATTENTION_GRAD = "TokenlabFusedAttentionGrad";
 
 type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
@@ -303,15 +307,19 @@ export function registerFusedAttention(): string[] {
   return [FUSED_ATTENTION, FUSED_ATTENTION_GRAD];
 }
 
-/** Whether the fused attention runs on the current backend. */
+/**
+ * Whether the fused attention runs on the current backend: its kernel is
+ * registered there (wasm by {@linkcode registerFusedAttention}, WebGPU by
+ * `registerWebGpuAttention` of `lib/kernels/webgpu_attention.ts`).
+ */
 export function fusedAttentionAvailable(): boolean {
-  return tf.getBackend() === "wasm" &&
-    tf.getKernel(FUSED_ATTENTION, "wasm") !== undefined;
+  return tf.getKernel(FUSED_ATTENTION, tf.getBackend()) !== undefined;
 }
 
 /**
  * The fused attention core (see `attentionCore` in `lib/ops.ts`, which
- * calls it on wasm): qkv [B, N, 3D] -> [B, N, D], differentiable in qkv.
+ * calls it on wasm and WebGPU): qkv [B, N, 3D] -> [B, N, D], differentiable
+ * in qkv; it runs whichever backend's kernels are registered.
  * `onProbs` receives the probabilities [B, heads, N, N] (not to be disposed).
  */
 export function fusedAttention(
