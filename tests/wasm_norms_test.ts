@@ -2,8 +2,8 @@
  * The fused GELU, LayerNorm and BatchNorm kernels (lib/kernels/wasm_norms.ts,
  * used by `gelu`, `layerNormAffine` and the LV-ViT stem on wasm): forward
  * against float64 loops and gradients against finite differences on every
- * backend (wasm runs the fused kernels, the others the composite ops), and
- * on wasm the fused gradients against the composite ones at a model's
+ * backend (wasm and webgpu run the fused kernels, cpu the composite ops),
+ * and on wasm and webgpu the fused gradients against the composite ones at a model's
  * shapes; no leaked tensors or heap buffers.
  */
 
@@ -161,5 +161,5 @@ await backendTest(
     });
     tf.dispose([x, dy, w, b, m, dm, g, be]);
   },
-  { backends: ["wasm"] },
+  { backends: ["wasm", "webgpu"] },
 );

@@ -14,7 +14,15 @@
  *   the row held in registers) writing y and the row's mean and reciprocal
  *   deviation; the backward pass is one dispatch for dx (per row, reusing
  *   the forward's statistics) and two for the weight and bias gradients
- *   (column sums over chunks of rows, then over the chunks).
+ *   (column sums over chunks of rows, then over the chunks);
+ * - BatchNorm in training mode (the LV-ViT conv stem), over every axis but
+ *   the channels: the batch moments in two dispatches (each chunk of rows
+ *   its mean and centred sum of squares, then Chan's combination of the
+ *   chunks, which keeps the variance exact where E[x^2] - E[x]^2 would
+ *   cancel), the affine map in one, and the gradient through the batch
+ *   statistics in three. tfjs's composite here also uploads, for each mean
+ *   in the backward pass, a tensor of ones of the activation's size made on
+ *   the CPU (its Mean gradient): six such uploads per step at the stem.
  *
  * @module
  */
@@ -243,6 +251,125 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   db[c] = sb;
 }`;
 
+// BatchNorm: rows of C channels (NHWC flattened), chunks of CHUNK rows.
+const BN_MOMENTS_PARTIAL = `
+struct U { rows: u32, C: u32, chunks: u32 }
+@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let chunk = gid.y;
+  if (c >= u.C || chunk >= u.chunks) { return; }
+  let start = chunk * ${CHUNK}u;
+  let end = min(u.rows, start + ${CHUNK}u);
+  var s = 0.0;
+  for (var row = start; row < end; row++) { s += x[row * u.C + c]; }
+  let mean = s / f32(end - start);
+  var q = 0.0;
+  for (var row = start; row < end; row++) {
+    let d = x[row * u.C + c] - mean;
+    q += d * d;
+  }
+  partial[chunk * 2u * u.C + c] = mean;
+  partial[chunk * 2u * u.C + u.C + c] = q;
+}`;
+
+// Chan et al.'s pairwise update, chunk by chunk: n_ab = n_a + n_b,
+// mean_ab = mean_a + d n_b / n_ab, M2_ab = M2_a + M2_b + d^2 n_a n_b / n_ab.
+const BN_MOMENTS_FINAL = `
+struct U { rows: u32, C: u32, chunks: u32 }
+@group(0) @binding(0) var<storage, read_write> mean_out: array<f32>;
+@group(0) @binding(1) var<storage, read_write> var_out: array<f32>;
+@group(0) @binding(2) var<storage, read> partial: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  var n = 0.0;
+  var mean = 0.0;
+  var m2 = 0.0;
+  for (var k = 0u; k < u.chunks; k++) {
+    let nb = f32(min(u.rows, (k + 1u) * ${CHUNK}u) - k * ${CHUNK}u);
+    let mb = partial[k * 2u * u.C + c];
+    let n2 = n + nb;
+    let d = mb - mean;
+    mean += d * nb / n2;
+    m2 += partial[k * 2u * u.C + u.C + c] + d * d * n * nb / n2;
+    n = n2;
+  }
+  mean_out[c] = mean;
+  var_out[c] = m2 / f32(u.rows);
+}`;
+
+const BN_APPLY = `
+struct U { n: u32, C: u32 }
+@group(0) @binding(0) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> inv: array<f32>;
+@group(0) @binding(4) var<storage, read> gamma: array<f32>;
+@group(0) @binding(5) var<storage, read> beta: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${INDEX}
+  if (i >= u.n) { return; }
+  let c = i % u.C;
+  y[i] = (x[i] - mean[c]) * inv[c] * gamma[c] + beta[c];
+}`;
+
+// partial[chunk, c] = sum of dy, partial[chunk, C + c] = sum of dy xhat.
+const BN_GRAD_PARTIAL = `
+struct U { rows: u32, C: u32, chunks: u32 }
+@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> inv: array<f32>;
+@group(0) @binding(5) var<uniform> u: U;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  let chunk = gid.y;
+  if (c >= u.C || chunk >= u.chunks) { return; }
+  let m = mean[c];
+  let r = inv[c];
+  var sb = 0.0;
+  var sg = 0.0;
+  let end = min(u.rows, (chunk + 1u) * ${CHUNK}u);
+  for (var row = chunk * ${CHUNK}u; row < end; row++) {
+    let g = dy[row * u.C + c];
+    sb += g;
+    sg += g * (x[row * u.C + c] - m) * r;
+  }
+  partial[chunk * 2u * u.C + c] = sb;
+  partial[chunk * 2u * u.C + u.C + c] = sg;
+}`;
+
+const BN_GRAD_DX = `
+struct U { n: u32, C: u32, rows: u32 }
+@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> inv: array<f32>;
+@group(0) @binding(5) var<storage, read> gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> dbeta: array<f32>;
+@group(0) @binding(7) var<storage, read> dgamma: array<f32>;
+@group(0) @binding(8) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  ${INDEX}
+  if (i >= u.n) { return; }
+  let c = i % u.C;
+  let xh = (x[i] - mean[c]) * inv[c];
+  let rows = f32(u.rows);
+  dx[i] = gamma[c] * inv[c] * (dy[i] - dbeta[c] / rows - xh * dgamma[c] / rows);
+}`;
+
 /** Widest row the LayerNorm kernels hold in registers. */
 export const WEBGPU_LAYER_NORM_MAX = ROW_WG * PER;
 
@@ -332,8 +459,86 @@ function layerNormGradKernel(args: Args): TensorInfo[] {
   return [dx, dw, db];
 }
 
+function bnRows(x: TensorInfo): { rows: number; C: number; chunks: number } {
+  const C = last(x), rows = size(x) / C;
+  return { rows, C, chunks: Math.ceil(rows / CHUNK) };
+}
+
+function momentsKernel(args: Args): TensorInfo[] {
+  const { x } = args.inputs;
+  const backend = backendOf(args);
+  const { rows, C, chunks } = bnRows(x);
+  const uniforms = uniformWords([["u", rows], ["u", C], ["u", chunks]]);
+  const [partial] = runWgsl(backend, {
+    key: "tokenlab.bn_moments_partial",
+    code: BN_MOMENTS_PARTIAL,
+    inputs: [x],
+    outputs: [{ shape: [chunks, 2 * C] }],
+    uniforms,
+    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
+  });
+  const out = runWgsl(backend, {
+    key: "tokenlab.bn_moments_final",
+    code: BN_MOMENTS_FINAL,
+    inputs: [partial],
+    outputs: [{ shape: [C] }, { shape: [C] }],
+    uniforms,
+    workgroups: [Math.ceil(C / COL_WG), 1, 1],
+  });
+  backend.disposeData(partial.dataId);
+  return out;
+}
+
+function batchNormKernel(args: Args): TensorInfo {
+  const { x, mean, invStd, gamma, beta } = args.inputs;
+  const n = size(x);
+  return runWgsl(backendOf(args), {
+    key: "tokenlab.bn_apply",
+    code: BN_APPLY,
+    inputs: [x, mean, invStd, gamma, beta],
+    outputs: [{ shape: x.shape }],
+    uniforms: uniformWords([["u", n], ["u", last(x)]]),
+    workgroups: workgroupsFor(n, WG),
+  })[0];
+}
+
+function batchNormGradKernel(args: Args): TensorInfo[] {
+  const { dy, x, mean, invStd, gamma } = args.inputs;
+  const backend = backendOf(args);
+  const { rows, C, chunks } = bnRows(x);
+  const uniforms = uniformWords([["u", rows], ["u", C], ["u", chunks]]);
+  const [partial] = runWgsl(backend, {
+    key: "tokenlab.bn_grad_partial",
+    code: BN_GRAD_PARTIAL,
+    inputs: [dy, x, mean, invStd],
+    outputs: [{ shape: [chunks, 2 * C] }],
+    uniforms,
+    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
+  });
+  // The same column sums as LayerNorm's weight gradient: dbeta, dgamma.
+  const [dbeta, dgamma] = runWgsl(backend, {
+    key: "tokenlab.layer_norm_dw_final",
+    code: LAYER_NORM_DW_FINAL,
+    inputs: [partial],
+    outputs: [{ shape: [C] }, { shape: [C] }],
+    uniforms: uniformWords([["u", C], ["u", chunks]]),
+    workgroups: [Math.ceil(C / COL_WG), 1, 1],
+  });
+  backend.disposeData(partial.dataId);
+  const n = size(x);
+  const [dx] = runWgsl(backend, {
+    key: "tokenlab.bn_grad_dx",
+    code: BN_GRAD_DX,
+    inputs: [dy, x, mean, invStd, gamma, dbeta, dgamma],
+    outputs: [{ shape: x.shape }],
+    uniforms: uniformWords([["u", n], ["u", C], ["u", rows]]),
+    workgroups: workgroupsFor(n, WG),
+  });
+  return [dx, dgamma, dbeta];
+}
+
 /**
- * Registers the GELU and LayerNorm kernels for the WebGPU backend
+ * Registers the GELU, LayerNorm and BatchNorm kernels for the WebGPU backend
  * (idempotent) and returns their names.
  */
 export function registerWebGpuNorms(): string[] {
@@ -342,5 +547,8 @@ export function registerWebGpuNorms(): string[] {
     [NORM.geluGrad, geluGradKernel as unknown as KernelFunc],
     [NORM.layerNorm, layerNormKernel as unknown as KernelFunc],
     [NORM.layerNormGrad, layerNormGradKernel as unknown as KernelFunc],
+    [NORM.moments, momentsKernel as unknown as KernelFunc],
+    [NORM.batchNorm, batchNormKernel as unknown as KernelFunc],
+    [NORM.batchNormGrad, batchNormGradKernel as unknown as KernelFunc],
   ]);
 }
