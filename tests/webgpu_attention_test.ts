@@ -38,6 +38,7 @@ const SHAPES: [number, number, number, number][] = [
   [2, 65, 3, 64],
   [1, 197, 2, 32],
   [1, 300, 1, 8],
+  [1, 785, 1, 64], // LV-ViT at 448 px: 28 x 28 patches and the class token
 ];
 
 await backendTest(

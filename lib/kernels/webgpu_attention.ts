@@ -19,6 +19,8 @@
  *   then a workgroup per token row n writes dq_n = dS[n, :] k,
  *   dk_n = dS[:, n]^T q and dv_n = P[:, n]^T dO into dqkv.
  *
+ * Heads whose width is a multiple of 4 are read and written as vec4.
+ *
  * Limits: a head's width hd at most {@linkcode WEBGPU_ATTENTION_MAX_HEAD}
  * (one thread per channel), and at most
  * {@linkcode WEBGPU_ATTENTION_MAX_TOKENS} tokens (a row of scores in
@@ -66,25 +68,42 @@ const BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
 
 const UNIFORMS = `struct U { rows: u32, N: u32, H: u32, hd: u32, scale: f32 }`;
 
+/**
+ * The shaders come in two widths: `w` 4 reads q, k, v, dO and writes the
+ * outputs as vec4 (when hd is a multiple of 4, so every head starts on a
+ * 16-byte boundary), `w` 1 as f32 for any hd. `T` is the element type and
+ * every index into those arrays counts elements of T.
+ */
+const typeOf = (w: number) => w === 4 ? "vec4<f32>" : "f32";
+const dotOf = (w: number) =>
+  w === 4
+    ? "fn dotw(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }"
+    : "fn dotw(a: f32, b: f32) -> f32 { return a * b; }";
+
 // A workgroup per row r = (b H + h) N + n (see workgroupsFor); the early
 // return depends on the workgroup only, so the barriers after it stay in
-// uniform control flow. `base` is q's channel 0 of token 0 of (b, h).
-const ROW = `let r = wid.y * nwg.x + wid.x;
+// uniform control flow. `base` is q's channel 0 of token 0 of (b, h), `hw`
+// a head's width, `Dw` the model width and `stride` a token's qkv, all in
+// elements of T.
+const row = (w: number) =>
+  `let r = wid.y * nwg.x + wid.x;
   if (r >= u.rows) { return; }
   let n = r % u.N;
   let bh = r / u.N;
   let h = bh % u.H;
   let b = bh / u.H;
-  let D = u.H * u.hd;
-  let stride = 3u * D;
-  let base = b * u.N * stride + h * u.hd;
+  let hw = u.hd / ${w}u;
+  let Dw = u.H * hw;
+  let stride = 3u * Dw;
+  let base = b * u.N * stride + h * hw;
   let prow = r * u.N;`;
 
-// Threads split as (channel c, stripe st) for a sum over tokens: stripe st
-// takes tokens st, st + stripes, ...; its partial sums meet in `red`.
-const STRIPES = `let stripes = ${WG}u / u.hd;
-  let c = lid % u.hd;
-  let st = lid / u.hd;`;
+// Threads split as (element c of the head, stripe st) for a sum over
+// tokens: stripe st takes tokens st, st + stripes, ...; the stripes'
+// partial sums then meet in workgroup memory.
+const STRIPES = `let stripes = ${WG}u / hw;
+  let c = lid % hw;
+  let st = lid / hw;`;
 
 /** Workgroup-wide max and sum through `red` (every thread must call them). */
 const REDUCE = `
@@ -112,28 +131,31 @@ fn reduce_sum(v: f32, lid: u32) -> f32 {
   return total;
 }`;
 
-/** The forward shader, its row of scores `cap` floats long. */
-const forwardCode = (cap: number) => `
+/** The forward shader, width `w`, its row of scores `cap` floats long. */
+const forwardCode = (w: number, cap: number) => `
 ${UNIFORMS}
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+alias T = ${typeOf(w)};
+@group(0) @binding(0) var<storage, read_write> out: array<T>;
 @group(0) @binding(1) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> qkv: array<T>;
 @group(0) @binding(3) var<uniform> u: U;
 var<workgroup> row: array<f32, ${cap}>;
-var<workgroup> qs: array<f32, ${WG}>;
+var<workgroup> qs: array<T, ${WG / w}>;
+var<workgroup> part: array<T, ${WG}>;
 ${REDUCE}
+${dotOf(w)}
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
-  ${ROW}
+  ${row(w)}
   // The scale goes on q, as in attentionComposite.
-  if (lid < u.hd) { qs[lid] = qkv[base + n * stride + lid] * u.scale; }
+  if (lid < hw) { qs[lid] = qkv[base + n * stride + lid] * u.scale; }
   workgroupBarrier();
   // Each thread owns tokens lid, lid + WG, ... of the row until P v.
   var m = -3.4028234e38;
   for (var j = lid; j < u.N; j += ${WG}u) {
-    let k = base + D + j * stride;
+    let k = base + Dw + j * stride;
     var s = 0.0;
-    for (var i = 0u; i < u.hd; i++) { s += qs[i] * qkv[k + i]; }
+    for (var i = 0u; i < hw; i++) { s += dotw(qs[i], qkv[k + i]); }
     row[j] = s;
     m = max(m, s);
   }
@@ -152,42 +174,44 @@ fn main(${BUILTINS}) {
   }
   workgroupBarrier();
   ${STRIPES}
-  var acc = 0.0;
+  var acc = T(0.0);
   if (st < stripes) {
     for (var j = st; j < u.N; j += stripes) {
-      acc += row[j] * qkv[base + 2u * D + j * stride + c];
+      acc += row[j] * qkv[base + 2u * Dw + j * stride + c];
     }
   }
-  red[lid] = acc;
+  part[lid] = acc;
   workgroupBarrier();
-  if (lid < u.hd) {
-    var o = 0.0;
-    for (var s = 0u; s < stripes; s++) { o += red[s * u.hd + lid]; }
-    out[(b * u.N + n) * D + h * u.hd + lid] = o;
+  if (lid < hw) {
+    var o = T(0.0);
+    for (var s = 0u; s < stripes; s++) { o += part[s * hw + lid]; }
+    out[(b * u.N + n) * Dw + h * hw + lid] = o;
   }
 }`;
 
-/** The first backward shader (dS per query row), `cap` as the forward's. */
-const scoresGradCode = (cap: number) => `
+/** The first backward shader (dS per query row), as the forward's. */
+const scoresGradCode = (w: number, cap: number) => `
 ${UNIFORMS}
+alias T = ${typeOf(w)};
 @group(0) @binding(0) var<storage, read_write> ds: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<T>;
+@group(0) @binding(2) var<storage, read> qkv: array<T>;
 @group(0) @binding(3) var<storage, read> probs: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
 var<workgroup> row: array<f32, ${cap}>;
-var<workgroup> gs: array<f32, ${WG}>;
+var<workgroup> gs: array<T, ${WG / w}>;
 ${REDUCE}
+${dotOf(w)}
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
-  ${ROW}
-  if (lid < u.hd) { gs[lid] = dy[(b * u.N + n) * D + h * u.hd + lid]; }
+  ${row(w)}
+  if (lid < hw) { gs[lid] = dy[(b * u.N + n) * Dw + h * hw + lid]; }
   workgroupBarrier();
   var t = 0.0;
   for (var j = lid; j < u.N; j += ${WG}u) {
-    let v = base + 2u * D + j * stride;
+    let v = base + 2u * Dw + j * stride;
     var dp = 0.0;
-    for (var i = 0u; i < u.hd; i++) { dp += gs[i] * qkv[v + i]; }
+    for (var i = 0u; i < hw; i++) { dp += dotw(gs[i], qkv[v + i]); }
     row[j] = dp;
     t += dp * probs[prow + j];
   }
@@ -199,48 +223,49 @@ fn main(${BUILTINS}) {
 
 // The second backward shader: row r's token n gets dq_n = sum_j dS[n, j] k_j,
 // dk_n = sum_j dS[j, n] q_j and dv_n = sum_j P[j, n] dO_j.
-const QKV_GRAD = `
+const qkvGradCode = (w: number) => `
 ${UNIFORMS}
-@group(0) @binding(0) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
+alias T = ${typeOf(w)};
+@group(0) @binding(0) var<storage, read_write> dqkv: array<T>;
+@group(0) @binding(1) var<storage, read> dy: array<T>;
+@group(0) @binding(2) var<storage, read> qkv: array<T>;
 @group(0) @binding(3) var<storage, read> probs: array<f32>;
 @group(0) @binding(4) var<storage, read> ds: array<f32>;
 @group(0) @binding(5) var<uniform> u: U;
-var<workgroup> red: array<f32, ${3 * WG}>;
+var<workgroup> part: array<T, ${3 * WG}>;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
-  ${ROW}
+  ${row(w)}
   ${STRIPES}
   let col = bh * u.N * u.N + n;
-  var aq = 0.0;
-  var ak = 0.0;
-  var av = 0.0;
+  var aq = T(0.0);
+  var ak = T(0.0);
+  var av = T(0.0);
   if (st < stripes) {
     for (var j = st; j < u.N; j += stripes) {
       let x = base + j * stride + c;
-      aq += ds[prow + j] * qkv[x + D];
+      aq += ds[prow + j] * qkv[x + Dw];
       ak += ds[col + j * u.N] * qkv[x];
-      av += probs[col + j * u.N] * dy[(b * u.N + j) * D + h * u.hd + c];
+      av += probs[col + j * u.N] * dy[(b * u.N + j) * Dw + h * hw + c];
     }
   }
-  red[lid] = aq;
-  red[${WG}u + lid] = ak;
-  red[${2 * WG}u + lid] = av;
+  part[lid] = aq;
+  part[${WG}u + lid] = ak;
+  part[${2 * WG}u + lid] = av;
   workgroupBarrier();
-  if (lid < u.hd) {
-    var gq = 0.0;
-    var gk = 0.0;
-    var gv = 0.0;
+  if (lid < hw) {
+    var gq = T(0.0);
+    var gk = T(0.0);
+    var gv = T(0.0);
     for (var s = 0u; s < stripes; s++) {
-      gq += red[s * u.hd + lid];
-      gk += red[${WG}u + s * u.hd + lid];
-      gv += red[${2 * WG}u + s * u.hd + lid];
+      gq += part[s * hw + lid];
+      gk += part[${WG}u + s * hw + lid];
+      gv += part[${2 * WG}u + s * hw + lid];
     }
     let o = base + n * stride + lid;
     dqkv[o] = gq;
-    dqkv[o + D] = gk;
-    dqkv[o + 2u * D] = gv;
+    dqkv[o + Dw] = gk;
+    dqkv[o + 2u * Dw] = gv;
   }
 }`;
 
@@ -251,6 +276,8 @@ interface Dims {
   hd: number;
   /** Floats of the workgroup's row of scores (N rounded up, few variants). */
   cap: number;
+  /** The shaders' vector width: 4 when hd is a multiple of 4, else 1. */
+  w: number;
 }
 
 /** [B, N, 3D] and heads -> the dimensions, checked against the limits. */
@@ -270,7 +297,8 @@ function dims(qkv: TensorInfo, heads: number): Dims {
       `WebGPU fused attention: expected heads of at most ${WEBGPU_ATTENTION_MAX_HEAD} channels and at most ${WEBGPU_ATTENTION_MAX_TOKENS} tokens, found ${hd} channels and ${N} tokens; use attentionComposite for these shapes`,
     );
   }
-  return { B, N, H: heads, hd, cap: Math.max(256, Math.ceil(N / 256) * 256) };
+  const cap = Math.max(256, Math.ceil(N / 256) * 256);
+  return { B, N, H: heads, hd, cap, w: hd % 4 === 0 ? 4 : 1 };
 }
 
 function uniformsOf({ B, N, H, hd }: Dims): ArrayBuffer {
@@ -292,8 +320,8 @@ function forwardKernel(args: Args): TensorInfo[] {
   const d = dims(qkv, headsOf(args));
   const { B, N, H, hd } = d;
   return runWgsl(args.backend as WebGpuBackend, {
-    key: `tokenlab.attention.${d.cap}`,
-    code: forwardCode(d.cap),
+    key: `tokenlab.attention.${d.w}.${d.cap}`,
+    code: forwardCode(d.w, d.cap),
     inputs: [qkv],
     outputs: [{ shape: [B, N, H * hd] }, { shape: [B, H, N, N] }],
     uniforms: uniformsOf(d),
@@ -309,16 +337,16 @@ function backwardKernel(args: Args): TensorInfo {
   const uniforms = uniformsOf(d);
   const workgroups = workgroupsFor(B * H * N, 1);
   const [ds] = runWgsl(backend, {
-    key: `tokenlab.attention_grad_scores.${d.cap}`,
-    code: scoresGradCode(d.cap),
+    key: `tokenlab.attention_grad_scores.${d.w}.${d.cap}`,
+    code: scoresGradCode(d.w, d.cap),
     inputs: [dy, qkv, probs],
     outputs: [{ shape: [B, H, N, N] }],
     uniforms,
     workgroups,
   });
   const [dqkv] = runWgsl(backend, {
-    key: "tokenlab.attention_grad_qkv",
-    code: QKV_GRAD,
+    key: `tokenlab.attention_grad_qkv.${d.w}`,
+    code: qkvGradCode(d.w),
     inputs: [dy, qkv, probs, ds],
     outputs: [{ shape: qkv.shape }],
     uniforms,
