@@ -16,6 +16,13 @@
 
 import { tf } from "../tf.ts";
 import type { TokenBox } from "../models/lvvit.ts";
+import {
+  fusedSoftTargetCrossEntropyRows,
+  hasFusedSoftTargetCrossEntropy,
+  registerWebGpuCrossEntropy,
+} from "../kernels/webgpu_cross_entropy.ts";
+
+registerWebGpuCrossEntropy();
 
 /**
  * Raised for bad loss inputs: which input, what was expected, what was found.
@@ -80,7 +87,9 @@ function sameShape(
 /**
  * Soft-target cross-entropy: the mean over the batch (and over tokens, for
  * [B, N, C]) of -sum_c t_c log softmax(x)_c. Logits and targets share one
- * shape, classes on the last axis. Returns a scalar.
+ * shape, classes on the last axis. Returns a scalar. On WebGPU the per-row
+ * losses (and their gradient) come from one fused dispatch each
+ * (`lib/kernels/webgpu_cross_entropy.ts`).
  *
  * @throws {LossInputError} when the shapes differ (both are named)
  *
@@ -104,6 +113,19 @@ export function softTargetCrossEntropy(
     );
   }
   sameShape(logits, targets, "soft-target cross-entropy");
+  if (
+    logits.rank <= 3 && logits.size > 0 && hasFusedSoftTargetCrossEntropy()
+  ) {
+    const C = logits.shape[logits.rank - 1];
+    return tf.tidy(() =>
+      tf.mean(
+        fusedSoftTargetCrossEntropyRows(
+          tf.reshape(logits, [-1, C]),
+          tf.reshape(targets, [-1, C]),
+        ),
+      )
+    ) as tf.Scalar;
+  }
   return tf.tidy(() =>
     tf.mean(tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), -1)))
   ) as tf.Scalar;

@@ -1,0 +1,245 @@
+/**
+ * Soft-target cross-entropy per row for the WebGPU backend, in WGSL: for
+ * logits x [R, C] and targets t [R, C], loss_r = -sum_c t_c log softmax(x)_c,
+ * forward and backward one dispatch each. `softTargetCrossEntropy` in
+ * `lib/losses/cross_entropy.ts` takes this path on WebGPU.
+ *
+ * tfjs composes the loss from logSoftmax (max, subtract, exp, sum, log,
+ * subtract), a product with the targets and a row sum, and autodiff doubles
+ * that, each a dispatch, most writing a full [R, C] tensor. Here:
+ * - forward: one workgroup per row, looping over the row (any C): the max,
+ *   then sum exp(x - max), sum t and sum t (x - max) in one pass; loss =
+ *   sum(t) lse - sum t (x - max), lse = log sum exp(x - max). For targets
+ *   >= 0 both terms are >= 0, so nothing cancels. It also writes the row's
+ *   max, lse and sum t for the backward pass.
+ * - backward: elementwise, from those statistics: with ls = x - max - lse
+ *   (log softmax) and g the row's upstream gradient,
+ *   dx = (exp(ls) sum(t) - t) g (exact for any target sum, also != 1) and
+ *   dt = -ls g, both in the same dispatch.
+ *
+ * The target gradient: the callers' targets carry no gradient into a model
+ * (smoothed labels, token labels, MixToken blends of them are built from
+ * data; TL-Align's aligned label is cut with stopGradient), but under
+ * TL-Align the tape still reaches the targets (through the stopGradient
+ * node), so tfjs asks for their gradient. It is the exact one, -log_softmax
+ * times dy, written in the backward dispatch: no extra dispatch, and the
+ * same memory traffic as the zeros tfjs would otherwise need.
+ *
+ * @module
+ */
+
+import * as tfjs from "@tensorflow/tfjs";
+import {
+  type KernelFunc,
+  registerWebGpuKernels,
+  runWgsl,
+  type TensorInfo,
+  uniformWords,
+  type WebGpuBackend,
+  workgroupsFor,
+} from "./webgpu_program.ts";
+
+/** Kernel names: forward (x, t -> loss [R], stats [R, 3]) and backward. */
+export const SOFT_TARGET_CE_KERNELS = {
+  forward: "TokenlabSoftTargetCE",
+  backward: "TokenlabSoftTargetCEGrad",
+} as const;
+
+/** Threads per row of the forward kernel (they loop over longer rows). */
+const ROW_WG = 128;
+/** Threads per workgroup of the elementwise backward kernel. */
+const WG = 256;
+
+const BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32`;
+
+// Every thread of a row's workgroup reaches the barriers: the early return
+// is uniform across the workgroup (the row is the workgroup's).
+const FORWARD = `
+struct U { rows: u32, C: u32 }
+@group(0) @binding(0) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(1) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> t: array<f32>;
+@group(0) @binding(4) var<uniform> u: U;
+var<workgroup> red: array<vec3<f32>, ${ROW_WG}>;
+fn row_max(v: f32, lid: u32) -> f32 {
+  red[lid].x = v;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid].x = max(red[lid].x, red[lid + s].x); }
+    workgroupBarrier();
+  }
+  let m = red[0].x;
+  workgroupBarrier();
+  return m;
+}
+fn row_sum3(v: vec3<f32>, lid: u32) -> vec3<f32> {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  return red[0];
+}
+@compute @workgroup_size(${ROW_WG})
+fn main(${BUILTINS}) {
+  let row = wid.y * nwg.x + wid.x;
+  if (row >= u.rows) { return; }
+  let base = row * u.C;
+  var mx = -3.402823e38;
+  for (var c = lid; c < u.C; c += ${ROW_WG}u) { mx = max(mx, x[base + c]); }
+  let m = row_max(mx, lid);
+  // (sum exp(x - m), sum t, sum t (x - m))
+  var acc = vec3<f32>(0.0);
+  for (var c = lid; c < u.C; c += ${ROW_WG}u) {
+    let d = x[base + c] - m;
+    let tc = t[base + c];
+    acc += vec3<f32>(exp(d), tc, tc * d);
+  }
+  let s = row_sum3(acc, lid);
+  if (lid == 0u) {
+    let lse = log(s.x);
+    loss[row] = s.y * lse - s.z;
+    stats[row * 3u] = m;
+    stats[row * 3u + 1u] = lse;
+    stats[row * 3u + 2u] = s.y;
+  }
+}`;
+
+const BACKWARD = `
+struct U { n: u32, C: u32 }
+@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dt: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> x: array<f32>;
+@group(0) @binding(4) var<storage, read> t: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: array<f32>;
+@group(0) @binding(6) var<uniform> u: U;
+@compute @workgroup_size(${WG})
+fn main(${BUILTINS}) {
+  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
+  if (i >= u.n) { return; }
+  let row = i / u.C;
+  let ls = (x[i] - stats[row * 3u]) - stats[row * 3u + 1u];
+  let g = dy[row];
+  dx[i] = (exp(ls) * stats[row * 3u + 2u] - t[i]) * g;
+  dt[i] = -ls * g;
+}`;
+
+interface Args {
+  inputs: Record<string, TensorInfo>;
+  backend: unknown;
+}
+
+function rowsOf(x: TensorInfo, what: string): { rows: number; C: number } {
+  if (x.shape.length !== 2 || x.dtype !== "float32") {
+    throw new Error(
+      `${what}: expected float32 logits [rows, classes], found ${x.dtype} [${x.shape}]; reshape to rows first`,
+    );
+  }
+  return { rows: x.shape[0], C: x.shape[1] };
+}
+
+function forwardKernel(args: Args): TensorInfo[] {
+  const { x, t } = args.inputs;
+  const { rows, C } = rowsOf(x, SOFT_TARGET_CE_KERNELS.forward);
+  return runWgsl(args.backend as WebGpuBackend, {
+    key: "tokenlab.soft_target_ce",
+    code: FORWARD,
+    inputs: [x, t],
+    outputs: [{ shape: [rows] }, { shape: [rows, 3] }],
+    uniforms: uniformWords([["u", rows], ["u", C]]),
+    workgroups: workgroupsFor(rows, 1),
+  });
+}
+
+function backwardKernel(args: Args): TensorInfo[] {
+  const { dy, x, t, stats } = args.inputs;
+  const { rows, C } = rowsOf(x, SOFT_TARGET_CE_KERNELS.backward);
+  return runWgsl(args.backend as WebGpuBackend, {
+    key: "tokenlab.soft_target_ce_grad",
+    code: BACKWARD,
+    inputs: [dy, x, t, stats],
+    outputs: [{ shape: x.shape }, { shape: x.shape }],
+    uniforms: uniformWords([["u", rows * C], ["u", C]]),
+    workgroups: workgroupsFor(rows * C, WG),
+  });
+}
+
+/**
+ * Registers the soft-target cross-entropy kernels for the WebGPU backend
+ * (idempotent) and returns their names.
+ */
+export function registerWebGpuCrossEntropy(): string[] {
+  return registerWebGpuKernels([
+    [SOFT_TARGET_CE_KERNELS.forward, forwardKernel as unknown as KernelFunc],
+    [SOFT_TARGET_CE_KERNELS.backward, backwardKernel as unknown as KernelFunc],
+  ]);
+}
+
+/** Whether the running backend has the fused soft-target cross-entropy. */
+export function hasFusedSoftTargetCrossEntropy(): boolean {
+  const backend = tfjs.getBackend();
+  return tfjs.getKernel(SOFT_TARGET_CE_KERNELS.forward, backend) !==
+      undefined &&
+    tfjs.getKernel(SOFT_TARGET_CE_KERNELS.backward, backend) !== undefined;
+}
+
+const rowsLoss = tfjs.customGrad(
+  // customGrad passes the save function after the inputs.
+  (...args: (tfjs.Tensor | tfjs.GradSaveFunc)[]) => {
+    const [x, t, save] = args as [
+      tfjs.Tensor2D,
+      tfjs.Tensor2D,
+      tfjs.GradSaveFunc,
+    ];
+    const [loss, stats] = tfjs.engine().runKernel(
+      SOFT_TARGET_CE_KERNELS.forward,
+      { x, t },
+    ) as tfjs.Tensor[];
+    save([x, t, stats]);
+    return {
+      value: loss as tfjs.Tensor1D,
+      gradFunc: (dy: tfjs.Tensor, saved: tfjs.Tensor[]) => {
+        const [sx, st, sstats] = saved;
+        return tfjs.engine().runKernel(
+          SOFT_TARGET_CE_KERNELS.backward,
+          { dy, x: sx, t: st, stats: sstats },
+        ) as tfjs.Tensor[];
+      },
+    };
+  },
+);
+
+/**
+ * Per-row soft-target cross-entropy -sum_c t_c log softmax(x)_c of logits
+ * and targets [R, C] (float32, same shape), differentiable in both, on the
+ * fused WebGPU kernels; returns [R]. The targets' gradient is the exact
+ * -log_softmax(x) dy (see the module notes).
+ *
+ * @throws {Error} when the WebGPU kernels are not there, or for inputs that
+ *   are not two float32 [R, C] tensors of one shape
+ */
+export function fusedSoftTargetCrossEntropyRows(
+  logits: tfjs.Tensor,
+  targets: tfjs.Tensor,
+): tfjs.Tensor1D {
+  if (!hasFusedSoftTargetCrossEntropy()) {
+    throw new Error(
+      `the fused soft-target cross-entropy runs on webgpu, found the ${tfjs.getBackend()} backend; call initBackend({ backend: "webgpu" }) or use softTargetCrossEntropy`,
+    );
+  }
+  const ok = (t: tfjs.Tensor) => t.rank === 2 && t.dtype === "float32";
+  if (
+    !ok(logits) || !ok(targets) || logits.shape[0] !== targets.shape[0] ||
+    logits.shape[1] !== targets.shape[1] || logits.size === 0
+  ) {
+    throw new Error(
+      `fusedSoftTargetCrossEntropyRows expects float32 logits and targets of one non-empty shape [rows, classes], found logits ${logits.dtype} [${logits.shape}] and targets ${targets.dtype} [${targets.shape}]; reshape to rows first`,
+    );
+  }
+  return rowsLoss(logits, targets) as tfjs.Tensor1D;
+}
