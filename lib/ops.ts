@@ -23,10 +23,16 @@ import {
   registerWebGpuNorms,
   WEBGPU_LAYER_NORM_MAX,
 } from "./kernels/webgpu_norms.ts";
+import {
+  registerWebGpuAttention,
+  WEBGPU_ATTENTION_MAX_HEAD,
+  WEBGPU_ATTENTION_MAX_TOKENS,
+} from "./kernels/webgpu_attention.ts";
 
 registerFusedAttention();
 registerWasmNorms();
 registerWebGpuNorms();
+registerWebGpuAttention();
 
 /**
  * Exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)), as PyTorch's
@@ -112,8 +118,9 @@ export function layerNormAffine<T extends tf.Tensor>(
  * its last axis (timm's and the official layout) becomes
  * softmax(q k^T / sqrt(D / heads)) v with the heads merged back, [B, N, D].
  * `onProbs`, when given, receives the probabilities [B, heads, N, N] (it
- * must not dispose them). On wasm, without `onProbs`, this is one fused
- * kernel each way (`lib/kernels/wasm_attention.ts`); elsewhere, or with
+ * must not dispose them). On wasm and WebGPU, without `onProbs`, this is one
+ * fused kernel forward and one (wasm) or two (WebGPU) backward
+ * (`lib/kernels/wasm_attention.ts`, `webgpu_attention.ts`); elsewhere, or with
  * `onProbs` (whose probabilities must stay differentiable), it is composed
  * of tfjs ops as {@linkcode attentionComposite}.
  *
@@ -135,10 +142,20 @@ export function attentionCore(
   checkQkv(qkv, heads);
   // The fused kernel's probabilities are not on the tape: with a hook, which
   // may build a loss on them, the composite keeps them differentiable.
-  if (onProbs === undefined && fusedAttentionAvailable()) {
+  if (
+    onProbs === undefined && fusedAttentionAvailable() && fitsFused(qkv, heads)
+  ) {
     return fusedAttention(qkv, heads);
   }
   return attentionComposite(qkv, heads, onProbs);
+}
+
+/** Whether the fused kernel of the running backend takes these shapes. */
+function fitsFused(qkv: tf.Tensor3D, heads: number): boolean {
+  if (tf.getBackend() !== "webgpu") return true;
+  const [, N, D3] = qkv.shape;
+  return qkv.dtype === "float32" && N <= WEBGPU_ATTENTION_MAX_TOKENS &&
+    D3 / 3 / heads <= WEBGPU_ATTENTION_MAX_HEAD;
 }
 
 function checkQkv(qkv: tf.Tensor3D, heads: number): void {

@@ -91,7 +91,10 @@ await backendTest(
           });
           tf.dispose([qkv, y, probs!]);
         });
-        assertEquals(fusedAttentionAvailable(), backend === "wasm");
+        assertEquals(
+          fusedAttentionAvailable(),
+          backend === "wasm" || backend === "webgpu",
+        );
         // And without the hook (the fused kernel on wasm):
         await assertNoLeaks(async () => {
           const qkv = tf.tensor3d(values, [B, N, 3 * H * hd]);

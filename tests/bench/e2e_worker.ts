@@ -74,6 +74,8 @@ export interface Job {
   dir?: string;
   /** Where torch runs it: "cpu" (absent) or "cuda" (the bench's --gpu); ours ignores it. */
   device?: "cpu" | "cuda";
+  /** On webgpu: dispatches per queue submit (tfjs's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE, default 15); torch ignores it. */
+  submitBatch?: number;
 }
 
 /** What a worker prints as its last line. */
@@ -180,6 +182,16 @@ export function parseJob(text: string): Job {
       );
     }
   }
+  if (
+    j.submitBatch !== undefined &&
+    !(Number.isInteger(j.submitBatch) && (j.submitBatch as number) > 0)
+  ) {
+    throw new Error(
+      `job.submitBatch must be a positive integer (dispatches per queue submit); found ${
+        JSON.stringify(j.submitBatch)
+      }`,
+    );
+  }
   if (j.task === "data" && typeof j.dir !== "string") {
     throw new Error(
       `job.dir must be the folder of JPEG files for a data job; found ${
@@ -223,6 +235,9 @@ async function runJob(job: Job): Promise<JobResult> {
       ? 0
       : 1;
     if (choice.name === "webgpu") detail = "GPU";
+    if (choice.name === "webgpu" && job.submitBatch !== undefined) {
+      tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", job.submitBatch);
+    }
   }
   const rssBefore = procStatusMiB("VmRSS");
   const step = await prepare(job);

@@ -230,7 +230,10 @@ export function configName(job: Job): string {
   switch (job.task) {
     case "train":
     case "eval":
-      return job.model === "bench-64" ? "bench-64" : `${job.model}@224`;
+      return (job.model === "bench-64" ? "bench-64" : `${job.model}@224`) +
+        (job.submitBatch === undefined
+          ? ""
+          : ` (submit every ${job.submitBatch})`);
     case "pool":
       return "poolLabels k5 15x15 C1000 -> 14x14";
     case "data":
@@ -267,18 +270,33 @@ export function gpuJobs(
     model: string,
     batch: number,
     backend: string,
+    submitBatch?: number,
   ) => {
     if (!only.includes(task)) return;
+    const job: Job = {
+      task,
+      model,
+      batch,
+      steps: s,
+      warmup: w,
+      backend,
+      threads: 0,
+    };
     jobs.push({
-      job: { task, model, batch, steps: s, warmup: w, backend, threads: 0 },
+      job: submitBatch === undefined ? job : { ...job, submitBatch },
       ips: true,
       peak: false,
-      note,
+      note: submitBatch === undefined
+        ? note
+        : `${note}; tfjs submits every ${submitBatch} dispatch(es) (its default: 15)`,
     });
   };
   for (const backend of backends) {
     if (backend === "webgpu") {
       for (const b of [16, 64]) add("train", "bench-64", b, backend);
+      // Whether the time outside the kernels goes with the number of
+      // queue submits: one per dispatch, and one per step.
+      for (const n of [1, 1000]) add("train", "bench-64", 64, backend, n);
       add("eval", "bench-64", 64, backend);
       add("eval", "lvvit_s", 64, backend);
       add("train", "lvvit_s", 16, backend);
