@@ -12,6 +12,7 @@
  */
 
 import { tf, WASM_LOCATION, wasmThreads } from "./tf.ts";
+import { installWebGpuConvGrad } from "./kernels/webgpu_conv_grad.ts";
 
 /** The compute backends the kit knows, fastest first. */
 export const BACKENDS: readonly BackendName[] = ["webgpu", "wasm", "cpu"];
@@ -403,6 +404,9 @@ export async function initBackend(
     name = next;
     problem = await startBackend(name);
   }
+  // The conv stem's weight gradient as a split-K product on the GPU
+  // (lib/kernels/webgpu_conv_grad.ts), in place of tfjs's serial loops.
+  if (name === "webgpu") installWebGpuConvGrad();
   const adapter = probe.adapter;
   current = {
     name,

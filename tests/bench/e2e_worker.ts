@@ -44,6 +44,7 @@ import {
   tokenLabelingLossParts,
 } from "tokenlab";
 import { wasmThreads } from "tokenlab/tf.ts";
+import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
 import {
   countWebGpu,
   type WebGpuCounts,
@@ -76,6 +77,8 @@ export interface Job {
   device?: "cpu" | "cuda";
   /** On webgpu: dispatches per queue submit (tfjs's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE, default 15); torch ignores it. */
   submitBatch?: number;
+  /** On webgpu: "tokenlab" installs the kit's tiled WGSL matmul for BatchMatMul (not the default yet); torch ignores it. */
+  matmul?: "tfjs" | "tokenlab";
 }
 
 /** What a worker prints as its last line. */
@@ -192,6 +195,15 @@ export function parseJob(text: string): Job {
       }`,
     );
   }
+  if (
+    j.matmul !== undefined && j.matmul !== "tfjs" && j.matmul !== "tokenlab"
+  ) {
+    throw new Error(
+      `job.matmul must be "tfjs" or "tokenlab"; found ${
+        JSON.stringify(j.matmul)
+      }`,
+    );
+  }
   if (j.task === "data" && typeof j.dir !== "string") {
     throw new Error(
       `job.dir must be the folder of JPEG files for a data job; found ${
@@ -237,6 +249,9 @@ async function runJob(job: Job): Promise<JobResult> {
     if (choice.name === "webgpu") detail = "GPU";
     if (choice.name === "webgpu" && job.submitBatch !== undefined) {
       tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", job.submitBatch);
+    }
+    if (choice.name === "webgpu" && job.matmul === "tokenlab") {
+      installWebGpuMatMul();
     }
   }
   const rssBefore = procStatusMiB("VmRSS");

@@ -233,7 +233,8 @@ export function configName(job: Job): string {
       return (job.model === "bench-64" ? "bench-64" : `${job.model}@224`) +
         (job.submitBatch === undefined
           ? ""
-          : ` (submit every ${job.submitBatch})`);
+          : ` (submit every ${job.submitBatch})`) +
+        (job.matmul === "tokenlab" ? " (tokenlab matmul)" : "");
     case "pool":
       return "poolLabels k5 15x15 C1000 -> 14x14";
     case "data":
@@ -270,7 +271,7 @@ export function gpuJobs(
     model: string,
     batch: number,
     backend: string,
-    submitBatch?: number,
+    variant: Pick<Job, "submitBatch" | "matmul"> = {},
   ) => {
     if (!only.includes(task)) return;
     const job: Job = {
@@ -281,22 +282,31 @@ export function gpuJobs(
       warmup: w,
       backend,
       threads: 0,
+      ...variant,
     };
-    jobs.push({
-      job: submitBatch === undefined ? job : { ...job, submitBatch },
-      ips: true,
-      peak: false,
-      note: submitBatch === undefined
-        ? note
-        : `${note}; tfjs submits every ${submitBatch} dispatch(es) (its default: 15)`,
-    });
+    const notes = [note];
+    if (variant.submitBatch !== undefined) {
+      notes.push(
+        `tfjs submits every ${variant.submitBatch} dispatch(es) (its default: 15)`,
+      );
+    }
+    if (variant.matmul === "tokenlab") {
+      notes.push("the kit's tiled WGSL matmul in place of tfjs's");
+    }
+    jobs.push({ job, ips: true, peak: false, note: notes.join("; ") });
   };
   for (const backend of backends) {
     if (backend === "webgpu") {
       for (const b of [16, 64]) add("train", "bench-64", b, backend);
       // Whether the time outside the kernels goes with the number of
       // queue submits: one per dispatch, and one per step.
-      for (const n of [1, 1000]) add("train", "bench-64", 64, backend, n);
+      for (const n of [1, 1000]) {
+        add("train", "bench-64", 64, backend, { submitBatch: n });
+      }
+      // The kit's matmul, not installed by default until measured here.
+      add("train", "bench-64", 64, backend, { matmul: "tokenlab" });
+      add("eval", "lvvit_s", 64, backend, { matmul: "tokenlab" });
+      add("train", "lvvit_s", 64, backend, { matmul: "tokenlab" });
       add("eval", "bench-64", 64, backend);
       add("eval", "lvvit_s", 64, backend);
       add("train", "lvvit_s", 16, backend);
