@@ -29,6 +29,43 @@ export type BackendSource = "option" | "env" | "default";
 /** Name of the environment variable that overrides the backend. */
 export const BACKEND_ENV = "TOKENLAB_BACKEND";
 
+/** Name of the environment variable that sets WebGPU dispatches per queue submit. */
+export const WEBGPU_SUBMIT_BATCH_ENV = "TOKENLAB_WEBGPU_SUBMIT_BATCH";
+
+/**
+ * Dispatches recorded before each WebGPU queue submit (tfjs's
+ * `WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE`, whose own default is 15).
+ *
+ * Measured in Deno on lavapipe (`tests/bench/webgpu_queue_probe.ts`): a
+ * submit waits for the previous submission to finish, and every readback
+ * settles about 11 ms after the work does. So each submit is a point where
+ * the main thread may wait on the GPU, and a step of about 600 dispatches
+ * (bench-64 training) made 40 of them at tfjs's 15. 128 makes five while
+ * the GPU still starts early in the step; `TOKENLAB_WEBGPU_SUBMIT_BATCH`
+ * overrides it, and `deno task bench --gpu` measures 15 and 1000 beside it.
+ */
+export const DEFAULT_WEBGPU_SUBMIT_BATCH = 128;
+
+/** The submit batch from `TOKENLAB_WEBGPU_SUBMIT_BATCH`, else the default. */
+function webgpuSubmitBatch(): number {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(WEBGPU_SUBMIT_BATCH_ENV);
+  } catch {
+    return DEFAULT_WEBGPU_SUBMIT_BATCH; // no --allow-env
+  }
+  if (value === undefined || value.trim() === "") {
+    return DEFAULT_WEBGPU_SUBMIT_BATCH;
+  }
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new BackendError(
+      `${WEBGPU_SUBMIT_BATCH_ENV}="${value}": expected a whole number of dispatches per queue submit (1 or more; tfjs's own default is 15); unset it for ${DEFAULT_WEBGPU_SUBMIT_BATCH}`,
+    );
+  }
+  return n;
+}
+
 /**
  * An error about backend choice: an unknown name, or a backend that was asked
  * for explicitly and cannot start.
@@ -372,6 +409,7 @@ export async function initBackend(
   options: InitBackendOptions = {},
 ): Promise<BackendChoice> {
   const { request, source } = requestFrom(options);
+  const submitBatch = webgpuSubmitBatch(); // a bad value fails before any start
   if (
     current !== null && current.request === request &&
     current.source === source && tf.getBackend() === current.name
@@ -406,7 +444,10 @@ export async function initBackend(
   }
   // The conv stem's weight gradient as a split-K product on the GPU
   // (lib/kernels/webgpu_conv_grad.ts), in place of tfjs's serial loops.
-  if (name === "webgpu") installWebGpuConvGrad();
+  if (name === "webgpu") {
+    installWebGpuConvGrad();
+    tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", submitBatch);
+  }
   const adapter = probe.adapter;
   current = {
     name,

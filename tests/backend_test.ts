@@ -10,11 +10,14 @@ import {
   type AdapterProbe,
   BackendError,
   decideBackend,
+  DEFAULT_WEBGPU_SUBMIT_BATCH,
   describeBackend,
   initBackend,
   parseBackendRequest,
+  probeAdapter,
   summarizeAdapter,
   tf,
+  WEBGPU_SUBMIT_BATCH_ENV,
   withBackend,
 } from "tokenlab";
 import { NO_ADAPTER_ENV, runCli } from "./_helpers.ts";
@@ -126,6 +129,39 @@ Deno.test({
     } finally {
       if (saved === undefined) Deno.env.delete("TOKENLAB_BACKEND");
       else Deno.env.set("TOKENLAB_BACKEND", saved);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "TOKENLAB_WEBGPU_SUBMIT_BATCH: a bad value is refused before any start; webgpu submits every N dispatches",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const saved = Deno.env.get(WEBGPU_SUBMIT_BATCH_ENV);
+    const flag = "WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE";
+    try {
+      for (const bad of ["0", "2.5", "many"]) {
+        Deno.env.set(WEBGPU_SUBMIT_BATCH_ENV, bad);
+        const e = await assertRejects(
+          () => initBackend({ backend: "cpu" }),
+          BackendError,
+        );
+        assertStringIncludes(e.message, `${WEBGPU_SUBMIT_BATCH_ENV}="${bad}"`);
+      }
+      if ((await probeAdapter()).adapter !== null) {
+        Deno.env.set(WEBGPU_SUBMIT_BATCH_ENV, "64");
+        await initBackend({ backend: "webgpu" });
+        assertEquals(tf.env().get(flag), 64);
+        Deno.env.delete(WEBGPU_SUBMIT_BATCH_ENV);
+        await initBackend({ backend: "wasm" });
+        await initBackend({ backend: "webgpu" });
+        assertEquals(tf.env().get(flag), DEFAULT_WEBGPU_SUBMIT_BATCH);
+      }
+    } finally {
+      if (saved === undefined) Deno.env.delete(WEBGPU_SUBMIT_BATCH_ENV);
+      else Deno.env.set(WEBGPU_SUBMIT_BATCH_ENV, saved);
     }
   },
 });

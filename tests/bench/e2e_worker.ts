@@ -75,7 +75,7 @@ export interface Job {
   dir?: string;
   /** Where torch runs it: "cpu" (absent) or "cuda" (the bench's --gpu); ours ignores it. */
   device?: "cpu" | "cuda";
-  /** On webgpu: dispatches per queue submit (tfjs's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE, default 15); torch ignores it. */
+  /** On webgpu: dispatches per queue submit (tfjs's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE; the kit's default 128, tfjs's 15); torch ignores it. */
   submitBatch?: number;
   /** On webgpu: "tokenlab" installs the kit's tiled WGSL matmul for BatchMatMul (not the default yet); torch ignores it. */
   matmul?: "tfjs" | "tokenlab";

@@ -287,7 +287,7 @@ export function gpuJobs(
     const notes = [note];
     if (variant.submitBatch !== undefined) {
       notes.push(
-        `tfjs submits every ${variant.submitBatch} dispatch(es) (its default: 15)`,
+        `tfjs submits every ${variant.submitBatch} dispatch(es) (the kit's default: 128, tfjs's: 15)`,
       );
     }
     if (variant.matmul === "tokenlab") {
@@ -299,8 +299,9 @@ export function gpuJobs(
     if (backend === "webgpu") {
       for (const b of [16, 64]) add("train", "bench-64", b, backend);
       // Whether the time outside the kernels goes with the number of
-      // queue submits: one per dispatch, and one per step.
-      for (const n of [1, 1000]) {
+      // queue submits: one per dispatch, tfjs's 15, and one per step
+      // (the kit's default is 128: DEFAULT_WEBGPU_SUBMIT_BATCH).
+      for (const n of [1, 15, 1000]) {
         add("train", "bench-64", 64, backend, { submitBatch: n });
       }
       // The kit's matmul, not installed by default until measured here.
