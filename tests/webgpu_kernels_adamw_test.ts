@@ -8,6 +8,7 @@
 
 import { assert, assertEquals } from "./_assert.ts";
 import { tf } from "tokenlab";
+import { countWebGpu } from "tokenlab/kernels/webgpu_counters.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { testValues } from "tokenlab/testing/reference.ts";
 import { AdamW, type ParamEntry } from "../lib/train/optimizer.ts";
@@ -71,26 +72,9 @@ function gradsAt(step: number): Map<string, tf.Tensor> {
   }));
 }
 
-/** Counts compute dispatches while `body` runs (the wrapper is removed after). */
+/** Compute dispatches while `body` runs (countWebGpu counts them). */
 async function countDispatches(body: () => Promise<void>): Promise<number> {
-  const proto = GPUComputePassEncoder.prototype;
-  const original = proto.dispatchWorkgroups;
-  let count = 0;
-  proto.dispatchWorkgroups = function (
-    this: GPUComputePassEncoder,
-    x: number,
-    y?: number,
-    z?: number,
-  ) {
-    count++;
-    return original.call(this, x, y, z);
-  };
-  try {
-    await body();
-  } finally {
-    proto.dispatchWorkgroups = original;
-  }
-  return count;
+  return (await countWebGpu(body)).counts.dispatches;
 }
 
 await backendTest(

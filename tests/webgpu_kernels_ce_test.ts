@@ -9,6 +9,7 @@
 
 import { assert, assertEquals } from "./_assert.ts";
 import { softTargetCrossEntropy, tf } from "tokenlab";
+import { countWebGpu } from "tokenlab/kernels/webgpu_counters.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { testValues } from "tokenlab/testing/reference.ts";
 import {
@@ -46,25 +47,9 @@ function reference(
 const composite = (x: tf.Tensor, t: tf.Tensor) =>
   tf.tidy(() => tf.neg(tf.sum(tf.mul(t, tf.logSoftmax(x)), -1)));
 
+/** Compute dispatches while `body` runs (countWebGpu counts them). */
 async function countDispatches(body: () => Promise<void>): Promise<number> {
-  const proto = GPUComputePassEncoder.prototype;
-  const original = proto.dispatchWorkgroups;
-  let count = 0;
-  proto.dispatchWorkgroups = function (
-    this: GPUComputePassEncoder,
-    x: number,
-    y?: number,
-    z?: number,
-  ) {
-    count++;
-    return original.call(this, x, y, z);
-  };
-  try {
-    await body();
-  } finally {
-    proto.dispatchWorkgroups = original;
-  }
-  return count;
+  return (await countWebGpu(body)).counts.dispatches;
 }
 
 /** Logits, targets (non-negative, not summing to 1) and row weights. */
