@@ -28,6 +28,7 @@
  * @module
  */
 
+import { existsSync } from "node:fs";
 import { availableBackends, modelTable, TFJS_VERSION } from "tokenlab";
 import { nativeBlasInfo } from "tokenlab/kernels/native_blas.ts";
 import {
@@ -42,7 +43,13 @@ import { markdownTables, writeReport } from "./_report.ts";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const PYTHON = "/usr/bin/python3";
 const WORKER = `${ROOT}tests/bench/e2e_worker.ts`;
-const TORCH_SCRIPT = `${ROOT}tests/bench/torch_reference.py`;
+/**
+ * PyTorch's side. Beside this file in a checkout; from the working folder
+ * when this file runs as a bundle (`deno bundle`, elsewhere).
+ */
+const TORCH_SCRIPT = existsSync(`${ROOT}tests/bench/torch_reference.py`)
+  ? `${ROOT}tests/bench/torch_reference.py`
+  : `${Deno.cwd()}/tests/bench/torch_reference.py`;
 const CHILD_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** The sections `--only` selects. */
@@ -650,7 +657,8 @@ async function runChild(
   }
 }
 
-function ours(job: Job): Promise<JobResult> {
+/** Runs our side of a job in a child process (the worker, or `TOKENLAB_BENCH_WORKER`). */
+export function ours(job: Job): Promise<JobResult> {
   return runChild(Deno.execPath(), [
     "run",
     "-A",
@@ -659,7 +667,8 @@ function ours(job: Job): Promise<JobResult> {
   ], {});
 }
 
-function theirs(job: Job, ref: TorchRef): Promise<JobResult> {
+/** Runs PyTorch's side of a job in a child process. */
+export function theirs(job: Job, ref: TorchRef): Promise<JobResult> {
   const t = String(job.threads);
   const sent = ref.device === undefined ? job : { ...job, device: ref.device };
   return runChild(ref.python, [TORCH_SCRIPT, JSON.stringify(sent)], {
@@ -771,7 +780,7 @@ async function openBlasDir(): Promise<string | string[]> {
 }
 
 /** PyTorch on CUDA (`--gpu`): float32 with TF32 off, the fair reference. */
-async function detectTorchCuda(): Promise<{
+export async function detectTorchCuda(): Promise<{
   refs: TorchRef[];
   meta: BenchMeta["torch"];
   note: string;

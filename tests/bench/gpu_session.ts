@@ -1,0 +1,127 @@
+/**
+ * The bench's GPU mode (`deno task bench --gpu`) as one run for a GPU machine
+ * that has no network and no npm packages (the lent H200): every job of
+ * `gpuJobs` with ours (the bundled worker) and PyTorch on CUDA (float32,
+ * TF32 off) back to back, then the queue probe, written to a folder as
+ * `bench_gpu.json` ({ meta, records }), `bench_gpu.md` and `queue_probe.txt`.
+ * No figures (plotly is not there).
+ *
+ * Prepared here, run there (from the project root):
+ *
+ *     ../shared/gpu/prepare.sh tests/bench/e2e_worker.ts \
+ *       tests/bench/gpu_session.ts tests/bench/webgpu_queue_probe.ts
+ *     # device run, carry [".gpu"]:
+ *     TOKENLAB_BENCH_WORKER=.gpu/e2e_worker.js \
+ *       bash .gpu/on_device.sh run .gpu/gpu_session.js "$OUT" [--scale full]
+ *
+ * `TOKENLAB_PYTHON` names the Python with CUDA torch (default python3).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { TFJS_VERSION } from "tokenlab";
+import { buildRecords, detectTorchCuda, gpuJobs, ours, theirs } from "./run.ts";
+import { markdownTables } from "./_report.ts";
+import type { BenchMeta, BenchRecord } from "./_record.ts";
+import { withConfig } from "./e2e_worker.ts";
+
+const { values, positionals } = parseArgs({
+  args: Deno.args,
+  options: { scale: { type: "string", default: "quick" } },
+  allowPositionals: true,
+});
+const out = positionals[0];
+if (out === undefined || !["quick", "full"].includes(values.scale!)) {
+  console.error(
+    `usage: gpu_session.js OUT_DIR [--scale quick|full]; found ${
+      JSON.stringify(Deno.args)
+    }`,
+  );
+  Deno.exit(2);
+}
+await Deno.mkdir(out, { recursive: true });
+const date = () => new Date().toISOString();
+const torch = await detectTorchCuda();
+console.log(torch.note || `PyTorch: ${torch.refs[0].reference}`);
+const records: BenchRecord[] = [];
+const jobs = gpuJobs(values.scale as "quick" | "full", ["webgpu", "wasm"], [
+  "train",
+  "eval",
+]);
+for (const [i, p] of jobs.entries()) {
+  const job = withConfig(p.job);
+  console.log(
+    `[${
+      i + 1
+    }/${jobs.length}] ${job.task} ${job.model} B${job.batch} on ${job.backend} ${
+      JSON.stringify({ submitBatch: job.submitBatch, matmul: job.matmul })
+    }`,
+  );
+  const mine = await ours(job);
+  const answers = [];
+  for (const ref of torch.refs) {
+    // PyTorch's side does not change with our submit batch or matmul.
+    const same = records.find((r) =>
+      r.metric.startsWith(job.task) && r.batch === job.batch &&
+      r.config.startsWith(job.model === "bench-64" ? "bench-64" : job.model!) &&
+      r.pytorch !== null
+    );
+    answers.push({
+      ref,
+      result: same !== undefined
+        ? { ips: same.pytorch! }
+        : await theirs({ ...job, threads: navigator.hardwareConcurrency }, ref),
+      why: "",
+    });
+  }
+  const rs = buildRecords(p, mine, answers, 0, date(), torch.note);
+  for (const r of rs) {
+    console.log(
+      `  ours ${r.ours?.toFixed(1) ?? "-"} img/s, torch ${
+        r.pytorch?.toFixed(1) ?? "-"
+      }, ratio ${r.ratio?.toFixed(3) ?? "-"} ${
+        r.webgpu ? JSON.stringify(r.webgpu) : ""
+      } ${r.note}`,
+    );
+  }
+  records.push(...rs);
+}
+const meta: BenchMeta = {
+  date: date(),
+  commit: "see the session's note",
+  machine: {
+    os: Deno.build.os,
+    cpus: navigator.hardwareConcurrency,
+    cpuModel: "",
+  },
+  deno: Deno.version.deno,
+  tfjs: TFJS_VERSION,
+  torch: torch.meta,
+  scale: values.scale!,
+  backends: [{ name: "webgpu", available: true, note: "" }, {
+    name: "wasm",
+    available: true,
+    note: "",
+  }],
+};
+await Deno.writeTextFile(
+  `${out}/bench_gpu.json`,
+  JSON.stringify({ meta, records }, null, 1),
+);
+await Deno.writeTextFile(`${out}/bench_gpu.md`, markdownTables(meta, records));
+const probe = new URL("./webgpu_queue_probe.js", import.meta.url);
+try {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", probe.pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.writeTextFile(
+    `${out}/queue_probe.txt`,
+    new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
+  );
+} catch (e) {
+  console.log(`queue probe not run: ${(e as Error).message}`);
+}
+console.log(`wrote ${out}/bench_gpu.json, bench_gpu.md, queue_probe.txt`);
