@@ -15,6 +15,9 @@
  *       bash .gpu/on_device.sh run .gpu/gpu_session.js "$OUT" [--scale full]
  *
  * `TOKENLAB_PYTHON` names the Python with CUDA torch (default python3).
+ * `--minutes M` starts no job after M minutes (the device's time is short);
+ * the files are rewritten after every job, so a run cut short keeps what it
+ * measured. The queue probe runs first (seconds).
  *
  * @module
  */
@@ -28,13 +31,20 @@ import { withConfig } from "./e2e_worker.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
-  options: { scale: { type: "string", default: "quick" } },
+  options: {
+    scale: { type: "string", default: "quick" },
+    minutes: { type: "string", default: "8" },
+  },
   allowPositionals: true,
 });
 const out = positionals[0];
-if (out === undefined || !["quick", "full"].includes(values.scale!)) {
+const minutes = Number(values.minutes);
+if (
+  out === undefined || !["quick", "full"].includes(values.scale!) ||
+  !(minutes > 0)
+) {
   console.error(
-    `usage: gpu_session.js OUT_DIR [--scale quick|full]; found ${
+    `usage: gpu_session.js OUT_DIR [--scale quick|full] [--minutes M]; found ${
       JSON.stringify(Deno.args)
     }`,
   );
@@ -42,6 +52,22 @@ if (out === undefined || !["quick", "full"].includes(values.scale!)) {
 }
 await Deno.mkdir(out, { recursive: true });
 const date = () => new Date().toISOString();
+const started = performance.now();
+const probe = new URL("./webgpu_queue_probe.js", import.meta.url);
+try {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", probe.pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.writeTextFile(
+    `${out}/queue_probe.txt`,
+    new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
+  );
+} catch (e) {
+  console.log(`queue probe not run: ${(e as Error).message}`);
+}
+
 const torch = await detectTorchCuda();
 console.log(torch.note || `PyTorch: ${torch.refs[0].reference}`);
 const records: BenchRecord[] = [];
@@ -50,6 +76,12 @@ const jobs = gpuJobs(values.scale as "quick" | "full", ["webgpu", "wasm"], [
   "eval",
 ]);
 for (const [i, p] of jobs.entries()) {
+  if (performance.now() - started > minutes * 60_000) {
+    console.log(
+      `stopping after ${minutes} min: ${jobs.length - i} job(s) not run`,
+    );
+    break;
+  }
   const job = withConfig(p.job);
   console.log(
     `[${
@@ -86,42 +118,37 @@ for (const [i, p] of jobs.entries()) {
     );
   }
   records.push(...rs);
+  await save();
 }
-const meta: BenchMeta = {
-  date: date(),
-  commit: "see the session's note",
-  machine: {
-    os: Deno.build.os,
-    cpus: navigator.hardwareConcurrency,
-    cpuModel: "",
-  },
-  deno: Deno.version.deno,
-  tfjs: TFJS_VERSION,
-  torch: torch.meta,
-  scale: values.scale!,
-  backends: [{ name: "webgpu", available: true, note: "" }, {
-    name: "wasm",
-    available: true,
-    note: "",
-  }],
-};
-await Deno.writeTextFile(
-  `${out}/bench_gpu.json`,
-  JSON.stringify({ meta, records }, null, 1),
-);
-await Deno.writeTextFile(`${out}/bench_gpu.md`, markdownTables(meta, records));
-const probe = new URL("./webgpu_queue_probe.js", import.meta.url);
-try {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", probe.pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+
+/** Writes what was measured so far. */
+async function save(): Promise<void> {
+  const meta: BenchMeta = {
+    date: date(),
+    commit: "see the session's note",
+    machine: {
+      os: Deno.build.os,
+      cpus: navigator.hardwareConcurrency,
+      cpuModel: "",
+    },
+    deno: Deno.version.deno,
+    tfjs: TFJS_VERSION,
+    torch: torch.meta,
+    scale: values.scale!,
+    backends: [{ name: "webgpu", available: true, note: "" }, {
+      name: "wasm",
+      available: true,
+      note: "",
+    }],
+  };
   await Deno.writeTextFile(
-    `${out}/queue_probe.txt`,
-    new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
+    `${out}/bench_gpu.json`,
+    JSON.stringify({ meta, records }, null, 1),
   );
-} catch (e) {
-  console.log(`queue probe not run: ${(e as Error).message}`);
+  await Deno.writeTextFile(
+    `${out}/bench_gpu.md`,
+    markdownTables(meta, records),
+  );
 }
+await save();
 console.log(`wrote ${out}/bench_gpu.json, bench_gpu.md, queue_probe.txt`);

@@ -302,26 +302,27 @@ export function gpuJobs(
     }
     jobs.push({ job, ips: true, peak: false, note: notes.join("; ") });
   };
-  for (const backend of backends) {
-    if (backend === "webgpu") {
-      for (const b of [16, 64]) add("train", "bench-64", b, backend);
-      // Whether the time outside the kernels goes with the number of
-      // queue submits: one per dispatch, tfjs's 15, and one per step
-      // (the kit's default is 128: DEFAULT_WEBGPU_SUBMIT_BATCH).
-      for (const n of [1, 15, 1000]) {
-        add("train", "bench-64", 64, backend, { submitBatch: n });
-      }
-      // The kit's matmul, not installed by default until measured here.
-      add("train", "bench-64", 64, backend, { matmul: "tokenlab" });
-      add("eval", "lvvit_s", 64, backend, { matmul: "tokenlab" });
-      add("train", "lvvit_s", 64, backend, { matmul: "tokenlab" });
-      add("eval", "bench-64", 64, backend);
-      add("eval", "lvvit_s", 64, backend);
-      add("train", "lvvit_s", 16, backend);
-      add("train", "lvvit_s", 64, backend);
-    } else if (backend === "wasm") {
-      add("train", "bench-64", 64, backend);
+  // The targets first (a short device session may end before the rest).
+  if (backends.includes("webgpu")) {
+    add("train", "bench-64", 64, "webgpu");
+    add("eval", "lvvit_s", 64, "webgpu");
+    add("train", "lvvit_s", 64, "webgpu");
+  }
+  if (backends.includes("wasm")) add("train", "bench-64", 64, "wasm");
+  if (backends.includes("webgpu")) {
+    // Whether the time outside the kernels goes with the number of queue
+    // submits: one per dispatch, tfjs's 15, and one per step (the kit's
+    // default is 128: DEFAULT_WEBGPU_SUBMIT_BATCH).
+    for (const n of [1, 15, 1000]) {
+      add("train", "bench-64", 64, "webgpu", { submitBatch: n });
     }
+    // The kit's matmul, not installed by default until measured here.
+    add("train", "bench-64", 64, "webgpu", { matmul: "tokenlab" });
+    add("eval", "lvvit_s", 64, "webgpu", { matmul: "tokenlab" });
+    add("train", "lvvit_s", 64, "webgpu", { matmul: "tokenlab" });
+    add("eval", "bench-64", 64, "webgpu");
+    add("train", "bench-64", 16, "webgpu");
+    add("train", "lvvit_s", 16, "webgpu");
   }
   return jobs;
 }
