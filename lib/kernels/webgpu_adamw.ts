@@ -16,12 +16,16 @@
 
 import * as tfjs from "@tensorflow/tfjs";
 import {
+  type KernelArgs as Args,
   type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
+  sizeOf as size,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
+  WGSL_FLAT_BUILTINS,
+  wgslFlatIndex,
   workgroupsFor,
 } from "./webgpu_program.ts";
 
@@ -71,10 +75,8 @@ struct U {
 @group(0) @binding(6) var<storage, read> v: array<f32>;
 @group(0) @binding(7) var<uniform> u: U;
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
+fn main(${WGSL_FLAT_BUILTINS}) {
+  ${wgslFlatIndex(WG)}
   if (i >= u.n) { return; }
   let gi = g[i];
   let pd = p[i] * u.decay;
@@ -85,14 +87,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   m_out[i] = mi;
   v_out[i] = vi;
 }`;
-
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
-
-const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
 
 function adamwKernel(args: Args): TensorInfo[] {
   const { g, p, m, v } = args.inputs;

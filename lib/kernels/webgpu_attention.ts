@@ -32,12 +32,16 @@
  */
 
 import {
+  type KernelArgs as Args,
   type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
+  WGSL_FLAT_BUILTINS as BUILTINS,
+  WGSL_WORKGROUP_INDEX,
+  wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
 
@@ -55,16 +59,6 @@ export const WEBGPU_ATTENTION_MAX_HEAD = WG;
 
 /** Most tokens the kernels take (a row of scores in workgroup memory). */
 export const WEBGPU_ATTENTION_MAX_TOKENS = 3072;
-
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
-
-const BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32`;
 
 const UNIFORMS = `struct U { rows: u32, N: u32, H: u32, hd: u32, scale: f32 }`;
 
@@ -86,7 +80,7 @@ const dotOf = (w: number) =>
 // a head's width, `Dw` the model width and `stride` a token's qkv, all in
 // elements of T.
 const row = (w: number) =>
-  `let r = wid.y * nwg.x + wid.x;
+  `let r = ${WGSL_WORKGROUP_INDEX};
   if (r >= u.rows) { return; }
   let n = r % u.N;
   let bh = r / u.N;
@@ -106,30 +100,10 @@ const STRIPES = `let stripes = ${WG}u / hw;
   let st = lid / hw;`;
 
 /** Workgroup-wide max and sum through `red` (every thread must call them). */
-const REDUCE = `
-var<workgroup> red: array<f32, ${WG}>;
-fn reduce_max(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
-fn reduce_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}`;
+const REDUCE = wgslWorkgroupReduce({
+  size: WG,
+  ops: { reduce_max: "max", reduce_sum: "sum" },
+});
 
 /** The forward shader, width `w`, its row of scores `cap` floats long. */
 const forwardCode = (w: number, cap: number) => `

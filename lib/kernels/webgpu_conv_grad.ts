@@ -27,18 +27,19 @@
 
 import * as tfjs from "@tensorflow/tfjs";
 import {
-  type KernelFunc,
+  type KernelArgs,
+  MAX_WORKGROUPS,
+  replaceWebGpuKernel,
   runWgsl,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
+  WGSL_FLAT_BUILTINS,
+  wgslFlatIndex,
   workgroupsFor,
 } from "./webgpu_program.ts";
 
 const NAME = "Conv2DBackpropFilter";
-
-/** Marks a kernel function as this module's replacement (idempotence). */
-const REPLACED = Symbol.for("tokenlab.webgpuConvGrad");
 
 /** Output tile edges (K and N) of one workgroup, and rows of M per step. */
 const TK = 64, TN = 64, TM = 16;
@@ -144,24 +145,13 @@ struct U { n: u32, chunks: u32 }
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<uniform> u: U;
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>,
-        @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
+fn main(${WGSL_FLAT_BUILTINS}) {
+  ${wgslFlatIndex(WG)}
   if (i >= u.n) { return; }
   var s = 0.0;
   for (var c = 0u; c < u.chunks; c++) { s += partial[c * u.n + i]; }
   dw[i] = s;
 }`;
-
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
-
-/** Largest workgroup count along one dimension WebGPU guarantees. */
-const MAX_GROUPS = 65535;
 
 /**
  * How M is cut: chunks of `chunkLen` rows (a multiple of TM), enough of
@@ -187,7 +177,7 @@ export function splitK(
 }
 
 /** The split-K filter gradient, or null for a case left to tfjs. */
-function splitKFilterGrad(args: Args): TensorInfo | null {
+function splitKFilterGrad(args: KernelArgs): TensorInfo | null {
   const { x, dy } = args.inputs;
   const attrs = args.attrs as {
     strides: number | [number, number];
@@ -226,7 +216,7 @@ function splitKFilterGrad(args: Args): TensorInfo | null {
     Math.ceil(K / TK),
     chunks,
   ];
-  if (groups.some((g) => g > MAX_GROUPS)) return null;
+  if (groups.some((g) => g > MAX_WORKGROUPS)) return null;
   const backend = args.backend as WebGpuBackend;
   const filterShape = [
     info.filterHeight,
@@ -276,16 +266,5 @@ function splitKFilterGrad(args: Args): TensorInfo | null {
  * the WebGPU backend's kernels are not loaded (nothing to replace).
  */
 export function installWebGpuConvGrad(): boolean {
-  const original = tfjs.getKernel(NAME, "webgpu");
-  if (original === undefined) return false;
-  type Marked = { [REPLACED]?: true };
-  if ((original.kernelFunc as Marked)[REPLACED]) return true;
-  const fallback = original.kernelFunc as unknown as (a: Args) => TensorInfo;
-  const replacement =
-    ((args: Args) =>
-      splitKFilterGrad(args) ?? fallback(args)) as unknown as KernelFunc;
-  (replacement as Marked)[REPLACED] = true;
-  tfjs.unregisterKernel(NAME, "webgpu");
-  tfjs.registerKernel({ ...original, kernelFunc: replacement });
-  return true;
+  return replaceWebGpuKernel(NAME, splitKFilterGrad);
 }

@@ -30,12 +30,17 @@
 
 import * as tfjs from "@tensorflow/tfjs";
 import {
+  type KernelArgs as Args,
   type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
+  WGSL_FLAT_BUILTINS as BUILTINS,
+  WGSL_WORKGROUP_INDEX,
+  wgslFlatIndex,
+  wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
 
@@ -50,9 +55,12 @@ const ROW_WG = 128;
 /** Threads per workgroup of the elementwise backward kernel. */
 const WG = 256;
 
-const BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32`;
+/** The row's three sums through `red` (row_max reuses it, lane x). */
+const ROW_SUM3 = wgslWorkgroupReduce({
+  size: ROW_WG,
+  type: "vec3<f32>",
+  ops: { row_sum3: "sum" },
+});
 
 // Every thread of a row's workgroup reaches the barriers: the early return
 // is uniform across the workgroup (the row is the workgroup's).
@@ -63,7 +71,7 @@ struct U { rows: u32, C: u32 }
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read> t: array<f32>;
 @group(0) @binding(4) var<uniform> u: U;
-var<workgroup> red: array<vec3<f32>, ${ROW_WG}>;
+${ROW_SUM3}
 fn row_max(v: f32, lid: u32) -> f32 {
   red[lid].x = v;
   workgroupBarrier();
@@ -75,18 +83,9 @@ fn row_max(v: f32, lid: u32) -> f32 {
   workgroupBarrier();
   return m;
 }
-fn row_sum3(v: vec3<f32>, lid: u32) -> vec3<f32> {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}
 @compute @workgroup_size(${ROW_WG})
 fn main(${BUILTINS}) {
-  let row = wid.y * nwg.x + wid.x;
+  let row = ${WGSL_WORKGROUP_INDEX};
   if (row >= u.rows) { return; }
   let base = row * u.C;
   var mx = -3.402823e38;
@@ -120,7 +119,7 @@ struct U { n: u32, C: u32 }
 @group(0) @binding(6) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(${BUILTINS}) {
-  let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;
+  ${wgslFlatIndex(WG)}
   if (i >= u.n) { return; }
   let row = i / u.C;
   let ls = (x[i] - stats[row * 3u]) - stats[row * 3u + 1u];
@@ -128,11 +127,6 @@ fn main(${BUILTINS}) {
   dx[i] = (exp(ls) * stats[row * 3u + 2u] - t[i]) * g;
   dt[i] = -ls * g;
 }`;
-
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-}
 
 function rowsOf(x: TensorInfo, what: string): { rows: number; C: number } {
   if (x.shape.length !== 2 || x.dtype !== "float32") {

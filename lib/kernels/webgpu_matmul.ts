@@ -32,17 +32,17 @@
 
 import * as tfjs from "@tensorflow/tfjs";
 import {
-  type KernelFunc,
+  type KernelArgs,
+  MAX_WORKGROUPS,
+  replaceWebGpuKernel,
   runWgsl,
+  sizeOf,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
 } from "./webgpu_program.ts";
 
 const NAME = "BatchMatMul";
-
-/** Marks a kernel function as this module's replacement (idempotence). */
-const REPLACED = Symbol.for("tokenlab.webgpuMatMul");
 
 /** K step of the tiles staged in workgroup memory. */
 const BK = 16;
@@ -159,17 +159,6 @@ fn store(row: ${vec(rn)}, base: u32, m: u32, n0: u32) {
 }`;
 }
 
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
-
-/** Largest workgroup count along one dimension WebGPU guarantees. */
-const MAX_GROUPS = 65535;
-
-const sizeOf = (shape: readonly number[]) => shape.reduce((p, v) => p * v, 1);
-
 /**
  * Whether `outer` (an operand's batch dimensions) indexed as the output's
  * flat batch index modulo its size reads the broadcast element: its
@@ -183,7 +172,7 @@ function modBroadcasts(outer: readonly number[], out: readonly number[]) {
 }
 
 /** The tiled product, or null for a case left to tfjs. */
-function tiledMatMul(args: Args): TensorInfo | null {
+function tiledMatMul(args: KernelArgs): TensorInfo | null {
   const { a, b } = args.inputs;
   const { transposeA = false, transposeB = false } = (args.attrs ?? {}) as {
     transposeA?: boolean;
@@ -214,7 +203,7 @@ function tiledMatMul(args: Args): TensorInfo | null {
     Math.ceil(M / (16 * rm)),
     batch,
   ];
-  if (groups.some((g) => g > MAX_GROUPS)) return null;
+  if (groups.some((g) => g > MAX_WORKGROUPS)) return null;
   const flags = `${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}`;
   return runWgsl(args.backend as WebGpuBackend, {
     key: `tokenlab.matmul_${rm}x${rn}_${flags}`,
@@ -238,16 +227,5 @@ function tiledMatMul(args: Args): TensorInfo | null {
  * False when the WebGPU backend's kernels are not loaded.
  */
 export function installWebGpuMatMul(): boolean {
-  const original = tfjs.getKernel(NAME, "webgpu");
-  if (original === undefined) return false;
-  type Marked = { [REPLACED]?: true };
-  if ((original.kernelFunc as Marked)[REPLACED]) return true;
-  const fallback = original.kernelFunc as unknown as (a: Args) => TensorInfo;
-  const replacement =
-    ((args: Args) =>
-      tiledMatMul(args) ?? fallback(args)) as unknown as KernelFunc;
-  (replacement as Marked)[REPLACED] = true;
-  tfjs.unregisterKernel(NAME, "webgpu");
-  tfjs.registerKernel({ ...original, kernelFunc: replacement });
-  return true;
+  return replaceWebGpuKernel(NAME, tiledMatMul);
 }

@@ -28,33 +28,29 @@
  */
 
 import {
+  type KernelArgs as Args,
   type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
+  sizeOf as size,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
+  WGSL_FLAT_BUILTINS as BUILTINS,
+  WGSL_WORKGROUP_INDEX,
+  wgslFlatIndex,
+  wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
 import { NORM_KERNEL_NAMES as NORM } from "./_norm_names.ts";
 
-interface Args {
-  inputs: Record<string, TensorInfo>;
-  backend: unknown;
-  attrs?: Record<string, unknown>;
-}
-
-const size = (t: TensorInfo) => t.shape.reduce((p, v) => p * v, 1);
 const last = (t: TensorInfo) => t.shape[t.shape.length - 1];
 
 /** Threads per workgroup of the elementwise kernels. */
 const WG = 256;
 
 /** The flat index of an elementwise thread (see workgroupsFor). */
-const INDEX = `let i = (wid.y * nwg.x + wid.x) * ${WG}u + lid;`;
-const BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-  @builtin(local_invocation_index) lid: u32`;
+const INDEX = wgslFlatIndex(WG);
 
 /** erf by Abramowitz and Stegun 7.1.26 (max error 1.5e-7), and Phi. */
 const ERF = `
@@ -103,21 +99,12 @@ const ROW_WG = 128;
 const PER = 8; // rows up to ROW_WG * PER = 1024 wide in registers
 
 /** A workgroup-wide sum of `v` through `red` (all threads must call it). */
-const ROW_SUM = `
-var<workgroup> red: array<f32, ${ROW_WG}>;
-fn row_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}`;
+const ROW_SUM = wgslWorkgroupReduce({
+  size: ROW_WG,
+  ops: { row_sum: "sum" },
+});
 
-const ROW_INDEX = `let row = wid.y * nwg.x + wid.x;
+const ROW_INDEX = `let row = ${WGSL_WORKGROUP_INDEX};
   if (row >= u.rows) { return; }
   let base = row * u.C;`;
 

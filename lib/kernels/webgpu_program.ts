@@ -138,7 +138,7 @@ export function uniformWords(
 }
 
 /** Largest workgroup count along one dimension WebGPU guarantees. */
-const MAX_GROUPS = 65535;
+export const MAX_WORKGROUPS = 65535;
 
 /**
  * Workgroups for `count` independent items, `size` per workgroup, spread
@@ -152,9 +152,59 @@ export function workgroupsFor(
   size: number,
 ): [number, number, number] {
   const groups = Math.max(1, Math.ceil(count / size));
-  if (groups <= MAX_GROUPS) return [groups, 1, 1];
-  const y = Math.ceil(groups / MAX_GROUPS);
+  if (groups <= MAX_WORKGROUPS) return [groups, 1, 1];
+  const y = Math.ceil(groups / MAX_WORKGROUPS);
   return [Math.ceil(groups / y), y, 1];
+}
+
+/**
+ * The builtins parameter list of a `main` laid out by
+ * {@linkcode workgroupsFor}: `wid`, `nwg` and `lid`.
+ */
+export const WGSL_FLAT_BUILTINS = `@builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32`;
+
+/** A workgroup's flat index under {@linkcode WGSL_FLAT_BUILTINS} (WGSL). */
+export const WGSL_WORKGROUP_INDEX = "wid.y * nwg.x + wid.x";
+
+/** `let i = …;`: a thread's item under `workgroupsFor(count, wg)`. */
+export function wgslFlatIndex(wg: number): string {
+  return `let i = (${WGSL_WORKGROUP_INDEX}) * ${wg}u + lid;`;
+}
+
+/** How {@linkcode wgslWorkgroupReduce} combines two values. */
+export type WgslReduceOp = "sum" | "max";
+
+/**
+ * WGSL for workgroup-wide tree reductions: the workgroup array `red` of
+ * `size` values of `type` (default f32; `size` a power of two, the
+ * workgroup's size) and, for each entry of `ops`, a function
+ * `name(v: type, lid: u32) -> type` that every thread must call.
+ */
+export function wgslWorkgroupReduce(
+  { size, type = "f32", ops }: {
+    size: number;
+    type?: string;
+    ops: Readonly<Record<string, WgslReduceOp>>;
+  },
+): string {
+  const combine = (op: WgslReduceOp, a: string, b: string) =>
+    op === "max" ? `max(${a}, ${b})` : `${a} + ${b}`;
+  const fns = Object.entries(ops).map(([name, op]) => `
+fn ${name}(v: ${type}, lid: u32) -> ${type} {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = ${size / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red[lid] = ${combine(op, "red[lid]", "red[lid + s]")}; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}`);
+  return `
+var<workgroup> red: array<${type}, ${size}>;${fns.join("")}`;
 }
 
 /**
@@ -272,4 +322,46 @@ export function registerWebGpuKernels(
     }
   }
   return kernels.map(([name]) => name);
+}
+
+/** The arguments tfjs passes a kernel function (the parts the kit reads). */
+export interface KernelArgs {
+  inputs: Record<string, TensorInfo>;
+  backend: unknown;
+  attrs?: Record<string, unknown>;
+}
+
+/** The number of elements of a tensor or a shape. */
+export function sizeOf(
+  t: { readonly shape: readonly number[] } | readonly number[],
+): number {
+  const shape = "shape" in t ? t.shape : t as readonly number[];
+  return shape.reduce((p, v) => p * v, 1);
+}
+
+/**
+ * Replaces the WebGPU backend's kernel `name` by `handler`, keeping tfjs's
+ * kernel for the calls where `handler` returns null (idempotent per kernel
+ * name). False when the WebGPU backend's kernels are not loaded (nothing to
+ * replace).
+ */
+export function replaceWebGpuKernel(
+  name: string,
+  handler: (args: KernelArgs) => TensorInfo | null,
+): boolean {
+  const original = tfjs.getKernel(name, "webgpu");
+  if (original === undefined) return false;
+  const replaced = Symbol.for(`tokenlab.webgpuReplacement.${name}`);
+  type Marked = { [replaced]?: true };
+  if ((original.kernelFunc as Marked)[replaced]) return true;
+  const fallback = original.kernelFunc as unknown as (
+    a: KernelArgs,
+  ) => TensorInfo;
+  const replacement =
+    ((args: KernelArgs) =>
+      handler(args) ?? fallback(args)) as unknown as KernelFunc;
+  (replacement as Marked)[replaced] = true;
+  tfjs.unregisterKernel(name, "webgpu");
+  tfjs.registerKernel({ ...original, kernelFunc: replacement });
+  return true;
 }
