@@ -34,6 +34,7 @@ import {
   type WasmBackend,
 } from "./_wasm_heap.ts";
 import { heapGemm, nativeBlasActive } from "./native_blas.ts";
+import { kernelsHere } from "./_registered.ts";
 
 /** Kernel name of the forward pass (outputs: the merged heads, the probabilities), on wasm and WebGPU. */
 export const FUSED_ATTENTION = "TokenlabFusedAttention";
@@ -313,7 +314,7 @@ export function registerFusedAttention(): string[] {
  * `registerWebGpuAttention` of `lib/kernels/webgpu_attention.ts`).
  */
 export function fusedAttentionAvailable(): boolean {
-  return tf.getKernel(FUSED_ATTENTION, tf.getBackend()) !== undefined;
+  return kernelsHere(FUSED_ATTENTION);
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   type WasmBackend,
 } from "./_wasm_heap.ts";
 import { NORM_KERNEL_NAMES } from "./_norm_names.ts";
+import { kernelsHere } from "./_registered.ts";
 
 type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
 type Attrs = Parameters<ReturnType<typeof tf.engine>["runKernel"]>[2];
@@ -270,7 +271,7 @@ export function fusedNormFor(
   kernel: string = NORM_KERNELS.gelu,
 ): boolean {
   return x.dtype === "float32" && x.size > 0 && x.rank > 0 &&
-    tf.getKernel(kernel, tf.getBackend()) !== undefined;
+    kernelsHere(kernel);
 }
 
 function run(

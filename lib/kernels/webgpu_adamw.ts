@@ -14,7 +14,6 @@
  * @module
  */
 
-import * as tfjs from "@tensorflow/tfjs";
 import {
   type KernelArgs as Args,
   type KernelFunc,
@@ -28,6 +27,7 @@ import {
   wgslFlatIndex,
   workgroupsFor,
 } from "./webgpu_program.ts";
+import { kernelsHere } from "./_registered.ts";
 
 /** Name of the fused AdamW kernel (inputs g, p, m, v; outputs p, m, v). */
 export const ADAMW_KERNEL = "TokenlabAdamW";
@@ -131,5 +131,5 @@ export function registerWebGpuAdamW(): string[] {
 
 /** Whether the running backend has {@linkcode ADAMW_KERNEL}. */
 export function hasFusedAdamW(): boolean {
-  return tfjs.getKernel(ADAMW_KERNEL, tfjs.getBackend()) !== undefined;
+  return kernelsHere(ADAMW_KERNEL);
 }

@@ -43,6 +43,7 @@ import {
   wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
+import { kernelsHere } from "./_registered.ts";
 
 /** Kernel names: forward (x, t -> loss [R], stats [R, 3]) and backward. */
 export const SOFT_TARGET_CE_KERNELS = {
@@ -176,10 +177,10 @@ export function registerWebGpuCrossEntropy(): string[] {
 
 /** Whether the running backend has the fused soft-target cross-entropy. */
 export function hasFusedSoftTargetCrossEntropy(): boolean {
-  const backend = tfjs.getBackend();
-  return tfjs.getKernel(SOFT_TARGET_CE_KERNELS.forward, backend) !==
-      undefined &&
-    tfjs.getKernel(SOFT_TARGET_CE_KERNELS.backward, backend) !== undefined;
+  return kernelsHere(
+    SOFT_TARGET_CE_KERNELS.forward,
+    SOFT_TARGET_CE_KERNELS.backward,
+  );
 }
 
 const rowsLoss = tfjs.customGrad(

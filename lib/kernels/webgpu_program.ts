@@ -61,18 +61,6 @@ export interface WebGpuBackend {
   endComputePassEncoder(): void;
   submitQueue(): void;
   getQueryTime(): Promise<number>;
-  runWebGPUProgram(...args: unknown[]): TensorInfo;
-  getBufferData(buffer: GPUBuffer): Promise<ArrayBuffer>;
-}
-
-/** The running backend as tfjs-webgpu's, or an error naming what runs. */
-export function webgpuBackend(): WebGpuBackend {
-  if (tfjs.getBackend() !== "webgpu") {
-    throw new Error(
-      `a WebGPU kernel was asked for while the ${tfjs.getBackend()} backend runs; call initBackend({ backend: "webgpu" }) first`,
-    );
-  }
-  return tfjs.backend() as unknown as WebGpuBackend;
 }
 
 /** One dispatch of {@linkcode runWgsl}. */
