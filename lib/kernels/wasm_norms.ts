@@ -263,8 +263,8 @@ export function registerWasmNorms(): string[] {
 
 /**
  * Whether a fused kernel runs for `x` on the current backend: `kernel`
- * (default GELU's) is registered there (wasm has them all, WebGPU GELU and
- * LayerNorm), and `x` is float32 and not empty.
+ * (default GELU's) is registered there (wasm and WebGPU have them all), and
+ * `x` is float32 and not empty.
  */
 export function fusedNormFor(
   x: tf.Tensor,

@@ -148,8 +148,8 @@ export function batchNorm(
     });
   };
   if (fusedNormFor(x, NORM_KERNELS.batchNorm) && weight.dtype === "float32") {
-    // On wasm: the moments, the map and its gradient are one kernel each
-    // (lib/kernels/wasm_norms.ts).
+    // On wasm and WebGPU: the moments, the map and its gradient are fused
+    // kernels (lib/kernels/wasm_norms.ts, webgpu_norms.ts).
     return fusedBatchNormTrain(
       x,
       weight,

@@ -27,7 +27,7 @@ import { TFJS_VERSION } from "tokenlab";
 import { buildRecords, detectTorchCuda, gpuJobs, ours, theirs } from "./run.ts";
 import { markdownTables } from "./_report.ts";
 import type { BenchMeta, BenchRecord } from "./_record.ts";
-import { withConfig } from "./e2e_worker.ts";
+import { type JobResult, withConfig } from "./e2e_worker.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -71,6 +71,7 @@ try {
 const torch = await detectTorchCuda();
 console.log(torch.note || `PyTorch: ${torch.refs[0].reference}`);
 const records: BenchRecord[] = [];
+const torchRuns = new Map<string, JobResult>();
 const jobs = gpuJobs(values.scale as "quick" | "full", ["webgpu", "wasm"], [
   "train",
   "eval",
@@ -93,19 +94,18 @@ for (const [i, p] of jobs.entries()) {
   const mine = await ours(job);
   const answers = [];
   for (const ref of torch.refs) {
-    // PyTorch's side does not change with our submit batch or matmul.
-    const same = records.find((r) =>
-      r.metric.startsWith(job.task) && r.batch === job.batch &&
-      r.config.startsWith(job.model === "bench-64" ? "bench-64" : job.model!) &&
-      r.pytorch !== null
-    );
-    answers.push({
-      ref,
-      result: same !== undefined
-        ? { ips: same.pytorch! }
-        : await theirs({ ...job, threads: navigator.hardwareConcurrency }, ref),
-      why: "",
-    });
+    // PyTorch's side does not change with our submit batch or matmul: one
+    // run per task, model and batch.
+    const key = `${job.task} ${job.model} ${job.batch}`;
+    let result = torchRuns.get(key);
+    if (result === undefined) {
+      result = await theirs(
+        { ...job, threads: navigator.hardwareConcurrency },
+        ref,
+      );
+      torchRuns.set(key, result);
+    }
+    answers.push({ ref, result, why: "" });
   }
   const rs = buildRecords(p, mine, answers, 0, date(), torch.note);
   for (const r of rs) {
