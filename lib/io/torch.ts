@@ -18,11 +18,19 @@
 import {
   dataView,
   itemSize,
-  numel,
   type RawData,
   type RawDType,
   type RawTensor,
 } from "./raw_tensor.ts";
+import { inflateBounded } from "./_inflate.ts";
+import {
+  DEFAULT_MAX_ENTRY_BYTES,
+  DEFAULT_MAX_INFLATE_RATIO,
+  MAX_ENTRY_BYTES_ENV,
+  MAX_INFLATE_RATIO_ENV,
+  type ReadLimits,
+  resolveReadLimits,
+} from "./_limits.ts";
 
 /** Thrown when a checkpoint cannot be read: what was expected, what was found, what to do. */
 export class CheckpointError extends Error {
@@ -199,11 +207,48 @@ export interface ZipReadOptions {
 
 const SMALL_ENTRY = 1 << 16;
 
+/**
+ * Limits on what a checkpoint may make the reader allocate, against damaged
+ * or hostile files. Each falls back to an environment variable, then to its
+ * default; raise them for real checkpoints that need more.
+ *
+ * @example
+ * ```ts
+ * import { readTorchFile } from "tokenlab/io/torch.ts";
+ * const url = new URL("../../tests/fixtures/torch/single_f16.pt", import.meta.url);
+ * const t = await readTorchFile(url, { maxEntryBytes: 16 * 2 ** 30 }); // a 16 GiB ceiling
+ * console.log(t !== null); // true
+ * ```
+ */
+export interface CheckpointLimitOptions {
+  /**
+   * The most bytes one archive entry (one tensor storage, or `data.pkl`) may
+   * hold once read, and one tensor may take once a view that repeats
+   * elements (zero or overlapping strides, e.g. `x.expand(...)`) is
+   * expanded. Default 4 GiB (2^32 bytes), or the environment variable
+   * `TOKENLAB_MAX_ENTRY_BYTES` (a number of bytes, e.g. `8589934592` or
+   * `8 GiB`) when it is set and the program may read it (`--allow-env`).
+   * An entry declaring more is refused before anything is read.
+   */
+  maxEntryBytes?: number;
+  /**
+   * The most bytes a deflated entry may declare per compressed byte.
+   * Deflate cannot exceed about 1032:1, so the default, 1100 (or the
+   * environment variable `TOKENLAB_MAX_INFLATE_RATIO`), only refuses entries
+   * whose declared size is a lie; inflating also stops as soon as the output
+   * passes the declared size.
+   */
+  maxInflateRatio?: number;
+}
+
 /** Options of {@linkcode TorchZip.open}. */
-export interface TorchZipOpenOptions {
+export interface TorchZipOpenOptions extends CheckpointLimitOptions {
   /** What the file should be, for the message when it is not a ZIP archive. */
   expected?: string;
 }
+
+/** The smallest central directory header: 46 bytes plus name, extra, comment. */
+const CD_HEADER = 46;
 
 /**
  * Random access to the entries of a ZIP archive (torch checkpoints, score-map
@@ -236,6 +281,7 @@ export class TorchZip {
   #offset: Float64Array;
   #nameLen: Uint16Array;
   #extraLen: Uint16Array;
+  #limits: ReadLimits;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -243,10 +289,12 @@ export class TorchZip {
     file: Deno.FsFile,
     fileSize: number,
     count: number,
+    limits: ReadLimits,
   ) {
     this.path = path;
     this.#file = file;
     this.fileSize = fileSize;
+    this.#limits = limits;
     this.#index = new Map();
     this.#names = [];
     this.#method = new Uint16Array(count);
@@ -261,6 +309,8 @@ export class TorchZip {
 
   /**
    * Opens a ZIP archive and reads its central directory (not its entries).
+   * Every count, size and offset the archive declares is checked against
+   * what the file can hold before anything is allocated for it.
    *
    * @example
    * ```ts
@@ -276,6 +326,10 @@ export class TorchZip {
   ): Promise<TorchZip> {
     const label = pathLabel(path);
     const expected = options.expected ?? "a ZIP archive";
+    const limits = resolveReadLimits(
+      options,
+      (message) => new CheckpointError(`cannot read ${label}: ${message}`),
+    );
     let file: Deno.FsFile;
     try {
       file = await Deno.open(path, { read: true });
@@ -292,10 +346,10 @@ export class TorchZip {
           }`,
         );
       }
-      return await TorchZip.#parse(label, file, size);
+      return await TorchZip.#parse(label, file, size, limits);
     } catch (e) {
       file.close();
-      throw e;
+      throw internalError(e, `cannot read ${label}: the ZIP archive`);
     }
   }
 
@@ -303,6 +357,7 @@ export class TorchZip {
     label: string,
     file: Deno.FsFile,
     size: number,
+    limits: ReadLimits,
   ): Promise<TorchZip> {
     const bad = (what: string) =>
       new CheckpointError(
@@ -331,10 +386,16 @@ export class TorchZip {
     let count = tv.getUint16(eocd + 10, true);
     let cdSize = tv.getUint32(eocd + 12, true);
     let cdOffset = tv.getUint32(eocd + 16, true);
+    let record = "end-of-central-directory record";
     // Zip64: a locator just before the EOCD points at the Zip64 EOCD record.
     const locAt = eocd - 20;
     if (locAt >= 0 && tv.getUint32(locAt, true) === 0x07064b50) {
-      const z64Offset = u64(tv, locAt + 8, label);
+      const z64Offset = u64(
+        tv,
+        locAt + 8,
+        label,
+        "the Zip64 locator's record offset",
+      );
       if (z64Offset + 56 > size) {
         throw bad(
           `the Zip64 locator points at byte ${z64Offset}, past the end (${size} bytes)`,
@@ -347,9 +408,10 @@ export class TorchZip {
           `expected the Zip64 end-of-central-directory record (PK\\x06\\x06) at byte ${z64Offset}, found other bytes`,
         );
       }
-      count = u64(rv, 32, label);
-      cdSize = u64(rv, 40, label);
-      cdOffset = u64(rv, 48, label);
+      record = "Zip64 end-of-central-directory record";
+      count = u64(rv, 32, label, `the ${record}'s entry count`);
+      cdSize = u64(rv, 40, label, `the ${record}'s central directory size`);
+      cdOffset = u64(rv, 48, label, `the ${record}'s central directory offset`);
     } else if (
       count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff
     ) {
@@ -357,19 +419,28 @@ export class TorchZip {
         "the end record says the archive is Zip64, but there is no Zip64 locator before it",
       );
     }
-    if (cdOffset + cdSize > size) {
+    if (cdOffset > size || cdSize > size - cdOffset) {
       throw bad(
-        `the central directory (${cdSize} bytes at byte ${cdOffset}) runs past the end of the file (${size} bytes)`,
+        `the central directory (${cdSize} bytes at byte ${cdOffset}, from the ${record}) runs past the end of the file (${size} bytes)`,
       );
     }
-    const zip = new TorchZip(label, file, size, count);
+    // Each entry takes at least 46 bytes of the central directory, so the
+    // count is bounded before anything is allocated for the entries.
+    if (count > Math.floor(cdSize / CD_HEADER)) {
+      throw bad(
+        `the ${record} declares ${count} entries, but its central directory of ${cdSize} bytes holds at most ${
+          Math.floor(cdSize / CD_HEADER)
+        } (${CD_HEADER} bytes each at least)`,
+      );
+    }
+    const zip = new TorchZip(label, file, size, count, limits);
     const cd = await readAt(file, cdOffset, cdSize, label);
     const v = new DataView(cd.buffer);
     const utf8 = new TextDecoder("utf-8");
     const latin1 = new TextDecoder("latin1");
     let p = 0;
     for (let i = 0; i < count; i++) {
-      if (p + 46 > cd.length || v.getUint32(p, true) !== 0x02014b50) {
+      if (p + CD_HEADER > cd.length || v.getUint32(p, true) !== 0x02014b50) {
         throw bad(
           `expected central directory header ${
             i + 1
@@ -382,11 +453,12 @@ export class TorchZip {
       const nameLen = v.getUint16(p + 28, true);
       const extraLen = v.getUint16(p + 30, true);
       const commentLen = v.getUint16(p + 32, true);
-      if (p + 46 + nameLen + extraLen + commentLen > cd.length) {
+      if (p + CD_HEADER + nameLen + extraLen + commentLen > cd.length) {
         throw bad(`central directory header ${i + 1} runs past its end`);
       }
       const nameBytes = cd.subarray(p + 46, p + 46 + nameLen);
       const name = (flags & 0x800 ? utf8 : latin1).decode(nameBytes);
+      const method = v.getUint16(p + 10, true);
       let usize = v.getUint32(p + 24, true);
       let csize = v.getUint32(p + 20, true);
       let offset = v.getUint32(p + 42, true);
@@ -400,15 +472,26 @@ export class TorchZip {
         while (q + 4 <= end) {
           const id = v.getUint16(q, true);
           const len = v.getUint16(q + 2, true);
+          if (q + 4 + len > end) break;
           if (id === 0x0001) {
             let r = q + 4;
             const need = (usize === 0xffffffff ? 8 : 0) +
               (csize === 0xffffffff ? 8 : 0) +
               (offset === 0xffffffff ? 8 : 0);
             if (len < need) break;
-            if (usize === 0xffffffff) usize = u64(v, r, label), r += 8;
-            if (csize === 0xffffffff) csize = u64(v, r, label), r += 8;
-            if (offset === 0xffffffff) offset = u64(v, r, label), r += 8;
+            const field = (what: string) => `entry "${name}"'s Zip64 ${what}`;
+            if (usize === 0xffffffff) {
+              usize = u64(v, r, label, field("uncompressed size"));
+              r += 8;
+            }
+            if (csize === 0xffffffff) {
+              csize = u64(v, r, label, field("compressed size"));
+              r += 8;
+            }
+            if (offset === 0xffffffff) {
+              offset = u64(v, r, label, field("local header offset"));
+              r += 8;
+            }
             found = true;
             break;
           }
@@ -420,9 +503,21 @@ export class TorchZip {
           );
         }
       }
+      // Where the entry lies must be inside the file (its local header
+      // before the central directory's end, its data no longer than the file).
+      if (offset + 30 > size || csize > size - offset - 30) {
+        throw bad(
+          `entry "${name}" declares ${csize} compressed bytes at byte ${offset} (its local header offset), past the end of the file (${size} bytes)`,
+        );
+      }
+      if (method === 0 && !(flags & 1) && csize !== usize) {
+        throw bad(
+          `entry "${name}" is stored (not compressed) but declares ${csize} bytes in the archive and ${usize} once read; they must be equal`,
+        );
+      }
       zip.#names.push(name);
       zip.#index.set(name, i);
-      zip.#method[i] = v.getUint16(p + 10, true);
+      zip.#method[i] = method;
       zip.#flags[i] = flags;
       zip.#crc[i] = v.getUint32(p + 16, true);
       zip.#csize[i] = csize;
@@ -430,7 +525,7 @@ export class TorchZip {
       zip.#offset[i] = offset;
       zip.#nameLen[i] = nameLen;
       zip.#extraLen[i] = extraLen;
-      p += 46 + nameLen + extraLen + commentLen;
+      p += CD_HEADER + nameLen + extraLen + commentLen;
     }
     return zip;
   }
@@ -490,6 +585,18 @@ export class TorchZip {
         }); check the entry name`,
       );
     }
+    try {
+      return await this.#readEntry(i, name, options);
+    } catch (e) {
+      throw internalError(e, `${this.path}: entry "${name}"`);
+    }
+  }
+
+  async #readEntry(
+    i: number,
+    name: string,
+    options: ZipReadOptions,
+  ): Promise<Uint8Array> {
     const method = this.#method[i];
     if (this.#flags[i] & 1) {
       throw new CheckpointError(
@@ -501,27 +608,43 @@ export class TorchZip {
         `${this.path}: entry "${name}" uses ZIP compression method ${method}; expected 0 (stored, as torch writes) or 8 (deflate); re-create the archive with one of those`,
       );
     }
+    const size = this.#size[i];
+    const csize = this.#csize[i];
+    const { maxEntryBytes, maxInflateRatio } = this.#limits;
+    if (size > maxEntryBytes) {
+      throw new CheckpointError(
+        `${this.path}: entry "${name}" declares ${size} bytes, more than the limit of ${maxEntryBytes} (maxEntryBytes); if the checkpoint is genuine, raise it with the maxEntryBytes option or the ${MAX_ENTRY_BYTES_ENV} environment variable (default ${DEFAULT_MAX_ENTRY_BYTES})`,
+      );
+    }
+    if (method === 8 && size > maxInflateRatio * Math.max(csize, 1)) {
+      throw new CheckpointError(
+        `${this.path}: entry "${name}" declares ${size} bytes once inflated from ${csize} compressed bytes, a ratio of ${
+          Math.round(size / Math.max(csize, 1))
+        }:1 beyond the limit of ${maxInflateRatio}:1 (maxInflateRatio; deflate itself cannot exceed about 1032:1); the archive is damaged or a decompression bomb. If it is genuine, raise the maxInflateRatio option or the ${MAX_INFLATE_RATIO_ENV} environment variable (default ${DEFAULT_MAX_INFLATE_RATIO})`,
+      );
+    }
     const raw = await this.#exclusive(() => this.#readRaw(i, name));
     let out = raw;
     if (method === 8) {
-      const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream()
-        .pipeThrough(new DecompressionStream("deflate-raw"));
-      try {
-        out = new Uint8Array(await new Response(stream).arrayBuffer());
-      } catch (e) {
+      const r = await inflateBounded(raw, size);
+      if (!r.ok) {
+        const what = r.reason === "over"
+          ? `inflates to more than the ${size} bytes it declares (stopped after ${r.produced} of its ${csize} compressed bytes' output)`
+          : r.reason === "short"
+          ? `should hold ${size} bytes, found ${r.produced} once inflated from ${csize} compressed bytes`
+          : `is not valid deflate data (${
+            (r.error as Error)?.message ?? String(r.error)
+          })`;
         throw new CheckpointError(
-          `${this.path}: entry "${name}" is not valid deflate data (${
-            (e as Error).message
-          }); the archive is damaged, fetch or copy it again`,
-          { cause: e },
+          `${this.path}: entry "${name}" ${what}; the archive is damaged, fetch or copy it again`,
+          r.reason === "invalid" ? { cause: r.error } : undefined,
         );
       }
+      out = r.bytes;
     }
-    if (out.length !== this.#size[i]) {
+    if (out.length !== size) {
       throw new CheckpointError(
-        `${this.path}: entry "${name}" should hold ${
-          this.#size[i]
-        } bytes, found ${out.length}; the archive is damaged, fetch or copy it again`,
+        `${this.path}: entry "${name}" should hold ${size} bytes, found ${out.length}; the archive is damaged, fetch or copy it again`,
       );
     }
     if (method === 8 || options.verify) {
@@ -608,14 +731,34 @@ export class TorchZip {
   }
 }
 
-function u64(v: DataView, at: number, label: string): number {
+function u64(
+  v: DataView,
+  at: number,
+  label: string,
+  field: string,
+): number {
   const x = v.getBigUint64(at, true);
   if (x > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new CheckpointError(
-      `cannot read ${label}: a ZIP size or offset is ${x}, beyond 2^53; the archive is damaged`,
+      `cannot read ${label}: ${field} is ${x}, beyond 2^53 (no file is that large); the archive is damaged, fetch or copy it again`,
     );
   }
   return Number(x);
+}
+
+/**
+ * Passes a CheckpointError through; turns an engine error (a RangeError or
+ * TypeError from a check that should have come first) into one, naming
+ * `where`, so a damaged file never surfaces as a bare engine error.
+ */
+function internalError(e: unknown, where: string): unknown {
+  if (e instanceof RangeError || e instanceof TypeError) {
+    return new CheckpointError(
+      `${where} could not be read (${e.name}: ${e.message}); the file is damaged or hostile, fetch or copy it again`,
+      { cause: e },
+    );
+  }
+  return e;
 }
 
 async function fileSize(file: Deno.FsFile, label: string): Promise<number> {
@@ -921,11 +1064,13 @@ class Unpickler {
     );
   }
 
-  #need(n: number): number {
+  #need(n: number, what?: string): number {
     const at = this.#pos;
     if (n < 0 || at + n > this.#b.length) {
       this.#damaged(
-        `expected ${n} more bytes, found ${this.#b.length - at} (truncated)`,
+        `${what ? what + ": " : ""}expected ${n} more bytes, found ${
+          this.#b.length - at
+        } (truncated)`,
       );
     }
     this.#pos = at + n;
@@ -949,8 +1094,9 @@ class Unpickler {
     return Number(x);
   }
 
-  #bytes(n: number): Uint8Array {
-    const at = this.#need(n);
+  /** `n` bytes of the pickle (a view), refused when fewer are left. */
+  #bytes(n: number, what: string): Uint8Array {
+    const at = this.#need(n, what);
     return this.#b.subarray(at, at + n);
   }
 
@@ -988,10 +1134,13 @@ class Unpickler {
 
   #long(bytes: Uint8Array): number | bigint {
     if (bytes.length === 0) return 0;
-    let x = 0n;
+    // Through hex digits: linear in the length, where shifting a BigInt
+    // byte by byte would be quadratic on a long LONG4.
+    let hex = "";
     for (let i = bytes.length - 1; i >= 0; i--) {
-      x = (x << 8n) | BigInt(bytes[i]);
+      hex += bytes[i].toString(16).padStart(2, "0");
     }
+    let x = BigInt("0x" + hex);
     if (bytes[bytes.length - 1] & 0x80) x -= 1n << BigInt(8 * bytes.length);
     return x >= -BigInt(Number.MAX_SAFE_INTEGER) &&
         x <= BigInt(Number.MAX_SAFE_INTEGER)
@@ -1134,18 +1283,8 @@ class Unpickler {
         })`,
       );
     }
-    const n = numel(size);
-    if (n > 0) {
-      let last = offset;
-      for (let i = 0; i < size.length; i++) last += (size[i] - 1) * stride[i];
-      if (last >= storage.numel) {
-        this.#damaged(
-          `a tensor of shape [${size.join(", ")}], stride [${
-            stride.join(", ")
-          }] at offset ${offset} reaches element ${last} of a storage of ${storage.numel}`,
-        );
-      }
-    }
+    // The element count and the reach of the view are checked once the
+    // whole pickle is read (checkTensorViews), where the tensor has a name.
     const t = new TorchTensor(storage.dtype, [...size], {
       key: storage.key,
       storageNumel: storage.numel,
@@ -1185,9 +1324,14 @@ class Unpickler {
         }`,
       );
     }
-    if (!/^[A-Za-z0-9_.-]+$/.test(key)) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(key) || key === "." || key === "..") {
       this.#damaged(
         `a storage key ${JSON.stringify(key)} that is not a file name`,
+      );
+    }
+    if (!Number.isSafeInteger(count) || count < 0) {
+      this.#damaged(
+        `storage "${key}" declares ${count} elements (its numel); expected a non-negative whole number`,
       );
     }
     const known = this.#storages.get(key);
@@ -1222,9 +1366,18 @@ class Unpickler {
           }
           break;
         }
-        case 0x95: // FRAME
-          this.#need(8);
+        case 0x95: { // FRAME
+          // A frame's length only groups the opcodes that follow; it must
+          // not claim more than the pickle holds.
+          const n = this.#v.getBigUint64(this.#need(8), true);
+          const left = this.#b.length - this.#pos;
+          if (n > BigInt(left)) {
+            this.#damaged(
+              `a FRAME of ${n} bytes, with only ${left} bytes left in the pickle`,
+            );
+          }
           break;
+        }
         case 0x2e: { // STOP
           const result = this.#pop();
           this.#checkResult(result);
@@ -1332,11 +1485,12 @@ class Unpickler {
           this.#stack.push(this.#u16());
           break;
         case 0x8a: // LONG1
-          this.#stack.push(this.#long(this.#bytes(this.#u8())));
+          this.#stack.push(this.#long(this.#bytes(this.#u8(), "LONG1")));
           break;
         case 0x8b: { // LONG4
+          // #bytes refuses a negative length or one past the pickle's end.
           const n = this.#v.getInt32(this.#need(4), true);
-          this.#stack.push(this.#long(this.#bytes(n)));
+          this.#stack.push(this.#long(this.#bytes(n, "LONG4")));
           break;
         }
         case 0x47: // BINFLOAT
@@ -1352,23 +1506,34 @@ class Unpickler {
           this.#stack.push(false);
           break;
         case 0x58: // BINUNICODE
-          this.#stack.push(utf8Decoder.decode(this.#bytes(this.#u32())));
+          this.#stack.push(
+            utf8Decoder.decode(this.#bytes(this.#u32(), "BINUNICODE string")),
+          );
           break;
         case 0x8c: // SHORT_BINUNICODE
-          this.#stack.push(utf8Decoder.decode(this.#bytes(this.#u8())));
+          this.#stack.push(
+            utf8Decoder.decode(
+              this.#bytes(this.#u8(), "SHORT_BINUNICODE string"),
+            ),
+          );
           break;
         case 0x8d: // BINUNICODE8
-          this.#stack.push(utf8Decoder.decode(this.#bytes(this.#u64())));
+          this.#stack.push(
+            utf8Decoder.decode(this.#bytes(this.#u64(), "BINUNICODE8 string")),
+          );
           break;
         case 0x42: // BINBYTES
-          this.#stack.push(this.#bytes(this.#u32()).slice());
+          this.#stack.push(this.#bytes(this.#u32(), "BINBYTES").slice());
           break;
         case 0x43: // SHORT_BINBYTES
-          this.#stack.push(this.#bytes(this.#u8()).slice());
+          this.#stack.push(this.#bytes(this.#u8(), "SHORT_BINBYTES").slice());
           break;
         case 0x8e: // BINBYTES8
         case 0x96: // BYTEARRAY8
-          this.#stack.push(this.#bytes(this.#u64()).slice());
+          this.#stack.push(
+            this.#bytes(this.#u64(), op === 0x8e ? "BINBYTES8" : "BYTEARRAY8")
+              .slice(),
+          );
           break;
         case 0x63: { // GLOBAL
           const module = this.#line();
@@ -1452,9 +1617,12 @@ class Unpickler {
         );
       }
       if (v instanceof TorchTensor || v instanceof Uint8Array) continue;
-      if (Array.isArray(v)) todo.push(...v);
-      else if (v instanceof Map) todo.push(...v.keys(), ...v.values());
-      else todo.push(...Object.values(v));
+      // Loops, not spreads: a list of millions of items would overflow the
+      // call stack as spread arguments.
+      if (Array.isArray(v)) { for (const x of v) todo.push(x); }
+      else if (v instanceof Map) {
+        for (const [k, x] of v) todo.push(k, x);
+      } else for (const x of Object.values(v)) todo.push(x);
     }
   }
 
@@ -1510,13 +1678,22 @@ interface OpenCheckpoint {
   bigEndian: boolean;
   root: PickleValue;
   tensors: TorchTensor[];
+  limits: ReadLimits;
 }
 
-async function openCheckpoint(path: string | URL): Promise<OpenCheckpoint> {
+async function openCheckpoint(
+  path: string | URL,
+  options: CheckpointLimitOptions,
+): Promise<OpenCheckpoint> {
   const label = pathLabel(path);
+  const limits = resolveReadLimits(
+    options,
+    (message) => new CheckpointError(`cannot read ${label}: ${message}`),
+  );
   const zip = await TorchZip.open(path, {
     expected:
       "a PyTorch checkpoint (the ZIP archive torch.save writes in torch >= 1.6)",
+    ...limits,
   });
   try {
     const names = zip.names();
@@ -1552,11 +1729,135 @@ async function openCheckpoint(path: string | URL): Promise<OpenCheckpoint> {
       bigEndian = order === "big";
     }
     const unpickler = new Unpickler(await zip.read(pkl), label);
-    const root = unpickler.load();
-    return { zip, prefix, bigEndian, root, tensors: unpickler.tensors };
+    let root: PickleValue;
+    try {
+      root = unpickler.load();
+    } catch (e) {
+      throw internalError(e, `cannot read ${label}: ${pkl}`);
+    }
+    const ck = {
+      zip,
+      prefix,
+      bigEndian,
+      root,
+      tensors: unpickler.tensors,
+      limits,
+    };
+    checkTensorViews(ck);
+    return ck;
   } catch (e) {
     zip.close();
     throw e;
+  }
+}
+
+/**
+ * A name for each tensor reachable from `root`, for messages: the dict keys
+ * and list indices that lead to it (`state_dict.conv.weight`, `[0]`), the
+ * first path found breadth first.
+ */
+function tensorPaths(root: PickleValue): Map<TorchTensor, string> {
+  const out = new Map<TorchTensor, string>();
+  const seen = new Set<object>();
+  const todo: [unknown, string][] = [[root, ""]];
+  for (let i = 0; i < todo.length; i++) {
+    const [v, at] = todo[i];
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof TorchTensor) out.set(v, at);
+    else if (v instanceof Uint8Array) continue;
+    else if (Array.isArray(v)) {
+      v.forEach((x, j) => todo.push([x, `${at}[${j}]`]));
+    } else if (v instanceof Map) {
+      for (const [k, x] of v) {
+        todo.push([x, at ? `${at}.${String(k)}` : String(k)]);
+      }
+    } else {
+      for (const [k, x] of Object.entries(v)) {
+        todo.push([x, at ? `${at}.${k}` : k]);
+      }
+    }
+  }
+  return out;
+}
+
+/** How messages name a tensor: by its path from the root, when it has one. */
+function tensorLabel(t: TorchTensor, paths: Map<TorchTensor, string>): string {
+  const at = paths.get(t);
+  return at === undefined
+    ? `a tensor of shape [${
+      t.shape.join(", ")
+    }] (not reachable from the saved object)`
+    : at === ""
+    ? "the tensor at the root"
+    : `tensor ${JSON.stringify(at)}`;
+}
+
+/**
+ * The number of elements of a shape whose sizes are non-negative safe
+ * integers: 0 when one size is 0, Infinity when the product passes 2^53.
+ */
+function elementCount(shape: readonly number[]): number {
+  if (shape.includes(0)) return 0;
+  let n = 1;
+  for (const d of shape) {
+    n *= d;
+    if (n > Number.MAX_SAFE_INTEGER) return Infinity;
+  }
+  return n;
+}
+
+/**
+ * Checks every tensor's view against its storage before anything is read:
+ * the element count a safe integer, the last element the view reaches
+ * inside the storage, the storage no larger than its archive entry says.
+ */
+function checkTensorViews(ck: OpenCheckpoint): void {
+  let paths: Map<TorchTensor, string> | undefined;
+  const named = (t: TorchTensor) =>
+    tensorLabel(t, paths ??= tensorPaths(ck.root));
+  const bad = (t: TorchTensor, what: string) =>
+    new CheckpointError(
+      `cannot read ${ck.zip.path}: ${
+        named(t)
+      } (storage "${ck.prefix}data/${t.storage.key}"): ${what}; the checkpoint is damaged or was not written by torch.save, fetch it again`,
+    );
+  for (const t of ck.tensors) {
+    const { offset, stride, storageNumel, key } = t.storage;
+    const n = elementCount(t.shape);
+    if (n === Infinity) {
+      throw bad(
+        t,
+        `its shape (size) [${
+          t.shape.join(", ")
+        }] has more than 2^53 elements; expected at most as many as its storage of ${storageNumel} can give`,
+      );
+    }
+    if (n > 0) {
+      let last = offset;
+      for (let i = 0; i < t.shape.length; i++) {
+        last += (t.shape[i] - 1) * stride[i];
+      }
+      if (!(last < storageNumel)) {
+        throw bad(
+          t,
+          `a tensor of shape [${t.shape.join(", ")}], stride [${
+            stride.join(", ")
+          }] at offset ${offset} reaches element ${
+            Number.isSafeInteger(last) ? last : "beyond 2^53"
+          } of a storage of ${storageNumel}`,
+        );
+      }
+    }
+    const entry = ck.zip.entry(`${ck.prefix}data/${key}`);
+    const need = storageNumel * itemSize(t.dtype);
+    if (entry && entry.size < need) {
+      throw new CheckpointError(
+        `cannot read ${ck.zip.path}: storage "${entry.name}" should hold ${storageNumel} ${t.dtype} elements (${need} bytes), found ${entry.size} bytes (for ${
+          named(t)
+        }); the archive is damaged, fetch it again`,
+      );
+    }
   }
 }
 
@@ -1665,8 +1966,21 @@ async function loadTensors(
       Math.floor(bytes.length / wordSize),
     );
     for (const t of list) {
-      const n = numel(t.shape);
+      // checkTensorViews made the count finite and the view fit the storage;
+      // a view that repeats elements (zero or overlapping strides) can still
+      // expand past the storage, up to the entry limit.
+      const n = elementCount(t.shape);
       const { offset, stride } = t.storage;
+      const bytesOut = n * size;
+      if (bytesOut > ck.limits.maxEntryBytes) {
+        throw new CheckpointError(
+          `cannot read ${ck.zip.path}: ${
+            tensorLabel(t, tensorPaths(ck.root))
+          }, of shape [${t.shape.join(", ")}] and stride [${
+            stride.join(", ")
+          }], repeats the ${storageNumel} elements of storage "${name}" into ${n} ${dtype} elements (${bytesOut} bytes), more than the limit of ${ck.limits.maxEntryBytes} bytes (maxEntryBytes); if the checkpoint is genuine, raise the maxEntryBytes option or the ${MAX_ENTRY_BYTES_ENV} environment variable`,
+        );
+      }
       if (n === 0) {
         t.data = dataView(dtype, new ArrayBuffer(0), 0, 0);
       } else if (isContiguous(t.shape, stride)) {
@@ -1677,7 +1991,19 @@ async function loadTensors(
           t.data = dataView(dtype, copy.buffer, 0, n * size);
         }
       } else {
-        const out = new ArrayBuffer(n * size);
+        let out: ArrayBuffer;
+        try {
+          out = new ArrayBuffer(bytesOut);
+        } catch (e) {
+          throw new CheckpointError(
+            `cannot read ${ck.zip.path}: ${
+              tensorLabel(t, tensorPaths(ck.root))
+            } needs ${bytesOut} bytes, which could not be allocated (${
+              (e as Error).message
+            }); free memory, or lower maxEntryBytes to refuse such tensors`,
+            { cause: e },
+          );
+        }
         gather(
           src,
           new wordClass(out),
@@ -1712,15 +2038,19 @@ export function tensorsOf(value: PickleValue): TorchTensor[] {
     seen.add(v);
     if (v instanceof TorchTensor) out.push(v);
     else if (v instanceof Uint8Array) continue;
-    else if (Array.isArray(v)) todo.push(...v);
-    else if (v instanceof Map) todo.push(...v.values());
-    else todo.push(...Object.values(v));
+    else if (Array.isArray(v)) { for (const x of v) todo.push(x); }
+    else if (v instanceof Map) { for (const x of v.values()) todo.push(x); }
+    else for (const x of Object.values(v)) todo.push(x);
   }
   return out;
 }
 
-/** Options of {@linkcode readTorchFile}. */
-export interface ReadTorchFileOptions {
+/**
+ * Options of {@linkcode readTorchFile}; the limits of
+ * {@linkcode CheckpointLimitOptions} (`maxEntryBytes`, `maxInflateRatio`)
+ * apply.
+ */
+export interface ReadTorchFileOptions extends CheckpointLimitOptions {
   /**
    * Unpickle only: tensors keep `loaded: false` and empty `data`, with their
    * dtype and shape known (for listing a large checkpoint cheaply).
@@ -1744,17 +2074,23 @@ export async function readTorchFile(
   path: string | URL,
   options: ReadTorchFileOptions = {},
 ): Promise<PickleValue> {
-  const ck = await openCheckpoint(path);
+  const ck = await openCheckpoint(path, options);
   try {
     if (!options.metadataOnly) await loadTensors(ck, ck.tensors);
     return ck.root;
+  } catch (e) {
+    throw internalError(e, `cannot read ${ck.zip.path}: a tensor`);
   } finally {
     ck.zip.close();
   }
 }
 
-/** Options of {@linkcode readTorchStateDict}. */
-export interface ReadTorchStateDictOptions {
+/**
+ * Options of {@linkcode readTorchStateDict}; the limits of
+ * {@linkcode CheckpointLimitOptions} (`maxEntryBytes`, `maxInflateRatio`)
+ * apply.
+ */
+export interface ReadTorchStateDictOptions extends CheckpointLimitOptions {
   /**
    * The entry of a checkpoint dict that holds the weights; by default the
    * root if it is a dict of tensors, else the first present of `state_dict`,
@@ -1801,7 +2137,7 @@ export async function readTorchStateDict(
   path: string | URL,
   options: ReadTorchStateDictOptions = {},
 ): Promise<Map<string, RawTensor>> {
-  const ck = await openCheckpoint(path);
+  const ck = await openCheckpoint(path, options);
   try {
     const label = ck.zip.path;
     const root = ck.root;
@@ -1870,7 +2206,11 @@ export async function readTorchStateDict(
       }
       out.set(name, v);
     }
-    await loadTensors(ck, out.values());
+    try {
+      await loadTensors(ck, out.values());
+    } catch (e) {
+      throw internalError(e, `cannot read ${label}: a tensor`);
+    }
     return out;
   } finally {
     ck.zip.close();
