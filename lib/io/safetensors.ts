@@ -95,6 +95,70 @@ interface HeaderEntry {
   end: number;
 }
 
+/**
+ * The header length (the first 8 bytes, little-endian) of a file of `total`
+ * bytes, checked against the format's limit and the file before anything is
+ * allocated for the header.
+ */
+function headerLength(head: Uint8Array, total: number, label: string): number {
+  const dv = new DataView(head.buffer, head.byteOffset, 8);
+  const n64 = dv.getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER)) {
+    throw new CheckpointError(
+      `cannot read ${label}: expected a header length of at most ${MAX_HEADER} bytes, found ${n64}; the file is damaged or not safetensors`,
+    );
+  }
+  const n = Number(n64);
+  if (8 + n > total) {
+    throw new CheckpointError(
+      `cannot read ${label}: the header length ${n} runs past the end (${total} bytes in all); the file is truncated or not safetensors, fetch it again`,
+    );
+  }
+  return n;
+}
+
+const JSON_SPACE = new Set([" ", "\t", "\n", "\r"]);
+
+/**
+ * The first key that an object of the JSON `text` (already parsed, so
+ * valid) holds twice, with the key of the object it is in ("" for the top
+ * level); undefined when every key is unique. A scan of the text, without
+ * recursion, so deep nesting cannot overflow the stack.
+ */
+function duplicateKey(
+  text: string,
+): { key: string; within: string } | undefined {
+  const stack: ({ keys: Set<string>; name: string } | null)[] = [];
+  let lastKey = "";
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      const literal = text.slice(i, j + 1);
+      i = j + 1;
+      let k = i;
+      while (JSON_SPACE.has(text[k])) k++;
+      const top = stack[stack.length - 1];
+      if (top && text[k] === ":") {
+        const key = JSON.parse(literal) as string;
+        if (top.keys.has(key)) return { key, within: top.name };
+        top.keys.add(key);
+        lastKey = key;
+        i = k + 1;
+      }
+      continue;
+    }
+    if (c === "{") {
+      stack.push({ keys: new Set(), name: stack.length ? lastKey : "" });
+    } else if (c === "[") stack.push(null);
+    else if (c === "}" || c === "]") stack.pop();
+    i++;
+  }
+  return undefined;
+}
+
 function parseHeader(
   bytes: Uint8Array,
   label: string,
@@ -106,20 +170,7 @@ function parseHeader(
       `expected at least 8 bytes (the header length), found ${bytes.length}`,
     );
   }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = dv.getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER)) {
-    throw bad(
-      `expected a header length of at most ${MAX_HEADER} bytes, found ${n64}`,
-    );
-  }
-  const n = Number(n64);
-  if (8 + n > bytes.length) {
-    throw bad(
-      `the header length ${n} runs past the end (${bytes.length} bytes in all)`,
-      "the file is truncated or not safetensors, fetch it again",
-    );
-  }
+  const n = headerLength(bytes, bytes.length, label);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(
@@ -141,6 +192,16 @@ function parseHeader(
   } catch (e) {
     throw bad(
       `expected a JSON header, found invalid JSON (${(e as Error).message})`,
+    );
+  }
+  // JSON.parse keeps the last of two equal keys: a file that names a tensor
+  // twice would be read as whichever came last, silently.
+  const twice = duplicateKey(text);
+  if (twice) {
+    throw bad(
+      `the header holds ${JSON.stringify(twice.key)} twice${
+        twice.within ? ` in ${JSON.stringify(twice.within)}` : ""
+      }; expected each name once`,
     );
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
@@ -204,8 +265,17 @@ function parseHeader(
       );
     }
     const rd = FROM_CODE[dtype];
-    let count = 1;
+    let count = shape.includes(0) ? 0 : 1;
     for (const d of shape) count *= d;
+    if (!Number.isSafeInteger(count)) {
+      throw bad(
+        `${what}'s shape [${
+          shape.join(", ")
+        }] has more than 2^53 elements; expected as many as its data_offsets [${
+          data_offsets.join(", ")
+        }] hold`,
+      );
+    }
     const need = count * itemSize(rd);
     const [begin, end] = data_offsets as number[];
     if (!Number.isSafeInteger(need) || end - begin !== need) {
@@ -429,11 +499,34 @@ export async function readSafetensors(
   const label = filePath(path);
   let bytes: Uint8Array;
   try {
+    // The header length is checked against the file's size before the
+    // file is read whole.
+    using file = await Deno.open(path, { read: true });
+    const info = await file.stat();
+    if (info.isDirectory) {
+      throw new CheckpointError(
+        `cannot read ${label}: expected a safetensors file, found a directory; name the file inside it`,
+      );
+    }
+    const head = new Uint8Array(8);
+    let got = 0;
+    while (got < 8) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    if (got === 8) headerLength(head, info.size, label);
     bytes = await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new CheckpointError(
         `cannot read ${label}: expected a file there, found nothing; check the path`,
+        { cause: e },
+      );
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new CheckpointError(
+        `cannot read ${label}: expected a safetensors file, found a directory; name the file inside it`,
         { cause: e },
       );
     }
