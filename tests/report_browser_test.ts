@@ -105,7 +105,11 @@ browserTest("a page of plotly figures checks ok", async (browser, dir) => {
     figures: 2,
     rendered: 2,
     consoleErrors: [],
+    consoleMessages: [],
     pageErrors: [],
+    dialogs: [],
+    cspViolations: [],
+    csp: null,
     network: [],
     ok: true,
   });

@@ -6,7 +6,10 @@
  * It does two things for the reports: render plotly figures to static PNG or
  * SVG (for Markdown), and check a generated self-contained HTML report in a
  * real browser (every figure drawn, no console errors, nothing fetched from
- * the network).
+ * the network, and no sign of script that is not the page's own: no dialog,
+ * no Content-Security-Policy violation, no console output). A page that
+ * opens dialogs or stops answering cannot hang the check: dialogs are
+ * dismissed, and a page that does not answer is a failed check.
  *
  * ```ts ignore
  * await using browser = await Browser.launch();
@@ -123,6 +126,23 @@ export interface PageCheck {
   rendered: number;
   /** Console messages of level error, and browser log entries of level error. */
   consoleErrors: string[];
+  /**
+   * Other console output (log, info, warn, debug...): a report's own scripts
+   * print nothing, so any of it means script that is not the report's ran.
+   */
+  consoleMessages: string[];
+  /**
+   * Dialogs the page opened (`alert`, `confirm`, `prompt`, `beforeunload`),
+   * each dismissed at once: `alert: "the message"`.
+   */
+  dialogs: string[];
+  /**
+   * Content-Security-Policy violations: what the page's policy blocked (a
+   * script, a style, an image or a request that is not the report's own).
+   */
+  cspViolations: string[];
+  /** The page's Content-Security-Policy (from its meta tag), or null when it has none. */
+  csp: string | null;
   /** Uncaught exceptions (and unhandled promise rejections). */
   pageErrors: string[];
   /**
@@ -130,7 +150,10 @@ export interface PageCheck {
    * (these are blocked, never fetched).
    */
   network: string[];
-  /** figures === rendered, no console or page errors, and no network. */
+  /**
+   * figures === rendered; no console errors, console output, page errors,
+   * dialogs, policy violations or network.
+   */
   ok: boolean;
 }
 
@@ -195,6 +218,21 @@ const CHROMIUM_FLAGS = [
   "--host-resolver-rules=MAP * ~NOTFOUND",
   "--log-level=3",
 ];
+
+// A page-side listener for the policy's violation events, reporting each to
+// the checker through a DevTools binding (a function the page can call but
+// cannot answer).
+const VIOLATION_BINDING = "__tokenlabPolicyViolation";
+const VIOLATION_LISTENER = `(() => {
+  const report = globalThis[${JSON.stringify(VIOLATION_BINDING)}];
+  addEventListener("securitypolicyviolation", (e) => {
+    try {
+      report(\`\${e.effectiveDirective} blocked \${e.blockedURI || "inline"}\` +
+        (e.sample ? \` (\${JSON.stringify(e.sample)})\` : "") +
+        (e.lineNumber ? \` at line \${e.lineNumber}\` : ""));
+    } catch { /* the binding is gone: the page is closing */ }
+  }, true);
+})();`;
 
 const LOCAL_SCHEMES = new Set(["file:", "data:", "blob:", "about:"]);
 
@@ -557,8 +595,12 @@ export class Browser {
 
   async #closePage(page: Page): Promise<void> {
     if (this.#conn.closed) return;
-    await this.#conn.send("Target.closeTarget", { targetId: page.targetId })
-      .catch(() => {});
+    await this.#conn.send(
+      "Target.closeTarget",
+      { targetId: page.targetId },
+      undefined,
+      5000,
+    ).catch(() => {});
   }
 
   /** Evaluates `expression` in a page; throws its exception as an Error. */
@@ -592,6 +634,13 @@ export class Browser {
    * the load and then until every `.tokenlab-plotly` holds a plotly SVG, or
    * `timeoutMs` (default 20000) passes; closes the page and says what it saw.
    *
+   * Script that is not the page's own shows up and fails the check: a
+   * dialog (dismissed at once, so it cannot block the page), a
+   * Content-Security-Policy violation, console output. A page that stops
+   * answering (a script in an endless loop) is stopped and reported as a
+   * page error; the check never waits past its timeout by more than a few
+   * seconds.
+   *
    * @throws {BrowserError} when the file does not exist or the browser
    * cannot be driven
    */
@@ -614,7 +663,10 @@ export class Browser {
     }
     const url = pathToFileURL(file).href;
     const consoleErrors: string[] = [];
+    const consoleMessages: string[] = [];
     const pageErrors: string[] = [];
+    const dialogs: string[] = [];
+    const violations: string[] = [];
     const requests = new Map<string, string>();
     let loaded = false;
     const page = await this.#openPage();
@@ -647,15 +699,43 @@ export class Browser {
         case "Network.webSocketCreated":
           requests.set(params.requestId as string, params.url as string);
           break;
-        case "Runtime.consoleAPICalled":
-          if (params.type === "error" || params.type === "assert") {
-            consoleErrors.push(
-              (params.args as RemoteObject[]).map(describeValue).join(" "),
-            );
+        case "Page.javascriptDialogOpening":
+          // An open dialog blocks the page's thread, and every evaluation
+          // after it: dismiss it at once, and remember it.
+          dialogs.push(
+            `${params.type}: ${JSON.stringify(String(params.message ?? ""))}`,
+          );
+          this.#conn.send(
+            "Page.handleJavaScriptDialog",
+            { accept: false },
+            sid,
+            5000,
+          ).catch(() => {});
+          break;
+        case "Runtime.bindingCalled":
+          if (params.name === VIOLATION_BINDING) {
+            violations.push(String(params.payload));
           }
           break;
+        case "Runtime.consoleAPICalled": {
+          const text = (params.args as RemoteObject[]).map(describeValue)
+            .join(" ");
+          if (params.type === "error" || params.type === "assert") {
+            consoleErrors.push(text);
+          } else {
+            consoleMessages.push(`console.${params.type}: ${text}`);
+          }
+          break;
+        }
         case "Log.entryAdded": {
-          const entry = params.entry as { level: string; text: string };
+          const entry = params.entry as {
+            level: string;
+            text: string;
+            source?: string;
+          };
+          // The policy's own reports arrive through the binding, with what
+          // was blocked; the browser's log line says the same again.
+          if (entry.source === "security") break;
           if (entry.level === "error") consoleErrors.push(entry.text);
           break;
         }
@@ -664,6 +744,17 @@ export class Browser {
             describeException(params.exceptionDetails as ExceptionDetails),
           );
           break;
+        case "Page.frameNavigated": {
+          const frame = params.frame as { url: string; parentId?: string };
+          if (frame.url !== url) {
+            pageErrors.push(
+              `the page ${
+                frame.parentId ? "opened a frame at" : "navigated away to"
+              } ${frame.url}`,
+            );
+          }
+          break;
+        }
         case "Page.loadEventFired":
           loaded = true;
           break;
@@ -676,10 +767,11 @@ export class Browser {
           const f = [...document.querySelectorAll(".tokenlab-plotly")];
           return [f.length, f.filter((e) => e.querySelector("svg.main-svg")).length];
         })()`,
-        10_000,
+        Math.max(2000, Math.min(10_000, deadline - performance.now())),
       ) as [number, number];
     let figures = 0;
     let rendered = 0;
+    let csp: string | null = null;
     try {
       await Promise.all([
         this.#conn.send("Page.enable", {}, sid),
@@ -693,6 +785,13 @@ export class Browser {
           { patterns: [{ urlPattern: "*" }] },
           sid,
         ),
+        this.#conn.send("Runtime.addBinding", { name: VIOLATION_BINDING }, sid),
+        // Runs before the page's own scripts, outside its policy.
+        this.#conn.send(
+          "Page.addScriptToEvaluateOnNewDocument",
+          { source: VIOLATION_LISTENER },
+          sid,
+        ),
       ]);
       const nav = await this.#conn.send("Page.navigate", { url }, sid) as {
         errorText?: string;
@@ -702,15 +801,30 @@ export class Browser {
           `the browser could not open ${url}: ${nav.errorText}`,
         );
       }
-      while (!loaded && performance.now() < deadline) await sleep(25);
-      while (true) {
+      try {
+        while (!loaded && performance.now() < deadline) await sleep(25);
+        while (true) {
+          [figures, rendered] = await count();
+          if (rendered >= figures || performance.now() >= deadline) break;
+          await sleep(50);
+        }
+        // Late events (a failed request, an error from a timer) get a moment.
+        await sleep(Math.min(150, Math.max(0, deadline - performance.now())));
         [figures, rendered] = await count();
-        if (rendered >= figures || performance.now() >= deadline) break;
-        await sleep(50);
+        csp = await this.#evaluate(
+          page,
+          `document.querySelector('meta[http-equiv="Content-Security-Policy" i]')?.content ?? null`,
+          5000,
+        ) as string | null;
+      } catch (e) {
+        if (!(e instanceof BrowserError) || this.#conn.closed) throw e;
+        // The page stopped answering: a script that never returns.
+        pageErrors.push(
+          `the page stopped answering (a script is stuck in a loop or blocked): ${e.message}`,
+        );
+        await this.#conn.send("Runtime.terminateExecution", {}, sid, 2000)
+          .catch(() => {});
       }
-      // Late events (a failed request, an error from a timer) get a moment.
-      await sleep(Math.min(150, Math.max(0, deadline - performance.now())));
-      [figures, rendered] = await count();
     } finally {
       off();
       await this.#closePage(page);
@@ -721,10 +835,16 @@ export class Browser {
       figures,
       rendered,
       consoleErrors,
+      consoleMessages,
       pageErrors,
+      dialogs,
+      cspViolations: violations,
+      csp,
       network,
       ok: figures === rendered && consoleErrors.length === 0 &&
-        pageErrors.length === 0 && network.length === 0,
+        consoleMessages.length === 0 && pageErrors.length === 0 &&
+        dialogs.length === 0 && violations.length === 0 &&
+        network.length === 0,
     };
   }
 

@@ -8,6 +8,13 @@
  * own HTML or Markdown, images, then text. Cells after a failing cell are
  * shown as not run.
  *
+ * Nothing a notebook printed can run in the reader's browser: every piece of
+ * HTML (outputs, rendered Markdown, prose cells) goes through the report's
+ * sanitiser (sanitize.ts), the page carries a Content-Security-Policy that
+ * allows only its own scripts by hash (csp.ts), and in Markdown the values
+ * from data, parameters and errors are escaped and notebook Markdown is
+ * cleaned of script and unsafe links (markdown_escape.ts).
+ *
  * @module
  */
 
@@ -15,6 +22,9 @@ import { marked } from "marked";
 import { escapeXml, STATIC_FALLBACK_CLASS } from "../figure.ts";
 import { toBase64 } from "../data/png.ts";
 import { cellSource, type Notebook, type NotebookCell } from "./notebook.ts";
+import { inlineText, reportCsp } from "./csp.ts";
+import { escapeMarkdown, sanitizeMarkdown } from "./markdown_escape.ts";
+import { sanitizeHtml } from "./sanitize.ts";
 
 /** The plotly MIME type. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
@@ -246,9 +256,7 @@ export function renderHtml(
     const src = cellSource(cell);
     if (cell.cell_type === "markdown") {
       body.push(
-        `<section class="cell markdown">${marked.parse(src, {
-          async: false,
-        }) as string}</section>`,
+        `<section class="cell markdown">${markdownToHtml(src)}</section>`,
       );
       return;
     }
@@ -282,27 +290,38 @@ export function renderHtml(
   const note = meta.staticNote
     ? `<div class="note">${escapeXml(meta.staticNote)}</div>`
     : "";
-  let scripts = "";
+  // The page's own scripts, each allowed by the policy through its hash.
+  const running: string[] = [];
   if (figures.length > 0) {
     if (plotlyJs === null) {
       throw new Error(
         "renderHtml: the report has plotly figures but no plotly.js was given",
       );
     }
-    // The figure data sits in JSON script elements; one loop draws them all.
-    scripts = `<script>${plotlyJs.replace(/<\/script/gi, "<\\/script")}</script>
-<script>
-for (const el of document.querySelectorAll(".tokenlab-plotly")) {
-  const fig = JSON.parse(document.getElementById(el.id + "-data").textContent);
+    // The figure data sits in JSON script elements (data, never run); one
+    // loop draws them all, by the ids the page gave them.
+    running.push(
+      inlineText(plotlyJs.replace(/<\/script/gi, "<\\/script")),
+      `
+for (const id of ${JSON.stringify(figures)}) {
+  const fig = JSON.parse(document.getElementById(id + "-data").textContent);
   const layout = Object.assign({autosize: true}, fig.layout || {});
-  Plotly.newPlot(el, fig.data || [], layout, Object.assign({responsive: true, displaylogo: false}, fig.config || {}));
+  Plotly.newPlot(document.getElementById(id), fig.data || [], layout, Object.assign({responsive: true, displaylogo: false}, fig.config || {}));
 }
-</script>`;
+`,
+    );
   }
+  const scripts = running.map((js) => `<script>${js}</script>`).join("\n");
+  const csp = reportCsp({
+    scripts: running,
+    styles: [CSS],
+    inlineStyleElements: running.length > 0,
+  });
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${escapeXml(csp)}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="tokenlab report">
 <meta name="tokenlab-status" content="${meta.status}">
@@ -326,6 +345,11 @@ ${scripts}
 `;
 }
 
+/** Markdown (a prose cell, an output) as sanitised HTML. */
+function markdownToHtml(markdown: string): string {
+  return sanitizeHtml(marked.parse(markdown, { async: false }) as string);
+}
+
 function htmlOutput(o: Output, newFigureId: () => string): string {
   const out = shown(o);
   if (out.kind === "stream") {
@@ -342,12 +366,14 @@ function htmlOutput(o: Output, newFigureId: () => string): string {
     const id = newFigureId();
     const json = JSON.stringify(data[PLOTLY_MIME]).replace(/</g, "\\u003c");
     const after = "text/html" in data
-      ? removeStaticFallback(mimeText(data["text/html"]))
+      ? sanitizeHtml(removeStaticFallback(mimeText(data["text/html"])))
       : "";
     return `<div class="output"><div class="tokenlab-plotly" id="${id}"></div><script type="application/json" id="${id}-data">${json}</script>${after}</div>`;
   }
   if ("text/html" in data) {
-    return `<div class="output">${mimeText(data["text/html"])}</div>`;
+    return `<div class="output">${
+      sanitizeHtml(mimeText(data["text/html"]))
+    }</div>`;
   }
   if ("image/png" in data) {
     return `<div class="output"><img alt="figure" src="data:image/png;base64,${
@@ -361,10 +387,9 @@ function htmlOutput(o: Output, newFigureId: () => string): string {
     return `<div class="output"><img alt="figure" src="data:image/svg+xml;base64,${b64}"></div>`;
   }
   if ("text/markdown" in data) {
-    return `<div class="output">${marked.parse(
-      mimeText(data["text/markdown"]),
-      { async: false },
-    ) as string}</div>`;
+    return `<div class="output">${
+      markdownToHtml(mimeText(data["text/markdown"]))
+    }</div>`;
   }
   if ("text/plain" in data) {
     return `<pre class="stdout">${
@@ -404,24 +429,29 @@ export function renderMarkdown(
     return path;
   };
   const lines: string[] = [];
+  // The name comes from a file name: nothing in it may end the comment.
+  const commentName = meta.name.replace(/--|[<>]/g, "_");
   lines.push(
-    `<!-- generated by tokenlab report; edit notebooks/${meta.name}.ipynb instead -->`,
+    `<!-- generated by tokenlab report; edit notebooks/${commentName}.ipynb instead -->`,
   );
   lines.push("");
-  lines.push(`> ${runLine(meta)}`);
+  // Parameters, errors and notes are data: escaped, one quoted line each.
+  lines.push(`> ${escapeMarkdown(runLine(meta))}`);
   if (meta.status === "failed") {
+    const [first, ...rest] = (meta.error ?? "").split(/\r?\n/);
     lines.push(
       ">",
-      `> **This report failed.** ${meta.error ?? ""}`.replace(/\n/g, "\n> "),
+      `> **This report failed.** ${escapeMarkdown(first)}`,
+      ...rest.map((l) => `> ${escapeMarkdown(l)}`),
     );
   }
-  if (meta.staticNote) lines.push(">", `> ${meta.staticNote}`);
+  if (meta.staticNote) lines.push(">", `> ${escapeMarkdown(meta.staticNote)}`);
   lines.push("");
 
   nb.cells.forEach((cell, i) => {
     const src = cellSource(cell);
     if (cell.cell_type === "markdown") {
-      lines.push(src.trimEnd(), "");
+      lines.push(sanitizeMarkdown(src).trimEnd(), "");
       return;
     }
     if (cell.cell_type === "raw") return;
@@ -461,7 +491,7 @@ function markdownOutput(
   const data = out.data;
   if (data[PLOTLY_MIME] && typeof data[PLOTLY_MIME] === "object") {
     const fig = data[PLOTLY_MIME] as FigureRef["figure"];
-    const alt = figureTitle(fig) || "figure";
+    const alt = escapeMarkdown(figureTitle(fig) || "figure");
     const png = staticImages.get(`${cell}:${output}`);
     let image: string;
     if (png) image = `![${alt}](${addFile("png", png, cell + 1)})`;
@@ -478,11 +508,13 @@ function markdownOutput(
         `*(static image of "${alt}" skipped: no browser to render it; the HTML report draws it)*`;
     }
     const after = "text/html" in data
-      ? removeStaticFallback(mimeText(data["text/html"])).trim()
+      ? sanitizeHtml(removeStaticFallback(mimeText(data["text/html"]))).trim()
       : "";
     return after ? `${image}\n\n${after}` : image;
   }
-  if ("text/markdown" in data) return mimeText(data["text/markdown"]).trim();
+  if ("text/markdown" in data) {
+    return sanitizeMarkdown(mimeText(data["text/markdown"])).trim();
+  }
   if ("image/png" in data) {
     const bytes = Uint8Array.from(
       atob(mimeText(data["image/png"]).replace(/\s/g, "")),
@@ -499,7 +531,9 @@ function markdownOutput(
       )
     })`;
   }
-  if ("text/html" in data) return mimeText(data["text/html"]).trim();
+  if ("text/html" in data) {
+    return sanitizeHtml(mimeText(data["text/html"])).trim();
+  }
   if ("text/plain" in data) {
     return fence(stripAnsi(mimeText(data["text/plain"])));
   }

@@ -37,6 +37,8 @@ import {
   resolveParameters,
 } from "./params.ts";
 import { HEADLINE_MIME, PROVENANCE_MIME } from "./provenance.ts";
+import { reportCsp } from "./csp.ts";
+import { escapeMarkdown } from "./markdown_escape.ts";
 import {
   collectFigures,
   originalCellNumber,
@@ -628,25 +630,23 @@ export async function runReports(
       }
 
       // Open the page in a real browser: every figure drawn, no console
-      // errors, nothing fetched.
+      // errors, nothing fetched, nothing run but the page's own scripts.
       let check: PageCheck | null = null;
       let checkError = "";
       const b = await getBrowser();
       if (b) {
-        check = await b.checkPage(join(staging, `${name}.html`));
-        if (!check.ok) {
-          checkError = `${name}: the HTML report does not work in a browser: ${
-            [
-              check.rendered < check.figures
-                ? `${
-                  check.figures - check.rendered
-                } of ${check.figures} figures did not render`
-                : "",
-              ...check.pageErrors.map((e) => `page error: ${e}`),
-              ...check.consoleErrors.map((e) => `console error: ${e}`),
-              ...check.network.map((u) => `network request: ${u}`),
-            ].filter(Boolean).join("; ")
-          }`;
+        try {
+          check = await b.checkPage(join(staging, `${name}.html`));
+          checkError = checkProblems(name, check);
+        } catch (e) {
+          // The browser itself failed (crashed, stuck): this report fails,
+          // and the next one gets a fresh browser.
+          checkError =
+            `${name}: the browser check of the HTML report could not finish: ${
+              (e as Error).message
+            }`;
+          browser = null;
+          await b.close().catch(() => {});
         }
       }
       await publish(staging, outDir, name, files.length > 0);
@@ -679,6 +679,42 @@ export async function runReports(
       await Deno.remove(staging, { recursive: true }).catch(() => {});
     }
   }
+}
+
+/**
+ * Why a checked report page fails, as one message, or "" when it passed.
+ * Script that is not the report's own (a dialog, a policy violation,
+ * console output) is named first: it means an output escaped the sanitiser.
+ */
+function checkProblems(name: string, check: PageCheck): string {
+  const foreign = [
+    ...check.dialogs.map((d) => `a dialog opened (${d})`),
+    ...check.cspViolations.map((v) => `the page's policy blocked ${v}`),
+    ...check.consoleMessages.map((m) => `console output ${m}`),
+  ];
+  const problems = [
+    foreign.length
+      ? `script that is not the report's own ran (${
+        foreign.join("; ")
+      }); an output escaped the sanitiser: look at what the notebook printed`
+      : "",
+    check.csp === null
+      ? "the page has no Content-Security-Policy; expected the meta tag renderHtml writes"
+      : "",
+    check.rendered < check.figures
+      ? `${
+        check.figures - check.rendered
+      } of ${check.figures} figures did not render`
+      : "",
+    ...check.pageErrors.map((e) => `page error: ${e}`),
+    ...check.consoleErrors.map((e) => `console error: ${e}`),
+    ...check.network.map((u) => `network request: ${u}`),
+  ].filter(Boolean);
+  return problems.length
+    ? `${name}: the HTML report does not work in a browser: ${
+      problems.join("; ")
+    }`
+    : "";
 }
 
 // ---------------------------------------------------------------------------
@@ -794,8 +830,17 @@ function groupsOf(
   return [...groups];
 }
 
+/** A report's file name in a Markdown link: the path part percent-encoded. */
+function mdTarget(name: string, ext: string): string {
+  return `${
+    encodeURIComponent(name).replace(/[()'!*]/g, (c) =>
+      `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  }.${ext}`;
+}
+
 function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
-  const cell = (s: string) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  // Everything in a cell is data (names, errors, headlines): escaped.
+  const cell = (s: string) => escapeMarkdown(s);
   const lines = [
     "# Reports",
     "",
@@ -818,20 +863,28 @@ function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
     );
     for (const e of members) {
       const links = e.status === "not run"
-        ? e.name
-        : `[${e.name}](${e.name}.md) ([html](${e.name}.html))`;
+        ? cell(e.name)
+        : `[${cell(e.name)}](${mdTarget(e.name, "md")}) ([html](${
+          mdTarget(e.name, "html")
+        }))`;
+      // Cut before escaping, so that no escape is cut in half.
       const status = e.status === "failed"
-        ? `**failed**: ${cell(e.error).slice(0, 200)}`
-        : e.status;
+        ? `**failed**: ${cell(e.error.slice(0, 200))}`
+        : cell(e.status);
       lines.push(
-        `| ${links} | ${status} | ${timeText(e)} | ${e.scale ?? ""} | ${
-          e.backend ?? ""
-        } | ${cell(e.headline ?? "")} | ${when(e)} |`,
+        `| ${links} | ${status} | ${timeText(e)} | ${cell(e.scale ?? "")} | ${
+          cell(e.backend ?? "")
+        } | ${cell(e.headline ?? "")} | ${cell(when(e))} |`,
       );
     }
   }
   return lines.join("\n") + "\n";
 }
+
+const INDEX_CSS =
+  `body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1d2329}
+table{border-collapse:collapse}th,td{border:1px solid #d9dee3;padding:.3rem .6rem;text-align:left;vertical-align:top}
+td.num{text-align:right}.nowrap{white-space:nowrap}.failed{color:#b3261e;font-weight:600}small{color:#5b6670}`;
 
 function indexHtml(entries: readonly IndexEntry[], now: string): string {
   const row = (e: IndexEntry) => {
@@ -859,11 +912,14 @@ function indexHtml(entries: readonly IndexEntry[], now: string): string {
     }</th><th>rendered (UTC)</th></tr></thead>
 <tbody>${members.map(row).join("\n")}</tbody></table>`
   );
+  // No script at all, its one stylesheet by hash.
   return `<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>tokenlab reports</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#1d2329}
-table{border-collapse:collapse}th,td{border:1px solid #d9dee3;padding:.3rem .6rem;text-align:left;vertical-align:top}
-td.num{text-align:right}.nowrap{white-space:nowrap}.failed{color:#b3261e;font-weight:600}small{color:#5b6670}</style></head>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${
+    escapeXml(reportCsp({ styles: [INDEX_CSS] }))
+  }">
+<title>tokenlab reports</title>
+<style>${INDEX_CSS}</style></head>
 <body><h1>tokenlab reports</h1>
 <p>Generated by <code>deno task report</code>, last updated ${
     escapeXml(now.slice(0, 16).replace("T", " "))
