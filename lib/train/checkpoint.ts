@@ -9,6 +9,7 @@
  *     ema.safetensors               the moving average, when the run keeps one
  *     optimizer.safetensors         AdamW moments exp_avg.<name>, exp_avg_sq.<name>
  *     state.json                    step, epoch, optimizer step, RNG, config, records, file digests
+ *     state.sha256                  SHA-256 of state.json (`sha256sum -c state.sha256` checks it)
  * <output>/model.safetensors        final weights (and ema.safetensors), written at the end
  * <output>/result.json              final metrics
  * ```
@@ -16,6 +17,19 @@
  * A checkpoint is written into a hidden temporary folder and renamed into
  * place when complete, so `checkpoints/` holds only whole checkpoints; a
  * run killed at any moment resumes from the newest one.
+ *
+ * Everything the resume path reads is checked before it is used: `run.json`
+ * and `state.json` field by field (`_state_schema.ts`: type, range, and
+ * agreement with the config and with each other; unknown fields are
+ * refused), `state.json` against `state.sha256`, and each tensor file
+ * against its digest in `state.json`. The tensor files `state.json` lists
+ * can only be the fixed names tokenlab writes, so no name can lead outside
+ * the checkpoint folder, and each is opened only when it is a regular file
+ * there (not a link). A checkpoint written before `state.sha256` existed
+ * (format version 1) still loads, after the same field checks: refusing it
+ * would lose a user's run, and the field checks already stop every value
+ * that could change the run silently; only a damage that keeps every field
+ * valid goes unnoticed there.
  *
  * @module
  */
@@ -30,13 +44,46 @@ import { configDifferences, type ResolvedTrainConfig } from "./config.ts";
 import type { LogRecord } from "./log.ts";
 import type { AdamW, OptimizerState } from "./optimizer.ts";
 import { exists } from "../io/_fs.ts";
+import {
+  CHECKPOINT_TENSOR_FILES,
+  FieldProblem,
+  type RunInfo,
+  validateRunInfo,
+  validateTrainState,
+} from "./_state_schema.ts";
 
-/** Raised for an output folder or checkpoint that cannot be used. */
+/** Where a {@linkcode RunFolderError} was found, when it is one file's field. */
+export interface RunFolderErrorOptions {
+  /** The file (its path). */
+  file?: string;
+  /** The field of that file (`records[3].loss`). */
+  field?: string;
+}
+
+/**
+ * Raised for an output folder or checkpoint that cannot be used; `file` and
+ * `field` say where, when it is one field of one file.
+ *
+ * @example
+ * ```ts
+ * import { RunFolderError } from "tokenlab";
+ * const e = new RunFolderError("run.json field version: expected 1, found 7", {
+ *   file: "runs/a/run.json", field: "version",
+ * });
+ * console.log(e.file, e.field); // runs/a/run.json version
+ * ```
+ */
 export class RunFolderError extends Error {
+  /** The file at fault, when one is. */
+  readonly file?: string;
+  /** Its field at fault, when one is. */
+  readonly field?: string;
   /** Creates the error. */
-  constructor(message: string) {
+  constructor(message: string, options: RunFolderErrorOptions = {}) {
     super(message);
     this.name = "RunFolderError";
+    this.file = options.file;
+    this.field = options.field;
   }
 }
 
@@ -44,8 +91,8 @@ export class RunFolderError extends Error {
 export interface TrainState {
   /** File format tag. */
   format: "tokenlab-train-state";
-  /** Format version. */
-  version: 1;
+  /** Format version: 2 has `state.sha256` beside it; 1 (older) has not. */
+  version: 1 | 2;
   /** Optimizer steps done. */
   step: number;
   /** Epoch to continue in. */
@@ -84,14 +131,8 @@ export interface Checkpoint {
   state: TrainState;
 }
 
-/** The description of a run stored as `run.json`. */
-interface RunInfo {
-  format: "tokenlab-run";
-  version: 1;
-  config: ResolvedTrainConfig;
-  created: string;
-  tokenlab: string;
-}
+/** The version of state.json this code writes. */
+const STATE_VERSION = 2;
 
 /** The names tokenlab writes in an output folder. */
 export const RUN_FILES: readonly string[] = [
@@ -107,11 +148,13 @@ function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value, null, 1) + "\n");
 }
 
-async function sha256(
-  path: string,
+async function digestOf(
+  data: Uint8Array,
 ): Promise<{ bytes: number; sha256: string }> {
-  const data = await Deno.readFile(path);
-  const digest = await crypto.subtle.digest("SHA-256", data);
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    data as Uint8Array<ArrayBuffer>,
+  );
   return {
     bytes: data.length,
     sha256: Array.from(
@@ -119,6 +162,76 @@ async function sha256(
       (b) => b.toString(16).padStart(2, "0"),
     ).join(""),
   };
+}
+
+async function sha256(
+  path: string,
+): Promise<{ bytes: number; sha256: string }> {
+  return await digestOf(await Deno.readFile(path));
+}
+
+/**
+ * Whether `path` is a regular file (null: it does not exist). A link or
+ * anything else is refused: tokenlab writes plain files, and a link could
+ * lead outside the run folder.
+ */
+async function isRegularFile(
+  path: string,
+  what: () => string,
+): Promise<boolean> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+  if (!info.isFile || info.isSymlink) {
+    throw new RunFolderError(
+      `${path} is ${
+        info.isSymlink ? "a link" : "not a regular file"
+      }; tokenlab writes a plain file there and does not follow links out of the run folder: ${what()}`,
+      { file: path },
+    );
+  }
+  return true;
+}
+
+/**
+ * Reads and checks `run.json` of a run folder.
+ *
+ * @throws {RunFolderError} naming the file, the field, and what to do
+ */
+async function readRunInfo(out: string): Promise<RunInfo> {
+  const path = `${out}/run.json`;
+  const todo =
+    "restore the run's run.json, pass --overwrite to start over, or choose another --output";
+  const fail: (why: string, field?: string) => never = (why, field) => {
+    throw new RunFolderError(
+      `${path}: ${why}; the folder's run cannot be identified: ${todo}`,
+      { file: path, field },
+    );
+  };
+  if (!await isRegularFile(path, () => todo)) fail("missing");
+  let value: unknown;
+  try {
+    value = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(
+        await Deno.readFile(path),
+      ),
+    );
+  } catch (e) {
+    fail(`is not readable JSON (${(e as Error).message})`);
+  }
+  try {
+    return validateRunInfo(value);
+  } catch (e) {
+    if (!(e instanceof FieldProblem)) throw e;
+    return fail(
+      `field ${e.field}: expected ${e.expected}, found ${e.found}; the file was edited or damaged`,
+      e.field,
+    );
+  }
 }
 
 /** A checkpoint's folder name: `step-` and the step, 8 digits. */
@@ -154,17 +267,9 @@ export async function prepareOutput(
   }
   const runPath = `${out}/run.json`;
   const hasRun = info !== null && await exists(runPath);
-  if (hasRun) {
-    let prev: RunInfo;
-    try {
-      prev = JSON.parse(await Deno.readTextFile(runPath));
-    } catch (e) {
-      throw new RunFolderError(
-        `${runPath} is not readable JSON (${
-          (e as Error).message
-        }); the folder's run cannot be identified: pass --overwrite to start over, or choose another --output`,
-      );
-    }
+  if (hasRun && !(config.overwrite && !config.resume)) {
+    // With --overwrite the old run is replaced, so it need not be readable.
+    const prev = await readRunInfo(out);
     if (config.resume) {
       const diff = configDifferences(
         prev.config as unknown as Record<string, unknown>,
@@ -178,7 +283,7 @@ export async function prepareOutput(
         );
       }
       await removeTemporaries(out);
-      return await latestCheckpoint(out);
+      return await latestCheckpoint(out, { config });
     }
     if (!config.overwrite) {
       const c = prev.config;
@@ -188,7 +293,7 @@ export async function prepareOutput(
         }, started ${prev.created}); pass --resume to continue it, --overwrite to start over (its checkpoints and log are deleted), or choose another --output`,
       );
     }
-  } else if (info !== null) {
+  } else if (info !== null && !hasRun) {
     const ours: string[] = [];
     for (const name of RUN_FILES) {
       if (await exists(`${out}/${name}`)) ours.push(name);
@@ -205,7 +310,7 @@ export async function prepareOutput(
         `--resume: ${out} holds no run to continue (no run.json); drop --resume to start one there`,
       );
     }
-  } else if (config.resume) {
+  } else if (info === null && config.resume) {
     throw new RunFolderError(
       `--resume: ${out} does not exist, so there is no run to continue; drop --resume to start one`,
     );
@@ -240,14 +345,34 @@ async function removeTemporaries(out: string): Promise<void> {
   }
 }
 
+/** Options of {@linkcode latestCheckpoint} and {@linkcode readCheckpoint}. */
+export interface ReadCheckpointOptions {
+  /**
+   * The run's config: the state's config must agree with it (run-only
+   * fields aside). Default: {@linkcode latestCheckpoint} reads the run
+   * folder's `run.json`; {@linkcode readCheckpoint} checks the state's
+   * config on its own.
+   */
+  config?: ResolvedTrainConfig;
+}
+
 /**
  * The newest whole checkpoint of a run folder (null when it has none),
- * its files checked against the digests in its state.
+ * its state checked field by field and its files against their digests.
  *
- * @throws {RunFolderError} when the newest checkpoint is damaged
+ * @throws {RunFolderError} when the newest checkpoint is damaged or edited (which file, which field, what to do)
+ *
+ * @example
+ * ```ts
+ * import { latestCheckpoint } from "tokenlab";
+ * const dir = await Deno.makeTempDir();
+ * console.log(await latestCheckpoint(dir)); // null: no checkpoints/ yet
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function latestCheckpoint(
   out: string,
+  options: ReadCheckpointOptions = {},
 ): Promise<Checkpoint | null> {
   const dir = `${out}/checkpoints`;
   if (!await exists(dir)) return null;
@@ -258,50 +383,128 @@ export async function latestCheckpoint(
   names.sort();
   const name = names.at(-1);
   if (name === undefined) return null;
-  return await readCheckpoint(`${dir}/${name}`);
+  const config = options.config ?? (await readRunInfo(out)).config;
+  return await readCheckpoint(`${dir}/${name}`, { config });
 }
 
 /**
- * Reads and verifies one checkpoint folder.
+ * Reads and verifies one checkpoint folder: `state.json` against
+ * `state.sha256` (when the checkpoint has one: format version 2), every
+ * field of it (see `_state_schema.ts`), then each tensor file it lists
+ * against its size and SHA-256. Nothing but `state.json`, `state.sha256`
+ * and the fixed tensor file names is opened, and only as regular files of
+ * the folder.
  *
- * @throws {RunFolderError} for a missing or damaged file (which, and what to do)
+ * @throws {RunFolderError} for a missing, damaged or edited file: which, which field, and what to do
+ *
+ * @example
+ * ```ts
+ * import { readCheckpoint, RunFolderError } from "tokenlab";
+ * const dir = await Deno.makeTempDir();
+ * try {
+ *   await readCheckpoint(dir);
+ * } catch (e) {
+ *   console.log(e instanceof RunFolderError); // true: it holds no state.json
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
-export async function readCheckpoint(path: string): Promise<Checkpoint> {
-  let state: TrainState;
-  try {
-    state = JSON.parse(await Deno.readTextFile(`${path}/state.json`));
-  } catch (e) {
-    throw new RunFolderError(
-      `checkpoint ${path}: state.json is missing or unreadable (${
-        (e as Error).message
-      }); delete this checkpoint folder to resume from the one before it`,
-    );
-  }
-  if (state.format !== "tokenlab-train-state" || state.version !== 1) {
-    throw new RunFolderError(
-      `checkpoint ${path}: state.json is not a tokenlab training state (format ${state.format}, version ${state.version})`,
-    );
-  }
-  for (const [file, want] of Object.entries(state.files)) {
-    let got: { bytes: number; sha256: string };
-    try {
-      got = await sha256(`${path}/${file}`);
-    } catch (e) {
-      throw new RunFolderError(
-        `checkpoint ${path}: ${file} is missing (${
-          (e as Error).message
-        }); delete this checkpoint folder to resume from the one before it`,
-      );
-    }
-    if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
-      throw new RunFolderError(
-        `checkpoint ${path}: ${file} does not match its digest in state.json (${got.bytes} bytes, expected ${want.bytes}); the file was changed or damaged: delete this checkpoint folder to resume from the one before it`,
-      );
-    }
-  }
+export async function readCheckpoint(
+  path: string,
+  options: ReadCheckpointOptions = {},
+): Promise<Checkpoint> {
   const name = path.slice(
     Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\")) + 1,
   );
+  const todo =
+    `delete this checkpoint folder (${path}) to resume from the one before it`;
+  const fail: (file: string, why: string, field?: string) => never = (
+    file,
+    why,
+    field,
+  ) => {
+    throw new RunFolderError(`checkpoint ${path}: ${file} ${why}; ${todo}`, {
+      file: `${path}/${file}`,
+      field,
+    });
+  };
+  const statePath = `${path}/state.json`;
+  if (!await isRegularFile(statePath, () => todo)) {
+    fail("state.json", "is missing");
+  }
+  const bytes = await Deno.readFile(statePath);
+  const sumPath = `${path}/state.sha256`;
+  const hasSum = await isRegularFile(sumPath, () => todo);
+  if (hasSum) {
+    const sum = await Deno.readFile(sumPath);
+    const m = sum.length <= 200
+      ? /^([0-9a-f]{64}) {2}state\.json\n?$/.exec(new TextDecoder().decode(sum))
+      : null;
+    if (m === null) {
+      fail(
+        "state.sha256",
+        "is not a digest line (64 hex digits, two spaces, state.json); the file was damaged",
+      );
+    }
+    const got = (await digestOf(bytes)).sha256;
+    if (got !== m[1]) {
+      fail(
+        "state.json",
+        `does not match its digest in state.sha256 (SHA-256 ${got}, expected ${
+          m[1]
+        }): the checkpoint was edited or damaged`,
+      );
+    }
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    fail(
+      "state.json",
+      `is not readable JSON (${
+        (e as Error).message
+      }): it was cut short or damaged`,
+    );
+  }
+  let state: TrainState;
+  try {
+    state = validateTrainState(value, {
+      name,
+      runConfig: options.config ?? null,
+    });
+  } catch (e) {
+    if (!(e instanceof FieldProblem)) throw e;
+    return fail(
+      "state.json",
+      `field ${e.field}: expected ${e.expected}, found ${e.found}; the file was edited or damaged, or not written by tokenlab`,
+      e.field,
+    );
+  }
+  if (hasSum !== (state.version === STATE_VERSION)) {
+    fail(
+      "state.json",
+      hasSum
+        ? `field version: expected ${STATE_VERSION} (the version written with state.sha256), found ${state.version}`
+        : `field version: expected 1 (a checkpoint without state.sha256), found ${state.version}, and state.sha256 is missing`,
+      "version",
+    );
+  }
+  // Only the fixed names the schema allows get here: no name leads out of the folder.
+  for (const file of CHECKPOINT_TENSOR_FILES) {
+    const want = state.files[file];
+    if (want === undefined) continue;
+    const at = `${path}/${file}`;
+    if (!await isRegularFile(at, () => todo)) fail(file, "is missing");
+    const got = await sha256(at);
+    if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
+      fail(
+        file,
+        `does not match its digest in state.json (${got.bytes} bytes, expected ${want.bytes}): the file was changed or damaged`,
+        `files["${file}"]`,
+      );
+    }
+  }
   return { name, path, state };
 }
 
@@ -360,13 +563,19 @@ export async function writeCheckpoint(
     const { moments: _, ...scalars } = opt;
     const full: TrainState = {
       format: "tokenlab-train-state",
-      version: 1,
+      version: STATE_VERSION,
       ...state,
       optimizer: scalars,
       files: digests,
       tokenlab: VERSION,
     };
-    await writeFileAtomic(`${tmp}/state.json`, json(full));
+    const stateBytes = json(full);
+    await writeFileAtomic(`${tmp}/state.json`, stateBytes);
+    const sum = (await digestOf(stateBytes)).sha256;
+    await writeFileAtomic(
+      `${tmp}/state.sha256`,
+      new TextEncoder().encode(`${sum}  state.json\n`),
+    );
     const target = `${dir}/${name}`;
     if (await exists(target)) {
       // The same step written again (a resumed run that stopped right
