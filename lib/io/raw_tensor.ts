@@ -175,7 +175,10 @@ export function dataView(
 }
 
 /**
- * A zero-filled typed array for `n` elements of `dtype`.
+ * A zero-filled typed array for `n` elements of `dtype`. Throws a
+ * `RangeError` that names the count, the dtype and the bytes when `n` is
+ * not a non-negative safe integer or the memory cannot be allocated (the
+ * checkpoint readers check declared shapes before they get here).
  *
  * @example
  * ```ts
@@ -184,7 +187,22 @@ export function dataView(
  * ```
  */
 export function allocData(dtype: RawDType, n: number): RawData {
-  return new (dataClass(dtype))(n);
+  const cls = dataClass(dtype);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new RangeError(
+      `allocData: expected a non-negative whole number of ${dtype} elements, found ${n}`,
+    );
+  }
+  try {
+    return new cls(n);
+  } catch (e) {
+    throw new RangeError(
+      `allocData: cannot allocate ${n} ${dtype} elements (${
+        n * itemSize(dtype)
+      } bytes): ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
 }
 
 /**
