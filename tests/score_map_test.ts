@@ -39,6 +39,26 @@ import {
 } from "tokenlab/io/raw_tensor.ts";
 import { Rng } from "tokenlab/random.ts";
 import * as tokenlab from "tokenlab";
+import { crc32 } from "node:zlib";
+
+/** A header object signed as version 2 does (CRC-32 of its compact JSON without the checksum), written by an independent route. */
+function signedHeader(h: Record<string, unknown>): string {
+  const { checksum: _, ...rest } = h;
+  const sum = crc32(new TextEncoder().encode(JSON.stringify(rest))) >>> 0;
+  return JSON.stringify({ ...rest, checksum: sum });
+}
+
+/** Re-signs record i of maps.bin after a test changed it: CRC-32 of the index (uint64) then bytes 4.. of the record. */
+function resignRecord(data: Uint8Array, rb: number, i: number): void {
+  const ix = new Uint8Array(8);
+  new DataView(ix.buffer).setBigUint64(0, BigInt(i), true);
+  const rec = data.subarray(i * rb, (i + 1) * rb);
+  new DataView(data.buffer, data.byteOffset).setUint32(
+    i * rb,
+    crc32(rec.subarray(4), crc32(ix)) >>> 0,
+    true,
+  );
+}
 
 const ROOT = new URL("./fixtures/score_maps/", import.meta.url);
 const RELABEL = new URL("./fixtures/score_maps_relabel/", import.meta.url);
@@ -659,7 +679,14 @@ Deno.test("store round trip: many shapes and class counts (uint16 and int32 ids)
       assert(!(await exists(`${store}.partial`)));
       assertEquals(
         [...(await filesOf(store)).keys()].sort(),
-        ["header.json", "keys.offsets", "keys.sorted", "keys.txt", "maps.bin"],
+        [
+          "header.json",
+          "keys.offsets",
+          "keys.sorted",
+          "keys.sums",
+          "keys.txt",
+          "maps.bin",
+        ],
       );
 
       using s = await ScoreMapStore.open(store);
@@ -746,9 +773,10 @@ Deno.test("store header: fields, layout, deterministic JSON, notebook display", 
     await w.append("a/1", randomMap(new Rng(0), 5, 3, 4, 1000), 3);
     await w.commit();
     const text = await Deno.readTextFile(`${dir}/s/header.json`);
-    assertEquals(JSON.parse(text), {
+    const parsed = JSON.parse(text);
+    assertEquals(parsed, {
       format: "tokenlab.score-map-store",
-      version: 1,
+      version: 2,
       k: 5,
       height: 3,
       width: 4,
@@ -760,13 +788,23 @@ Deno.test("store header: fields, layout, deterministic JSON, notebook display", 
       labels: true,
       createdBy: "test run",
       record: {
-        bytes: 248,
-        label: { dtype: "int32", offset: 0 },
-        scores: { dtype: "float16", offset: 4 },
-        ids: { dtype: "uint16", offset: 124 },
+        // 4 checksum + 4 label + 8 key hash, 60 float16 scores, 60 uint16 ids
+        bytes: 256,
+        checksum: { dtype: "uint32", offset: 0 },
+        label: { dtype: "int32", offset: 4 },
+        keyHash: { dtype: "uint64", offset: 8 },
+        scores: { dtype: "float16", offset: 16 },
+        ids: { dtype: "uint16", offset: 136 },
       },
+      index: { keysBytes: 4, blockBytes: 4096, entryBytes: 64 },
+      checksum: parsed.checksum,
     });
-    assertEquals((await Deno.stat(`${dir}/s/maps.bin`)).size, 248);
+    assertEquals(
+      JSON.stringify(JSON.parse(signedHeader(parsed))),
+      JSON.stringify(parsed),
+      "the checksum is the CRC-32 of the compact JSON without it",
+    );
+    assertEquals((await Deno.stat(`${dir}/s/maps.bin`)).size, 256);
     using s = await ScoreMapStore.open(`${dir}/s`);
     const display = Symbol.for("Jupyter.display");
     const shown = (s as unknown as Record<symbol, () => Record<string, string>>)
@@ -827,20 +865,25 @@ Deno.test("opening is constant time: the header only; the index is read on deman
       } ms, two key lookups ${lookups.toFixed(1)} ms (${reads} reads)`,
     );
     assert(openRead < 100, `open + read took ${openRead} ms`);
-    // Opening never looks at the index: garbage in it does not matter until used.
+    // Opening never reads the index: garbage in it is found when used (its
+    // blocks fail their checksums), and reads by index still work.
     const sorted = `${dir}/big/keys.sorted`;
     const size = (await Deno.stat(sorted)).size;
     await Deno.writeFile(sorted, new Uint8Array(size).fill(0xff));
     using again = await ScoreMapStore.open(`${dir}/big`);
+    assertEquals(again.stats.reads, 1, "the header only");
     assertEquals((await again.read(5)).ids[0], 5);
-    assertEquals(await again.indexOf("class_5/image_5"), -1);
-    await Deno.writeFile(sorted, new Uint8Array(10));
-    using third = await ScoreMapStore.open(`${dir}/big`);
-    assertEquals((await third.read(6)).ids[0], 6);
     await assertRejects(
-      () => third.indexOf("x"),
+      () => again.indexOf("class_5/image_5"),
       ScoreMapError,
-      "keys.sorted should be 4800000 bytes",
+      "of keys.sorted (bytes",
+    );
+    // A file of the wrong size is found by its size on open (stat, no read).
+    await Deno.writeFile(sorted, new Uint8Array(10));
+    await assertRejects(
+      () => ScoreMapStore.open(`${dir}/big`),
+      ScoreMapError,
+      "keys.sorted should be 6400000 bytes for 100000 images, found 10 bytes",
     );
   });
 });
@@ -1048,15 +1091,26 @@ Deno.test("stores: never overwritten unless asked, never half-written under the 
     using s = await ScoreMapStore.open(p);
     assertEquals(s.size, 5);
     assertEquals(await s.keyAt(0), "x/0");
-    // An interrupted write blocks a new one, and is named.
+    // An interrupted write holding records blocks a new one, and is named;
+    // one holding none is replaced with a note.
     const q = `${dir}/q`;
-    const w2 = await ScoreMapStore.create(q, init());
+    const w1 = await ScoreMapStore.create(q, init());
+    await w1.close();
+    const notes: string[] = [];
+    const w2 = await ScoreMapStore.create(q, init(), {
+      onWarning: (m) => notes.push(m),
+    });
+    assertEquals(notes.length, 1);
+    assertStringIncludes(notes[0], "it holds no records");
+    await w2.append("a/0", mapNumber(0, 5, 3, 4, 1000));
     await w2.close();
-    await assertRejects(
+    const e = await assertRejects(
       () => ScoreMapStore.create(q, init()),
       ScoreMapError,
-      "an interrupted write of it is at",
+      "an interrupted write of it, holding 1 record, is at",
     );
+    assertEquals(e.option, "overwrite");
+    assertStringIncludes(e.message, "pass overwrite: true to discard it");
     const w3 = await ScoreMapStore.create(q, init(), { overwrite: true });
     assertEquals(w3.size, 0);
     await w3.abort();
@@ -1205,6 +1259,18 @@ Deno.test("damaged stores are refused on open and on read, naming the record and
     );
     await Deno.writeFile(`${p}/maps.bin`, bad);
     {
+      // Changed bytes fail the record's checksum first.
+      using s = await ScoreMapStore.open(p);
+      await assertRejects(
+        () => s.read(5),
+        ScoreMapError,
+        'record 5 of maps.bin (key "c2/img_5") fails its checksum',
+      );
+    }
+    // With a valid checksum (a writer's bug), the values are still checked.
+    resignRecord(bad, rb, 5);
+    await Deno.writeFile(`${p}/maps.bin`, bad);
+    {
       using s = await ScoreMapStore.open(p);
       await s.read(4);
       await assertRejects(
@@ -1222,7 +1288,12 @@ Deno.test("damaged stores are refused on open and on read, naming the record and
     }
     // A NaN score.
     const nan = data.slice();
-    new DataView(nan.buffer).setUint16(7 * rb + 4 + 2 * 3, 0x7e00, true);
+    new DataView(nan.buffer).setUint16(
+      7 * rb + header.record.scores.offset + 2 * 3,
+      0x7e00,
+      true,
+    );
+    resignRecord(nan, rb, 7);
     await Deno.writeFile(`${p}/maps.bin`, nan);
     {
       using s = await ScoreMapStore.open(p);
@@ -1237,7 +1308,7 @@ Deno.test("damaged stores are refused on open and on read, naming the record and
     await assertRejects(
       () => ScoreMapStore.open(p),
       ScoreMapError,
-      "it is truncated",
+      "found 1053 bytes (truncated",
     );
     await Deno.writeFile(`${p}/maps.bin`, data);
     // Header damage.
@@ -1245,20 +1316,34 @@ Deno.test("damaged stores are refused on open and on read, naming the record and
     const cases: [string, string][] = [
       ["{", "not valid JSON"],
       [
-        JSON.stringify({ ...header, format: "other" }),
+        signedHeader({ ...header, format: "other" }),
         "is not a score-map store",
       ],
-      [JSON.stringify({ ...header, version: 2 }), "upgrade tokenlab"],
-      [JSON.stringify({ ...header, count: -1 }), "count"],
+      [signedHeader({ ...header, version: 3 }), "upgrade tokenlab"],
+      // Any change without a new checksum is found by the checksum.
+      [JSON.stringify({ ...header, count: 11 }), "the checksum of"],
+      [signedHeader({ ...header, count: -1 }), "count"],
       [
-        JSON.stringify({ ...header, record: { ...header.record, bytes: 8 } }),
+        signedHeader({ ...header, record: { ...header.record, bytes: 8 } }),
         "record layout",
       ],
       [
-        JSON.stringify({ ...header, k: 0 }),
+        signedHeader({ ...header, k: 0 }),
         "expected k to be a positive integer",
       ],
-      [JSON.stringify({ ...header, count: 13 }), "should hold 13 records"],
+      // Shapes that would allocate huge memory are refused before any read.
+      [
+        signedHeader({ ...header, height: 2 ** 32, width: 2 ** 32 }),
+        "too large for a record",
+      ],
+      [signedHeader({ ...header, count: 13 }), "should hold 13 records"],
+      [
+        signedHeader({
+          ...header,
+          index: { ...header.index, keysBytes: 2 ** 60 },
+        }),
+        "expected index",
+      ],
     ];
     for (const [h, msg] of cases) {
       await Deno.writeTextFile(`${p}/header.json`, h);
@@ -1266,12 +1351,19 @@ Deno.test("damaged stores are refused on open and on read, naming the record and
     }
     await Deno.writeTextFile(`${p}/header.json`, text);
     await Deno.remove(`${p}/keys.offsets`);
-    using s = await ScoreMapStore.open(p);
     await assertRejects(
-      () => s.keyAt(0),
+      () => ScoreMapStore.open(p),
       ScoreMapError,
-      "cannot open keys.offsets",
+      "cannot find keys.offsets",
     );
+    await Deno.remove(`${p}/keys.sums`);
+    await assertRejects(
+      () => ScoreMapStore.open(p),
+      ScoreMapError,
+      "cannot find keys.",
+    );
+    await writeStore(`${dir}/t`, 3);
+    using s = await ScoreMapStore.open(`${dir}/t`);
     s.close();
     await assertRejects(() => s.read(0), ScoreMapError, "is closed");
   });

@@ -13,30 +13,63 @@
  *   records (one seek + read per image), a key index searched on disk, and
  *   a writer that can resume an interrupted annotation run.
  *
- * ## The store on disk
+ * ## The store on disk (format version 2)
  *
  * A folder `<name>` holding:
  *
- * - `header.json`: format (`tokenlab.score-map-store`) and version, k,
+ * - `header.json`: format (`tokenlab.score-map-store`) and version (2), k,
  *   height, width, numClasses, annotator, preprocessing, what the scores are,
- *   count, whether there are labels, createdBy, and the record layout.
+ *   count, whether there are labels, createdBy, the record layout, `index`
+ *   (`keysBytes`, the size of `keys.txt`; `blockBytes` 4096; `entryBytes`
+ *   64) and last `checksum`: the CRC-32 of the header's compact JSON
+ *   (`JSON.stringify`, the file's field order) without that field.
  * - `maps.bin`: `count` records of `record.bytes` bytes; record i starts at
  *   byte i * record.bytes, so one image is one seek + read.
  * - `keys.txt`: the image keys in record order, UTF-8, one per line.
  * - `keys.offsets`: count + 1 little-endian uint64, where line i starts in
  *   `keys.txt` (`keyAt` is two small reads).
- * - `keys.sorted`: count entries of 48 bytes sorted by the keys' UTF-8 bytes
+ * - `keys.sorted`: count entries of 64 bytes sorted by the keys' UTF-8 bytes
  *   (`indexOf` is a binary search by seek; the index is never loaded).
+ * - `keys.sums`: little-endian uint32 CRC-32s of every 4096-byte block of
+ *   `keys.offsets`, then of `keys.sorted`, then of `keys.txt` (the last
+ *   block of each may be short).
  *
- * A record (little-endian): int32 label at byte 0 (-1: none); float16
- * scores [k, H, W] at byte 4; ids [k, H, W] as uint16 (numClasses <= 65536)
- * or int32 from `record.ids.offset` (aligned to the id size); zero padding to
- * a multiple of 8 bytes. A `keys.sorted` entry: uint32 record index, uint32
- * key length in bytes, uint64 offset of the key in `keys.txt`, then the key's
- * first 32 bytes zero-padded. A lookup reads one 48-byte entry per probe
- * (the prefix decides unless two keys share their first 32 bytes) and the
- * last 64 candidates in one read: 12 reads for 100 000 keys, about 16 for
- * 1.3 million. Opening reads `header.json` only.
+ * A record (little-endian): uint32 checksum at byte 0; int32 label at 4 (-1:
+ * none); uint64 key hash at 8; float16 scores [k, H, W] at 16; ids
+ * [k, H, W] as uint16 (numClasses <= 65536) or int32 from `record.ids.offset`
+ * (aligned to the id size); zero padding to a multiple of 8 bytes. The key
+ * hash is 64-bit FNV-1a of the key's UTF-8 bytes; the checksum is the
+ * CRC-32 (ZIP's) of the record's index as a uint64 followed by the record's
+ * bytes from byte 4 on, so a record that is changed, or moved to another
+ * place, fails. A `keys.sorted` entry: uint32 record index, uint32 key
+ * length in bytes, uint64 offset of the key in `keys.txt`, uint64 key hash,
+ * then the key's first 40 bytes zero-padded. A lookup reads one checked
+ * 4096-byte block (64 entries) per step of the binary search (the prefix
+ * decides unless two keys share their first 40 bytes): 11 reads for 100 000
+ * keys, about 15 for 1.3 million, plus the few pages of `keys.sums` they
+ * need.
+ *
+ * What is checked, and when: opening reads `header.json` only and checks its
+ * checksum, the shape (a map of at most 2^26 values), the count and every
+ * file's size (`stat`), so it takes constant time. Every index block is
+ * checked against `keys.sums` when it is read, every position read from an
+ * index is bounded by the file's size before use, the sorted entries a
+ * lookup reads must be in key order, the entry found must hold the key's
+ * hash, and every record read must match its checksum and, read by key, the
+ * key's hash. A damaged store therefore answers with the right map or a
+ * {@linkcode ScoreMapError} naming the store, the file and what is wrong,
+ * never with another image's map. {@linkcode ScoreMapStore.verify} checks a
+ * whole store at once.
+ *
+ * Version 1 (tokenlab 0.1 before December 2026) has no checksums: records
+ * of `record.bytes` with the label at 0 and scores at 4, no key hash,
+ * 48-byte sorted entries with a 32-byte prefix, no `keys.sums`, no `index`
+ * or `checksum` in the header. It is still read (bounds and order checks
+ * apply, checksums cannot), with a one-time warning per store through
+ * `onWarning`; {@linkcode upgradeScoreMapStore} rewrites it as version 2 in
+ * place, after checking every record and the index. An interrupted
+ * version-1 write holding records cannot be resumed: start it over
+ * (`overwrite: true`).
  *
  * ## Writing, and resuming
  *
@@ -52,7 +85,12 @@
  * byte-identical to one written without interruption (the header has no
  * timestamp). One writer per store at a time. The writer keeps the keys in
  * memory (to refuse duplicates at once), and `commit()` sorts them in
- * memory: about 100 bytes per image.
+ * memory: about 100 bytes per image. An interrupted write that holds no
+ * records (a run that failed before its first checkpoint) does not block
+ * the next run: `create` replaces it, and so does `resume` when given
+ * another header, each with a note; one that holds records is refused
+ * unless `overwrite: true` (the error's `option` says so, for a command line
+ * to name its flag).
  *
  * @module
  */
@@ -71,13 +109,37 @@ import {
 } from "../io/raw_tensor.ts";
 import { VERSION } from "../version.ts";
 import { exists } from "../io/_fs.ts";
+import {
+  BLOCK_BYTES,
+  blockCount,
+  blockSums,
+  checksum,
+  hashHex,
+  isKeyHash,
+  keyHash,
+  recordChecksum,
+  setKeyHash,
+} from "./_store_checksums.ts";
+
+/** Options of a {@linkcode ScoreMapError}: the cause, and the option that would change the outcome. */
+export interface ScoreMapErrorOptions extends ErrorOptions {
+  /**
+   * The library option the message tells the caller to pass to continue
+   * (e.g. `"overwrite"` to start a store over), so that a command line can
+   * name its own flag for it without reading the message.
+   */
+  option?: "overwrite";
+}
 
 /** Thrown for a bad score map or store: what was expected, what was found, which file and image, what to do. */
 export class ScoreMapError extends Error {
-  /** Makes an error with this message (and an optional cause). */
-  constructor(message: string, options?: ErrorOptions) {
+  /** The option that would change the outcome (see {@linkcode ScoreMapErrorOptions}), if any. */
+  readonly option: "overwrite" | undefined;
+  /** Makes an error with this message (and an optional cause and option). */
+  constructor(message: string, options?: ScoreMapErrorOptions) {
     super(message, options);
     this.name = "ScoreMapError";
+    this.option = options?.option;
   }
 }
 
@@ -572,7 +634,7 @@ export interface ScoreMapStoreInit {
 /** Where a field sits in a record. */
 export interface ScoreMapRecordField {
   /** Element type. */
-  dtype: "int32" | "float16" | "uint16";
+  dtype: "int32" | "float16" | "uint16" | "uint32" | "uint64";
   /** Byte offset in the record. */
   offset: number;
 }
@@ -581,6 +643,13 @@ export interface ScoreMapRecordField {
 export interface ScoreMapRecordLayout {
   /** Bytes per record (a multiple of 8). */
   bytes: number;
+  /**
+   * Version 2: the record's CRC-32 (uint32 at byte 0), of the record index
+   * as a uint64 then the record's bytes after the checksum.
+   */
+  checksum?: ScoreMapRecordField;
+  /** Version 2: the 64-bit FNV-1a hash of the record's key (uint64). */
+  keyHash?: ScoreMapRecordField;
   /** The ground-truth label (int32, -1 for none). */
   label: ScoreMapRecordField;
   /** The scores [k, H, W]. */
@@ -589,11 +658,21 @@ export interface ScoreMapRecordLayout {
   ids: ScoreMapRecordField;
 }
 
+/** Version 2: what a reader needs to check the key index (see the module doc). */
+export interface ScoreMapStoreIndexInfo {
+  /** Bytes of `keys.txt`. */
+  keysBytes: number;
+  /** Bytes per checksummed block of the index files (4096). */
+  blockBytes: number;
+  /** Bytes per `keys.sorted` entry (64). */
+  entryBytes: number;
+}
+
 /** A store's `header.json`. */
 export interface ScoreMapStoreHeader extends ScoreMapStoreInit {
   /** Always `"tokenlab.score-map-store"`. */
   format: string;
-  /** Format version (1). */
+  /** Format version: 2 is written; 1 (without checksums) is still read. */
   version: number;
   /** Who made the store. */
   createdBy: string;
@@ -603,21 +682,36 @@ export interface ScoreMapStoreHeader extends ScoreMapStoreInit {
   labels: boolean;
   /** Where things are in a record of `maps.bin`. */
   record: ScoreMapRecordLayout;
+  /** Version 2, committed stores: the key index's sizes. */
+  index?: ScoreMapStoreIndexInfo;
+  /**
+   * Version 2: CRC-32 of the header's compact JSON (`JSON.stringify`) without
+   * this field, in the file's field order.
+   */
+  checksum?: number;
 }
 
 /** The format name in every store header. */
 export const SCORE_MAP_STORE_FORMAT = "tokenlab.score-map-store";
-const STORE_VERSION = 1;
+/** The store format version written (version 1 is still read, with a warning). */
+export const SCORE_MAP_STORE_VERSION = 2;
+const STORE_VERSION = SCORE_MAP_STORE_VERSION;
 const DATA = "maps.bin";
 const KEYS = "keys.txt";
 const KEY_OFFSETS = "keys.offsets";
 const KEY_SORTED = "keys.sorted";
+const KEY_SUMS = "keys.sums";
 const HEADER = "header.json";
 const PARTIAL_INFO = "partial.json";
 const PROGRESS = "progress.json";
-const ENTRY = 48;
-const PREFIX = 32;
+/** `keys.sorted` entry bytes and key-prefix bytes, by format version. */
+const ENTRY_V1 = 48, PREFIX_V1 = 32, ENTRY = 64, PREFIX = 40;
+/** Sorted-index entries per checksummed block (version 2; a read unit in version 1). */
+const ENTRIES_PER_BLOCK = BLOCK_BYTES / ENTRY;
 const MAX_KEY_BYTES = 4096;
+/** What a message about damage tells the user to do. */
+const REBUILD =
+  "re-run the conversion or annotation that made the store (officialToStore, or tokenlab annotate with --overwrite) or copy it again from an intact copy";
 /** File handles a batch read uses at once (async reads). */
 const READ_HANDLES = 4;
 
@@ -626,17 +720,30 @@ function recordLayout(
   height: number,
   width: number,
   numClasses: number,
+  version: number = STORE_VERSION,
 ): ScoreMapRecordLayout {
   const n = k * height * width;
   const wide = numClasses > 65536;
   const idSize = wide ? 4 : 2;
-  const idsOffset = Math.ceil((4 + 2 * n) / idSize) * idSize;
+  const scoresAt = version === 1 ? 4 : 16;
+  const idsOffset = Math.ceil((scoresAt + 2 * n) / idSize) * idSize;
   const bytes = Math.ceil((idsOffset + idSize * n) / 8) * 8;
+  const ids = { dtype: wide ? "int32" : "uint16", offset: idsOffset } as const;
+  if (version === 1) {
+    return {
+      bytes,
+      label: { dtype: "int32", offset: 0 },
+      scores: { dtype: "float16", offset: 4 },
+      ids,
+    };
+  }
   return {
     bytes,
-    label: { dtype: "int32", offset: 0 },
-    scores: { dtype: "float16", offset: 4 },
-    ids: { dtype: wide ? "int32" : "uint16", offset: idsOffset },
+    checksum: { dtype: "uint32", offset: 0 },
+    label: { dtype: "int32", offset: 4 },
+    keyHash: { dtype: "uint64", offset: 8 },
+    scores: { dtype: "float16", offset: 16 },
+    ids,
   };
 }
 
@@ -734,8 +841,9 @@ function makeHeader(
   init: ScoreMapStoreInit,
   count: number,
   labels: boolean,
+  index?: ScoreMapStoreIndexInfo,
 ): ScoreMapStoreHeader {
-  return {
+  const h: ScoreMapStoreHeader = {
     format: SCORE_MAP_STORE_FORMAT,
     version: STORE_VERSION,
     k: init.k,
@@ -750,6 +858,23 @@ function makeHeader(
     createdBy: init.createdBy ?? `tokenlab ${VERSION}`,
     record: recordLayout(init.k, init.height, init.width, init.numClasses),
   };
+  if (index) h.index = index;
+  return h;
+}
+
+/** CRC-32 of a header's compact JSON without its `checksum` field. */
+function headerChecksum(h: Record<string, unknown>): number {
+  const { checksum: _, ...rest } = h;
+  return checksum(new TextEncoder().encode(JSON.stringify(rest)));
+}
+
+/** A version-2 header as file bytes, its checksum added last. */
+function headerBytes(h: ScoreMapStoreHeader): Uint8Array {
+  const { checksum: _, ...rest } = h;
+  return jsonBytes({
+    ...rest,
+    checksum: headerChecksum(rest as Record<string, unknown>),
+  });
 }
 
 function jsonBytes(x: unknown): Uint8Array {
@@ -884,6 +1009,11 @@ export interface OpenScoreMapStoreOptions {
    * (a training loop reading batches it awaits anyway).
    */
   io?: "async" | "sync";
+  /**
+   * Where warnings go (default `console.warn`): opening a version-1 store
+   * (no integrity checks) warns once per store and process.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** Maps of several images, concatenated: what {@linkcode ScoreMapStore.readBatch} returns. */
@@ -925,6 +1055,11 @@ export interface CreateScoreMapStoreOptions {
    * interrupted run loses at most that many records.
    */
   flushEvery?: number;
+  /**
+   * Where notes go (default `console.warn`): an interrupted write that
+   * holds no records is replaced, with a note saying so.
+   */
+  onWarning?: (message: string) => void;
 }
 
 /** Options of {@linkcode ScoreMapStore.resume}. */
@@ -939,6 +1074,12 @@ export interface ResumeScoreMapStoreOptions {
   overwrite?: boolean;
   /** Appends between progress checkpoints (default 1000). */
   flushEvery?: number;
+  /**
+   * Where notes go (default `console.warn`): an interrupted write that holds
+   * no records but was started with another header is replaced by a new
+   * one with `header`, with a note saying so.
+   */
+  onWarning?: (message: string) => void;
 }
 
 function storePath(path: string | URL): string {
@@ -951,10 +1092,108 @@ function storePath(path: string | URL): string {
   return p;
 }
 
+/** Index files of a store whose sizes are known after opening. */
+type IndexFile =
+  | typeof KEYS
+  | typeof KEY_OFFSETS
+  | typeof KEY_SORTED
+  | typeof KEY_SUMS;
+
+/** Bytes of each index file, from `stat` at open. */
+type IndexSizes = Record<IndexFile, number>;
+
+/** Stores warned about (version 1) in this process: the warning is given once. */
+const warnedVersion1 = new Set<string>();
+
+/** A message about a damaged store: the store, what is wrong, what to do. */
+function damaged(path: string, what: string): ScoreMapError {
+  return new ScoreMapError(
+    `score-map store ${path} is damaged: ${what}; ${REBUILD}`,
+  );
+}
+
+/** The sizes each index file must have (version 2: all; version 1: all but keys.txt). */
+function expectedIndexSizes(
+  h: ScoreMapStoreHeader,
+): Partial<IndexSizes> {
+  const offsets = 8 * (h.count + 1);
+  if (h.version === 1) {
+    return { [KEY_OFFSETS]: offsets, [KEY_SORTED]: ENTRY_V1 * h.count };
+  }
+  const sorted = ENTRY * h.count;
+  const keys = h.index!.keysBytes;
+  return {
+    [KEYS]: keys,
+    [KEY_OFFSETS]: offsets,
+    [KEY_SORTED]: sorted,
+    [KEY_SUMS]: 4 *
+      (blockCount(offsets) + blockCount(sorted) + blockCount(keys)),
+  };
+}
+
+/** Stats the index files and checks their sizes against the header (constant time, nothing read). */
+async function indexSizes(
+  dir: string,
+  h: ScoreMapStoreHeader,
+): Promise<IndexSizes> {
+  const want = expectedIndexSizes(h);
+  const names: IndexFile[] = h.version === 1
+    ? [KEYS, KEY_OFFSETS, KEY_SORTED]
+    : [KEYS, KEY_OFFSETS, KEY_SORTED, KEY_SUMS];
+  const sizes: IndexSizes = {
+    [KEYS]: 0,
+    [KEY_OFFSETS]: 0,
+    [KEY_SORTED]: 0,
+    [KEY_SUMS]: 0,
+  };
+  for (const name of names) {
+    let size: number;
+    try {
+      size = (await Deno.stat(`${dir}/${name}`)).size;
+    } catch (e) {
+      throw new ScoreMapError(
+        `score-map store ${dir} is incomplete: cannot find ${name} (${
+          (e as Error).message
+        }); copy the whole folder again, or ${REBUILD}`,
+        { cause: e },
+      );
+    }
+    const w = want[name];
+    if (w !== undefined && size !== w) {
+      throw damaged(
+        dir,
+        `${name} should be ${w} bytes for ${h.count} images${
+          name === KEYS ? " (index.keysBytes of header.json)" : ""
+        }, found ${size} bytes (${
+          size < w ? "truncated, an interrupted copy?" : "extra bytes"
+        })`,
+      );
+    }
+    sizes[name] = size;
+  }
+  return sizes;
+}
+
+function warnVersion1(
+  dir: string,
+  onWarning: ((message: string) => void) | undefined,
+): void {
+  if (warnedVersion1.has(dir)) return;
+  warnedVersion1.add(dir);
+  (onWarning ?? ((m: string) => console.warn(m)))(
+    `score-map store ${dir} is format version 1, which has no checksums: damage to its files can go unnoticed (a damaged key index can answer with another image's map). It is still read; upgrade it once, in place, with upgradeScoreMapStore(${
+      JSON.stringify(dir)
+    }) (rewrites it as version ${STORE_VERSION}, checking every record), or re-run the conversion or annotation that made it.`,
+  );
+}
+
 /**
  * A score-map store: one folder per dataset of fixed-size records (one seek +
  * read per image) with a key index searched on disk. Opening reads only the
- * header, whatever the size. See the module doc for the layout.
+ * header, whatever the size. Every record read is checked against its
+ * checksum (and, read by key, against the key's hash); a damaged store
+ * answers with a {@linkcode ScoreMapError}, never with another image's map.
+ * See the module doc for the layout.
  *
  * @example
  * ```ts
@@ -977,10 +1216,10 @@ export class ScoreMapStore {
   /** The store's `header.json`. */
   readonly header: ScoreMapStoreHeader;
   #data: Deno.FsFile | null;
-  #keys: Deno.FsFile | null = null;
-  #offsets: Deno.FsFile | null = null;
-  #sorted: Deno.FsFile | null = null;
-  #keysChecked = false;
+  #index: Partial<Record<IndexFile, Deno.FsFile>> = {};
+  #sizes: IndexSizes;
+  /** Pages of keys.sums (1024 checksums each) read so far. */
+  #sumPages = new Map<number, DataView>();
   #validate: boolean;
   #sync: boolean;
   #pool: Deno.FsFile[] = [];
@@ -993,12 +1232,14 @@ export class ScoreMapStore {
     path: string,
     header: ScoreMapStoreHeader,
     data: Deno.FsFile,
+    sizes: IndexSizes,
     options: OpenScoreMapStoreOptions,
     headerBytes: number,
   ) {
     this.path = path;
     this.header = header;
     this.#data = data;
+    this.#sizes = sizes;
     this.#validate = options.validate ?? true;
     this.#sync = options.io === "sync";
     this.#reads = 1;
@@ -1006,9 +1247,11 @@ export class ScoreMapStore {
   }
 
   /**
-   * Opens a committed store: reads `header.json`, checks it, and checks that
-   * `maps.bin` has `count` records (constant time; the key index is opened
-   * on first use).
+   * Opens a committed store in constant time: reads `header.json` and checks
+   * it (its checksum, the shape and count within bounds), and checks the
+   * sizes of `maps.bin` and the index files against it (`stat` only; the
+   * index is read, block by checked block, on first use). A version-1 store
+   * (no checksums) is read too, with a one-time warning.
    *
    * @example
    * ```ts
@@ -1022,9 +1265,27 @@ export class ScoreMapStore {
   ): Promise<ScoreMapStore> {
     const dir = storePath(path);
     let text: string;
+    let headerSize = 0;
     try {
-      text = await Deno.readTextFile(`${dir}/${HEADER}`);
+      const file = await Deno.open(`${dir}/${HEADER}`, { read: true });
+      try {
+        // A header is small; a huge file is not one (never read it whole).
+        const size = (await file.stat()).size;
+        if (size > 1 << 20) {
+          throw damaged(
+            dir,
+            `${HEADER} is ${size} bytes, expected a small JSON object (under 1 MiB)`,
+          );
+        }
+        const b = new Uint8Array(size);
+        await readFull(file, 0, b, () => `reading ${dir}/${HEADER}`);
+        text = new TextDecoder().decode(b);
+        headerSize = size;
+      } finally {
+        file.close();
+      }
     } catch (e) {
+      if (e instanceof ScoreMapError) throw e;
       if (!(e instanceof Deno.errors.NotFound)) {
         throw new ScoreMapError(
           `cannot open the score-map store ${dir}: reading ${HEADER} failed: ${
@@ -1051,7 +1312,7 @@ export class ScoreMapStore {
         `no score-map store at ${dir}: nothing is there; check the path, or build one with ScoreMapStore.create or officialToStore`,
       );
     }
-    const header = parseHeader(text, dir);
+    const header = parseHeader(text, dir, HEADER);
     const data = `${dir}/${DATA}`;
     let file: Deno.FsFile;
     try {
@@ -1064,35 +1325,41 @@ export class ScoreMapStore {
         { cause: e },
       );
     }
+    let sizes: IndexSizes;
     try {
       const size = (await file.stat()).size;
       const want = header.count * header.record.bytes;
       if (size !== want) {
-        throw new ScoreMapError(
-          `score-map store ${dir} is damaged: ${DATA} should hold ${header.count} records of ${header.record.bytes} bytes (${want} bytes), found ${size} bytes; ${
-            size < want
-              ? "it is truncated (an interrupted copy?)"
-              : "it has extra bytes"
-          }, copy or rebuild the store`,
+        throw damaged(
+          dir,
+          `${DATA} should hold ${header.count} records of ${header.record.bytes} bytes (${want} bytes), found ${size} bytes (${
+            size < want ? "truncated, an interrupted copy?" : "extra bytes"
+          })`,
         );
       }
+      sizes = await indexSizes(dir, header);
     } catch (e) {
       file.close();
       throw e;
     }
+    if (header.version === 1) warnVersion1(dir, options.onWarning);
     return new ScoreMapStore(
       dir,
       header,
       file,
+      sizes,
       options,
-      text.length,
+      headerSize,
     );
   }
 
   /**
    * Starts writing a new store. Everything is written under `<path>.partial`
-   * and renamed to `path` by `commit()`. Refuses an existing store (or an
-   * interrupted write) unless `overwrite: true`.
+   * and renamed to `path` by `commit()`. Refuses an existing store unless
+   * `overwrite: true`. An interrupted write (`<path>.partial`) that holds
+   * records is refused too (resume it, or pass `overwrite: true`); one that
+   * holds none (a run that failed before its first checkpoint) is replaced,
+   * with a note through `onWarning`.
    *
    * @example
    * ```ts
@@ -1116,19 +1383,52 @@ export class ScoreMapStore {
     if (!options.overwrite && await exists(dir)) {
       throw new ScoreMapError(
         `cannot create the score-map store ${dir}: something already exists there; pass overwrite: true to replace it when the new store is committed, or choose another path`,
+        { option: "overwrite" },
       );
     }
+    const init = makeHeader(header, 0, false);
     if (await exists(partial)) {
       if (!options.overwrite) {
-        throw new ScoreMapError(
-          `cannot create the score-map store ${dir}: an interrupted write of it is at ${partial}; continue it with ScoreMapStore.resume(${
-            JSON.stringify(dir)
-          }), or pass overwrite: true to discard it and start over`,
+        const found = await partialState(partial);
+        if (found.records !== 0) {
+          const differ = found.header
+            ? headerDifferences(init, found.header)
+            : [];
+          const held = found.records > 0
+            ? `${found.records} record${found.records === 1 ? "" : "s"}`
+            : "records (its partial.json is unreadable)";
+          throw new ScoreMapError(
+            `cannot create the score-map store ${dir}: an interrupted write of it, holding ${held}, is at ${partial}${
+              differ.length > 0
+                ? `, started with ${
+                  describeFields(found.header!, differ)
+                } where this run has ${describeFields(init, differ)}`
+                : ""
+            }; ${
+              differ.length > 0 || !found.header
+                ? ""
+                : `continue it with ScoreMapStore.resume(${
+                  JSON.stringify(dir)
+                }), or `
+            }pass overwrite: true to discard it and start over`,
+            { option: "overwrite" },
+          );
+        }
+        (options.onWarning ?? ((m: string) => console.warn(m)))(
+          `replacing the interrupted write at ${partial}: it holds no records (it stopped before its first checkpoint)${
+            found.header && headerDifferences(init, found.header).length > 0
+              ? ` and was started with ${
+                describeFields(
+                  found.header,
+                  headerDifferences(init, found.header),
+                )
+              }`
+              : ""
+          }`,
         );
       }
       await Deno.remove(partial, { recursive: true });
     }
-    const init = makeHeader(header, 0, false);
     try {
       await Deno.mkdir(partial);
     } catch (e) {
@@ -1139,7 +1439,7 @@ export class ScoreMapStore {
         { cause: e },
       );
     }
-    await writeFileAtomic(`${partial}/${PARTIAL_INFO}`, jsonBytes(init));
+    await writeFileAtomic(`${partial}/${PARTIAL_INFO}`, headerBytes(init));
     return await startWriter(dir, init, {
       overwrite: options.overwrite ?? false,
       flushEvery,
@@ -1167,7 +1467,10 @@ export class ScoreMapStore {
    * are whole in `maps.bin` and `keys.txt`), discards anything after them (a
    * torn last record), and reports the count in `writer.size`. Append from
    * image `writer.size` on; the committed store is byte-identical to one
-   * written without interruption.
+   * written without interruption. An interrupted write started with another
+   * `header` is refused (pass `overwrite: true` to `create` to start over)
+   * unless it holds no records: then it is replaced by a new write with
+   * `header`, with a note through `onWarning`.
    *
    * @example
    * ```ts
@@ -1201,25 +1504,60 @@ export class ScoreMapStore {
           }; start one with ScoreMapStore.create`,
         );
       }
-      throw e;
+      throw new ScoreMapError(
+        `cannot resume the score-map store ${dir}: reading ${partial}/${PARTIAL_INFO} failed (${
+          (e as Error).message
+        }); start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+        { cause: e, option: "overwrite" },
+      );
     }
-    const init = parseHeader(text, partial);
-    if (options.header !== undefined) {
-      checkInit(options.header, `resuming the score-map store ${dir}`);
-      const want = makeHeader(options.header, 0, false);
-      // The record layout follows from k, the map size and the class count;
-      // naming those is enough.
-      const differ = (Object.keys(want) as (keyof ScoreMapStoreHeader)[])
-        .filter((f) => f !== "record" && !sameJson(want[f], init[f]));
-      if (differ.length > 0) {
+    let init: ScoreMapStoreHeader;
+    try {
+      init = parseHeader(text, partial, PARTIAL_INFO, false);
+    } catch (e) {
+      throw new ScoreMapError(
+        `cannot resume the score-map store ${dir}: ${
+          (e as Error).message
+        }; start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+        { cause: e, option: "overwrite" },
+      );
+    }
+    const want = options.header === undefined
+      ? undefined
+      : (checkInit(options.header, `resuming the score-map store ${dir}`),
+        makeHeader(options.header, 0, false));
+    const differ = want ? headerDifferences(want, init) : [];
+    if (init.version !== STORE_VERSION || differ.length > 0) {
+      const records = (await partialState(partial)).records;
+      if (records === 0) {
+        // Nothing to keep: start the write the caller asks for.
+        (options.onWarning ?? ((m: string) => console.warn(m)))(
+          `replacing the interrupted write at ${partial}: it holds no records (it stopped before its first checkpoint) and was started with ${
+            init.version !== STORE_VERSION
+              ? `store format version ${init.version}`
+              : describeFields(init, differ)
+          }`,
+        );
+        await Deno.remove(partial, { recursive: true });
+        return await ScoreMapStore.create(dir, options.header ?? init, {
+          overwrite: options.overwrite,
+          flushEvery: options.flushEvery,
+        });
+      }
+      if (init.version !== STORE_VERSION) {
         throw new ScoreMapError(
-          `cannot resume the score-map store ${dir}: the interrupted write at ${partial} was started with ${
-            differ.map((f) => `${f} ${JSON.stringify(init[f])}`).join(", ")
-          }, but this run has ${
-            differ.map((f) => `${f} ${JSON.stringify(want[f])}`).join(", ")
-          }; resume with the same settings, or start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+          `cannot resume the score-map store ${dir}: the interrupted write at ${partial} (${records} records) was started by an older tokenlab in store format version ${init.version}, which this version does not continue; start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+          { option: "overwrite" },
         );
       }
+      throw new ScoreMapError(
+        `cannot resume the score-map store ${dir}: the interrupted write at ${partial} (${records} records) was started with ${
+          describeFields(init, differ)
+        }, but this run has ${
+          describeFields(want!, differ)
+        }; resume with the same settings, or start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+        { option: "overwrite" },
+      );
     }
     return await startWriter(dir, init, {
       overwrite: options.overwrite ?? false,
@@ -1290,45 +1628,112 @@ export class ScoreMapStore {
     return this.#data;
   }
 
-  async #keyFiles(): Promise<
-    { keys: Deno.FsFile; offsets: Deno.FsFile; sorted: Deno.FsFile }
-  > {
+  /** An index file, opened on first use. */
+  async #indexFile(name: IndexFile): Promise<Deno.FsFile> {
     this.#dataFile();
-    if (!this.#keys) {
-      const open = async (name: string) => {
-        try {
-          return await Deno.open(`${this.path}/${name}`, { read: true });
-        } catch (e) {
-          throw new ScoreMapError(
-            `score-map store ${this.path} is incomplete: cannot open ${name} (${
-              (e as Error).message
-            }); copy the whole folder again`,
-            { cause: e },
-          );
-        }
-      };
-      const keys = await open(KEYS);
-      const offsets = await open(KEY_OFFSETS);
-      const sorted = await open(KEY_SORTED);
-      this.#keys = keys, this.#offsets = offsets, this.#sorted = sorted;
+    const open = this.#index[name];
+    if (open) return open;
+    try {
+      const f = await Deno.open(`${this.path}/${name}`, { read: true });
+      this.#index[name] = f;
+      return f;
+    } catch (e) {
+      throw new ScoreMapError(
+        `score-map store ${this.path} is incomplete: cannot open ${name} (${
+          (e as Error).message
+        }); copy the whole folder again`,
+        { cause: e },
+      );
     }
-    if (!this.#keysChecked) {
-      const n = this.header.count;
-      const want: [Deno.FsFile, string, number][] = [
-        [this.#offsets!, KEY_OFFSETS, 8 * (n + 1)],
-        [this.#sorted!, KEY_SORTED, ENTRY * n],
-      ];
-      for (const [f, name, bytes] of want) {
-        const size = (await f.stat()).size;
-        if (size !== bytes) {
-          throw new ScoreMapError(
-            `score-map store ${this.path} is damaged: ${name} should be ${bytes} bytes for ${n} images, found ${size}; copy or rebuild the store`,
-          );
-        }
+  }
+
+  /** The checksum keys.sums holds for block `b` of an index file (version 2). */
+  async #blockSum(name: IndexFile, b: number): Promise<number> {
+    const o = blockCount(this.#sizes[KEY_OFFSETS]);
+    const s = blockCount(this.#sizes[KEY_SORTED]);
+    const g = b + (name === KEY_OFFSETS ? 0 : name === KEY_SORTED ? o : o + s);
+    const page = Math.floor(g / 1024);
+    let v = this.#sumPages.get(page);
+    if (!v) {
+      const from = page * 4096;
+      const buf = new Uint8Array(
+        Math.min(4096, this.#sizes[KEY_SUMS] - from),
+      );
+      await this.#read(await this.#indexFile(KEY_SUMS), from, buf, KEY_SUMS);
+      v = new DataView(buf.buffer);
+      this.#sumPages.set(page, v);
+    }
+    return v.getUint32((g % 1024) * 4, true);
+  }
+
+  /**
+   * Bytes [from, from + len) of an index file, `field` naming what gave the
+   * position: bounded by the file's size before any seek; in version 2 the
+   * blocks covering them are read whole and checked against keys.sums.
+   */
+  async #bytes(
+    name: IndexFile,
+    from: number,
+    len: number,
+    field: () => string,
+  ): Promise<Uint8Array> {
+    const size = this.#sizes[name];
+    if (
+      !Number.isSafeInteger(from) || !Number.isSafeInteger(len) || from < 0 ||
+      len < 0 || from + len > size
+    ) {
+      throw damaged(
+        this.path,
+        `${field()} points at bytes [${from}, ${
+          from + len
+        }) of ${name}, which has ${size} bytes`,
+      );
+    }
+    const file = await this.#indexFile(name);
+    if (this.header.version === 1 || len === 0) {
+      const out = new Uint8Array(len);
+      if (len > 0) await this.#read(file, from, out, name);
+      return out;
+    }
+    const b0 = Math.floor(from / BLOCK_BYTES);
+    const b1 = Math.floor((from + len - 1) / BLOCK_BYTES);
+    const start = b0 * BLOCK_BYTES;
+    const buf = new Uint8Array(Math.min(size, (b1 + 1) * BLOCK_BYTES) - start);
+    await this.#read(file, start, buf, name);
+    for (let b = b0; b <= b1; b++) {
+      const at = (b - b0) * BLOCK_BYTES;
+      const got = checksum(
+        buf.subarray(at, Math.min(buf.length, at + BLOCK_BYTES)),
+      );
+      const want = await this.#blockSum(name, b);
+      if (got !== want) {
+        throw damaged(
+          this.path,
+          `block ${b} of ${name} (bytes ${b * BLOCK_BYTES} to ${
+            Math.min(size, (b + 1) * BLOCK_BYTES)
+          }, read for ${field()}) has the CRC-32 ${got}, but ${KEY_SUMS} holds ${want}`,
+        );
       }
-      this.#keysChecked = true;
     }
-    return { keys: this.#keys, offsets: this.#offsets!, sorted: this.#sorted! };
+    return buf.subarray(from - start, from - start + len);
+  }
+
+  /** A uint64 position read from an index file, bounded by `limit` before it becomes a number. */
+  #position(
+    v: DataView,
+    at: number,
+    limit: number,
+    name: IndexFile,
+    field: string,
+  ): number {
+    const x = v.getBigUint64(at, true);
+    if (x > BigInt(limit)) {
+      throw damaged(
+        this.path,
+        `${name} gives ${field} as ${x}, beyond the ${limit} bytes of ${KEYS}`,
+      );
+    }
+    return Number(x);
   }
 
   #checkIndex(i: number, what: string): void {
@@ -1340,7 +1745,8 @@ export class ScoreMapStore {
   }
 
   /**
-   * The key of image `i` (two small reads).
+   * The key of image `i` (two small reads; in version 2 each is a checked
+   * 4 KiB block).
    *
    * @example
    * ```ts
@@ -1360,26 +1766,55 @@ export class ScoreMapStore {
   }
 
   async #keyAt(i: number): Promise<string> {
-    const { keys, offsets } = await this.#keyFiles();
-    const o = new Uint8Array(16);
-    await this.#read(offsets, 8 * i, o, KEY_OFFSETS);
-    const v = new DataView(o.buffer);
-    const from = Number(v.getBigUint64(0, true));
-    const to = Number(v.getBigUint64(8, true));
+    const o = await this.#bytes(
+      KEY_OFFSETS,
+      8 * i,
+      16,
+      () => `key ${i}'s entry`,
+    );
+    const v = new DataView(o.buffer, o.byteOffset, 16);
+    const limit = this.#sizes[KEYS];
+    const from = this.#position(v, 0, limit, KEY_OFFSETS, `key ${i}'s start`);
+    const to = this.#position(v, 8, limit, KEY_OFFSETS, `key ${i + 1}'s start`);
     if (!(to > from + 1 && to - from - 1 <= MAX_KEY_BYTES)) {
-      throw new ScoreMapError(
-        `score-map store ${this.path} is damaged: ${KEY_OFFSETS} gives key ${i} the bytes [${from}, ${to}) of ${KEYS}; rebuild the store`,
+      throw damaged(
+        this.path,
+        `${KEY_OFFSETS} gives key ${i} the bytes [${from}, ${to}) of ${KEYS}, expected 2 to ${
+          MAX_KEY_BYTES + 1
+        } bytes (the key and its line break)`,
       );
     }
-    const b = new Uint8Array(to - from - 1);
-    await this.#read(keys, from, b, KEYS);
-    return new TextDecoder().decode(b);
+    const b = await this.#bytes(
+      KEYS,
+      from,
+      to - from,
+      () => `key ${i} (from ${KEY_OFFSETS})`,
+    );
+    const nl = b.indexOf(0x0a);
+    if (nl !== b.length - 1) {
+      throw damaged(
+        this.path,
+        `${KEY_OFFSETS} gives key ${i} the bytes [${from}, ${to}) of ${KEYS}, which are not one line`,
+      );
+    }
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(
+        b.subarray(0, nl),
+      );
+    } catch (e) {
+      throw damaged(
+        this.path,
+        `key ${i} in ${KEYS} (bytes [${from}, ${to})) is not valid UTF-8 (${
+          (e as Error).message
+        })`,
+      );
+    }
   }
 
   /**
    * The index of the image with this key, or -1: a binary search on disk
-   * through `keys.sorted` (about log2(count) - 5 small reads, the index is
-   * never loaded whole).
+   * through `keys.sorted`, one checked 4 KiB block (64 entries) per step
+   * (about log2(count) - 5 reads; the index is never loaded whole).
    *
    * @example
    * ```ts
@@ -1398,65 +1833,146 @@ export class ScoreMapStore {
     return await this.#serial(() => this.#search(want));
   }
 
+  /** Entry bytes, key-prefix bytes and where the prefix starts, for this store's version. */
+  #entryLayout(): { entry: number; prefix: number; at: number } {
+    return this.header.version === 1
+      ? { entry: ENTRY_V1, prefix: PREFIX_V1, at: 16 }
+      : { entry: ENTRY, prefix: PREFIX, at: 24 };
+  }
+
   async #search(want: Uint8Array): Promise<number> {
-    const { keys, sorted } = await this.#keyFiles();
-    const entry = new Uint8Array(ENTRY);
-    // Compares the wanted key with the entry at `at` of `buf`: -1, 0 or 1.
-    const compare = async (buf: Uint8Array, at: number): Promise<number> => {
-      const v = new DataView(buf.buffer, buf.byteOffset + at, ENTRY);
+    const { entry, prefix, at: pAt } = this.#entryLayout();
+    const count = this.header.count;
+    const keysSize = this.#sizes[KEYS];
+    // Compares the wanted key with entry e (at byte `at` of `buf`): -1, 0 or 1.
+    const compare = async (
+      buf: Uint8Array,
+      at: number,
+      e: number,
+    ): Promise<number> => {
+      const v = new DataView(buf.buffer, buf.byteOffset + at, entry);
       const len = v.getUint32(4, true);
-      const known = Math.min(len, PREFIX); // bytes of the key in the entry
+      if (len < 1 || len > MAX_KEY_BYTES) {
+        throw damaged(
+          this.path,
+          `${KEY_SORTED} entry ${e} gives its key a length of ${len} bytes, expected 1 to ${MAX_KEY_BYTES}`,
+        );
+      }
+      const known = Math.min(len, prefix); // bytes of the key in the entry
       const m = Math.min(want.length, known);
       for (let i = 0; i < m; i++) {
-        const d = want[i] - buf[at + 16 + i];
+        const d = want[i] - buf[at + pAt + i];
         if (d !== 0) return d < 0 ? -1 : 1;
       }
       if (want.length < known) return -1; // a proper prefix sorts first
-      if (len <= PREFIX) return Math.sign(want.length - len);
-      // Both share the first 32 bytes: compare the whole key.
-      const full = new Uint8Array(len);
-      await this.#read(keys, Number(v.getBigUint64(8, true)), full, KEYS);
+      if (len <= prefix) return Math.sign(want.length - len);
+      // Both share the first bytes of the prefix: compare the whole key.
+      const from = this.#position(
+        v,
+        8,
+        keysSize,
+        KEY_SORTED,
+        `entry ${e}'s key start`,
+      );
+      const full = await this.#bytes(
+        KEYS,
+        from,
+        len,
+        () => `${KEY_SORTED} entry ${e}`,
+      );
       return Math.sign(compareBytes(want, 0, want.length, full, 0, len));
     };
-    let lo = 0, hi = this.header.count;
-    while (hi - lo > 64) {
-      const mid = (lo + hi) >>> 1;
-      await this.#read(sorted, mid * ENTRY, entry, KEY_SORTED);
-      const c = await compare(entry, 0);
-      if (c === 0) {
-        return this.#found(new DataView(entry.buffer).getUint32(0, true));
+    let lo = 0, hi = count;
+    while (lo < hi) {
+      // The block holding the middle entry: a binary search inside it
+      // either ends the search or excludes the whole block.
+      const b = Math.floor(((lo + hi) >>> 1) / ENTRIES_PER_BLOCK);
+      const first = b * ENTRIES_PER_BLOCK;
+      const last = Math.min(count, first + ENTRIES_PER_BLOCK);
+      const block = await this.#bytes(
+        KEY_SORTED,
+        first * entry,
+        (last - first) * entry,
+        () => `entries ${first} to ${last - 1}`,
+      );
+      this.#checkOrder(block, first, last);
+      const s = Math.max(lo, first), e = Math.min(hi, last);
+      let a = s, z = e;
+      while (a < z) {
+        const m = (a + z) >>> 1;
+        const c = await compare(block, (m - first) * entry, m);
+        if (c === 0) return this.#found(block, (m - first) * entry, m, want);
+        if (c < 0) z = m;
+        else a = m + 1;
       }
-      if (c < 0) hi = mid;
-      else lo = mid + 1;
-    }
-    if (hi <= lo) return -1;
-    const block = new Uint8Array((hi - lo) * ENTRY);
-    await this.#read(sorted, lo * ENTRY, block, KEY_SORTED);
-    let a = 0, b = hi - lo;
-    while (a < b) {
-      const mid = (a + b) >>> 1;
-      const c = await compare(block, mid * ENTRY);
-      if (c === 0) {
-        return this.#found(
-          new DataView(block.buffer).getUint32(mid * ENTRY, true),
-        );
-      }
-      if (c < 0) b = mid;
-      else a = mid + 1;
+      if (a > s && a < e) return -1;
+      if (a === s) hi = s;
+      else lo = e;
     }
     return -1;
   }
 
-  #found(i: number): number {
+  /** Checks that the entries of a block are in key order, as far as their prefixes tell. */
+  #checkOrder(block: Uint8Array, first: number, last: number): void {
+    const { entry, prefix, at } = this.#entryLayout();
+    const v = new DataView(block.buffer, block.byteOffset, block.length);
+    for (let e = first; e + 1 < last; e++) {
+      const p = (e - first) * entry, q = p + entry;
+      const la = v.getUint32(p + 4, true), lb = v.getUint32(q + 4, true);
+      const ka = Math.min(la, prefix), kb = Math.min(lb, prefix);
+      const d = compareBytes(
+        block,
+        p + at,
+        Math.min(ka, kb),
+        block,
+        q + at,
+        Math.min(ka, kb),
+      );
+      const broken = d !== 0
+        ? d > 0
+        : (la <= prefix && lb <= prefix)
+        ? la >= lb
+        : lb <= prefix && ka >= kb; // b whole and a prefix of a: a > b
+      if (broken) {
+        throw damaged(
+          this.path,
+          `${KEY_SORTED} entries ${e} and ${e + 1} are not in key order`,
+        );
+      }
+    }
+  }
+
+  /** The record of a found entry, checked: in range, and (version 2) the entry's key hash is the key's. */
+  #found(
+    block: Uint8Array,
+    at: number,
+    e: number,
+    want: Uint8Array,
+  ): number {
+    const v = new DataView(block.buffer, block.byteOffset + at, 24);
+    const i = v.getUint32(0, true);
     if (i >= this.header.count) {
-      throw new ScoreMapError(
-        `score-map store ${this.path} is damaged: ${KEY_SORTED} points at record ${i} of ${this.header.count}; rebuild the store`,
+      throw damaged(
+        this.path,
+        `${KEY_SORTED} entry ${e} points at record ${i} of ${this.header.count}`,
+      );
+    }
+    if (this.header.version !== 1 && !isKeyHash(v, 16, keyHash(want))) {
+      throw damaged(
+        this.path,
+        `${KEY_SORTED} entry ${e} holds a key hash that is not the hash of its key ${
+          JSON.stringify(new TextDecoder().decode(want))
+        }`,
       );
     }
     return i;
   }
 
-  async #resolve(iOrKey: number | string, what: string): Promise<number> {
+  /** A record index, and the key it must hold when `iOrKey` is a key. */
+  async #resolve(
+    iOrKey: number | string,
+    what: string,
+  ): Promise<{ i: number; key?: string }> {
     if (typeof iOrKey === "string") {
       const i = await this.indexOf(iOrKey);
       if (i < 0) {
@@ -1469,15 +1985,17 @@ export class ScoreMapStore {
           } in the score-map store ${this.path} (${this.header.count} images)${first}; check the key (<class>/<stem>) and that the store was made for this dataset`,
         );
       }
-      return i;
+      return { i, key: iOrKey };
     }
     this.#checkIndex(iOrKey, what);
-    return iOrKey;
+    return { i: iOrKey };
   }
 
   /**
    * One image's map, by index or key (one seek + read, plus the key lookup
-   * for a key). Checked against the header (finite scores, ids in range).
+   * for a key). Checked against the record's checksum (and, by key, the
+   * key's hash: never another image's map) and the header (finite scores,
+   * ids in range).
    *
    * @example
    * ```ts
@@ -1493,8 +2011,11 @@ export class ScoreMapStore {
    * ```
    */
   async read(iOrKey: number | string): Promise<ScoreMap> {
-    const i = await this.#resolve(iOrKey, "read");
-    const b = await this.readBatch([i]);
+    const { i, key } = await this.#resolve(iOrKey, "read");
+    this.#dataFile();
+    const b = await this.#serial(() =>
+      this.#readBatch([i], key === undefined ? undefined : [key])
+    );
     return {
       k: b.k,
       height: b.height,
@@ -1506,7 +2027,7 @@ export class ScoreMapStore {
 
   /**
    * The ground-truth label of image `i`, or undefined when the store has
-   * none (one 4-byte read).
+   * none (one read: the record, checked, in version 2; 4 bytes in version 1).
    *
    * @example
    * ```ts
@@ -1521,20 +2042,29 @@ export class ScoreMapStore {
    * ```
    */
   label(i: number | string): Promise<number | undefined> {
-    return this.#resolve(i, "label").then((j) =>
+    return this.#resolve(i, "label").then(({ i: j, key }) =>
       this.#serial(async () => {
         if (!this.header.labels) return undefined;
+        if (this.header.version !== 1) {
+          const b = await this.#readBatch(
+            [j],
+            key === undefined ? undefined : [key],
+          );
+          const v = b.labels![0];
+          return v < 0 ? undefined : v;
+        }
         const b = new Uint8Array(4);
         await this.#read(
           this.#dataFile(),
-          j * this.header.record.bytes,
+          j * this.header.record.bytes + this.header.record.label.offset,
           b,
           DATA,
         );
         const v = new DataView(b.buffer).getInt32(0, true);
         if (v < -1 || v >= this.header.numClasses) {
-          throw new ScoreMapError(
-            `score-map store ${this.path} is damaged: record ${j} holds the label ${v}, outside [-1, ${this.header.numClasses}); rebuild the store`,
+          throw damaged(
+            this.path,
+            `record ${j} of ${DATA} holds the label ${v}, outside [-1, ${this.header.numClasses})`,
           );
         }
         return v < 0 ? undefined : v;
@@ -1546,6 +2076,7 @@ export class ScoreMapStore {
    * The maps of several images concatenated into [B, k, H, W] arrays (for
    * label pooling), with their labels when the store has them. Records of
    * consecutive indices are read together; any order and repeats are fine.
+   * Every record is checked against its checksum.
    *
    * @example
    * ```ts
@@ -1574,7 +2105,12 @@ export class ScoreMapStore {
     return await this.#serial(() => this.#readBatch(indices));
   }
 
-  async #readBatch(indices: ArrayLike<number>): Promise<ScoreMapBatch> {
+  /** Reads and decodes records; `keys[j]` (when given) is the key record `indices[j]` must hold. */
+  async #readBatch(
+    indices: ArrayLike<number>,
+    keys?: readonly string[],
+    validate = this.#validate,
+  ): Promise<ScoreMapBatch> {
     const h = this.header, rec = h.record;
     const B = indices.length;
     const n = h.k * h.height * h.width;
@@ -1585,6 +2121,7 @@ export class ScoreMapStore {
     order.sort((a, b) => indices[a] - indices[b]);
     const maxRun = Math.max(1, Math.floor((8 << 20) / rec.bytes));
     const table = half();
+    const checked = h.version !== 1;
     // Runs of consecutive (or repeated) record indices: one read each.
     const runs: { p: number; q: number; offset: number; buf: Uint8Array }[] =
       [];
@@ -1605,9 +2142,38 @@ export class ScoreMapStore {
       const first = indices[order[p]];
       const u16 = new Uint16Array(buf.buffer);
       const i32 = new Int32Array(buf.buffer);
+      const view = new DataView(buf.buffer);
       for (let r = p; r < q; r++) {
         const j = order[r];
         const base = (indices[j] - first) * rec.bytes;
+        if (checked) {
+          const i = indices[j];
+          const got = recordChecksum(
+            buf.subarray(base, base + rec.bytes),
+            i,
+          );
+          const stored = view.getUint32(base, true);
+          if (got !== stored) {
+            throw damaged(
+              this.path,
+              `record ${i} of ${DATA} (${await this.#keyForError(
+                i,
+              )}) fails its checksum: it holds ${stored}, its bytes give ${got}`,
+            );
+          }
+          if (keys !== undefined) {
+            const want = keyHash(new TextEncoder().encode(keys[j]));
+            if (!isKeyHash(view, base + rec.keyHash!.offset, want)) {
+              throw damaged(
+                this.path,
+                `the key index sends the key ${JSON.stringify(keys[j])} (hash ${
+                  hashHex(want)
+                }) to record ${i}, which holds the map of another key (${await this
+                  .#keyForError(i)}); ${KEY_SORTED} or ${KEY_OFFSETS} is wrong`,
+              );
+            }
+          }
+        }
         const out = j * n;
         const s0 = (base + rec.scores.offset) >> 1;
         for (let e = 0; e < n; e++) scores[out + e] = table[u16[s0 + e]];
@@ -1618,9 +2184,9 @@ export class ScoreMapStore {
           const i0 = (base + rec.ids.offset) >> 2;
           for (let e = 0; e < n; e++) ids[out + e] = i32[i0 + e];
         }
-        const label = i32[base >> 2];
+        const label = i32[(base + rec.label.offset) >> 2];
         if (labels) labels[j] = label;
-        if (this.#validate && !recordOk(h, scores, ids, out, n, label)) {
+        if (validate && !recordOk(h, scores, ids, out, n, label)) {
           await this.#checkRecord(indices[j], scores, ids, out, n, label);
         }
       }
@@ -1658,21 +2224,21 @@ export class ScoreMapStore {
     if (bad < 0 && !labelBad) return;
     const key = await this.#keyForError(i);
     if (labelBad) {
-      throw new ScoreMapError(
-        `score-map store ${this.path} is damaged: record ${i} (${key}) holds the label ${label}, but ${
+      throw damaged(
+        this.path,
+        `record ${i} (${key}) holds the label ${label}, but ${
           h.labels ? `labels lie in [-1, ${c})` : "the store has no labels"
-        }; rebuild the store`,
+        }`,
       );
     }
     const s = scores[from + bad], id = ids[from + bad];
-    throw new ScoreMapError(
-      `score-map store ${this.path} is damaged: record ${i} (${key}) holds ${
+    throw damaged(
+      this.path,
+      `record ${i} (${key}) holds ${
         !(s - s === 0)
           ? `the score ${s}`
           : `class ${id}, but the store has ${c} classes,`
-      } in ${
-        cellOf(bad, h.height, h.width)
-      }; the file was changed or corrupted, rebuild the store`,
+      } in ${cellOf(bad, h.height, h.width)}`,
     );
   }
 
@@ -1683,6 +2249,34 @@ export class ScoreMapStore {
     } catch {
       return "key unknown";
     }
+  }
+
+  /** Every key, in record order, read whole (and checked, in version 2). */
+  async #allKeys(): Promise<string[]> {
+    const b = await this.#bytes(
+      KEYS,
+      0,
+      this.#sizes[KEYS],
+      () => "the whole file",
+    );
+    let text: string;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true }).decode(b);
+    } catch (e) {
+      throw damaged(
+        this.path,
+        `${KEYS} is not valid UTF-8 (${(e as Error).message})`,
+      );
+    }
+    const list = text.split("\n");
+    list.pop();
+    if (list.length !== this.header.count || !text.endsWith("\n")) {
+      throw damaged(
+        this.path,
+        `${KEYS} should hold ${this.header.count} lines, found ${list.length}`,
+      );
+    }
+    return list;
   }
 
   /**
@@ -1702,21 +2296,108 @@ export class ScoreMapStore {
    * ```
    */
   keys(): Promise<string[]> {
-    return this.#serial(async () => {
-      const { keys } = await this.#keyFiles();
-      const size = (await keys.stat()).size;
-      const b = new Uint8Array(size);
-      await this.#read(keys, 0, b, KEYS);
-      const text = new TextDecoder().decode(b);
-      const list = text.split("\n");
-      list.pop();
-      if (list.length !== this.header.count || !text.endsWith("\n")) {
-        throw new ScoreMapError(
-          `score-map store ${this.path} is damaged: ${KEYS} should hold ${this.header.count} lines, found ${list.length}; rebuild the store`,
+    this.#dataFile();
+    return this.#serial(() => this.#allKeys());
+  }
+
+  /**
+   * Checks the whole store, linearly: every block of the index files against
+   * its checksum, every `keys.offsets` entry against `keys.txt`, every
+   * `keys.sorted` entry (in key order, each record once, its key, length,
+   * offset and hash), and every record (checksum, key hash, scores, ids and
+   * label). Throws the first {@linkcode ScoreMapError} found; a version-1
+   * store gets every check its format allows. Reads everything once and
+   * keeps the keys in memory (about 100 bytes per image).
+   *
+   * @example
+   * ```ts
+   * import { officialToStore, ScoreMapStore } from "tokenlab/labels/score_map.ts";
+   * const dir = await Deno.makeTempDir();
+   * const root = new URL("../../tests/fixtures/score_maps", import.meta.url);
+   * await officialToStore(root, `${dir}/maps`, { numClasses: 1000, annotator: "fixture", preprocessing: { mode: "squash", size: 224 }, scores: "logits" });
+   * using store = await ScoreMapStore.open(`${dir}/maps`);
+   * await store.verify(); // throws if anything is damaged
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  verify(): Promise<void> {
+    this.#dataFile();
+    return this.#serial(() => this.#verify());
+  }
+
+  async #verify(): Promise<void> {
+    const n = this.header.count;
+    const keys = await this.#allKeys();
+    const enc = new TextEncoder();
+    const bytes = keys.map((k) => enc.encode(k));
+    // keys.offsets: the line starts of keys.txt.
+    const off = await this.#bytes(KEY_OFFSETS, 0, 8 * (n + 1), () => "all");
+    const ov = new DataView(off.buffer, off.byteOffset, off.length);
+    let pos = 0;
+    for (let i = 0; i <= n; i++) {
+      if (ov.getBigUint64(8 * i, true) !== BigInt(pos)) {
+        throw damaged(
+          this.path,
+          `${KEY_OFFSETS} entry ${i} is ${
+            ov.getBigUint64(8 * i, true)
+          }, but line ${i} of ${KEYS} starts at byte ${pos}`,
         );
       }
-      return list;
-    });
+      if (i < n) pos += bytes[i].length + 1;
+    }
+    // keys.sorted: a permutation of the records, in key order, each entry
+    // describing its key.
+    const { entry, prefix, at } = this.#entryLayout();
+    const sorted = await this.#bytes(KEY_SORTED, 0, entry * n, () => "all");
+    const sv = new DataView(sorted.buffer, sorted.byteOffset, sorted.length);
+    const seen = new Uint8Array(n);
+    let prev = -1;
+    for (let e = 0; e < n; e++) {
+      const p = e * entry;
+      const i = sv.getUint32(p, true);
+      const bad = (what: string) =>
+        damaged(this.path, `${KEY_SORTED} entry ${e} ${what}`);
+      if (i >= n || seen[i]) {
+        throw bad(`points at record ${i}${i < n ? ", already listed" : ""}`);
+      }
+      seen[i] = 1;
+      const k = bytes[i];
+      if (
+        sv.getUint32(p + 4, true) !== k.length ||
+        sv.getBigUint64(p + 8, true) !== ov.getBigUint64(8 * i, true) ||
+        compareBytes(
+            sorted,
+            p + at,
+            Math.min(k.length, prefix),
+            k,
+            0,
+            Math.min(k.length, prefix),
+          ) !== 0
+      ) {
+        throw bad(`does not describe key ${i} ${JSON.stringify(keys[i])}`);
+      }
+      if (this.header.version !== 1 && !isKeyHash(sv, p + 16, keyHash(k))) {
+        throw bad(`holds a key hash that is not that of its key`);
+      }
+      if (prev >= 0) {
+        const a = bytes[prev];
+        if (compareBytes(a, 0, a.length, k, 0, k.length) >= 0) {
+          throw bad(`is not after entry ${e - 1} in key order`);
+        }
+      }
+      prev = i;
+    }
+    // Every record, with its key's hash and its values.
+    const chunk = 256;
+    for (let from = 0; from < n; from += chunk) {
+      const m = Math.min(chunk, n - from);
+      const idx = Array.from({ length: m }, (_, j) => from + j);
+      await this.#readBatch(
+        idx,
+        this.header.version === 1 ? undefined : keys.slice(from, from + m),
+        true,
+      );
+    }
   }
 
   /** Closes the store's files (reads after this fail). */
@@ -1727,9 +2408,7 @@ export class ScoreMapStore {
       const f of [
         ...this.#pool.slice(1),
         this.#data,
-        this.#keys,
-        this.#offsets,
-        this.#sorted,
+        ...Object.values(this.#index),
       ]
     ) {
       try {
@@ -1737,11 +2416,9 @@ export class ScoreMapStore {
       } catch { /* already closed */ }
     }
     this.#pool = [];
-    this.#data =
-      this.#keys =
-      this.#offsets =
-      this.#sorted =
-        null;
+    this.#data = null;
+    this.#index = {};
+    this.#sumPages.clear();
   }
 
   /** Closes the store (for `using`). */
@@ -1767,6 +2444,12 @@ export class ScoreMapStore {
       ["scores", h.scores],
       ["labels", h.labels ? "yes" : "no"],
       ["record", `${h.record.bytes} bytes (ids ${h.record.ids.dtype})`],
+      [
+        "format",
+        `version ${h.version}${
+          h.version === 1 ? " (no checksums: upgradeScoreMapStore)" : ""
+        }`,
+      ],
     ];
     const md = [
       `**score-map store** \`${this.path}\``,
@@ -1799,6 +2482,68 @@ function recordOk(
   return h.labels ? label >= -1 && label < c : label === -1;
 }
 
+/** The header fields (but the record layout, which follows from them) where `want` and `have` differ. */
+function headerDifferences(
+  want: ScoreMapStoreHeader,
+  have: ScoreMapStoreHeader,
+): (keyof ScoreMapStoreHeader)[] {
+  return (Object.keys(want) as (keyof ScoreMapStoreHeader)[])
+    .filter((f) =>
+      f !== "record" && f !== "checksum" && !sameJson(want[f], have[f])
+    );
+}
+
+/** `field value, ...` of a header, for messages. */
+function describeFields(
+  h: ScoreMapStoreHeader,
+  fields: (keyof ScoreMapStoreHeader)[],
+): string {
+  return fields.map((f) => `${f} ${JSON.stringify(h[f])?.slice(0, 100)}`)
+    .join(", ");
+}
+
+/**
+ * What an interrupted write holds, without changing it: its creation header
+ * (undefined when `partial.json` is unreadable) and how many records a
+ * resume would keep (-1: unknown).
+ */
+async function partialState(
+  partial: string,
+): Promise<{ header?: ScoreMapStoreHeader; records: number }> {
+  let header: ScoreMapStoreHeader;
+  try {
+    header = parseHeader(
+      await Deno.readTextFile(`${partial}/${PARTIAL_INFO}`),
+      partial,
+      PARTIAL_INFO,
+      false,
+    );
+  } catch {
+    return { records: -1 };
+  }
+  let claimed = 0;
+  try {
+    const p = JSON.parse(await Deno.readTextFile(`${partial}/${PROGRESS}`));
+    claimed = Number.isSafeInteger(p?.count) && p.count >= 0 ? p.count : -1;
+  } catch (e) {
+    // No progress file: no checkpoint yet (what resume keeps: nothing).
+    if (!(e instanceof Deno.errors.NotFound)) claimed = -1;
+  }
+  const size = async (name: string) => {
+    try {
+      return (await Deno.stat(`${partial}/${name}`)).size;
+    } catch {
+      return 0;
+    }
+  };
+  const onDisk = Math.min(
+    Math.floor((await size(DATA)) / header.record.bytes),
+    (await size(KEYS)) > 0 ? Number.MAX_SAFE_INTEGER : 0,
+  );
+  if (onDisk === 0) return { header, records: 0 };
+  return { header, records: claimed < 0 ? -1 : Math.min(claimed, onDisk) };
+}
+
 function checkFlushEvery(n: number | undefined): number {
   const v = n ?? 1000;
   if (!Number.isSafeInteger(v) || v < 1) {
@@ -1809,60 +2554,112 @@ function checkFlushEvery(n: number | undefined): number {
   return v;
 }
 
-function parseHeader(text: string, where: string): ScoreMapStoreHeader {
+/**
+ * Parses and checks a store header (`header.json`, or `partial.json` with
+ * `committed: false`): the format, a version this tokenlab reads, the
+ * version-2 checksum, the shape (bounded: no header makes a reader allocate
+ * more than a record of 2^26 values), count, labels, the record layout and,
+ * for a committed version-2 store, the index sizes.
+ */
+function parseHeader(
+  text: string,
+  where: string,
+  file: string,
+  committed = true,
+): ScoreMapStoreHeader {
+  const at = `${where}/${file}`;
   let h: unknown;
   try {
     h = JSON.parse(text);
   } catch (e) {
     throw new ScoreMapError(
-      `score-map store ${where}: its header is not valid JSON (${
+      `score-map store ${where}: its ${file} is not valid JSON (${
         (e as Error).message
-      }); the store is damaged, rebuild it`,
+      }); the store is damaged, ${REBUILD}`,
       { cause: e },
     );
   }
   if (!isScoreMapStoreHeader(h) || h.format !== SCORE_MAP_STORE_FORMAT) {
     throw new ScoreMapError(
-      `${where} is not a score-map store: expected a header with format ${
+      `${where} is not a score-map store: expected ${file} with format ${
         JSON.stringify(SCORE_MAP_STORE_FORMAT)
-      }, found ${JSON.stringify(isScoreMapStoreHeader(h) ? h.format : h)}`,
-    );
-  }
-  if (h.version !== STORE_VERSION) {
-    throw new ScoreMapError(
-      `score-map store ${where} has format version ${
-        JSON.stringify(h.version)
-      }, this tokenlab reads version ${STORE_VERSION}; ${
-        typeof h.version === "number" && h.version > STORE_VERSION
-          ? "upgrade tokenlab"
-          : "rebuild the store"
+      }, found ${
+        JSON.stringify(isScoreMapStoreHeader(h) ? h.format : h)?.slice(0, 200)
       }`,
     );
   }
-  checkInit(h, `score-map store ${where}`);
-  if (!Number.isSafeInteger(h.count) || h.count < 0) {
+  if (h.version !== 1 && h.version !== STORE_VERSION) {
     throw new ScoreMapError(
-      `score-map store ${where}: expected count to be a non-negative integer, found ${
-        JSON.stringify(h.count)
-      }; the header is damaged`,
+      `score-map store ${where} has format version ${
+        JSON.stringify(h.version)?.slice(0, 40)
+      } in ${file}, this tokenlab reads versions 1 and ${STORE_VERSION}; ${
+        typeof h.version === "number" && h.version > STORE_VERSION
+          ? "upgrade tokenlab"
+          : `the header is damaged, ${REBUILD}`
+      }`,
+    );
+  }
+  if (h.version === STORE_VERSION) {
+    const want = headerChecksum(h as unknown as Record<string, unknown>);
+    if (h.checksum !== want) {
+      throw new ScoreMapError(
+        `score-map store ${where} is damaged: the checksum of ${at} is ${
+          JSON.stringify(h.checksum)?.slice(0, 40)
+        }, but its fields give ${want} (a field was changed or the file is corrupted); ${REBUILD}`,
+      );
+    }
+  }
+  checkInit(h, `score-map store ${at}`);
+  if (!Number.isSafeInteger(h.count) || h.count < 0 || h.count >= 2 ** 32) {
+    throw new ScoreMapError(
+      `score-map store ${at}: expected count to be an integer in [0, 2^32), found ${
+        JSON.stringify(h.count)?.slice(0, 40)
+      }; the header is damaged, ${REBUILD}`,
     );
   }
   if (typeof h.labels !== "boolean") {
     throw new ScoreMapError(
-      `score-map store ${where}: expected labels to be true or false, found ${
-        JSON.stringify(h.labels)
-      }; the header is damaged`,
+      `score-map store ${at}: expected labels to be true or false, found ${
+        JSON.stringify(h.labels)?.slice(0, 40)
+      }; the header is damaged, ${REBUILD}`,
     );
   }
-  const layout = recordLayout(h.k, h.height, h.width, h.numClasses);
+  const layout = recordLayout(h.k, h.height, h.width, h.numClasses, h.version);
   if (!sameJson(h.record, layout)) {
     throw new ScoreMapError(
-      `score-map store ${where}: its record layout ${
-        JSON.stringify(h.record)
-      } is not the one this tokenlab computes for k=${h.k}, ${h.height} x ${h.width}, ${h.numClasses} classes (${
+      `score-map store ${at}: its record layout ${
+        JSON.stringify(h.record)?.slice(0, 300)
+      } is not the one this tokenlab computes for version ${h.version}, k=${h.k}, ${h.height} x ${h.width}, ${h.numClasses} classes (${
         JSON.stringify(layout)
       }); the header is damaged or from another writer`,
     );
+  }
+  if (h.count * layout.bytes > Number.MAX_SAFE_INTEGER) {
+    throw new ScoreMapError(
+      `score-map store ${at}: count ${h.count} of ${layout.bytes}-byte records is too large a store; the header is damaged, ${REBUILD}`,
+    );
+  }
+  if (h.version === STORE_VERSION && committed) {
+    const ix = h.index as unknown;
+    const ok = ix !== null && typeof ix === "object" &&
+      sameJson(
+        Object.keys(ix as object),
+        ["keysBytes", "blockBytes", "entryBytes"],
+      ) && (ix as ScoreMapStoreIndexInfo).blockBytes === BLOCK_BYTES &&
+      (ix as ScoreMapStoreIndexInfo).entryBytes === ENTRY &&
+      Number.isSafeInteger((ix as ScoreMapStoreIndexInfo).keysBytes) &&
+      (ix as ScoreMapStoreIndexInfo).keysBytes >= 2 * h.count &&
+      (ix as ScoreMapStoreIndexInfo).keysBytes <=
+        (MAX_KEY_BYTES + 1) * h.count;
+    if (!ok) {
+      throw new ScoreMapError(
+        `score-map store ${at}: expected index {keysBytes (2 to ${
+          MAX_KEY_BYTES + 1
+        } bytes per key), blockBytes: ${BLOCK_BYTES}, entryBytes: ${ENTRY}}, found ${
+          JSON.stringify(ix)?.slice(0, 200)
+        }; the header is damaged, ${REBUILD}`,
+      );
+    }
   }
   return h;
 }
@@ -2073,7 +2870,7 @@ export class ScoreMapStoreWriter {
     // Encode now (synchronously), so the caller may reuse its arrays.
     const rec = new Uint8Array(h.record.bytes);
     const v = new DataView(rec.buffer);
-    v.setInt32(0, hasLabel ? label : -1, true);
+    v.setInt32(h.record.label.offset, hasLabel ? label : -1, true);
     rec.set(new Uint8Array(bits.buffer), h.record.scores.offset);
     const n = map.ids.length;
     if (h.record.ids.dtype === "uint16") {
@@ -2081,6 +2878,12 @@ export class ScoreMapStoreWriter {
     } else {
       new Int32Array(rec.buffer, h.record.ids.offset, n).set(map.ids);
     }
+    setKeyHash(
+      v,
+      h.record.keyHash!.offset,
+      keyHash(new TextEncoder().encode(key)),
+    );
+    v.setUint32(0, recordChecksum(rec, this.#count), true);
     this.#labels = hasLabel;
     this.#keySet.add(key);
     this.#count++;
@@ -2234,15 +3037,20 @@ export class ScoreMapStoreWriter {
       const partial = this.partialPath;
       await removeTemporaries(partial);
       const count = this.#flushed.count;
-      const header = makeHeader(this.header, count, this.#labels ?? false);
+      const header = makeHeader(this.header, count, this.#labels ?? false, {
+        keysBytes: this.#flushed.keysBytes,
+        blockBytes: BLOCK_BYTES,
+        entryBytes: ENTRY,
+      });
       await writeKeyIndex(partial, count, this.#flushed.keysBytes);
-      await writeFileAtomic(`${partial}/${HEADER}`, jsonBytes(header), {
+      const bytes = headerBytes(header);
+      await writeFileAtomic(`${partial}/${HEADER}`, bytes, {
         overwrite: true,
       });
       await Deno.remove(`${partial}/${PROGRESS}`).catch(() => {});
       await Deno.remove(`${partial}/${PARTIAL_INFO}`);
       await moveIntoPlace(partial, this.path, this.#opts.overwrite);
-      return header;
+      return JSON.parse(new TextDecoder().decode(bytes));
     });
   }
 }
@@ -2305,7 +3113,12 @@ async function startWriter(
       if (count > 0) {
         for (const k of text.slice(0, -1).split("\n")) keySet.add(k);
         const lb = new Uint8Array(4);
-        await readFull(data, 0, lb, () => `resuming ${partial}/${DATA}`);
+        await readFull(
+          data,
+          header.record.label.offset,
+          lb,
+          () => `resuming ${partial}/${DATA}`,
+        );
         labels = new DataView(lb.buffer).getInt32(0, true) >= 0;
       }
       progress = { count, dataBytes: count * rb, keysBytes };
@@ -2380,7 +3193,7 @@ async function moveIntoPlace(
   await Deno.remove(old, { recursive: true });
 }
 
-/** Builds `keys.offsets` and `keys.sorted` from `keys.txt`. */
+/** Builds `keys.offsets`, `keys.sorted` and their checksums `keys.sums` from `keys.txt`. */
 async function writeKeyIndex(
   partial: string,
   count: number,
@@ -2450,6 +3263,15 @@ async function writeKeyIndex(
       );
     }
   }
+  // The checksums: keys.offsets' blocks, then keys.sorted's, then keys.txt's.
+  const sortedBytes = ENTRY * count;
+  const sums = new DataView(
+    new ArrayBuffer(
+      4 * (blockCount(off.length) + blockCount(sortedBytes) +
+        blockCount(text.length)),
+    ),
+  );
+  let at = blockSums(off, sums, 0);
   const tmp = `${partial}/.${KEY_SORTED}.tmp`;
   const file = await Deno.open(tmp, {
     write: true,
@@ -2457,7 +3279,7 @@ async function writeKeyIndex(
     truncate: true,
   });
   try {
-    const chunk = 65536;
+    const chunk = 65536; // entries: a whole number of checksum blocks
     for (let from = 0; from < count; from += chunk) {
       const m = Math.min(chunk, count - from);
       const out = new Uint8Array(m * ENTRY);
@@ -2468,8 +3290,10 @@ async function writeKeyIndex(
         v.setUint32(r * ENTRY, i, true);
         v.setUint32(r * ENTRY + 4, len, true);
         v.setBigUint64(r * ENTRY + 8, BigInt(a), true);
-        out.set(text.subarray(a, a + Math.min(len, PREFIX)), r * ENTRY + 16);
+        setKeyHash(v, r * ENTRY + 16, keyHash(text.subarray(a, a + len)));
+        out.set(text.subarray(a, a + Math.min(len, PREFIX)), r * ENTRY + 24);
       }
+      at = blockSums(out, sums, at);
       await writeAll(file, out);
     }
     await file.syncData();
@@ -2477,6 +3301,12 @@ async function writeKeyIndex(
     file.close();
   }
   await Deno.rename(tmp, `${partial}/${KEY_SORTED}`);
+  blockSums(text, sums, at);
+  await writeFileAtomic(
+    `${partial}/${KEY_SUMS}`,
+    new Uint8Array(sums.buffer),
+    { overwrite: true },
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -2889,4 +3719,93 @@ export async function storeToOfficial(
     throw e;
   }
   return { count: keys.length, skipped: 0 };
+}
+
+/** Options of {@linkcode upgradeScoreMapStore}. */
+export interface UpgradeScoreMapStoreOptions {
+  /** Called after each chunk with the maps done and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What {@linkcode upgradeScoreMapStore} did. */
+export interface ScoreMapUpgradeResult {
+  /** The store's format version before. */
+  from: number;
+  /** Its version now ({@linkcode SCORE_MAP_STORE_VERSION}). */
+  to: number;
+  /** Maps in the store. */
+  count: number;
+}
+
+/**
+ * Rewrites a version-1 store (no checksums) as the current version, in
+ * place: first checks everything version 1 allows (every record's values,
+ * the key index against `keys.txt`, see {@linkcode ScoreMapStore.verify}),
+ * then writes the same keys, maps and labels as a new store at
+ * `<path>.partial` and swaps it in when complete (the old store stays until
+ * then). A store already at the current version is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { ScoreMapStore, upgradeScoreMapStore } from "tokenlab/labels/score_map.ts";
+ * const dir = await Deno.makeTempDir();
+ * const w = await ScoreMapStore.create(`${dir}/s`, { k: 1, height: 1, width: 1, numClasses: 2, annotator: "a", preprocessing: { mode: "squash", size: 8 }, scores: "unknown" });
+ * await w.append("a", { k: 1, height: 1, width: 1, scores: new Float32Array([1]), ids: new Int32Array([1]) });
+ * await w.commit();
+ * console.log(await upgradeScoreMapStore(`${dir}/s`)); // { from: 2, to: 2, count: 1 } (already current)
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function upgradeScoreMapStore(
+  path: string | URL,
+  options: UpgradeScoreMapStoreOptions = {},
+): Promise<ScoreMapUpgradeResult> {
+  const dir = storePath(path);
+  const old = await ScoreMapStore.open(dir, { onWarning: () => {} });
+  let writer: ScoreMapStoreWriter | undefined;
+  try {
+    const h = old.header;
+    const from = h.version;
+    if (from === STORE_VERSION) {
+      return { from, to: STORE_VERSION, count: h.count };
+    }
+    await old.verify();
+    const keys = await old.keys();
+    writer = await ScoreMapStore.create(dir, {
+      k: h.k,
+      height: h.height,
+      width: h.width,
+      numClasses: h.numClasses,
+      annotator: h.annotator,
+      preprocessing: h.preprocessing,
+      scores: h.scores,
+      createdBy: h.createdBy,
+    }, { overwrite: true, flushEvery: 4096 });
+    const n = h.k * h.height * h.width;
+    const chunk = 256;
+    for (let at = 0; at < h.count; at += chunk) {
+      const m = Math.min(chunk, h.count - at);
+      const b = await old.readBatch(
+        Array.from({ length: m }, (_, j) => at + j),
+      );
+      for (let j = 0; j < m; j++) {
+        await writer.append(keys[at + j], {
+          k: h.k,
+          height: h.height,
+          width: h.width,
+          scores: b.scores.subarray(j * n, (j + 1) * n),
+          ids: b.ids.subarray(j * n, (j + 1) * n),
+        }, b.labels && b.labels[j] >= 0 ? b.labels[j] : undefined);
+      }
+      options.onProgress?.(at + m, h.count);
+    }
+    old.close();
+    await writer.commit();
+    return { from, to: STORE_VERSION, count: h.count };
+  } catch (e) {
+    await writer?.abort();
+    throw e;
+  } finally {
+    old.close();
+  }
 }
