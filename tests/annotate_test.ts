@@ -150,13 +150,18 @@ Deno.test("annotate: stored maps are the model's dense top-k; interrupted + resu
       Error,
       "already exists",
     );
+    // Interrupted after its first checkpoint, so that the partial store
+    // holds records (an empty one is simply started over).
     const stop = new AbortController();
     await annotate(model, source, {
       out: `${dir}/other`,
       k: 3,
       batchSize: 4,
+      flushEvery: 4,
       signal: stop.signal,
-      onProgress: () => stop.abort(),
+      onProgress: (done) => {
+        if (done >= 4) stop.abort();
+      },
     });
     await assertRejects(
       () =>
@@ -203,8 +208,9 @@ Deno.test("tokenlab annotate: writes a store, refuses to overwrite it, names mis
     using store = await ScoreMapStore.open(`${dir}/maps`);
     assertEquals(store.size, 10);
     const again = await runCli(args);
-    assertEquals(again.code, 1);
-    assertStringIncludes(again.stderr, "already exists");
+    assertEquals(again.code, 2, again.stderr);
+    assertStringIncludes(again.stderr, `--out ${dir}/maps already exists`);
+    assertStringIncludes(again.stderr, "pass --overwrite");
     const missing = await runCli(["annotate", "--model", "vit_xs32"]);
     assertEquals(missing.code, 2);
     assertStringIncludes(missing.stderr, "--data is required");
@@ -251,7 +257,7 @@ Deno.test("tokenlab annotate: an image folder, resized Pillow-exactly, keys <cla
       "--data",
       `${dir}/none`,
     ]);
-    assertEquals(bad.code, 1, bad.stderr);
+    assertEquals(bad.code, 2, bad.stderr);
     assertStringIncludes(bad.stderr, "no such file or folder");
   } finally {
     await Deno.remove(dir, { recursive: true });

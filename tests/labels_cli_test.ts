@@ -100,8 +100,8 @@ Deno.test("tokenlab labels: the left-40% crop, correct and official box order, s
       "--backend",
       "wasm",
     ]);
-    assertEquals(bad.code, 1);
-    assertStringIncludes(bad.stderr, "box");
+    assertEquals(bad.code, 2, bad.stderr);
+    assertStringIncludes(bad.stderr, "height and width must be at most 1");
     const usage = await runCli(["labels", `${dir}/store`]);
     assertEquals(usage.code, 2);
     assertStringIncludes(usage.stderr, "name an entry");

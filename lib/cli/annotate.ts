@@ -6,7 +6,16 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
+import {
+  checkBackendOption,
+  checkPath,
+  FRACTION,
+  numberOption,
+  parseCommandArgs,
+  positiveIntOption,
+  readingInput,
+  UsageError,
+} from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab annotate --model NAME|WEIGHTS --data DATASET --out STORE [options]
@@ -36,6 +45,16 @@ crash), it resumes where it stopped when run again with the same options.
   --batch-size N      images per forward pass (default 32)
   --backend NAME      auto, webgpu, wasm or cpu
   --overwrite         replace an existing store / restart an interrupted one`;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
 
 /** The `annotate` command. */
 export const annotateCommand: Command = {
@@ -85,16 +104,9 @@ export const annotateCommand: Command = {
         `tokenlab annotate: --head must be head or aux_head, found "${head}"`,
       );
     }
-    const cropPct = values["crop-pct"] === undefined
-      ? 1
-      : Number(values["crop-pct"]);
-    if (!(cropPct > 0 && cropPct <= 1)) {
-      throw new UsageError(
-        `tokenlab annotate: --crop-pct must be in (0, 1], found "${
-          values["crop-pct"]
-        }"`,
-      );
-    }
+    const cropPct =
+      numberOption("annotate", "--crop-pct", values["crop-pct"], FRACTION) ??
+        1;
     const k = positiveIntOption("annotate", "--k", values.k) ?? 5;
     const imgSize = positiveIntOption(
       "annotate",
@@ -103,6 +115,13 @@ export const annotateCommand: Command = {
     );
     const batchSize =
       positiveIntOption("annotate", "--batch-size", values["batch-size"]) ?? 32;
+    await checkBackendOption("annotate", values.backend);
+    const out = values.out!;
+    if (!values.overwrite && await exists(out)) {
+      throw new UsageError(
+        `tokenlab annotate: --out ${out} already exists; expected a new path for the store: pass --overwrite to replace it (the old store stays until the new one is complete), or choose another --out`,
+      );
+    }
 
     const { initBackend, describeBackend } = await import("../backend.ts");
     const { MODEL_NAMES, createModel } = await import("../models/registry.ts");
@@ -111,6 +130,9 @@ export const annotateCommand: Command = {
     const { openDataset, parseDataSpec } = await import("../data/datasets.ts");
     const { toImageSource } = await import("../data/paired.ts");
     const { annotate } = await import("../labels/annotate.ts");
+    const { ScoreMapError } = await import("../labels/score_map.ts");
+    const { DatasetError } = await import("../data/tensor_dataset.ts");
+    const { CheckpointError } = await import("../io/torch.ts");
     const { Progress } = await import("./_progress.ts");
 
     const choice = await initBackend({ backend: values.backend });
@@ -124,7 +146,20 @@ export const annotateCommand: Command = {
       );
       model = createModel(spec, overrides);
     } else {
-      const loaded = await loadModel(spec, { model: values.arch, overrides });
+      await checkPath("annotate", "--model", spec, {
+        kind: "file",
+        what:
+          `a weights file (.safetensors, or .pth/.pth.tar with --arch) or a registry name (${
+            MODEL_NAMES.join(", ")
+          })`,
+      });
+      // A WeightsError (the file does not fit) is bad input (main.ts).
+      const loaded = await readingInput(
+        "annotate",
+        "--model",
+        [CheckpointError],
+        () => loadModel(spec, { model: values.arch, overrides }),
+      );
       model = loaded.model;
       for (
         const line of [...loaded.report.resized, ...loaded.report.reinitialized]
@@ -132,15 +167,37 @@ export const annotateCommand: Command = {
         console.error(`  ${line}`);
       }
     }
-    const dataSpec = await parseDataSpec(values.data!);
+    const classes = model.config.numClasses;
+    if (k > classes) {
+      model.dispose();
+      throw new UsageError(
+        `tokenlab annotate: --k ${k} is more than the ${classes} classes of the model ${model.config.name}; expected 1 <= k <= ${classes}: pass --k ${
+          Math.min(5, classes)
+        } or less`,
+      );
+    }
     const preprocessing = {
       mode: mode as "resize-center-crop" | "squash",
       size: model.config.imgSize,
       cropPct,
     };
-    const source = dataSpec.kind === "tensors"
-      ? await openTensorDataset(dataSpec.path)
-      : toImageSource(await openDataset(dataSpec), preprocessing);
+    let source;
+    try {
+      // A DataSpecError (no such dataset) is bad input (main.ts).
+      const dataSpec = await parseDataSpec(values.data!);
+      source = await readingInput(
+        "annotate",
+        "--data",
+        [DatasetError],
+        async () =>
+          dataSpec.kind === "tensors"
+            ? await openTensorDataset(dataSpec.path)
+            : toImageSource(await openDataset(dataSpec), preprocessing),
+      );
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     const controller = new AbortController();
     const onSignal = () => {
       console.error("\ninterrupted: finishing the current batch...");
@@ -149,9 +206,13 @@ export const annotateCommand: Command = {
     Deno.addSignalListener("SIGINT", onSignal);
     let progress: InstanceType<typeof Progress> | null = null;
     let last = 0;
+    // annotate reports progress once the store is open: a ScoreMapError
+    // before that is the store refusing --out (an interrupted write made
+    // with other settings) or the settings: bad input, exit 2.
+    let started = false;
     try {
       const result = await annotate(model, source, {
-        out: values.out!,
+        out,
         k,
         batchSize,
         head,
@@ -159,6 +220,7 @@ export const annotateCommand: Command = {
         preprocessing,
         signal: controller.signal,
         onProgress: (done, total) => {
+          started = true;
           if (progress === null) {
             // The first report comes before the first batch.
             progress = new Progress("annotate", total, done, { unit: "img" });
@@ -185,6 +247,21 @@ export const annotateCommand: Command = {
         }`,
       );
       return 0;
+    } catch (e) {
+      if (!started && e instanceof ScoreMapError) {
+        // The store names the library option that would change its mind;
+        // on the command line that option is a flag.
+        const option = (e as { option?: unknown }).option;
+        throw new UsageError(
+          `tokenlab annotate: --out ${out}: ${e.message}${
+            option === "overwrite"
+              ? `\non the command line: pass --overwrite to start the store over, or run again with the settings the interrupted run used`
+              : ""
+          }`,
+          { cause: e },
+        );
+      }
+      throw e;
     } finally {
       Deno.removeSignalListener("SIGINT", onSignal);
       model.dispose();

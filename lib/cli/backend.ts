@@ -5,7 +5,7 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs } from "./_args.ts";
+import { checkBackendOption, parseCommandArgs } from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab backend [--backend auto|webgpu|wasm|cpu] [--all] [--json]
@@ -32,6 +32,9 @@ export const backendCommand: Command = {
       console.log(USAGE);
       return 0;
     }
+    // An unknown name is a usage error (exit 2); a known backend that cannot
+    // start here fails while running (exit 1).
+    await checkBackendOption("backend", values.backend);
     const { availableBackends, describeBackend, initBackend } = await import(
       "../backend.ts"
     );

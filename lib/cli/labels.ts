@@ -6,7 +6,16 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
+import {
+  checkBackendOption,
+  checkPath,
+  numberOption,
+  parseCommandArgs,
+  positiveIntOption,
+  readingInput,
+  UNIT_RATE,
+  UsageError,
+} from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab labels MAP [--box TOP,LEFT,HEIGHT,WIDTH] [--flip] [--size S]
@@ -79,20 +88,26 @@ export const labelsCommand: Command = {
       ? [0, 0, 1, 1] as const
       : parseBox(values.box);
     const S = positiveIntOption("labels", "--size", values.size) ?? 2;
-    const smoothing = values.smoothing === undefined
-      ? 0.1
-      : Number(values.smoothing);
-    if (!(smoothing >= 0 && smoothing < 1)) {
-      throw new UsageError(
-        `tokenlab labels: --smoothing must be in [0, 1), found "${values.smoothing}"`,
-      );
-    }
+    const smoothing =
+      numberOption("labels", "--smoothing", values.smoothing, UNIT_RATE) ??
+        0.1;
     const topN = positiveIntOption("labels", "--top", values.top) ?? 5;
+    const givenClasses = positiveIntOption(
+      "labels",
+      "--num-classes",
+      values["num-classes"],
+    );
+    await checkBackendOption("labels", values.backend);
 
-    const { readOfficialMap, ScoreMapStore } = await import(
+    const { readOfficialMap, ScoreMapError, ScoreMapStore } = await import(
       "../labels/score_map.ts"
     );
-    const { poolLabels } = await import("../labels/pooling.ts");
+    const { CheckpointError } = await import("../io/torch.ts");
+    const { LabelPoolingError, poolLabels } = await import(
+      "../labels/pooling.ts"
+    );
+    // The map is the input: what its readers refuse is bad input (exit 2).
+    const readers = [ScoreMapError, CheckpointError];
     const { initBackend } = await import("../backend.ts");
     const { tf } = await import("../tf.ts");
 
@@ -101,11 +116,28 @@ export const labelsCommand: Command = {
     const colon = target.lastIndexOf(":");
     if (colon > 0 && await isStore(target.slice(0, colon))) {
       const path = target.slice(0, colon), entry = target.slice(colon + 1);
-      using store = await ScoreMapStore.open(path);
+      using store = await readingInput(
+        "labels",
+        `MAP ${target}`,
+        readers,
+        () => ScoreMapStore.open(path),
+      );
       const index = /^\d+$/.test(entry) && await store.indexOf(entry) < 0
         ? Number(entry)
         : entry;
-      map = await store.read(index);
+      if (typeof index === "number" && index >= store.size) {
+        throw new UsageError(
+          `tokenlab labels: MAP ${target}: the store holds ${store.size} maps (entries 0 to ${
+            store.size - 1
+          }), found entry ${index}; name an entry by its number or its key`,
+        );
+      }
+      map = await readingInput(
+        "labels",
+        `MAP ${target}`,
+        readers,
+        () => store.read(index),
+      );
       numClasses = store.header.numClasses;
       source = `${path} entry ${
         typeof index === "number"
@@ -122,27 +154,41 @@ export const labelsCommand: Command = {
           `tokenlab labels: ${target} is a store; name an entry as ${target}:KEY or ${target}:INDEX`,
         );
       }
-      map = await readOfficialMap(target);
+      await checkPath("labels", "MAP", target, {
+        kind: "file",
+        what:
+          "an official per-image map file (<root>/<class>/<stem>.pt) or a store entry STORE:KEY",
+      });
+      map = await readingInput(
+        "labels",
+        `MAP ${target}`,
+        readers,
+        () => readOfficialMap(target),
+      );
       source = target;
       what =
         "official per-image file: a [2, k, H, W] tensor, [0] = top-k scores (raw logits), [1] = their class ids";
     }
-    numClasses = positiveIntOption(
-      "labels",
-      "--num-classes",
-      values["num-classes"],
-    ) ?? numClasses;
+    numClasses = givenClasses ?? numClasses;
     const maxId = map.ids.reduce((m, v) => Math.max(m, v), 0);
     numClasses ??= Math.max(1000, maxId + 1);
 
     await initBackend({ backend: values.backend });
-    const pooled = await poolLabels(map, [box], {
-      numClasses,
-      tokenGrid: S,
-      flips: [values.flip],
-      smoothing,
-      boxOrder: values["official-order"] ? "official-transposed" : "yx",
-    });
+    let pooled;
+    try {
+      pooled = await poolLabels(map, [box], {
+        numClasses,
+        tokenGrid: S,
+        flips: [values.flip],
+        smoothing,
+        boxOrder: values["official-order"] ? "official-transposed" : "yx",
+      });
+    } catch (e) {
+      // Every pooling setting comes from the command line (--box, --size,
+      // --num-classes against the map's k): a refusal is bad input.
+      if (!(e instanceof LabelPoolingError)) throw e;
+      throw new UsageError(`tokenlab labels: ${e.message}`, { cause: e });
+    }
     const cls = Float32Array.from(await pooled.cls.data() as Float32Array);
     const tokens = Float32Array.from(
       await pooled.tokens.data() as Float32Array,

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type Command, UsageError } from "./_args.ts";
+import { type Command, type ErrorClass, UsageError } from "./_args.ts";
 import { annotateCommand } from "./annotate.ts";
 import { backendCommand } from "./backend.ts";
 import { labelsCommand } from "./labels.ts";
@@ -52,6 +52,21 @@ export const COMMANDS: Record<string, Command> = {
   train: trainCommand,
 };
 
+/** Words of `text` in lines of at most `width` characters. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  return line === "" ? lines : [...lines, line];
+}
+
 function help(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   return [
@@ -64,7 +79,98 @@ function help(): string {
       `  ${n.padEnd(width)}  ${c.summary}`
     ),
     `  ${"version".padEnd(width)}  print the version`,
+    "",
+    "exit codes:",
+    ...Object.entries(EXIT_CODES).flatMap(([code, meaning]) =>
+      wrap(meaning, 72).map((line, i) =>
+        `  ${i === 0 ? code.padStart(3) : "   "}  ${line}`
+      )
+    ),
   ].join("\n");
+}
+
+/** How the command line ends, by exit code (also in `--help` and the README). */
+export const EXIT_CODES: Readonly<Record<number, string>> = {
+  0: "done",
+  1: "failed while running (and strip --check: a notebook holds outputs; report: a cell failed)",
+  2: "refused before any work: wrong usage or bad input (an option value, a missing or wrong-kind path, an existing output, a bad dataset spec, a file that is not what its flag takes); the message says what was expected, what was found and what to do",
+  130:
+    "interrupted (Ctrl-C); train (with --resume) and annotate continue when run again",
+};
+
+/**
+ * The error classes that mean "bad input" (exit 2): the command line's own
+ * UsageError, the library's errors about the settings and inputs it was
+ * given, and the file system's answers about paths the user named. Every
+ * other error is a failure while running (exit 1). The library's modules
+ * are loaded only here, when an error is classified, so that commands which
+ * never touch them (setup, strip, models) start without them.
+ */
+async function badInputErrors(): Promise<readonly ErrorClass[]> {
+  const fileSystem: ErrorClass[] = [
+    Deno.errors.NotFound,
+    Deno.errors.IsADirectory,
+    Deno.errors.NotADirectory,
+    Deno.errors.AlreadyExists,
+  ];
+  try {
+    const [data, trainConfig, modelConfig, weights, runFolder, params] =
+      await Promise.all([
+        import("../data/datasets.ts"),
+        import("../train/config.ts"),
+        import("../models/config.ts"),
+        import("../models/weights.ts"),
+        import("../train/checkpoint.ts"),
+        import("../report/params.ts"),
+      ]);
+    return [
+      UsageError,
+      data.DataSpecError, // a --data / --val-data spec that names nothing usable
+      trainConfig.TrainConfigError, // training settings out of range or contradicting
+      modelConfig.ConfigError, // an unknown model or a bad model config
+      weights.WeightsError, // a weights file missing or not fitting the model
+      runFolder.RunFolderError, // --output / --checkpoint: not the run folder it must be
+      params.ParameterError, // report --param / --params
+      ...fileSystem,
+    ];
+  } catch {
+    // A library module that cannot load is itself a failure while running;
+    // the command line's own refusals still count.
+    return [UsageError, ...fileSystem];
+  }
+}
+
+/** The exit code of an error that ended a command: 2 for bad input, else 1. */
+export async function exitCodeOf(error: unknown): Promise<1 | 2> {
+  if (error instanceof UsageError) return 2;
+  const table = await badInputErrors();
+  return table.some((c) => error instanceof c) ? 2 : 1;
+}
+
+const BUILTIN_ERRORS: readonly unknown[] = [
+  Error,
+  TypeError,
+  RangeError,
+  ReferenceError,
+  SyntaxError,
+  EvalError,
+  URIError,
+  AggregateError,
+];
+
+/** What to print for an error that ended command `name`. */
+function describeError(name: string, error: unknown): string {
+  if (error instanceof UsageError) return error.message;
+  if (!(error instanceof Error)) {
+    return `tokenlab ${name}: failed with ${String(error)}`;
+  }
+  if (BUILTIN_ERRORS.includes(error.constructor)) {
+    // Not one of the kit's own errors: a defect, reported with its trace.
+    return `tokenlab ${name}: unexpected ${error.name}: ${error.message}
+this is a defect in tokenlab, not in your input: please report it with this trace
+${error.stack ?? ""}`;
+  }
+  return `tokenlab ${name}: ${error.message}`;
 }
 
 /** Runs the command line; resolves to the process exit code. */
@@ -92,45 +198,8 @@ export async function main(args: string[]): Promise<number> {
     }
     return await command.run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(e.message);
-      return 2;
-    }
-    const err = e as Error;
-    if (
-      [
-        "BackendError",
-        "ReportError",
-        "SetupError",
-        "ConfigError",
-        "WeightsError",
-        "CheckpointError",
-        "ScoreMapError",
-        "DatasetError",
-        "DataSpecError",
-        "ImageError",
-        "PipelineError",
-        "LoaderError",
-        "RandAugmentError",
-        "TransformError",
-        "LabelPoolingError",
-        "TrainConfigError",
-        "RunFolderError",
-        "TrainingError",
-        "EvaluationError",
-        "OptimizerError",
-        "ScheduleError",
-        "LossInputError",
-        "MixingError",
-        "NotebookError",
-        "ParameterError",
-        "ExperimentError",
-      ].includes(err.name)
-    ) {
-      console.error(`tokenlab ${name}: ${err.message}`);
-      return 1;
-    }
-    throw e;
+    console.error(describeError(name, e));
+    return await exitCodeOf(e);
   }
 }
 

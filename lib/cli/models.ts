@@ -61,18 +61,12 @@ export const modelsCommand: Command = {
     );
     if (imgSize !== undefined) overrides.imgSize = imgSize;
     if (numClasses !== undefined) overrides.numClasses = numClasses;
-    let rows;
-    try {
-      rows = modelTable(
-        positionals.length > 0 ? positionals : MODEL_NAMES,
-        overrides,
-      );
-    } catch (e) {
-      if ((e as Error).name === "ConfigError") {
-        throw new UsageError(`tokenlab models: ${(e as Error).message}`);
-      }
-      throw e;
-    }
+    // A ConfigError (sizes the variants cannot take) is bad input: exit 2
+    // by main.ts's table.
+    const rows = modelTable(
+      positionals.length > 0 ? positionals : MODEL_NAMES,
+      overrides,
+    );
     console.log(
       values.json ? JSON.stringify(rows, null, 2) : formatModelTable(rows),
     );

@@ -5,7 +5,12 @@
  */
 
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
+import {
+  checkBackendOption,
+  parseCommandArgs,
+  positiveIntOption,
+  UsageError,
+} from "./_args.ts";
 
 const USAGE =
   `usage: tokenlab report [NAME ...] [--scale tiny|smoke|full] [--param KEY=VALUE ...]
@@ -53,16 +58,14 @@ export const reportCommand: Command = {
       console.log(USAGE);
       return 0;
     }
-    if (values.backend !== undefined) {
-      const { parseBackendRequest } = await import("../backend.ts");
-      parseBackendRequest(values.backend, "--backend");
-    }
+    await checkBackendOption("report", values.backend);
     const cellTimeout = positiveIntOption(
       "report",
       "--cell-timeout",
       values["cell-timeout"],
     );
-    const { runReports } = await import("../report/run.ts");
+    const { ReportError, runReports } = await import("../report/run.ts");
+    const { NotebookError } = await import("../report/notebook.ts");
     let results;
     try {
       results = await runReports(positionals, {
@@ -76,9 +79,11 @@ export const reportCommand: Command = {
         browser: !values["no-browser"],
       });
     } catch (e) {
-      const name = (e as Error).name;
-      if (["ParameterError", "NotebookError", "ReportError"].includes(name)) {
-        throw new UsageError(`tokenlab report: ${(e as Error).message}`);
+      // runReports checks the names, parameters and notebooks before it
+      // runs any (a ParameterError is bad input by main.ts's table); a cell
+      // that fails is in the results, not thrown.
+      if (e instanceof ReportError || e instanceof NotebookError) {
+        throw new UsageError(`tokenlab report: ${e.message}`, { cause: e });
       }
       throw e;
     }

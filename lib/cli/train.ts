@@ -5,70 +5,99 @@
  * @module
  */
 
-import type { Command } from "./_args.ts";
-import { parseCommandArgs, UsageError } from "./_args.ts";
+import type { Command, NumberRule } from "./_args.ts";
+import {
+  checkBackendOption,
+  checkPath,
+  describeNumber,
+  followsRule,
+  FRACTION,
+  NON_NEGATIVE,
+  NON_NEGATIVE_INT,
+  numberOption,
+  parseCommandArgs,
+  parseNumber,
+  POSITIVE,
+  POSITIVE_INT,
+  PROBABILITY,
+  readingInput,
+  shown,
+  UNIT_RATE,
+  UsageError,
+} from "./_args.ts";
 import { formatDuration } from "../_duration.ts";
 
-type Kind = "int" | "float" | "string" | "pair" | "json";
+/** How a flag's text becomes a config value: numbers carry their rule. */
+type Kind =
+  | "string"
+  | "json"
+  | NumberRule
+  | { pair: NumberRule; ordered?: boolean };
 
-/** Flag -> config field, parsed as `kind`. */
+const PAIR_POSITIVE = { pair: POSITIVE, ordered: true };
+
+/**
+ * Flag -> config field, parsed as `kind`. The number rules are the ranges
+ * resolveTrainConfig enforces, checked here first so that the message names
+ * the flag the user typed.
+ */
 const VALUE_FLAGS: Record<string, [string, Kind]> = {
   model: ["model", "string"],
   "model-config": ["modelOverrides", "json"],
-  "img-size": ["imgSize", "int"],
-  "num-classes": ["numClasses", "int"],
-  "drop-path": ["dropPath", "float"],
-  drop: ["drop", "float"],
+  "img-size": ["imgSize", POSITIVE_INT],
+  "num-classes": ["numClasses", POSITIVE_INT],
+  "drop-path": ["dropPath", UNIT_RATE],
+  drop: ["drop", UNIT_RATE],
   "initial-checkpoint": ["initialCheckpoint", "string"],
-  seed: ["seed", "int"],
+  seed: ["seed", NON_NEGATIVE_INT],
   data: ["data", "string"],
   "val-data": ["valData", "string"],
-  "train-limit": ["trainLimit", "int"],
-  "val-limit": ["valLimit", "int"],
-  workers: ["workers", "int"],
+  "train-limit": ["trainLimit", POSITIVE_INT],
+  "val-limit": ["valLimit", POSITIVE_INT],
+  workers: ["workers", NON_NEGATIVE_INT],
   "token-label-data": ["tokenLabelData", "string"],
-  "token-label-size": ["tokenLabelSize", "int"],
-  "dense-weight": ["denseWeight", "float"],
-  "cls-weight": ["clsWeight", "float"],
+  "token-label-size": ["tokenLabelSize", POSITIVE_INT],
+  "dense-weight": ["denseWeight", NON_NEGATIVE],
+  "cls-weight": ["clsWeight", NON_NEGATIVE],
   "token-label-box-order": ["tokenLabelBoxOrder", "string"],
   "token-label-smoothing": ["tokenLabelSmoothing", "string"],
   refine: ["refine", "string"],
   "mix-token-box": ["mixTokenBox", "string"],
-  cutmix: ["cutmix", "float"],
-  mixup: ["mixup", "float"],
-  "mixup-prob": ["mixupProb", "float"],
-  "mixup-switch-prob": ["mixupSwitchProb", "float"],
-  "tl-align-alpha": ["tlAlignAlpha", "float"],
+  cutmix: ["cutmix", NON_NEGATIVE],
+  mixup: ["mixup", NON_NEGATIVE],
+  "mixup-prob": ["mixupProb", PROBABILITY],
+  "mixup-switch-prob": ["mixupSwitchProb", PROBABILITY],
+  "tl-align-alpha": ["tlAlignAlpha", POSITIVE],
   "tl-align-box": ["tlAlignBox", "string"],
   aa: ["aa", "string"],
-  reprob: ["reprob", "float"],
+  reprob: ["reprob", PROBABILITY],
   remode: ["remode", "string"],
-  hflip: ["hflip", "float"],
-  scale: ["scale", "pair"],
-  ratio: ["ratio", "pair"],
+  hflip: ["hflip", PROBABILITY],
+  scale: ["scale", PAIR_POSITIVE],
+  ratio: ["ratio", PAIR_POSITIVE],
   "train-interpolation": ["trainInterpolation", "string"],
-  "crop-pct": ["cropPct", "float"],
-  smoothing: ["smoothing", "float"],
-  "batch-size": ["batchSize", "int"],
-  lr: ["lr", "float"],
-  "lr-base": ["lrBase", "float"],
-  "lr-base-batch": ["lrBaseBatch", "int"],
-  "warmup-lr": ["warmupLr", "float"],
-  "min-lr": ["minLr", "float"],
-  epochs: ["epochs", "int"],
-  "warmup-epochs": ["warmupEpochs", "int"],
-  "cooldown-epochs": ["cooldownEpochs", "int"],
+  "crop-pct": ["cropPct", FRACTION],
+  smoothing: ["smoothing", UNIT_RATE],
+  "batch-size": ["batchSize", POSITIVE_INT],
+  lr: ["lr", POSITIVE],
+  "lr-base": ["lrBase", POSITIVE],
+  "lr-base-batch": ["lrBaseBatch", POSITIVE_INT],
+  "warmup-lr": ["warmupLr", NON_NEGATIVE],
+  "min-lr": ["minLr", NON_NEGATIVE],
+  epochs: ["epochs", POSITIVE_INT],
+  "warmup-epochs": ["warmupEpochs", NON_NEGATIVE_INT],
+  "cooldown-epochs": ["cooldownEpochs", NON_NEGATIVE_INT],
   "sched-update": ["schedUpdate", "string"],
-  "weight-decay": ["weightDecay", "float"],
-  "opt-betas": ["optBetas", "pair"],
-  "opt-eps": ["optEps", "float"],
-  "clip-grad": ["clipGrad", "float"],
+  "weight-decay": ["weightDecay", NON_NEGATIVE],
+  "opt-betas": ["optBetas", { pair: UNIT_RATE }],
+  "opt-eps": ["optEps", POSITIVE],
+  "clip-grad": ["clipGrad", POSITIVE],
   "clip-mode": ["clipMode", "string"],
-  "model-ema-decay": ["modelEmaDecay", "float"],
+  "model-ema-decay": ["modelEmaDecay", UNIT_RATE],
   output: ["output", "string"],
-  "recovery-interval": ["checkpointEvery", "int"],
-  "log-interval": ["logEvery", "int"],
-  "eval-every": ["evalEvery", "int"],
+  "recovery-interval": ["checkpointEvery", NON_NEGATIVE_INT],
+  "log-interval": ["logEvery", POSITIVE_INT],
+  "eval-every": ["evalEvery", POSITIVE_INT],
   backend: ["backend", "string"],
 };
 
@@ -174,37 +203,35 @@ Ctrl-C stops after the current step and writes a checkpoint (with --output);
 run the same command with --resume to continue.`;
 
 function parseValue(flag: string, kind: Kind, text: string): unknown {
-  const bad = (what: string) =>
-    new UsageError(`tokenlab train: --${flag} needs ${what}, found "${text}"`);
-  switch (kind) {
-    case "string":
-      return text;
-    case "json":
-      try {
-        return JSON.parse(text);
-      } catch {
-        throw bad(
-          'a JSON object of model config fields (e.g. \'{"depth":2,"embedDim":64}\')',
-        );
-      }
-    case "int": {
-      const n = Number(text);
-      if (!Number.isInteger(n)) throw bad("an integer");
-      return n;
-    }
-    case "float": {
-      const n = Number(text);
-      if (text.trim() === "" || !Number.isFinite(n)) throw bad("a number");
-      return n;
-    }
-    case "pair": {
-      const parts = text.split(",").map((s) => Number(s.trim()));
-      if (parts.length !== 2 || !parts.every(Number.isFinite)) {
-        throw bad("two numbers separated by a comma (e.g. 0.08,1)");
-      }
-      return parts;
+  if (kind === "string") return text;
+  if (kind === "json") {
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new UsageError(
+        `tokenlab train: --${flag} needs a JSON object of model config fields (e.g. '{"depth":2,"embedDim":64}'), found ${
+          shown(text)
+        }`,
+      );
     }
   }
+  if ("pair" in kind) {
+    const parts = text.split(",").map((s) => s.trim() === "" ? NaN : Number(s));
+    if (
+      parts.length !== 2 || !parts.every((n) => followsRule(n, kind.pair)) ||
+      (kind.ordered && parts[0] > parts[1])
+    ) {
+      throw new UsageError(
+        `tokenlab train: --${flag} needs two numbers separated by a comma, each ${
+          describeNumber(kind.pair)
+        }${kind.ordered ? ", low first" : ""} (e.g. ${
+          kind.ordered ? "0.08,1" : "0.9,0.999"
+        }), found ${shown(text)}`,
+      );
+    }
+    return parts;
+  }
+  return parseNumber("train", `--${flag}`, text, kind);
 }
 
 /** Reads `tokenlab train` arguments into a config (exported for tests). */
@@ -266,6 +293,27 @@ export function trainConfigFromArgs(
   return { config, json: v.json === true, help: false };
 }
 
+/**
+ * Checks the kind of every path the train flags name, before any work: a
+ * folder given for a file (or the reverse) is named with its flag here
+ * instead of failing deep in a reader. Missing data and output folders are
+ * the library's to name (its DataSpecError and RunFolderError say more).
+ */
+async function checkInputPaths(config: Record<string, unknown>) {
+  if (typeof config.initialCheckpoint === "string") {
+    await checkPath("train", "--initial-checkpoint", config.initialCheckpoint, {
+      kind: "file",
+      what: "a weights file (.safetensors, or an official .pth/.pth.tar)",
+    });
+  }
+  if (typeof config.tokenLabelData === "string") {
+    await checkPath("train", "--token-label-data", config.tokenLabelData, {
+      kind: "folder",
+      what: "a score-map store folder (made by tokenlab annotate)",
+    });
+  }
+}
+
 /** The `train` command. */
 export const trainCommand: Command = {
   summary: "train a model with the official recipe (resumable checkpoints)",
@@ -276,17 +324,18 @@ export const trainCommand: Command = {
       console.log(TRAIN_USAGE);
       return 0;
     }
-    const { train, resolveTrainConfig, liveBundle, TrainConfigError } =
-      await import("../mod.ts");
-    let resolved;
-    try {
-      resolved = resolveTrainConfig(config as { data: string });
-    } catch (e) {
-      if (e instanceof TrainConfigError) {
-        throw new UsageError(`tokenlab train: ${e.message}`);
-      }
-      throw e;
-    }
+    await checkInputPaths(config);
+    await checkBackendOption("train", config.backend as string | undefined);
+    const {
+      train,
+      resolveTrainConfig,
+      liveBundle,
+      CheckpointError,
+      DatasetError,
+      ScoreMapError,
+    } = await import("../mod.ts");
+    // A TrainConfigError is bad input (main.ts's table): exit 2.
+    const resolved = resolveTrainConfig(config as { data: string });
     const enc = new TextEncoder();
     const err = (t: string) => Deno.stderr.writeSync(enc.encode(t));
     const tty = Deno.stderr.isTerminal();
@@ -321,11 +370,26 @@ export const trainCommand: Command = {
     };
     Deno.addSignalListener("SIGINT", onSigint);
     let lastPrint = -Infinity;
+    // Until the first step, the engine only opens what the command line
+    // names: a reader's error then means that input is wrong (exit 2).
+    // After it, an error is a failure while running (exit 1).
+    let started = false;
+    const inputs = [
+      {
+        flag: resolved.initialCheckpoint !== null
+          ? "--initial-checkpoint"
+          : "--output (--resume)",
+        readers: [CheckpointError],
+      },
+      { flag: "--token-label-data", readers: [ScoreMapError] },
+      { flag: "--data", readers: [DatasetError] },
+    ];
     try {
       const run = await train(config as { data: string }, {
         live: false,
         signal: stop.signal,
         onProgress: (s) => {
+          if (s.status === "running") started = true;
           const line = String(liveBundle(s)["text/plain"]);
           const now = performance.now();
           if (tty) err(`\r${line}\x1b[K`);
@@ -363,8 +427,14 @@ export const trainCommand: Command = {
       run.dispose();
       return run.status === "done" ? 0 : 130;
     } catch (e) {
-      if (e instanceof TrainConfigError) {
-        throw new UsageError(`tokenlab train: ${e.message}`);
+      if (!started) {
+        const input = inputs.find((i) => i.readers.some((c) => e instanceof c));
+        if (input !== undefined) {
+          throw new UsageError(
+            `tokenlab train: ${input.flag}: ${(e as Error).message}`,
+            { cause: e },
+          );
+        }
       }
       throw e;
     } finally {
@@ -432,42 +502,61 @@ export const evalCommand: Command = {
         `tokenlab eval: --split must be val or train, found "${split}"`,
       );
     }
-    const num = (flag: string, text: string | undefined, int: boolean) => {
-      if (text === undefined) return undefined;
-      const n = Number(text);
-      if (!Number.isFinite(n) || n <= 0 || (int && !Number.isInteger(n))) {
-        throw new UsageError(
-          `tokenlab eval: --${flag} needs a positive ${
-            int ? "integer" : "number"
-          }, found "${text}"`,
-        );
-      }
-      return n;
-    };
-    const imgSize = num("img-size", values["img-size"], true);
-    const cropPct = num("crop-pct", values["crop-pct"], false);
-    const batchSize = num("batch-size", values["batch-size"], true) ?? 64;
-    const limit = num("limit", values.limit, true);
+    const imgSize = numberOption(
+      "eval",
+      "--img-size",
+      values["img-size"],
+      POSITIVE_INT,
+    );
+    const cropPct = numberOption(
+      "eval",
+      "--crop-pct",
+      values["crop-pct"],
+      FRACTION,
+    );
+    const batchSize = numberOption(
+      "eval",
+      "--batch-size",
+      values["batch-size"],
+      POSITIVE_INT,
+    ) ?? 64;
+    const limit = numberOption("eval", "--limit", values.limit, POSITIVE_INT);
+    await checkBackendOption("eval", values.backend);
     const lib = await import("../mod.ts");
-    await lib.initBackend({ backend: values.backend });
+    // Missing or unusable paths are RunFolderError / DataSpecError (bad
+    // input, main.ts); a weights or dataset file that its reader refuses is
+    // named with its flag here. Failures after that are while running.
     const targets = await lib.evaluationTargets(values.checkpoint!);
     const data = await lib.parseDataSpec(values.data!, { split });
+    await lib.initBackend({ backend: values.backend });
     const results: Record<string, unknown>[] = [];
     for (const t of targets) {
-      const { model } = await lib.loadModel(t.path, {
-        model: values.model,
-        overrides: imgSize ? { imgSize } : {},
-      });
+      const { model } = await readingInput(
+        "eval",
+        "--checkpoint",
+        [lib.CheckpointError],
+        () =>
+          lib.loadModel(t.path, {
+            model: values.model,
+            overrides: imgSize ? { imgSize } : {},
+          }),
+      );
       try {
         const crop = cropPct ?? lib.defaultCropPct(model.config.name);
-        const loader = await lib.DataLoader.open({
-          data,
-          transform: {
-            kind: "eval",
-            size: model.config.imgSize,
-            cropPct: crop,
-          },
-        }, { batchSize, shuffle: false, limit });
+        const loader = await readingInput(
+          "eval",
+          "--data",
+          [lib.DatasetError],
+          () =>
+            lib.DataLoader.open({
+              data,
+              transform: {
+                kind: "eval",
+                size: model.config.imgSize,
+                cropPct: crop,
+              },
+            }, { batchSize, shuffle: false, limit }),
+        );
         try {
           const [r] = await lib.evaluate([model], loader);
           results.push({ weights: t.which, path: t.path, ...r });

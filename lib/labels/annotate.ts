@@ -233,9 +233,19 @@ export async function annotate(
       `the annotator ${model.config.name} takes ${size}x${size} images, but preprocessing asks for ${preprocessing.size}; build the model with imgSize ${preprocessing.size} or preprocess to ${size}`,
     );
   }
+  // Checked before the store is opened: a refused call writes nothing, so
+  // there is no partial store to refuse the corrected call.
   if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
-    throw new RangeError(
-      `batchSize must be a positive integer, found ${batchSize}`,
+    throw new ScoreMapError(
+      `annotate: batchSize must be a positive integer, found ${batchSize}; pass the images per forward pass (default 32)`,
+    );
+  }
+  const classes = model.config.numClasses;
+  if (!(Number.isInteger(k) && k >= 1 && k <= classes)) {
+    throw new ScoreMapError(
+      `annotate: k must be an integer in [1, ${classes}] (the classes of the annotator ${model.config.name}), found ${k}; pass k ${
+        Math.min(5, classes)
+      } or less`,
     );
   }
   const setup = {
@@ -255,8 +265,8 @@ export async function annotate(
   // that changes its mind.
   const retry = (e: unknown) => {
     if (e instanceof ScoreMapError) {
-      e.message +=
-        " (tokenlab annotate: pass overwrite, --overwrite, to start again)";
+      // annotate's own option; the command line names its flag itself.
+      e.message += " (annotate: pass overwrite: true to start again)";
     }
     return e;
   };
