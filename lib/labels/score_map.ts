@@ -1395,7 +1395,7 @@ export class ScoreMapStore {
             ? headerDifferences(init, found.header)
             : [];
           const held = found.records > 0
-            ? `${found.records} record${found.records === 1 ? "" : "s"}`
+            ? plural(found.records, "record")
             : "records (its partial.json is unreadable)";
           throw new ScoreMapError(
             `cannot create the score-map store ${dir}: an interrupted write of it, holding ${held}, is at ${partial}${
@@ -1546,14 +1546,16 @@ export class ScoreMapStore {
       }
       if (init.version !== STORE_VERSION) {
         throw new ScoreMapError(
-          `cannot resume the score-map store ${dir}: the interrupted write at ${partial} (${records} records) was started by an older tokenlab in store format version ${init.version}, which this version does not continue; start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+          `cannot resume the score-map store ${dir}: the interrupted write at ${partial} (${
+            plural(records, "record")
+          }) was started by an older tokenlab in store format version ${init.version}, which this version does not continue; start over with ScoreMapStore.create(path, header, { overwrite: true })`,
           { option: "overwrite" },
         );
       }
       throw new ScoreMapError(
-        `cannot resume the score-map store ${dir}: the interrupted write at ${partial} (${records} records) was started with ${
-          describeFields(init, differ)
-        }, but this run has ${
+        `cannot resume the score-map store ${dir}: the interrupted write at ${partial} (${
+          plural(records, "record")
+        }) was started with ${describeFields(init, differ)}, but this run has ${
           describeFields(want!, differ)
         }; resume with the same settings, or start over with ScoreMapStore.create(path, header, { overwrite: true })`,
         { option: "overwrite" },
@@ -2480,6 +2482,11 @@ function recordOk(
     if (!(s - s === 0) || id < 0 || id >= c) return false;
   }
   return h.labels ? label >= -1 && label < c : label === -1;
+}
+
+/** "1 record", "2 records". */
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? "" : "s"}`;
 }
 
 /** The header fields (but the record layout, which follows from them) where `want` and `have` differ. */
