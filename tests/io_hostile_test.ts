@@ -977,3 +977,42 @@ Deno.test("allocData names the count it cannot allocate", () => {
     "allocData: expected a non-negative whole number of int8 elements, found -1",
   );
 });
+
+Deno.test("torch: many views of one storage are read in linear time", async () => {
+  // One rebuild call memoized, then called again 400 000 times (5 bytes
+  // each): a list of 400 000 tensors over one storage.
+  const n = 400_000;
+  const call = rebuild("0", "FloatStorage", 2, 1, [1], [1]);
+  // Memoize the function (BINPUT 0) and the argument tuple (BINPUT 1):
+  // `rebuild` ends with [..., args TUPLE, REDUCE]; split before REDUCE.
+  const fn = P.global("torch._utils", "_rebuild_tensor_v2");
+  const args = call.slice(fn.length, -1);
+  const pickle = new Uint8Array([
+    ...P.proto,
+    0x5d, // EMPTY_LIST
+    ...P.mark,
+    ...fn,
+    0x71,
+    0, // BINPUT 0
+    ...args,
+    0x71,
+    1, // BINPUT 1
+    ...P.reduce,
+    ...new Array(n - 1).fill([0x68, 0, 0x68, 1, ...P.reduce]).flat(),
+    0x65, // APPENDS
+    ...P.stop,
+  ]);
+  await withDir(async (dir) => {
+    const path = await put(
+      dir,
+      "views.pt",
+      torchArchive(pickle, { "0": f32bytes([1, 7.5]) }),
+    );
+    const t0 = performance.now();
+    const list = await readTorchFile(path) as unknown[];
+    const took = performance.now() - t0;
+    assertEquals(list.length, n);
+    assert(list.every((t) => isTorchTensor(t) && t.data[0] === 7.5));
+    assert(took < 10_000, `expected a linear-time read, took ${took} ms`);
+  });
+});

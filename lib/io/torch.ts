@@ -1926,15 +1926,17 @@ async function loadTensors(
   ck: OpenCheckpoint,
   tensors: Iterable<TorchTensor>,
 ): Promise<void> {
-  const byKey = new Map<string, TorchTensor[]>();
+  // Sets, not lists: a pickle can make millions of views of one storage,
+  // and a membership test per view would be quadratic.
+  const byKey = new Map<string, Set<TorchTensor>>();
   for (const t of tensors) {
     if (t.loaded) continue;
-    const list = byKey.get(t.storage.key);
-    if (list) {
-      if (!list.includes(t)) list.push(t);
-    } else byKey.set(t.storage.key, [t]);
+    const set = byKey.get(t.storage.key);
+    if (set) set.add(t);
+    else byKey.set(t.storage.key, new Set([t]));
   }
-  for (const [key, list] of byKey) {
+  for (const [key, set] of byKey) {
+    const list = [...set];
     const name = `${ck.prefix}data/${key}`;
     const dtype = list[0].dtype;
     const size = itemSize(dtype);
