@@ -231,6 +231,9 @@ Deno.test("state.json: out-of-range and inconsistent values are refused, naming 
     ["records[10]", (s) => {
       (s.records as Json[]).pop();
     }, "the checkpoint's own record"],
+    ["records[0].lr", (s) => {
+      (s.records as Json[])[0].lr = 0.5;
+    }, "the schedule's lr of that step"],
     ["optimizer.step", (s) => {
       (s.optimizer as Json).step = 3;
     }, "4 (one optimizer step per step)"],
@@ -252,10 +255,14 @@ Deno.test("state.json: out-of-range and inconsistent values are refused, naming 
     ["rng.scheme", (s) => {
       delete (s.rng as Json).scheme;
     }, "a value"],
-    ["config.seed", (s) => {
-      (s.config as Json).seed = 43;
-      (s.rng as Json).seed = 43;
-    }, "the run's own value (seed: 43 -> 42)"],
+    [
+      "config.seed",
+      (s) => {
+        (s.config as Json).seed = 43;
+        (s.rng as Json).seed = 43;
+      },
+      "the run's own config (differences, this file's value first: seed: 43 -> 42)",
+    ],
     ["config", (s) => {
       (s.config as Json).lr = -1;
     }, "lr must be > 0"],

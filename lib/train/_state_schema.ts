@@ -20,7 +20,7 @@ import {
   TrainConfigError,
 } from "./config.ts";
 import type { LogRecord } from "./log.ts";
-import { learningRate } from "./schedule.ts";
+import { learningRate, ScheduleError } from "./schedule.ts";
 
 /** One field of a stored file that is not what tokenlab writes. */
 export class FieldProblem extends Error {
@@ -274,7 +274,9 @@ export function validateTrainState(
       const k = diff[0].slice(0, diff[0].indexOf(":"));
       problem(
         `config.${k}`,
-        `the run's own value (${diff.join("; ")})`,
+        `the run's own config (differences, this file's value first: ${
+          diff.join("; ")
+        })`,
         (o.config as Record<string, unknown>)[k],
       );
     }
@@ -318,25 +320,8 @@ export function validateTrainState(
   ]);
   exactly(opt.step, "optimizer.step", step, "one optimizer step per step");
   const last = step - 1;
-  exactly(
-    opt.lr,
-    "optimizer.lr",
-    learningRate(
-      {
-        lr: config.lr,
-        warmupLr: config.warmupLr,
-        minLr: config.minLr,
-        epochs: config.epochs,
-        warmupEpochs: config.warmupEpochs,
-        cooldownEpochs: config.cooldownEpochs,
-        update: config.schedUpdate,
-      },
-      Math.floor(last / spe),
-      last % spe,
-      spe,
-    ),
-    "the schedule's lr of the last step",
-  );
+  const lr = scheduleLr(config, Math.floor(last / spe), last % spe, spe);
+  exactly(opt.lr, "optimizer.lr", lr, "the schedule's lr of the last step");
   exactly(
     opt.weightDecay,
     "optimizer.weightDecay",
@@ -427,6 +412,38 @@ export interface ValidatedState {
   tokenlab: string;
 }
 
+/** The lr the schedule gives a step (the engine's own computation). */
+function scheduleLr(
+  config: ResolvedTrainConfig,
+  epoch: number,
+  stepInEpoch: number,
+  stepsPerEpoch: number,
+): number {
+  try {
+    return learningRate(
+      {
+        lr: config.lr,
+        warmupLr: config.warmupLr,
+        minLr: config.minLr,
+        epochs: config.epochs,
+        warmupEpochs: config.warmupEpochs,
+        cooldownEpochs: config.cooldownEpochs,
+        update: config.schedUpdate,
+      },
+      epoch,
+      stepInEpoch,
+      stepsPerEpoch,
+    );
+  } catch (e) {
+    if (!(e instanceof ScheduleError)) throw e;
+    throw new FieldProblem(
+      "config",
+      "a config with a valid schedule",
+      `one that fails: ${e.message}`,
+    );
+  }
+}
+
 interface RecordContext {
   config: ResolvedTrainConfig;
   spe: number;
@@ -475,7 +492,12 @@ function validateRecords(v: unknown, c: RecordContext): void {
       if ("lossCls" in r) finite(r.lossCls, `${at}.lossCls`);
       if ("lossDense" in r) finite(r.lossDense, `${at}.lossDense`);
       if ("gradNorm" in r) finite(r.gradNorm, `${at}.gradNorm`, 0);
-      finite(r.lr, `${at}.lr`, 0);
+      exactly(
+        r.lr,
+        `${at}.lr`,
+        scheduleLr(c.config, epoch, sie, c.spe),
+        "the schedule's lr of that step",
+      );
       finite(r.imagesPerSecond, `${at}.imagesPerSecond`, 0);
       finite(r.elapsed, `${at}.elapsed`, 0);
     } else if (r.kind === "eval") {
