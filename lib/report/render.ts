@@ -478,6 +478,15 @@ function fence(text: string, lang = ""): string {
   return `${f}${lang}\n${text.replace(/\n$/, "")}\n${f}`;
 }
 
+/**
+ * An HTML output for the Markdown report: sanitised as HTML, and then as
+ * Markdown, since its text is read as Markdown there (a `[x](javascript:...)`
+ * that is plain text in HTML would be a link).
+ */
+function htmlForMarkdown(html: string): string {
+  return sanitizeMarkdown(sanitizeHtml(html)).trim();
+}
+
 function markdownOutput(
   o: Output,
   cell: number,
@@ -508,7 +517,7 @@ function markdownOutput(
         `*(static image of "${alt}" skipped: no browser to render it; the HTML report draws it)*`;
     }
     const after = "text/html" in data
-      ? sanitizeHtml(removeStaticFallback(mimeText(data["text/html"]))).trim()
+      ? htmlForMarkdown(removeStaticFallback(mimeText(data["text/html"])))
       : "";
     return after ? `${image}\n\n${after}` : image;
   }
@@ -531,9 +540,7 @@ function markdownOutput(
       )
     })`;
   }
-  if ("text/html" in data) {
-    return sanitizeHtml(mimeText(data["text/html"])).trim();
-  }
+  if ("text/html" in data) return htmlForMarkdown(mimeText(data["text/html"]));
   if ("text/plain" in data) {
     return fence(stripAnsi(mimeText(data["text/plain"])));
   }

@@ -637,7 +637,7 @@ export async function runReports(
       if (b) {
         try {
           check = await b.checkPage(join(staging, `${name}.html`));
-          checkError = checkProblems(name, check);
+          checkError = pageCheckProblems(name, check);
         } catch (e) {
           // The browser itself failed (crashed, stuck): this report fails,
           // and the next one gets a fresh browser.
@@ -685,8 +685,20 @@ export async function runReports(
  * Why a checked report page fails, as one message, or "" when it passed.
  * Script that is not the report's own (a dialog, a policy violation,
  * console output) is named first: it means an output escaped the sanitiser.
+ *
+ * @example
+ * ```ts
+ * import { pageCheckProblems } from "tokenlab/report/run.ts";
+ * const check = {
+ *   url: "file:///r/x.html", figures: 0, rendered: 0, consoleErrors: [],
+ *   consoleMessages: [], pageErrors: [], dialogs: ['alert: "1"'],
+ *   cspViolations: [], csp: "default-src 'none'", network: [], ok: false,
+ * };
+ * console.log(pageCheckProblems("x", check));
+ * // x: the HTML report does not work in a browser: script that is not the report's own ran (a dialog opened (alert: "1")); ...
+ * ```
  */
-function checkProblems(name: string, check: PageCheck): string {
+export function pageCheckProblems(name: string, check: PageCheck): string {
   const foreign = [
     ...check.dialogs.map((d) => `a dialog opened (${d})`),
     ...check.cspViolations.map((v) => `the page's policy blocked ${v}`),
