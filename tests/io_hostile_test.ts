@@ -1016,3 +1016,35 @@ Deno.test("torch: many views of one storage are read in linear time", async () =
     assert(took < 10_000, `expected a linear-time read, took ${took} ms`);
   });
 });
+
+Deno.test("pickle: a large value built again and again from the memo is refused", async () => {
+  // _codecs.encode(<100 KB string>, "latin1") once, then 100 000 more
+  // times through the memo (5 bytes each): 10 GB of bytes from 600 KB.
+  const fn = P.global("_codecs", "encode");
+  const pickle = new Uint8Array([
+    ...P.proto,
+    ...P.mark,
+    ...fn,
+    0x71,
+    0, // BINPUT 0
+    ...P.str("x".repeat(100_000)),
+    ...P.str("latin1"),
+    0x86, // TUPLE2
+    0x71,
+    1, // BINPUT 1
+    ...P.reduce,
+    ...new Array(100_000).fill([0x68, 0, 0x68, 1, ...P.reduce]).flat(),
+    0x6c, // LIST
+    ...P.stop,
+  ]);
+  await withDir(async (dir) => {
+    const path = await put(dir, "amplify.pt", torchArchive(pickle));
+    await refusedFast(() => readTorchFile(path), CheckpointError, [
+      "amplify.pt",
+      `_codecs.encode makes the pickle build more than ${
+        4 * pickle.length + 4096
+      } items from its ${pickle.length} bytes`,
+      "in data.pkl at byte",
+    ]);
+  });
+});

@@ -1047,11 +1047,31 @@ class Unpickler {
   #marks: number[] = [];
   #memo = new Map<number, unknown>();
   #storages = new Map<string, StorageRef>();
+  /**
+   * What the builders (REDUCE, BUILD) may still copy, in items: a memoized
+   * argument used again costs 5 bytes of pickle per call, so without a
+   * budget a small pickle could copy one large value millions of times.
+   * A pickle torch writes copies less than its own length.
+   */
+  #budget: number;
   readonly tensors: TorchTensor[] = [];
 
   constructor(bytes: Uint8Array, readonly label: string) {
     this.#b = bytes;
     this.#v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.#budget = 4 * bytes.length + 4096;
+  }
+
+  /** Charges `items` copied by a builder to the budget; refuses past it. */
+  #spend(items: number, what: string): void {
+    this.#budget -= items;
+    if (this.#budget < 0) {
+      this.#damaged(
+        `${what} makes the pickle build more than ${
+          4 * this.#b.length + 4096
+        } items from its ${this.#b.length} bytes (the same large value used again and again?); torch.save never writes that`,
+      );
+    }
   }
 
   #refuse(what: string): never {
@@ -1208,6 +1228,7 @@ class Unpickler {
       case "collections.OrderedDict": {
         const m = new Map<PickleKey, unknown>();
         if (args.length > 0 && Array.isArray(args[0])) {
+          this.#spend(args[0].length, "collections.OrderedDict(items)");
           for (const pair of args[0]) {
             if (Array.isArray(pair) && pair.length === 2) {
               m.set(this.#key(pair[0]), pair[1]);
@@ -1244,6 +1265,7 @@ class Unpickler {
             }; tokenlab only decodes the (str, "latin1") form pickle protocol 2 uses for bytes`,
           );
         }
+        this.#spend(s.length, "_codecs.encode");
         const out = new Uint8Array(s.length);
         for (let i = 0; i < s.length; i++) {
           const c = s.charCodeAt(i);
@@ -1283,6 +1305,7 @@ class Unpickler {
         })`,
       );
     }
+    this.#spend(8 + 2 * size.length, "_rebuild_tensor_v2");
     // The element count and the reach of the view are checked once the
     // whole pickle is read (checkTensorViews), where the tensor has a name.
     const t = new TorchTensor(storage.dtype, [...size], {
@@ -1653,6 +1676,7 @@ class Unpickler {
           }`,
         );
       }
+      this.#spend(dict.size, "BUILD of a Namespace");
       for (const [k, v] of dict) {
         if (typeof k !== "string") {
           this.#damaged(`a Namespace attribute named by ${describe(k)}`);
@@ -1754,7 +1778,8 @@ async function openCheckpoint(
 /**
  * A name for each tensor reachable from `root`, for messages: the dict keys
  * and list indices that lead to it (`state_dict.conv.weight`, `[0]`), the
- * first path found breadth first.
+ * first path found breadth first (none for a tensor deeper than 200
+ * characters of path, or not reachable from the root).
  */
 function tensorPaths(root: PickleValue): Map<TorchTensor, string> {
   const out = new Map<TorchTensor, string>();
@@ -1765,7 +1790,9 @@ function tensorPaths(root: PickleValue): Map<TorchTensor, string> {
     if (v === null || typeof v !== "object" || seen.has(v)) continue;
     seen.add(v);
     if (v instanceof TorchTensor) out.set(v, at);
-    else if (v instanceof Uint8Array) continue;
+    // Deep nesting would make the paths' total length quadratic: names of
+    // more than 200 characters are not followed further.
+    else if (v instanceof Uint8Array || at.length > 200) continue;
     else if (Array.isArray(v)) {
       v.forEach((x, j) => todo.push([x, `${at}[${j}]`]));
     } else if (v instanceof Map) {
@@ -1785,9 +1812,7 @@ function tensorPaths(root: PickleValue): Map<TorchTensor, string> {
 function tensorLabel(t: TorchTensor, paths: Map<TorchTensor, string>): string {
   const at = paths.get(t);
   return at === undefined
-    ? `a tensor of shape [${
-      t.shape.join(", ")
-    }] (not reachable from the saved object)`
+    ? `a tensor of shape [${t.shape.join(", ")}]`
     : at === ""
     ? "the tensor at the root"
     : `tensor ${JSON.stringify(at)}`;
