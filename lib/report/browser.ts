@@ -667,6 +667,7 @@ export class Browser {
     const pageErrors: string[] = [];
     const dialogs: string[] = [];
     const violations: string[] = [];
+    const policyLog: string[] = [];
     const requests = new Map<string, string>();
     let loaded = false;
     const page = await this.#openPage();
@@ -733,10 +734,15 @@ export class Browser {
             text: string;
             source?: string;
           };
-          // The policy's own reports arrive through the binding, with what
-          // was blocked; the browser's log line says the same again.
-          if (entry.source === "security") break;
-          if (entry.level === "error") consoleErrors.push(entry.text);
+          // The policy's violations arrive through the binding, with what
+          // was blocked; the browser's log line says the same again, and is
+          // kept only in case the binding said nothing.
+          if (
+            entry.source === "security" &&
+            /Content.Security.Policy/i.test(entry.text)
+          ) {
+            policyLog.push(entry.text);
+          } else if (entry.level === "error") consoleErrors.push(entry.text);
           break;
         }
         case "Runtime.exceptionThrown":
@@ -830,6 +836,7 @@ export class Browser {
       await this.#closePage(page);
     }
     const network = [...requests.values()];
+    if (violations.length === 0) violations.push(...policyLog);
     return {
       url,
       figures,
