@@ -19,7 +19,7 @@ import {
   type TrainConfig,
   TrainConfigError,
 } from "./config.ts";
-import type { LogRecord } from "./log.ts";
+import type { TrainState } from "./checkpoint.ts";
 import { learningRate, ScheduleError } from "./schedule.ts";
 
 /** One field of a stored file that is not what tokenlab writes. */
@@ -258,7 +258,7 @@ const MAX_STEPS_PER_EPOCH = 2 ** 31;
 export function validateTrainState(
   v: unknown,
   context: StateContext,
-): ValidatedState {
+): TrainState {
   const o = object(v, "", STATE_FIELDS);
   exactly(o.format, "format", "tokenlab-train-state", "a training state");
   if (o.version !== 1 && o.version !== 2) {
@@ -373,43 +373,7 @@ export function validateTrainState(
     }
   }
   string(o.tokenlab, "tokenlab", 100);
-  return o as unknown as ValidatedState;
-}
-
-/** state.json after {@linkcode validateTrainState}: its fields, typed. */
-export interface ValidatedState {
-  /** File format tag. */
-  format: "tokenlab-train-state";
-  /** 1: written before `state.sha256`; 2: with it. */
-  version: 1 | 2;
-  /** Optimizer steps done. */
-  step: number;
-  /** Epoch to continue in. */
-  epoch: number;
-  /** Next step of that epoch. */
-  stepInEpoch: number;
-  /** Steps per epoch when written. */
-  stepsPerEpoch: number;
-  /** Seconds of training so far. */
-  elapsed: number;
-  /** The optimizer's scalars. */
-  optimizer: {
-    step: number;
-    lr: number;
-    weightDecay: number;
-    betas: [number, number];
-    eps: number;
-  };
-  /** Seed and the description of how draws derive from it. */
-  rng: { seed: number; scheme: string };
-  /** The run's resolved config. */
-  config: ResolvedTrainConfig;
-  /** The log up to the checkpoint. */
-  records: LogRecord[];
-  /** Size and SHA-256 of each tensor file (names from {@linkcode CHECKPOINT_TENSOR_FILES}). */
-  files: Record<string, { bytes: number; sha256: string }>;
-  /** tokenlab version that wrote it. */
-  tokenlab: string;
+  return o as unknown as TrainState;
 }
 
 /** The lr the schedule gives a step (the engine's own computation). */

@@ -171,19 +171,19 @@ async function sha256(
 }
 
 /**
- * Whether `path` is a regular file (null: it does not exist). A link or
- * anything else is refused: tokenlab writes plain files, and a link could
- * lead outside the run folder.
+ * The file's info when `path` is a regular file (null: it does not exist).
+ * A link or anything else is refused: tokenlab writes plain files, and a
+ * link could lead outside the run folder.
  */
-async function isRegularFile(
+async function regularFile(
   path: string,
   what: () => string,
-): Promise<boolean> {
+): Promise<Deno.FileInfo | null> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.lstat(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
+    if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
   if (!info.isFile || info.isSymlink) {
@@ -194,7 +194,7 @@ async function isRegularFile(
       { file: path },
     );
   }
-  return true;
+  return info;
 }
 
 /**
@@ -212,7 +212,7 @@ async function readRunInfo(out: string): Promise<RunInfo> {
       { file: path, field },
     );
   };
-  if (!await isRegularFile(path, () => todo)) fail("missing");
+  if (await regularFile(path, () => todo) === null) fail("missing");
   let value: unknown;
   try {
     value = JSON.parse(
@@ -429,15 +429,17 @@ export async function readCheckpoint(
     });
   };
   const statePath = `${path}/state.json`;
-  if (!await isRegularFile(statePath, () => todo)) {
+  if (await regularFile(statePath, () => todo) === null) {
     fail("state.json", "is missing");
   }
   const bytes = await Deno.readFile(statePath);
   const sumPath = `${path}/state.sha256`;
-  const hasSum = await isRegularFile(sumPath, () => todo);
+  const sumInfo = await regularFile(sumPath, () => todo);
+  const hasSum = sumInfo !== null;
   if (hasSum) {
-    const sum = await Deno.readFile(sumPath);
-    const m = sum.length <= 200
+    // A digest line is 77 bytes: a larger file is not read.
+    const sum = sumInfo.size <= 200 ? await Deno.readFile(sumPath) : null;
+    const m = sum !== null
       ? /^([0-9a-f]{64}) {2}state\.json\n?$/.exec(new TextDecoder().decode(sum))
       : null;
     if (m === null) {
@@ -495,7 +497,7 @@ export async function readCheckpoint(
     const want = state.files[file];
     if (want === undefined) continue;
     const at = `${path}/${file}`;
-    if (!await isRegularFile(at, () => todo)) fail(file, "is missing");
+    if (await regularFile(at, () => todo) === null) fail(file, "is missing");
     const got = await sha256(at);
     if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
       fail(
