@@ -214,9 +214,9 @@ Deno.test("cli: `backend` prints the choice in one line", async () => {
   assertEquals([json.name, json.source], ["wasm", "env"]);
 });
 
-Deno.test("cli: an unknown backend fails listing the valid names", async () => {
+Deno.test("cli: an unknown backend is a usage error listing the valid names", async () => {
   const r = await runCli(["backend", "--backend", "metal"]);
-  assertEquals(r.code, 1);
+  assertEquals(r.code, 2);
   assertStringIncludes(r.stderr, "expected one of auto, webgpu, wasm, cpu");
 });
 

@@ -198,7 +198,7 @@ Deno.test("cli: report with a bad flag value or name exits non-zero", async () =
     "unknown notebook no_such_notebook: expected one of",
   );
   const backend = await runCli(["report", "--backend", "gpu"]);
-  assertEquals(backend.code, 1);
+  assertEquals(backend.code, 2);
   assertStringIncludes(
     backend.stderr,
     "expected one of auto, webgpu, wasm, cpu",

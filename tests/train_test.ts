@@ -213,7 +213,7 @@ Deno.test("CLI: contradicting flags fail with exit 2 before any work", async () 
   );
   const r3 = await runCli(["train", "--data", "synthetic", "--lr", "fast"]);
   assertEquals(r3.code, 2);
-  assertStringIncludes(r3.stderr, '--lr needs a number, found "fast"');
+  assertStringIncludes(r3.stderr, '--lr needs a positive number, found "fast"');
   const r4 = await runCli(["train", "--data", "synthetic", "--token-label"]);
   assertEquals(r4.code, 2);
   assertStringIncludes(r4.stderr, "--token-label needs score maps");
