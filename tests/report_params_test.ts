@@ -7,15 +7,19 @@
 import {
   assert,
   assertEquals,
+  assertRejects,
   assertStringIncludes,
   assertThrows,
 } from "./_assert.ts";
 import {
   findParameterCell,
   injectParameters,
+  MAX_PARAMETER_DEPTH,
+  MAX_PARAMETERS_SOURCE,
   ParameterError,
   type ParameterSpec,
   parseParameters,
+  readParameterFile,
   renderInjectedCell,
   resolveParameters,
 } from "../lib/report/params.ts";
@@ -501,4 +505,85 @@ Deno.test("the project's notebooks' parameters cells parse", async () => {
 Deno.test("a help comment belongs to the last declaration on its line", () => {
   const [a, b] = parseParameters("const a = 1; const b = 2; // about b");
   assertEquals([a.comment, b.comment], [null, "about b"]);
+});
+
+// Found by the fuzzing harness (tests/fuzz/): hostile parameters cells and
+// --params files are ParameterErrors, never a stack overflow or a hang.
+
+Deno.test("a parameter nested 50 000 levels deep is a ParameterError, not a stack overflow", () => {
+  for (const open of ["[", "{a:"]) {
+    const src = `const deep = ${open.repeat(50_000)}1;`;
+    const err = assertThrows(() => parseParameters(src), ParameterError);
+    assertStringIncludes(err.message, '"deep"');
+    assertStringIncludes(
+      err.message,
+      `more than ${MAX_PARAMETER_DEPTH} levels deep`,
+    );
+  }
+  // the deepest allowed is read
+  const ok = `const v = ${"[".repeat(MAX_PARAMETER_DEPTH)}1${
+    "]".repeat(MAX_PARAMETER_DEPTH)
+  };`;
+  let v = parseParameters(ok)[0].default;
+  let depth = 0;
+  while (Array.isArray(v)) {
+    v = v[0];
+    depth++;
+  }
+  assertEquals([depth, v], [MAX_PARAMETER_DEPTH, 1]);
+});
+
+Deno.test("a parameters cell of millions of characters is refused at once, not parsed for seconds", () => {
+  const src = `const names = [${"'x',".repeat(1_000_000)}'y'];`;
+  const t0 = performance.now();
+  const err = assertThrows(() => parseParameters(src), ParameterError);
+  assert(performance.now() - t0 < 500, "refusing took too long");
+  assertStringIncludes(err.message, `${src.length} characters`);
+  assertStringIncludes(err.message, `at most ${MAX_PARAMETERS_SOURCE}`);
+  // a long cell within the limit is still read, in linear time
+  const n = 150_000;
+  const long = `const names = [${"'x',".repeat(n)}'y'];`;
+  assert(long.length <= MAX_PARAMETERS_SOURCE);
+  const t1 = performance.now();
+  const [spec] = parseParameters(long);
+  assertEquals((spec.default as string[]).length, n + 1);
+  assert(performance.now() - t1 < 3_000, "a 600 kB cell took too long");
+});
+
+Deno.test("a --params file that is not JSON or not an object is a ParameterError naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, string][] = [
+      ["{", "is not valid JSON"],
+      ["[1, 2]", "must hold a JSON object"],
+      ["null", "must hold a JSON object"],
+      ['"x"', "must hold a JSON object"],
+      ["", "is not valid JSON"],
+    ];
+    for (const [text, says] of cases) {
+      await Deno.writeTextFile(`${dir}/p.json`, text);
+      const err = await assertRejects(
+        () => readParameterFile(`${dir}/p.json`),
+        ParameterError,
+      );
+      assertStringIncludes(err.message, `${dir}/p.json`);
+      assertStringIncludes(err.message, says);
+    }
+    const missing = await assertRejects(
+      () => readParameterFile(`${dir}/none.json`),
+      ParameterError,
+    );
+    assertStringIncludes(missing.message, "cannot read it");
+    await Deno.mkdir(`${dir}/folder.json`);
+    await assertRejects(
+      () => readParameterFile(`${dir}/folder.json`),
+      ParameterError,
+    );
+    await Deno.writeTextFile(`${dir}/p.json`, '{"seed": 4, "__proto__": 1}');
+    const values = await readParameterFile(`${dir}/p.json`);
+    assertEquals(Object.keys(values), ["seed", "__proto__"]);
+    assertEquals(values.seed, 4);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -53,6 +53,49 @@ export class NotebookError extends Error {
 
 const FIX = "Fix the file (or restore it with git checkout), then run again.";
 
+/**
+ * The deepest nesting of lists and objects a notebook may have. Real
+ * notebooks nest a few levels (widget state a few dozen); copying and
+ * writing recurse, so a file nested thousands deep is refused when read
+ * rather than overflowing the stack later.
+ */
+export const MAX_NOTEBOOK_DEPTH = 1000;
+
+/** Where a JSON value nests deeper than `limit` (a path such as `cells[2].metadata`), or null. */
+function tooDeep(root: unknown, limit: number): string | null {
+  // Only containers are visited (a notebook's many strings are not), and a
+  // path is spelled only for the one that is too deep, from parent links.
+  type Visit = { v: object; depth: number; up: Visit | null; key: string };
+  const todo: Visit[] = [];
+  const visit = (v: unknown, depth: number, up: Visit | null, key: string) => {
+    if (v !== null && typeof v === "object") todo.push({ v, depth, up, key });
+  };
+  visit(root, 0, null, "");
+  while (todo.length > 0) {
+    const at = todo.pop()!;
+    if (at.depth >= limit) {
+      const keys: string[] = [];
+      for (let n: Visit | null = at; n !== null && n.up !== null; n = n.up) {
+        keys.push(n.key);
+      }
+      const path = keys.reverse().join("").replace(/^\./, "");
+      return path === "" ? "the top level" : path;
+    }
+    if (Array.isArray(at.v)) {
+      at.v.forEach((x, i) => visit(x, at.depth + 1, at, `[${i}]`));
+    } else {
+      for (const [k, x] of Object.entries(at.v)) {
+        if (x === null || typeof x !== "object") continue;
+        const key = /^[A-Za-z_$][\w$]*$/.test(k)
+          ? `.${k}`
+          : `[${JSON.stringify(k)}]`;
+        visit(x, at.depth + 1, at, key);
+      }
+    }
+  }
+  return null;
+}
+
 // Whether the file a notebook was read from ended with a newline; kept aside
 // (not in the object) so that the notebook serializes as it was read.
 const FINAL_NEWLINE = new WeakMap<Notebook, boolean>();
@@ -130,14 +173,23 @@ function locateJsonError(text: string): { at: number; reason: string } | null {
       } else i++;
     }
   };
+  let depth = 0;
+  const nest = () => {
+    // bounded recursion: a file nested deeper is refused, not a stack overflow
+    if (++depth > MAX_NOTEBOOK_DEPTH) {
+      fail(`at most ${MAX_NOTEBOOK_DEPTH} nested lists and objects`);
+    }
+  };
   const value = (): void => {
     ws();
     const c = text[i];
     if (c === "{") {
+      nest();
       i++;
       ws();
       if (text[i] === "}") {
         i++;
+        depth--;
         return;
       }
       while (true) {
@@ -152,14 +204,17 @@ function locateJsonError(text: string): { at: number; reason: string } | null {
         if (text[i] === ",") i++;
         else if (text[i] === "}") {
           i++;
+          depth--;
           return;
         } else fail('"," or "}"');
       }
     } else if (c === "[") {
+      nest();
       i++;
       ws();
       if (text[i] === "]") {
         i++;
+        depth--;
         return;
       }
       while (true) {
@@ -168,6 +223,7 @@ function locateJsonError(text: string): { at: number; reason: string } | null {
         if (text[i] === ",") i++;
         else if (text[i] === "]") {
           i++;
+          depth--;
           return;
         } else fail('"," or "]"');
       }
@@ -226,6 +282,12 @@ export function parseNotebook(text: string, path: string): Notebook {
     new NotebookError(`${path} is not a valid notebook: ${what}. ${FIX}`);
   if (!isObject(data)) {
     throw bad(`expected a JSON object with "cells", found ${describe(data)}`);
+  }
+  const deep = tooDeep(data, MAX_NOTEBOOK_DEPTH);
+  if (deep !== null) {
+    throw bad(
+      `${deep} nests lists and objects more than ${MAX_NOTEBOOK_DEPTH} levels deep; expected a notebook's few levels (a generated or damaged file?)`,
+    );
   }
   if (data.nbformat !== 4) {
     throw new NotebookError(

@@ -113,7 +113,22 @@ function fail(line: number, message: string): never {
 }
 
 const IDENT_START = /[\p{ID_Start}_$]/u;
-const IDENT_REST = /^[\p{ID_Start}_$][\p{ID_Continue}$\u200c\u200d]*/u;
+// Sticky (matched at lastIndex) so that no token copies the rest of the cell.
+const IDENT = /[\p{ID_Start}_$][\p{ID_Continue}$\u200c\u200d]*/uy;
+const RADIX_NUMBER = /0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+/y;
+const DECIMAL_NUMBER = /(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?/y;
+
+/** The match of a sticky pattern at `at` (null when none). */
+function matchAt(re: RegExp, src: string, at: number): string | null {
+  re.lastIndex = at;
+  const m = re.exec(src);
+  return m ? m[0] : null;
+}
+
+/** The most characters a parameters cell may have: literals, not data. */
+export const MAX_PARAMETERS_SOURCE = 1_000_000;
+/** The deepest nesting of lists and objects a parameter's value may have. */
+export const MAX_PARAMETER_DEPTH = 100;
 
 function tokenize(src: string): { tokens: Token[]; comments: Comment[] } {
   const tokens: Token[] = [];
@@ -271,10 +286,8 @@ function tokenize(src: string): { tokens: Token[]; comments: Comment[] } {
       continue;
     }
     if (/[0-9]/.test(c) || (c === "." && /[0-9]/.test(src[i + 1] ?? ""))) {
-      const rest = src.slice(i);
-      const m = /^0[xX][0-9a-fA-F_]+|^0[oO][0-7_]+|^0[bB][01_]+/.exec(rest) ??
-        /^(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?(?:[eE][+-]?[0-9_]+)?/.exec(rest)!;
-      const text = m[0];
+      const text = matchAt(RADIX_NUMBER, src, i) ??
+        matchAt(DECIMAL_NUMBER, src, i)!;
       i += text.length;
       const after = src[i] ?? "";
       if (after === "n") {
@@ -301,10 +314,10 @@ function tokenize(src: string): { tokens: Token[]; comments: Comment[] } {
       push({ kind: "number", value, integer, text });
       continue;
     }
-    const ident = IDENT_REST.exec(src.slice(i));
+    const ident = matchAt(IDENT, src, i);
     if (ident) {
-      i += ident[0].length;
-      push({ kind: "ident", text: ident[0] });
+      i += ident.length;
+      push({ kind: "ident", text: ident });
       continue;
     }
     i += c.length;
@@ -360,8 +373,17 @@ class Parser {
       }; ${LITERALS_HELP}`,
     );
   }
-  literal(): { value: unknown; integer: boolean } {
+  literal(depth = 0): { value: unknown; integer: boolean } {
     const t = this.next();
+    if (
+      depth >= MAX_PARAMETER_DEPTH && t.kind === "punct" &&
+      (t.text === "[" || t.text === "{")
+    ) {
+      fail(
+        t.line,
+        `the value of "${this.name}" nests lists and objects more than ${MAX_PARAMETER_DEPTH} levels deep: expected a small literal; ${LITERALS_HELP}`,
+      );
+    }
     if (t.kind === "punct" && (t.text === "-" || t.text === "+")) {
       const n = this.next();
       if (n.kind !== "number") this.notLiteral(n);
@@ -392,7 +414,7 @@ class Parser {
             `the list of "${this.name}" has an empty slot: expected a value before ","`,
           );
         }
-        items.push(this.literal().value);
+        items.push(this.literal(depth + 1).value);
         const sep = this.next();
         if (sep.kind === "punct" && sep.text === "]") {
           return { value: items, integer: false };
@@ -435,7 +457,7 @@ class Parser {
             }, found ${show(colon)} (write every entry as key: value)`,
           );
         }
-        defineKey(obj, key, this.literal().value);
+        defineKey(obj, key, this.literal(depth + 1).value);
         const sep = this.next();
         if (sep.kind === "punct" && sep.text === "}") {
           return { value: obj, integer: false };
@@ -548,6 +570,12 @@ function readAnnotation(tokens: Token[], src: string): {
  * the line of anything else.
  */
 export function parseParameters(source: string): ParameterSpec[] {
+  if (source.length > MAX_PARAMETERS_SOURCE) {
+    fail(
+      1,
+      `the parameters cell has ${source.length} characters: expected at most ${MAX_PARAMETERS_SOURCE} (parameters are a few literal values); load large data in a later cell and pass its path as a parameter`,
+    );
+  }
   const { tokens, comments } = tokenize(source);
   const specs: ParameterSpec[] = [];
   const p = new Parser(tokens, "");
@@ -1043,4 +1071,71 @@ export function injectParameters(
   };
   copy.cells.splice(found.index + 1, 0, cell);
   return copy;
+}
+
+// ------------------------------------------------------------ parameter files
+
+/**
+ * The values of a `--params` file's text: a JSON object of parameter names
+ * and values (checked against a notebook's parameters later, by
+ * {@linkcode resolveParameters}). `source` names the file in errors. Throws
+ * {@linkcode ParameterError} for text that is not JSON or not an object.
+ *
+ * @example
+ * ```ts
+ * import { parseParameterFile } from "tokenlab/report/params.ts";
+ * console.log(parseParameterFile('{"epochs": 8}', "p.json")); // { epochs: 8 }
+ * ```
+ */
+export function parseParameterFile(
+  text: string,
+  source: string,
+): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ParameterError(
+      `--params ${source} is not valid JSON (${
+        (e as Error).message
+      }); expected an object such as {"epochs": 8, "scale": "full"}`,
+    );
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new ParameterError(
+      `--params ${source} must hold a JSON object of parameter names and values, found ${
+        foundText(value).slice(0, 200)
+      }; write it as {"name": value, ...}`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Reads a `--params` file; see {@linkcode parseParameterFile}. Throws
+ * {@linkcode ParameterError} when the file cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { readParameterFile } from "tokenlab/report/params.ts";
+ * const path = await Deno.makeTempFile({ suffix: ".json" });
+ * await Deno.writeTextFile(path, '{"seed": 3}');
+ * console.log(await readParameterFile(path)); // { seed: 3 }
+ * await Deno.remove(path);
+ * ```
+ */
+export async function readParameterFile(
+  path: string,
+): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ParameterError(
+      `--params ${path}: cannot read it (${
+        (e as Error).message
+      }); expected a JSON file of parameter names and values`,
+    );
+  }
+  return parseParameterFile(text, path);
 }

@@ -1,0 +1,134 @@
+/**
+ * ZIP structure for the fuzzer: where an archive keeps its length, count and
+ * offset fields (so mutations hit them), and a writer of stored entries with
+ * valid CRCs (so a mutated `data.pkl` reaches the pickle parser instead of
+ * failing the checksum).
+ *
+ * @module
+ */
+
+import type { FieldHint } from "./mutate.ts";
+
+let table: Uint32Array | undefined;
+
+/** CRC-32 (the ZIP polynomial) of bytes. */
+export function crc32(bytes: Uint8Array): number {
+  if (!table) {
+    table = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      table[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) {
+    c = table[(c ^ bytes[i]) & 255] ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** The length, count, offset and method fields of every ZIP record found in the bytes. */
+export function zipHints(b: Uint8Array): FieldHint[] {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const hints: FieldHint[] = [];
+  const add = (p: number, fields: [number, 1 | 2 | 4 | 8][]) => {
+    for (const [at, width] of fields) {
+      if (p + at + width <= b.length) hints.push({ offset: p + at, width });
+    }
+  };
+  for (let p = 0; p + 4 <= b.length; p++) {
+    if (b[p] !== 0x50 || b[p + 1] !== 0x4b) continue;
+    const sig = v.getUint32(p, true);
+    if (sig === 0x04034b50) {
+      // local header: flags, method, crc, sizes, name and extra lengths
+      add(p, [[6, 2], [8, 2], [14, 4], [18, 4], [22, 4], [26, 2], [28, 2]]);
+    } else if (sig === 0x02014b50) {
+      add(p, [
+        [8, 2],
+        [10, 2],
+        [16, 4],
+        [20, 4],
+        [24, 4],
+        [28, 2],
+        [30, 2],
+        [32, 2],
+        [34, 2],
+        [42, 4],
+      ]);
+      // a Zip64 extra field (id 1) right after the name: its 8-byte values
+      if (p + 32 <= b.length) {
+        const nameLen = v.getUint16(p + 28, true);
+        const extraLen = v.getUint16(p + 30, true);
+        const e = p + 46 + nameLen;
+        if (
+          extraLen >= 4 && e + 4 <= b.length && v.getUint16(e, true) === 1
+        ) {
+          add(e, [[2, 2], [4, 8], [12, 8], [20, 8]]);
+        }
+      }
+    } else if (sig === 0x06054b50) {
+      add(p, [[4, 2], [6, 2], [8, 2], [10, 2], [12, 4], [16, 4], [20, 2]]);
+    } else if (sig === 0x06064b50) {
+      add(p, [[4, 8], [24, 8], [32, 8], [40, 8], [48, 8]]);
+    } else if (sig === 0x07064b50) {
+      add(p, [[4, 4], [8, 8], [16, 4]]);
+    }
+  }
+  return hints;
+}
+
+/** One entry to write. */
+export interface ZipFile {
+  /** Its path in the archive. */
+  name: string;
+  /** Its bytes (stored, not compressed). */
+  data: Uint8Array;
+}
+
+/** A ZIP archive of stored entries with correct CRCs and sizes (no Zip64). */
+export function storedZip(entries: readonly ZipFile[]): Uint8Array {
+  const enc = new TextEncoder();
+  const names = entries.map((e) => enc.encode(e.name));
+  const crcs = entries.map((e) => crc32(e.data));
+  let size = 22;
+  entries.forEach((e, i) =>
+    size += 30 + 46 + 2 * names[i].length + e.data.length
+  );
+  const out = new Uint8Array(size);
+  const v = new DataView(out.buffer);
+  let p = 0;
+  const offsets: number[] = [];
+  entries.forEach((e, i) => {
+    offsets.push(p);
+    v.setUint32(p, 0x04034b50, true);
+    v.setUint16(p + 4, 20, true);
+    v.setUint32(p + 14, crcs[i], true);
+    v.setUint32(p + 18, e.data.length, true);
+    v.setUint32(p + 22, e.data.length, true);
+    v.setUint16(p + 26, names[i].length, true);
+    out.set(names[i], p + 30);
+    p += 30 + names[i].length;
+    out.set(e.data, p);
+    p += e.data.length;
+  });
+  const cd = p;
+  entries.forEach((e, i) => {
+    v.setUint32(p, 0x02014b50, true);
+    v.setUint16(p + 4, 20, true);
+    v.setUint16(p + 6, 20, true);
+    v.setUint32(p + 16, crcs[i], true);
+    v.setUint32(p + 20, e.data.length, true);
+    v.setUint32(p + 24, e.data.length, true);
+    v.setUint16(p + 28, names[i].length, true);
+    v.setUint32(p + 42, offsets[i], true);
+    out.set(names[i], p + 46);
+    p += 46 + names[i].length;
+  });
+  v.setUint32(p, 0x06054b50, true);
+  v.setUint16(p + 8, entries.length, true);
+  v.setUint16(p + 10, entries.length, true);
+  v.setUint32(p + 12, p - cd, true);
+  v.setUint32(p + 16, cd, true);
+  return out;
+}
