@@ -531,6 +531,29 @@ Deno.test("zip: declared sizes beyond the ratio or size limits, and raising them
       if (before === undefined) Deno.env.delete("TOKENLAB_MAX_ENTRY_BYTES");
       else Deno.env.set("TOKENLAB_MAX_ENTRY_BYTES", before);
     }
+    const ratioBefore = Deno.env.get("TOKENLAB_MAX_INFLATE_RATIO");
+    try {
+      Deno.env.set("TOKENLAB_MAX_INFLATE_RATIO", "500");
+      {
+        using zip = await TorchZip.open(real);
+        await refusedFast(() => zip.read("m"), CheckpointError, [
+          "beyond the limit of 500:1",
+        ]);
+      }
+      {
+        using zip = await TorchZip.open(real, { maxInflateRatio: 1100 });
+        assertEquals((await zip.read("m")).length, MiB.length);
+      }
+      Deno.env.set("TOKENLAB_MAX_INFLATE_RATIO", "-3");
+      await refusedFast(() => readTorchFile(real), CheckpointError, [
+        "real.zip",
+        'expected TOKENLAB_MAX_INFLATE_RATIO to be a number of at least 1 (e.g. 2000), found "-3"',
+      ]);
+    } finally {
+      if (ratioBefore === undefined) {
+        Deno.env.delete("TOKENLAB_MAX_INFLATE_RATIO");
+      } else Deno.env.set("TOKENLAB_MAX_INFLATE_RATIO", ratioBefore);
+    }
     await refusedFast(
       () => TorchZip.open(real, { maxEntryBytes: -1 }),
       CheckpointError,
