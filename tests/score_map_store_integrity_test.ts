@@ -124,6 +124,7 @@ Deno.test("the review's edit: a record number changed in keys.sorted never retur
         ScoreMapError,
         `score-map store ${p} is damaged: block 0 of keys.sorted`,
       );
+      assertStringIncludes(err.message, 'looking up the key "a/3"');
       assertStringIncludes(err.message, "re-run the conversion or annotation");
       assert(sameMap(await s.read(0), 0));
     }
@@ -131,10 +132,14 @@ Deno.test("the review's edit: a record number changed in keys.sorted never retur
     await resignBlock0(p, "keys.sorted", 1);
     {
       using s = await ScoreMapStore.open(p);
-      await assertRejects(
+      const err = await assertRejects(
         () => s.read("a/3"),
         ScoreMapError,
         `the key index sends the key "a/3"`,
+      );
+      assertStringIncludes(
+        err.message,
+        'record 0, which holds the map of another key (key "a/0")',
       );
       await assertRejects(() => s.label("a/3"), ScoreMapError, "another key");
       // The entry's own hash is checked too: an entry moved onto another key.

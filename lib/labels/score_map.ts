@@ -1227,6 +1227,8 @@ export class ScoreMapStore {
   #reads = 0;
   #bytesRead = 0;
   #closed = false;
+  /** What the current operation is doing, for messages about damage (operations run one at a time). */
+  #context = "";
 
   private constructor(
     path: string,
@@ -1684,8 +1686,7 @@ export class ScoreMapStore {
       !Number.isSafeInteger(from) || !Number.isSafeInteger(len) || from < 0 ||
       len < 0 || from + len > size
     ) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${field()} points at bytes [${from}, ${
           from + len
         }) of ${name}, which has ${size} bytes`,
@@ -1709,8 +1710,7 @@ export class ScoreMapStore {
       );
       const want = await this.#blockSum(name, b);
       if (got !== want) {
-        throw damaged(
-          this.path,
+        throw this.#damaged(
           `block ${b} of ${name} (bytes ${b * BLOCK_BYTES} to ${
             Math.min(size, (b + 1) * BLOCK_BYTES)
           }, read for ${field()}) has the CRC-32 ${got}, but ${KEY_SUMS} holds ${want}`,
@@ -1730,12 +1730,30 @@ export class ScoreMapStore {
   ): number {
     const x = v.getBigUint64(at, true);
     if (x > BigInt(limit)) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${name} gives ${field} as ${x}, beyond the ${limit} bytes of ${KEYS}`,
       );
     }
     return Number(x);
+  }
+
+  /** A ScoreMapError about damage, naming the store and what the current operation was doing. */
+  #damaged(what: string): ScoreMapError {
+    return damaged(
+      this.path,
+      this.#context === "" ? what : `${what} (${this.#context})`,
+    );
+  }
+
+  /** Runs `fn` with `context` named in its messages about damage. */
+  async #within<T>(context: string, fn: () => Promise<T>): Promise<T> {
+    const outer = this.#context;
+    this.#context = outer === "" ? context : `${outer}, ${context}`;
+    try {
+      return await fn();
+    } finally {
+      this.#context = outer;
+    }
   }
 
   #checkIndex(i: number, what: string): void {
@@ -1779,8 +1797,7 @@ export class ScoreMapStore {
     const from = this.#position(v, 0, limit, KEY_OFFSETS, `key ${i}'s start`);
     const to = this.#position(v, 8, limit, KEY_OFFSETS, `key ${i + 1}'s start`);
     if (!(to > from + 1 && to - from - 1 <= MAX_KEY_BYTES)) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${KEY_OFFSETS} gives key ${i} the bytes [${from}, ${to}) of ${KEYS}, expected 2 to ${
           MAX_KEY_BYTES + 1
         } bytes (the key and its line break)`,
@@ -1794,8 +1811,7 @@ export class ScoreMapStore {
     );
     const nl = b.indexOf(0x0a);
     if (nl !== b.length - 1) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${KEY_OFFSETS} gives key ${i} the bytes [${from}, ${to}) of ${KEYS}, which are not one line`,
       );
     }
@@ -1804,8 +1820,7 @@ export class ScoreMapStore {
         b.subarray(0, nl),
       );
     } catch (e) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `key ${i} in ${KEYS} (bytes [${from}, ${to})) is not valid UTF-8 (${
           (e as Error).message
         })`,
@@ -1832,7 +1847,12 @@ export class ScoreMapStore {
    */
   async indexOf(key: string): Promise<number> {
     const want = checkKey(key, `indexOf in ${this.path}`);
-    return await this.#serial(() => this.#search(want));
+    return await this.#serial(() =>
+      this.#within(
+        `looking up the key ${JSON.stringify(key)}`,
+        () => this.#search(want),
+      )
+    );
   }
 
   /** Entry bytes, key-prefix bytes and where the prefix starts, for this store's version. */
@@ -1855,8 +1875,7 @@ export class ScoreMapStore {
       const v = new DataView(buf.buffer, buf.byteOffset + at, entry);
       const len = v.getUint32(4, true);
       if (len < 1 || len > MAX_KEY_BYTES) {
-        throw damaged(
-          this.path,
+        throw this.#damaged(
           `${KEY_SORTED} entry ${e} gives its key a length of ${len} bytes, expected 1 to ${MAX_KEY_BYTES}`,
         );
       }
@@ -1936,8 +1955,7 @@ export class ScoreMapStore {
         ? la >= lb
         : lb <= prefix && ka >= kb; // b whole and a prefix of a: a > b
       if (broken) {
-        throw damaged(
-          this.path,
+        throw this.#damaged(
           `${KEY_SORTED} entries ${e} and ${e + 1} are not in key order`,
         );
       }
@@ -1954,14 +1972,12 @@ export class ScoreMapStore {
     const v = new DataView(block.buffer, block.byteOffset + at, 24);
     const i = v.getUint32(0, true);
     if (i >= this.header.count) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${KEY_SORTED} entry ${e} points at record ${i} of ${this.header.count}`,
       );
     }
     if (this.header.version !== 1 && !isKeyHash(v, 16, keyHash(want))) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${KEY_SORTED} entry ${e} holds a key hash that is not the hash of its key ${
           JSON.stringify(new TextDecoder().decode(want))
         }`,
@@ -2016,7 +2032,10 @@ export class ScoreMapStore {
     const { i, key } = await this.#resolve(iOrKey, "read");
     this.#dataFile();
     const b = await this.#serial(() =>
-      this.#readBatch([i], key === undefined ? undefined : [key])
+      key === undefined ? this.#readBatch([i]) : this.#within(
+        `reading the key ${JSON.stringify(key)}`,
+        () => this.#readBatch([i], [key]),
+      )
     );
     return {
       k: b.k,
@@ -2048,10 +2067,12 @@ export class ScoreMapStore {
       this.#serial(async () => {
         if (!this.header.labels) return undefined;
         if (this.header.version !== 1) {
-          const b = await this.#readBatch(
-            [j],
-            key === undefined ? undefined : [key],
-          );
+          const b = key === undefined
+            ? await this.#readBatch([j])
+            : await this.#within(
+              `reading the key ${JSON.stringify(key)}`,
+              () => this.#readBatch([j], [key]),
+            );
           const v = b.labels![0];
           return v < 0 ? undefined : v;
         }
@@ -2064,8 +2085,7 @@ export class ScoreMapStore {
         );
         const v = new DataView(b.buffer).getInt32(0, true);
         if (v < -1 || v >= this.header.numClasses) {
-          throw damaged(
-            this.path,
+          throw this.#damaged(
             `record ${j} of ${DATA} holds the label ${v}, outside [-1, ${this.header.numClasses})`,
           );
         }
@@ -2156,8 +2176,7 @@ export class ScoreMapStore {
           );
           const stored = view.getUint32(base, true);
           if (got !== stored) {
-            throw damaged(
-              this.path,
+            throw this.#damaged(
               `record ${i} of ${DATA} (${await this.#keyForError(
                 i,
               )}) fails its checksum: it holds ${stored}, its bytes give ${got}`,
@@ -2166,12 +2185,11 @@ export class ScoreMapStore {
           if (keys !== undefined) {
             const want = keyHash(new TextEncoder().encode(keys[j]));
             if (!isKeyHash(view, base + rec.keyHash!.offset, want)) {
-              throw damaged(
-                this.path,
+              const other = await this.#keyForError(i);
+              throw this.#damaged(
                 `the key index sends the key ${JSON.stringify(keys[j])} (hash ${
                   hashHex(want)
-                }) to record ${i}, which holds the map of another key (${await this
-                  .#keyForError(i)}); ${KEY_SORTED} or ${KEY_OFFSETS} is wrong`,
+                }) to record ${i}, which holds the map of another key (${other}): ${KEY_SORTED} points at the wrong record`,
               );
             }
           }
@@ -2226,16 +2244,14 @@ export class ScoreMapStore {
     if (bad < 0 && !labelBad) return;
     const key = await this.#keyForError(i);
     if (labelBad) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `record ${i} (${key}) holds the label ${label}, but ${
           h.labels ? `labels lie in [-1, ${c})` : "the store has no labels"
         }`,
       );
     }
     const s = scores[from + bad], id = ids[from + bad];
-    throw damaged(
-      this.path,
+    throw this.#damaged(
       `record ${i} (${key}) holds ${
         !(s - s === 0)
           ? `the score ${s}`
@@ -2265,16 +2281,14 @@ export class ScoreMapStore {
     try {
       text = new TextDecoder("utf-8", { fatal: true }).decode(b);
     } catch (e) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${KEYS} is not valid UTF-8 (${(e as Error).message})`,
       );
     }
     const list = text.split("\n");
     list.pop();
     if (list.length !== this.header.count || !text.endsWith("\n")) {
-      throw damaged(
-        this.path,
+      throw this.#damaged(
         `${KEYS} should hold ${this.header.count} lines, found ${list.length}`,
       );
     }
@@ -2338,8 +2352,7 @@ export class ScoreMapStore {
     let pos = 0;
     for (let i = 0; i <= n; i++) {
       if (ov.getBigUint64(8 * i, true) !== BigInt(pos)) {
-        throw damaged(
-          this.path,
+        throw this.#damaged(
           `${KEY_OFFSETS} entry ${i} is ${
             ov.getBigUint64(8 * i, true)
           }, but line ${i} of ${KEYS} starts at byte ${pos}`,
@@ -2358,7 +2371,7 @@ export class ScoreMapStore {
       const p = e * entry;
       const i = sv.getUint32(p, true);
       const bad = (what: string) =>
-        damaged(this.path, `${KEY_SORTED} entry ${e} ${what}`);
+        this.#damaged(`${KEY_SORTED} entry ${e} ${what}`);
       if (i >= n || seen[i]) {
         throw bad(`points at record ${i}${i < n ? ", already listed" : ""}`);
       }
