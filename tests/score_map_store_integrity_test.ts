@@ -211,6 +211,28 @@ Deno.test("an offset of 2^64-1 in keys.offsets or keys.sorted is a ScoreMapError
       ScoreMapError,
       "keys.sorted gives entry",
     );
+    // Declared sizes that would allocate huge memory are refused on open
+    // (a version-1 header has no checksum: the bounds alone).
+    const header = JSON.parse(await Deno.readTextFile(`${v1}/header.json`));
+    for (
+      const [change, msg] of [
+        [{ height: 2 ** 32, width: 2 ** 32 }, "too large for a record"],
+        [{ k: 2 ** 40 }, "too large for a record"],
+        [{ count: 2 ** 40 }, "count to be an integer in [0, 2^32)"],
+        [{ count: 2 ** 31 }, "maps.bin should hold 2147483648 records"],
+      ] as const
+    ) {
+      await Deno.writeTextFile(
+        `${v1}/header.json`,
+        JSON.stringify({ ...header, ...change }),
+      );
+      const e = await assertRejects(
+        () => ScoreMapStore.open(v1, { onWarning: () => {} }),
+        ScoreMapError,
+        msg,
+      );
+      assertStringIncludes(e.message, v1);
+    }
   });
 });
 
