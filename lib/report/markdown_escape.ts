@@ -28,6 +28,29 @@ export function escapeMarkdown(text: string): string {
     .replace(/[\\`*_[\]<>|&~]/g, (c) => `\\${c}`);
 }
 
+/**
+ * Text as a Markdown code span, whatever backticks it holds: the fence is one
+ * backtick longer than the longest run inside, so the text stays literal
+ * (a code span is never read as HTML or a link).
+ *
+ * @example
+ * ```ts
+ * import { markdownCode } from "tokenlab/report/markdown_escape.ts";
+ * console.log(markdownCode("a`b"));
+ * // ``a`b``
+ * ```
+ */
+export function markdownCode(text: string): string {
+  const flat = text.replace(/\r\n?|\n/g, " ");
+  const longest = Math.max(
+    0,
+    ...(flat.match(/`+/g) ?? []).map((run) => run.length),
+  );
+  const fence = "`".repeat(longest + 1);
+  const pad = flat.startsWith("`") || flat.endsWith("`") ? " " : "";
+  return `${fence}${pad}${flat}${pad}${fence}`;
+}
+
 /** A token's children, whatever the kind of token keeps them in. */
 function children(token: Token): Token[] {
   const t = token as Token & {

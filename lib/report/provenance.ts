@@ -9,6 +9,7 @@
 
 import { ensureBackend } from "../backend.ts";
 import { escapeXml } from "../figure.ts";
+import { escapeMarkdown, markdownCode } from "./markdown_escape.ts";
 import { TFJS_VERSION } from "../tf.ts";
 import { VERSION } from "../version.ts";
 import {
@@ -47,7 +48,7 @@ export class Headline {
   [Symbol.for("Jupyter.display")](): Record<string, unknown> {
     return {
       [HEADLINE_MIME]: { text: this.text },
-      "text/markdown": `**Result:** ${this.text}`,
+      "text/markdown": `**Result:** ${escapeMarkdown(this.text)}`,
       "text/html": `<p class="tokenlab-headline"><strong>Result:</strong> ${
         escapeXml(this.text)
       }</p>`,
@@ -194,16 +195,24 @@ export class Provenance {
     ];
   }
 
-  /** Markdown. */
+  /** One (name, details) pair per experiment, plain text. */
+  #experiments(): [string, string][] {
+    return this.record.experiments.map((e) => [
+      e.name,
+      `${sourceText(e)}; ${e.backend}, ${fmtSeconds(e.seconds)}${
+        e.scale ? `, ${e.scale} scale` : ""
+      }`,
+    ]);
+  }
+
+  /** Markdown; every value escaped, since names and parameters come from users. */
   toMarkdown(): string {
     const lines = ["**Provenance**", ""];
-    for (const [k, v] of this.facts()) lines.push(`- ${k}: ${v}`);
-    for (const e of this.record.experiments) {
-      lines.push(
-        `- experiment \`${e.name}\`: ${sourceText(e)}; ${e.backend}, ${
-          fmtSeconds(e.seconds)
-        }${e.scale ? `, ${e.scale} scale` : ""}`,
-      );
+    for (const [k, v] of this.facts()) {
+      lines.push(`- ${escapeMarkdown(k)}: ${escapeMarkdown(v)}`);
+    }
+    for (const [name, v] of this.#experiments()) {
+      lines.push(`- experiment ${markdownCode(name)}: ${escapeMarkdown(v)}`);
     }
     return lines.join("\n");
   }
@@ -231,7 +240,12 @@ export class Provenance {
 
   /** Plain text. */
   toString(): string {
-    return this.toMarkdown().replace(/\*\*/g, "").replace(/`/g, "");
+    return [
+      "Provenance",
+      "",
+      ...this.facts().map(([k, v]) => `- ${k}: ${v}`),
+      ...this.#experiments().map(([name, v]) => `- experiment ${name}: ${v}`),
+    ].join("\n");
   }
 
   /** Jupyter display bundle. */
