@@ -9,10 +9,12 @@ import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, runCli } from "./_helpers.ts";
 import { exitCodeOf } from "../lib/cli/main.ts";
 import {
+  annotate,
   DataSpecError,
   ImageError,
   initBackend,
   LvVit,
+  openTensorDataset,
   RunFolderError,
   saveWeights,
   ScoreMapError,
@@ -213,7 +215,7 @@ Deno.test("exit codes: annotate refuses k beyond the classes, an existing store,
       width: 32,
       labels: [0, 1, 2, 3],
     });
-    const annotate = (out: string, ...extra: string[]) => [
+    const annotateArgs = (out: string, ...extra: string[]) => [
       "annotate",
       "--model",
       `${dir}/tiny.safetensors`,
@@ -225,24 +227,24 @@ Deno.test("exit codes: annotate refuses k beyond the classes, an existing store,
       "wasm",
       ...extra,
     ];
-    await expectExit(annotate(`${dir}/maps`, "--k", "100"), 2, [
+    await expectExit(annotateArgs(`${dir}/maps`, "--k", "100"), 2, [
       `--k 100 is more than the ${CLASSES} classes of the model tiny_vit`,
       `expected 1 <= k <= ${CLASSES}`,
     ]);
     assert(!(await exists(`${dir}/maps`)), "no store after the refusal");
     assert(!(await exists(`${dir}/maps.partial`)), "no partial store either");
-    await expectExit(annotate(`${dir}/maps`, "--k", "-2"), 2, [
+    await expectExit(annotateArgs(`${dir}/maps`, "--k", "-2"), 2, [
       "--k needs a positive integer, found -2",
     ]);
     // The corrected command runs: nothing was left to refuse it.
-    const ok = await runCli(annotate(`${dir}/maps`, "--k", "2"));
+    const ok = await runCli(annotateArgs(`${dir}/maps`, "--k", "2"));
     assertEquals(ok.code, 0, ok.stderr);
     assertStringIncludes(
       ok.stderr,
       `4 score maps (k 2, 4x4, ${CLASSES} classes)`,
     );
     const before = await Deno.readTextFile(`${dir}/maps/header.json`);
-    await expectExit(annotate(`${dir}/maps`, "--k", "2"), 2, [
+    await expectExit(annotateArgs(`${dir}/maps`, "--k", "2"), 2, [
       `--out ${dir}/maps already exists`,
       "pass --overwrite",
     ]);
@@ -261,6 +263,40 @@ Deno.test("exit codes: annotate refuses k beyond the classes, an existing store,
       ["--model takes a weights file", `found a folder at ${dir}`],
     );
     assert(!(await exists(`${dir}/other`)));
+
+    // An interrupted write made with k 3 refuses k 2, naming the flag.
+    const stop = new AbortController();
+    await annotate(model, await openTensorDataset(`${dir}/data.safetensors`), {
+      out: `${dir}/cut`,
+      k: 3,
+      batchSize: 2,
+      flushEvery: 2,
+      signal: stop.signal,
+      onProgress: (done) => {
+        if (done >= 2) stop.abort();
+      },
+    });
+    assert(await exists(`${dir}/cut.partial`));
+    await expectExit(
+      annotateArgs(`${dir}/cut`, "--k", "2", "--batch-size", "2"),
+      2,
+      [
+        `--out ${dir}/cut: `,
+        "pass --overwrite to start the store over",
+      ],
+    );
+    const redo = await runCli(
+      annotateArgs(
+        `${dir}/cut`,
+        "--k",
+        "2",
+        "--batch-size",
+        "2",
+        "--overwrite",
+      ),
+    );
+    assertEquals(redo.code, 0, redo.stderr);
+    assertStringIncludes(redo.stderr, "4 score maps (k 2,");
   } finally {
     model.dispose();
     await Deno.remove(dir, { recursive: true });

@@ -210,6 +210,7 @@ export const annotateCommand: Command = {
     // before that is the store refusing --out (an interrupted write made
     // with other settings) or the settings: bad input, exit 2.
     let started = false;
+    const hadPartial = !values.overwrite && await exists(`${out}.partial`);
     try {
       const result = await annotate(model, source, {
         out,
@@ -249,15 +250,16 @@ export const annotateCommand: Command = {
       return 0;
     } catch (e) {
       if (!started && e instanceof ScoreMapError) {
-        // The store names the library option that would change its mind;
-        // on the command line that option is a flag.
+        // Refused before the first image: the settings, or the store at
+        // --out. The store names the library option that would change its
+        // mind (or an interrupted write is there); on the command line that
+        // option is a flag.
         const option = (e as { option?: unknown }).option;
+        const storeRefused = option === "overwrite" || hadPartial;
         throw new UsageError(
-          `tokenlab annotate: --out ${out}: ${e.message}${
-            option === "overwrite"
-              ? `\non the command line: pass --overwrite to start the store over, or run again with the settings the interrupted run used`
-              : ""
-          }`,
+          storeRefused
+            ? `tokenlab annotate: --out ${out}: ${e.message}\non the command line: pass --overwrite to start the store over, or run again with the settings the interrupted run used`
+            : `tokenlab annotate: ${e.message}`,
           { cause: e },
         );
       }

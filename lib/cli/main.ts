@@ -89,7 +89,15 @@ function help(): string {
   ].join("\n");
 }
 
-/** How the command line ends, by exit code (also in `--help` and the README). */
+/**
+ * How the command line ends, by exit code (also in `--help` and the README).
+ *
+ * @example
+ * ```ts
+ * import { EXIT_CODES } from "tokenlab/cli/main.ts";
+ * console.log(Object.keys(EXIT_CODES).join(" ")); // 0 1 2 130
+ * ```
+ */
 export const EXIT_CODES: Readonly<Record<number, string>> = {
   0: "done",
   1: "failed while running (and strip --check: a notebook holds outputs; report: a cell failed)",
@@ -140,7 +148,17 @@ async function badInputErrors(): Promise<readonly ErrorClass[]> {
   }
 }
 
-/** The exit code of an error that ended a command: 2 for bad input, else 1. */
+/**
+ * The exit code of an error that ended a command: 2 for bad input, else 1.
+ *
+ * @example
+ * ```ts
+ * import { exitCodeOf } from "tokenlab/cli/main.ts";
+ * import { DataSpecError } from "tokenlab";
+ * console.log(await exitCodeOf(new DataSpecError("no such folder"))); // 2
+ * console.log(await exitCodeOf(new RangeError("a defect"))); // 1
+ * ```
+ */
 export async function exitCodeOf(error: unknown): Promise<1 | 2> {
   if (error instanceof UsageError) return 2;
   const table = await badInputErrors();
