@@ -300,3 +300,37 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("annotate: k beyond the model's classes or a bad batch size is refused before anything is written", async () => {
+  const { dir, data } = await setup();
+  const model = LvVit.create(TINY, { seed: 3 });
+  try {
+    const source = await openTensorDataset(data);
+    await assertRejects(
+      () => annotate(model, source, { out: `${dir}/maps`, k: 100 }),
+      ScoreMapError,
+      `k must be an integer in [1, ${TINY.numClasses}] (the classes of the annotator tiny_vit), found 100`,
+    );
+    await assertRejects(
+      () => annotate(model, source, { out: `${dir}/maps`, k: 0 }),
+      ScoreMapError,
+      "found 0",
+    );
+    await assertRejects(
+      () => annotate(model, source, { out: `${dir}/maps`, batchSize: -1 }),
+      ScoreMapError,
+      "batchSize must be a positive integer, found -1",
+    );
+    assert(!(await exists(`${dir}/maps`)));
+    assert(!(await exists(`${dir}/maps.partial`)));
+    // The corrected call is not refused by anything the refusals left.
+    const ok = await annotate(model, source, {
+      out: `${dir}/maps`,
+      k: TINY.numClasses,
+    });
+    assertEquals(ok.header?.k, TINY.numClasses);
+  } finally {
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
