@@ -109,3 +109,48 @@ Deno.test("tokenlab labels: the left-40% crop, correct and official box order, s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tokenlab labels --verify and --upgrade: a version-1 store checked, upgraded in place, and damage found (exit 1)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const store = `${dir}/v1`;
+    await Deno.mkdir(store);
+    for await (
+      const f of Deno.readDir(`${ROOT}/tests/fixtures/score_map_store_v1`)
+    ) {
+      await Deno.copyFile(
+        `${ROOT}/tests/fixtures/score_map_store_v1/${f.name}`,
+        `${store}/${f.name}`,
+      );
+    }
+    const v1 = await runCli(["labels", store, "--verify"]);
+    assertEquals(v1.code, 0, v1.stderr);
+    assertStringIncludes(v1.stdout, "20 maps, format version 1");
+    assertStringIncludes(v1.stdout, "no checksums");
+
+    const up = await runCli(["labels", store, "--upgrade"]);
+    assertEquals(up.code, 0, up.stderr);
+    assertStringIncludes(up.stdout, "upgraded from format version 1 to 2");
+    const header = JSON.parse(await Deno.readTextFile(`${store}/header.json`));
+    assertEquals(header.version, 2);
+    const v2 = await runCli(["labels", store, "--verify"]);
+    assertEquals(v2.code, 0, v2.stderr);
+    assertStringIncludes(v2.stdout, "format version 2");
+
+    // One byte of the key index changed: the full check names the file (exit 1).
+    const f = await Deno.open(`${store}/keys.sorted`, { write: true });
+    await f.seek(20, Deno.SeekMode.Start);
+    await f.write(new Uint8Array([0x78]));
+    f.close();
+    const bad = await runCli(["labels", store, "--verify"]);
+    assertEquals(bad.code, 1, bad.stdout);
+    assertStringIncludes(bad.stderr, "keys.sorted");
+    assertStringIncludes(bad.stderr, "is damaged");
+
+    const none = await runCli(["labels", `${dir}/nothing`, "--verify"]);
+    assertEquals(none.code, 2);
+    assertStringIncludes(none.stderr, "expects a score-map store");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -21,6 +21,7 @@ const USAGE =
   `usage: tokenlab labels MAP [--box TOP,LEFT,HEIGHT,WIDTH] [--flip] [--size S]
                        [--smoothing E] [--num-classes C] [--official-order]
                        [--top N] [--json]
+       tokenlab labels STORE --verify | --upgrade
 
 Shows a score map: its shape, what its channels are, the top class of every
 cell; then pools a crop of it into the labels training would use: the class
@@ -37,7 +38,11 @@ softmax and label smoothing, as a grid of top classes.
   --num-classes C   classes (default: the store's, else 1000)
   --official-order  pool as the official code does (box axes transposed)
   --top N           classes listed for the class token (default 5)
-  --json            print JSON`;
+  --json            print JSON
+  --verify          read every record of STORE and check every checksum, key
+                    hash and the key index; exit 1 and say what is damaged
+  --upgrade         rewrite a version-1 STORE (no checksums) as the current
+                    version, in place, after checking it`;
 
 function parseBox(text: string): [number, number, number, number] {
   const parts = text.split(",").map((s) => Number(s.trim()));
@@ -57,6 +62,57 @@ async function isStore(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * `--verify` and `--upgrade`: a whole store checked, or a version-1 store
+ * rewritten with checksums. A store that cannot be opened is bad input
+ * (exit 2); damage found by the full check is a failure (exit 1).
+ */
+async function maintainStore(
+  target: string,
+  action: "verify" | "upgrade",
+): Promise<number> {
+  if (!await isStore(target)) {
+    throw new UsageError(
+      `tokenlab labels: --${action} expects a score-map store (a folder with header.json), found ${
+        JSON.stringify(target)
+      }; name the store folder itself, not an entry`,
+    );
+  }
+  const { ScoreMapError, ScoreMapStore, upgradeScoreMapStore } = await import(
+    "../labels/score_map.ts"
+  );
+  if (action === "upgrade") {
+    const done = await readingInput(
+      "labels",
+      `--upgrade ${target}`,
+      [ScoreMapError],
+      () => upgradeScoreMapStore(target),
+    );
+    console.log(
+      done.from === done.to
+        ? `${target}: already format version ${done.to} (${done.count} maps); nothing to do`
+        : `${target}: upgraded from format version ${done.from} to ${done.to} (${done.count} maps checked and rewritten)`,
+    );
+    return 0;
+  }
+  using store = await readingInput(
+    "labels",
+    `--verify ${target}`,
+    [ScoreMapError],
+    () => ScoreMapStore.open(target, { onWarning: () => {} }),
+  );
+  await store.verify();
+  const v = store.header.version;
+  console.log(
+    `${target}: ${store.size} maps, format version ${v}: ${
+      v === 1
+        ? "every record reads and the key index agrees with keys.txt (version 1 has no checksums; tokenlab labels --upgrade adds them)"
+        : "every checksum, key hash and index entry is sound"
+    }`,
+  );
+  return 0;
+}
+
 /** The `labels` command. */
 export const labelsCommand: Command = {
   summary: "show a score map and the token labels a crop of it gives",
@@ -71,6 +127,8 @@ export const labelsCommand: Command = {
       "official-order": { type: "boolean", default: false },
       top: { type: "string" },
       json: { type: "boolean", default: false },
+      verify: { type: "boolean", default: false },
+      upgrade: { type: "boolean", default: false },
       backend: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     }, true);
@@ -84,6 +142,9 @@ export const labelsCommand: Command = {
       );
     }
     const target = positionals[0];
+    if (values.verify || values.upgrade) {
+      return await maintainStore(target, values.verify ? "verify" : "upgrade");
+    }
     const box = values.box === undefined
       ? [0, 0, 1, 1] as const
       : parseBox(values.box);

@@ -1181,7 +1181,7 @@ function warnVersion1(
   if (warnedVersion1.has(dir)) return;
   warnedVersion1.add(dir);
   (onWarning ?? ((m: string) => console.warn(m)))(
-    `score-map store ${dir} is format version 1, which has no checksums: damage to its files can go unnoticed (a damaged key index can answer with another image's map). It is still read; upgrade it once, in place, with upgradeScoreMapStore(${
+    `score-map store ${dir} is format version 1, which has no checksums: damage to its files can go unnoticed (a damaged key index can answer with another image's map). It is still read; upgrade it once, in place, with \`tokenlab labels ${dir} --upgrade\` or upgradeScoreMapStore(${
       JSON.stringify(dir)
     }) (rewrites it as version ${STORE_VERSION}, checking every record), or re-run the conversion or annotation that made it.`,
   );
