@@ -40,14 +40,20 @@ export interface CaseEnd {
 
 const ROOT = new URL("../../", import.meta.url).href;
 
-/** The first stack frame outside the harness, as `path:line:column` relative to the project. */
-export function topFrame(e: unknown): string {
+/**
+ * The first `n` stack frames outside the harness, as `path:line:column`
+ * relative to the project, joined by " < " (innermost first).
+ */
+export function topFrame(e: unknown, n = 1): string {
   const stack = e instanceof Error ? e.stack ?? "" : "";
+  const frames: string[] = [];
   for (const line of stack.split("\n").slice(1)) {
     const m = /(file:\/\/[^\s)]+)/.exec(line);
     if (!m || m[1].includes("/tests/fuzz/")) continue;
-    return m[1].startsWith(ROOT) ? m[1].slice(ROOT.length) : m[1];
+    frames.push(m[1].startsWith(ROOT) ? m[1].slice(ROOT.length) : m[1]);
+    if (frames.length === n) break;
   }
+  if (frames.length > 0) return frames.join(" < ");
   const any = /at (.+)$/m.exec(stack);
   return any ? any[1].trim() : "(no stack)";
 }
@@ -110,7 +116,8 @@ async function main(): Promise<void> {
       end.outcome = isOwn(e, reader.own) ? "own" : "defect";
       end.name = errorName(e);
       end.message = (e instanceof Error ? e.message : String(e)).slice(0, 400);
-      end.frame = topFrame(e);
+      // an own error's innermost frame is often the helper that makes it
+      end.frame = topFrame(e, end.outcome === "own" ? 2 : 1);
       if (values.verbose) {
         console.error(e instanceof Error ? e.stack : String(e));
       }

@@ -86,49 +86,100 @@ export interface ZipFile {
   data: Uint8Array;
 }
 
-/** A ZIP archive of stored entries with correct CRCs and sizes (no Zip64). */
-export function storedZip(entries: readonly ZipFile[]): Uint8Array {
+/** Options of {@linkcode storedZip}. */
+export interface StoredZipOptions {
+  /**
+   * Write Zip64 records (default false): sizes, offsets and counts in Zip64
+   * extra fields and the Zip64 end records, the 32-bit fields all ones, as
+   * writers do for archives over 4 GiB.
+   */
+  zip64?: boolean;
+}
+
+/** A ZIP archive of stored entries with correct CRCs and sizes. */
+export function storedZip(
+  entries: readonly ZipFile[],
+  options: StoredZipOptions = {},
+): Uint8Array {
+  const z64 = options.zip64 ?? false;
   const enc = new TextEncoder();
   const names = entries.map((e) => enc.encode(e.name));
   const crcs = entries.map((e) => crc32(e.data));
-  let size = 22;
+  const localExtra = z64 ? 20 : 0, centralExtra = z64 ? 28 : 0;
+  let size = 22 + (z64 ? 56 + 20 : 0);
   entries.forEach((e, i) =>
-    size += 30 + 46 + 2 * names[i].length + e.data.length
+    size += 30 + localExtra + 46 + centralExtra + 2 * names[i].length +
+      e.data.length
   );
   const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
+  const ones = 0xffffffff;
   let p = 0;
   const offsets: number[] = [];
   entries.forEach((e, i) => {
     offsets.push(p);
     v.setUint32(p, 0x04034b50, true);
-    v.setUint16(p + 4, 20, true);
+    v.setUint16(p + 4, z64 ? 45 : 20, true);
     v.setUint32(p + 14, crcs[i], true);
-    v.setUint32(p + 18, e.data.length, true);
-    v.setUint32(p + 22, e.data.length, true);
+    v.setUint32(p + 18, z64 ? ones : e.data.length, true);
+    v.setUint32(p + 22, z64 ? ones : e.data.length, true);
     v.setUint16(p + 26, names[i].length, true);
+    v.setUint16(p + 28, localExtra, true);
     out.set(names[i], p + 30);
     p += 30 + names[i].length;
+    if (z64) {
+      v.setUint16(p, 1, true);
+      v.setUint16(p + 2, 16, true);
+      v.setBigUint64(p + 4, BigInt(e.data.length), true);
+      v.setBigUint64(p + 12, BigInt(e.data.length), true);
+      p += 20;
+    }
     out.set(e.data, p);
     p += e.data.length;
   });
   const cd = p;
   entries.forEach((e, i) => {
     v.setUint32(p, 0x02014b50, true);
-    v.setUint16(p + 4, 20, true);
-    v.setUint16(p + 6, 20, true);
+    v.setUint16(p + 4, z64 ? 45 : 20, true);
+    v.setUint16(p + 6, z64 ? 45 : 20, true);
     v.setUint32(p + 16, crcs[i], true);
-    v.setUint32(p + 20, e.data.length, true);
-    v.setUint32(p + 24, e.data.length, true);
+    v.setUint32(p + 20, z64 ? ones : e.data.length, true);
+    v.setUint32(p + 24, z64 ? ones : e.data.length, true);
     v.setUint16(p + 28, names[i].length, true);
-    v.setUint32(p + 42, offsets[i], true);
+    v.setUint16(p + 30, centralExtra, true);
+    v.setUint32(p + 42, z64 ? ones : offsets[i], true);
     out.set(names[i], p + 46);
     p += 46 + names[i].length;
+    if (z64) {
+      v.setUint16(p, 1, true);
+      v.setUint16(p + 2, 24, true);
+      v.setBigUint64(p + 4, BigInt(e.data.length), true);
+      v.setBigUint64(p + 12, BigInt(e.data.length), true);
+      v.setBigUint64(p + 20, BigInt(offsets[i]), true);
+      p += 28;
+    }
   });
+  const cdSize = p - cd;
+  if (z64) {
+    const rec = p;
+    v.setUint32(p, 0x06064b50, true);
+    v.setBigUint64(p + 4, 44n, true);
+    v.setUint16(p + 12, 45, true);
+    v.setUint16(p + 14, 45, true);
+    v.setBigUint64(p + 24, BigInt(entries.length), true);
+    v.setBigUint64(p + 32, BigInt(entries.length), true);
+    v.setBigUint64(p + 40, BigInt(cdSize), true);
+    v.setBigUint64(p + 48, BigInt(cd), true);
+    p += 56;
+    v.setUint32(p, 0x07064b50, true);
+    v.setBigUint64(p + 8, BigInt(rec), true);
+    v.setUint32(p + 16, 1, true);
+    p += 20;
+  }
   v.setUint32(p, 0x06054b50, true);
-  v.setUint16(p + 8, entries.length, true);
-  v.setUint16(p + 10, entries.length, true);
-  v.setUint32(p + 12, p - cd, true);
-  v.setUint32(p + 16, cd, true);
+  v.setUint16(p + 8, z64 ? 0xffff : entries.length, true);
+  v.setUint16(p + 10, z64 ? 0xffff : entries.length, true);
+  v.setUint32(p + 12, z64 ? ones : cdSize, true);
+  v.setUint32(p + 16, z64 ? ones : cd, true);
   return out;
 }

@@ -88,6 +88,11 @@ export interface ReaderResult {
   seconds: number;
   /** The bad cases, by class. */
   classes: DefectClass[];
+  /**
+   * Where the own errors were thrown (top frame: count, most first): how
+   * deep into the reader the mutations get.
+   */
+  ownAt: Record<string, number>;
 }
 
 /** What {@linkcode runFuzz} found. */
@@ -218,7 +223,9 @@ async function fuzzReader(
     memory: 0,
     seconds: 0,
     classes: [],
+    ownAt: {},
   };
+  const ownAt = new Map<string, number>();
   const classes = new Map<string, DefectClass>();
   const from = o.from ?? 0;
   const end = from + o.cases;
@@ -233,7 +240,8 @@ async function fuzzReader(
     if (kind === "hang") result.hangs++;
     else if (kind === "memory") result.memory++;
     else result.defects++;
-    const key = `${kind} ${name} ${frame}`;
+    // by line, not column: an await and its call differ only in the column
+    const key = `${kind} ${name} ${frame.replace(/:\d+$/, "")}`;
     const known = classes.get(key);
     if (known) {
       known.count++;
@@ -345,8 +353,11 @@ async function fuzzReader(
           result.cases++;
           what.set(e.i, e.what);
           if (e.outcome === "success") result.success++;
-          else if (e.outcome === "own") result.own++;
-          else {
+          else if (e.outcome === "own") {
+            result.own++;
+            const f = e.frame ?? "?";
+            ownAt.set(f, (ownAt.get(f) ?? 0) + 1);
+          } else {
             await bad(
               "defect",
               e.i,
@@ -404,6 +415,9 @@ async function fuzzReader(
     next = i + 1;
   }
   result.classes = [...classes.values()];
+  result.ownAt = Object.fromEntries(
+    [...ownAt].sort((a, b) => b[1] - a[1]),
+  );
   result.seconds = (performance.now() - t0) / 1000;
   return result;
 }

@@ -218,7 +218,6 @@ async function readAll(path: string, io: "async" | "sync") {
     },
     () => store.readBatch(Array.from({ length: n }, (_, i) => i)),
     () => store.indexOf("no/such/key"),
-    () => store.indexOf(""),
   );
 }
 

@@ -139,9 +139,23 @@ export async function makeTorchCase(
   const what = [`seed ${seed.name}`];
   const r = rng.float();
   if (r < 0.45 && seed.entries !== null && seed.entries.length > 0) {
+    const zip64 = rng.float() < 0.3;
     const m = mutateEntries(rng, seed.entries, options.storage ?? (() => null));
-    await Deno.writeFile(path, storedZip(m.entries));
-    return [...what, "re-zipped", ...m.what];
+    let bytes = storedZip(m.entries, { zip64 });
+    const extra: string[] = [];
+    if (rng.float() < 0.4) {
+      // and the archive's own fields, now that the entries get through
+      const b = mutateBytes(rng, bytes, { hints: zipHints(bytes), rounds: 1 });
+      bytes = b.value;
+      extra.push(...b.what);
+    }
+    await Deno.writeFile(path, bytes);
+    return [
+      ...what,
+      zip64 ? "re-zipped (Zip64)" : "re-zipped",
+      ...m.what,
+      ...extra,
+    ];
   }
   if (r < 0.9) {
     const isZip = seed.entries !== null;
