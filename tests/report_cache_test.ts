@@ -34,6 +34,36 @@ async function dirs() {
   };
 }
 
+/** JSON with sorted keys, written here apart from the library's canonicalJson. */
+function sortedJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(sortedJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${
+      Object.keys(o).sort().map((k) =>
+        `${JSON.stringify(k)}:${sortedJson(o[k])}`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** A stored result with its sha256 made for its other fields, as the writer would. */
+async function sealed(
+  stored: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const { sha256: _, ...rest } = stored;
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(sortedJson(rest)),
+  );
+  const hex = Array.from(
+    new Uint8Array(digest),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+  return { ...rest, sha256: hex };
+}
+
 async function files(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string, rel: string) => {
@@ -122,12 +152,14 @@ Deno.test("cache: a frozen result is used when the cache has none, with its prov
     assertEquals(again.codeChanged, false);
     assertEquals(again.provenance.computedAt, frozenRun.provenance.computedAt);
 
-    // The code moved on since: still used, and flagged.
+    // The code moved on since: still used, and flagged. (The file is
+    // written as older code would have, its digest made for it.)
     const path =
       `${d.frozenDir}/full_run/${frozenRun.provenance.configKey}.json`;
     const text = JSON.parse(await Deno.readTextFile(path));
+    assertEquals(text.format, "tokenlab-result/2");
     text.provenance.codeVersion = "0000000000000000";
-    await Deno.writeTextFile(path, JSON.stringify(text));
+    await Deno.writeTextFile(path, JSON.stringify(await sealed(text)));
     const old = await experiment("full_run", { seed: 1 }, compute, {
       cacheDir: d.cacheDir,
       frozenDir: d.frozenDir,
@@ -143,7 +175,7 @@ Deno.test("cache: a frozen result is used when the cache has none, with its prov
     assertStringIncludes(md, "seeds: 1");
     assert(sessionExperiments().length >= 3);
 
-    // A damaged stored file is an error that says what to do.
+    // A damaged frozen file is an error that says what to do.
     await Deno.writeTextFile(path, "{not json");
     const e = await assertRejects(
       () =>

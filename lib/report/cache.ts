@@ -16,6 +16,22 @@
  * `TOKENLAB_FREEZE=1` also writes every result into the frozen store
  * (`--freeze`).
  *
+ * A stored result is read as an untrusted file: it must be a regular file
+ * (not a link) of at most {@linkcode MAX_STORED_RESULT_BYTES}, strict UTF-8
+ * JSON nested at most {@linkcode MAX_JSON_DEPTH} levels, with exactly the
+ * fields tokenlab writes, each of its type and range, its config the one
+ * looked up and its provenance naming the experiment, config key and (in
+ * the cache) code version of the file's own name. Format version 2
+ * (`tokenlab-result/2`) also carries `sha256`, the SHA-256 of the canonical
+ * JSON of its other fields, checked before anything else; version 1
+ * (written before the digest existed; committed frozen results) is still
+ * read after the same field checks. An entry that fails a check is never
+ * used: a cache entry is only a copy, so it is ignored with a warning (the
+ * experiment comes from the frozen store or is computed again, and its
+ * entry replaced); a frozen entry is a committed record that cannot be
+ * recomputed silently, so it is refused with an {@linkcode ExperimentError}
+ * naming the file and the field.
+ *
  * @module
  */
 
@@ -25,6 +41,7 @@ import { fileURLToPath } from "node:url";
 import { ensureBackend } from "../backend.ts";
 import { TFJS_VERSION } from "../tf.ts";
 import { VERSION } from "../version.ts";
+import { describe, FieldProblem } from "../train/_state_schema.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where computed results are cached (not committed). */
@@ -80,13 +97,43 @@ export interface ExperimentResult<T> {
   codeChanged: boolean;
 }
 
+/** The format tag this code writes: version 2, with `sha256`. */
+const FORMAT = "tokenlab-result/2";
+/** The format tag written before stored results had a digest (still read). */
+const FORMAT_V1 = "tokenlab-result/1";
+
+/** The largest stored result read back, in bytes: far above any summary a report keeps, below what a string can hold. */
+export const MAX_STORED_RESULT_BYTES: number = 256 * 2 ** 20;
+
+/** The deepest nesting of JSON data a config, a result or a stored file may have. */
+export const MAX_JSON_DEPTH = 1000;
+
 /** The stored form of a result. */
 interface StoredResult {
-  format: "tokenlab-result/1";
+  format: typeof FORMAT | typeof FORMAT_V1;
+  /** SHA-256 of the canonical JSON of the other fields (version 2). */
+  sha256?: string;
   config: unknown;
   provenance: ExperimentProvenance;
   value: unknown;
 }
+
+/** The fields of {@linkcode ExperimentProvenance}, in the order they are written. */
+const PROVENANCE_FIELDS = [
+  "experiment",
+  "configKey",
+  "codeVersion",
+  "commit",
+  "computedAt",
+  "machine",
+  "backend",
+  "adapter",
+  "deno",
+  "tfjs",
+  "tokenlab",
+  "seconds",
+  "scale",
+];
 
 /** Options of {@linkcode experiment}. */
 export interface ExperimentOptions {
@@ -98,22 +145,59 @@ export interface ExperimentOptions {
   cacheDir?: string;
   /** The frozen folder (default {@linkcode FROZEN_DIR}). */
   frozenDir?: string;
+  /**
+   * Checks a result read back from the cache or the frozen store (it is
+   * JSON data already) and throws when it is not what `compute` returns;
+   * the entry then counts as damaged, like a file that fails its own
+   * checks. Default: no check beyond JSON data.
+   */
+  check?: (value: unknown) => void;
+  /** Where warnings go (default `console.warn`): a damaged cache entry that is ignored. */
+  onWarning?: (message: string) => void;
 }
 
-/** A bad experiment name, config or result, or an unreadable stored result. */
+/** Where an {@linkcode ExperimentError} was found, when it is one file's field. */
+export interface ExperimentErrorOptions {
+  /** The file (its path). */
+  file?: string;
+  /** The field of that file (`provenance.seconds`), or of a config or result (`$.lr`). */
+  field?: string;
+}
+
+/**
+ * A bad experiment name, config or result, or an unusable stored result;
+ * `file` and `field` say where, when it is one field of one file.
+ *
+ * @example
+ * ```ts
+ * import { ExperimentError } from "tokenlab";
+ * const e = new ExperimentError("frozen result a.json: field value: ...", {
+ *   file: "data/frozen/toy/a.json", field: "value",
+ * });
+ * console.log(e.file, e.field); // data/frozen/toy/a.json value
+ * ```
+ */
 export class ExperimentError extends Error {
-  /** Creates the error with its message. */
-  constructor(message: string) {
+  /** The file at fault, when one is. */
+  readonly file?: string;
+  /** Its field at fault, when one is. */
+  readonly field?: string;
+  /** Creates the error with its message and where it was found. */
+  constructor(message: string, options: ExperimentErrorOptions = {}) {
     super(message);
     this.name = "ExperimentError";
+    this.file = options.file;
+    this.field = options.field;
   }
 }
 
 /**
  * JSON with the keys of every object sorted, so that equal configs give
- * equal text. Throws for what JSON cannot hold exactly: non-finite numbers,
+ * equal text. Throws an {@linkcode ExperimentError} (its `field` the path,
+ * `$.a[2]`) for what JSON cannot hold exactly: non-finite numbers,
  * functions, `undefined` in arrays, typed arrays, class instances other
- * than plain objects and arrays.
+ * than plain objects and arrays; and for nesting deeper than
+ * {@linkcode MAX_JSON_DEPTH} levels.
  *
  * @example
  * ```ts
@@ -122,13 +206,14 @@ export class ExperimentError extends Error {
  * ```
  */
 export function canonicalJson(value: unknown, what = "value"): string {
-  const walk = (v: unknown, path: string): string => {
+  const walk = (v: unknown, path: string, depth: number): string => {
     if (v === null) return "null";
     switch (typeof v) {
       case "number":
         if (!Number.isFinite(v)) {
           throw new ExperimentError(
             `${what} must be JSON data: found the non-finite number ${v} at ${path}`,
+            { field: path },
           );
         }
         return JSON.stringify(v);
@@ -136,8 +221,18 @@ export function canonicalJson(value: unknown, what = "value"): string {
       case "boolean":
         return JSON.stringify(v);
       case "object": {
+        if (depth >= MAX_JSON_DEPTH) {
+          throw new ExperimentError(
+            `${what} must be JSON data nested at most ${MAX_JSON_DEPTH} levels deep: found deeper nesting at ${
+              path.length > 200 ? path.slice(0, 200) + "..." : path
+            }; keep results and configs flat summaries`,
+            { field: path.length > 200 ? path.slice(0, 200) + "..." : path },
+          );
+        }
         if (Array.isArray(v)) {
-          return `[${v.map((x, i) => walk(x, `${path}[${i}]`)).join(",")}]`;
+          return `[${
+            v.map((x, i) => walk(x, `${path}[${i}]`, depth + 1)).join(",")
+          }]`;
         }
         const proto = Object.getPrototypeOf(v);
         if (proto !== Object.prototype && proto !== null) {
@@ -145,6 +240,7 @@ export function canonicalJson(value: unknown, what = "value"): string {
             `${what} must be JSON data (numbers, strings, booleans, null, arrays, plain objects): found a ${
               (v as object).constructor?.name ?? "non-plain object"
             } at ${path}; convert it (Array.from for typed arrays, a summary object for models)`,
+            { field: path },
           );
         }
         const keys = Object.keys(v as object).filter((k) =>
@@ -153,7 +249,7 @@ export function canonicalJson(value: unknown, what = "value"): string {
         return `{${
           keys.map((k) =>
             `${JSON.stringify(k)}:${
-              walk((v as Record<string, unknown>)[k], `${path}.${k}`)
+              walk((v as Record<string, unknown>)[k], `${path}.${k}`, depth + 1)
             }`
           ).join(",")
         }}`;
@@ -161,10 +257,11 @@ export function canonicalJson(value: unknown, what = "value"): string {
       default:
         throw new ExperimentError(
           `${what} must be JSON data: found a ${typeof v} at ${path}`,
+          { field: path },
         );
     }
   };
-  return walk(value, "$");
+  return walk(value, "$", 0);
 }
 
 /**
@@ -292,27 +389,329 @@ function envFlag(name: string): boolean {
   return v !== undefined && v !== "" && v !== "0" && v !== "false";
 }
 
-async function readStored(path: string): Promise<StoredResult | null> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-  try {
-    const stored = JSON.parse(text) as StoredResult;
-    if (stored.format !== "tokenlab-result/1" || !("value" in stored)) {
-      throw new Error(`format is ${JSON.stringify(stored.format)}`);
+/** What a stored result must agree with: the lookup that found its file. */
+interface StoredContext {
+  /** The experiment's name. */
+  name: string;
+  /** Its config key (the file's name). */
+  configKey: string;
+  /** Its canonical config. */
+  configText: string;
+  /** The code version of the file's name (cache), or null (frozen: any). */
+  code: string | null;
+  /** The caller's check of the value. */
+  check?: (value: unknown) => void;
+}
+
+function problem(field: string, expected: string, found: unknown): never {
+  throw new FieldProblem(field, expected, describe(found));
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** An object with exactly these fields. */
+function fields(
+  v: unknown,
+  field: string,
+  names: readonly string[],
+): Record<string, unknown> {
+  if (!isPlainObject(v)) problem(field, "an object", v);
+  for (const k of names) {
+    if (!Object.hasOwn(v, k)) {
+      problem(field === "" ? k : `${field}.${k}`, "a value", undefined);
     }
-    return stored;
-  } catch (e) {
-    throw new ExperimentError(
-      `stored result ${path} is unreadable (${
-        (e as Error).message
-      }): expected a tokenlab-result/1 JSON file. Delete it (or run the report with --refresh) to recompute.`,
+  }
+  for (const k of Object.keys(v)) {
+    if (!names.includes(k)) {
+      problem(
+        field === "" ? JSON.stringify(k) : `${field}[${JSON.stringify(k)}]`,
+        `no such field (${field || "a stored result"} has ${names.join(", ")})`,
+        v[k],
+      );
+    }
+  }
+  return v;
+}
+
+/** Control characters, which no stored text holds. */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** A string of at most `max` characters without control characters, matching `pattern` when given. */
+function text(
+  v: unknown,
+  field: string,
+  max: number,
+  pattern?: { re: RegExp; what: string },
+): string {
+  if (
+    typeof v !== "string" || v.length > max ||
+    CONTROL.test(v) || (pattern && !pattern.re.test(v))
+  ) {
+    problem(
+      field,
+      pattern
+        ? `${pattern.what} (a string of at most ${max} characters)`
+        : `a string of at most ${max} characters, without control characters`,
+      v,
     );
   }
+  return v;
+}
+
+/** Checks the provenance of a stored result against the lookup that found it. */
+function checkProvenance(
+  v: unknown,
+  context: StoredContext,
+  frozen: boolean,
+): ExperimentProvenance {
+  const p = fields(v, "provenance", PROVENANCE_FIELDS);
+  if (p.experiment !== context.name) {
+    problem(
+      "provenance.experiment",
+      `${
+        JSON.stringify(context.name)
+      } (the experiment the file is stored under)`,
+      p.experiment,
+    );
+  }
+  if (p.configKey !== context.configKey) {
+    problem(
+      "provenance.configKey",
+      `${JSON.stringify(context.configKey)} (the key in the file's name)`,
+      p.configKey,
+    );
+  }
+  const hex16 = { re: /^[0-9a-f]{16}$/, what: "16 lowercase hex digits" };
+  text(p.codeVersion, "provenance.codeVersion", 16, hex16);
+  if (context.code !== null && p.codeVersion !== context.code) {
+    problem(
+      "provenance.codeVersion",
+      `${JSON.stringify(context.code)} (the code version in the file's name)`,
+      p.codeVersion,
+    );
+  }
+  text(p.commit, "provenance.commit", 80, {
+    re: /^(unknown|[0-9a-f]{7,64}(\+dirty)?)$/,
+    what: 'a git commit (hex, "+dirty" allowed) or "unknown"',
+  });
+  const at = text(p.computedAt, "provenance.computedAt", 40, {
+    re: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/,
+    what: "an ISO 8601 UTC time (2026-12-04T18:19:07.834Z)",
+  });
+  if (Number.isNaN(Date.parse(at))) {
+    problem("provenance.computedAt", "a valid date", at);
+  }
+  text(p.machine, "provenance.machine", 1000);
+  text(p.backend, "provenance.backend", 100, {
+    re: /^[a-z0-9_-]+$/,
+    what: 'a backend name ("cpu", "wasm", "webgpu")',
+  });
+  if (p.adapter !== null) text(p.adapter, "provenance.adapter", 1000);
+  text(p.deno, "provenance.deno", 100);
+  text(p.tfjs, "provenance.tfjs", 100);
+  text(p.tokenlab, "provenance.tokenlab", 100);
+  if (
+    typeof p.seconds !== "number" || !Number.isFinite(p.seconds) ||
+    p.seconds < 0
+  ) {
+    problem("provenance.seconds", "a finite number >= 0", p.seconds);
+  }
+  if (p.scale !== null) {
+    const scale = text(p.scale, "provenance.scale", 100);
+    if (frozen && UNFROZEN_SCALES.has(scale)) {
+      problem(
+        "provenance.scale",
+        `a scale that is frozen (not ${[...UNFROZEN_SCALES].join(" or ")})`,
+        scale,
+      );
+    }
+  }
+  return p as unknown as ExperimentProvenance;
+}
+
+/** Canonical JSON of a stored part, its depth and data problems as the part's field. */
+function storedJson(v: unknown, field: string): string {
+  try {
+    return canonicalJson(v, field);
+  } catch (e) {
+    if (!(e instanceof ExperimentError)) throw e;
+    const path = (e.field ?? "$").slice(1);
+    throw new FieldProblem(
+      `${field}${path}`,
+      `JSON data nested at most ${MAX_JSON_DEPTH} levels deep`,
+      "deeper nesting",
+    );
+  }
+}
+
+/**
+ * The digest a version-2 stored result carries: SHA-256 of the canonical
+ * JSON of its other fields, put together from their canonical texts.
+ */
+function storedDigest(
+  format: string,
+  configText: string,
+  provenanceText: string,
+  valueText: string,
+): Promise<string> {
+  return sha256Hex(
+    `{"config":${configText},"format":${
+      JSON.stringify(format)
+    },"provenance":${provenanceText},"value":${valueText}}`,
+  );
+}
+
+/** A result as the text of its file. */
+interface StoredText {
+  text: string;
+}
+
+/**
+ * The file text of a result (format version 2, with its digest).
+ *
+ * @throws {ExperimentError} when it is larger than the cache reads back
+ */
+async function storedText(
+  name: string,
+  configText: string,
+  provenance: ExperimentProvenance,
+  valueText: string,
+): Promise<StoredText> {
+  const sha256 = await storedDigest(
+    FORMAT,
+    configText,
+    canonicalJson(provenance),
+    valueText,
+  );
+  const stored: StoredResult = {
+    format: FORMAT,
+    sha256,
+    config: JSON.parse(configText),
+    provenance,
+    value: JSON.parse(valueText),
+  };
+  const text = JSON.stringify(stored, null, 1) + "\n";
+  const bytes = new TextEncoder().encode(text).length;
+  if (bytes > MAX_STORED_RESULT_BYTES) {
+    throw new ExperimentError(
+      `the result of experiment ${name} is ${bytes} bytes as a stored file, more than the ${MAX_STORED_RESULT_BYTES} the cache reads back; return a summary (the numbers a report shows), not raw data`,
+    );
+  }
+  return { text };
+}
+
+/**
+ * Reads and checks one stored result: null when there is none.
+ *
+ * @throws {FieldProblem} for a file that is not a whole, unedited result of this lookup
+ */
+async function readStored(
+  path: string,
+  context: StoredContext,
+  frozen: boolean,
+): Promise<StoredResult | null> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.lstat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new FieldProblem(
+      "(file)",
+      "a readable file",
+      `one that cannot be examined (${(e as Error).message})`,
+    );
+  }
+  if (!info.isFile || info.isSymlink) {
+    throw new FieldProblem(
+      "(file)",
+      "a regular file (tokenlab writes one; it follows no links)",
+      info.isSymlink ? "a link" : info.isDirectory ? "a folder" : "not a file",
+    );
+  }
+  if (info.size > MAX_STORED_RESULT_BYTES) {
+    throw new FieldProblem(
+      "(file)",
+      `at most ${MAX_STORED_RESULT_BYTES} bytes`,
+      `${info.size} bytes`,
+    );
+  }
+  let doc: unknown;
+  try {
+    const bytes = await Deno.readFile(path);
+    doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new FieldProblem(
+      "(file)",
+      "JSON text (UTF-8)",
+      `text that is not (${
+        (e as Error).message
+      }): the file was cut short or damaged`,
+    );
+  }
+  if (!isPlainObject(doc)) problem("(file)", "a JSON object", doc);
+  if (doc.format !== FORMAT && doc.format !== FORMAT_V1) {
+    problem(
+      "format",
+      `${JSON.stringify(FORMAT)} (or ${
+        JSON.stringify(FORMAT_V1)
+      }, written before results had a digest)`,
+      doc.format,
+    );
+  }
+  const v2 = doc.format === FORMAT;
+  const o = fields(
+    doc,
+    "",
+    v2
+      ? ["format", "sha256", "config", "provenance", "value"]
+      : ["format", "config", "provenance", "value"],
+  );
+  // The data and depth checks come before the digest, which walks it all.
+  const configText = storedJson(o.config, "config");
+  const provenanceText = storedJson(o.provenance, "provenance");
+  const valueText = storedJson(o.value, "value");
+  if (v2) {
+    text(o.sha256, "sha256", 64, {
+      re: /^[0-9a-f]{64}$/,
+      what: "64 lowercase hex digits",
+    });
+    const got = await storedDigest(
+      FORMAT,
+      configText,
+      provenanceText,
+      valueText,
+    );
+    if (got !== o.sha256) {
+      throw new FieldProblem(
+        "sha256",
+        `the SHA-256 of the file's other fields (${got})`,
+        `${o.sha256}: the file was edited or damaged`,
+      );
+    }
+  }
+  if (configText !== context.configText) {
+    throw new FieldProblem(
+      "config",
+      "the config the experiment was looked up with (its key is the file's name)",
+      "another config",
+    );
+  }
+  checkProvenance(o.provenance, context, frozen);
+  if (context.check) {
+    try {
+      context.check(o.value);
+    } catch (e) {
+      throw new FieldProblem(
+        "value",
+        "a result the experiment's check accepts",
+        `one it refuses: ${(e as Error).message}`,
+      );
+    }
+  }
+  return o as unknown as StoredResult;
 }
 
 /**
@@ -352,9 +751,27 @@ export async function experiment<T>(
   const cachePath = join(cacheDir, name, `${configKey}-${code}.json`);
   const frozenPath = join(frozenDir, name, `${configKey}.json`);
 
+  const context: StoredContext = {
+    name,
+    configKey,
+    configText,
+    code,
+    check: options.check,
+  };
+  const warn = options.onWarning ?? ((m: string) => console.warn(m));
+
   let result: ExperimentResult<T> | null = null;
+  /** Why the cache entry was ignored, when it was damaged. */
+  let damaged: string | null = null;
   if (!refresh) {
-    const cached = await readStored(cachePath);
+    let cached: StoredResult | null = null;
+    try {
+      cached = await readStored(cachePath, context, false);
+    } catch (e) {
+      if (!(e instanceof FieldProblem)) throw e;
+      damaged =
+        `results cache entry ${cachePath} is unusable: field ${e.field}: expected ${e.expected}, found ${e.found}`;
+    }
     if (cached) {
       result = {
         value: cached.value as T,
@@ -363,18 +780,39 @@ export async function experiment<T>(
         codeChanged: false,
       };
     } else {
-      const frozen = await readStored(frozenPath);
+      let frozen: StoredResult | null = null;
+      try {
+        frozen = await readStored(frozenPath, { ...context, code: null }, true);
+      } catch (e) {
+        if (!(e instanceof FieldProblem)) throw e;
+        if (damaged !== null) {
+          warn(`${damaged}; it is ignored (a cache entry is only a copy).`);
+        }
+        throw new ExperimentError(
+          `frozen result ${frozenPath} is unusable: field ${e.field}: expected ${e.expected}, found ${e.found}. A frozen result is the committed record of a full-scale run and is never replaced silently: restore it from git (git checkout -- <that file>), or recompute and freeze it again (the report with --refresh --freeze), or delete it to compute experiment ${name} again.`,
+          { file: frozenPath, field: e.field },
+        );
+      }
       if (frozen) {
+        if (damaged !== null) {
+          warn(
+            `${damaged}; it is ignored (a cache entry is only a copy) and the frozen result ${frozenPath} is used instead; delete the entry to silence this warning.`,
+          );
+        }
         result = {
           value: frozen.value as T,
           source: "frozen",
           provenance: frozen.provenance,
           codeChanged: frozen.provenance.codeVersion !== code,
         };
+      } else if (damaged !== null) {
+        warn(
+          `${damaged}; it is ignored (a cache entry is only a copy): experiment ${name} is computed again and the entry replaced.`,
+        );
       }
     }
   }
-  let stored: StoredResult | null = null;
+  let stored: StoredText | null = null;
   if (result === null) {
     const t0 = performance.now();
     const raw = await compute();
@@ -398,17 +836,10 @@ export async function experiment<T>(
       seconds,
       scale: Deno.env.get("TOKENLAB_SCALE") ?? null,
     };
-    stored = {
-      format: "tokenlab-result/1",
-      config: JSON.parse(configText),
-      provenance,
-      value: JSON.parse(valueText),
-    };
-    await writeTextAtomic(cachePath, JSON.stringify(stored, null, 1) + "\n", {
-      mkdir: true,
-    });
+    stored = await storedText(name, configText, provenance, valueText);
+    await writeTextAtomic(cachePath, stored.text, { mkdir: true });
     result = {
-      value: stored.value as T,
+      value: JSON.parse(valueText) as T,
       source: "computed",
       provenance,
       codeChanged: false,
@@ -421,15 +852,13 @@ export async function experiment<T>(
         `experiment ${name} ran at ${scale} scale: ${scale} results are recomputed in every run and are not frozen. Freeze a full-scale run (report --scale full --freeze).`,
       );
     }
-    stored ??= {
-      format: "tokenlab-result/1",
-      config: JSON.parse(configText),
-      provenance: result.provenance,
-      value: result.value,
-    };
-    await writeTextAtomic(frozenPath, JSON.stringify(stored, null, 1) + "\n", {
-      mkdir: true,
-    });
+    stored ??= await storedText(
+      name,
+      configText,
+      result.provenance,
+      canonicalJson(result.value),
+    );
+    await writeTextAtomic(frozenPath, stored.text, { mkdir: true });
   }
   session.push(result as ExperimentResult<unknown>);
   return result;

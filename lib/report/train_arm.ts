@@ -7,6 +7,15 @@
  * `data/cache/` by their config and the code's version, so the arms and
  * seeds that share an annotator train it once.
  *
+ * An annotator's folder holds its weights and `result.json` (its top-1,
+ * training seconds and title, the size and SHA-256 of the weights, and the
+ * SHA-256 of those fields). Both are read as untrusted files: `result.json`
+ * must be a regular file of strict UTF-8 JSON with exactly those fields,
+ * each of its type and range, and its digest; the weights must match their
+ * digest before they are loaded. A folder that fails a check is a damaged
+ * cache entry: the annotator is trained again with a warning naming the
+ * file and the field.
+ *
  * @module
  */
 
@@ -23,6 +32,7 @@ import { train, type TrainResult } from "../train/engine.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
 import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
+import { describe } from "../train/_state_schema.ts";
 import {
   canonicalJson,
   codeVersion,
@@ -67,6 +77,8 @@ export interface TrainArmSpec {
 export interface TrainArmOptions {
   /** Folder for score-map stores and annotators (default `data/cache/`). */
   cacheDir?: string;
+  /** Where warnings go (default `console.warn`): a damaged annotator that is trained again. */
+  onWarning?: (message: string) => void;
 }
 
 const DEFAULT_CACHE = join(RESULTS_CACHE_DIR, "..");
@@ -91,6 +103,208 @@ function finalTop1(r: TrainResult, who: string): number {
     );
   }
   return r.model.top1;
+}
+
+/** The format tag of an annotator's `result.json`. */
+const ANNOTATOR_FORMAT = "tokenlab-annotator/1";
+/** The fields of `result.json`, in the order they are written. */
+const ANNOTATOR_FIELDS = [
+  "format",
+  "top1",
+  "seconds",
+  "title",
+  "weights",
+  "sha256",
+];
+/** Control characters, which no title holds. */
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** The largest `result.json` read: it holds a few numbers and a title. */
+const MAX_ANNOTATOR_RESULT_BYTES = 64 * 1024;
+
+/** An annotator's `result.json`. */
+interface AnnotatorResult {
+  format: typeof ANNOTATOR_FORMAT;
+  /** Final validation top-1 (%). */
+  top1: number;
+  /** Training seconds. */
+  seconds: number;
+  /** The run's title (named in the score maps it writes). */
+  title: string;
+  /** Size and SHA-256 of `model.safetensors`. */
+  weights: { bytes: number; sha256: string };
+  /** SHA-256 of the canonical JSON of the other fields. */
+  sha256: string;
+}
+
+async function bytesDigest(
+  data: Uint8Array,
+): Promise<{ bytes: number; sha256: string }> {
+  return { bytes: data.length, sha256: await sha256Hex(data) };
+}
+
+function resultDigest(r: Omit<AnnotatorResult, "sha256">): Promise<string> {
+  return sha256Hex(canonicalJson({
+    format: r.format,
+    top1: r.top1,
+    seconds: r.seconds,
+    title: r.title,
+    weights: r.weights,
+  }));
+}
+
+/**
+ * Reads and checks an annotator's `result.json`.
+ *
+ * @throws {AblationError} naming the file, the field, what was expected and what was found
+ */
+async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
+  const fail = (field: string, expected: string, found: string): never => {
+    throw new AblationError(
+      `annotator result ${path}: field ${field}: expected ${expected}, found ${found}`,
+    );
+  };
+  const info = await Deno.lstat(path);
+  if (!info.isFile || info.isSymlink) {
+    fail(
+      "(file)",
+      "a regular file (tokenlab writes one; it follows no links)",
+      info.isSymlink ? "a link" : "not a regular file",
+    );
+  }
+  if (info.size > MAX_ANNOTATOR_RESULT_BYTES) {
+    fail(
+      "(file)",
+      `at most ${MAX_ANNOTATOR_RESULT_BYTES} bytes`,
+      `${info.size} bytes`,
+    );
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(
+        await Deno.readFile(path),
+      ),
+    );
+  } catch (e) {
+    fail(
+      "(file)",
+      "JSON text (UTF-8)",
+      `text that is not (${
+        (e as Error).message
+      }): the file was cut short or damaged`,
+    );
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    return fail("(file)", "a JSON object", describe(v));
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of ANNOTATOR_FIELDS) {
+    if (!Object.hasOwn(o, k)) fail(k, "a value", describe(undefined));
+  }
+  for (const k of Object.keys(o)) {
+    if (!ANNOTATOR_FIELDS.includes(k)) {
+      fail(
+        JSON.stringify(k),
+        `no such field (result.json has ${ANNOTATOR_FIELDS.join(", ")})`,
+        describe(o[k]),
+      );
+    }
+  }
+  if (o.format !== ANNOTATOR_FORMAT) {
+    fail("format", JSON.stringify(ANNOTATOR_FORMAT), describe(o.format));
+  }
+  if (typeof o.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(o.sha256)) {
+    fail("sha256", "64 lowercase hex digits", describe(o.sha256));
+  }
+  const top1 = o.top1, seconds = o.seconds, title = o.title;
+  if (
+    typeof top1 !== "number" || !Number.isFinite(top1) || top1 < 0 ||
+    top1 > 100
+  ) {
+    fail(
+      "top1",
+      "a finite number in [0, 100] (a top-1 in percent)",
+      describe(top1),
+    );
+  }
+  if (
+    typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0
+  ) {
+    fail("seconds", "a finite number >= 0", describe(seconds));
+  }
+  if (
+    typeof title !== "string" || title.length > 500 || CONTROL.test(title)
+  ) {
+    fail(
+      "title",
+      "a string of at most 500 characters, without control characters",
+      describe(title),
+    );
+  }
+  const w = o.weights;
+  if (typeof w !== "object" || w === null || Array.isArray(w)) {
+    return fail("weights", "an object (bytes, sha256)", describe(w));
+  }
+  const wo = w as Record<string, unknown>;
+  for (const k of Object.keys(wo)) {
+    if (k !== "bytes" && k !== "sha256") {
+      fail(
+        `weights[${JSON.stringify(k)}]`,
+        "no such field (weights has bytes, sha256)",
+        describe(wo[k]),
+      );
+    }
+  }
+  if (
+    typeof wo.bytes !== "number" || !Number.isSafeInteger(wo.bytes) ||
+    wo.bytes < 0
+  ) {
+    fail("weights.bytes", "an integer >= 0", describe(wo.bytes));
+  }
+  if (typeof wo.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(wo.sha256)) {
+    fail("weights.sha256", "64 lowercase hex digits", describe(wo.sha256));
+  }
+  const r = o as unknown as AnnotatorResult;
+  const got = await resultDigest(r);
+  if (got !== r.sha256) {
+    fail(
+      "sha256",
+      `the SHA-256 of the file's other fields (${got})`,
+      `${r.sha256}: the file was edited or damaged`,
+    );
+  }
+  return r;
+}
+
+/**
+ * Checks an annotator's weights against their digest in `result.json`.
+ *
+ * @throws {AblationError} naming the file when it is not the file that was written
+ */
+async function checkWeights(
+  path: string,
+  want: AnnotatorResult["weights"],
+): Promise<void> {
+  let found: string;
+  try {
+    const info = await Deno.lstat(path);
+    if (!info.isFile || info.isSymlink) {
+      found = info.isSymlink ? "a link" : "not a regular file";
+    } else if (info.size !== want.bytes) {
+      found = `${info.size} bytes`;
+    } else {
+      const got = await bytesDigest(await Deno.readFile(path));
+      if (got.sha256 === want.sha256) return;
+      found = `SHA-256 ${got.sha256}`;
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    found = "no file";
+  }
+  throw new AblationError(
+    `annotator weights ${path}: expected the file result.json's field weights describes (${want.bytes} bytes, SHA-256 ${want.sha256}), found ${found}: the file was changed or damaged`,
+  );
 }
 
 /** What {@linkcode annotatorStore} made or found. */
@@ -132,24 +346,40 @@ export async function annotatorStore(
     })}`,
   );
   const weights = join(dir, "model.safetensors");
-  const trained = await exists(resultPath, { followLinks: true }) &&
-    await exists(weights, { followLinks: true });
+  const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  const damaged = (e: unknown): null => {
+    if (!(e instanceof AblationError)) throw e;
+    warn(
+      `${e.message}; the annotator is a cache entry, so it is trained again and its files replaced`,
+    );
+    return null;
+  };
+  // A folder without result.json is an annotator whose training was cut
+  // short: it is trained (again) without a warning.
+  let found = await exists(resultPath)
+    ? await readAnnotatorResult(resultPath).catch(damaged)
+    : null;
   if (
-    trained && await exists(join(store, "header.json"), { followLinks: true })
+    found !== null &&
+    await exists(join(store, "header.json"), { followLinks: true })
   ) {
-    const r = JSON.parse(await Deno.readTextFile(resultPath));
-    return { store, top1: r.top1, seconds: 0 };
+    return { store, top1: found.top1, seconds: 0 };
+  }
+  if (found !== null) {
+    found = await checkWeights(weights, found.weights).then(
+      () => found,
+      damaged,
+    );
   }
   // The annotator is trained once; another head or another dataset to label
   // only runs the saved weights again.
   let model: TokenModel;
   let release: () => void;
   let top1: number, seconds = 0, title: string;
-  if (trained) {
-    const r = JSON.parse(await Deno.readTextFile(resultPath));
+  if (found !== null) {
     model = (await loadModel(weights)).model;
     release = () => model.dispose();
-    ({ top1, title } = r);
+    ({ top1, title } = found);
   } else {
     await Deno.mkdir(dir, { recursive: true });
     const run = await train({ seed, ...source.train }, { live: false });
@@ -161,9 +391,17 @@ export async function annotatorStore(
       seconds = run.result.elapsed;
       title = run.title;
       await saveWeights(model, weights);
+      const written: Omit<AnnotatorResult, "sha256"> = {
+        format: ANNOTATOR_FORMAT,
+        top1,
+        seconds,
+        title,
+        weights: await bytesDigest(await Deno.readFile(weights)),
+      };
       await writeTextAtomic(
         resultPath,
-        JSON.stringify({ top1, seconds, title }) + "\n",
+        JSON.stringify({ ...written, sha256: await resultDigest(written) }) +
+          "\n",
       );
     } catch (e) {
       release();

@@ -695,9 +695,25 @@ export interface EvaluationTarget {
 /**
  * The weights a path names: a weights file; a run folder (its final
  * `model.safetensors` and `ema.safetensors`, or else its newest checkpoint's);
- * or a checkpoint folder.
+ * or a checkpoint folder. A checkpoint, named or the newest of a run, is
+ * read with {@linkcode readCheckpoint}'s checks first: its `state.json`
+ * against `state.sha256`, field by field, and each weights file against its
+ * size and SHA-256 there; its targets are the weights its state lists.
  *
- * @throws {RunFolderError} for a folder that is neither, or a run without weights yet
+ * @throws {RunFolderError} for a folder that is neither, a run without weights yet, or a damaged or edited checkpoint (which file, which field, what to do)
+ *
+ * @example
+ * ```ts
+ * import { evaluationTargets, RunFolderError } from "tokenlab";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/state.json`, "{}");
+ * try {
+ *   await evaluationTargets(dir);
+ * } catch (e) {
+ *   console.log(e instanceof RunFolderError); // true: not a checkpoint's state
+ * }
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function evaluationTargets(
   path: string,
@@ -721,7 +737,14 @@ export async function evaluationTargets(
     }
     return out;
   };
-  if (await exists(`${path}/state.json`)) return await pair(path);
+  // The weights a verified state lists, by their fixed names in its folder.
+  const listed = (c: Checkpoint): EvaluationTarget[] =>
+    (["model", "ema"] as const)
+      .filter((which) => `${which}.safetensors` in c.state.files)
+      .map((which) => ({ which, path: `${c.path}/${which}.safetensors` }));
+  if (await exists(`${path}/state.json`)) {
+    return listed(await readCheckpoint(path));
+  }
   if (await exists(`${path}/run.json`)) {
     if (await exists(`${path}/model.safetensors`)) return await pair(path);
     const latest = await latestCheckpoint(path);
@@ -730,7 +753,7 @@ export async function evaluationTargets(
         `--checkpoint ${path}: the run has written no weights yet (no model.safetensors, no checkpoint); wait for its first checkpoint`,
       );
     }
-    return await pair(latest.path);
+    return listed(latest);
   }
   throw new RunFolderError(
     `--checkpoint ${path}: a folder that is neither a run of tokenlab train (run.json) nor a checkpoint (state.json); give a weights file instead`,
