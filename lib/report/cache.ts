@@ -191,6 +191,17 @@ export class ExperimentError extends Error {
   }
 }
 
+/** What canonicalJson refuses: where (`field`, a path like `$.a[2]`) and why. */
+class JsonDataError extends ExperimentError {
+  constructor(
+    message: string,
+    field: string,
+    readonly reason: "number" | "depth" | "type",
+  ) {
+    super(message, { field });
+  }
+}
+
 /**
  * JSON with the keys of every object sorted, so that equal configs give
  * equal text. Throws an {@linkcode ExperimentError} (its `field` the path,
@@ -211,9 +222,10 @@ export function canonicalJson(value: unknown, what = "value"): string {
     switch (typeof v) {
       case "number":
         if (!Number.isFinite(v)) {
-          throw new ExperimentError(
+          throw new JsonDataError(
             `${what} must be JSON data: found the non-finite number ${v} at ${path}`,
-            { field: path },
+            path,
+            "number",
           );
         }
         return JSON.stringify(v);
@@ -222,11 +234,11 @@ export function canonicalJson(value: unknown, what = "value"): string {
         return JSON.stringify(v);
       case "object": {
         if (depth >= MAX_JSON_DEPTH) {
-          throw new ExperimentError(
-            `${what} must be JSON data nested at most ${MAX_JSON_DEPTH} levels deep: found deeper nesting at ${
-              path.length > 200 ? path.slice(0, 200) + "..." : path
-            }; keep results and configs flat summaries`,
-            { field: path.length > 200 ? path.slice(0, 200) + "..." : path },
+          const at = path.length > 200 ? path.slice(0, 200) + "..." : path;
+          throw new JsonDataError(
+            `${what} must be JSON data nested at most ${MAX_JSON_DEPTH} levels deep: found deeper nesting at ${at}; keep results and configs flat summaries`,
+            at,
+            "depth",
           );
         }
         if (Array.isArray(v)) {
@@ -236,11 +248,12 @@ export function canonicalJson(value: unknown, what = "value"): string {
         }
         const proto = Object.getPrototypeOf(v);
         if (proto !== Object.prototype && proto !== null) {
-          throw new ExperimentError(
+          throw new JsonDataError(
             `${what} must be JSON data (numbers, strings, booleans, null, arrays, plain objects): found a ${
               (v as object).constructor?.name ?? "non-plain object"
             } at ${path}; convert it (Array.from for typed arrays, a summary object for models)`,
-            { field: path },
+            path,
+            "type",
           );
         }
         const keys = Object.keys(v as object).filter((k) =>
@@ -255,9 +268,10 @@ export function canonicalJson(value: unknown, what = "value"): string {
         }}`;
       }
       default:
-        throw new ExperimentError(
+        throw new JsonDataError(
           `${what} must be JSON data: found a ${typeof v} at ${path}`,
-          { field: path },
+          path,
+          "type",
         );
     }
   };
@@ -537,12 +551,17 @@ function storedJson(v: unknown, field: string): string {
   try {
     return canonicalJson(v, field);
   } catch (e) {
-    if (!(e instanceof ExperimentError)) throw e;
-    const path = (e.field ?? "$").slice(1);
+    if (!(e instanceof JsonDataError)) throw e;
+    // Parsed JSON holds no functions or class instances: a number that
+    // overflowed to Infinity, or too deep a nesting.
     throw new FieldProblem(
-      `${field}${path}`,
-      `JSON data nested at most ${MAX_JSON_DEPTH} levels deep`,
-      "deeper nesting",
+      `${field}${(e.field ?? "$").slice(1)}`,
+      e.reason === "depth"
+        ? `JSON data nested at most ${MAX_JSON_DEPTH} levels deep`
+        : "a finite number",
+      e.reason === "depth"
+        ? "deeper nesting"
+        : "a number beyond the range of a double (it reads as Infinity)",
     );
   }
 }
@@ -603,6 +622,19 @@ async function storedText(
   return { text };
 }
 
+/** The text of bytes that must be UTF-8. */
+function strictUtf8(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new FieldProblem(
+      "(file)",
+      "JSON text (UTF-8)",
+      "bytes that are not UTF-8: the file was damaged",
+    );
+  }
+}
+
 /**
  * Reads and checks one stored result: null when there is none.
  *
@@ -640,15 +672,15 @@ async function readStored(
   }
   let doc: unknown;
   try {
-    const bytes = await Deno.readFile(path);
-    doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    doc = JSON.parse(strictUtf8(await Deno.readFile(path)));
   } catch (e) {
+    if (e instanceof FieldProblem) throw e;
     throw new FieldProblem(
       "(file)",
       "JSON text (UTF-8)",
-      `text that is not (${
-        (e as Error).message
-      }): the file was cut short or damaged`,
+      e instanceof SyntaxError
+        ? `text that does not parse (${e.message}): the file was cut short or damaged`
+        : `a file that cannot be read (${(e as Error).message})`,
     );
   }
   if (!isPlainObject(doc)) problem("(file)", "a JSON object", doc);
@@ -837,7 +869,16 @@ export async function experiment<T>(
       scale: Deno.env.get("TOKENLAB_SCALE") ?? null,
     };
     stored = await storedText(name, configText, provenance, valueText);
-    await writeTextAtomic(cachePath, stored.text, { mkdir: true });
+    try {
+      await writeTextAtomic(cachePath, stored.text, { mkdir: true });
+    } catch (e) {
+      // The result stands; only the copy of it is lost.
+      warn(
+        `could not store the result of experiment ${name} in the results cache at ${cachePath} (${
+          (e as Error).message
+        }); it will be computed again next time. Remove whatever is at that path, or check the folder's permissions.`,
+      );
+    }
     result = {
       value: JSON.parse(valueText) as T,
       source: "computed",

@@ -179,18 +179,25 @@ async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
       `${info.size} bytes`,
     );
   }
+  const bytes = await Deno.readFile(path);
+  let text = "";
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    fail(
+      "(file)",
+      "JSON text (UTF-8)",
+      "bytes that are not UTF-8: the file was damaged",
+    );
+  }
   let v: unknown;
   try {
-    v = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true }).decode(
-        await Deno.readFile(path),
-      ),
-    );
+    v = JSON.parse(text);
   } catch (e) {
     fail(
       "(file)",
       "JSON text (UTF-8)",
-      `text that is not (${
+      `text that does not parse (${
         (e as Error).message
       }): the file was cut short or damaged`,
     );
