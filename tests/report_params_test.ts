@@ -587,3 +587,38 @@ Deno.test("a --params file that is not JSON or not an object is a ParameterError
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--params and --param values nested deeper than a parameters cell may nest are refused; huge values are quoted short", () => {
+  const specs = parseParameters("const cfg = null;\nconst seed = 3;");
+  const deep = JSON.parse("[".repeat(5_000) + "]".repeat(5_000));
+  const fromFile = assertThrows(
+    () => resolveParameters(specs, { values: { cfg: deep } }, "nb"),
+    ParameterError,
+  );
+  assertStringIncludes(fromFile.message, '"cfg"');
+  assertStringIncludes(fromFile.message, `more than ${MAX_PARAMETER_DEPTH}`);
+  const fromPair = assertThrows(
+    () =>
+      resolveParameters(specs, {
+        pairs: [`cfg=${"[".repeat(5_000)}${"]".repeat(5_000)}`],
+      }, "nb"),
+    ParameterError,
+  );
+  assertStringIncludes(fromPair.message, "--param cfg");
+  // the deepest a cell allows is allowed here too
+  const ok = JSON.parse(
+    "[".repeat(MAX_PARAMETER_DEPTH) + "]".repeat(MAX_PARAMETER_DEPTH),
+  );
+  assertEquals(
+    resolveParameters(specs, { values: { cfg: ok } }, "nb").cfg,
+    ok,
+  );
+  // a wrong value of a megabyte is quoted by its start
+  const huge = "x".repeat(1_000_000);
+  const err = assertThrows(
+    () => resolveParameters(specs, { values: { seed: huge } }, "nb"),
+    ParameterError,
+  );
+  assert(err.message.length < 600, `message of ${err.message.length} chars`);
+  assertStringIncludes(err.message, '"seed" expects a whole number');
+});

@@ -778,10 +778,16 @@ function expectation(spec: ParameterSpec): string {
 }
 
 function foundText(value: unknown): string {
+  // a message quotes the start of a huge value, not all of it
+  const cut = (t: string) => t.length > 200 ? `${t.slice(0, 200)}...` : t;
   if (value === null) return "null";
-  if (Array.isArray(value)) return `the list ${JSON.stringify(value)}`;
-  if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
-  if (typeof value === "object") return `the object ${JSON.stringify(value)}`;
+  if (Array.isArray(value)) return `the list ${cut(JSON.stringify(value))}`;
+  if (typeof value === "string") {
+    return `the string ${cut(JSON.stringify(value))}`;
+  }
+  if (typeof value === "object") {
+    return `the object ${cut(JSON.stringify(value))}`;
+  }
   return `${typeof value} ${render(value)}`;
 }
 
@@ -902,6 +908,27 @@ function coercePair(
   }
 }
 
+/** Whether a value nests lists and objects more than `limit` levels deep (checked without recursion). */
+function nestedDeeper(value: unknown, limit: number): boolean {
+  const todo: [unknown, number][] = [[value, 0]];
+  while (todo.length > 0) {
+    const [v, depth] = todo.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= limit) return true;
+    for (const x of Object.values(v)) {
+      if (x !== null && typeof x === "object") todo.push([x, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** The error for a value nested deeper than a parameters cell may nest one. */
+function tooDeepValue(source: string, name: string): ParameterError {
+  return new ParameterError(
+    `${source}: the value of "${name}" nests lists and objects more than ${MAX_PARAMETER_DEPTH} levels deep: expected a small literal, as the parameters cell allows; pass large data as a file path instead`,
+  );
+}
+
 /**
  * Validates given values against a notebook's parameters and returns the
  * overridden ones (in declaration order). `pairs` are `--param NAME=VALUE`
@@ -947,6 +974,9 @@ export function resolveParameters(
           }), found ${foundText(value)}${why}`,
         );
       }
+      if (nestedDeeper(value, MAX_PARAMETER_DEPTH)) {
+        throw tooDeepValue(source, name);
+      }
       chosen.set(name, value);
     }
   }
@@ -975,7 +1005,11 @@ export function resolveParameters(
         }), found ${JSON.stringify(text)}${why}`,
       );
     }
-    chosen.set(name, (coerced as { value: unknown }).value);
+    const value = (coerced as { value: unknown }).value;
+    if (nestedDeeper(value, MAX_PARAMETER_DEPTH)) {
+      throw tooDeepValue(`--param ${name}`, name);
+    }
+    chosen.set(name, value);
   }
   const out: Record<string, unknown> = {};
   for (const spec of specs) {
@@ -1104,7 +1138,7 @@ export function parseParameterFile(
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new ParameterError(
       `--params ${source} must hold a JSON object of parameter names and values, found ${
-        foundText(value).slice(0, 200)
+        foundText(value)
       }; write it as {"name": value, ...}`,
     );
   }

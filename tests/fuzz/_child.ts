@@ -102,11 +102,18 @@ async function main(): Promise<void> {
     send({ t: "start", i });
     await Deno.remove(caseDir, { recursive: true }).catch(() => {});
     await Deno.mkdir(caseDir, { recursive: true });
-    const what = await reader.make(
-      Rng.derive(seed, entry.id, i),
-      seeds,
-      caseDir,
-    );
+    let what: string[];
+    try {
+      what = await reader.make(Rng.derive(seed, entry.id, i), seeds, caseDir);
+    } catch (e) {
+      // the harness's own failure, never the reader's: stop loudly
+      send({
+        t: "harness",
+        i,
+        message: e instanceof Error ? e.stack ?? e.message : String(e),
+      });
+      Deno.exit(3);
+    }
     send({ t: "made", i, what });
     if (values.verbose) console.error(`case ${i}: ${what.join(" ")}`);
     const end: CaseEnd = { i, outcome: "success", what };

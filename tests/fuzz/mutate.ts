@@ -423,7 +423,15 @@ function hostileValue(rng: Rng, old: Node): { node: Node; what: string } {
     case 12: {
       // Type swaps keep the content: a number as a string, and back.
       if (old.t === "raw") {
+        // a raw text may hold a nested list made by an earlier round: only
+        // strings and numbers are converted, anything else becomes its text
         const v = JSON.parse(old.text);
+        if (v !== null && typeof v === "object") {
+          return {
+            node: raw(JSON.stringify(old.text.slice(0, 1000))),
+            what: "value as its text",
+          };
+        }
         if (typeof v === "string") {
           const text = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(v)
             ? v
@@ -452,7 +460,8 @@ function hostileValue(rng: Rng, old: Node): { node: Node; what: string } {
     default: {
       // Numbers nudged: off by one, negated, scaled, halved.
       if (old.t === "raw") {
-        const v = Number(JSON.parse(old.text));
+        const parsed = JSON.parse(old.text);
+        const v = typeof parsed === "number" ? parsed : NaN;
         if (Number.isFinite(v)) {
           const x = pick(rng, [
             v + 1,

@@ -301,6 +301,7 @@ async function fuzzReader(
     let ready = false;
     let lastDone = next - 1;
     let lastOutcome: CaseEnd["outcome"] | null = null;
+    let harnessError: { i: number; message: string } | null = null;
     let killed: { kind: "hang" | "memory"; i: number; why: string } | null =
       null;
     const spawnedAt = performance.now();
@@ -345,6 +346,7 @@ async function fuzzReader(
           current = msg.i;
           startedAt = performance.now();
         } else if (msg.t === "made") what.set(msg.i, msg.what);
+        else if (msg.t === "harness") harnessError = msg;
         else if (msg.t === "end") {
           const e = msg as CaseEnd & { t: string };
           current = null;
@@ -373,6 +375,12 @@ async function fuzzReader(
     const status = await child.status;
     clearInterval(watch);
     const stderr = await errText;
+    const h = harnessError as { i: number; message: string } | null;
+    if (h !== null) {
+      throw new Error(
+        `fuzz: making case ${h.i} of ${entry.name} failed (a bug of the harness, not of the reader):\n${h.message}`,
+      );
+    }
     const k = killed as
       | { kind: "hang" | "memory"; i: number; why: string }
       | null;
@@ -402,7 +410,10 @@ async function fuzzReader(
       else result.defects--;
     }
     if (current !== null) result.cases++;
-    const message = stderr.trim().split("\n").slice(-6).join("\n");
+    const uncaught = /error: Uncaught[^\n]*/.exec(stderr);
+    const message = uncaught
+      ? uncaught[0]
+      : stderr.trim().split("\n").slice(-6).join("\n");
     await bad(
       OOM.test(stderr) ? "memory" : "crash",
       i,
