@@ -753,6 +753,12 @@ async function readStored(
  * data; it comes back parsed from its JSON also when computed, so a cache
  * hit and a miss give the notebook the same thing.
  *
+ * A stored result that fails its checks (see the module's notes) is never
+ * used: a damaged cache entry is ignored with a warning through
+ * `onWarning`, as a miss; a damaged frozen one is refused.
+ *
+ * @throws {ExperimentError} for a bad name, config or result, or a damaged or edited frozen result (its `file` and `field`)
+ *
  * @example
  * ```ts ignore
  * import { experiment } from "tokenlab";

@@ -164,7 +164,13 @@ async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
       `annotator result ${path}: field ${field}: expected ${expected}, found ${found}`,
     );
   };
-  const info = await Deno.lstat(path);
+  const unreadable = (e: unknown): never =>
+    fail(
+      "(file)",
+      "a readable file",
+      `one that cannot be read (${(e as Error).message})`,
+    );
+  const info = await Deno.lstat(path).catch(unreadable);
   if (!info.isFile || info.isSymlink) {
     fail(
       "(file)",
@@ -179,7 +185,7 @@ async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
       `${info.size} bytes`,
     );
   }
-  const bytes = await Deno.readFile(path);
+  const bytes = await Deno.readFile(path).catch(unreadable);
   let text = "";
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
