@@ -942,6 +942,16 @@ Deno.test({
         )}: the file was changed or damaged; the annotator is a cache entry, so it is trained again and its files replaced`,
       ]);
       assert(other.seconds > 0, "trained again");
+      // The first head's store came from the replaced weights: it is made
+      // again, not reused.
+      await assertRejects(() => Deno.lstat(a.store), Deno.errors.NotFound);
+      warnings.length = 0;
+      const first = await annotatorStore(ANNOTATOR, ANNOTATOR_DATA, 1, opts);
+      assertEquals([first.store, first.seconds, warnings], [a.store, 0, []]);
+      assertEquals(
+        JSON.parse(await Deno.readTextFile(`${a.store}/header.json`)).count,
+        16,
+      );
     } finally {
       await Deno.remove(`${TMP}/annotator`, { recursive: true }).catch(
         () => {},

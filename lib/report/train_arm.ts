@@ -395,6 +395,13 @@ export async function annotatorStore(
     ({ top1, title } = found);
   } else {
     await Deno.mkdir(dir, { recursive: true });
+    // Stores the earlier weights made (other heads or data) would not
+    // match the new ones: they are made again when asked for.
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith("maps-")) {
+        await Deno.remove(join(dir, e.name), { recursive: true });
+      }
+    }
     const run = await train({ seed, ...source.train }, { live: false });
     // The run owns the model until the maps are written.
     model = run.model;
