@@ -1,10 +1,13 @@
 /**
- * Fuzzing the score-map store reader: three valid stores (converted from the
- * official fixtures with labels; uint32... int32 ids with keys sharing long
- * prefixes; empty), one of their files mutated per case: header.json as
- * JSON or bytes, maps.bin, keys.txt, keys.offsets or keys.sorted as bytes
+ * Fuzzing the score-map store reader: four valid stores (converted from the
+ * official fixtures with labels; int32 ids with keys sharing long prefixes;
+ * empty; the project's version-1 fixture, without checksums, drawn twice as
+ * often), one of their files mutated per case: header.json as JSON or
+ * bytes, maps.bin, keys.txt, keys.offsets, keys.sorted or keys.sums as bytes
  * (aimed at their offset, length and index fields), the count changed with
- * maps.bin resized to match, or a file gone.
+ * maps.bin resized to match, or a file gone. Version-2 checksums are
+ * mostly brought up to date after the mutation, so that it reaches the
+ * reader's bounds and order checks.
  *
  * @module
  */
@@ -271,10 +274,17 @@ export const reader: FuzzReader<StoreSeed[]> = {
       scores: "unknown",
     });
     await empty.commit();
+    // a version-1 store (no checksums: every mutation reaches the bounds
+    // and order checks), as the project's fixture holds one
+    const v1 = new URL("../../fixtures/score_map_store_v1/", import.meta.url);
+    await Deno.mkdir(`${dir}/v1`);
+    for await (const e of Deno.readDir(v1)) {
+      await Deno.copyFile(new URL(e.name, v1), `${dir}/v1/${e.name}`);
+    }
   },
   async load(dir) {
     const out: StoreSeed[] = [];
-    for (const name of ["official", "wide", "empty"]) {
+    for (const name of ["official", "wide", "empty", "v1", "v1"]) {
       out.push({ name, files: await loadFiles(`${dir}/${name}`) });
     }
     return out;
