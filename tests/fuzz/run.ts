@@ -384,6 +384,15 @@ async function fuzzReader(
     const k = killed as
       | { kind: "hang" | "memory"; i: number; why: string }
       | null;
+    if (k !== null && k.i < 0 && k.kind === "memory" && lastDone >= next) {
+      // over the bound between cases: what the last case left behind
+      if (lastOutcome === "success") result.success--;
+      else if (lastOutcome === "own") result.own--;
+      else result.defects--;
+      result.cases--;
+      k.i = lastDone;
+      k.why += ` (between cases, after case ${lastDone})`;
+    }
     if (k !== null) {
       if (k.i < 0) {
         throw new Error(
@@ -395,7 +404,12 @@ async function fuzzReader(
       next = k.i + 1;
       continue;
     }
-    if (status.success && lastDone === end - 1) break;
+    // Every case ended: a failing exit without an uncaught error is the
+    // runtime's teardown (see tests/_run.ts), not a case's doing.
+    if (
+      lastDone === end - 1 && current === null &&
+      (status.success || !/error: Uncaught/.test(stderr))
+    ) break;
     // The child died on its own.
     const i = current ?? lastDone;
     if (current === null && !ready) {
