@@ -17,6 +17,15 @@ import {
   type ExperimentOptions,
   type ExperimentResult,
 } from "./cache.ts";
+import {
+  fieldName,
+  FieldProblem,
+  fieldProblem,
+  finiteField,
+  integerField,
+  isPlainObject,
+  objectFields,
+} from "../io/json_fields.ts";
 import { type PairedDifference, pairedDifference } from "./paired.ts";
 import { type Plot, plot } from "./plot.ts";
 import { type CellValue, meanStd, type ResultTable, table } from "./table.ts";
@@ -129,12 +138,39 @@ export interface ArmOutcome<C> {
   sources: Map<number, ExperimentResult<ArmResult>>;
 }
 
-/** Raised for an ablation definition that cannot run. */
+/** Where an {@linkcode AblationError} was found, when it is one file's field or one result's. */
+export interface AblationErrorOptions {
+  /** The file (its path): an annotator's `result.json` or weights. */
+  file?: string;
+  /** The field of that file, or of an arm's result (`curve[2].value`). */
+  field?: string;
+}
+
+/**
+ * Raised for an ablation definition that cannot run, an arm's result that
+ * is not an {@linkcode ArmResult}, or a damaged annotator; `file` and
+ * `field` say where, when it is one field of one file or result.
+ *
+ * @example
+ * ```ts
+ * import { AblationError } from "tokenlab";
+ * const e = new AblationError("arm \"tl\" at seed 1: field value: ...", {
+ *   field: "value",
+ * });
+ * console.log(e.file, e.field); // undefined value
+ * ```
+ */
 export class AblationError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
+  /** The file at fault, when one is. */
+  readonly file?: string;
+  /** Its field at fault (or the result's), when one is. */
+  readonly field?: string;
+  /** Creates the error with its message and where it was found. */
+  constructor(message: string, options: AblationErrorOptions = {}) {
     super(message);
     this.name = "AblationError";
+    this.file = options.file;
+    this.field = options.field;
   }
 }
 
@@ -221,6 +257,13 @@ export async function runAblation<C>(
   options: AblationOptions<C>,
 ): Promise<Ablation<C>> {
   checkOptions(options);
+  // A stored result that is no ArmResult is damage, like a file that fails
+  // its own checks; a check the caller gives runs after it.
+  const own = options.experimentOptions?.check;
+  const check = (v: unknown) => {
+    checkArmResult(v);
+    own?.(v);
+  };
   const outcomes: ArmOutcome<C>[] = [];
   const total = options.arms.length * options.seeds.length;
   let done = 0;
@@ -239,7 +282,7 @@ export async function runAblation<C>(
         `${options.name}-${arm.key}`,
         { common: options.common ?? null, arm: arm.config, seed },
         () => options.run(arm.config, seed),
-        options.experimentOptions,
+        { ...options.experimentOptions, check },
       );
       checkResult(r.value, arm.key, seed);
       const o = byKey.get(arm.key)!;
@@ -251,12 +294,58 @@ export async function runAblation<C>(
   return new Ablation(options, outcomes);
 }
 
-function checkResult(r: ArmResult, arm: string, seed: number): void {
-  if (r === null || typeof r !== "object" || typeof r.value !== "number") {
+/**
+ * Checks that a value is an {@linkcode ArmResult}: a finite `value`; a
+ * `curve` of `{ epoch, value }` points (an integer epoch >= 0, a finite
+ * value), `seconds` a finite number >= 0 and `extra` an object of finite
+ * numbers, when present. Other fields are left as they are.
+ *
+ * @throws {FieldProblem} naming the first field that is not
+ */
+function checkArmResult(r: unknown): ArmResult {
+  if (!isPlainObject(r)) {
+    fieldProblem(
+      "(result)",
+      "an object { value, curve?, seconds?, extra? }",
+      r,
+    );
+  }
+  finiteField(r.value, "value");
+  if (r.curve !== undefined) {
+    if (!Array.isArray(r.curve)) {
+      fieldProblem("curve", "an array of { epoch, value } points", r.curve);
+    }
+    r.curve.forEach((p, i) => {
+      const at = `curve[${i}]`;
+      const o = objectFields(p, at, {
+        required: ["epoch", "value"],
+        expected: "a point { epoch, value }",
+      });
+      integerField(o.epoch, `${at}.epoch`, { min: 0 });
+      finiteField(o.value, `${at}.value`);
+    });
+  }
+  if (r.seconds !== undefined) finiteField(r.seconds, "seconds", { min: 0 });
+  if (r.extra !== undefined) {
+    if (!isPlainObject(r.extra)) {
+      fieldProblem("extra", "an object of numbers", r.extra);
+    }
+    for (const [k, x] of Object.entries(r.extra)) {
+      finiteField(x, fieldName("extra", k));
+    }
+  }
+  return r as unknown as ArmResult;
+}
+
+/** {@linkcode checkArmResult} for a result `run` returned: its problem as an {@linkcode AblationError}. */
+function checkResult(r: unknown, arm: string, seed: number): void {
+  try {
+    checkArmResult(r);
+  } catch (e) {
+    if (!(e instanceof FieldProblem)) throw e;
     throw new AblationError(
-      `arm "${arm}" at seed ${seed} returned ${
-        JSON.stringify(r)
-      }; run must return { value: number, curve?, seconds?, extra? }`,
+      `arm "${arm}" at seed ${seed} returned a result whose ${e.message}; run must return { value: number, curve?: { epoch, value }[], seconds?: number, extra?: Record<string, number> }`,
+      { field: e.field },
     );
   }
 }

@@ -41,7 +41,18 @@ import { fileURLToPath } from "node:url";
 import { ensureBackend } from "../backend.ts";
 import { TFJS_VERSION } from "../tf.ts";
 import { VERSION } from "../version.ts";
-import { describe, FieldProblem } from "../train/_state_schema.ts";
+import { sha256Hex } from "../io/digest.ts";
+import { readJsonFile } from "../io/file_checks.ts";
+import {
+  FieldProblem,
+  fieldProblem,
+  finiteField,
+  isPlainObject,
+  objectFields,
+  stringField,
+} from "../io/json_fields.ts";
+
+export { sha256Hex };
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where computed results are cached (not committed). */
@@ -278,29 +289,6 @@ export function canonicalJson(value: unknown, what = "value"): string {
   return walk(value, "$", 0);
 }
 
-/**
- * SHA-256 of text (UTF-8) or bytes, as lowercase hex.
- *
- * @example
- * ```ts
- * import { sha256Hex } from "tokenlab";
- * console.log((await sha256Hex("abc")).slice(0, 8)); // ba7816bf
- * ```
- */
-export async function sha256Hex(data: string | Uint8Array): Promise<string> {
-  const bytes = typeof data === "string"
-    ? new TextEncoder().encode(data)
-    : data;
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-}
-
 let codeVersionPromise: Promise<string> | null = null;
 
 /**
@@ -417,73 +405,19 @@ interface StoredContext {
   check?: (value: unknown) => void;
 }
 
-function problem(field: string, expected: string, found: unknown): never {
-  throw new FieldProblem(field, expected, describe(found));
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** An object with exactly these fields. */
-function fields(
-  v: unknown,
-  field: string,
-  names: readonly string[],
-): Record<string, unknown> {
-  if (!isPlainObject(v)) problem(field, "an object", v);
-  for (const k of names) {
-    if (!Object.hasOwn(v, k)) {
-      problem(field === "" ? k : `${field}.${k}`, "a value", undefined);
-    }
-  }
-  for (const k of Object.keys(v)) {
-    if (!names.includes(k)) {
-      problem(
-        field === "" ? JSON.stringify(k) : `${field}[${JSON.stringify(k)}]`,
-        `no such field (${field || "a stored result"} has ${names.join(", ")})`,
-        v[k],
-      );
-    }
-  }
-  return v;
-}
-
-/** Control characters, which no stored text holds. */
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
-
-/** A string of at most `max` characters without control characters, matching `pattern` when given. */
-function text(
-  v: unknown,
-  field: string,
-  max: number,
-  pattern?: { re: RegExp; what: string },
-): string {
-  if (
-    typeof v !== "string" || v.length > max ||
-    CONTROL.test(v) || (pattern && !pattern.re.test(v))
-  ) {
-    problem(
-      field,
-      pattern
-        ? `${pattern.what} (a string of at most ${max} characters)`
-        : `a string of at most ${max} characters, without control characters`,
-      v,
-    );
-  }
-  return v;
-}
-
 /** Checks the provenance of a stored result against the lookup that found it. */
 function checkProvenance(
   v: unknown,
   context: StoredContext,
   frozen: boolean,
 ): ExperimentProvenance {
-  const p = fields(v, "provenance", PROVENANCE_FIELDS);
+  const p = objectFields(v, "provenance", {
+    required: PROVENANCE_FIELDS,
+    expected: "an object",
+    quoteUnknown: true,
+  });
   if (p.experiment !== context.name) {
-    problem(
+    fieldProblem(
       "provenance.experiment",
       `${
         JSON.stringify(context.name)
@@ -492,51 +426,60 @@ function checkProvenance(
     );
   }
   if (p.configKey !== context.configKey) {
-    problem(
+    fieldProblem(
       "provenance.configKey",
       `${JSON.stringify(context.configKey)} (the key in the file's name)`,
       p.configKey,
     );
   }
   const hex16 = { re: /^[0-9a-f]{16}$/, what: "16 lowercase hex digits" };
-  text(p.codeVersion, "provenance.codeVersion", 16, hex16);
+  stringField(p.codeVersion, "provenance.codeVersion", {
+    maxLength: 16,
+    pattern: hex16,
+  });
   if (context.code !== null && p.codeVersion !== context.code) {
-    problem(
+    fieldProblem(
       "provenance.codeVersion",
       `${JSON.stringify(context.code)} (the code version in the file's name)`,
       p.codeVersion,
     );
   }
-  text(p.commit, "provenance.commit", 80, {
-    re: /^(unknown|[0-9a-f]{7,64}(\+dirty)?)$/,
-    what: 'a git commit (hex, "+dirty" allowed) or "unknown"',
+  stringField(p.commit, "provenance.commit", {
+    maxLength: 80,
+    pattern: {
+      re: /^(unknown|[0-9a-f]{7,64}(\+dirty)?)$/,
+      what: 'a git commit (hex, "+dirty" allowed) or "unknown"',
+    },
   });
-  const at = text(p.computedAt, "provenance.computedAt", 40, {
-    re: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/,
-    what: "an ISO 8601 UTC time (2026-12-04T18:19:07.834Z)",
+  const at = stringField(p.computedAt, "provenance.computedAt", {
+    maxLength: 40,
+    pattern: {
+      re: /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/,
+      what: "an ISO 8601 UTC time (2026-12-04T18:19:07.834Z)",
+    },
   });
   if (Number.isNaN(Date.parse(at))) {
-    problem("provenance.computedAt", "a valid date", at);
+    fieldProblem("provenance.computedAt", "a valid date", at);
   }
-  text(p.machine, "provenance.machine", 1000);
-  text(p.backend, "provenance.backend", 100, {
-    re: /^[a-z0-9_-]+$/,
-    what: 'a backend name ("cpu", "wasm", "webgpu")',
+  stringField(p.machine, "provenance.machine", { maxLength: 1000 });
+  stringField(p.backend, "provenance.backend", {
+    maxLength: 100,
+    pattern: {
+      re: /^[a-z0-9_-]+$/,
+      what: 'a backend name ("cpu", "wasm", "webgpu")',
+    },
   });
-  if (p.adapter !== null) text(p.adapter, "provenance.adapter", 1000);
-  text(p.deno, "provenance.deno", 100);
-  text(p.tfjs, "provenance.tfjs", 100);
-  text(p.tokenlab, "provenance.tokenlab", 100);
-  if (
-    typeof p.seconds !== "number" || !Number.isFinite(p.seconds) ||
-    p.seconds < 0
-  ) {
-    problem("provenance.seconds", "a finite number >= 0", p.seconds);
+  if (p.adapter !== null) {
+    stringField(p.adapter, "provenance.adapter", { maxLength: 1000 });
   }
+  stringField(p.deno, "provenance.deno", { maxLength: 100 });
+  stringField(p.tfjs, "provenance.tfjs", { maxLength: 100 });
+  stringField(p.tokenlab, "provenance.tokenlab", { maxLength: 100 });
+  finiteField(p.seconds, "provenance.seconds", { min: 0 });
   if (p.scale !== null) {
-    const scale = text(p.scale, "provenance.scale", 100);
+    const scale = stringField(p.scale, "provenance.scale", { maxLength: 100 });
     if (frozen && UNFROZEN_SCALES.has(scale)) {
-      problem(
+      fieldProblem(
         "provenance.scale",
         `a scale that is frozen (not ${[...UNFROZEN_SCALES].join(" or ")})`,
         scale,
@@ -622,19 +565,6 @@ async function storedText(
   return { text };
 }
 
-/** The text of bytes that must be UTF-8. */
-function strictUtf8(bytes: Uint8Array): string {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new FieldProblem(
-      "(file)",
-      "JSON text (UTF-8)",
-      "bytes that are not UTF-8: the file was damaged",
-    );
-  }
-}
-
 /**
  * Reads and checks one stored result: null when there is none.
  *
@@ -645,47 +575,12 @@ async function readStored(
   context: StoredContext,
   frozen: boolean,
 ): Promise<StoredResult | null> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new FieldProblem(
-      "(file)",
-      "a readable file",
-      `one that cannot be examined (${(e as Error).message})`,
-    );
-  }
-  if (!info.isFile || info.isSymlink) {
-    throw new FieldProblem(
-      "(file)",
-      "a regular file (tokenlab writes one; it follows no links)",
-      info.isSymlink ? "a link" : info.isDirectory ? "a folder" : "not a file",
-    );
-  }
-  if (info.size > MAX_STORED_RESULT_BYTES) {
-    throw new FieldProblem(
-      "(file)",
-      `at most ${MAX_STORED_RESULT_BYTES} bytes`,
-      `${info.size} bytes`,
-    );
-  }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(strictUtf8(await Deno.readFile(path)));
-  } catch (e) {
-    if (e instanceof FieldProblem) throw e;
-    throw new FieldProblem(
-      "(file)",
-      "JSON text (UTF-8)",
-      e instanceof SyntaxError
-        ? `text that does not parse (${e.message}): the file was cut short or damaged`
-        : `a file that cannot be read (${(e as Error).message})`,
-    );
-  }
-  if (!isPlainObject(doc)) problem("(file)", "a JSON object", doc);
+  const read = await readJsonFile(path, { maxBytes: MAX_STORED_RESULT_BYTES });
+  if (read === null) return null;
+  const doc = read.value;
+  if (!isPlainObject(doc)) fieldProblem("(file)", "a JSON object", doc);
   if (doc.format !== FORMAT && doc.format !== FORMAT_V1) {
-    problem(
+    fieldProblem(
       "format",
       `${JSON.stringify(FORMAT)} (or ${
         JSON.stringify(FORMAT_V1)
@@ -694,21 +589,24 @@ async function readStored(
     );
   }
   const v2 = doc.format === FORMAT;
-  const o = fields(
-    doc,
-    "",
-    v2
+  const o = objectFields(doc, "", {
+    required: v2
       ? ["format", "sha256", "config", "provenance", "value"]
       : ["format", "config", "provenance", "value"],
-  );
+    what: "a stored result",
+    quoteUnknown: true,
+  });
   // The data and depth checks come before the digest, which walks it all.
   const configText = storedJson(o.config, "config");
   const provenanceText = storedJson(o.provenance, "provenance");
   const valueText = storedJson(o.value, "value");
   if (v2) {
-    text(o.sha256, "sha256", 64, {
-      re: /^[0-9a-f]{64}$/,
-      what: "64 lowercase hex digits",
+    stringField(o.sha256, "sha256", {
+      maxLength: 64,
+      pattern: {
+        re: /^[0-9a-f]{64}$/,
+        what: "64 lowercase hex digits",
+      },
     });
     const got = await storedDigest(
       FORMAT,

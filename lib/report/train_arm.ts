@@ -32,13 +32,23 @@ import { train, type TrainResult } from "../train/engine.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
 import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
-import { describe } from "../train/_state_schema.ts";
+import { canonicalJson, codeVersion, RESULTS_CACHE_DIR } from "./cache.ts";
+import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
 import {
-  canonicalJson,
-  codeVersion,
-  RESULTS_CACHE_DIR,
-  sha256Hex,
-} from "./cache.ts";
+  lstatOrNull,
+  notRegularFile,
+  readJsonFile,
+} from "../io/file_checks.ts";
+import {
+  FieldProblem,
+  fieldProblem,
+  finiteField,
+  integerField,
+  isPlainObject,
+  objectFields,
+  sha256Field,
+  stringField,
+} from "../io/json_fields.ts";
 
 /** A label source that trains an annotator (see {@linkcode LabelSource}). */
 export type AnnotatorLabels = Extract<LabelSource, { kind: "annotator" }>;
@@ -116,9 +126,6 @@ const ANNOTATOR_FIELDS = [
   "weights",
   "sha256",
 ];
-/** Control characters, which no title holds. */
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
 /** The largest `result.json` read: it holds a few numbers and a title. */
 const MAX_ANNOTATOR_RESULT_BYTES = 64 * 1024;
 
@@ -132,15 +139,9 @@ interface AnnotatorResult {
   /** The run's title (named in the score maps it writes). */
   title: string;
   /** Size and SHA-256 of `model.safetensors`. */
-  weights: { bytes: number; sha256: string };
+  weights: SizedDigest;
   /** SHA-256 of the canonical JSON of the other fields. */
   sha256: string;
-}
-
-async function bytesDigest(
-  data: Uint8Array,
-): Promise<{ bytes: number; sha256: string }> {
-  return { bytes: data.length, sha256: await sha256Hex(data) };
 }
 
 function resultDigest(r: Omit<AnnotatorResult, "sha256">): Promise<string> {
@@ -159,129 +160,54 @@ function resultDigest(r: Omit<AnnotatorResult, "sha256">): Promise<string> {
  * @throws {AblationError} naming the file, the field, what was expected and what was found
  */
 async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
-  const fail = (field: string, expected: string, found: string): never => {
-    throw new AblationError(
-      `annotator result ${path}: field ${field}: expected ${expected}, found ${found}`,
-    );
-  };
-  const unreadable = (e: unknown): never =>
-    fail(
-      "(file)",
-      "a readable file",
-      `one that cannot be read (${(e as Error).message})`,
-    );
-  const info = await Deno.lstat(path).catch(unreadable);
-  if (!info.isFile || info.isSymlink) {
-    fail(
-      "(file)",
-      "a regular file (tokenlab writes one; it follows no links)",
-      info.isSymlink ? "a link" : "not a regular file",
-    );
-  }
-  if (info.size > MAX_ANNOTATOR_RESULT_BYTES) {
-    fail(
-      "(file)",
-      `at most ${MAX_ANNOTATOR_RESULT_BYTES} bytes`,
-      `${info.size} bytes`,
-    );
-  }
-  const bytes = await Deno.readFile(path).catch(unreadable);
-  let text = "";
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    fail(
-      "(file)",
-      "JSON text (UTF-8)",
-      "bytes that are not UTF-8: the file was damaged",
-    );
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
+    const read = await readJsonFile(path, {
+      maxBytes: MAX_ANNOTATOR_RESULT_BYTES,
+    });
+    if (read === null) {
+      throw new FieldProblem("(file)", "a readable file", "no file");
+    }
+    return await checkAnnotatorResult(read.value);
   } catch (e) {
-    fail(
-      "(file)",
-      "JSON text (UTF-8)",
-      `text that does not parse (${
-        (e as Error).message
-      }): the file was cut short or damaged`,
-    );
+    if (!(e instanceof FieldProblem)) throw e;
+    throw new AblationError(`annotator result ${path}: ${e.message}`, {
+      file: path,
+      field: e.field,
+    });
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    return fail("(file)", "a JSON object", describe(v));
-  }
-  const o = v as Record<string, unknown>;
-  for (const k of ANNOTATOR_FIELDS) {
-    if (!Object.hasOwn(o, k)) fail(k, "a value", describe(undefined));
-  }
-  for (const k of Object.keys(o)) {
-    if (!ANNOTATOR_FIELDS.includes(k)) {
-      fail(
-        JSON.stringify(k),
-        `no such field (result.json has ${ANNOTATOR_FIELDS.join(", ")})`,
-        describe(o[k]),
-      );
-    }
-  }
+}
+
+/**
+ * Checks parsed `result.json`: exactly its fields, each of its type and
+ * range, and its digest.
+ *
+ * @throws {FieldProblem} for the first field that is not what tokenlab writes
+ */
+async function checkAnnotatorResult(v: unknown): Promise<AnnotatorResult> {
+  if (!isPlainObject(v)) fieldProblem("(file)", "a JSON object", v);
+  const o = objectFields(v, "", {
+    required: ANNOTATOR_FIELDS,
+    what: "result.json",
+    quoteUnknown: true,
+  });
   if (o.format !== ANNOTATOR_FORMAT) {
-    fail("format", JSON.stringify(ANNOTATOR_FORMAT), describe(o.format));
+    fieldProblem("format", JSON.stringify(ANNOTATOR_FORMAT), o.format);
   }
-  if (typeof o.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(o.sha256)) {
-    fail("sha256", "64 lowercase hex digits", describe(o.sha256));
-  }
-  const top1 = o.top1, seconds = o.seconds, title = o.title;
-  if (
-    typeof top1 !== "number" || !Number.isFinite(top1) || top1 < 0 ||
-    top1 > 100
-  ) {
-    fail(
-      "top1",
-      "a finite number in [0, 100] (a top-1 in percent)",
-      describe(top1),
-    );
-  }
-  if (
-    typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0
-  ) {
-    fail("seconds", "a finite number >= 0", describe(seconds));
-  }
-  if (
-    typeof title !== "string" || title.length > 500 || CONTROL.test(title)
-  ) {
-    fail(
-      "title",
-      "a string of at most 500 characters, without control characters",
-      describe(title),
-    );
-  }
-  const w = o.weights;
-  if (typeof w !== "object" || w === null || Array.isArray(w)) {
-    return fail("weights", "an object (bytes, sha256)", describe(w));
-  }
-  const wo = w as Record<string, unknown>;
-  for (const k of Object.keys(wo)) {
-    if (k !== "bytes" && k !== "sha256") {
-      fail(
-        `weights[${JSON.stringify(k)}]`,
-        "no such field (weights has bytes, sha256)",
-        describe(wo[k]),
-      );
-    }
-  }
-  if (
-    typeof wo.bytes !== "number" || !Number.isSafeInteger(wo.bytes) ||
-    wo.bytes < 0
-  ) {
-    fail("weights.bytes", "an integer >= 0", describe(wo.bytes));
-  }
-  if (typeof wo.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(wo.sha256)) {
-    fail("weights.sha256", "64 lowercase hex digits", describe(wo.sha256));
-  }
+  sha256Field(o.sha256, "sha256");
+  finiteField(o.top1, "top1", { min: 0, max: 100, what: "a top-1 in percent" });
+  finiteField(o.seconds, "seconds", { min: 0 });
+  stringField(o.title, "title", { maxLength: 500 });
+  const w = objectFields(o.weights, "weights", {
+    required: ["bytes", "sha256"],
+    expected: "an object (bytes, sha256)",
+    quoteUnknown: true,
+  });
+  integerField(w.bytes, "weights.bytes", { min: 0 });
+  sha256Field(w.sha256, "weights.sha256");
   const r = o as unknown as AnnotatorResult;
   const got = await resultDigest(r);
   if (got !== r.sha256) {
-    fail(
+    throw new FieldProblem(
       "sha256",
       `the SHA-256 of the file's other fields (${got})`,
       `${r.sha256}: the file was edited or damaged`,
@@ -300,23 +226,20 @@ async function checkWeights(
   want: AnnotatorResult["weights"],
 ): Promise<void> {
   let found: string;
-  try {
-    const info = await Deno.lstat(path);
-    if (!info.isFile || info.isSymlink) {
-      found = info.isSymlink ? "a link" : "not a regular file";
-    } else if (info.size !== want.bytes) {
-      found = `${info.size} bytes`;
-    } else {
-      const got = await bytesDigest(await Deno.readFile(path));
-      if (got.sha256 === want.sha256) return;
-      found = `SHA-256 ${got.sha256}`;
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    found = "no file";
+  const info = await lstatOrNull(path);
+  const other = info === null ? "no file" : notRegularFile(info);
+  if (other !== null) {
+    found = other;
+  } else if (info!.size !== want.bytes) {
+    found = `${info!.size} bytes`;
+  } else {
+    const got = await sizedDigest(await Deno.readFile(path));
+    if (got.sha256 === want.sha256) return;
+    found = `SHA-256 ${got.sha256}`;
   }
   throw new AblationError(
     `annotator weights ${path}: expected the file result.json's field weights describes (${want.bytes} bytes, SHA-256 ${want.sha256}), found ${found}: the file was changed or damaged`,
+    { file: path },
   );
 }
 
@@ -416,7 +339,7 @@ export async function annotatorStore(
         top1,
         seconds,
         title,
-        weights: await bytesDigest(await Deno.readFile(weights)),
+        weights: await sizedDigest(await Deno.readFile(weights)),
       };
       await writeTextAtomic(
         resultPath,

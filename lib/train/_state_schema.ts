@@ -6,8 +6,9 @@
  * refused: tokenlab writes a fixed set, so an unknown field means the file
  * was edited or written by something else.
  *
- * A failure is a {@linkcode FieldProblem} naming the field; the reader in
- * `checkpoint.ts` turns it into its own error with the file and what to do.
+ * A failure is a `FieldProblem` (`lib/io/json_fields.ts`) naming the
+ * field; the reader in `checkpoint.ts` turns it into its own error with the
+ * file and what to do.
  *
  * @module
  */
@@ -20,20 +21,18 @@ import {
   TrainConfigError,
 } from "./config.ts";
 import type { TrainState } from "./checkpoint.ts";
+import {
+  fieldName,
+  FieldProblem,
+  fieldProblem,
+  finiteField,
+  integerField,
+  isPlainObject,
+  objectFields,
+  sha256Field,
+  stringField,
+} from "../io/json_fields.ts";
 import { learningRate, ScheduleError } from "./schedule.ts";
-
-/** One field of a stored file that is not what tokenlab writes. */
-export class FieldProblem extends Error {
-  /** Creates the problem: the field (`records[3].loss`), what was expected, what was found. */
-  constructor(
-    readonly field: string,
-    readonly expected: string,
-    readonly found: string,
-  ) {
-    super(`field ${field}: expected ${expected}, found ${found}`);
-    this.name = "FieldProblem";
-  }
-}
 
 /** The tensor files a checkpoint may hold: the only names `files` may list. */
 export const CHECKPOINT_TENSOR_FILES: readonly string[] = [
@@ -42,98 +41,9 @@ export const CHECKPOINT_TENSOR_FILES: readonly string[] = [
   "optimizer.safetensors",
 ];
 
-/** A short description of a found value, for messages. */
-export function describe(v: unknown): string {
-  if (v === undefined) return "nothing (the field is missing)";
-  if (v === null) return "null";
-  if (Array.isArray(v)) return `an array of ${v.length}`;
-  if (typeof v === "object") return "an object";
-  if (typeof v === "string") {
-    const s = JSON.stringify(v);
-    return `the string ${s.length > 80 ? s.slice(0, 77) + '..."' : s}`;
-  }
-  return `${typeof v} ${String(v)}`;
-}
-
-function problem(field: string, expected: string, found: unknown): never {
-  throw new FieldProblem(field, expected, describe(found));
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** `parent.key`, or `parent["../x"]` for a key that is not a plain identifier. */
-function fieldName(parent: string, key: string): string {
-  if (!/^[A-Za-z_$][\w$]*$/.test(key)) {
-    return `${parent}[${JSON.stringify(key)}]`;
-  }
-  return parent === "" ? key : `${parent}.${key}`;
-}
-
-/** An object with exactly these fields (`optional` may be absent). */
-function object(
-  v: unknown,
-  field: string,
-  required: readonly string[],
-  optional: readonly string[] = [],
-): Record<string, unknown> {
-  const what = field === "" ? "the file" : field;
-  if (!isPlainObject(v)) {
-    problem(field || "(top level)", `an object (${what})`, v);
-  }
-  const at = (k: string) => fieldName(field, k);
-  for (const k of required) {
-    if (!Object.hasOwn(v, k)) problem(at(k), "a value", undefined);
-  }
-  for (const k of Object.keys(v)) {
-    if (!required.includes(k) && !optional.includes(k)) {
-      problem(
-        at(k),
-        `no such field (${what} has ${[...required, ...optional].join(", ")})`,
-        v[k],
-      );
-    }
-  }
-  return v;
-}
-
-function integer(v: unknown, field: string, min: number, max: number): number {
-  if (
-    typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max
-  ) {
-    problem(field, `an integer in [${min}, ${max}]`, v);
-  }
-  return v;
-}
-
-function finite(
-  v: unknown,
-  field: string,
-  min = -Infinity,
-  max = Infinity,
-): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    const range = min === -Infinity
-      ? ""
-      : max === Infinity
-      ? ` >= ${min}`
-      : ` in [${min}, ${max}]`;
-    problem(field, `a finite number${range}`, v);
-  }
-  return v;
-}
-
-function string(v: unknown, field: string, maxLength: number): string {
-  if (typeof v !== "string" || v.length > maxLength) {
-    problem(field, `a string of at most ${maxLength} characters`, v);
-  }
-  return v;
-}
-
 function exactly<T>(v: unknown, field: string, want: T, why: string): T {
   if (JSON.stringify(v) !== JSON.stringify(want)) {
-    problem(field, `${JSON.stringify(want)} (${why})`, v);
+    fieldProblem(field, `${JSON.stringify(want)} (${why})`, v);
   }
   return want;
 }
@@ -151,7 +61,7 @@ export function validateStoredConfig(
   v: unknown,
   field: string,
 ): ResolvedTrainConfig {
-  if (!isPlainObject(v)) problem(field, "an object (the run's config)", v);
+  if (!isPlainObject(v)) fieldProblem(field, "an object (the run's config)", v);
   const given: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) {
     if (!RESOLVED_ONLY.includes(k)) given[k] = x;
@@ -172,7 +82,7 @@ export function validateStoredConfig(
   const r = resolved as unknown as Record<string, unknown>;
   for (const k of Object.keys(v)) {
     if (JSON.stringify(r[k]) !== JSON.stringify(v[k])) {
-      problem(
+      fieldProblem(
         fieldName(field, k),
         `${JSON.stringify(r[k])} (what the rest of the config resolves to)`,
         v[k],
@@ -198,21 +108,26 @@ export interface RunInfo {
 
 /** Checks parsed `run.json`; the config comes back as stored. */
 export function validateRunInfo(v: unknown): RunInfo {
-  const o = object(v, "", [
-    "format",
-    "version",
-    "config",
-    "created",
-    "tokenlab",
-  ]);
+  const o = objectFields(v, "", {
+    required: [
+      "format",
+      "version",
+      "config",
+      "created",
+      "tokenlab",
+    ],
+  });
   exactly(o.format, "format", "tokenlab-run", "a tokenlab run description");
   exactly(o.version, "version", 1, "the only version of run.json");
   validateStoredConfig(o.config, "config");
-  const created = string(o.created, "created", 40);
+  const created = stringField(o.created, "created", {
+    maxLength: 40,
+    allowControl: true,
+  });
   if (Number.isNaN(Date.parse(created))) {
-    problem("created", "an ISO 8601 date", created);
+    fieldProblem("created", "an ISO 8601 date", created);
   }
-  string(o.tokenlab, "tokenlab", 100);
+  stringField(o.tokenlab, "tokenlab", { maxLength: 100, allowControl: true });
   return o as unknown as RunInfo;
 }
 
@@ -259,10 +174,10 @@ export function validateTrainState(
   v: unknown,
   context: StateContext,
 ): TrainState {
-  const o = object(v, "", STATE_FIELDS);
+  const o = objectFields(v, "", { required: STATE_FIELDS });
   exactly(o.format, "format", "tokenlab-train-state", "a training state");
   if (o.version !== 1 && o.version !== 2) {
-    problem("version", "1 or 2", o.version);
+    fieldProblem("version", "1 or 2", o.version);
   }
   const config = validateStoredConfig(o.config, "config");
   if (context.runConfig !== null) {
@@ -272,7 +187,7 @@ export function validateTrainState(
     );
     if (diff.length > 0) {
       const k = diff[0].slice(0, diff[0].indexOf(":"));
-      problem(
+      fieldProblem(
         `config.${k}`,
         `the run's own config (differences, this file's value first: ${
           diff.join("; ")
@@ -286,14 +201,15 @@ export function validateTrainState(
   if (config.trainLimit !== null) {
     maxSpe = Math.max(1, Math.floor(config.trainLimit / config.batchSize));
   }
-  const spe = integer(o.stepsPerEpoch, "stepsPerEpoch", 1, maxSpe);
-  const epoch = integer(o.epoch, "epoch", 0, totalEpochs);
-  const stepInEpoch = integer(
-    o.stepInEpoch,
-    "stepInEpoch",
-    0,
-    epoch === totalEpochs ? 0 : spe,
-  );
+  const spe = integerField(o.stepsPerEpoch, "stepsPerEpoch", {
+    min: 1,
+    max: maxSpe,
+  });
+  const epoch = integerField(o.epoch, "epoch", { min: 0, max: totalEpochs });
+  const stepInEpoch = integerField(o.stepInEpoch, "stepInEpoch", {
+    min: 0,
+    max: epoch === totalEpochs ? 0 : spe,
+  });
   const step = exactly(
     o.step,
     "step",
@@ -301,23 +217,25 @@ export function validateTrainState(
     "epoch * stepsPerEpoch + stepInEpoch",
   );
   if (step < 1) {
-    problem("step", "at least 1 (a checkpoint follows a step)", step);
+    fieldProblem("step", "at least 1 (a checkpoint follows a step)", step);
   }
   if (/^step-\d+$/.test(context.name)) {
     const want = `step-${String(step).padStart(8, "0")}`;
     if (context.name !== want) {
-      problem("step", `the step its folder ${context.name} names`, step);
+      fieldProblem("step", `the step its folder ${context.name} names`, step);
     }
   }
-  finite(o.elapsed, "elapsed", 0);
+  finiteField(o.elapsed, "elapsed", { min: 0 });
 
-  const opt = object(o.optimizer, "optimizer", [
-    "step",
-    "lr",
-    "weightDecay",
-    "betas",
-    "eps",
-  ]);
+  const opt = objectFields(o.optimizer, "optimizer", {
+    required: [
+      "step",
+      "lr",
+      "weightDecay",
+      "betas",
+      "eps",
+    ],
+  });
   exactly(opt.step, "optimizer.step", step, "one optimizer step per step");
   const last = step - 1;
   const lr = scheduleLr(config, Math.floor(last / spe), last % spe, spe);
@@ -336,9 +254,12 @@ export function validateTrainState(
   );
   exactly(opt.eps, "optimizer.eps", config.optEps, "the config's optEps");
 
-  const rng = object(o.rng, "rng", ["seed", "scheme"]);
+  const rng = objectFields(o.rng, "rng", { required: ["seed", "scheme"] });
   exactly(rng.seed, "rng.seed", config.seed, "the config's seed");
-  string(rng.scheme, "rng.scheme", 1000);
+  stringField(rng.scheme, "rng.scheme", {
+    maxLength: 1000,
+    allowControl: true,
+  });
 
   validateRecords(o.records, { config, spe, totalEpochs, step, epoch });
 
@@ -347,7 +268,7 @@ export function validateTrainState(
   if (isPlainObject(o.files)) {
     for (const name of Object.keys(o.files)) {
       if (!CHECKPOINT_TENSOR_FILES.includes(name)) {
-        problem(
+        fieldProblem(
           fieldName("files", name),
           `one of the file names tokenlab writes (${
             CHECKPOINT_TENSOR_FILES.join(", ")
@@ -357,22 +278,21 @@ export function validateTrainState(
       }
     }
   }
-  const files = object(
-    o.files,
-    "files",
-    config.modelEma
+  const files = objectFields(o.files, "files", {
+    required: config.modelEma
       ? CHECKPOINT_TENSOR_FILES
       : CHECKPOINT_TENSOR_FILES.filter((f) => f !== "ema.safetensors"),
-  );
+  });
   for (const [name, entry] of Object.entries(files)) {
     const at = fieldName("files", name);
-    const e = object(entry, at, ["bytes", "sha256"]);
-    integer(e.bytes, `${at}.bytes`, 0, Number.MAX_SAFE_INTEGER);
-    if (typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(e.sha256)) {
-      problem(`${at}.sha256`, "64 lowercase hex digits", e.sha256);
-    }
+    const e = objectFields(entry, at, { required: ["bytes", "sha256"] });
+    integerField(e.bytes, `${at}.bytes`, {
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+    });
+    sha256Field(e.sha256, `${at}.sha256`);
   }
-  string(o.tokenlab, "tokenlab", 100);
+  stringField(o.tokenlab, "tokenlab", { maxLength: 100, allowControl: true });
   return o as unknown as TrainState;
 }
 
@@ -417,29 +337,38 @@ interface RecordContext {
 }
 
 function validateRecords(v: unknown, c: RecordContext): void {
-  if (!Array.isArray(v)) problem("records", "an array of log records", v);
+  if (!Array.isArray(v)) fieldProblem("records", "an array of log records", v);
   if (v.length === 0) {
-    problem("records", "at least the checkpoint's own record", v);
+    fieldProblem("records", "at least the checkpoint's own record", v);
   }
   let prevStep = 0;
   v.forEach((r, i) => {
     const at = `records[${i}]`;
-    if (!isPlainObject(r)) problem(at, "a log record (an object)", r);
+    if (!isPlainObject(r)) fieldProblem(at, "a log record (an object)", r);
     let step: number;
     if (r.kind === "step") {
-      object(r, at, [
-        "kind",
-        "epoch",
-        "step",
-        "stepInEpoch",
-        "stepsPerEpoch",
-        "loss",
-        "lr",
-        "imagesPerSecond",
-        "elapsed",
-      ], ["lossCls", "lossDense", "gradNorm"]);
-      const epoch = integer(r.epoch, `${at}.epoch`, 0, c.totalEpochs - 1);
-      const sie = integer(r.stepInEpoch, `${at}.stepInEpoch`, 0, c.spe - 1);
+      objectFields(r, at, {
+        required: [
+          "kind",
+          "epoch",
+          "step",
+          "stepInEpoch",
+          "stepsPerEpoch",
+          "loss",
+          "lr",
+          "imagesPerSecond",
+          "elapsed",
+        ],
+        optional: ["lossCls", "lossDense", "gradNorm"],
+      });
+      const epoch = integerField(r.epoch, `${at}.epoch`, {
+        min: 0,
+        max: c.totalEpochs - 1,
+      });
+      const sie = integerField(r.stepInEpoch, `${at}.stepInEpoch`, {
+        min: 0,
+        max: c.spe - 1,
+      });
       exactly(
         r.stepsPerEpoch,
         `${at}.stepsPerEpoch`,
@@ -452,30 +381,37 @@ function validateRecords(v: unknown, c: RecordContext): void {
         epoch * c.spe + sie + 1,
         "epoch * stepsPerEpoch + stepInEpoch + 1",
       );
-      finite(r.loss, `${at}.loss`);
-      if ("lossCls" in r) finite(r.lossCls, `${at}.lossCls`);
-      if ("lossDense" in r) finite(r.lossDense, `${at}.lossDense`);
-      if ("gradNorm" in r) finite(r.gradNorm, `${at}.gradNorm`, 0);
+      finiteField(r.loss, `${at}.loss`);
+      if ("lossCls" in r) finiteField(r.lossCls, `${at}.lossCls`);
+      if ("lossDense" in r) finiteField(r.lossDense, `${at}.lossDense`);
+      if ("gradNorm" in r) {
+        finiteField(r.gradNorm, `${at}.gradNorm`, { min: 0 });
+      }
       exactly(
         r.lr,
         `${at}.lr`,
         scheduleLr(c.config, epoch, sie, c.spe),
         "the schedule's lr of that step",
       );
-      finite(r.imagesPerSecond, `${at}.imagesPerSecond`, 0);
-      finite(r.elapsed, `${at}.elapsed`, 0);
+      finiteField(r.imagesPerSecond, `${at}.imagesPerSecond`, { min: 0 });
+      finiteField(r.elapsed, `${at}.elapsed`, { min: 0 });
     } else if (r.kind === "eval") {
-      object(r, at, [
-        "kind",
-        "epoch",
-        "step",
-        "which",
-        "top1",
-        "top5",
-        "loss",
-        "images",
-      ]);
-      const epoch = integer(r.epoch, `${at}.epoch`, 0, c.totalEpochs - 1);
+      objectFields(r, at, {
+        required: [
+          "kind",
+          "epoch",
+          "step",
+          "which",
+          "top1",
+          "top5",
+          "loss",
+          "images",
+        ],
+      });
+      const epoch = integerField(r.epoch, `${at}.epoch`, {
+        min: 0,
+        max: c.totalEpochs - 1,
+      });
       step = exactly(
         r.step,
         `${at}.step`,
@@ -483,7 +419,7 @@ function validateRecords(v: unknown, c: RecordContext): void {
         "(epoch + 1) * stepsPerEpoch: evaluations follow an epoch",
       );
       if (r.which !== "model" && !(r.which === "ema" && c.config.modelEma)) {
-        problem(
+        fieldProblem(
           `${at}.which`,
           c.config.modelEma
             ? '"model" or "ema"'
@@ -491,22 +427,26 @@ function validateRecords(v: unknown, c: RecordContext): void {
           r.which,
         );
       }
-      finite(r.top1, `${at}.top1`, 0, 100);
-      finite(r.top5, `${at}.top5`, 0, 100);
-      finite(r.loss, `${at}.loss`);
-      integer(r.images, `${at}.images`, 0, Number.MAX_SAFE_INTEGER);
+      finiteField(r.top1, `${at}.top1`, { min: 0, max: 100 });
+      finiteField(r.top5, `${at}.top5`, { min: 0, max: 100 });
+      finiteField(r.loss, `${at}.loss`);
+      integerField(r.images, `${at}.images`, {
+        min: 0,
+        max: Number.MAX_SAFE_INTEGER,
+      });
     } else if (r.kind === "checkpoint") {
-      object(r, at, ["kind", "epoch", "step", "name"]);
-      const epoch = integer(r.epoch, `${at}.epoch`, 0, c.totalEpochs);
-      step = integer(
-        r.step,
-        `${at}.step`,
-        Math.max(1, epoch * c.spe),
-        Math.max(
+      objectFields(r, at, { required: ["kind", "epoch", "step", "name"] });
+      const epoch = integerField(r.epoch, `${at}.epoch`, {
+        min: 0,
+        max: c.totalEpochs,
+      });
+      step = integerField(r.step, `${at}.step`, {
+        min: Math.max(1, epoch * c.spe),
+        max: Math.max(
           1,
           epoch === c.totalEpochs ? epoch * c.spe : (epoch + 1) * c.spe,
         ),
-      );
+      });
       exactly(
         r.name,
         `${at}.name`,
@@ -514,10 +454,10 @@ function validateRecords(v: unknown, c: RecordContext): void {
         "the folder name of its step",
       );
     } else {
-      problem(`${at}.kind`, '"step", "eval" or "checkpoint"', r.kind);
+      fieldProblem(`${at}.kind`, '"step", "eval" or "checkpoint"', r.kind);
     }
     if (step < prevStep || step > c.step) {
-      problem(
+      fieldProblem(
         `${at}.step`,
         `a step from ${prevStep} (the record before) to ${c.step} (the state's step)`,
         step,

@@ -44,9 +44,11 @@ import { configDifferences, type ResolvedTrainConfig } from "./config.ts";
 import type { LogRecord } from "./log.ts";
 import type { AdamW, OptimizerState } from "./optimizer.ts";
 import { exists } from "../io/_fs.ts";
+import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
+import { lstatOrNull, notRegularFile } from "../io/file_checks.ts";
+import { FieldProblem } from "../io/json_fields.ts";
 import {
   CHECKPOINT_TENSOR_FILES,
-  FieldProblem,
   type RunInfo,
   validateRunInfo,
   validateTrainState,
@@ -148,26 +150,8 @@ function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value, null, 1) + "\n");
 }
 
-async function digestOf(
-  data: Uint8Array,
-): Promise<{ bytes: number; sha256: string }> {
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    data as Uint8Array<ArrayBuffer>,
-  );
-  return {
-    bytes: data.length,
-    sha256: Array.from(
-      new Uint8Array(digest),
-      (b) => b.toString(16).padStart(2, "0"),
-    ).join(""),
-  };
-}
-
-async function sha256(
-  path: string,
-): Promise<{ bytes: number; sha256: string }> {
-  return await digestOf(await Deno.readFile(path));
+async function sha256(path: string): Promise<SizedDigest> {
+  return await sizedDigest(await Deno.readFile(path));
 }
 
 /**
@@ -179,18 +163,11 @@ async function regularFile(
   path: string,
   what: () => string,
 ): Promise<Deno.FileInfo | null> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-  if (!info.isFile || info.isSymlink) {
+  const info = await lstatOrNull(path);
+  const other = info === null ? null : notRegularFile(info);
+  if (other !== null) {
     throw new RunFolderError(
-      `${path} is ${
-        info.isSymlink ? "a link" : "not a regular file"
-      }; tokenlab writes a plain file there and does not follow links out of the run folder: ${what()}`,
+      `${path} is ${other}; tokenlab writes a plain file there and does not follow links out of the run folder: ${what()}`,
       { file: path },
     );
   }
@@ -448,7 +425,7 @@ export async function readCheckpoint(
         "is not a digest line (64 hex digits, two spaces, state.json); the file was damaged",
       );
     }
-    const got = (await digestOf(bytes)).sha256;
+    const got = await sha256Hex(bytes);
     if (got !== m[1]) {
       fail(
         "state.json",
@@ -573,7 +550,7 @@ export async function writeCheckpoint(
     };
     const stateBytes = json(full);
     await writeFileAtomic(`${tmp}/state.json`, stateBytes);
-    const sum = (await digestOf(stateBytes)).sha256;
+    const sum = await sha256Hex(stateBytes);
     await writeFileAtomic(
       `${tmp}/state.sha256`,
       new TextEncoder().encode(`${sum}  state.json\n`),
