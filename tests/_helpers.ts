@@ -1,6 +1,10 @@
-/** Shared test plumbing: running the command line in a child process. */
+/**
+ * Shared test plumbing: running the command line in a child process, and
+ * tests that need a browser.
+ */
 
 import { fileURLToPath } from "node:url";
+import type { Browser } from "../lib/report/browser.ts";
 
 /** The project root. */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -30,3 +34,175 @@ export async function runCli(
 export const NO_ADAPTER_ENV: Record<string, string> = {
   DENO_WEBGPU_BACKEND: "metal",
 };
+
+/**
+ * Why the tests that need Chromium are skipped (none found), or undefined
+ * when one is there. A set but wrong TOKENLAB_CHROMIUM throws, failing the
+ * file, as it should. Imports the browser module only when called.
+ */
+export async function chromiumSkip(): Promise<string | undefined> {
+  const { findBrowser } = await import("../lib/report/browser.ts");
+  return await findBrowser() === null
+    ? "no Chromium found; run `npx -y deno@2.9.6 task setup` or set TOKENLAB_CHROMIUM"
+    : undefined;
+}
+
+/** How {@linkcode browserTest} runs. */
+export interface BrowserTestOptions {
+  /** Why it is skipped (from {@linkcode chromiumSkip}); the name then says so. */
+  skip: string | undefined;
+  /** Prefix of the temporary folder under tests/ (`.tmp-browser-`). */
+  prefix: string;
+}
+
+/**
+ * A Deno.test that needs Chromium: it gets a fresh browser and a fresh
+ * folder under tests/, both closed and removed after; a skipped one is
+ * registered as ignored with the reason in its name, never passed.
+ */
+export function browserTest(
+  name: string,
+  fn: (browser: Browser, dir: string) => Promise<void>,
+  options: BrowserTestOptions,
+): void {
+  const { skip, prefix } = options;
+  Deno.test({
+    name: skip ? `${name} (skipped: ${skip})` : name,
+    ignore: skip !== undefined,
+    fn: async () => {
+      const { Browser } = await import("../lib/report/browser.ts");
+      const dir = await Deno.makeTempDir({ dir: `${ROOT}tests`, prefix });
+      const browser = await Browser.launch();
+      try {
+        await fn(browser, dir);
+      } finally {
+        await browser.close();
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Building ZIP archives byte by byte (torch files that torch would not write).
+
+let crcTable: Uint32Array | undefined;
+/** CRC-32 (ZIP's), written independently of the reader's. */
+export function crc32(bytes: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (const b of bytes) c = crcTable[(c ^ b) & 255] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Little-endian byte writer (ZIP records, pickle lengths). */
+export class Bytes {
+  parts: number[] = [];
+  u16(n: number): this {
+    this.parts.push(n & 255, (n >>> 8) & 255);
+    return this;
+  }
+  u32(n: number): this {
+    this.parts.push(
+      n & 255,
+      (n >>> 8) & 255,
+      (n >>> 16) & 255,
+      (n >>> 24) & 255,
+    );
+    return this;
+  }
+  u64(n: bigint): this {
+    for (let i = 0n; i < 8n; i++) {
+      this.parts.push(Number((n >> (8n * i)) & 255n));
+    }
+    return this;
+  }
+  raw(b: ArrayLike<number>): this {
+    for (let i = 0; i < b.length; i++) this.parts.push(b[i]);
+    return this;
+  }
+  get length(): number {
+    return this.parts.length;
+  }
+}
+
+/** One entry of {@linkcode buildZip}. */
+export interface ZipEntrySpec {
+  name: string;
+  /** The bytes stored in the archive (already deflated for method 8). */
+  data: Uint8Array;
+  /** 0 stored (default), 8 deflate. */
+  method?: number;
+  /** The uncompressed size to declare (default: data.length). */
+  size?: number;
+  /** CRC-32 of the uncompressed bytes (default: of data). */
+  crc?: number;
+  /** Declare these through a Zip64 extra field instead. */
+  zip64?: { offset?: bigint };
+}
+
+/** The end records of {@linkcode buildZip}, where a test makes them lie. */
+export interface ZipSpec {
+  /** Append Zip64 end records declaring these. */
+  zip64?: { count?: bigint; cdSize?: bigint; cdOffset?: bigint };
+  /** Override the plain end record's central directory size/offset. */
+  cdSize?: number;
+  cdOffset?: number;
+}
+
+/**
+ * A ZIP archive built byte by byte, written apart from the reader and the
+ * writer: stored or deflated entries, with the sizes, CRCs, offsets and
+ * Zip64 records a test declares (default: the true ones).
+ */
+export function buildZip(
+  entries: ZipEntrySpec[],
+  spec: ZipSpec = {},
+): Uint8Array {
+  const body = new Bytes();
+  const central = new Bytes();
+  for (const e of entries) {
+    const name = new TextEncoder().encode(e.name);
+    const method = e.method ?? 0;
+    const size = e.size ?? e.data.length;
+    const crc = e.crc ?? crc32(e.data);
+    const offset = body.length;
+    body.u32(0x04034b50).u16(20).u16(0).u16(method).u16(0).u16(0x21)
+      .u32(crc).u32(e.data.length).u32(size).u16(name.length).u16(0)
+      .raw(name).raw(e.data);
+    const extra = new Bytes();
+    if (e.zip64?.offset !== undefined) {
+      extra.u16(0x0001).u16(8).u64(e.zip64.offset);
+    }
+    central.u32(0x02014b50).u16(45).u16(20).u16(0).u16(method).u16(0)
+      .u16(0x21).u32(crc).u32(e.data.length).u32(size).u16(name.length)
+      .u16(extra.length).u16(0).u16(0).u16(0).u32(0)
+      .u32(e.zip64?.offset !== undefined ? 0xffffffff : offset)
+      .raw(name).raw(extra.parts);
+  }
+  const cdOffset = body.length;
+  body.raw(central.parts);
+  if (spec.zip64) {
+    const z64At = body.length;
+    body.u32(0x06064b50).u64(44n).u16(45).u16(45).u32(0).u32(0)
+      .u64(spec.zip64.count ?? BigInt(entries.length))
+      .u64(spec.zip64.count ?? BigInt(entries.length))
+      .u64(spec.zip64.cdSize ?? BigInt(central.length))
+      .u64(spec.zip64.cdOffset ?? BigInt(cdOffset));
+    body.u32(0x07064b50).u32(0).u64(BigInt(z64At)).u32(1);
+    body.u32(0x06054b50).u16(0).u16(0).u16(0xffff).u16(0xffff)
+      .u32(0xffffffff).u32(0xffffffff).u16(0);
+  } else {
+    body.u32(0x06054b50).u16(0).u16(0).u16(entries.length)
+      .u16(entries.length).u32(spec.cdSize ?? central.length)
+      .u32(spec.cdOffset ?? cdOffset).u16(0);
+  }
+  return new Uint8Array(body.parts);
+}

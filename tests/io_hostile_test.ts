@@ -25,122 +25,12 @@ import {
 import { decodeSafetensors, readSafetensors } from "tokenlab/io/safetensors.ts";
 import { allocData } from "tokenlab/io/raw_tensor.ts";
 import { readOfficialMap, ScoreMapError } from "tokenlab/labels/score_map.ts";
+import { buildZip, Bytes, crc32 } from "./_helpers.ts";
 
 const enc = new TextEncoder();
 
 // ---------------------------------------------------------------------------
 // Building ZIP archives byte by byte.
-
-let crcTable: Uint32Array | undefined;
-/** CRC-32 (ZIP's), written independently of the reader's. */
-function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (const b of bytes) c = crcTable[(c ^ b) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-/** Little-endian byte writer. */
-class Bytes {
-  parts: number[] = [];
-  u16(n: number): this {
-    this.parts.push(n & 255, (n >>> 8) & 255);
-    return this;
-  }
-  u32(n: number): this {
-    this.parts.push(
-      n & 255,
-      (n >>> 8) & 255,
-      (n >>> 16) & 255,
-      (n >>> 24) & 255,
-    );
-    return this;
-  }
-  u64(n: bigint): this {
-    for (let i = 0n; i < 8n; i++) {
-      this.parts.push(Number((n >> (8n * i)) & 255n));
-    }
-    return this;
-  }
-  raw(b: ArrayLike<number>): this {
-    for (let i = 0; i < b.length; i++) this.parts.push(b[i]);
-    return this;
-  }
-  get length(): number {
-    return this.parts.length;
-  }
-}
-
-interface ZipEntrySpec {
-  name: string;
-  /** The bytes stored in the archive (already deflated for method 8). */
-  data: Uint8Array;
-  /** 0 stored (default), 8 deflate. */
-  method?: number;
-  /** The uncompressed size to declare (default: data.length). */
-  size?: number;
-  /** CRC-32 of the uncompressed bytes (default: of data). */
-  crc?: number;
-  /** Declare these through a Zip64 extra field instead. */
-  zip64?: { offset?: bigint };
-}
-
-interface ZipSpec {
-  /** Append Zip64 end records declaring these. */
-  zip64?: { count?: bigint; cdSize?: bigint; cdOffset?: bigint };
-  /** Override the plain end record's central directory size/offset. */
-  cdSize?: number;
-  cdOffset?: number;
-}
-
-function buildZip(entries: ZipEntrySpec[], spec: ZipSpec = {}): Uint8Array {
-  const body = new Bytes();
-  const central = new Bytes();
-  for (const e of entries) {
-    const name = enc.encode(e.name);
-    const method = e.method ?? 0;
-    const size = e.size ?? e.data.length;
-    const crc = e.crc ?? crc32(e.data);
-    const offset = body.length;
-    body.u32(0x04034b50).u16(20).u16(0).u16(method).u16(0).u16(0x21)
-      .u32(crc).u32(e.data.length).u32(size).u16(name.length).u16(0)
-      .raw(name).raw(e.data);
-    const extra = new Bytes();
-    if (e.zip64?.offset !== undefined) {
-      extra.u16(0x0001).u16(8).u64(e.zip64.offset);
-    }
-    central.u32(0x02014b50).u16(45).u16(20).u16(0).u16(method).u16(0)
-      .u16(0x21).u32(crc).u32(e.data.length).u32(size).u16(name.length)
-      .u16(extra.length).u16(0).u16(0).u16(0).u32(0)
-      .u32(e.zip64?.offset !== undefined ? 0xffffffff : offset)
-      .raw(name).raw(extra.parts);
-  }
-  const cdOffset = body.length;
-  body.raw(central.parts);
-  if (spec.zip64) {
-    const z64At = body.length;
-    body.u32(0x06064b50).u64(44n).u16(45).u16(45).u32(0).u32(0)
-      .u64(spec.zip64.count ?? BigInt(entries.length))
-      .u64(spec.zip64.count ?? BigInt(entries.length))
-      .u64(spec.zip64.cdSize ?? BigInt(central.length))
-      .u64(spec.zip64.cdOffset ?? BigInt(cdOffset));
-    body.u32(0x07064b50).u32(0).u64(BigInt(z64At)).u32(1);
-    body.u32(0x06054b50).u16(0).u16(0).u16(0xffff).u16(0xffff)
-      .u32(0xffffffff).u32(0xffffffff).u16(0);
-  } else {
-    body.u32(0x06054b50).u16(0).u16(0).u16(entries.length)
-      .u16(entries.length).u32(spec.cdSize ?? central.length)
-      .u32(spec.cdOffset ?? cdOffset).u16(0);
-  }
-  return new Uint8Array(body.parts);
-}
 
 /** Raw deflate of `bytes` (or of `repeat` copies of them), through the platform. */
 async function deflate(

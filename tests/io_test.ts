@@ -42,6 +42,8 @@ import {
   writeSafetensors,
 } from "tokenlab/io/safetensors.ts";
 
+import { buildZip } from "./_helpers.ts";
+
 const FIX = new URL("./fixtures/torch/", import.meta.url);
 const ST_FIX = new URL("./fixtures/safetensors/", import.meta.url);
 const fx = (name: string) => new URL(name, FIX);
@@ -175,88 +177,9 @@ function dictPickle(entries: [string, number[]][]): Uint8Array {
   );
 }
 
-let crcT: Uint32Array | undefined;
-function crc(bytes: Uint8Array): number {
-  if (!crcT) {
-    crcT = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcT[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (const b of bytes) c = crcT[(c ^ b) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
 /** A ZIP archive of stored entries. */
 function storedZip(entries: [string, Uint8Array][]): Uint8Array {
-  const out: number[] = [];
-  const central: number[] = [];
-  const le16 = (n: number) => [n & 255, (n >> 8) & 255];
-  const chunks: Uint8Array[] = [];
-  let offset = 0;
-  for (const [name, data] of entries) {
-    const nb = [...enc.encode(name)];
-    const c = le32(crc(data));
-    const local = [
-      ...le32(0x04034b50),
-      ...le16(20),
-      ...le16(0),
-      ...le16(0),
-      ...le16(0),
-      ...le16(0x21),
-      ...c,
-      ...le32(data.length),
-      ...le32(data.length),
-      ...le16(nb.length),
-      ...le16(0),
-      ...nb,
-    ];
-    chunks.push(new Uint8Array(local), data);
-    central.push(
-      ...le32(0x02014b50),
-      ...le16(20),
-      ...le16(20),
-      ...le16(0),
-      ...le16(0),
-      ...le16(0),
-      ...le16(0x21),
-      ...c,
-      ...le32(data.length),
-      ...le32(data.length),
-      ...le16(nb.length),
-      ...le16(0),
-      ...le16(0),
-      ...le16(0),
-      ...le16(0),
-      ...le32(0),
-      ...le32(offset),
-      ...nb,
-    );
-    offset += local.length + data.length;
-  }
-  const cdOffset = offset;
-  out.push(...central);
-  out.push(
-    ...le32(0x06054b50),
-    ...le16(0),
-    ...le16(0),
-    ...le16(entries.length),
-    ...le16(entries.length),
-    ...le32(central.length),
-    ...le32(cdOffset),
-    ...le16(0),
-  );
-  chunks.push(new Uint8Array(out));
-  const zip = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    zip.set(c, at);
-    at += c.length;
-  }
-  return zip;
+  return buildZip(entries.map(([name, data]) => ({ name, data })));
 }
 
 /** A torch-shaped archive around a pickle and storages. */

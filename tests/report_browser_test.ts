@@ -4,46 +4,27 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "./_assert.ts";
-import { ROOT } from "./_helpers.ts";
+import {
+  browserTest as sharedBrowserTest,
+  chromiumSkip,
+  ROOT,
+} from "./_helpers.ts";
 import {
   Browser,
   BrowserError,
-  findBrowser,
   plotlyScript,
   plotlyVersion,
 } from "../lib/report/browser.ts";
 
-// A missing Chromium is reported as skipped, never as a pass. A set but
-// wrong TOKENLAB_CHROMIUM throws here and fails the file, as it should.
-const executable = await findBrowser();
-const skip = executable === null
-  ? "no Chromium found; run `npx -y deno@2.9.6 task setup` or set TOKENLAB_CHROMIUM"
-  : undefined;
+// A missing Chromium is reported as skipped, never as a pass.
+const skip = await chromiumSkip();
 if (skip) console.warn(`report_browser_test: skipped: ${skip}`);
 
 /** A Deno.test that needs Chromium: it gets a fresh browser, closed after. */
-function browserTest(
+const browserTest = (
   name: string,
   fn: (browser: Browser, dir: string) => Promise<void>,
-): void {
-  Deno.test({
-    name: skip ? `${name} (skipped: ${skip})` : name,
-    ignore: skip !== undefined,
-    fn: async () => {
-      const dir = await Deno.makeTempDir({
-        dir: `${ROOT}tests`,
-        prefix: ".tmp-browser-",
-      });
-      const browser = await Browser.launch();
-      try {
-        await fn(browser, dir);
-      } finally {
-        await browser.close();
-        await Deno.remove(dir, { recursive: true });
-      }
-    },
-  });
-}
+) => sharedBrowserTest(name, fn, { skip, prefix: ".tmp-browser-" });
 
 /** A page that inlines plotly.js and draws `figures` into containers. */
 async function plotlyPage(figures: string[], extra = ""): Promise<string> {

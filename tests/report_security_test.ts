@@ -14,8 +14,12 @@ import {
   assertMatch,
   assertStringIncludes,
 } from "./_assert.ts";
-import { ROOT } from "./_helpers.ts";
-import { Browser, findBrowser } from "../lib/report/browser.ts";
+import {
+  browserTest as sharedBrowserTest,
+  chromiumSkip,
+  ROOT,
+} from "./_helpers.ts";
+import type { Browser } from "../lib/report/browser.ts";
 import { reportCsp } from "../lib/report/csp.ts";
 import {
   escapeMarkdown,
@@ -26,10 +30,7 @@ import { pageCheckProblems, runReports } from "../lib/report/run.ts";
 import { isSafeUrl, sanitizeHtml } from "../lib/report/sanitize.ts";
 
 // A missing Chromium is reported as skipped, never as a pass.
-const executable = await findBrowser();
-const noBrowser = executable === null
-  ? "no Chromium found; run `npx -y deno@2.9.6 task setup` or set TOKENLAB_CHROMIUM"
-  : undefined;
+const noBrowser = await chromiumSkip();
 if (noBrowser) {
   console.warn(`report_security_test: browser parts skipped: ${noBrowser}`);
 }
@@ -427,28 +428,10 @@ Deno.test("reports: hostile values reach the HTML, the Markdown and the index on
 // ---------------------------------------------------------------------------
 // The browser check against pages where foreign script runs.
 
-function browserTest(
+const browserTest = (
   name: string,
   fn: (browser: Browser, dir: string) => Promise<void>,
-): void {
-  Deno.test({
-    name: noBrowser ? `${name} (skipped: ${noBrowser})` : name,
-    ignore: noBrowser !== undefined,
-    fn: async () => {
-      const dir = await Deno.makeTempDir({
-        dir: `${ROOT}tests`,
-        prefix: ".tmp-security-",
-      });
-      const browser = await Browser.launch();
-      try {
-        await fn(browser, dir);
-      } finally {
-        await browser.close();
-        await Deno.remove(dir, { recursive: true });
-      }
-    },
-  });
-}
+) => sharedBrowserTest(name, fn, { skip: noBrowser, prefix: ".tmp-security-" });
 
 browserTest(
   "an unsanitised page that calls alert() fails the check with a clear message, promptly",
