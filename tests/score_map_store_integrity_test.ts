@@ -625,3 +625,23 @@ Deno.test("an interrupted version-1 write holding records is refused with the op
     await w.abort();
   });
 });
+
+Deno.test("an index file replaced by a folder is a ScoreMapError on open, in both versions (found by deno task fuzz)", async () => {
+  await withTemp(async (dir) => {
+    await copyFixture(`${dir}/v1`);
+    await writeStore(`${dir}/v2`);
+    for (const store of [`${dir}/v1`, `${dir}/v2`]) {
+      await Deno.remove(`${store}/keys.txt`);
+      await Deno.mkdir(`${store}/keys.txt`);
+      const e = await assertRejects(
+        () => ScoreMapStore.open(store, { onWarning: () => {} }),
+        ScoreMapError,
+      );
+      assertStringIncludes(
+        e.message,
+        "keys.txt should be a file, found a folder",
+      );
+      assertStringIncludes(e.message, store);
+    }
+  });
+});

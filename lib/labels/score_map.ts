@@ -1149,8 +1149,18 @@ async function indexSizes(
   for (const name of names) {
     let size: number;
     try {
-      size = (await Deno.stat(`${dir}/${name}`)).size;
+      const info = await Deno.stat(`${dir}/${name}`);
+      if (!info.isFile) {
+        throw damaged(
+          dir,
+          `${name} should be a file, found ${
+            info.isDirectory ? "a folder" : "something that is not a file"
+          }`,
+        );
+      }
+      size = info.size;
     } catch (e) {
+      if (e instanceof ScoreMapError) throw e;
       throw new ScoreMapError(
         `score-map store ${dir} is incomplete: cannot find ${name} (${
           (e as Error).message
@@ -1596,8 +1606,20 @@ export class ScoreMapStore {
     this.#reads++;
     this.#bytesRead += out.length;
     const what = () => `reading ${this.path}/${name}`;
-    if (this.#sync) readFullSync(file, offset, out, what);
-    else await readFull(file, offset, out, what);
+    try {
+      if (this.#sync) readFullSync(file, offset, out, what);
+      else await readFull(file, offset, out, what);
+    } catch (e) {
+      if (e instanceof ScoreMapError) throw e;
+      // The file system refused (a folder where a file belongs, an offset
+      // it cannot seek to): the store is damaged, not the program.
+      throw new ScoreMapError(
+        `${what()}: ${out.length} bytes at byte ${offset} could not be read (${
+          (e as Error).message
+        }); the store is damaged, rebuild it or copy it again`,
+        { cause: e },
+      );
+    }
   }
 
   /** Reads records of maps.bin: in parallel through a few handles (async), or one after another (sync). */
