@@ -357,10 +357,11 @@ Deno.test("reports: bad parameters and broken notebooks are refused before anyth
     );
     assertStringIncludes(file.message, "lr");
     await Deno.writeTextFile(`${dir}/p.json`, "[1, 2");
-    await assertRejects(
+    const json = await assertRejects(
       () => run({ paramsFile: `${dir}/p.json` }),
-      ReportError,
+      ParameterError,
     );
+    assertStringIncludes(json.message, "is not valid JSON");
 
     await Deno.writeTextFile(`${nbDir}/params.ipynb`, '{"cells": [,]}');
     const broken = await assertRejects(() => run({}), NotebookError);

@@ -34,6 +34,7 @@ import {
   injectParameters,
   ParameterError,
   type ParameterSpec,
+  readParameterFile,
   resolveParameters,
 } from "./params.ts";
 import { HEADLINE_MIME, PROVENANCE_MIME } from "./provenance.ts";
@@ -200,37 +201,6 @@ interface Planned {
   scale: string | null;
 }
 
-async function readParamsFile(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new ReportError(
-      `--params ${path}: cannot read it (${
-        (e as Error).message
-      }); expected a JSON file of parameter names and values`,
-    );
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new ReportError(
-      `--params ${path} is not valid JSON (${
-        (e as Error).message
-      }); expected an object such as {"epochs": 8, "scale": "full"}`,
-    );
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value)) {
-    throw new ReportError(
-      `--params ${path} must hold a JSON object of parameter names and values, found ${
-        Array.isArray(value) ? "an array" : JSON.stringify(value)
-      }`,
-    );
-  }
-  return value as Record<string, unknown>;
-}
-
 /** Reads, validates and parameterises every chosen notebook; throws before anything runs. */
 async function plan(
   chosen: readonly string[],
@@ -246,7 +216,7 @@ async function plan(
     );
   }
   const fileValues = options.paramsFile !== undefined
-    ? await readParamsFile(options.paramsFile)
+    ? await readParameterFile(options.paramsFile)
     : {};
   const planned: Planned[] = [];
   let anyScale = false;
