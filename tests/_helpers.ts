@@ -5,6 +5,7 @@
 
 import { fileURLToPath } from "node:url";
 import type { Browser } from "../lib/report/browser.ts";
+import type { AnnotatorLabels } from "../lib/report/train_arm.ts";
 
 /** The project root. */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -205,4 +206,76 @@ export function buildZip(
       .u32(spec.cdOffset ?? cdOffset).u16(0);
   }
   return new Uint8Array(body.parts);
+}
+
+// ---------------------------------------------------------------------------
+// Sealed JSON files (stored results, an annotator's result.json), written
+// apart from the library's canonicalJson and sha256Hex.
+
+/** JSON with sorted keys. */
+export function sortedJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(sortedJson).join(",")}]`;
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return `{${
+      Object.keys(o).sort().map((k) =>
+        `${JSON.stringify(k)}:${sortedJson(o[k])}`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** SHA-256 of text (UTF-8) or bytes, lowercase hex. */
+export async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string"
+    ? new TextEncoder().encode(data)
+    : data;
+  const d = await crypto.subtle.digest(
+    "SHA-256",
+    bytes as Uint8Array<ArrayBuffer>,
+  );
+  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/** The digest a sealed file of these fields carries: SHA-256 of the sorted JSON of all but `sha256`. */
+export async function sealDigest(
+  doc: Record<string, unknown>,
+): Promise<string> {
+  const { sha256: _, ...rest } = doc;
+  return await sha256Hex(sortedJson(rest));
+}
+
+/** The doc with its `sha256` made for its other fields, as the writer would, so that only the field checks can catch an edit. */
+export async function sealed(
+  doc: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  return { ...doc, sha256: await sealDigest(doc) };
+}
+
+// ---------------------------------------------------------------------------
+// Models small enough to train in a second on the CPU.
+
+/**
+ * An annotator label source that trains in about a second on the CPU: one
+ * block of width 16 with an aux head, one epoch on synthetic 32 px scenes
+ * of 4 classes (`data`), validated on 16 of them.
+ */
+export function tinyAnnotator(data: string): AnnotatorLabels {
+  return {
+    kind: "annotator",
+    train: {
+      model: "lvvit_xs32",
+      modelOverrides: { embedDim: 16, depth: 1, numHeads: 1, stemChannels: 4 },
+      data,
+      valData: "synthetic:size=32,count=16,classes=4,seed=0,split=val",
+      batchSize: 16,
+      epochs: 1,
+      warmupEpochs: 0,
+      cooldownEpochs: 0,
+      auxHead: true,
+      backend: "cpu",
+    },
+  };
 }

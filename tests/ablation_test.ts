@@ -9,6 +9,7 @@ import {
   verdictOf,
 } from "tokenlab";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { tinyAnnotator } from "./_helpers.ts";
 
 function assertAlmostEquals(actual: number, expected: number, tol: number) {
   assert(
@@ -164,26 +165,7 @@ Deno.test({
     const cacheDir = await Deno.makeTempDir();
     try {
       const data = "synthetic:size=32,count=32,classes=4,seed=0";
-      const source = {
-        kind: "annotator" as const,
-        train: {
-          model: "lvvit_xs32",
-          modelOverrides: {
-            embedDim: 16,
-            depth: 1,
-            numHeads: 1,
-            stemChannels: 4,
-          },
-          data,
-          valData: "synthetic:size=32,count=16,classes=4,seed=0,split=val",
-          batchSize: 16,
-          epochs: 1,
-          warmupEpochs: 0,
-          cooldownEpochs: 0,
-          auxHead: true,
-          backend: "cpu" as const,
-        },
-      };
+      const source = tinyAnnotator(data);
       const a = await annotatorStore(source, data, 1, { cacheDir });
       assert(a.seconds > 0, "the first call trains");
       const header = JSON.parse(

@@ -18,7 +18,14 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "./_assert.ts";
-import { ROOT, runCli } from "./_helpers.ts";
+import {
+  ROOT,
+  runCli,
+  sealDigest,
+  sealed,
+  sha256Hex,
+  tinyAnnotator,
+} from "./_helpers.ts";
 import {
   codeVersion,
   experiment,
@@ -28,6 +35,11 @@ import {
   MAX_STORED_RESULT_BYTES,
 } from "../lib/report/cache.ts";
 import { annotatorStore } from "../lib/report/train_arm.ts";
+import {
+  AblationError,
+  type ArmResult,
+  runAblation,
+} from "../lib/report/ablation.ts";
 import { initBackend } from "../lib/backend.ts";
 import type { TrainConfig } from "../lib/train/config.ts";
 import { evaluationTargets, RunFolderError } from "../lib/train/checkpoint.ts";
@@ -35,51 +47,22 @@ import { train } from "../lib/train/engine.ts";
 
 const TMP = `${ROOT}tests/.tmp-cache-hostile`;
 
-async function fresh(name: string): Promise<string> {
+/** Runs `fn` in a fresh folder `name` under the test's folder, removed after. */
+async function inFresh(
+  name: string,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
   const dir = `${TMP}/${name}`;
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
-  return dir;
-}
-
-/** JSON with sorted keys, written here apart from the library's canonicalJson. */
-function sortedJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(sortedJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    return `{${
-      Object.keys(o).sort().map((k) =>
-        `${JSON.stringify(k)}:${sortedJson(o[k])}`
-      ).join(",")
-    }}`;
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  return JSON.stringify(v);
-}
-
-async function sha256Hex(data: string | Uint8Array): Promise<string> {
-  const bytes = typeof data === "string"
-    ? new TextEncoder().encode(data)
-    : data;
-  const d = await crypto.subtle.digest(
-    "SHA-256",
-    bytes as Uint8Array<ArrayBuffer>,
-  );
-  return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
 }
 
 type Json = Record<string, unknown>;
-
-/** The digest a stored result of these fields carries: SHA-256 of their sorted JSON. */
-async function digestOf(doc: Json): Promise<string> {
-  const { sha256: _, ...rest } = doc;
-  return await sha256Hex(sortedJson(rest));
-}
-
-/** The doc with its sha256 made for its other fields, so that the field checks, not the digest, must catch an edit. */
-async function sealed(doc: Json): Promise<Json> {
-  return { ...doc, sha256: await digestOf(doc) };
-}
 
 // ---------------------------------------------------------------------------
 // The results cache and the frozen store.
@@ -291,7 +274,7 @@ function damages(key: string, code: string): Damage[] {
       expected: async (d) => {
         const edited = structuredClone(d);
         (edited.value as Json).top1 = 99.5;
-        return `the SHA-256 of the file's other fields (${await digestOf(
+        return `the SHA-256 of the file's other fields (${await sealDigest(
           edited,
         )})`;
       },
@@ -453,6 +436,21 @@ function options(root: string, warnings: string[]): ExperimentOptions {
   };
 }
 
+/** A test's options, the warnings they collect, and a compute of VALUE that counts its calls. */
+function harness(root: string) {
+  const warnings: string[] = [];
+  const h = {
+    warnings,
+    opts: options(root, warnings),
+    calls: 0,
+    compute: () => {
+      h.calls++;
+      return VALUE;
+    },
+  };
+  return h;
+}
+
 /** Applies a damage to the stored file at `path`, whose clean bytes are `clean`. */
 async function damage(
   path: string,
@@ -500,29 +498,23 @@ const text = async (
 ) => typeof v === "string" ? v : await v(doc);
 
 Deno.test("results cache: each damaged or edited entry is ignored with a warning naming the file and field, and the experiment computed again", async () => {
-  const root = await fresh("cache");
-  try {
-    const warnings: string[] = [];
-    const opts = options(root, warnings);
-    let calls = 0;
-    const compute = () => {
-      calls++;
-      return VALUE;
-    };
+  await inFresh("cache", async (root) => {
+    const h = harness(root);
+    const { warnings, opts, compute } = h;
     const first = await experiment(NAME, CONFIG, compute, opts);
-    assertEquals([first.source, calls], ["computed", 1]);
+    assertEquals([first.source, h.calls], ["computed", 1]);
     const key = first.provenance.configKey;
     const code = await codeVersion();
     const path = `${root}/cache/${NAME}/${key}-${code}.json`;
     const clean = await Deno.readFile(path);
     const doc = JSON.parse(dec(clean));
     assertEquals(doc.format, "tokenlab-result/2");
-    assertEquals(doc.sha256, await digestOf(doc));
+    assertEquals(doc.sha256, await sealDigest(doc));
 
     for (const d of damages(key, code)) {
       await damage(path, clean, d);
       warnings.length = 0;
-      const before = calls;
+      const before = h.calls;
       const r = await experiment(NAME, CONFIG, compute, opts);
       const expected =
         `results cache entry ${path} is unusable: field ${d.field}: expected ${await text(
@@ -546,11 +538,11 @@ Deno.test("results cache: each damaged or edited entry is ignored with a warning
         assertEquals(warnings.length, 1, d.what);
         // The entry was replaced by a clean one.
         assertEquals(
-          await digestOf(JSON.parse(await Deno.readTextFile(path))),
+          await sealDigest(JSON.parse(await Deno.readTextFile(path))),
           JSON.parse(await Deno.readTextFile(path)).sha256,
         );
       }
-      assertEquals(calls, before + 1, `${d.what}: computed again`);
+      assertEquals(h.calls, before + 1, `${d.what}: computed again`);
       assertEquals([r.source, r.value], ["computed", VALUE], d.what);
       await clear(path);
       await Deno.writeFile(path, clean);
@@ -600,29 +592,21 @@ Deno.test("results cache: each damaged or edited entry is ignored with a warning
     await experiment(NAME, CONFIG, compute, { ...opts, freeze: true });
     await Deno.writeTextFile(path, "{");
     warnings.length = 0;
-    const n = calls;
+    const n = h.calls;
     const frozen = await experiment(NAME, CONFIG, compute, opts);
-    assertEquals([frozen.source, calls], ["frozen", n]);
+    assertEquals([frozen.source, h.calls], ["frozen", n]);
     assertEquals(warnings, [
       `results cache entry ${path} is unusable: field (file): expected JSON text (UTF-8), found text that does not parse (${
         parseMessage("{")
       }): the file was cut short or damaged; it is ignored (a cache entry is only a copy) and the frozen result ${root}/frozen/${NAME}/${key}.json is used instead; delete the entry to silence this warning.`,
     ]);
-  } finally {
-    await Deno.remove(`${TMP}/cache`, { recursive: true }).catch(() => {});
-  }
+  });
 });
 
 Deno.test("frozen store: each damaged or edited result is an ExperimentError naming the file and field, and nothing is computed", async () => {
-  const root = await fresh("frozen");
-  try {
-    const warnings: string[] = [];
-    const opts = options(root, warnings);
-    let calls = 0;
-    const compute = () => {
-      calls++;
-      return VALUE;
-    };
+  await inFresh("frozen", async (root) => {
+    const h = harness(root);
+    const { warnings, opts, compute } = h;
     const first = await experiment(NAME, CONFIG, compute, {
       ...opts,
       cacheDir: `${root}/elsewhere`,
@@ -662,7 +646,7 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
       assertEquals([e.file, e.field], [path, d.field], d.what);
       await clear(path);
     }
-    assertEquals([calls, warnings.length], [1, 0]);
+    assertEquals([h.calls, warnings.length], [1, 0]);
 
     // Another code version is no damage: the result is used and flagged.
     await Deno.writeTextFile(
@@ -675,13 +659,13 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
       ),
     );
     const old = await experiment(NAME, CONFIG, compute, opts);
-    assertEquals([old.source, old.codeChanged, calls], ["frozen", true, 1]);
+    assertEquals([old.source, old.codeChanged, h.calls], ["frozen", true, 1]);
 
     // Version 1 (no digest) is read after the same field checks.
     const { sha256: _, ...v1 } = { ...doc, format: "tokenlab-result/1" };
     await Deno.writeTextFile(path, JSON.stringify(v1, null, 1));
     const legacy = await experiment(NAME, CONFIG, compute, opts);
-    assertEquals([legacy.source, legacy.value, calls], [
+    assertEquals([legacy.source, legacy.value, h.calls], [
       "frozen",
       VALUE,
       1,
@@ -715,15 +699,12 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
       mixed.message,
       "expected no such field (a stored result has format, config, provenance, value)",
     );
-    assertEquals(calls, 1);
-  } finally {
-    await Deno.remove(`${TMP}/frozen`, { recursive: true }).catch(() => {});
-  }
+    assertEquals(h.calls, 1);
+  });
 });
 
 Deno.test("frozen store: every committed frozen result (version 1) passes the checks and is used", async () => {
-  const root = await fresh("committed");
-  try {
+  await inFresh("committed", async (root) => {
     let n = 0;
     for await (const dir of Deno.readDir(`${ROOT}data/frozen`)) {
       if (!dir.isDirectory) continue;
@@ -749,14 +730,11 @@ Deno.test("frozen store: every committed frozen result (version 1) passes the ch
       }
     }
     assert(n > 0, "the repository holds frozen results");
-  } finally {
-    await Deno.remove(`${TMP}/committed`, { recursive: true }).catch(() => {});
-  }
+  });
 });
 
 Deno.test("canonicalJson: a computed result nested too deep is refused with its path", async () => {
-  const root = await fresh("deep");
-  try {
+  await inFresh("deep", async (root) => {
     let deep: unknown = 1;
     for (let i = 0; i <= MAX_JSON_DEPTH; i++) deep = { a: deep };
     const e = await assertRejects(
@@ -769,30 +747,162 @@ Deno.test("canonicalJson: a computed result nested too deep is refused with its 
       e.message,
       `the result of experiment deep must be JSON data nested at most ${MAX_JSON_DEPTH} levels deep: found deeper nesting at ${at}; keep results and configs flat summaries`,
     );
-  } finally {
-    await Deno.remove(`${TMP}/deep`, { recursive: true }).catch(() => {});
-  }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// An ablation's stored arm results.
+
+Deno.test("runAblation: a stored arm result that is no ArmResult is damage (a cache entry recomputed with a warning, a frozen one refused); a run returning one is an AblationError naming the field", async () => {
+  await inFresh("ablation", async (root) => {
+    const warnings: string[] = [];
+    let calls = 0;
+    let result: unknown = {
+      value: 61.5,
+      curve: [{ epoch: 1, value: 40 }, { epoch: 2, value: 61.5 }],
+      seconds: 2.5,
+      extra: { ema: 60.25 },
+    };
+    const ablation = (experimentOptions: ExperimentOptions) =>
+      runAblation({
+        name: "hostile",
+        arms: [{ key: "base", label: "baseline", config: { gain: 0 } }],
+        baseline: "base",
+        seeds: [1],
+        run: () => {
+          calls++;
+          return Promise.resolve(structuredClone(result) as ArmResult);
+        },
+        setting: {
+          dataset: "none",
+          real: false,
+          model: "none",
+          epochs: 0,
+          scale: "test",
+        },
+        experimentOptions,
+      });
+    const opts = options(root, warnings);
+    const first = await ablation(opts);
+    assertEquals([first.values("base"), calls], [[61.5], 1]);
+    const key = first.outcomes[0].sources.get(1)!.provenance.configKey;
+    const path =
+      `${root}/cache/hostile-base/${key}-${await codeVersion()}.json`;
+    const doc = JSON.parse(await Deno.readTextFile(path)) as Json;
+    assertEquals(doc.value, result);
+
+    const clean = doc.value as Json;
+    const cases: [string, Json, string, string][] = [
+      [
+        "value null",
+        { ...clean, value: null },
+        "value",
+        "a finite number, found null",
+      ],
+      [
+        "value a string",
+        { ...clean, value: "61.5" },
+        "value",
+        'a finite number, found the string "61.5"',
+      ],
+      [
+        "value missing",
+        { curve: clean.curve },
+        "value",
+        "a finite number, found nothing (the field is missing)",
+      ],
+      [
+        "curve not an array",
+        { ...clean, curve: { epoch: 1 } },
+        "curve",
+        "an array of { epoch, value } points, found an object",
+      ],
+      [
+        "a curve point without a value",
+        { ...clean, curve: [{ epoch: 1 }] },
+        "curve[0].value",
+        "a value, found nothing (the field is missing)",
+      ],
+      [
+        "a curve point with a fractional epoch",
+        { ...clean, curve: [{ epoch: 1.5, value: 3 }] },
+        "curve[0].epoch",
+        "an integer >= 0, found number 1.5",
+      ],
+      [
+        "a curve point with an unknown field",
+        { ...clean, curve: [{ epoch: 1, value: 3, x: 1 }] },
+        "curve[0].x",
+        "no such field (curve[0] has epoch, value), found number 1",
+      ],
+      [
+        "seconds negative",
+        { ...clean, seconds: -1 },
+        "seconds",
+        "a finite number >= 0, found number -1",
+      ],
+      [
+        "extra not numbers",
+        { ...clean, extra: { ema: "60" } },
+        "extra.ema",
+        'a finite number, found the string "60"',
+      ],
+      [
+        "extra an array",
+        { ...clean, extra: [1] },
+        "extra",
+        "an object of numbers, found an array of 1",
+      ],
+    ];
+    for (const [what, value, field, problem] of cases) {
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify(await sealed({ ...doc, value })),
+      );
+      warnings.length = 0;
+      const before = calls;
+      const again = await ablation(opts);
+      assertEquals(warnings, [
+        `results cache entry ${path} is unusable: field value: expected a result the experiment's check accepts, found one it refuses: field ${field}: expected ${problem}; it is ignored (a cache entry is only a copy): experiment hostile-base is computed again and the entry replaced.`,
+      ], what);
+      assertEquals([again.values("base"), calls], [[61.5], before + 1], what);
+    }
+
+    // The same in the frozen store: refused, naming the file, nothing computed.
+    await ablation({ ...opts, freeze: true });
+    const frozenPath = `${root}/frozen/hostile-base/${key}.json`;
+    await Deno.remove(path);
+    const [, value, field, problem] = cases[3];
+    await Deno.writeTextFile(
+      frozenPath,
+      JSON.stringify(await sealed({ ...doc, value })),
+    );
+    const before = calls;
+    const e = await assertRejects(() => ablation(opts), ExperimentError);
+    assertEquals([e.file, e.field], [frozenPath, "value"]);
+    assertStringIncludes(
+      e.message,
+      `frozen result ${frozenPath} is unusable: field value: expected a result the experiment's check accepts, found one it refuses: field ${field}: expected ${problem}.`,
+    );
+    assertEquals(calls, before);
+    await Deno.remove(frozenPath);
+
+    // A run that returns no ArmResult: the ablation's own error, its field named.
+    result = { value: 61.5, seconds: -2 };
+    const bad = await assertRejects(() => ablation(opts), AblationError);
+    assertEquals([bad.file, bad.field], [undefined, "seconds"]);
+    assertStringIncludes(
+      bad.message,
+      'arm "base" at seed 1 returned a result whose field seconds: expected a finite number >= 0, found number -2;',
+    );
+  });
 });
 
 // ---------------------------------------------------------------------------
 // An annotator's result.json and weights.
 
 const ANNOTATOR_DATA = "synthetic:size=32,count=16,classes=4,seed=0";
-const ANNOTATOR = {
-  kind: "annotator" as const,
-  train: {
-    model: "lvvit_xs32",
-    modelOverrides: { embedDim: 16, depth: 1, numHeads: 1, stemChannels: 4 },
-    data: ANNOTATOR_DATA,
-    valData: "synthetic:size=32,count=16,classes=4,seed=0,split=val",
-    batchSize: 16,
-    epochs: 1,
-    warmupEpochs: 0,
-    cooldownEpochs: 0,
-    auxHead: true,
-    backend: "cpu" as const,
-  },
-};
+const ANNOTATOR = tinyAnnotator(ANNOTATOR_DATA);
 
 Deno.test({
   name:
@@ -800,8 +910,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const cacheDir = await fresh("annotator");
-    try {
+    await inFresh("annotator", async (cacheDir) => {
       const warnings: string[] = [];
       const opts = { cacheDir, onWarning: (m: string) => warnings.push(m) };
       const a = await annotatorStore(ANNOTATOR, ANNOTATOR_DATA, 1, opts);
@@ -818,7 +927,7 @@ Deno.test({
         bytes: weights.length,
         sha256: await sha256Hex(weights),
       });
-      assertEquals(doc.sha256, await digestOf(doc));
+      assertEquals(doc.sha256, await sealDigest(doc));
       const hit = await annotatorStore(ANNOTATOR, ANNOTATOR_DATA, 1, opts);
       assertEquals([hit.store, hit.top1, hit.seconds], [a.store, a.top1, 0]);
       assertEquals(warnings, []);
@@ -897,7 +1006,7 @@ Deno.test({
           "top1 edited in range, digest untouched",
           edited((d) => d.top1 = 12.5),
           "sha256",
-          `the SHA-256 of the file's other fields (${await digestOf({
+          `the SHA-256 of the file's other fields (${await sealDigest({
             ...doc,
             top1: 12.5,
           })})`,
@@ -920,7 +1029,7 @@ Deno.test({
         ], what);
         assert(r.seconds > 0, `${what}: trained again`);
         const after = JSON.parse(await Deno.readTextFile(resultPath));
-        assertEquals(after.sha256, await digestOf(after), what);
+        assertEquals(after.sha256, await sealDigest(after), what);
       }
 
       // Weights changed under a clean result.json: refused before loading
@@ -952,11 +1061,7 @@ Deno.test({
         JSON.parse(await Deno.readTextFile(`${a.store}/header.json`)).count,
         16,
       );
-    } finally {
-      await Deno.remove(`${TMP}/annotator`, { recursive: true }).catch(
-        () => {},
-      );
-    }
+    });
   },
 });
 
@@ -985,8 +1090,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   fn: async () => {
-    const root = await fresh("eval");
-    try {
+    await inFresh("eval", async (root) => {
       await initBackend({ backend: "cpu" });
       const out = `${root}/run`;
       (await train({ ...RUN, output: out }, { live: false })).dispose();
@@ -1022,8 +1126,6 @@ Deno.test({
       ]);
       assertEquals(ev.code, 2, ev.stderr);
       assertStringIncludes(ev.stderr, message);
-    } finally {
-      await Deno.remove(`${TMP}/eval`, { recursive: true }).catch(() => {});
-    }
+    });
   },
 });

@@ -20,7 +20,7 @@ import {
   sessionExperiments,
 } from "../lib/report/cache.ts";
 import { provenance } from "../lib/report/provenance.ts";
-import { ROOT } from "./_helpers.ts";
+import { ROOT, sealed } from "./_helpers.ts";
 
 async function dirs() {
   const root = await Deno.makeTempDir({
@@ -32,36 +32,6 @@ async function dirs() {
     cacheDir: `${root}/cache`,
     frozenDir: `${root}/frozen`,
   };
-}
-
-/** JSON with sorted keys, written here apart from the library's canonicalJson. */
-function sortedJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(sortedJson).join(",")}]`;
-  if (v !== null && typeof v === "object") {
-    const o = v as Record<string, unknown>;
-    return `{${
-      Object.keys(o).sort().map((k) =>
-        `${JSON.stringify(k)}:${sortedJson(o[k])}`
-      ).join(",")
-    }}`;
-  }
-  return JSON.stringify(v);
-}
-
-/** A stored result with its sha256 made for its other fields, as the writer would. */
-async function sealed(
-  stored: Record<string, unknown>,
-): Promise<Record<string, unknown>> {
-  const { sha256: _, ...rest } = stored;
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(sortedJson(rest)),
-  );
-  const hex = Array.from(
-    new Uint8Array(digest),
-    (b) => b.toString(16).padStart(2, "0"),
-  ).join("");
-  return { ...rest, sha256: hex };
 }
 
 async function files(dir: string): Promise<string[]> {
