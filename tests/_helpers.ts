@@ -6,6 +6,8 @@
 import { fileURLToPath } from "node:url";
 import type { Browser } from "../lib/report/browser.ts";
 import type { AnnotatorLabels } from "../lib/report/train_arm.ts";
+import type { ModelConfig } from "../lib/models/config.ts";
+import { lstatOrNull } from "../lib/io/file_checks.ts";
 
 /** The project root. */
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
@@ -29,6 +31,11 @@ export async function runCli(
     stdout: dec.decode(out.stdout),
     stderr: dec.decode(out.stderr),
   };
+}
+
+/** Whether anything (a link included, whatever it points to) is at `path`. */
+export async function exists(path: string): Promise<boolean> {
+  return await lstatOrNull(path) !== null;
 }
 
 /** Environment under which Deno's WebGPU finds no adapter on Linux. */
@@ -278,4 +285,67 @@ export function tinyAnnotator(data: string): AnnotatorLabels {
       backend: "cpu",
     },
   };
+}
+
+/** The width and depth of {@linkcode tinyVit}. */
+export interface TinyVitSize {
+  /** Embedding width (default 16). */
+  embedDim?: number;
+  /** Blocks (default 1). */
+  depth?: number;
+}
+
+/**
+ * A ViT config small enough to save, load and annotate with in well under
+ * a second: `tiny_vit`, 32 px images, 8 px patches, 2 heads, a linear
+ * stem, no aux head.
+ */
+export function tinyVit(
+  numClasses: number,
+  size: TinyVitSize = {},
+): Partial<ModelConfig> & { numClasses: number } {
+  return {
+    name: "tiny_vit",
+    imgSize: 32,
+    patchSize: 8,
+    embedDim: size.embedDim ?? 16,
+    depth: size.depth ?? 1,
+    numHeads: 2,
+    numClasses,
+    stem: "linear",
+    auxHead: false,
+  };
+}
+
+/** What {@linkcode writeTinyDataset} writes. */
+export interface TinyDatasetOptions {
+  /** Images. */
+  n: number;
+  /** Classes: image i has label `i % classes`. */
+  classes: number;
+}
+
+/**
+ * Writes a tensor dataset of `n` 32 x 32 RGB images of fixed pseudo-random
+ * pixels, image i labelled `i % classes` and keyed `class<label>/img_<i>`.
+ */
+export async function writeTinyDataset(
+  path: string,
+  options: TinyDatasetOptions,
+): Promise<void> {
+  const { writeTensorDataset } = await import(
+    "../lib/data/tensor_dataset.ts"
+  );
+  const { n, classes } = options;
+  const images = new Uint8Array(n * 32 * 32 * 3);
+  for (let i = 0; i < images.length; i++) {
+    images[i] = (i * 7919 + (i >> 9) * 31) % 256;
+  }
+  await writeTensorDataset(path, {
+    images,
+    height: 32,
+    width: 32,
+    labels: Array.from({ length: n }, (_, i) => i % classes),
+    keys: Array.from({ length: n }, (_, i) => `class${i % classes}/img_${i}`),
+  });
 }

@@ -10,7 +10,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "./_assert.ts";
-import { ROOT, runCli } from "./_helpers.ts";
+import { exists, ROOT, runCli, tinyVit, writeTinyDataset } from "./_helpers.ts";
 import {
   annotate,
   createModel,
@@ -24,20 +24,9 @@ import {
   ScoreMapStore,
   tf,
   toImageSource,
-  writeTensorDataset,
 } from "tokenlab";
 
-const TINY = {
-  name: "tiny_vit",
-  imgSize: 32,
-  patchSize: 8,
-  embedDim: 32,
-  depth: 2,
-  numHeads: 2,
-  numClasses: 7,
-  stem: "linear" as const,
-  auxHead: false,
-};
+const TINY = tinyVit(7, { embedDim: 32, depth: 2 });
 
 async function setup(): Promise<{ dir: string; data: string }> {
   await initBackend({ backend: "wasm" });
@@ -45,18 +34,7 @@ async function setup(): Promise<{ dir: string; data: string }> {
     dir: `${ROOT}tests`,
     prefix: ".tmp-annotate-",
   });
-  const n = 10;
-  const images = new Uint8Array(n * 32 * 32 * 3);
-  for (let i = 0; i < images.length; i++) {
-    images[i] = (i * 7919 + (i >> 9) * 31) % 256;
-  }
-  await writeTensorDataset(`${dir}/data.safetensors`, {
-    images,
-    height: 32,
-    width: 32,
-    labels: Array.from({ length: n }, (_, i) => i % 7),
-    keys: Array.from({ length: n }, (_, i) => `class${i % 7}/img_${i}`),
-  });
+  await writeTinyDataset(`${dir}/data.safetensors`, { n: 10, classes: 7 });
   return { dir, data: `${dir}/data.safetensors` };
 }
 
@@ -291,15 +269,6 @@ Deno.test("annotate: a source preprocessed one way refuses another preprocessing
     model.dispose();
   }
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("annotate: k beyond the model's classes or a bad batch size is refused before anything is written", async () => {
   const { dir, data } = await setup();

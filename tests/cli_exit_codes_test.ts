@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { ROOT, runCli } from "./_helpers.ts";
+import { exists, ROOT, runCli, tinyVit, writeTinyDataset } from "./_helpers.ts";
 import { exitCodeOf } from "../lib/cli/main.ts";
 import {
   annotate,
@@ -20,36 +20,15 @@ import {
   ScoreMapError,
   TrainConfigError,
   WeightsError,
-  writeTensorDataset,
 } from "tokenlab";
 
 const CLASSES = 4;
 
 /** A 4-class model small enough to save and load in well under a second. */
-const TINY = {
-  name: "tiny_vit",
-  imgSize: 32,
-  patchSize: 8,
-  embedDim: 16,
-  depth: 1,
-  numHeads: 2,
-  numClasses: CLASSES,
-  stem: "linear" as const,
-  auxHead: false,
-};
+const TINY = tinyVit(CLASSES);
 
 async function tempDir(): Promise<string> {
   return await Deno.makeTempDir({ dir: `${ROOT}tests`, prefix: ".tmp-exit-" });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Runs the command and checks the exit code and the message's parts. */
@@ -208,12 +187,9 @@ Deno.test("exit codes: annotate refuses k beyond the classes, an existing store,
   const model = LvVit.create(TINY, { seed: 1 });
   try {
     await saveWeights(model, `${dir}/tiny.safetensors`);
-    const n = 4;
-    await writeTensorDataset(`${dir}/data.safetensors`, {
-      images: new Uint8Array(n * 32 * 32 * 3).map((_, i) => (i * 37) % 256),
-      height: 32,
-      width: 32,
-      labels: [0, 1, 2, 3],
+    await writeTinyDataset(`${dir}/data.safetensors`, {
+      n: 4,
+      classes: CLASSES,
     });
     const annotateArgs = (out: string, ...extra: string[]) => [
       "annotate",
