@@ -4,7 +4,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import type { Browser } from "../lib/report/browser.ts";
+import type { Browser, PageCheck } from "../lib/report/browser.ts";
 import type { AnnotatorLabels } from "../lib/report/train_arm.ts";
 import type { ModelConfig } from "../lib/models/config.ts";
 import { lstatOrNull } from "../lib/io/file_checks.ts";
@@ -89,6 +89,43 @@ export function browserTest(
       }
     },
   });
+}
+
+/** A page for {@linkcode checkHtml}. */
+export interface HtmlPage {
+  /** The folder it is written to. */
+  dir: string;
+  /** Its file name (`alert.html`). */
+  name: string;
+  /** Its HTML. */
+  html: string;
+  /** The check's timeout (default the browser's). */
+  timeoutMs?: number;
+}
+
+/** What {@linkcode checkHtml} found, where, and in how many milliseconds. */
+export interface TimedPageCheck {
+  /** The page's file. */
+  file: string;
+  /** The browser's check of it. */
+  check: PageCheck;
+  /** How long the check took. */
+  ms: number;
+}
+
+/** Writes a page into its folder and checks it in the browser, timed. */
+export async function checkHtml(
+  browser: Browser,
+  page: HtmlPage,
+): Promise<TimedPageCheck> {
+  const file = `${page.dir}/${page.name}`;
+  await Deno.writeTextFile(file, page.html);
+  const t0 = performance.now();
+  const check = await browser.checkPage(
+    file,
+    page.timeoutMs === undefined ? undefined : { timeoutMs: page.timeoutMs },
+  );
+  return { file, check, ms: performance.now() - t0 };
 }
 
 // ---------------------------------------------------------------------------

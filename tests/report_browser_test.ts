@@ -6,6 +6,7 @@ import {
 } from "./_assert.ts";
 import {
   browserTest as sharedBrowserTest,
+  checkHtml,
   chromiumSkip,
   ROOT,
 } from "./_helpers.ts";
@@ -78,9 +79,11 @@ Deno.test("launching a browser that does not exist says what to do", async () =>
 });
 
 browserTest("a page of plotly figures checks ok", async (browser, dir) => {
-  const file = `${dir}/good.html`;
-  await Deno.writeTextFile(file, await plotlyPage([SCATTER, BARS]));
-  const check = await browser.checkPage(file);
+  const { check } = await checkHtml(browser, {
+    dir,
+    name: "good.html",
+    html: await plotlyPage([SCATTER, BARS]),
+  });
   assertEquals(check, {
     url: check.url,
     figures: 2,
@@ -100,19 +103,16 @@ browserTest("a page of plotly figures checks ok", async (browser, dir) => {
 browserTest(
   "console errors, exceptions and network requests are reported promptly",
   async (browser, dir) => {
-    const file = `${dir}/bad.html`;
-    await Deno.writeTextFile(
-      file,
-      `<!DOCTYPE html><html><body>
+    const { check, ms } = await checkHtml(browser, {
+      dir,
+      name: "bad.html",
+      html: `<!DOCTYPE html><html><body>
 <script>console.error("boom from the console", 42);</script>
 <script>throw new Error("boom thrown");</script>
 <img src="https://example.com/x.png">
 <script>fetch("http://example.invalid/").catch(() => {});</script>
 </body></html>`,
-    );
-    const t0 = performance.now();
-    const check = await browser.checkPage(file);
-    const ms = performance.now() - t0;
+    });
     assert(
       ms < 5000,
       `checkPage took ${ms.toFixed(0)} ms on a page without figures`,
@@ -138,18 +138,16 @@ browserTest(
     // No plotly.js here, so the page loads at once even on a busy machine
     // and only the wait for the figure is timed: one container holds what
     // plotly leaves (an svg.main-svg), the other gets broken data.
-    const file = `${dir}/broken.html`;
-    await Deno.writeTextFile(
-      file,
-      `<!DOCTYPE html><html><body>
+    const { check, ms } = await checkHtml(browser, {
+      dir,
+      name: "broken.html",
+      html: `<!DOCTYPE html><html><body>
 <div class="tokenlab-plotly"><div><svg class="main-svg"></svg></div></div>
 <div class="tokenlab-plotly" id="f1"></div>
 <script>JSON.parse("{broken figure");</script>
 </body></html>`,
-    );
-    const t0 = performance.now();
-    const check = await browser.checkPage(file, { timeoutMs: 2000 });
-    const ms = performance.now() - t0;
+      timeoutMs: 2000,
+    });
     assert(ms >= 2000 && ms < 6000, `checkPage took ${ms.toFixed(0)} ms`);
     assertEquals([check.figures, check.rendered], [2, 1]);
     assertEquals(check.ok, false);

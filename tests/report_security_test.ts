@@ -16,6 +16,7 @@ import {
 } from "./_assert.ts";
 import {
   browserTest as sharedBrowserTest,
+  checkHtml,
   chromiumSkip,
   ROOT,
 } from "./_helpers.ts";
@@ -436,15 +437,13 @@ const browserTest = (
 browserTest(
   "an unsanitised page that calls alert() fails the check with a clear message, promptly",
   async (browser, dir) => {
-    const file = `${dir}/alert.html`;
-    await Deno.writeTextFile(
-      file,
-      `<!DOCTYPE html><html><body><p>report</p>
+    const { file, check, ms } = await checkHtml(browser, {
+      dir,
+      name: "alert.html",
+      html: `<!DOCTYPE html><html><body><p>report</p>
 <script>alert(1); confirm("sure?"); alert(2);</script><p>after</p></body></html>`,
-    );
-    const t0 = performance.now();
-    const check = await browser.checkPage(file, { timeoutMs: 5000 });
-    const ms = performance.now() - t0;
+      timeoutMs: 5000,
+    });
     assert(ms < 5000, `checkPage took ${ms.toFixed(0)} ms`);
     assertEquals(check.dialogs, [
       'alert: "1"',
@@ -468,13 +467,13 @@ browserTest(
 browserTest(
   "a foreign script that only logs fails the check",
   async (browser, dir) => {
-    const file = `${dir}/log.html`;
-    await Deno.writeTextFile(
-      file,
-      `<!DOCTYPE html><html><body><p>report</p>
+    const { check } = await checkHtml(browser, {
+      dir,
+      name: "log.html",
+      html: `<!DOCTYPE html><html><body><p>report</p>
 <script>console.log("exfiltrating", 42); console.info("quietly");</script></body></html>`,
-    );
-    const check = await browser.checkPage(file, { timeoutMs: 5000 });
+      timeoutMs: 5000,
+    });
     assertEquals(check.consoleMessages, [
       "console.log: exfiltrating 42",
       "console.info: quietly",
@@ -494,16 +493,16 @@ browserTest(
     // What a sanitiser mistake would look like: payloads in a page that has
     // the report's policy. None of them runs; each is a violation.
     const csp = reportCsp({ scripts: ["document.title = 'own';"] });
-    const file = `${dir}/csp.html`;
-    await Deno.writeTextFile(
-      file,
-      `<!DOCTYPE html><html><head><meta charset="utf-8">
+    const { check } = await checkHtml(browser, {
+      dir,
+      name: "csp.html",
+      html: `<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}"></head><body>
 <script>document.title = 'own';</script>
 <script>alert(1)</script><img src=x onerror="alert(2)">
 <iframe srcdoc="<script>alert(5)</script>"></iframe></body></html>`,
-    );
-    const check = await browser.checkPage(file, { timeoutMs: 5000 });
+      timeoutMs: 5000,
+    });
     assertEquals(check.dialogs, []);
     assertEquals(check.csp, csp);
     const blocked = check.cspViolations.join("\n");
@@ -532,14 +531,13 @@ browserTest(
 browserTest(
   "a page stuck in a loop is stopped and reported, not waited on",
   async (browser, dir) => {
-    const file = `${dir}/loop.html`;
-    await Deno.writeTextFile(
-      file,
-      `<!DOCTYPE html><html><body><p>x</p><script>setTimeout(() => { for (;;) {} }, 50);</script></body></html>`,
-    );
-    const t0 = performance.now();
-    const check = await browser.checkPage(file, { timeoutMs: 2000 });
-    const ms = performance.now() - t0;
+    const { check, ms } = await checkHtml(browser, {
+      dir,
+      name: "loop.html",
+      html:
+        `<!DOCTYPE html><html><body><p>x</p><script>setTimeout(() => { for (;;) {} }, 50);</script></body></html>`,
+      timeoutMs: 2000,
+    });
     assert(ms < 12_000, `checkPage took ${ms.toFixed(0)} ms`);
     assertEquals(check.ok, false);
     assertStringIncludes(
