@@ -386,3 +386,134 @@ export async function writeTinyDataset(
     keys: Array.from({ length: n }, (_, i) => `class${i % classes}/img_${i}`),
   });
 }
+
+// ---------------------------------------------------------------------------
+// Building pickles byte by byte (protocol 2, as torch writes them).
+
+const le32 = (n: number) => [
+  n & 255,
+  (n >>> 8) & 255,
+  (n >>> 16) & 255,
+  (n >>> 24) & 255,
+];
+
+/** A Python int as LONG1: little-endian two's complement, minimal length (any size). */
+export function long1(n: number | bigint): number[] {
+  let x = BigInt(n);
+  const out: number[] = [];
+  while (true) {
+    out.push(Number(x & 255n));
+    x >>= 8n;
+    const sign = out[out.length - 1] & 0x80;
+    if ((x === 0n && !sign) || (x === -1n && sign)) break;
+  }
+  return [0x8a, out.length, ...out];
+}
+
+/** Pickle opcodes as byte lists, to be joined with {@linkcode pk}. */
+export const P = {
+  proto: (v = 2): number[] => [0x80, v],
+  str: (s: string): number[] => {
+    const b = new TextEncoder().encode(s);
+    return [0x58, ...le32(b.length), ...b];
+  },
+  /** BININT: a 32-bit int (torch's own choice for small ints). */
+  int: (n: number): number[] => [0x4a, ...le32(n >>> 0)],
+  global: (m: string, n: string): number[] => [
+    0x63,
+    ...new TextEncoder().encode(`${m}\n${n}\n`),
+  ],
+  mark: [0x28],
+  tuple: [0x74],
+  emptyTuple: [0x29],
+  emptyDict: [0x7d],
+  emptyList: [0x5d],
+  setitem: [0x73],
+  setitems: [0x75],
+  reduce: [0x52],
+  persid: [0x51],
+  stop: [0x2e],
+  false: [0x89],
+  none: [0x4e],
+};
+
+/** Opcodes and bytes joined into a pickle. */
+export function pk(...parts: (number[] | number)[]): Uint8Array {
+  return new Uint8Array(parts.flat());
+}
+
+/** Where one tensor of {@linkcode rebuildTensorOps} lies in its storage. */
+export interface TensorLayout {
+  /** The storage's key (its file under `data/`). */
+  key: string;
+  /** The storage class (`FloatStorage`). */
+  storage: string;
+  /** The storage's elements. */
+  numel: number;
+  /** The tensor's offset into it, in elements. */
+  offset: number;
+  /** The tensor's shape. */
+  size: number[];
+  /** Its strides. */
+  stride: number[];
+  /** How the ints are pickled (default BININT; LONG1 takes any size). */
+  int?: (n: number) => number[];
+}
+
+/** `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`, as torch pickles it. */
+export function rebuildTensorOps(t: TensorLayout): number[] {
+  const int = t.int ?? P.int;
+  return [
+    ...P.global("torch._utils", "_rebuild_tensor_v2"),
+    ...P.mark,
+    ...P.mark,
+    ...P.str("storage"),
+    ...P.global("torch", t.storage),
+    ...P.str(t.key),
+    ...P.str("cpu"),
+    ...int(t.numel),
+    ...P.tuple,
+    ...P.persid,
+    ...int(t.offset),
+    ...P.mark,
+    ...t.size.flatMap(int),
+    ...P.tuple,
+    ...P.mark,
+    ...t.stride.flatMap(int),
+    ...P.tuple,
+    ...P.false,
+    ...P.global("collections", "OrderedDict"),
+    ...P.emptyTuple,
+    ...P.reduce,
+    ...P.tuple,
+    ...P.reduce,
+  ];
+}
+
+/** `{name: value, ...}` as a pickle (a plain dict), each value given as opcodes. */
+export function dictPickle(entries: [string, number[]][]): Uint8Array {
+  return pk(
+    P.proto(),
+    P.emptyDict,
+    P.mark,
+    ...entries.flatMap(([k, v]) => [P.str(k), v]),
+    P.setitems,
+    P.stop,
+  );
+}
+
+/** A torch-shaped archive: `<folder>/data.pkl`, the storages under `<folder>/data/`, `<folder>/version`. */
+export function torchArchive(
+  pickle: Uint8Array,
+  storages: Record<string, Uint8Array> = {},
+  folder = "archive",
+): Uint8Array {
+  return buildZip([
+    { name: `${folder}/data.pkl`, data: pickle },
+    ...Object.entries(storages).map(([k, data]) => ({
+      name: `${folder}/data/${k}`,
+      data,
+    })),
+    { name: `${folder}/version`, data: new TextEncoder().encode("3\n") },
+  ]);
+}

@@ -25,7 +25,16 @@ import {
 import { decodeSafetensors, readSafetensors } from "tokenlab/io/safetensors.ts";
 import { allocData } from "tokenlab/io/raw_tensor.ts";
 import { readOfficialMap, ScoreMapError } from "tokenlab/labels/score_map.ts";
-import { buildZip, Bytes, crc32 } from "./_helpers.ts";
+import {
+  buildZip,
+  Bytes,
+  crc32,
+  dictPickle,
+  long1,
+  P,
+  rebuildTensorOps,
+  torchArchive,
+} from "./_helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -48,99 +57,16 @@ async function deflate(
 // ---------------------------------------------------------------------------
 // Building pickles byte by byte (protocol 2, as torch writes).
 
-/** A Python int as LONG1: little-endian two's complement, minimal length. */
-function long1(n: number | bigint): number[] {
-  let x = BigInt(n);
-  const out: number[] = [];
-  while (true) {
-    out.push(Number(x & 255n));
-    x >>= 8n;
-    const sign = out[out.length - 1] & 0x80;
-    if ((x === 0n && !sign) || (x === -1n && sign)) break;
-  }
-  return [0x8a, out.length, ...out];
-}
-
-const P = {
-  proto: [0x80, 2],
-  str: (s: string) => {
-    const b = enc.encode(s);
-    return [0x58, ...new Bytes().u32(b.length).parts, ...b];
-  },
-  global: (m: string, n: string) => [0x63, ...enc.encode(`${m}\n${n}\n`)],
-  mark: [0x28],
-  tuple: [0x74],
-  emptyTuple: [0x29],
-  emptyDict: [0x7d],
-  setitems: [0x75],
-  reduce: [0x52],
-  persid: [0x51],
-  false: [0x89],
-  stop: [0x2e],
-};
-
-/** `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())`. */
-function rebuild(
+/** A `_rebuild_tensor_v2` call with its ints as LONG1, which takes the huge sizes these files declare. */
+const rebuild = (
   key: string,
-  storageClass: string,
-  storageNumel: number,
+  storage: string,
+  numel: number,
   offset: number,
   size: number[],
   stride: number[],
-): number[] {
-  return [
-    ...P.global("torch._utils", "_rebuild_tensor_v2"),
-    ...P.mark,
-    ...P.mark,
-    ...P.str("storage"),
-    ...P.global("torch", storageClass),
-    ...P.str(key),
-    ...P.str("cpu"),
-    ...long1(storageNumel),
-    ...P.tuple,
-    ...P.persid,
-    ...long1(offset),
-    ...P.mark,
-    ...size.flatMap(long1),
-    ...P.tuple,
-    ...P.mark,
-    ...stride.flatMap(long1),
-    ...P.tuple,
-    ...P.false,
-    ...P.global("collections", "OrderedDict"),
-    ...P.emptyTuple,
-    ...P.reduce,
-    ...P.tuple,
-    ...P.reduce,
-  ];
-}
-
-/** `{name: value, ...}` pickled. */
-function dictPickle(entries: [string, number[]][]): Uint8Array {
-  return new Uint8Array([
-    ...P.proto,
-    ...P.emptyDict,
-    ...P.mark,
-    ...entries.flatMap(([k, v]) => [...P.str(k), ...v]),
-    ...P.setitems,
-    ...P.stop,
-  ]);
-}
-
-/** A torch-shaped archive: `archive/data.pkl`, storages, `archive/version`. */
-function torchArchive(
-  pickle: Uint8Array,
-  storages: Record<string, Uint8Array> = {},
-): Uint8Array {
-  return buildZip([
-    { name: "archive/data.pkl", data: pickle },
-    ...Object.entries(storages).map(([k, data]) => ({
-      name: `archive/data/${k}`,
-      data,
-    })),
-    { name: "archive/version", data: enc.encode("3\n") },
-  ]);
-}
+) =>
+  rebuildTensorOps({ key, storage, numel, offset, size, stride, int: long1 });
 
 const f32bytes = (values: number[]) =>
   new Uint8Array(new Float32Array(values).buffer);
@@ -721,27 +647,27 @@ Deno.test("pickle: declared lengths are bounded by the bytes left", async () => 
   const cases: [string, number[], string][] = [
     [
       "binunicode",
-      [...P.proto, 0x58, ...u32(2 ** 31), ...enc.encode("abc"), ...P.stop],
+      [...P.proto(), 0x58, ...u32(2 ** 31), ...enc.encode("abc"), ...P.stop],
       "BINUNICODE string: expected 2147483648 more bytes, found 4 (truncated)",
     ],
     [
       "binbytes",
-      [...P.proto, 0x42, ...u32(0xffffffff), ...P.stop],
+      [...P.proto(), 0x42, ...u32(0xffffffff), ...P.stop],
       "BINBYTES: expected 4294967295 more bytes, found 1 (truncated)",
     ],
     [
       "binunicode8",
-      [...P.proto, 0x8d, ...u64(2n ** 62n), ...P.stop],
+      [...P.proto(), 0x8d, ...u64(2n ** 62n), ...P.stop],
       "a length of 4611686018427387904 bytes, beyond the pickle's size",
     ],
     [
       "long4",
-      [...P.proto, 0x8b, ...u32(0x7fffffff), 0, ...P.stop],
+      [...P.proto(), 0x8b, ...u32(0x7fffffff), 0, ...P.stop],
       "LONG4: expected 2147483647 more bytes, found 2 (truncated)",
     ],
     [
       "long4_negative",
-      [...P.proto, 0x8b, ...u32(0xffffffff), ...P.stop],
+      [...P.proto(), 0x8b, ...u32(0xffffffff), ...P.stop],
       "LONG4: expected -1 more bytes",
     ],
     [
@@ -775,7 +701,7 @@ Deno.test("pickle: long LONG4 integers and long lists are read in linear time", 
   const long4 = [0x8b, ...new Bytes().u32(n).parts, ...digits];
   const list = [0x5d, 0x28, ...new Array(n).fill(0x4e), 0x65];
   const pickle = new Uint8Array([
-    ...P.proto,
+    ...P.proto(),
     ...P.emptyDict,
     ...P.mark,
     ...P.str("big"),
@@ -823,7 +749,7 @@ Deno.test("pickle: storage keys that are paths, and code, are refused", async ()
     [
       "os_system",
       new Uint8Array([
-        ...P.proto,
+        ...P.proto(),
         ...P.global("os", "system"),
         ...P.str("echo owned"),
         0x85,
@@ -901,7 +827,7 @@ Deno.test("torch: many views of one storage are read in linear time", async () =
   const fn = P.global("torch._utils", "_rebuild_tensor_v2");
   const args = call.slice(fn.length, -1);
   const pickle = new Uint8Array([
-    ...P.proto,
+    ...P.proto(),
     0x5d, // EMPTY_LIST
     ...P.mark,
     ...fn,
@@ -935,7 +861,7 @@ Deno.test("pickle: a large value built again and again from the memo is refused"
   // times through the memo (5 bytes each): 10 GB of bytes from 600 KB.
   const fn = P.global("_codecs", "encode");
   const pickle = new Uint8Array([
-    ...P.proto,
+    ...P.proto(),
     ...P.mark,
     ...fn,
     0x71,

@@ -42,7 +42,14 @@ import {
   writeSafetensors,
 } from "tokenlab/io/safetensors.ts";
 
-import { buildZip } from "./_helpers.ts";
+import {
+  buildZip,
+  dictPickle,
+  P,
+  pk,
+  rebuildTensorOps,
+  torchArchive,
+} from "./_helpers.ts";
 
 const FIX = new URL("./fixtures/torch/", import.meta.url);
 const ST_FIX = new URL("./fixtures/safetensors/", import.meta.url);
@@ -98,103 +105,20 @@ async function tempDir(): Promise<string> {
 // Hand-built pickles and ZIP archives, for what torch itself would not write.
 
 const enc = new TextEncoder();
-const le32 = (
-  n: number,
-) => [n & 255, (n >> 8) & 255, (n >> 16) & 255, (n >>> 24) & 255];
 
-/** Pickle opcodes as byte lists, to be concatenated with `pk`. */
-const P = {
-  proto: (v = 2) => [0x80, v],
-  str: (s: string) => {
-    const b = enc.encode(s);
-    return [0x58, ...le32(b.length), ...b];
-  },
-  int: (n: number) => [0x4a, ...le32(n >>> 0)],
-  global: (m: string, n: string) => [0x63, ...enc.encode(`${m}\n${n}\n`)],
-  mark: [0x28],
-  tuple: [0x74],
-  emptyTuple: [0x29],
-  emptyDict: [0x7d],
-  emptyList: [0x5d],
-  setitem: [0x73],
-  setitems: [0x75],
-  reduce: [0x52],
-  persid: [0x51],
-  stop: [0x2e],
-  false: [0x89],
-  none: [0x4e],
-};
-
-function pk(...parts: (number[] | number)[]): Uint8Array {
-  return new Uint8Array(parts.flat());
-}
-
-/** A `_rebuild_tensor_v2` call, as torch pickles it. */
-function tensorOps(
+/** A `_rebuild_tensor_v2` call, as torch pickles it (BININT ints). */
+const tensorOps = (
   key: string,
   storage: string,
-  storageNumel: number,
+  numel: number,
   offset: number,
   size: number[],
   stride: number[],
-): number[] {
-  return [
-    ...P.global("torch._utils", "_rebuild_tensor_v2"),
-    ...P.mark,
-    ...P.mark,
-    ...P.str("storage"),
-    ...P.global("torch", storage),
-    ...P.str(key),
-    ...P.str("cpu"),
-    ...P.int(storageNumel),
-    ...P.tuple,
-    ...P.persid,
-    ...P.int(offset),
-    ...P.mark,
-    ...size.flatMap(P.int),
-    ...P.tuple,
-    ...P.mark,
-    ...stride.flatMap(P.int),
-    ...P.tuple,
-    ...P.false,
-    ...P.global("collections", "OrderedDict"),
-    ...P.emptyTuple,
-    ...P.reduce,
-    ...P.tuple,
-    ...P.reduce,
-  ];
-}
-
-/** `{name: tensor, ...}` as a pickle (plain dict). */
-function dictPickle(entries: [string, number[]][]): Uint8Array {
-  return pk(
-    P.proto(),
-    P.emptyDict,
-    P.mark,
-    ...entries.flatMap(([k, v]) => [P.str(k), v]),
-    P.setitems,
-    P.stop,
-  );
-}
+) => rebuildTensorOps({ key, storage, numel, offset, size, stride });
 
 /** A ZIP archive of stored entries. */
 function storedZip(entries: [string, Uint8Array][]): Uint8Array {
   return buildZip(entries.map(([name, data]) => ({ name, data })));
-}
-
-/** A torch-shaped archive around a pickle and storages. */
-function torchZip(
-  pickle: Uint8Array,
-  storages: Record<string, Uint8Array> = {},
-  folder = "archive",
-): Uint8Array {
-  return storedZip([
-    [`${folder}/data.pkl`, pickle],
-    ...Object.entries(storages).map(([k, v]) =>
-      [`${folder}/data/${k}`, v] as [string, Uint8Array]
-    ),
-    [`${folder}/version`, enc.encode("3\n")],
-  ]);
 }
 
 const bytesOf = (a: ArrayBufferView) =>
@@ -575,7 +499,7 @@ Deno.test("readTorchStateDict errors list what was found", async () => {
     const noWeights = await tempFile(
       dir,
       "no_weights.pt",
-      torchZip(dictPickle([["epoch", P.int(4)], ["arch", P.str("x")]])),
+      torchArchive(dictPickle([["epoch", P.int(4)], ["arch", P.str("x")]])),
     );
     e = await assertRejects(
       () => readTorchStateDict(noWeights),
@@ -594,7 +518,7 @@ Deno.test("readTorchStateDict errors list what was found", async () => {
     const dup = await tempFile(
       dir,
       "dup.pt",
-      torchZip(
+      torchArchive(
         dictPickle([
           ["module.w", tensorOps("0", "FloatStorage", 2, 0, [2], [1])],
           ["w", tensorOps("0", "FloatStorage", 2, 0, [2], [1])],
@@ -902,7 +826,7 @@ Deno.test("hand-built pickles: refusals and damage are named", async () => {
       const path = await tempFile(
         dir,
         `${name}.pt`,
-        torchZip(pickle, storages),
+        torchArchive(pickle, storages),
       );
       const msg = await refusal(path);
       assertStringIncludes(msg, want);
@@ -924,7 +848,7 @@ Deno.test("hand-built pickles: strides, offsets and 8-byte gathers", async () =>
     const path = await tempFile(
       dir,
       "views.pt",
-      torchZip(
+      torchArchive(
         dictPickle([
           // [2, 3, 4] permuted to [4, 2, 3] with an offset of 0.
           [
