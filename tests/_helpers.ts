@@ -38,6 +38,26 @@ export async function exists(path: string): Promise<boolean> {
   return await lstatOrNull(path) !== null;
 }
 
+/**
+ * The error of class `cls` that `fn` rejects with; `what` names the case in
+ * the failure when it rejects with another error or not at all (for a loop
+ * over many cases, where assertRejects would not say which one).
+ */
+export async function rejection<E extends Error>(
+  fn: () => Promise<unknown>,
+  // deno-lint-ignore no-explicit-any
+  cls: new (...args: any[]) => E,
+  what: string,
+): Promise<E> {
+  try {
+    await fn();
+  } catch (e) {
+    if (e instanceof cls) return e;
+    throw new Error(`${what}: expected a ${cls.name}, found ${e}`);
+  }
+  throw new Error(`${what}: accepted, expected a ${cls.name}`);
+}
+
 /** Environment under which Deno's WebGPU finds no adapter on Linux. */
 export const NO_ADAPTER_ENV: Record<string, string> = {
   DENO_WEBGPU_BACKEND: "metal",

@@ -19,6 +19,7 @@ import {
   assertStringIncludes,
 } from "./_assert.ts";
 import {
+  rejection,
   ROOT,
   runCli,
   sealDigest,
@@ -478,20 +479,6 @@ async function clear(path: string): Promise<void> {
   await Deno.remove(`${path}.copy`).catch(() => {});
 }
 
-/** The ExperimentError `fn` rejects with; `what` names the case when it does not. */
-async function rejection(
-  fn: () => Promise<unknown>,
-  what: string,
-): Promise<ExperimentError> {
-  try {
-    await fn();
-  } catch (e) {
-    assert(e instanceof ExperimentError, `${what}: ${e}`);
-    return e;
-  }
-  throw new Error(`${what}: accepted, expected an ExperimentError`);
-}
-
 const text = async (
   v: string | ((doc: Json) => Promise<string> | string),
   doc: Json,
@@ -630,6 +617,7 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
       await damage(path, clean, d);
       const e = await rejection(
         () => experiment(NAME, CONFIG, compute, opts),
+        ExperimentError,
         d.what,
       );
       assertEquals(

@@ -545,10 +545,12 @@ browserTest(
       "the page stopped answering",
     );
     // And the browser goes on working.
-    await Deno.writeTextFile(`${dir}/fine.html`, "<!DOCTYPE html><p>fine</p>");
-    const fine = await browser.checkPage(`${dir}/fine.html`, {
+    const fine = await checkHtml(browser, {
+      dir,
+      name: "fine.html",
+      html: "<!DOCTYPE html><p>fine</p>",
       timeoutMs: 2000,
     });
-    assertEquals(fine.pageErrors, []);
+    assertEquals(fine.check.pageErrors, []);
   },
 );

@@ -16,7 +16,7 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "./_assert.ts";
-import { ROOT } from "./_helpers.ts";
+import { rejection, ROOT } from "./_helpers.ts";
 import { initBackend } from "../lib/backend.ts";
 import type { TrainConfig } from "../lib/train/config.ts";
 import {
@@ -109,20 +109,6 @@ function wrongType(v: unknown): unknown {
   return [1];
 }
 
-/** The RunFolderError `fn` rejects with; `what` names the case when it does not. */
-async function runFolderError(
-  fn: () => Promise<unknown>,
-  what: string,
-): Promise<RunFolderError> {
-  try {
-    await fn();
-  } catch (e) {
-    assert(e instanceof RunFolderError, `${what}: ${e}`);
-    return e;
-  }
-  throw new Error(`${what}: accepted, expected a RunFolderError`);
-}
-
 /**
  * Asserts that the run folder of `ckpt` (its newest checkpoint), read as a
  * resume reads it, is refused at state.json's `field`.
@@ -132,8 +118,9 @@ async function refusedAt(
   field: string,
   what: string,
 ): Promise<RunFolderError> {
-  const e = await runFolderError(
+  const e = await rejection(
     () => latestCheckpoint(ckpt.slice(0, ckpt.lastIndexOf("/checkpoints/"))),
+    RunFolderError,
     what,
   );
   assertEquals(e.file, `${ckpt}/state.json`, `${what}: ${e.message}`);
@@ -474,7 +461,11 @@ Deno.test("run.json: damaged or edited fields are refused, naming the file and t
     const r = structuredClone(good);
     edit(r);
     await Deno.writeTextFile(path, JSON.stringify(r));
-    const e = await runFolderError(() => latestCheckpoint(dir), field);
+    const e = await rejection(
+      () => latestCheckpoint(dir),
+      RunFolderError,
+      field,
+    );
     assertEquals(e.file, path);
     assertEquals(e.field, field, e.message);
     assertStringIncludes(e.message, `run.json: field ${field}: expected`);
