@@ -124,7 +124,11 @@ async function main(): Promise<void> {
       end.name = errorName(e);
       end.message = (e instanceof Error ? e.message : String(e)).slice(0, 400);
       // an own error's innermost frame is often the helper that makes it
-      end.frame = topFrame(e, end.outcome === "own" ? 2 : 1);
+      // (or where the error says it is, for a harness-made own error)
+      const where = (e as { where?: unknown } | null)?.where;
+      end.frame = typeof where === "string"
+        ? where
+        : topFrame(e, end.outcome === "own" ? 2 : 1);
       if (values.verbose) {
         console.error(e instanceof Error ? e.stack : String(e));
       }

@@ -68,6 +68,18 @@ export const READERS: readonly ReaderEntry[] = [
     about: "parameters (cell, --params file, --param pairs, injection)",
     load: () => lazy(import("./params.ts")),
   },
+  {
+    name: "results-cache",
+    id: 8,
+    about: "report results cache (experiment: cache and frozen entries)",
+    load: () => lazy(import("./results_cache.ts")),
+  },
+  {
+    name: "arm-result",
+    id: 9,
+    about: "annotator result.json (annotatorStore, train_arm.ts)",
+    load: () => lazy(import("./arm_result.ts")),
+  },
 ];
 
 /** A reader that misbehaves on purpose (tests of the harness); never fuzzed by default. */
