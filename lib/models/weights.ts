@@ -381,6 +381,12 @@ export async function readWeights(
   let head: Uint8Array;
   try {
     using file = await Deno.open(path, { read: true });
+    // A folder opens like a file but fails on read with a bare OS error.
+    if (!(await file.stat()).isFile) {
+      throw new WeightsError(
+        `weights file ${path}: expected a regular file, found a folder or other special file; give the path of a .pth, .pth.tar, .pt or .safetensors file`,
+      );
+    }
     head = new Uint8Array(8);
     const n = await file.read(head);
     head = head.subarray(0, n ?? 0);

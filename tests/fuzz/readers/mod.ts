@@ -80,6 +80,12 @@ export const READERS: readonly ReaderEntry[] = [
     about: "annotator result.json (annotatorStore, train_arm.ts)",
     load: () => lazy(import("./arm_result.ts")),
   },
+  {
+    name: "weights",
+    id: 10,
+    about: "weights into a model (loadWeights, loadModel; safetensors)",
+    load: () => lazy(import("./weights.ts")),
+  },
 ];
 
 /** A reader that misbehaves on purpose (tests of the harness); never fuzzed by default. */
