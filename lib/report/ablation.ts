@@ -122,7 +122,12 @@ export interface AblationOptions<C> {
   metric?: { label: string; unit: string };
   /** Extra columns from `ArmResult.extra`, by key, with their labels. */
   extraColumns?: readonly { key: string; label: string; unit?: string }[];
-  /** Where results are cached and frozen, and refresh/freeze (default: the report's). */
+  /**
+   * Where results are cached and frozen, and refresh/freeze (default: the
+   * report's). A stored result is first checked to be an
+   * {@linkcode ArmResult} (a bad one is damage: a cache entry is recomputed,
+   * a frozen one refused); a `check` given here runs after that.
+   */
   experimentOptions?: ExperimentOptions;
   /** Called before each (arm, seed) is looked up or run. */
   onProgress?: (arm: string, seed: number, done: number, total: number) => void;
