@@ -86,6 +86,12 @@ export const READERS: readonly ReaderEntry[] = [
     about: "weights into a model (loadWeights, loadModel; safetensors)",
     load: () => lazy(import("./weights.ts")),
   },
+  {
+    name: "image",
+    id: 11,
+    about: "images as the image folder reads them (readImage, decodeImage)",
+    load: () => lazy(import("./image.ts")),
+  },
 ];
 
 /** A reader that misbehaves on purpose (tests of the harness); never fuzzed by default. */
