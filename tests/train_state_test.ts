@@ -423,6 +423,8 @@ Deno.test({
       stdout: "piped",
       stderr: "piped",
     }).output();
+    // Left in tests/, the script would be type-checked with the project.
+    await Deno.remove(child);
     const stderr = new TextDecoder().decode(r.stderr);
     assertEquals(r.code, 0, stderr);
     const got = JSON.parse(new TextDecoder().decode(r.stdout)) as {
