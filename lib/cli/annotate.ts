@@ -5,6 +5,7 @@
  * @module
  */
 
+import { exists } from "../io/_fs.ts";
 import type { Command } from "./_args.ts";
 import {
   checkBackendOption,
@@ -45,16 +46,6 @@ crash), it resumes where it stopped when run again with the same options.
   --batch-size N      images per forward pass (default 32)
   --backend NAME      auto, webgpu, wasm or cpu
   --overwrite         replace an existing store / restart an interrupted one`;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 /** The `annotate` command. */
 export const annotateCommand: Command = {
