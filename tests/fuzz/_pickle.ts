@@ -9,7 +9,7 @@
  */
 
 import type { Rng } from "../../lib/random.ts";
-import { type FieldHint, type Mutated, pick } from "./mutate.ts";
+import { concat, type FieldHint, type Mutated, pick } from "./mutate.ts";
 
 type Arg =
   | "none"
@@ -130,18 +130,13 @@ export function pickleHints(b: Uint8Array): FieldHint[] {
 const enc = new TextEncoder();
 
 function bytesOf(...parts: (string | number[] | Uint8Array)[]): Uint8Array {
-  const chunks = parts.map((p) =>
-    typeof p === "string"
-      ? Uint8Array.from([...p].map((c) => c.charCodeAt(0) & 255))
-      : Uint8Array.from(p)
+  return concat(
+    ...parts.map((p) =>
+      typeof p === "string"
+        ? Uint8Array.from([...p].map((c) => c.charCodeAt(0) & 255))
+        : Uint8Array.from(p)
+    ),
   );
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 function u32(n: number): number[] {

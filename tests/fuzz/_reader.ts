@@ -7,7 +7,7 @@
  */
 
 import type { Rng } from "../../lib/random.ts";
-import { pick } from "./mutate.ts";
+import { pick, randomBytes } from "./mutate.ts";
 
 /** An error class (for `instanceof`). */
 // deno-lint-ignore no-explicit-any
@@ -25,6 +25,16 @@ export interface FuzzReader<S> {
   make(rng: Rng, seeds: S, dir: string): Promise<string[]>;
   /** Reads the case in `dir` as the kit would, every way it can be read. */
   run(dir: string): Promise<void>;
+}
+
+/** How a reader makes one case from its seeds `S` (default: seed files). */
+export type MakeCase<S = SeedFile[]> = FuzzReader<S>["make"];
+
+/** A reader whose seeds are the files its `prepare` writes, loaded by {@linkcode loadFiles}. */
+export function filesReader(
+  reader: Omit<FuzzReader<SeedFile[]>, "load">,
+): FuzzReader<SeedFile[]> {
+  return { ...reader, load: loadFiles };
 }
 
 /** A file as loaded from the seeds. */
@@ -79,6 +89,26 @@ export async function steps(
 /** Whether `e` is one of the reader's own errors (by class, never by message). */
 export function isOwn(e: unknown, own: readonly ErrorClass[]): boolean {
   return own.some((c) => e instanceof c);
+}
+
+/** The bytes of a case's file, or null when it is none (a folder, or nothing: a hostile case). */
+export async function readOrNull(path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(path);
+  } catch {
+    return null;
+  }
+}
+
+/** Writes fewer than `max` random bytes to `path`; returns what it did. */
+export async function randomFile(
+  rng: Rng,
+  path: string,
+  max: number,
+): Promise<string[]> {
+  const n = rng.int(max);
+  await Deno.writeFile(path, randomBytes(rng, n));
+  return [`random ${n} bytes`];
 }
 
 /**

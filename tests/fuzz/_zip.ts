@@ -7,26 +7,8 @@
  * @module
  */
 
+import { crc32 } from "node:zlib";
 import type { FieldHint } from "./mutate.ts";
-
-let table: Uint32Array | undefined;
-
-/** CRC-32 (the ZIP polynomial) of bytes. */
-export function crc32(bytes: Uint8Array): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) {
-    c = table[(c ^ bytes[i]) & 255] ^ (c >>> 8);
-  }
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** The length, count, offset and method fields of every ZIP record found in the bytes. */
 export function zipHints(b: Uint8Array): FieldHint[] {
@@ -96,6 +78,14 @@ export interface StoredZipOptions {
   zip64?: boolean;
 }
 
+/** Writes a Zip64 extra field (id 1) of 8-byte values at `p`; returns where it ends. */
+function zip64Extra(v: DataView, p: number, values: number[]): number {
+  v.setUint16(p, 1, true);
+  v.setUint16(p + 2, 8 * values.length, true);
+  values.forEach((x, i) => v.setBigUint64(p + 4 + 8 * i, BigInt(x), true));
+  return p + 4 + 8 * values.length;
+}
+
 /** A ZIP archive of stored entries with correct CRCs and sizes. */
 export function storedZip(
   entries: readonly ZipFile[],
@@ -104,7 +94,7 @@ export function storedZip(
   const z64 = options.zip64 ?? false;
   const enc = new TextEncoder();
   const names = entries.map((e) => enc.encode(e.name));
-  const crcs = entries.map((e) => crc32(e.data));
+  const crcs = entries.map((e) => crc32(e.data) >>> 0);
   const localExtra = z64 ? 20 : 0, centralExtra = z64 ? 28 : 0;
   let size = 22 + (z64 ? 56 + 20 : 0);
   entries.forEach((e, i) =>
@@ -114,49 +104,38 @@ export function storedZip(
   const out = new Uint8Array(size);
   const v = new DataView(out.buffer);
   const ones = 0xffffffff;
+  /** The fields a local and a central header share, from `at` (the local header's start). */
+  const fields = (at: number, i: number, extra: number) => {
+    const n = entries[i].data.length;
+    v.setUint16(at + 4, z64 ? 45 : 20, true); // version needed
+    v.setUint32(at + 14, crcs[i], true);
+    v.setUint32(at + 18, z64 ? ones : n, true);
+    v.setUint32(at + 22, z64 ? ones : n, true);
+    v.setUint16(at + 26, names[i].length, true);
+    v.setUint16(at + 28, extra, true);
+  };
   let p = 0;
   const offsets: number[] = [];
   entries.forEach((e, i) => {
     offsets.push(p);
     v.setUint32(p, 0x04034b50, true);
-    v.setUint16(p + 4, z64 ? 45 : 20, true);
-    v.setUint32(p + 14, crcs[i], true);
-    v.setUint32(p + 18, z64 ? ones : e.data.length, true);
-    v.setUint32(p + 22, z64 ? ones : e.data.length, true);
-    v.setUint16(p + 26, names[i].length, true);
-    v.setUint16(p + 28, localExtra, true);
+    fields(p, i, localExtra);
     out.set(names[i], p + 30);
     p += 30 + names[i].length;
-    if (z64) {
-      v.setUint16(p, 1, true);
-      v.setUint16(p + 2, 16, true);
-      v.setBigUint64(p + 4, BigInt(e.data.length), true);
-      v.setBigUint64(p + 12, BigInt(e.data.length), true);
-      p += 20;
-    }
+    if (z64) p = zip64Extra(v, p, [e.data.length, e.data.length]);
     out.set(e.data, p);
     p += e.data.length;
   });
   const cd = p;
   entries.forEach((e, i) => {
     v.setUint32(p, 0x02014b50, true);
-    v.setUint16(p + 4, z64 ? 45 : 20, true);
-    v.setUint16(p + 6, z64 ? 45 : 20, true);
-    v.setUint32(p + 16, crcs[i], true);
-    v.setUint32(p + 20, z64 ? ones : e.data.length, true);
-    v.setUint32(p + 24, z64 ? ones : e.data.length, true);
-    v.setUint16(p + 28, names[i].length, true);
-    v.setUint16(p + 30, centralExtra, true);
+    v.setUint16(p + 4, z64 ? 45 : 20, true); // version made by
+    fields(p + 2, i, centralExtra); // the same fields, 2 bytes further on
     v.setUint32(p + 42, z64 ? ones : offsets[i], true);
     out.set(names[i], p + 46);
     p += 46 + names[i].length;
     if (z64) {
-      v.setUint16(p, 1, true);
-      v.setUint16(p + 2, 24, true);
-      v.setBigUint64(p + 4, BigInt(e.data.length), true);
-      v.setBigUint64(p + 12, BigInt(e.data.length), true);
-      v.setBigUint64(p + 20, BigInt(offsets[i]), true);
-      p += 28;
+      p = zip64Extra(v, p, [e.data.length, e.data.length, offsets[i]]);
     }
   });
   const cdSize = p - cd;

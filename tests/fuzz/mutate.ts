@@ -108,7 +108,8 @@ function writeLE(bytes: Uint8Array, at: number, width: number, v: bigint) {
 
 const INTERESTING_BYTES = [0, 1, 0x7f, 0x80, 0xff, 0x0a, 0x22, 0x5c, 0x2e];
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+/** The parts one after another, in one new array. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {

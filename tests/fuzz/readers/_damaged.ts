@@ -8,6 +8,9 @@
  * @module
  */
 
+import { canonicalJson } from "../../../lib/report/cache.ts";
+import { sha256Hex } from "../../../lib/io/digest.ts";
+
 /** A damaged cache entry was noticed, warned about and recomputed (the warning is the message). */
 export class DamagedEntry extends Error {
   /** Where the reader found the damage (the summary keys own errors by it). */
@@ -38,5 +41,23 @@ export class WrongValue extends Error {
   constructor(message: string) {
     super(message);
     this.name = "WrongValue";
+  }
+}
+
+/**
+ * The SHA-256 of the canonical JSON of some fields of a parsed document, as
+ * the results cache and annotators seal their files (null when those fields
+ * are not JSON data, e.g. nested too deep: the case stays unsealed).
+ */
+export async function sealOf(
+  doc: Record<string, unknown>,
+  fields: readonly string[],
+): Promise<string | null> {
+  try {
+    return await sha256Hex(
+      canonicalJson(Object.fromEntries(fields.map((f) => [f, doc[f]]))),
+    );
+  } catch {
+    return null;
   }
 }

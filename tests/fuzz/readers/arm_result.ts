@@ -28,7 +28,7 @@ import { sha256Hex, sizedDigest } from "../../../lib/io/digest.ts";
 import { TrainConfigError } from "../../../lib/train/config.ts";
 import { Rng } from "../../../lib/random.ts";
 import { type FuzzReader, hostileFile, hugeSparse } from "../_reader.ts";
-import { DamagedEntry, warnedField, WrongValue } from "./_damaged.ts";
+import { DamagedEntry, sealOf, warnedField, WrongValue } from "./_damaged.ts";
 import { mutateBytes, mutateJson, randomBytes } from "../mutate.ts";
 
 const DATA = "synthetic:size=16,count=8,classes=2";
@@ -52,17 +52,11 @@ interface Seeds {
   weights: Uint8Array;
 }
 
-/** The digest `result.json` carries (null when its fields are not JSON data). */
-async function seal(doc: Record<string, unknown>): Promise<string | null> {
-  try {
-    const { format, top1, seconds, title, weights } = doc;
-    return await sha256Hex(
-      canonicalJson({ format, top1, seconds, title, weights }),
-    );
-  } catch {
-    return null;
-  }
-}
+/** The digest a stored file carries, over these fields. */
+const SEALED = ["format", "top1", "seconds", "title", "weights"];
+
+/** The digest of a document's sealed fields (null when they are not JSON data). */
+const seal = (doc: Record<string, unknown>) => sealOf(doc, SEALED);
 
 async function resultText(fields: Record<string, unknown>): Promise<string> {
   return JSON.stringify({ ...fields, sha256: await seal(fields) }) + "\n";

@@ -10,16 +10,16 @@
 
 import { CheckpointError } from "../../../lib/io/torch.ts";
 import { readSafetensors } from "../../../lib/io/safetensors.ts";
+import { sha256Hex } from "../../../lib/io/digest.ts";
 import {
   readCheckpoint,
   RunFolderError,
 } from "../../../lib/train/checkpoint.ts";
-import type { Rng } from "../../../lib/random.ts";
 import {
-  type FuzzReader,
+  filesReader,
   hostileFile,
-  loadFiles,
-  type SeedFile,
+  type MakeCase,
+  readOrNull,
   steps,
 } from "../_reader.ts";
 import { mutateBytes, mutateJson, pick } from "../mutate.ts";
@@ -32,18 +32,7 @@ const TENSOR_FILES = [
   "optimizer.safetensors",
 ];
 
-async function digest(bytes: Uint8Array): Promise<string> {
-  const h = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", bytes.slice()),
-  );
-  return [...h].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function make(
-  rng: Rng,
-  seeds: SeedFile[],
-  dir: string,
-): Promise<string[]> {
+const make: MakeCase = async (rng, seeds, dir) => {
   const folder = `${dir}/${FOLDER}`;
   await Deno.mkdir(folder, { recursive: true });
   const files = new Map(seeds.map((f) => [f.name, f.bytes]));
@@ -66,19 +55,18 @@ async function make(
       [{ name, bytes: files.get(name)! }],
       tmp,
     );
-    let bytes: Uint8Array;
-    try {
-      bytes = await Deno.readFile(tmp);
-    } catch {
-      bytes = new Uint8Array(); // the mutation made a folder or nothing
-    }
+    // (empty when the mutation made a folder or nothing)
+    const bytes = await readOrNull(tmp) ?? new Uint8Array();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     files.set(name, bytes);
     what.push(`${name}:`, ...m);
     if (r < 0.8) {
       // the digest brought up to date, so readCheckpoint lets it through
       const state = JSON.parse(stateText);
-      state.files[name] = { bytes: bytes.length, sha256: await digest(bytes) };
+      state.files[name] = {
+        bytes: bytes.length,
+        sha256: await sha256Hex(bytes),
+      };
       files.set(
         "state.json",
         new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n"),
@@ -94,7 +82,7 @@ async function make(
   }
   if (files.has("state.sha256") && rng.float() < 0.85) {
     // state.json's own digest brought up to date, so the state is parsed
-    const sum = await digest(files.get("state.json")!);
+    const sum = await sha256Hex(files.get("state.json")!);
     files.set("state.sha256", new TextEncoder().encode(`${sum}  state.json\n`));
     what.push("(state.sha256 updated)");
   }
@@ -102,12 +90,12 @@ async function make(
     await Deno.writeFile(`${folder}/${name}`, bytes);
   }
   return what;
-}
+};
 
 const own = [RunFolderError, CheckpointError] as const;
 
 /** The checkpoint reader: readCheckpoint (state.json and the digests), then each tensor file it lists, as a resume reads them. */
-export const reader: FuzzReader<SeedFile[]> = {
+export const reader = filesReader({
   own,
   async prepare(dir) {
     const { train } = await import("../../../lib/train/engine.ts");
@@ -149,7 +137,6 @@ export const reader: FuzzReader<SeedFile[]> = {
       await Deno.remove(out, { recursive: true });
     }
   },
-  load: loadFiles,
   make,
   async run(dir) {
     const folder = `${dir}/${FOLDER}`;
@@ -163,4 +150,4 @@ export const reader: FuzzReader<SeedFile[]> = {
       ...listed.map((f) => () => readSafetensors(`${folder}/${f}`)),
     );
   },
-};
+});

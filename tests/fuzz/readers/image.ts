@@ -15,15 +15,15 @@ import { crc32 } from "node:zlib";
 import { decodeImage, readImage } from "../../../lib/data/decode.ts";
 import { checkRgbImage, ImageError } from "../../../lib/data/image.ts";
 import { encodePng } from "../../../lib/data/png.ts";
-import type { Rng } from "../../../lib/random.ts";
 import {
-  type FuzzReader,
+  filesReader,
   hostileFile,
-  loadFiles,
-  type SeedFile,
+  type MakeCase,
+  randomFile,
+  readOrNull,
   steps,
 } from "../_reader.ts";
-import { type FieldHint, mutateBytes, pick, randomBytes } from "../mutate.ts";
+import { type FieldHint, mutateBytes, pick } from "../mutate.ts";
 
 const INPUT = "input.img";
 const PNG_SIGNATURE = 8;
@@ -77,11 +77,7 @@ function resealPng(b: Uint8Array): void {
   }
 }
 
-async function make(
-  rng: Rng,
-  seeds: SeedFile[],
-  dir: string,
-): Promise<string[]> {
+const make: MakeCase = async (rng, seeds, dir) => {
   const path = `${dir}/${INPUT}`;
   const seed = pick(rng, seeds);
   const what = [`seed ${seed.name}`];
@@ -97,18 +93,14 @@ async function make(
     await Deno.writeFile(path, bytes);
     return what;
   }
-  if (r < 0.96) {
-    const n = rng.int(600);
-    await Deno.writeFile(path, randomBytes(rng, n));
-    return [`random ${n} bytes`];
-  }
+  if (r < 0.96) return await randomFile(rng, path, 600);
   return [await hostileFile(rng, path)];
-}
+};
 
 const own = [ImageError] as const;
 
 /** Image decoding: readImage (a file) and decodeImage (bytes), each result checked. */
-export const reader: FuzzReader<SeedFile[]> = {
+export const reader = filesReader({
   own,
   async prepare(dir) {
     await Deno.mkdir(dir, { recursive: true });
@@ -127,16 +119,10 @@ export const reader: FuzzReader<SeedFile[]> = {
     const rgb = new Uint8Array(w * h * 3).map((_, i) => (i * 11) & 255);
     await Deno.writeFile(`${dir}/made_rgb.png`, await encodePng(rgb, w, h, 3));
   },
-  load: loadFiles,
   make,
   async run(dir) {
     const path = `${dir}/${INPUT}`;
-    let bytes: Uint8Array | null;
-    try {
-      bytes = await Deno.readFile(path);
-    } catch {
-      bytes = null; // a folder or nothing: only the file reader is asked
-    }
+    const bytes = await readOrNull(path);
     await steps(
       own,
       async () => checkRgbImage(await readImage(path), path),
@@ -145,4 +131,4 @@ export const reader: FuzzReader<SeedFile[]> = {
       },
     );
   },
-};
+});

@@ -21,86 +21,55 @@ export interface ReaderEntry {
   load: () => Promise<FuzzReader<unknown>>;
 }
 
-const lazy = <S>(p: Promise<{ reader: FuzzReader<S> }>) =>
-  p.then((m) => m.reader as FuzzReader<unknown>);
+// deno-lint-ignore no-explicit-any
+type Module = () => Promise<{ reader: FuzzReader<any> }>;
 
-/** Every reader, in the order they are fuzzed. */
-export const READERS: readonly ReaderEntry[] = [
-  {
-    name: "torch",
-    id: 1,
-    about: "torch zip/pickle (TorchZip, readTorchFile, readTorchStateDict)",
-    load: () => lazy(import("./torch.ts")),
-  },
-  {
-    name: "safetensors",
-    id: 2,
-    about: "safetensors (readSafetensors, decodeSafetensors)",
-    load: () => lazy(import("./safetensors.ts")),
-  },
-  {
-    name: "official-map",
-    id: 3,
-    about: "official score maps (readOfficialMap)",
-    load: () => lazy(import("./official_map.ts")),
-  },
-  {
-    name: "store",
-    id: 4,
-    about: "score-map store (open, keys, records, labels, batches)",
-    load: () => lazy(import("./store.ts")),
-  },
-  {
-    name: "checkpoint",
-    id: 5,
-    about: "checkpoint folders (readCheckpoint, state.json, tensor files)",
-    load: () => lazy(import("./checkpoint.ts")),
-  },
-  {
-    name: "notebook",
-    id: 6,
-    about: "notebooks (readNotebook, parameters cell, strip, write back)",
-    load: () => lazy(import("./notebook.ts")),
-  },
-  {
-    name: "params",
-    id: 7,
-    about: "parameters (cell, --params file, --param pairs, injection)",
-    load: () => lazy(import("./params.ts")),
-  },
-  {
-    name: "results-cache",
-    id: 8,
-    about: "report results cache (experiment: cache and frozen entries)",
-    load: () => lazy(import("./results_cache.ts")),
-  },
-  {
-    name: "arm-result",
-    id: 9,
-    about: "annotator result.json (annotatorStore, train_arm.ts)",
-    load: () => lazy(import("./arm_result.ts")),
-  },
-  {
-    name: "weights",
-    id: 10,
-    about: "weights into a model (loadWeights, loadModel; safetensors)",
-    load: () => lazy(import("./weights.ts")),
-  },
-  {
-    name: "image",
-    id: 11,
-    about: "images as the image folder reads them (readImage, decodeImage)",
-    load: () => lazy(import("./image.ts")),
-  },
+/** Each reader's module, loaded only when it is fuzzed. */
+const MODULES: Record<string, Module> = {
+  "torch": () => import("./torch.ts"),
+  "safetensors": () => import("./safetensors.ts"),
+  "official-map": () => import("./official_map.ts"),
+  "store": () => import("./store.ts"),
+  "checkpoint": () => import("./checkpoint.ts"),
+  "notebook": () => import("./notebook.ts"),
+  "params": () => import("./params.ts"),
+  "results-cache": () => import("./results_cache.ts"),
+  "arm-result": () => import("./arm_result.ts"),
+  "weights": () => import("./weights.ts"),
+  "image": () => import("./image.ts"),
+  "self-test": () => import("./selftest.ts"),
+};
+
+/** Id, name and what each reader reads (the functions fuzzed). */
+const TABLE: readonly (readonly [number, string, string])[] = [
+  [1, "torch", "torch zip/pickle (TorchZip, readTorch*)"],
+  [2, "safetensors", "safetensors (read/decodeSafetensors)"],
+  [3, "official-map", "official score maps (readOfficialMap)"],
+  [4, "store", "score-map store (open, keys, records, batches)"],
+  [5, "checkpoint", "checkpoints (readCheckpoint, tensor files)"],
+  [6, "notebook", "notebooks (read, parameters, strip, write)"],
+  [7, "params", "parameters (cell, --params, --param, inject)"],
+  [8, "results-cache", "report results cache (experiment)"],
+  [9, "arm-result", "annotator result.json (annotatorStore)"],
+  [10, "weights", "weights (loadWeights, loadModel)"],
+  [11, "image", "images (readImage, decodeImage)"],
+  [99, "self-test", "the harness's own check (never by default)"],
 ];
 
+const ENTRIES: ReaderEntry[] = TABLE.map(([id, name, about]) => ({
+  name,
+  id,
+  about,
+  load: () => MODULES[name]().then((m) => m.reader as FuzzReader<unknown>),
+}));
+
+/** Every reader, in the order they are fuzzed. */
+export const READERS: readonly ReaderEntry[] = ENTRIES.filter((e) =>
+  e.id !== 99
+);
+
 /** A reader that misbehaves on purpose (tests of the harness); never fuzzed by default. */
-export const SELF_TEST: ReaderEntry = {
-  name: "self-test",
-  id: 99,
-  about: "the harness's own check: success, own error, defect, hang, memory",
-  load: () => lazy(import("./selftest.ts")),
-};
+export const SELF_TEST: ReaderEntry = ENTRIES.find((e) => e.id === 99)!;
 
 /** The reader of a name (the self-test one included), or undefined. */
 export function readerNamed(name: string): ReaderEntry | undefined {

@@ -23,13 +23,7 @@ import {
   ParameterError,
 } from "../../../lib/report/params.ts";
 import type { Rng } from "../../../lib/random.ts";
-import {
-  type FuzzReader,
-  hostileFile,
-  loadFiles,
-  type SeedFile,
-  steps,
-} from "../_reader.ts";
+import { filesReader, hostileFile, type MakeCase, steps } from "../_reader.ts";
 import { mutateBytes, mutateJson, mutateText, pick } from "../mutate.ts";
 
 const INPUT = "input.ipynb";
@@ -52,11 +46,7 @@ export function mutateParameterCell(
   return { text: JSON.stringify(nb, null, 1), what: m.what };
 }
 
-async function make(
-  rng: Rng,
-  seeds: SeedFile[],
-  dir: string,
-): Promise<string[]> {
+const make: MakeCase = async (rng, seeds, dir) => {
   const seed = pick(rng, seeds);
   const path = `${dir}/${INPUT}`;
   const text = new TextDecoder().decode(seed.bytes);
@@ -82,12 +72,12 @@ async function make(
     return [...what, "unchanged (no parameters cell)"];
   }
   return [await hostileFile(rng, path)];
-}
+};
 
 const own = [NotebookError, ParameterError] as const;
 
 /** The notebook reader: readNotebook, then its parameters cell, stripping, writing back and reading again. */
-export const reader: FuzzReader<SeedFile[]> = {
+export const reader = filesReader({
   own,
   async prepare(dir) {
     await Deno.mkdir(dir, { recursive: true });
@@ -130,7 +120,6 @@ export const reader: FuzzReader<SeedFile[]> = {
       JSON.stringify(nb, null, 1),
     );
   },
-  load: loadFiles,
   make,
   async run(dir) {
     const path = `${dir}/${INPUT}`;
@@ -147,4 +136,4 @@ export const reader: FuzzReader<SeedFile[]> = {
       },
     );
   },
-};
+});

@@ -23,12 +23,11 @@ import {
   renderInjectedCell,
   resolveParameters,
 } from "../../../lib/report/params.ts";
-import type { Rng } from "../../../lib/random.ts";
 import {
   type FuzzReader,
   hostileFile,
   loadFiles,
-  type SeedFile,
+  type MakeCase,
   steps,
 } from "../_reader.ts";
 import { mutateBytes, mutateJson, pick } from "../mutate.ts";
@@ -57,11 +56,7 @@ function valuesFor(nb: Notebook): Record<string, unknown> {
   return out;
 }
 
-async function make(
-  rng: Rng,
-  seeds: ParamsSeed[],
-  dir: string,
-): Promise<string[]> {
+const make: MakeCase<ParamsSeed[]> = async (rng, seeds, dir) => {
   const seed = pick(rng, seeds);
   const what = [`seed ${seed.name}`];
   let notebook = seed.notebook;
@@ -86,7 +81,7 @@ async function make(
   } else await Deno.writeFile(`${dir}/${PARAMS}`, params);
   if (r >= 0.97) what.push(await hostileFile(rng, `${dir}/${PARAMS}`));
   return what;
-}
+};
 
 /** A value as `--param NAME=VALUE` text: strings as they are, anything else as JSON. */
 function pairText(name: string, v: unknown): string {
@@ -118,7 +113,7 @@ export const reader: FuzzReader<ParamsSeed[]> = {
     const files = await loadFiles(dir);
     const dec = new TextDecoder();
     const out: ParamsSeed[] = [];
-    for (const f of files.filter((f: SeedFile) => f.name.endsWith(".ipynb"))) {
+    for (const f of files.filter((f) => f.name.endsWith(".ipynb"))) {
       const stem = f.name.replace(/\.ipynb$/, "");
       const params = files.find((p) => p.name === `${stem}.json`)!;
       out.push({

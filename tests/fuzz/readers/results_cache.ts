@@ -22,11 +22,10 @@ import {
   canonicalJson,
   experiment,
   ExperimentError,
-  sha256Hex,
 } from "../../../lib/report/cache.ts";
 import type { Rng } from "../../../lib/random.ts";
 import { type FuzzReader, hostileFile, hugeSparse } from "../_reader.ts";
-import { DamagedEntry, warnedField, WrongValue } from "./_damaged.ts";
+import { DamagedEntry, sealOf, warnedField, WrongValue } from "./_damaged.ts";
 import { mutateBytes, mutateJson, pick } from "../mutate.ts";
 
 const NAME = "fuzz-result";
@@ -56,17 +55,11 @@ interface Seeds {
   valueText: string;
 }
 
-/** The digest of a version-2 document over its other fields (null when they are not JSON data). */
-async function seal(doc: Record<string, unknown>): Promise<string | null> {
-  try {
-    const { config, format, provenance, value } = doc;
-    return await sha256Hex(
-      canonicalJson({ config, format, provenance, value }),
-    );
-  } catch {
-    return null;
-  }
-}
+/** The digest a stored file carries, over these fields. */
+const SEALED = ["config", "format", "provenance", "value"];
+
+/** The digest of a document's sealed fields (null when they are not JSON data). */
+const seal = (doc: Record<string, unknown>) => sealOf(doc, SEALED);
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -15,19 +15,14 @@ import {
 } from "../../../lib/io/safetensors.ts";
 import type { Rng } from "../../../lib/random.ts";
 import {
-  type FuzzReader,
+  filesReader,
   hostileFile,
-  loadFiles,
+  randomFile,
+  readOrNull,
   type SeedFile,
   steps,
 } from "../_reader.ts";
-import {
-  type FieldHint,
-  mutateBytes,
-  mutateJson,
-  pick,
-  randomBytes,
-} from "../mutate.ts";
+import { type FieldHint, mutateBytes, mutateJson, pick } from "../mutate.ts";
 import { copyFixtures } from "./torch.ts";
 
 const INPUT = "input.safetensors";
@@ -87,18 +82,14 @@ export async function makeSafetensorsCase(
     await Deno.writeFile(path, m.value);
     return [...what, ...m.what];
   }
-  if (r < 0.97) {
-    const n = rng.int(512);
-    await Deno.writeFile(path, randomBytes(rng, n));
-    return [`random ${n} bytes`];
-  }
+  if (r < 0.97) return await randomFile(rng, path, 512);
   return [await hostileFile(rng, path)];
 }
 
 const own = [CheckpointError] as const;
 
 /** The safetensors reader: readSafetensors (a file) and decodeSafetensors (bytes). */
-export const reader: FuzzReader<SeedFile[]> = {
+export const reader = filesReader({
   own,
   async prepare(dir) {
     await copyFixtures(dir, ["safetensors/hand.safetensors"]);
@@ -143,20 +134,14 @@ export const reader: FuzzReader<SeedFile[]> = {
       }),
     );
   },
-  load: loadFiles,
   make: (rng, seeds, dir) => makeSafetensorsCase(rng, seeds, `${dir}/${INPUT}`),
   async run(dir) {
     const path = `${dir}/${INPUT}`;
-    let bytes: Uint8Array | null = null;
-    try {
-      bytes = await Deno.readFile(path);
-    } catch {
-      bytes = null; // a folder or nothing: only the file reader is asked
-    }
+    const bytes = await readOrNull(path);
     await steps(
       own,
       () => readSafetensors(path),
       () => bytes === null ? undefined : decodeSafetensors(bytes),
     );
   },
-};
+});

@@ -17,16 +17,10 @@ import {
   ScoreMapError,
   ScoreMapStore,
 } from "../../../lib/labels/score_map.ts";
-import type { Rng } from "../../../lib/random.ts";
-import {
-  type FuzzReader,
-  hostileFile,
-  loadFiles,
-  type SeedFile,
-  steps,
-} from "../_reader.ts";
+import type { FuzzReader, MakeCase, SeedFile } from "../_reader.ts";
+import { hostileFile, loadFiles, steps } from "../_reader.ts";
 import { type FieldHint, mutateBytes, mutateJson, pick } from "../mutate.ts";
-import { crc32 } from "../_zip.ts";
+import { crc32 } from "node:zlib";
 
 /** A store's files by name. */
 type StoreSeed = { name: string; files: SeedFile[] };
@@ -96,7 +90,7 @@ function fixChecksums(files: SeedFile[], keysChanged: boolean): void {
       const both = new Uint8Array(8 + rec - 4);
       new DataView(both.buffer).setBigUint64(0, BigInt(i), true);
       both.set(b.subarray(i * rec + 4, (i + 1) * rec), 8);
-      v.setUint32(i * rec, crc32(both), true);
+      v.setUint32(i * rec, crc32(both) >>> 0, true);
     }
     maps.bytes = b;
   }
@@ -111,7 +105,7 @@ function fixChecksums(files: SeedFile[], keysChanged: boolean): void {
     let at = 0;
     for (const p of parts) {
       for (let from = 0; from < p.length; from += BLOCK, at += 4) {
-        v.setUint32(at, crc32(p.subarray(from, from + BLOCK)), true);
+        v.setUint32(at, crc32(p.subarray(from, from + BLOCK)) >>> 0, true);
       }
     }
     sums.bytes = out;
@@ -124,7 +118,7 @@ function fixChecksums(files: SeedFile[], keysChanged: boolean): void {
   // the header's CRC: of its compact JSON without the checksum field,
   // written into the (perhaps oddly spelled) text as the last field
   const { checksum: _, ...rest } = h;
-  const sum = crc32(new TextEncoder().encode(JSON.stringify(rest)));
+  const sum = crc32(new TextEncoder().encode(JSON.stringify(rest))) >>> 0;
   const re = /"checksum"\s*:\s*-?[0-9.eE+-]+/g;
   text = re.test(text)
     ? text.replace(re, `"checksum": ${sum}`)
@@ -139,11 +133,7 @@ async function writeStore(dir: string, files: readonly SeedFile[]) {
   }
 }
 
-async function make(
-  rng: Rng,
-  seeds: StoreSeed[],
-  dir: string,
-): Promise<string[]> {
+const make: MakeCase<StoreSeed[]> = async (rng, seeds, dir) => {
   const seed = pick(rng, seeds);
   const files = seed.files.map((f) => ({ ...f }));
   const what = [`seed ${seed.name}`];
@@ -197,7 +187,7 @@ async function make(
   }
   await writeStore(dir, files);
   return what;
-}
+};
 
 const own = [ScoreMapError] as const;
 

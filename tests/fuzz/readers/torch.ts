@@ -16,15 +16,15 @@ import {
 } from "../../../lib/io/torch.ts";
 import { encodeTorchTensor } from "../../../lib/io/torch_write.ts";
 import type { Rng } from "../../../lib/random.ts";
+import type { FuzzReader, SeedFile } from "../_reader.ts";
 import {
-  type FuzzReader,
   hostileFile,
   hugeSparse,
   loadFiles,
-  type SeedFile,
+  randomFile,
   steps,
 } from "../_reader.ts";
-import { mutateBytes, pick, randomBytes } from "../mutate.ts";
+import { mutateBytes, pick } from "../mutate.ts";
 import { mutatePickle, pickleHints } from "../_pickle.ts";
 import { storedZip, type ZipFile, zipHints } from "../_zip.ts";
 
@@ -166,11 +166,7 @@ export async function makeTorchCase(
     await Deno.writeFile(path, m.value);
     return [...what, ...m.what];
   }
-  if (r < 0.95) {
-    const n = rng.int(2048);
-    await Deno.writeFile(path, randomBytes(rng, n));
-    return [`random ${n} bytes`];
-  }
+  if (r < 0.95) return await randomFile(rng, path, 2048);
   if (r < 0.98) return [...what, await hugeSparse(rng, path, seed.bytes)];
   return [await hostileFile(rng, path)];
 }

@@ -28,12 +28,7 @@ import {
 import { createModel } from "../../../lib/models/registry.ts";
 import type { TokenModel } from "../../../lib/models/model.ts";
 import type { Rng } from "../../../lib/random.ts";
-import {
-  type FuzzReader,
-  loadFiles,
-  type SeedFile,
-  steps,
-} from "../_reader.ts";
+import { filesReader, type MakeCase, steps } from "../_reader.ts";
 import { mutateJson, pick } from "../mutate.ts";
 import { makeSafetensorsCase } from "./safetensors.ts";
 
@@ -145,11 +140,7 @@ function changeTensors(
   return `${name}: as ${dtype}`;
 }
 
-async function make(
-  rng: Rng,
-  seeds: SeedFile[],
-  dir: string,
-): Promise<string[]> {
+const make: MakeCase = async (rng, seeds, dir) => {
   const path = `${dir}/${INPUT}`;
   const r = rng.float();
   if (r < 0.5) return await makeSafetensorsCase(rng, seeds, path);
@@ -167,12 +158,12 @@ async function make(
   }
   await Deno.writeFile(path, encodeSafetensors(tensors, { metadata: meta }));
   return what;
-}
+};
 
 const own = [WeightsError, CheckpointError] as const;
 
 /** Weights loading: loadWeights (strict and not) into a built model, and loadModel from the file's config. */
-export const reader: FuzzReader<SeedFile[]> = {
+export const reader = filesReader({
   own,
   async prepare(dir) {
     await backend();
@@ -191,7 +182,6 @@ export const reader: FuzzReader<SeedFile[]> = {
       m.dispose();
     }
   },
-  load: loadFiles,
   make,
   async run(dir) {
     const path = `${dir}/${INPUT}`;
@@ -209,4 +199,4 @@ export const reader: FuzzReader<SeedFile[]> = {
         })).model.dispose(),
     );
   },
-};
+});
