@@ -47,7 +47,10 @@ Deno.test({
       }
       const index = await Deno.readTextFile(`${outDir}/README.md`);
       assertStringIncludes(index, "## Ablations");
-      for (const n of notebooks) assertStringIncludes(index, `[${n}](${n}.md)`);
+      // Names are Markdown-escaped in the index like any text from a file.
+      for (const n of notebooks) {
+        assertStringIncludes(index, `[${n.replaceAll("_", "\\_")}](${n}.md)`);
+      }
     } finally {
       await Deno.remove(outDir, { recursive: true });
     }
