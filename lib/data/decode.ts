@@ -174,12 +174,41 @@ function showStart(bytes: Uint8Array): string {
   return `${hex} ("${text}")`;
 }
 
+/** The most pixels {@linkcode decodeImage} decodes by default: 8192 x 8192, above the largest photos of image datasets. */
+export const MAX_IMAGE_PIXELS: number = 8192 * 8192;
+
+/** Options of {@linkcode decodeImage}. */
+export interface DecodeImageOptions {
+  /**
+   * The most pixels (width x height) an image may declare (default
+   * {@linkcode MAX_IMAGE_PIXELS}); a larger one is an {@linkcode ImageError}
+   * before its pixels are allocated.
+   */
+  maxPixels?: number;
+}
+
+/** The width and height an image's header declares (null when it cannot be read). */
+async function declaredSize(
+  sharp: Sharp,
+  bytes: Uint8Array,
+): Promise<{ width: number; height: number } | null> {
+  try {
+    const m = await sharp(bytes, { limitInputPixels: false }).metadata();
+    return typeof m.width === "number" && typeof m.height === "number"
+      ? { width: m.width, height: m.height }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Decodes a JPEG or PNG file (also GIF, WebP, TIFF: the first frame) to 8-bit
  * RGB, with the pixels of Pillow's `Image.open(f).convert("RGB")` (see the
  * module doc for the conversions and the one deliberate difference). `file`
  * names the file in error messages. Throws an {@linkcode ImageError} for an
- * empty, truncated, corrupt or non-image file.
+ * empty, truncated, corrupt or non-image file, and for one whose header
+ * declares more than `options.maxPixels` pixels (checked before decoding).
  *
  * @example
  * ```ts
@@ -193,7 +222,9 @@ function showStart(bytes: Uint8Array): string {
 export async function decodeImage(
   bytes: Uint8Array,
   file = "image",
+  options: DecodeImageOptions = {},
 ): Promise<RgbImage> {
+  const maxPixels = options.maxPixels ?? MAX_IMAGE_PIXELS;
   if (bytes.length === 0) {
     throw new ImageError(
       `${file}: the file is empty (0 bytes), expected a JPEG or PNG image; it was probably not downloaded or copied completely: copy it again, or remove it`,
@@ -222,7 +253,12 @@ export async function decodeImage(
   try {
     // failOn "truncated": fail on truncated files as Pillow does, tolerate
     // libjpeg's warnings about recoverable corruption as Pillow does.
-    let pipeline = sharp(bytes, { failOn: "truncated" });
+    // limitInputPixels: the size a header declares is checked before
+    // anything is allocated for it (a damaged header can declare gigabytes).
+    let pipeline = sharp(bytes, {
+      failOn: "truncated",
+      limitInputPixels: maxPixels,
+    });
     pipeline = cmyk
       ? pipeline.pipelineColourspace("cmyk").toColourspace("cmyk")
       : pipeline.removeAlpha();
@@ -234,6 +270,13 @@ export async function decodeImage(
     );
     info = out.info;
   } catch (e) {
+    const size = await declaredSize(sharp, bytes);
+    if (size !== null && size.width * size.height > maxPixels) {
+      throw new ImageError(
+        `${file}: the ${format.toUpperCase()} header declares ${size.width} x ${size.height} pixels, more than the ${maxPixels} decoded at most (options.maxPixels); a damaged header, or an image too large to train on: check the file, or resize it`,
+        file,
+      );
+    }
     const msg = (e as Error).message.replace(/\s+$/, "");
     const truncated = /premature end|truncat|unexpected end|EOF/i.test(msg);
     throw new ImageError(

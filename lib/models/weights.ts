@@ -19,6 +19,7 @@ import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import {
   gridSize,
   type ModelConfig,
+  parameterSpec,
   type ParamSpec,
   resolveConfig,
 } from "./config.ts";
@@ -472,6 +473,53 @@ export interface LoadModelOptions extends LoadWeightsOptions {
 }
 
 /**
+ * Checks that the tokenlab config a weights file carries describes the
+ * file's own tensors (every entry, its shape) before a model is built from
+ * it: the config is read from the file, so a damaged or edited one could
+ * otherwise ask for a model of any size.
+ *
+ * @throws {WeightsError} naming the file and the first entries that differ
+ */
+function checkFileConfig(
+  config: ModelConfig,
+  tensors: ReadonlyMap<string, RawTensor>,
+  path: string,
+): void {
+  // The spec lists entries per block: bound the blocks by the file first.
+  const blocks = config.family === "resnet"
+    ? config.stageBlocks.reduce((a, b) => a + b, 0)
+    : config.depth;
+  const wrong: string[] = [];
+  if (!(blocks <= tensors.size)) {
+    wrong.push(
+      `${blocks} blocks, but the file holds ${tensors.size} tensors in all`,
+    );
+  } else {
+    for (const spec of parameterSpec(config)) {
+      const raw = tensors.get(spec.name);
+      if (raw === undefined) {
+        if (!spec.name.endsWith("num_batches_tracked")) {
+          wrong.push(`${spec.name}: not in the file`);
+        }
+      } else if (!sameShape(raw.shape, spec.shape)) {
+        wrong.push(
+          `${spec.name}: the file has ${
+            shapeText(raw.shape)
+          }, the config needs ${shapeText(spec.shape)}`,
+        );
+      }
+    }
+  }
+  if (wrong.length > 0) {
+    throw new WeightsError(
+      `${path}: its tokenlab config metadata does not describe its tensors (${config.name}):\n  ${
+        listNames(wrong)
+      }\nThe file was damaged or edited; load it into a model you build yourself with loadModel(path, { model: "<variant>" }), or save the weights again`,
+    );
+  }
+}
+
+/**
  * Builds a model and loads a weights file into it. The config comes from
  * `options.model`, else from the file's tokenlab metadata; `overrides` change
  * it (a different `imgSize` resizes the position embedding, a different
@@ -500,6 +548,7 @@ export async function loadModel(
   } else if (options.model !== undefined) {
     config = resolveConfig({ ...options.model, ...overrides });
   } else if (file.config !== null) {
+    checkFileConfig(file.config, file.tensors, path);
     config = resolveConfig({ ...file.config, ...overrides });
   } else {
     throw new WeightsError(
