@@ -57,6 +57,23 @@ Deno.test("fuzz regression: a weights file whose config metadata asks for anothe
         "imgSize" in change ? "pos_embed: the file has" : "mlp.fc1.weight",
       );
     }
+    // as found: the config a 2-million-character string (spread into one
+    // field per character, it hung); a list alike
+    for (const config of ["x".repeat(2_000_000), [1, 2]]) {
+      await Deno.writeFile(
+        path,
+        encodeSafetensors(tensors, {
+          metadata: { ...metadata, "tokenlab.config": JSON.stringify(config) },
+        }),
+      );
+      await assertRejects(
+        () => loadModel(path),
+        WeightsError,
+        `config fields, found a ${
+          typeof config === "string" ? "string" : "list"
+        }`,
+      );
+    }
     // the file as saved still loads
     await Deno.writeFile(path, encodeSafetensors(tensors, { metadata }));
     (await loadModel(path)).model.dispose();

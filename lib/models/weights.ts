@@ -411,7 +411,22 @@ export async function readWeights(
   let config: ModelConfig | null = null;
   if (metadata[CONFIG_KEY] !== undefined) {
     try {
-      config = resolveConfig(JSON.parse(metadata[CONFIG_KEY]));
+      const parsed = JSON.parse(metadata[CONFIG_KEY]);
+      // A string or a list would be spread into one field per character.
+      if (
+        parsed === null || typeof parsed !== "object" || Array.isArray(parsed)
+      ) {
+        throw new Error(
+          `expected a JSON object of config fields, found ${
+            Array.isArray(parsed)
+              ? "a list"
+              : parsed === null
+              ? "null"
+              : `a ${typeof parsed}`
+          }`,
+        );
+      }
+      config = resolveConfig(parsed);
     } catch (e) {
       throw new WeightsError(
         `${path}: its tokenlab config metadata is unreadable (${
