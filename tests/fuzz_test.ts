@@ -4,7 +4,7 @@
  * input with success or its own error, within the time and memory bounds.
  * The full run (10 000 cases per reader) is `deno task fuzz`;
  * TOKENLAB_FUZZ_CASES sets the cases here (default 400 for every reader:
- * about 25 s for the eleven readers on two idle cores).
+ * 10 to 25 s for the eleven readers on two cores).
  */
 
 import { assert, assertEquals } from "./_assert.ts";
