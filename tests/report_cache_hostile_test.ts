@@ -138,7 +138,12 @@ function parseMessage(text: string): string {
 }
 
 /** The damages every stored result is checked against (`key`: the config key). */
-function damages(key: string, code: string): Damage[] {
+function damages(key: string, code: string, frozen: boolean): Damage[] {
+  // Only the frozen store may hold version 1 (no digest): a cache entry
+  // without its digest could carry any edit.
+  const format = frozen
+    ? '"tokenlab-result/2" (or "tokenlab-result/1", written before results had a digest)'
+    : '"tokenlab-result/2" (a cache entry carries a digest; one without is recomputed)';
   const out: Damage[] = [
     {
       what: "not JSON",
@@ -223,24 +228,21 @@ function damages(key: string, code: string): Damage[] {
       what: "format deleted",
       edit: (d) => delete d.format,
       field: "format",
-      expected:
-        '"tokenlab-result/2" (or "tokenlab-result/1", written before results had a digest)',
+      expected: format,
       found: "nothing (the field is missing)",
     },
     {
       what: "format null",
       edit: (d) => d.format = null,
       field: "format",
-      expected:
-        '"tokenlab-result/2" (or "tokenlab-result/1", written before results had a digest)',
+      expected: format,
       found: "null",
     },
     {
       what: "format of another version",
       edit: (d) => d.format = "tokenlab-result/3",
       field: "format",
-      expected:
-        '"tokenlab-result/2" (or "tokenlab-result/1", written before results had a digest)',
+      expected: format,
       found: 'the string "tokenlab-result/3"',
     },
     {
@@ -422,6 +424,21 @@ function damages(key: string, code: string): Damage[] {
       found: f === "seconds" ? 'the string "12"' : "number 7",
     });
   }
+  if (!frozen) {
+    // The downgrade: an edited entry relabelled version 1, its digest dropped.
+    out.push({
+      what: "value edited and relabelled version 1 without its digest",
+      edit: (d) => {
+        d.format = "tokenlab-result/1";
+        delete d.sha256;
+        (d.value as Json).top1 = 99;
+      },
+      keepDigest: true,
+      field: "format",
+      expected: format,
+      found: 'the string "tokenlab-result/1"',
+    });
+  }
   void code;
   return out;
 }
@@ -498,7 +515,7 @@ Deno.test("results cache: each damaged or edited entry is ignored with a warning
     assertEquals(doc.format, "tokenlab-result/2");
     assertEquals(doc.sha256, await sealDigest(doc));
 
-    for (const d of damages(key, code)) {
+    for (const d of damages(key, code, false)) {
       await damage(path, clean, d);
       warnings.length = 0;
       const before = h.calls;
@@ -604,7 +621,7 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
     const clean = await Deno.readFile(path);
     const doc = JSON.parse(dec(clean));
     const all = [
-      ...damages(key, await codeVersion()),
+      ...damages(key, await codeVersion(), true),
       {
         what: "frozen at smoke scale",
         edit: (d: Json) => (d.provenance as Json).scale = "smoke",

@@ -24,8 +24,9 @@
  * the cache) code version of the file's own name. Format version 2
  * (`tokenlab-result/2`) also carries `sha256`, the SHA-256 of the canonical
  * JSON of its other fields, checked before anything else; version 1
- * (written before the digest existed; committed frozen results) is still
- * read after the same field checks. An entry that fails a check is never
+ * (written before the digest existed) is still read from the frozen store
+ * (committed results, checked by git) after the same field checks, never
+ * from the cache, where dropping the digest would let an edit through. An entry that fails a check is never
  * used: a cache entry is only a copy, so it is ignored with a warning (the
  * experiment comes from the frozen store or is computed again, and its
  * entry replaced); a frozen entry is a committed record that cannot be
@@ -579,12 +580,19 @@ async function readStored(
   if (read === null) return null;
   const doc = read.value;
   if (!isPlainObject(doc)) fieldProblem("(file)", "a JSON object", doc);
-  if (doc.format !== FORMAT && doc.format !== FORMAT_V1) {
+  // Version 1 (no digest) is accepted only from the frozen store, whose
+  // committed results predate the digest and are checked by git; a cache
+  // entry of version 1 would let an edit pass by dropping its digest.
+  if (doc.format !== FORMAT && !(frozen && doc.format === FORMAT_V1)) {
     fieldProblem(
       "format",
-      `${JSON.stringify(FORMAT)} (or ${
-        JSON.stringify(FORMAT_V1)
-      }, written before results had a digest)`,
+      frozen
+        ? `${JSON.stringify(FORMAT)} (or ${
+          JSON.stringify(FORMAT_V1)
+        }, written before results had a digest)`
+        : `${
+          JSON.stringify(FORMAT)
+        } (a cache entry carries a digest; one without is recomputed)`,
       doc.format,
     );
   }
