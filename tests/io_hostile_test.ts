@@ -887,3 +887,149 @@ Deno.test("pickle: a large value built again and again from the memo is refused"
     ]);
   });
 });
+
+/**
+ * A pickle of a list of `n` tensors made by one `_rebuild_tensor_v2` call,
+ * memoized and made again (5 bytes each): many views of one storage.
+ */
+function viewsPickle(call: Uint8Array | number[], n: number): Uint8Array {
+  const fn = P.global("torch._utils", "_rebuild_tensor_v2");
+  // `call` ends with [..., args TUPLE, REDUCE]: split before REDUCE.
+  const args = [...call].slice(fn.length, -1);
+  return new Uint8Array([
+    ...P.proto(),
+    0x5d, // EMPTY_LIST
+    ...P.mark,
+    ...fn,
+    0x71,
+    0, // BINPUT 0
+    ...args,
+    0x71,
+    1, // BINPUT 1
+    ...P.reduce,
+    ...new Array(n - 1).fill([0x68, 0, 0x68, 1, ...P.reduce]).flat(),
+    0x65, // APPENDS
+    ...P.stop,
+  ]);
+}
+
+Deno.test("torch: many large views of one storage are bounded in total (maxTotalBytes)", async () => {
+  await withDir(async (dir) => {
+    // 100 stride-0 views of one float, each 2^30 - 1 elements (just under
+    // the 4 GiB entry limit): 400 GiB from a file of about 1 KB.
+    const expand = await put(
+      dir,
+      "expand100.pt",
+      torchArchive(
+        viewsPickle(
+          rebuild("0", "FloatStorage", 1, 0, [2 ** 30 - 1], [0]),
+          100,
+        ),
+        { "0": f32bytes([2.5]) },
+      ),
+    );
+    const msg = await refusedFast(
+      () => readTorchFile(expand),
+      CheckpointError,
+      [
+        "expand100.pt",
+        `its tensors need more than ${
+          2 ** 34
+        } bytes in all, the limit (maxTotalBytes: by default ${
+          2 ** 34
+        } or twice the file's`,
+        "raise the maxTotalBytes option or the TOKENLAB_MAX_TOTAL_BYTES environment variable",
+      ],
+    );
+    // Refused at the fifth view: 4 + 5 * (2^32 - 4) bytes.
+    assertStringIncludes(msg, `reach ${4 + 5 * (2 ** 32 - 4)} bytes at`);
+
+    // 100 contiguous views of all but the first element of a storage of
+    // 1025 floats: each a copy of 4096 bytes, 4100 + 409 600 in all.
+    const values = Array.from({ length: 1025 }, (_, i) => i / 4);
+    const storage = f32bytes(values);
+    const tail = await put(
+      dir,
+      "tail100.pt",
+      torchArchive(
+        viewsPickle(rebuild("0", "FloatStorage", 1025, 1, [1024], [1]), 100),
+        { "0": storage },
+      ),
+    );
+    const all = await readTorchFile(tail) as unknown[];
+    assertEquals(all.length, 100);
+    const first = all[0];
+    assert(isTorchTensor(first));
+    assertEquals([...first.data as Float32Array], values.slice(1));
+    await refusedFast(
+      () => readTorchFile(tail, { maxTotalBytes: 100_000 }),
+      CheckpointError,
+      [
+        "tail100.pt",
+        "need more than 100000 bytes in all, the limit (maxTotalBytes);",
+        `reach ${4100 + 24 * 4096} bytes at`,
+      ],
+    );
+    // Exactly the total needed is enough.
+    assertEquals(
+      (await readTorchFile(tail, { maxTotalBytes: 4100 + 100 * 4096 }) as [])
+        .length,
+      100,
+    );
+    // 100 views that are the whole storage share its bytes: no copies, so
+    // the same low limit reads them.
+    const whole = await put(
+      dir,
+      "whole100.pt",
+      torchArchive(
+        viewsPickle(rebuild("0", "FloatStorage", 1025, 0, [1025], [1]), 100),
+        { "0": storage },
+      ),
+    );
+    const shared = await readTorchFile(whole, { maxTotalBytes: 5000 }) as {
+      data: Float32Array;
+    }[];
+    assertEquals(shared.length, 100);
+    for (const t of shared) {
+      assert(isTorchTensor(t));
+      assertEquals((t.data as Float32Array)[1024], 256);
+    }
+    assert(shared[0].data.buffer === shared[99].data.buffer);
+    // The environment variable, and a bad value of it.
+    const before = Deno.env.get("TOKENLAB_MAX_TOTAL_BYTES");
+    try {
+      Deno.env.set("TOKENLAB_MAX_TOTAL_BYTES", "64 KiB");
+      await refusedFast(() => readTorchFile(tail), CheckpointError, [
+        "need more than 65536 bytes in all",
+      ]);
+      assertEquals(
+        (await readTorchFile(tail, { maxTotalBytes: 2 ** 20 }) as []).length,
+        100,
+      );
+      Deno.env.set("TOKENLAB_MAX_TOTAL_BYTES", "-1");
+      await refusedFast(() => readTorchFile(tail), CheckpointError, [
+        'expected TOKENLAB_MAX_TOTAL_BYTES to be a positive number of bytes (e.g. 8589934592 or "8 GiB"), found "-1"',
+      ]);
+    } finally {
+      if (before === undefined) Deno.env.delete("TOKENLAB_MAX_TOTAL_BYTES");
+      else Deno.env.set("TOKENLAB_MAX_TOTAL_BYTES", before);
+    }
+    await refusedFast(
+      () => readTorchFile(tail, { maxTotalBytes: 0.5 }),
+      CheckpointError,
+      ["expected maxTotalBytes to be a positive whole number of bytes, found 0.5"],
+    );
+  });
+  // A real checkpoint reads under the default limit, and under one just
+  // above its own storages.
+  const real = new URL(
+    "./fixtures/torch/training_checkpoint.pth.tar",
+    import.meta.url,
+  );
+  const sd = await readTorchStateDict(real);
+  assert(sd.size > 0);
+  let bytes = 0;
+  for (const t of sd.values()) bytes += t.data.byteLength;
+  const again = await readTorchStateDict(real, { maxTotalBytes: 4 * bytes });
+  assertEquals([...again.keys()], [...sd.keys()]);
+});

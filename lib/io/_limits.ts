@@ -21,6 +21,25 @@ export const DEFAULT_MAX_ENTRY_BYTES = 2 ** 32;
  */
 export const DEFAULT_MAX_INFLATE_RATIO = 1100;
 
+/**
+ * Default for the most bytes one checkpoint read may allocate for tensor
+ * data in all (its storages as read, plus every tensor view copied out of
+ * them): 16 GiB (four entries at the entry limit), or twice the file's size
+ * when that is more. A genuine checkpoint needs about its own size (torch
+ * stores storages uncompressed), so twice the file leaves room for views;
+ * what the bound refuses is a small file that declares many large views of
+ * one storage (each under the entry limit, together terabytes).
+ */
+export const DEFAULT_MAX_TOTAL_BYTES = 2 ** 34;
+
+/** The total limit for a file of `fileSize` bytes when none is set: see {@linkcode DEFAULT_MAX_TOTAL_BYTES}. */
+export function defaultMaxTotalBytes(fileSize: number): number {
+  return Math.max(DEFAULT_MAX_TOTAL_BYTES, 2 * fileSize);
+}
+
+/** Environment variable that sets the total tensor data limit of one read. */
+export const MAX_TOTAL_BYTES_ENV = "TOKENLAB_MAX_TOTAL_BYTES";
+
 /** Environment variable that raises (or lowers) the entry size limit. */
 export const MAX_ENTRY_BYTES_ENV = "TOKENLAB_MAX_ENTRY_BYTES";
 
@@ -33,6 +52,12 @@ export interface ReadLimits {
   maxEntryBytes: number;
   /** Most declared inflated bytes per compressed byte. */
   maxInflateRatio: number;
+  /**
+   * Most bytes of tensor data one read may allocate in all; null when
+   * neither the option nor the environment sets it (then
+   * {@linkcode defaultMaxTotalBytes} of the file's size applies).
+   */
+  maxTotalBytes: number | null;
 }
 
 const UNITS: Record<string, number> = {
@@ -72,35 +97,26 @@ function parseBytes(text: string): number | undefined {
  * that is not a positive number is refused with `fail(message)`.
  */
 export function resolveReadLimits(
-  options: { maxEntryBytes?: number; maxInflateRatio?: number },
+  options: {
+    maxEntryBytes?: number;
+    maxInflateRatio?: number;
+    maxTotalBytes?: number;
+  },
   fail: (message: string) => Error,
 ): ReadLimits {
-  let maxEntryBytes = DEFAULT_MAX_ENTRY_BYTES;
+  const maxEntryBytes = byteLimit(
+    "maxEntryBytes",
+    options.maxEntryBytes,
+    MAX_ENTRY_BYTES_ENV,
+    fail,
+  ) ?? DEFAULT_MAX_ENTRY_BYTES;
+  const maxTotalBytes = byteLimit(
+    "maxTotalBytes",
+    options.maxTotalBytes,
+    MAX_TOTAL_BYTES_ENV,
+    fail,
+  );
   let maxInflateRatio = DEFAULT_MAX_INFLATE_RATIO;
-  if (options.maxEntryBytes !== undefined) {
-    const v = options.maxEntryBytes;
-    if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      throw fail(
-        `expected maxEntryBytes to be a positive whole number of bytes, found ${
-          String(v)
-        }; pass e.g. 8 * 2 ** 30 for 8 GiB`,
-      );
-    }
-    maxEntryBytes = v;
-  } else {
-    const text = envValue(MAX_ENTRY_BYTES_ENV);
-    if (text !== undefined && text.trim() !== "") {
-      const v = parseBytes(text);
-      if (v === undefined) {
-        throw fail(
-          `expected ${MAX_ENTRY_BYTES_ENV} to be a positive number of bytes (e.g. 8589934592 or "8 GiB"), found ${
-            JSON.stringify(text)
-          }; fix or unset it`,
-        );
-      }
-      maxEntryBytes = v;
-    }
-  }
   if (options.maxInflateRatio !== undefined) {
     const v = options.maxInflateRatio;
     if (typeof v !== "number" || !Number.isFinite(v) || v < 1) {
@@ -125,5 +141,37 @@ export function resolveReadLimits(
       maxInflateRatio = v;
     }
   }
-  return { maxEntryBytes, maxInflateRatio };
+  return { maxEntryBytes, maxInflateRatio, maxTotalBytes };
+}
+
+/** A limit in bytes: from the option when given, else from `env` when set, else null. */
+function byteLimit(
+  name: string,
+  option: number | undefined,
+  env: string,
+  fail: (message: string) => Error,
+): number | null {
+  if (option !== undefined) {
+    if (
+      typeof option !== "number" || !Number.isSafeInteger(option) || option <= 0
+    ) {
+      throw fail(
+        `expected ${name} to be a positive whole number of bytes, found ${
+          String(option)
+        }; pass e.g. 8 * 2 ** 30 for 8 GiB`,
+      );
+    }
+    return option;
+  }
+  const text = envValue(env);
+  if (text === undefined || text.trim() === "") return null;
+  const v = parseBytes(text);
+  if (v === undefined) {
+    throw fail(
+      `expected ${env} to be a positive number of bytes (e.g. 8589934592 or "8 GiB"), found ${
+        JSON.stringify(text)
+      }; fix or unset it`,
+    );
+  }
+  return v;
 }

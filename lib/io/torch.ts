@@ -26,8 +26,11 @@ import { inflateBounded } from "./_inflate.ts";
 import {
   DEFAULT_MAX_ENTRY_BYTES,
   DEFAULT_MAX_INFLATE_RATIO,
+  DEFAULT_MAX_TOTAL_BYTES,
+  defaultMaxTotalBytes,
   MAX_ENTRY_BYTES_ENV,
   MAX_INFLATE_RATIO_ENV,
+  MAX_TOTAL_BYTES_ENV,
   type ReadLimits,
   resolveReadLimits,
 } from "./_limits.ts";
@@ -239,6 +242,18 @@ export interface CheckpointLimitOptions {
    * passes the declared size.
    */
   maxInflateRatio?: number;
+  /**
+   * The most bytes one read of a checkpoint may allocate for tensor data in
+   * all: every storage read (inflated) plus every tensor copied out of a
+   * storage (a view of part of one, or one that repeats elements; a tensor
+   * that is its whole storage shares it and costs nothing more). Checked
+   * before any storage is read. Default 16 GiB, or twice the file's size
+   * when that is more (a genuine checkpoint needs about its own size), or
+   * the environment variable `TOKENLAB_MAX_TOTAL_BYTES` (e.g. `64 GiB`)
+   * when it is set and readable. It stops a small file that makes many
+   * views of one storage, each under `maxEntryBytes` but together far more.
+   */
+  maxTotalBytes?: number;
 }
 
 /** Options of {@linkcode TorchZip.open}. */
@@ -1717,7 +1732,8 @@ async function openCheckpoint(
   const zip = await TorchZip.open(path, {
     expected:
       "a PyTorch checkpoint (the ZIP archive torch.save writes in torch >= 1.6)",
-    ...limits,
+    maxEntryBytes: limits.maxEntryBytes,
+    maxInflateRatio: limits.maxInflateRatio,
   });
   try {
     const names = zip.names();
@@ -1946,6 +1962,68 @@ function isContiguous(shape: number[], stride: number[]): boolean {
   return true;
 }
 
+/** Whether a tensor is its whole storage, in order (its data can share the storage's bytes). */
+function sharesStorage(t: TorchTensor): boolean {
+  return t.storage.offset === 0 &&
+    elementCount(t.shape) === t.storage.storageNumel &&
+    isContiguous(t.shape, t.storage.stride);
+}
+
+/**
+ * Before any storage is read: checks that each view of `byKey` expands to
+ * at most `maxEntryBytes`, and that the storages plus the views copied out
+ * of them come to at most the total limit, so that a small file declaring
+ * many large views fails at once instead of after allocating them.
+ */
+function planTensorBytes(
+  ck: OpenCheckpoint,
+  byKey: Map<string, Set<TorchTensor>>,
+): void {
+  const { maxEntryBytes } = ck.limits;
+  const set = ck.limits.maxTotalBytes;
+  const limit = set ?? defaultMaxTotalBytes(ck.zip.fileSize);
+  const named = (t: TorchTensor) => tensorLabel(t, tensorPaths(ck.root));
+  let total = 0;
+  for (const [key, views] of byKey) {
+    const name = `${ck.prefix}data/${key}`;
+    const entry = ck.zip.entry(name);
+    if (entry === undefined) {
+      throw new CheckpointError(
+        `cannot read ${ck.zip.path}: expected the storage file "${name}" the pickle refers to, found no such entry; the archive is incomplete, fetch it again`,
+      );
+    }
+    total += entry.size;
+    for (const t of views) {
+      // checkTensorViews made the count finite and the view fit the storage;
+      // a view that repeats elements (zero or overlapping strides) can still
+      // expand past the storage, up to the entry limit.
+      const n = elementCount(t.shape);
+      const bytesOut = n * itemSize(t.dtype);
+      if (bytesOut > maxEntryBytes) {
+        throw new CheckpointError(
+          `cannot read ${ck.zip.path}: ${named(t)}, of shape [${
+            t.shape.join(", ")
+          }] and stride [${
+            t.storage.stride.join(", ")
+          }], repeats the ${t.storage.storageNumel} elements of storage "${name}" into ${n} ${t.dtype} elements (${bytesOut} bytes), more than the limit of ${maxEntryBytes} bytes (maxEntryBytes); if the checkpoint is genuine, raise the maxEntryBytes option or the ${MAX_ENTRY_BYTES_ENV} environment variable`,
+        );
+      }
+      if (n > 0 && !sharesStorage(t)) total += bytesOut;
+      if (total > limit) {
+        throw new CheckpointError(
+          `cannot read ${ck.zip.path}: its tensors need more than ${limit} bytes in all, the limit (maxTotalBytes${
+            set === null
+              ? `: by default ${DEFAULT_MAX_TOTAL_BYTES} or twice the file's ${ck.zip.fileSize} bytes, whichever is more`
+              : ""
+          }); the storages read plus the views copied out of them reach ${total} bytes at ${
+            named(t)
+          } (storage "${name}"). The file is hostile or damaged; if it is genuine, raise the maxTotalBytes option or the ${MAX_TOTAL_BYTES_ENV} environment variable`,
+        );
+      }
+    }
+  }
+}
+
 /** Reads the storages of `tensors` (each once) and fills their data. */
 async function loadTensors(
   ck: OpenCheckpoint,
@@ -1960,17 +2038,13 @@ async function loadTensors(
     if (set) set.add(t);
     else byKey.set(t.storage.key, new Set([t]));
   }
+  planTensorBytes(ck, byKey);
   for (const [key, set] of byKey) {
     const list = [...set];
     const name = `${ck.prefix}data/${key}`;
     const dtype = list[0].dtype;
     const size = itemSize(dtype);
     const storageNumel = list[0].storage.storageNumel;
-    if (!ck.zip.has(name)) {
-      throw new CheckpointError(
-        `cannot read ${ck.zip.path}: expected the storage file "${name}" the pickle refers to, found no such entry; the archive is incomplete, fetch it again`,
-      );
-    }
     const bytes = await ck.zip.read(name);
     if (bytes.length < storageNumel * size) {
       throw new CheckpointError(
@@ -1993,25 +2067,15 @@ async function loadTensors(
       Math.floor(bytes.length / wordSize),
     );
     for (const t of list) {
-      // checkTensorViews made the count finite and the view fit the storage;
-      // a view that repeats elements (zero or overlapping strides) can still
-      // expand past the storage, up to the entry limit.
+      // planTensorBytes checked each view's size and the total.
       const n = elementCount(t.shape);
       const { offset, stride } = t.storage;
       const bytesOut = n * size;
-      if (bytesOut > ck.limits.maxEntryBytes) {
-        throw new CheckpointError(
-          `cannot read ${ck.zip.path}: ${
-            tensorLabel(t, tensorPaths(ck.root))
-          }, of shape [${t.shape.join(", ")}] and stride [${
-            stride.join(", ")
-          }], repeats the ${storageNumel} elements of storage "${name}" into ${n} ${dtype} elements (${bytesOut} bytes), more than the limit of ${ck.limits.maxEntryBytes} bytes (maxEntryBytes); if the checkpoint is genuine, raise the maxEntryBytes option or the ${MAX_ENTRY_BYTES_ENV} environment variable`,
-        );
-      }
       if (n === 0) {
         t.data = dataView(dtype, new ArrayBuffer(0), 0, 0);
       } else if (isContiguous(t.shape, stride)) {
-        if (offset === 0 && n === storageNumel && list.length === 1) {
+        if (sharesStorage(t)) {
+          // The whole storage: shared, as torch shares it between the views.
           t.data = dataView(dtype, bytes.buffer, 0, n * size);
         } else {
           const copy = bytes.slice(offset * size, (offset + n) * size);
@@ -2074,7 +2138,8 @@ export function tensorsOf(value: PickleValue): TorchTensor[] {
 
 /**
  * Options of {@linkcode readTorchFile}; the limits of
- * {@linkcode CheckpointLimitOptions} (`maxEntryBytes`, `maxInflateRatio`)
+ * {@linkcode CheckpointLimitOptions} (`maxEntryBytes`, `maxInflateRatio`,
+ * `maxTotalBytes`)
  * apply.
  */
 export interface ReadTorchFileOptions extends CheckpointLimitOptions {
@@ -2114,7 +2179,8 @@ export async function readTorchFile(
 
 /**
  * Options of {@linkcode readTorchStateDict}; the limits of
- * {@linkcode CheckpointLimitOptions} (`maxEntryBytes`, `maxInflateRatio`)
+ * {@linkcode CheckpointLimitOptions} (`maxEntryBytes`, `maxInflateRatio`,
+ * `maxTotalBytes`)
  * apply.
  */
 export interface ReadTorchStateDictOptions extends CheckpointLimitOptions {
