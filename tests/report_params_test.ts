@@ -15,6 +15,7 @@ import {
   findParameterCell,
   injectParameters,
   MAX_PARAMETER_DEPTH,
+  MAX_PARAMETER_FILE_BYTES,
   MAX_PARAMETERS_SOURCE,
   ParameterError,
   type ParameterSpec,
@@ -621,4 +622,54 @@ Deno.test("--params and --param values nested deeper than a parameters cell may 
   );
   assert(err.message.length < 600, `message of ${err.message.length} chars`);
   assertStringIncludes(err.message, '"seed" expects a whole number');
+});
+
+Deno.test("--params files that are devices, FIFOs, oversize or not UTF-8 are refused at once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const refused = async (path: string, says: string[]) => {
+      const t0 = performance.now();
+      const err = await assertRejects(
+        () => readParameterFile(path),
+        ParameterError,
+      );
+      const took = performance.now() - t0;
+      assert(took < 2000, `expected a refusal at once, took ${took} ms`);
+      assertStringIncludes(err.message, `--params ${path}`);
+      for (const s of says) assertStringIncludes(err.message, s);
+    };
+    // A device that never ends.
+    await refused("/dev/zero", [
+      "expected a regular file (tokenlab writes one; it follows no links), found not a regular file",
+    ]);
+    // A FIFO: opening it would wait for a writer for ever.
+    const fifo = `${dir}/fifo.json`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(mk.success, "mkfifo failed");
+    await refused(fifo, ["found not a regular file"]);
+    // A sparse file one byte over the limit: refused before it is read.
+    const big = `${dir}/big.json`;
+    await Deno.writeTextFile(big, "{}");
+    await Deno.truncate(big, MAX_PARAMETER_FILE_BYTES + 1);
+    await refused(big, [
+      `expected at most ${MAX_PARAMETER_FILE_BYTES} bytes, found ${
+        MAX_PARAMETER_FILE_BYTES + 1
+      } bytes`,
+    ]);
+    // Invalid UTF-8 is refused, not replaced.
+    const latin = `${dir}/latin1.json`;
+    await Deno.writeFile(
+      latin,
+      new Uint8Array([0x7b, 0x22, 0x6e, 0xe9, 0x22, 0x3a, 0x31, 0x7d]), // {"n\xe9":1}
+    );
+    await refused(latin, [
+      "expected UTF-8 text, found bytes that are not UTF-8",
+    ]);
+    // A link to a good file is followed: the path is the user's own.
+    await Deno.writeTextFile(`${dir}/real.json`, '{"seed": 5}');
+    await Deno.symlink(`${dir}/real.json`, `${dir}/link.json`);
+    assertEquals(await readParameterFile(`${dir}/link.json`), { seed: 5 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

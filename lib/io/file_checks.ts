@@ -30,23 +30,26 @@ export function notRegularFile(info: Deno.FileInfo): string | null {
   return info.isFile ? null : "not a regular file";
 }
 
-/** What {@linkcode readJsonFile} accepts. */
+/** What {@linkcode readRegularFile} and {@linkcode readJsonFile} accept. */
 export interface ReadJsonFileOptions {
   /** The largest file read, in bytes: a larger one is refused before it is read. */
   maxBytes: number;
 }
 
 /**
- * Reads a JSON file as untrusted: a regular file of at most `maxBytes`,
- * strict UTF-8, parsed (`{ value }`: the file may hold `null`). Returns
- * null when nothing is at `path`.
+ * Reads a file as untrusted: a regular file (not a link, folder, FIFO or
+ * device: those are refused before the file is opened, so none can block
+ * or stream forever) of at most `maxBytes`. The bytes come from one open
+ * handle checked to be the same file the path named (a file swapped in
+ * after the check is refused), and no more than the size it had when
+ * opened is read. Returns null when nothing is at `path`.
  *
- * @throws {FieldProblem} of the field `(file)` for anything else: a link, a folder, too large, unreadable, not UTF-8, not JSON
+ * @throws {FieldProblem} of the field `(file)` for anything else: a link, a folder, too large, unreadable, changed while read
  */
-export async function readJsonFile(
+export async function readRegularFile(
   path: string,
   options: ReadJsonFileOptions,
-): Promise<{ value: unknown } | null> {
+): Promise<Uint8Array | null> {
   let info: Deno.FileInfo | null;
   try {
     info = await lstatOrNull(path);
@@ -66,23 +69,74 @@ export async function readJsonFile(
       other,
     );
   }
-  if (info.size > options.maxBytes) {
-    throw new FieldProblem(
+  const tooLarge = (size: number) =>
+    new FieldProblem(
       "(file)",
       `at most ${options.maxBytes} bytes`,
-      `${info.size} bytes`,
+      `${size} bytes`,
     );
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = await Deno.readFile(path);
-  } catch (e) {
-    throw new FieldProblem(
+  if (info.size > options.maxBytes) throw tooLarge(info.size);
+  const unreadable = (e: unknown) =>
+    new FieldProblem(
       "(file)",
-      "JSON text (UTF-8)",
+      "a readable file",
       `a file that cannot be read (${(e as Error).message})`,
     );
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw unreadable(e);
   }
+  try {
+    const now = await file.stat();
+    if (
+      !now.isFile || now.ino !== info.ino || now.dev !== info.dev
+    ) {
+      throw new FieldProblem(
+        "(file)",
+        "the regular file that was checked",
+        "another file in its place when it was opened (it was replaced meanwhile)",
+      );
+    }
+    if (now.size > options.maxBytes) throw tooLarge(now.size);
+    const bytes = new Uint8Array(now.size);
+    let got = 0;
+    while (got < bytes.length) {
+      const n = await file.read(bytes.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    const more = await file.read(new Uint8Array(1));
+    if (got !== bytes.length || more !== null) {
+      throw new FieldProblem(
+        "(file)",
+        `the ${now.size} bytes the file held when opened`,
+        "a file that changed size while it was read",
+      );
+    }
+    return bytes;
+  } catch (e) {
+    if (e instanceof FieldProblem) throw e;
+    throw unreadable(e);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * Reads a JSON file as untrusted: a regular file of at most `maxBytes`
+ * (read by {@linkcode readRegularFile}), strict UTF-8, parsed (`{ value }`:
+ * the file may hold `null`). Returns null when nothing is at `path`.
+ *
+ * @throws {FieldProblem} of the field `(file)` for anything else: a link, a folder, too large, unreadable, not UTF-8, not JSON
+ */
+export async function readJsonFile(
+  path: string,
+  options: ReadJsonFileOptions,
+): Promise<{ value: unknown } | null> {
+  const bytes = await readRegularFile(path, options);
+  if (bytes === null) return null;
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -29,6 +29,8 @@ import {
   type NotebookCell,
   sourceLines,
 } from "./notebook.ts";
+import { readRegularFile } from "../io/file_checks.ts";
+import { FieldProblem } from "../io/json_fields.ts";
 
 /** The kind of value a parameter holds. */
 export type ParameterType =
@@ -1146,8 +1148,18 @@ export function parseParameterFile(
 }
 
 /**
- * Reads a `--params` file; see {@linkcode parseParameterFile}. Throws
- * {@linkcode ParameterError} when the file cannot be read.
+ * The largest `--params` file read: 16 MiB. A parameters file holds a few
+ * values; this only stops a wrong path (a device, a huge file) from being
+ * read without end.
+ */
+export const MAX_PARAMETER_FILE_BYTES = 16 * 2 ** 20;
+
+/**
+ * Reads a `--params` file; see {@linkcode parseParameterFile}. A link is
+ * followed (the path is the user's own); what it leads to must be a
+ * regular file of at most {@linkcode MAX_PARAMETER_FILE_BYTES} bytes of
+ * UTF-8 text. Throws {@linkcode ParameterError} when the file cannot be
+ * read, or is not such a file.
  *
  * @example
  * ```ts
@@ -1161,14 +1173,31 @@ export function parseParameterFile(
 export async function readParameterFile(
   path: string,
 ): Promise<Record<string, unknown>> {
+  const expected = "expected a JSON file of parameter names and values";
+  let bytes: Uint8Array | null;
+  try {
+    bytes = await readRegularFile(await Deno.realPath(path), {
+      maxBytes: MAX_PARAMETER_FILE_BYTES,
+    });
+  } catch (e) {
+    const why = e instanceof FieldProblem
+      ? `expected ${e.expected}, found ${e.found}`
+      : (e as Error).message;
+    throw new ParameterError(
+      `--params ${path}: cannot read it (${why}); ${expected}`,
+    );
+  }
+  if (bytes === null) {
+    throw new ParameterError(
+      `--params ${path}: cannot read it (it was removed while being opened); ${expected}`,
+    );
+  }
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
     throw new ParameterError(
-      `--params ${path}: cannot read it (${
-        (e as Error).message
-      }); expected a JSON file of parameter names and values`,
+      `--params ${path}: expected UTF-8 text, found bytes that are not UTF-8; save the file as UTF-8 JSON`,
     );
   }
   return parseParameterFile(text, path);
