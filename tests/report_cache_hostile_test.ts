@@ -119,6 +119,8 @@ interface Damage {
   bytes?: (clean: Uint8Array) => Uint8Array;
   /** Replaces the file by something else at its path. */
   replace?: (path: string) => Promise<void>;
+  /** A version-1 file (no digest): a frozen one is told to be recomputed or deleted, not restored. */
+  digestless?: boolean;
   field: string;
   expected: string | ((doc: Json) => Promise<string> | string);
   found: string | ((doc: Json) => Promise<string> | string);
@@ -138,12 +140,12 @@ function parseMessage(text: string): string {
 }
 
 /** The damages every stored result is checked against (`key`: the config key). */
-function damages(key: string, code: string, frozen: boolean): Damage[] {
-  // Only the frozen store may hold version 1 (no digest): a cache entry
-  // without its digest could carry any edit.
-  const format = frozen
-    ? '"tokenlab-result/2" (or "tokenlab-result/1", written before results had a digest)'
-    : '"tokenlab-result/2" (a cache entry carries a digest; one without is recomputed)';
+function damages(key: string, code: string): Damage[] {
+  // Neither store reads version 1 (no digest): a file relabelled so, its
+  // digest dropped, could carry any edit.
+  const format = '"tokenlab-result/2"';
+  const v1 =
+    'the string "tokenlab-result/1", written before results carried a digest';
   const out: Damage[] = [
     {
       what: "not JSON",
@@ -424,9 +426,21 @@ function damages(key: string, code: string, frozen: boolean): Damage[] {
       found: f === "seconds" ? 'the string "12"' : "number 7",
     });
   }
-  if (!frozen) {
-    // The downgrade: an edited entry relabelled version 1, its digest dropped.
-    out.push({
+  out.push(
+    {
+      what: "relabelled version 1 without its digest, otherwise clean",
+      edit: (d) => {
+        d.format = "tokenlab-result/1";
+        delete d.sha256;
+      },
+      keepDigest: true,
+      digestless: true,
+      field: "format",
+      expected: format,
+      found: v1,
+    },
+    {
+      // The downgrade: an edit passed off as a file from before the digest.
       what: "value edited and relabelled version 1 without its digest",
       edit: (d) => {
         d.format = "tokenlab-result/1";
@@ -434,11 +448,35 @@ function damages(key: string, code: string, frozen: boolean): Damage[] {
         (d.value as Json).top1 = 99;
       },
       keepDigest: true,
+      digestless: true,
       field: "format",
       expected: format,
-      found: 'the string "tokenlab-result/1"',
-    });
-  }
+      found: v1,
+    },
+    {
+      what: "relabelled version 1, its digest kept",
+      edit: (d) => d.format = "tokenlab-result/1",
+      keepDigest: true,
+      digestless: true,
+      field: "format",
+      expected: format,
+      found: v1,
+    },
+    {
+      what:
+        "version 1 with a provenance field also wrong (the format is checked first)",
+      edit: (d) => {
+        d.format = "tokenlab-result/1";
+        delete d.sha256;
+        (d.provenance as Json).seconds = "33.9";
+      },
+      keepDigest: true,
+      digestless: true,
+      field: "format",
+      expected: format,
+      found: v1,
+    },
+  );
   void code;
   return out;
 }
@@ -515,7 +553,7 @@ Deno.test("results cache: each damaged or edited entry is ignored with a warning
     assertEquals(doc.format, "tokenlab-result/2");
     assertEquals(doc.sha256, await sealDigest(doc));
 
-    for (const d of damages(key, code, false)) {
+    for (const d of damages(key, code)) {
       await damage(path, clean, d);
       warnings.length = 0;
       const before = h.calls;
@@ -620,8 +658,8 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
     const path = `${root}/frozen/${NAME}/${key}.json`;
     const clean = await Deno.readFile(path);
     const doc = JSON.parse(dec(clean));
-    const all = [
-      ...damages(key, await codeVersion(), true),
+    const all: Damage[] = [
+      ...damages(key, await codeVersion()),
       {
         what: "frozen at smoke scale",
         edit: (d: Json) => (d.provenance as Json).scale = "smoke",
@@ -637,15 +675,16 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
         ExperimentError,
         d.what,
       );
-      assertEquals(
-        e.message,
+      const what =
         `frozen result ${path} is unusable: field ${d.field}: expected ${await text(
           d.expected,
           doc,
-        )}, found ${await text(
-          d.found,
-          doc,
-        )}. A frozen result is the committed record of a full-scale run and is never replaced silently: restore it from git (git checkout -- <that file>), or recompute and freeze it again (the report with --refresh --freeze), or delete it to compute experiment ${NAME} again.`,
+        )}, found ${await text(d.found, doc)}`;
+      assertEquals(
+        e.message,
+        d.digestless
+          ? `${what}; recompute and freeze it again (the report with --refresh --freeze), or delete it to compute experiment ${NAME} again.`
+          : `${what}. A frozen result is the committed record of a full-scale run and is never replaced silently: restore it from git (git checkout -- <that file>), or recompute and freeze it again (the report with --refresh --freeze), or delete it to compute experiment ${NAME} again.`,
         d.what,
       );
       assertEquals([e.file, e.field], [path, d.field], d.what);
@@ -666,49 +705,24 @@ Deno.test("frozen store: each damaged or edited result is an ExperimentError nam
     const old = await experiment(NAME, CONFIG, compute, opts);
     assertEquals([old.source, old.codeChanged, h.calls], ["frozen", true, 1]);
 
-    // Version 1 (no digest) is read after the same field checks.
+    // Version 1 (no digest), exactly as it was frozen before the digest
+    // existed, is refused too, and nothing is computed in its place.
     const { sha256: _, ...v1 } = { ...doc, format: "tokenlab-result/1" };
-    await Deno.writeTextFile(path, JSON.stringify(v1, null, 1));
-    const legacy = await experiment(NAME, CONFIG, compute, opts);
-    assertEquals([legacy.source, legacy.value, h.calls], [
-      "frozen",
-      VALUE,
-      1,
-    ]);
-    await Deno.writeTextFile(
-      path,
-      JSON.stringify({
-        ...v1,
-        provenance: { ...doc.provenance, seconds: "33.9" },
-      }),
-    );
-    const bad = await assertRejects(
+    await Deno.writeTextFile(path, JSON.stringify(v1, null, 1) + "\n");
+    const legacy = await assertRejects(
       () => experiment(NAME, CONFIG, compute, opts),
       ExperimentError,
     );
-    assertEquals([bad.file, bad.field], [path, "provenance.seconds"]);
+    assertEquals([legacy.file, legacy.field], [path, "format"]);
     assertStringIncludes(
-      bad.message,
-      `field provenance.seconds: expected a finite number >= 0, found the string "33.9".`,
+      legacy.message,
+      'found the string "tokenlab-result/1", written before results carried a digest; recompute and freeze it again (the report with --refresh --freeze), or delete it',
     );
-    await Deno.writeTextFile(
-      path,
-      JSON.stringify({ ...v1, sha256: doc.sha256 }),
-    );
-    const mixed = await assertRejects(
-      () => experiment(NAME, CONFIG, compute, opts),
-      ExperimentError,
-    );
-    assertEquals([mixed.file, mixed.field], [path, '"sha256"']);
-    assertStringIncludes(
-      mixed.message,
-      "expected no such field (a stored result has format, config, provenance, value)",
-    );
-    assertEquals(h.calls, 1);
+    assertEquals([h.calls, warnings.length], [1, 0]);
   });
 });
 
-Deno.test("frozen store: every committed frozen result (version 1) passes the checks and is used", async () => {
+Deno.test("frozen store: every committed frozen result is version 2, sealed, passes the checks and is used", async () => {
   await inFresh("committed", async (root) => {
     let n = 0;
     for await (const dir of Deno.readDir(`${ROOT}data/frozen`)) {
@@ -716,6 +730,12 @@ Deno.test("frozen store: every committed frozen result (version 1) passes the ch
       for await (const f of Deno.readDir(`${ROOT}data/frozen/${dir.name}`)) {
         const doc = JSON.parse(
           await Deno.readTextFile(`${ROOT}data/frozen/${dir.name}/${f.name}`),
+        );
+        assertEquals(doc.format, "tokenlab-result/2", `${dir.name}/${f.name}`);
+        assertEquals(
+          doc.sha256,
+          await sealDigest(doc),
+          `${dir.name}/${f.name}`,
         );
         const r = await experiment(dir.name, doc.config, () => {
           throw new Error("a frozen result must not be computed");

@@ -21,17 +21,18 @@
  * JSON nested at most {@linkcode MAX_JSON_DEPTH} levels, with exactly the
  * fields tokenlab writes, each of its type and range, its config the one
  * looked up and its provenance naming the experiment, config key and (in
- * the cache) code version of the file's own name. Format version 2
- * (`tokenlab-result/2`) also carries `sha256`, the SHA-256 of the canonical
- * JSON of its other fields, checked before anything else; version 1
- * (written before the digest existed) is still read from the frozen store
- * (committed results, checked by git) after the same field checks, never
- * from the cache, where dropping the digest would let an edit through. An entry that fails a check is never
- * used: a cache entry is only a copy, so it is ignored with a warning (the
- * experiment comes from the frozen store or is computed again, and its
- * entry replaced); a frozen entry is a committed record that cannot be
- * recomputed silently, so it is refused with an {@linkcode ExperimentError}
- * naming the file and the field.
+ * the cache) code version of the file's own name. Its format
+ * (`tokenlab-result/2`) carries `sha256`, the SHA-256 of the canonical JSON
+ * of its other fields, checked before anything else. Version 1
+ * (`tokenlab-result/1`, written before results carried a digest) is
+ * refused in the cache and in the frozen store alike: relabelling a file
+ * version 1 and dropping its digest would otherwise let any edit through.
+ * An entry that fails a check is never used: a cache entry is only a copy,
+ * so it is ignored with a warning (the experiment comes from the frozen
+ * store or is computed again, and its entry replaced); a frozen entry is a
+ * committed record that cannot be recomputed silently, so it is refused
+ * with an {@linkcode ExperimentError} naming the file and the field (for
+ * version 1: recompute and freeze it again, or delete it).
  *
  * @module
  */
@@ -45,6 +46,7 @@ import { VERSION } from "../version.ts";
 import { sha256Hex } from "../io/digest.ts";
 import { readJsonFile } from "../io/file_checks.ts";
 import {
+  describe,
   FieldProblem,
   fieldProblem,
   finiteField,
@@ -109,9 +111,9 @@ export interface ExperimentResult<T> {
   codeChanged: boolean;
 }
 
-/** The format tag this code writes: version 2, with `sha256`. */
+/** The format tag this code writes and reads: version 2, with `sha256`. */
 const FORMAT = "tokenlab-result/2";
-/** The format tag written before stored results had a digest (still read). */
+/** The format tag written before stored results had a digest (refused). */
 const FORMAT_V1 = "tokenlab-result/1";
 
 /** The largest stored result read back, in bytes: far above any summary a report keeps, below what a string can hold. */
@@ -122,9 +124,9 @@ export const MAX_JSON_DEPTH = 1000;
 
 /** The stored form of a result. */
 interface StoredResult {
-  format: typeof FORMAT | typeof FORMAT_V1;
-  /** SHA-256 of the canonical JSON of the other fields (version 2). */
-  sha256?: string;
+  format: typeof FORMAT;
+  /** SHA-256 of the canonical JSON of the other fields. */
+  sha256: string;
   config: unknown;
   provenance: ExperimentProvenance;
   value: unknown;
@@ -527,6 +529,20 @@ function storedDigest(
   );
 }
 
+/**
+ * A stored result of version 1 (no digest): refused like any other damage,
+ * and told apart so that a frozen one says what to do about it.
+ */
+class DigestlessResult extends FieldProblem {
+  constructor() {
+    super(
+      "format",
+      JSON.stringify(FORMAT),
+      `${describe(FORMAT_V1)}, written before results carried a digest`,
+    );
+  }
+}
+
 /** A result as the text of its file. */
 interface StoredText {
   text: string;
@@ -580,27 +596,14 @@ async function readStored(
   if (read === null) return null;
   const doc = read.value;
   if (!isPlainObject(doc)) fieldProblem("(file)", "a JSON object", doc);
-  // Version 1 (no digest) is accepted only from the frozen store, whose
-  // committed results predate the digest and are checked by git; a cache
-  // entry of version 1 would let an edit pass by dropping its digest.
-  if (doc.format !== FORMAT && !(frozen && doc.format === FORMAT_V1)) {
-    fieldProblem(
-      "format",
-      frozen
-        ? `${JSON.stringify(FORMAT)} (or ${
-          JSON.stringify(FORMAT_V1)
-        }, written before results had a digest)`
-        : `${
-          JSON.stringify(FORMAT)
-        } (a cache entry carries a digest; one without is recomputed)`,
-      doc.format,
-    );
+  // Only version 2 is read: a file relabelled version 1 with its digest
+  // dropped could carry any edit.
+  if (doc.format === FORMAT_V1) throw new DigestlessResult();
+  if (doc.format !== FORMAT) {
+    fieldProblem("format", JSON.stringify(FORMAT), doc.format);
   }
-  const v2 = doc.format === FORMAT;
   const o = objectFields(doc, "", {
-    required: v2
-      ? ["format", "sha256", "config", "provenance", "value"]
-      : ["format", "config", "provenance", "value"],
+    required: ["format", "sha256", "config", "provenance", "value"],
     what: "a stored result",
     quoteUnknown: true,
   });
@@ -608,27 +611,25 @@ async function readStored(
   const configText = storedJson(o.config, "config");
   const provenanceText = storedJson(o.provenance, "provenance");
   const valueText = storedJson(o.value, "value");
-  if (v2) {
-    stringField(o.sha256, "sha256", {
-      maxLength: 64,
-      pattern: {
-        re: /^[0-9a-f]{64}$/,
-        what: "64 lowercase hex digits",
-      },
-    });
-    const got = await storedDigest(
-      FORMAT,
-      configText,
-      provenanceText,
-      valueText,
+  stringField(o.sha256, "sha256", {
+    maxLength: 64,
+    pattern: {
+      re: /^[0-9a-f]{64}$/,
+      what: "64 lowercase hex digits",
+    },
+  });
+  const got = await storedDigest(
+    FORMAT,
+    configText,
+    provenanceText,
+    valueText,
+  );
+  if (got !== o.sha256) {
+    throw new FieldProblem(
+      "sha256",
+      `the SHA-256 of the file's other fields (${got})`,
+      `${o.sha256}: the file was edited or damaged`,
     );
-    if (got !== o.sha256) {
-      throw new FieldProblem(
-        "sha256",
-        `the SHA-256 of the file's other fields (${got})`,
-        `${o.sha256}: the file was edited or damaged`,
-      );
-    }
   }
   if (configText !== context.configText) {
     throw new FieldProblem(
@@ -731,6 +732,12 @@ export async function experiment<T>(
         if (!(e instanceof FieldProblem)) throw e;
         if (damaged !== null) {
           warn(`${damaged}; it is ignored (a cache entry is only a copy).`);
+        }
+        if (e instanceof DigestlessResult) {
+          throw new ExperimentError(
+            `frozen result ${frozenPath} is unusable: field ${e.field}: expected ${e.expected}, found ${e.found}; recompute and freeze it again (the report with --refresh --freeze), or delete it to compute experiment ${name} again.`,
+            { file: frozenPath, field: e.field },
+          );
         }
         throw new ExperimentError(
           `frozen result ${frozenPath} is unusable: field ${e.field}: expected ${e.expected}, found ${e.found}. A frozen result is the committed record of a full-scale run and is never replaced silently: restore it from git (git checkout -- <that file>), or recompute and freeze it again (the report with --refresh --freeze), or delete it to compute experiment ${name} again.`,
