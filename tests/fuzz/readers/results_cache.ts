@@ -1,8 +1,8 @@
 /**
  * Fuzzing the report results cache: one stored result (version 2, with its
  * digest) written by `experiment()` itself in the child, and the same in the
- * version-1 form (no digest), put in the cache, in the frozen store, or in
- * both with only the cache entry damaged; the whole file mutated as JSON or
+ * version-1 form (no digest, refused by both stores), put in the cache, in
+ * the frozen store, or in both with only the cache entry damaged; the whole file mutated as JSON or
  * bytes, or one part of it (value, provenance, config) mutated as JSON with
  * the digest mostly re-sealed, so mutations reach the field checks; or the
  * file gone, a folder, empty or a huge sparse file.
@@ -12,8 +12,9 @@
  * warning and a recompute: that case counts as the reader's own error
  * ({@linkcode DamagedEntry}, the warning as its message), as does an
  * `ExperimentError` (a damaged frozen entry). A stored value that differs
- * from the one written, from a version-2 file whose digest was not
- * re-sealed, is a wrong silent answer: a defect ({@linkcode WrongValue}).
+ * from the one written, from a file whose digest was not re-sealed, is a
+ * wrong silent answer, and so is any result read from a version-1 file: a
+ * defect ({@linkcode WrongValue}).
  *
  * @module
  */
@@ -122,7 +123,7 @@ async function make(rng: Rng, seeds: Seeds, dir: string): Promise<string[]> {
   const doc: Record<string, unknown> = structuredClone(seeds.doc);
   const what = [`${where}`];
   if (rng.float() < 0.25) {
-    // the version-1 form, written before results had a digest
+    // the version-1 form, written before results carried a digest (refused)
     doc.format = "tokenlab-result/1";
     delete doc.sha256;
     what.push("version 1");
@@ -229,12 +230,17 @@ export const reader: FuzzReader<Seeds> = {
     if (r.source === "computed" && (!ran || got !== seeds!.valueText)) {
       throw new WrongValue(`computed, but the value is ${got.slice(0, 200)}`);
     }
+    const from = r.source === "cache"
+      ? `${dir}/cache/${seeds!.cacheName}`
+      : `${dir}/frozen/${seeds!.frozenName}`;
+    if (r.source !== "computed" && !await isV2(from)) {
+      throw new WrongValue(
+        `a ${r.source} entry that is not version 2 (no digest) was used`,
+      );
+    }
     if (r.source !== "computed" && got !== seeds!.valueText) {
-      const from = r.source === "cache"
-        ? `${dir}/cache/${seeds!.cacheName}`
-        : `${dir}/frozen/${seeds!.frozenName}`;
       const mutated = (r.source === "cache") === (meta.target === "cache");
-      if (!mutated || (!meta.sealed && await isV2(from))) {
+      if (!mutated || !meta.sealed) {
         throw new WrongValue(
           `a ${r.source} entry whose digest was not re-sealed was returned as valid with another value: ${
             got.slice(0, 200)
