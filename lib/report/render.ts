@@ -10,7 +10,10 @@
  *
  * Nothing a notebook printed can run in the reader's browser: every piece of
  * HTML (outputs, rendered Markdown, prose cells) goes through the report's
- * sanitiser (sanitize.ts), the page carries a Content-Security-Policy that
+ * sanitiser (sanitize.ts), every SVG through its SVG policy (also the files
+ * written beside the Markdown report), raster images are taken only as
+ * strict base64 (anything else is a note, never markup), the page carries a
+ * Content-Security-Policy that
  * allows only its own scripts by hash (csp.ts), and in Markdown the values
  * from data, parameters and errors are escaped and notebook Markdown is
  * cleaned of script and unsafe links (markdown_escape.ts).
@@ -24,7 +27,7 @@ import { toBase64 } from "../data/png.ts";
 import { cellSource, type Notebook, type NotebookCell } from "./notebook.ts";
 import { inlineText, reportCsp } from "./csp.ts";
 import { escapeMarkdown, sanitizeMarkdown } from "./markdown_escape.ts";
-import { sanitizeHtml } from "./sanitize.ts";
+import { sanitizeHtml, sanitizeSvg, strictBase64 } from "./sanitize.ts";
 
 /** The plotly MIME type. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
@@ -80,6 +83,30 @@ const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 function stripAnsi(s: string): string {
   return s.replace(ANSI, "");
 }
+
+/** The raster image types an output may carry, in the order they are chosen. */
+const RASTER_MIME = ["image/png", "image/jpeg", "image/gif"] as const;
+type RasterMime = typeof RASTER_MIME[number];
+
+/**
+ * An output's raster image: its MIME type and strict base64 (null when the
+ * value is not base64, so it is never put into a page or decoded).
+ */
+function rasterOf(
+  data: Record<string, unknown>,
+): { mime: RasterMime; base64: string | null } | null {
+  const mime = RASTER_MIME.find((m) => m in data);
+  if (mime === undefined) return null;
+  return { mime, base64: strictBase64(mimeText(data[mime])) };
+}
+
+/** The note shown in place of an image output that cannot be shown. */
+function imageNote(mime: string, why: string): string {
+  return `${mime} output not shown: ${why}`;
+}
+
+const NOT_BASE64 = "its data is not base64";
+const NO_SVG = "nothing drawable was left after removing unsafe parts";
 
 /** An error output's traceback (or name and message), without colour codes. */
 function errorText(o: Output): string {
@@ -375,15 +402,23 @@ function htmlOutput(o: Output, newFigureId: () => string): string {
       sanitizeHtml(mimeText(data["text/html"]))
     }</div>`;
   }
-  if ("image/png" in data) {
-    return `<div class="output"><img alt="figure" src="data:image/png;base64,${
-      mimeText(data["image/png"]).replace(/\s/g, "")
-    }"></div>`;
+  const raster = rasterOf(data);
+  if (raster) {
+    // Only strict base64 goes into the attribute: nothing can close it.
+    return raster.base64 === null
+      ? `<div class="output note">${
+        escapeXml(imageNote(raster.mime, NOT_BASE64))
+      }</div>`
+      : `<div class="output"><img alt="figure" src="data:${raster.mime};base64,${raster.base64}"></div>`;
   }
   if ("image/svg+xml" in data) {
-    const b64 = toBase64(
-      new TextEncoder().encode(mimeText(data["image/svg+xml"])),
-    );
+    const svg = sanitizeSvg(mimeText(data["image/svg+xml"]));
+    if (!svg) {
+      return `<div class="output note">${
+        escapeXml(imageNote("image/svg+xml", NO_SVG))
+      }</div>`;
+    }
+    const b64 = toBase64(new TextEncoder().encode(svg));
     return `<div class="output"><img alt="figure" src="data:image/svg+xml;base64,${b64}"></div>`;
   }
   if ("text/markdown" in data) {
@@ -424,9 +459,12 @@ export function renderMarkdown(
   const files: ReportFile[] = [];
   const dir = `${meta.name}_files`;
   const addFile = (ext: string, bytes: Uint8Array, cell: number) => {
-    const path = `${dir}/cell${cell}-${files.length + 1}.${ext}`;
-    files.push({ path, bytes });
-    return path;
+    const file = `cell${cell}-${files.length + 1}.${ext}`;
+    files.push({ path: `${dir}/${file}`, bytes });
+    // The link is a URL: the name percent-encoded, so that no name (one
+    // with ":", "#", "?", spaces or brackets) is read as a scheme, a
+    // fragment or the end of the link.
+    return `${linkSegment(dir)}/${file}`;
   };
   const lines: string[] = [];
   // The name comes from a file name: nothing in it may end the comment.
@@ -469,6 +507,28 @@ export function renderMarkdown(
   return { markdown: lines.join("\n").replace(/\n{3,}/g, "\n\n"), files };
 }
 
+/** A path segment of a Markdown link, percent-encoded (brackets too). */
+function linkSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(
+    /[()'!*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** An SVG output as a sanitised file beside the Markdown report, or a note. */
+function svgFile(
+  text: string,
+  cell: number,
+  alt: string,
+  addFile: (ext: string, bytes: Uint8Array, cell: number) => string,
+): string {
+  const svg = sanitizeSvg(text);
+  if (!svg) return `*(${escapeMarkdown(imageNote("image/svg+xml", NO_SVG))})*`;
+  return `![${alt}](${
+    addFile("svg", new TextEncoder().encode(svg), cell + 1)
+  })`;
+}
+
 function fence(text: string, lang = ""): string {
   const longest = Math.max(
     2,
@@ -505,13 +565,7 @@ function markdownOutput(
     let image: string;
     if (png) image = `![${alt}](${addFile("png", png, cell + 1)})`;
     else if ("image/svg+xml" in data) {
-      image = `![${alt}](${
-        addFile(
-          "svg",
-          new TextEncoder().encode(mimeText(data["image/svg+xml"])),
-          cell + 1,
-        )
-      })`;
+      image = svgFile(mimeText(data["image/svg+xml"]), cell, alt, addFile);
     } else {
       image =
         `*(static image of "${alt}" skipped: no browser to render it; the HTML report draws it)*`;
@@ -524,21 +578,17 @@ function markdownOutput(
   if ("text/markdown" in data) {
     return sanitizeMarkdown(mimeText(data["text/markdown"])).trim();
   }
-  if ("image/png" in data) {
-    const bytes = Uint8Array.from(
-      atob(mimeText(data["image/png"]).replace(/\s/g, "")),
-      (c) => c.charCodeAt(0),
-    );
-    return `![figure](${addFile("png", bytes, cell + 1)})`;
+  const raster = rasterOf(data);
+  if (raster) {
+    if (raster.base64 === null) {
+      return `*(${escapeMarkdown(imageNote(raster.mime, NOT_BASE64))})*`;
+    }
+    const bytes = Uint8Array.from(atob(raster.base64), (c) => c.charCodeAt(0));
+    const ext = raster.mime.slice("image/".length).replace("jpeg", "jpg");
+    return `![figure](${addFile(ext, bytes, cell + 1)})`;
   }
   if ("image/svg+xml" in data) {
-    return `![figure](${
-      addFile(
-        "svg",
-        new TextEncoder().encode(mimeText(data["image/svg+xml"])),
-        cell + 1,
-      )
-    })`;
+    return svgFile(mimeText(data["image/svg+xml"]), cell, "figure", addFile);
   }
   if ("text/html" in data) return htmlForMarkdown(mimeText(data["text/html"]));
   if ("text/plain" in data) {

@@ -820,6 +820,14 @@ function mdTarget(name: string, ext: string): string {
   }.${ext}`;
 }
 
+/**
+ * A report's file name in an `href` of the HTML index: percent-encoded as in
+ * the Markdown index, after `./` so that no name is read as a scheme.
+ */
+function htmlTarget(name: string, ext: string): string {
+  return escapeXml(`./${mdTarget(name, ext)}`);
+}
+
 function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
   // Everything in a cell is data (names, errors, headlines): escaped.
   const cell = (s: string) => escapeMarkdown(s);
@@ -872,11 +880,11 @@ function indexHtml(entries: readonly IndexEntry[], now: string): string {
   const row = (e: IndexEntry) => {
     const name = e.status === "not run"
       ? escapeXml(e.name)
-      : `<a href="${escapeXml(e.name)}.html">${
+      : `<a href="${htmlTarget(e.name, "html")}">${
         escapeXml(e.name)
-      }</a> <small>(<a href="${escapeXml(e.name)}.md">md</a>, <a href="${
-        escapeXml(e.name)
-      }.ipynb">ipynb</a>)</small>`;
+      }</a> <small>(<a href="${htmlTarget(e.name, "md")}">md</a>, <a href="${
+        htmlTarget(e.name, "ipynb")
+      }">ipynb</a>)</small>`;
     const status = e.status === "failed"
       ? `<span class="failed" title="${escapeXml(e.error)}">failed</span>`
       : escapeXml(e.status);
