@@ -28,7 +28,15 @@ import {
   sanitizeMarkdown,
 } from "../lib/report/markdown_escape.ts";
 import { pageCheckProblems, runReports } from "../lib/report/run.ts";
-import { isSafeUrl, sanitizeHtml } from "../lib/report/sanitize.ts";
+import {
+  isSafeUrl,
+  sanitizeHtml,
+  sanitizeSvg,
+  strictBase64,
+} from "../lib/report/sanitize.ts";
+import { renderHtml, renderMarkdown } from "../lib/report/render.ts";
+import { trainingFigure } from "../lib/train/display.ts";
+import { MixedBatchView, showScoreMap } from "tokenlab";
 
 // A missing Chromium is reported as skipped, never as a pass.
 const noBrowser = await chromiumSkip();
@@ -257,6 +265,229 @@ Deno.test("reportCsp: scripts and styles by their SHA-256, nothing fetched", asy
 });
 
 // ---------------------------------------------------------------------------
+// Images: strict base64 only; SVG through its allow-list.
+
+/** An image value that closes the data URI and writes a meta refresh and a fake figure. */
+const IMAGE_PAYLOAD =
+  `AAAA"><meta/http-equiv="refresh"/content="0;url=https://evil.example"><style>body{display:none}</style><script type="application/json" id="tokenlab-fig-1-data">{}</script>`;
+
+/** An SVG that runs script, fetches and links out in every way the review named. */
+const SVG_PAYLOAD =
+  `<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY e "x">]><svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)" width="10">` +
+  `<script>alert(2)</script><foreignObject><iframe src="javascript:alert(3)"></iframe></foreignObject>` +
+  `<a href="javascript:alert(4)"><text>t</text></a><image href="https://evil.example/x.png"/>` +
+  `<use xlink:href="data:image/svg+xml;base64,AA#x"/><animate attributeName="href" to="javascript:alert(5)"/>` +
+  `<rect fill="url(https://evil.example/p#a)" style="fill:url(https://evil.example/q);stroke:red" clip-path="url(#ok)" mask="u\\72l(x)" onclick="alert(6)"/>` +
+  `<style>@import url(https://evil.example/s.css)</style><use href="#ok"/></svg>`;
+
+Deno.test("strictBase64: only base64 that decodes", () => {
+  assertEquals(strictBase64("iVBO Rw0K\nGgo="), "iVBORw0KGgo=");
+  assertEquals(strictBase64(IMAGE_PAYLOAD), null);
+  assertEquals(strictBase64("AAAAA"), null);
+  assertEquals(strictBase64("AA=A"), null);
+  assertEquals(strictBase64("AA="), null);
+  assertEquals(strictBase64(""), "");
+});
+
+Deno.test("sanitizeSvg drops script, foreign content, outside addresses and events", () => {
+  assertEquals(
+    sanitizeSvg(SVG_PAYLOAD),
+    `<svg xmlns="http://www.w3.org/2000/svg" width="10"><text>t</text><image></image><use></use>` +
+      `<rect style="stroke:red" clip-path="url(#ok)"></rect><use href="#ok"></use></svg>`,
+  );
+  assertEquals(
+    sanitizeSvg("<svg/>"),
+    `<svg xmlns="http://www.w3.org/2000/svg"></svg>`,
+  );
+  assertEquals(sanitizeSvg("<p>no drawing</p>"), "");
+});
+
+/**
+ * An SVG as a list of open tags (attributes sorted, entities decoded), close
+ * tags and text: what a reader of the drawing sees, whatever the serialisation.
+ */
+function svgTree(svg: string): string[] {
+  const decode = (t: string) =>
+    t.replace(/&quot;/g, '"').replace(/&lt;/g, "<").replace(/&gt;/g, ">")
+      .replace(/&#39;/g, "'").replace(/&amp;/g, "&");
+  const out: string[] = [];
+  for (const m of svg.matchAll(/<(\/?)([a-zA-Z]+)([^>]*?)(\/?)>|([^<]+)/g)) {
+    if (m[5] !== undefined) {
+      out.push(`text ${decode(m[5])}`);
+      continue;
+    }
+    if (m[1]) {
+      out.push(`/${m[2]}`);
+      continue;
+    }
+    const attrs = [...m[3].matchAll(/([^\s=]+)="([^"]*)"/g)]
+      .map((a) => `${a[1]}=${decode(a[2])}`).sort();
+    out.push(`${m[2]} ${attrs.join(" ")}`);
+    if (m[4]) out.push(`/${m[2]}`);
+  }
+  return out;
+}
+
+Deno.test("sanitizeSvg leaves the kit's own figures as they are drawn", () => {
+  const training = trainingFigure([
+    {
+      kind: "step",
+      epoch: 0,
+      step: 1,
+      stepInEpoch: 0,
+      stepsPerEpoch: 2,
+      loss: 2.3,
+      lr: 1e-4,
+      imagesPerSecond: 300,
+      elapsed: 0.5,
+    },
+    {
+      kind: "step",
+      epoch: 0,
+      step: 2,
+      stepInEpoch: 1,
+      stepsPerEpoch: 2,
+      loss: 2.1,
+      lr: 2e-4,
+      imagesPerSecond: 320,
+      elapsed: 1,
+    },
+    {
+      kind: "eval",
+      epoch: 0,
+      step: 2,
+      which: "model",
+      top1: 12.5,
+      top5: 50,
+      loss: 2.2,
+      images: 64,
+    },
+  ], {
+    title: 'a "run" <&>',
+    schedule: { step: [1, 2, 3], lr: [1e-4, 2e-4, 1e-4] },
+  }).svg;
+  const scoreMap = showScoreMap({
+    k: 1,
+    height: 2,
+    width: 2,
+    scores: new Float32Array([1, 1, 1, 0]),
+    ids: new Int32Array([0, 1, 1, 0]),
+  }, { box: [0, 0, 1, 0.5], tokens: 2, classNames: ["c<at>", "d&g"] }).svg();
+  const mixed = new MixedBatchView({
+    views: [{
+      rgb: new Uint8Array(12).fill(128),
+      top: [{ id: 0, weight: 1 }],
+      tokens: null,
+    }],
+    cells: 2,
+    size: [8, 8],
+    info: {
+      mode: "cutmix",
+      lambda: 0.5,
+      box: { top: 0, left: 0, bottom: 4, right: 4 },
+      patchSize: 4,
+    },
+  }).svg();
+  // The batch view's tiles: PNG data URIs on <image> with a style.
+  const tiles =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="6" height="6" viewBox="0 0 6 6"><image x="0" y="0" width="6" height="6" style="image-rendering:pixelated" href="data:image/png;base64,iVBORw0KGgo="/><text x="1" y="5" font-size="10">cat</text></svg>`;
+  for (const svg of [training, scoreMap, mixed, tiles]) {
+    assert(svg.length > 100, "a real drawing");
+    assertEquals(svgTree(sanitizeSvg(svg)), svgTree(svg));
+  }
+});
+
+Deno.test("image outputs: a value that is not base64 is a note in HTML and Markdown, SVG is sanitised", () => {
+  const nb = {
+    cells: [{
+      cell_type: "code",
+      source: "x",
+      metadata: {},
+      outputs: [
+        { output_type: "display_data", data: { "image/png": IMAGE_PAYLOAD } },
+        {
+          output_type: "display_data",
+          data: { "image/jpeg": [IMAGE_PAYLOAD] },
+        },
+        { output_type: "display_data", data: { "image/gif": IMAGE_PAYLOAD } },
+        { output_type: "display_data", data: { "image/svg+xml": SVG_PAYLOAD } },
+        {
+          output_type: "display_data",
+          data: { "image/png": "iVBORw0K\nGgo=" },
+        },
+      ],
+    }],
+    metadata: {},
+    nbformat: 4,
+    nbformat_minor: 5,
+  } as unknown as Parameters<typeof renderHtml>[0];
+  const meta = {
+    name: "javascript:a b#c?d",
+    status: "ok" as const,
+    error: null,
+    failedCell: null,
+    injectedCell: null,
+    parameters: {},
+    scale: null,
+    seconds: 1,
+    date: "2026-01-01T00:00:00.000Z",
+    staticNote: null,
+  };
+  const html = renderHtml(nb, meta, null);
+  const tags = readTags(html);
+  assertEquals(liveMarkup(tags), []);
+  assertEquals(
+    tags.filter((t) => ["style", "script"].includes(t.name)).length,
+    1,
+  );
+  assert(!html.includes("tokenlab-fig-1"), "no injected figure ids");
+  for (const mime of ["image/png", "image/jpeg", "image/gif"]) {
+    assertStringIncludes(
+      html,
+      `${mime} output not shown: its data is not base64`,
+    );
+  }
+  const images = tags.filter((t) => t.name === "img").map((t) => t.attrs.src);
+  assertEquals(images.length, 2);
+  assertEquals(
+    new TextDecoder().decode(
+      Uint8Array.from(atob(images[0].split(",")[1]), (c) => c.charCodeAt(0)),
+    ),
+    sanitizeSvg(SVG_PAYLOAD),
+  );
+  assertEquals(images[1], "data:image/png;base64,iVBORw0KGgo=");
+
+  const { markdown, files } = renderMarkdown(nb, meta, new Map());
+  assertEquals(liveMarkup(readTags(marked.parse(markdown) as string)), []);
+  assertStringIncludes(
+    markdown,
+    "*(image/png output not shown: its data is not base64)*",
+  );
+  assertStringIncludes(
+    markdown,
+    "*(image/jpeg output not shown: its data is not base64)*",
+  );
+  assertEquals(files.map((f) => f.path), [
+    "javascript:a b#c?d_files/cell1-1.svg",
+    "javascript:a b#c?d_files/cell1-2.png",
+  ]);
+  // The links are URLs: the name percent-encoded, read as no scheme.
+  assertStringIncludes(
+    markdown,
+    "![figure](javascript%3Aa%20b%23c%3Fd_files/cell1-1.svg)",
+  );
+  assertStringIncludes(
+    markdown,
+    "![figure](javascript%3Aa%20b%23c%3Fd_files/cell1-2.png)",
+  );
+  assertEquals(
+    new TextDecoder().decode(files[0].bytes),
+    sanitizeSvg(SVG_PAYLOAD),
+  );
+  assertEquals([...files[1].bytes.slice(0, 4)], [0x89, 0x50, 0x4e, 0x47]);
+});
+
+// ---------------------------------------------------------------------------
 // A real notebook that prints the payloads every way a notebook can.
 
 function notebookJson(cells: string[]): string {
@@ -305,6 +536,15 @@ const HOSTILE_CELLS = [
   } }, { raw: true });`,
   "plot({ data: [{ x: [1, 2], y: [2, 1] }], layout: { title: { text: label } } });",
   "headline(label);",
+  `Deno.jupyter.display({ "image/png": ${
+    JSON.stringify(IMAGE_PAYLOAD)
+  } }, { raw: true });`,
+  `Deno.jupyter.display({ "image/jpeg": ${
+    JSON.stringify(IMAGE_PAYLOAD)
+  } }, { raw: true });`,
+  `Deno.jupyter.display({ "image/svg+xml": ${
+    JSON.stringify(SVG_PAYLOAD)
+  } }, { raw: true });`,
   "throw new Error(label);",
 ];
 
@@ -320,6 +560,12 @@ Deno.test("reports: hostile values reach the HTML, the Markdown and the index on
       `${nbDir}/hostile.ipynb`,
       notebookJson(HOSTILE_CELLS),
     );
+    // A notebook whose file name would break an unencoded link (a name with
+    // ":" or "?" cannot run yet: runOne's staging folder refuses it).
+    await Deno.writeTextFile(
+      `${nbDir}/x#y z(1).ipynb`,
+      notebookJson([`#parameters\nconst label = "plain";`, "1 + 1;"]),
+    );
     const [r] = await runReports([], {
       notebookDir: nbDir,
       outDir,
@@ -327,7 +573,7 @@ Deno.test("reports: hostile values reach the HTML, the Markdown and the index on
       progress: () => {},
     });
     // The last cell throws the payload: the run fails there, and only there.
-    assertEquals([r.status, r.cell], ["failed", 9]);
+    assertEquals([r.status, r.cell], ["failed", 12]);
     assertStringIncludes(r.error, "<script>alert(1)</script>");
 
     // HTML: the page's own scripts only, each allowed by its hash.
@@ -398,12 +644,57 @@ Deno.test("reports: hostile values reach the HTML, the Markdown and the index on
     assertStringIncludes(index, "[hostile](hostile.md) ([html](hostile.html))");
     assertStringIncludes(
       index,
-      "| **failed**: hostile: failed at cell 9: Error: \\<script\\>alert(1)\\</script\\>",
+      "| **failed**: hostile: failed at cell 12: Error: \\<script\\>alert(1)\\</script\\>",
     );
     const indexHtml = await Deno.readTextFile(`${outDir}/index.html`);
     assertEquals(liveMarkup(readTags(indexHtml)), []);
     assertEquals(readTags(indexHtml).filter((t) => t.name === "script"), []);
     assertStringIncludes(indexHtml, 'http-equiv="Content-Security-Policy"');
+    const hrefs = readTags(indexHtml).filter((t) => t.name === "a").map((t) =>
+      t.attrs.href
+    );
+    assertEquals(hrefs, [
+      "./hostile.html",
+      "./hostile.md",
+      "./hostile.ipynb",
+      "./x%23y%20z%281%29.html",
+      "./x%23y%20z%281%29.md",
+      "./x%23y%20z%281%29.ipynb",
+    ]);
+    // The HTML page: images as notes, the one figure the page's own.
+    assertStringIncludes(
+      html,
+      "image/png output not shown: its data is not base64",
+    );
+    assertStringIncludes(
+      html,
+      "image/jpeg output not shown: its data is not base64",
+    );
+    // Every image a data URI of strict base64; the page's one style element.
+    // (An <img> whose address was dropped has none.)
+    for (const t of tags.filter((t) => t.name === "img" && t.attrs.src)) {
+      assertMatch(
+        t.attrs.src,
+        /^data:image\/[a-z+]+;base64,[A-Za-z0-9+/]*={0,2}$/,
+      );
+    }
+    assertEquals(tags.filter((t) => t.name === "style").length, 1);
+    assertEquals(
+      tags.filter((t) => t.attrs.id?.startsWith("tokenlab-fig-")).map((t) =>
+        t.attrs.id
+      ),
+      ["tokenlab-fig-1", "tokenlab-fig-1-data"],
+    );
+    // The SVG written beside the Markdown report is the sanitised one.
+    const svgFiles = [];
+    for await (const f of Deno.readDir(`${outDir}/hostile_files`)) {
+      if (f.name.endsWith(".svg")) svgFiles.push(f.name);
+    }
+    assertEquals(svgFiles.length, 1);
+    assertEquals(
+      await Deno.readTextFile(`${outDir}/hostile_files/${svgFiles[0]}`),
+      sanitizeSvg(SVG_PAYLOAD),
+    );
 
     // In a real browser the page draws its figure and nothing else runs.
     if (noBrowser) {
