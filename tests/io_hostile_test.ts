@@ -22,7 +22,11 @@ import {
   readTorchStateDict,
   TorchZip,
 } from "tokenlab/io/torch.ts";
-import { decodeSafetensors, readSafetensors } from "tokenlab/io/safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  readSafetensors,
+} from "tokenlab/io/safetensors.ts";
 import { allocData } from "tokenlab/io/raw_tensor.ts";
 import { readOfficialMap, ScoreMapError } from "tokenlab/labels/score_map.ts";
 import {
@@ -1032,4 +1036,40 @@ Deno.test("torch: many large views of one storage are bounded in total (maxTotal
   for (const t of sd.values()) bytes += t.data.byteLength;
   const again = await readTorchStateDict(real, { maxTotalBytes: 4 * bytes });
   assertEquals([...again.keys()], [...sd.keys()]);
+});
+
+Deno.test("safetensors: a FIFO or a device is refused before it is opened; a bad header costs only the header", async () => {
+  await withDir(async (dir) => {
+    const fifo = `${dir}/w.safetensors`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert(mk.success, "mkfifo failed");
+    await refusedFast(() => readSafetensors(fifo), CheckpointError, [
+      `cannot read ${fifo}: expected a safetensors file, found something that is not a regular file (a FIFO, socket or device)`,
+    ]);
+    await refusedFast(() => readSafetensors("/dev/zero"), CheckpointError, [
+      "/dev/zero: expected a safetensors file, found something that is not a regular file",
+    ]);
+    // A 1 GiB sparse file whose header is not JSON: refused after reading
+    // its 8 + 16 header bytes, not the gigabyte after them.
+    const bytes = new Uint8Array(24);
+    new DataView(bytes.buffer).setBigUint64(0, 16n, true);
+    bytes.set(enc.encode("not a header...."), 8);
+    const big = await put(dir, "big.safetensors", bytes);
+    await Deno.truncate(big, 2 ** 30);
+    await refusedFast(() => readSafetensors(big), CheckpointError, [
+      "big.safetensors: expected the JSON header to start with",
+    ], 500);
+    // A header that covers exactly the data, read whole.
+    const good = await put(
+      dir,
+      "good.safetensors",
+      new Uint8Array(
+        encodeSafetensors({
+          w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) },
+        }),
+      ),
+    );
+    const { tensors } = await readSafetensors(good);
+    assertEquals([...tensors.get("w")!.data as Float32Array], [1, 2]);
+  });
 });

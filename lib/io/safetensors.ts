@@ -37,6 +37,12 @@ export interface WriteSafetensorsOptions {
 export interface DecodeSafetensorsOptions {
   /** Names the bytes in error messages (default "safetensors bytes"). */
   label?: string;
+  /**
+   * Copy each tensor's data out of `bytes` (default true). False: views of
+   * `bytes` where aligned (copies where not), for a caller that owns the
+   * bytes and will not change them.
+   */
+  copy?: boolean;
 }
 
 /** The tensors to write: a Map or a record of name to tensor. */
@@ -159,23 +165,27 @@ function duplicateKey(
   return undefined;
 }
 
+function tooShort(length: number, label: string): CheckpointError {
+  return new CheckpointError(
+    `cannot read ${label}: expected at least 8 bytes (the header length), found ${length}; the file is damaged or not safetensors`,
+  );
+}
+
+/**
+ * The tensors and metadata the JSON header (`headerBytes`, without the
+ * length before it) declares, checked to cover the `dataLength` bytes that
+ * follow it exactly.
+ */
 function parseHeader(
-  bytes: Uint8Array,
+  headerBytes: Uint8Array,
+  dataLength: number,
   label: string,
-): { entries: HeaderEntry[]; metadata: Record<string, string>; n: number } {
+): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   const bad = (what: string, todo = "the file is damaged or not safetensors") =>
     new CheckpointError(`cannot read ${label}: ${what}; ${todo}`);
-  if (bytes.length < 8) {
-    throw bad(
-      `expected at least 8 bytes (the header length), found ${bytes.length}`,
-    );
-  }
-  const n = headerLength(bytes, bytes.length, label);
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(
-      bytes.subarray(8, 8 + n),
-    );
+    text = new TextDecoder("utf-8", { fatal: true }).decode(headerBytes);
   } catch {
     throw bad("expected a UTF-8 JSON header, found bytes that are not UTF-8");
   }
@@ -207,7 +217,6 @@ function parseHeader(
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
     throw bad("expected the header to be a JSON object");
   }
-  const dataLength = bytes.length - 8 - n;
   const metadata: Record<string, string> = {};
   const entries: HeaderEntry[] = [];
   for (const [name, info] of Object.entries(header)) {
@@ -313,7 +322,30 @@ function parseHeader(
         : "the file has trailing bytes or is damaged",
     );
   }
-  return { entries, metadata, n };
+  return { entries, metadata };
+}
+
+/** The tensors of `entries` from `data` (the bytes after the header): views where aligned and `copy` is false, else copies. */
+function tensorsOf(
+  entries: HeaderEntry[],
+  data: Uint8Array,
+  copy: boolean,
+): Map<string, RawTensor> {
+  const base = data.byteOffset;
+  const tensors = new Map<string, RawTensor>();
+  for (const e of entries) {
+    const size = itemSize(e.dtype);
+    const length = e.end - e.begin;
+    let out: RawData;
+    if (!copy && (base + e.begin) % size === 0) {
+      out = dataView(e.dtype, data.buffer, base + e.begin, length);
+    } else {
+      const own = data.slice(e.begin, e.end);
+      out = dataView(e.dtype, own.buffer, 0, length);
+    }
+    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data: out });
+  }
+  return tensors;
 }
 
 function decodeInto(
@@ -322,27 +354,20 @@ function decodeInto(
   copy: boolean,
 ): SafetensorsContents {
   checkHost();
-  const { entries, metadata, n } = parseHeader(bytes, label);
-  const base = bytes.byteOffset + 8 + n;
-  const tensors = new Map<string, RawTensor>();
-  for (const e of entries) {
-    const size = itemSize(e.dtype);
-    const length = e.end - e.begin;
-    let data: RawData;
-    if (!copy && (base + e.begin) % size === 0) {
-      data = dataView(e.dtype, bytes.buffer, base + e.begin, length);
-    } else {
-      const own = bytes.slice(8 + n + e.begin, 8 + n + e.end);
-      data = dataView(e.dtype, own.buffer, 0, length);
-    }
-    tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
-  }
-  return { tensors, metadata };
+  if (bytes.length < 8) throw tooShort(bytes.length, label);
+  const n = headerLength(bytes, bytes.length, label);
+  const { entries, metadata } = parseHeader(
+    bytes.subarray(8, 8 + n),
+    bytes.length - 8 - n,
+    label,
+  );
+  return { tensors: tensorsOf(entries, bytes.subarray(8 + n), copy), metadata };
 }
 
 /**
  * Decodes safetensors bytes (validating the header, offsets and sizes); the
- * tensors' data are copies, not views of `bytes`.
+ * tensors' data are copies, not views of `bytes`, unless `options.copy` is
+ * false.
  *
  * @example
  * ```ts
@@ -355,7 +380,11 @@ export function decodeSafetensors(
   bytes: Uint8Array,
   options: DecodeSafetensorsOptions = {},
 ): SafetensorsContents {
-  return decodeInto(bytes, options.label ?? "safetensors bytes", true);
+  return decodeInto(
+    bytes,
+    options.label ?? "safetensors bytes",
+    options.copy ?? true,
+  );
 }
 
 interface Prepared {
@@ -479,9 +508,30 @@ function filePath(path: string | URL): string {
   return path;
 }
 
+/** Reads exactly `length` bytes at the handle's position (fewer: the file ended). */
+async function readFull(
+  file: Deno.FsFile,
+  length: number,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = await file.read(out.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return got === length ? out : out.subarray(0, got);
+}
+
 /**
  * Reads a safetensors file, validating it; each tensor's data is a view of
- * one buffer holding the file where aligned, a copy where not.
+ * one buffer holding the file's data where aligned, a copy where not.
+ *
+ * Only a regular file is read (a folder, FIFO or device is refused before
+ * it is opened; a link is followed). The header length and the header are
+ * read and checked first, through one open handle; only then are the data
+ * after them read (as many bytes as the header says the tensors cover), so
+ * a file whose header is damaged costs no more than its header.
  *
  * @example
  * ```ts
@@ -497,27 +547,45 @@ export async function readSafetensors(
   path: string | URL,
 ): Promise<SafetensorsContents> {
   const label = filePath(path);
-  let bytes: Uint8Array;
+  checkHost();
+  const notFile = (info: Deno.FileInfo) =>
+    new CheckpointError(
+      `cannot read ${label}: expected a safetensors file, found ${
+        info.isDirectory
+          ? "a directory; name the file inside it"
+          : "something that is not a regular file (a FIFO, socket or device); give the path of a .safetensors file"
+      }`,
+    );
   try {
-    // The header length is checked against the file's size before the
-    // file is read whole.
+    // Before opening: opening a FIFO would wait for a writer.
+    const before = await Deno.stat(path);
+    if (!before.isFile) throw notFile(before);
     using file = await Deno.open(path, { read: true });
     const info = await file.stat();
-    if (info.isDirectory) {
+    if (!info.isFile) throw notFile(info);
+    const head = await readFull(file, 8);
+    if (head.length < 8) throw tooShort(head.length, label);
+    const n = headerLength(head, info.size, label);
+    const headerBytes = await readFull(file, n);
+    const dataLength = info.size - 8 - n;
+    if (headerBytes.length < n) {
       throw new CheckpointError(
-        `cannot read ${label}: expected a safetensors file, found a directory; name the file inside it`,
+        `cannot read ${label}: expected a header of ${n} bytes, found ${headerBytes.length} (the file shrank while it was read); read it again when it is whole`,
       );
     }
-    const head = new Uint8Array(8);
-    let got = 0;
-    while (got < 8) {
-      const n = await file.read(head.subarray(got));
-      if (n === null) break;
-      got += n;
+    const { entries, metadata } = parseHeader(headerBytes, dataLength, label);
+    const data = await readFull(file, dataLength);
+    const more = await file.read(new Uint8Array(1));
+    if (data.length !== dataLength || more !== null) {
+      throw new CheckpointError(
+        `cannot read ${label}: expected ${dataLength} bytes of data after the header, as the file's size said when it was opened, found ${
+          more !== null ? "more" : data.length
+        } (the file changed while it was read); read it again when it is whole`,
+      );
     }
-    if (got === 8) headerLength(head, info.size, label);
-    bytes = await Deno.readFile(path);
+    return { tensors: tensorsOf(entries, data, false), metadata };
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     if (e instanceof Deno.errors.NotFound) {
       throw new CheckpointError(
         `cannot read ${label}: expected a file there, found nothing; check the path`,
@@ -532,7 +600,6 @@ export async function readSafetensors(
     }
     throw e;
   }
-  return decodeInto(bytes, label, false);
 }
 
 /**
