@@ -20,8 +20,10 @@ import { rejection, ROOT } from "./_helpers.ts";
 import { initBackend } from "../lib/backend.ts";
 import type { TrainConfig } from "../lib/train/config.ts";
 import {
+  type CheckpointParts,
   latestCheckpoint,
   readCheckpoint,
+  restoreCheckpoint,
   RunFolderError,
 } from "../lib/train/checkpoint.ts";
 import { train } from "../lib/train/engine.ts";
@@ -348,6 +350,42 @@ Deno.test("state.json: an edit under the digest, a cut-short file and non-JSON a
   e = await assertRejects(() => readCheckpoint(ckpt), RunFolderError);
   assertStringIncludes(e.message, "is a link");
   assertEquals(e.file, `${ckpt}/model.safetensors`);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a tensor file swapped after the checkpoint was checked is refused when loaded; state.json that is not a plain file is refused", async () => {
+  const dir = await runCopy("swap");
+  const ckpt = `${dir}/checkpoints/${LAST}`;
+  const checked = await readCheckpoint(ckpt);
+  // The step before's weights: the same size, another digest.
+  await Deno.copyFile(
+    `${dir}/checkpoints/${BEFORE}/model.safetensors`,
+    `${ckpt}/model.safetensors`,
+  );
+  // The refusal comes before any part is touched, so none is needed.
+  const parts = {
+    model: null,
+    ema: null,
+    optimizer: null,
+  } as unknown as CheckpointParts;
+  const e = await assertRejects(
+    () => restoreCheckpoint(checked, parts),
+    RunFolderError,
+  );
+  assertStringIncludes(
+    e.message,
+    "model.safetensors does not match its digest in state.json",
+  );
+  assertStringIncludes(e.message, "delete this checkpoint folder");
+  assertEquals(e.file, `${ckpt}/model.safetensors`);
+
+  // state.json as a folder: refused by name, not an IsADirectory error.
+  await Deno.remove(`${ckpt}/state.json`);
+  await Deno.mkdir(`${ckpt}/state.json`);
+  const f = await assertRejects(() => readCheckpoint(ckpt), RunFolderError);
+  assertStringIncludes(f.message, `${ckpt}/state.json`);
+  assertStringIncludes(f.message, "expected a regular file");
+  assertStringIncludes(f.message, "found a folder");
   await Deno.remove(dir, { recursive: true });
 });
 

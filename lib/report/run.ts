@@ -473,7 +473,9 @@ export async function runReports(
     const started = Date.now();
     const staging = await Deno.makeTempDir({
       dir: outDir,
-      prefix: `.staging-${name}-`,
+      // The name is only a hint for whoever looks into the folder: a name
+      // with characters some file systems refuse must not stop the run.
+      prefix: `.staging-${name.replace(/[^\w.-]/g, "_")}-`,
     });
     try {
       const input = join(staging, "input.ipynb");

@@ -34,18 +34,22 @@
  * @module
  */
 
-import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
+import { decodeSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import { writeFileAtomic } from "../io/torch_write.ts";
 import type { RawTensor } from "../io/raw_tensor.ts";
 import type { LvVit } from "../models/lvvit.ts";
-import { loadWeights, saveWeights } from "../models/weights.ts";
+import { loadStateDict, saveWeights } from "../models/weights.ts";
 import { VERSION } from "../version.ts";
 import { configDifferences, type ResolvedTrainConfig } from "./config.ts";
 import type { LogRecord } from "./log.ts";
 import type { AdamW, OptimizerState } from "./optimizer.ts";
 import { exists } from "../io/_fs.ts";
 import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
-import { lstatOrNull, notRegularFile } from "../io/file_checks.ts";
+import {
+  lstatOrNull,
+  notRegularFile,
+  readRegularFile,
+} from "../io/file_checks.ts";
 import { FieldProblem } from "../io/json_fields.ts";
 import {
   CHECKPOINT_TENSOR_FILES,
@@ -146,6 +150,38 @@ export const RUN_FILES: readonly string[] = [
   "result.json",
 ];
 
+/** The largest `run.json` read: it holds one config. */
+const MAX_RUN_INFO_BYTES = 16 * 2 ** 20;
+/**
+ * The largest `state.json` or `log.jsonl` read: about a million log records,
+ * far more than any run writes, and below the longest string JavaScript can
+ * hold (a larger file could not be parsed anyway).
+ */
+const MAX_RECORDS_FILE_BYTES = 256 * 2 ** 20;
+
+/**
+ * Reads a file of the run folder as untrusted ({@linkcode readRegularFile}:
+ * a regular file, not a link, of at most `maxBytes`, read through one
+ * handle). Null when nothing is there.
+ *
+ * @throws {RunFolderError} naming the file and what to do
+ */
+async function readRunFile(
+  path: string,
+  maxBytes: number,
+  todo: string,
+): Promise<Uint8Array | null> {
+  try {
+    return await readRegularFile(path, { maxBytes });
+  } catch (e) {
+    if (!(e instanceof FieldProblem)) throw e;
+    throw new RunFolderError(
+      `${path}: expected ${e.expected}, found ${e.found}; ${todo}`,
+      { file: path },
+    );
+  }
+}
+
 function json(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value, null, 1) + "\n");
 }
@@ -189,14 +225,11 @@ async function readRunInfo(out: string): Promise<RunInfo> {
       { file: path, field },
     );
   };
-  if (await regularFile(path, () => todo) === null) fail("missing");
+  const bytes = await readRunFile(path, MAX_RUN_INFO_BYTES, todo);
+  if (bytes === null) fail("missing");
   let value: unknown;
   try {
-    value = JSON.parse(
-      new TextDecoder("utf-8", { fatal: true }).decode(
-        await Deno.readFile(path),
-      ),
-    );
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (e) {
     fail(`is not readable JSON (${(e as Error).message})`);
   }
@@ -406,10 +439,8 @@ export async function readCheckpoint(
     });
   };
   const statePath = `${path}/state.json`;
-  if (await regularFile(statePath, () => todo) === null) {
-    fail("state.json", "is missing");
-  }
-  const bytes = await Deno.readFile(statePath);
+  const bytes = await readRunFile(statePath, MAX_RECORDS_FILE_BYTES, todo);
+  if (bytes === null) fail("state.json", "is missing");
   const sumPath = `${path}/state.sha256`;
   const sumInfo = await regularFile(sumPath, () => todo);
   const hasSum = sumInfo !== null;
@@ -592,16 +623,22 @@ export async function restoreCheckpoint(
   parts: CheckpointParts,
 ): Promise<void> {
   const { path, state } = checkpoint;
-  await loadWeights(parts.model, `${path}/model.safetensors`, { strict: true });
+  const load = async (model: LvVit, file: CheckpointTensorFile) => {
+    loadStateDict(model, await verifiedTensors(checkpoint, file), {
+      strict: true,
+      source: `${path}/${file}`,
+    });
+  };
+  await load(parts.model, "model.safetensors");
   if (parts.ema !== null) {
     if (!("ema.safetensors" in state.files)) {
       throw new RunFolderError(
         `checkpoint ${path} holds no ema.safetensors, but the run keeps a moving average (--model-ema)`,
       );
     }
-    await loadWeights(parts.ema, `${path}/ema.safetensors`, { strict: true });
+    await load(parts.ema, "ema.safetensors");
   }
-  const { tensors } = await readSafetensors(`${path}/optimizer.safetensors`);
+  const tensors = await verifiedTensors(checkpoint, "optimizer.safetensors");
   const moments = new Map<string, Float32Array>();
   for (const [key, t] of tensors) {
     if (t.dtype !== "float32") {
@@ -612,6 +649,54 @@ export async function restoreCheckpoint(
     moments.set(key, t.data as Float32Array);
   }
   parts.optimizer.load({ ...state.optimizer, moments });
+}
+
+/** A tensor file of a checkpoint. */
+type CheckpointTensorFile =
+  | "model.safetensors"
+  | "ema.safetensors"
+  | "optimizer.safetensors";
+
+/**
+ * Reads one tensor file of a checkpoint once, checks those bytes against
+ * its digest in `state.json`, and decodes the same bytes: what is loaded is
+ * what was checked, even if the file is replaced after
+ * {@linkcode readCheckpoint} looked at it.
+ *
+ * @throws {RunFolderError} naming the file and what to do
+ */
+async function verifiedTensors(
+  checkpoint: Checkpoint,
+  file: CheckpointTensorFile,
+): Promise<Map<string, RawTensor>> {
+  const { path, state } = checkpoint;
+  const at = `${path}/${file}`;
+  const todo =
+    `delete this checkpoint folder (${path}) to resume from the one before it`;
+  const want = state.files[file];
+  if (want === undefined) {
+    throw new RunFolderError(
+      `checkpoint ${path}: state.json lists no ${file}, which the run needs; ${todo}`,
+      { file: `${path}/state.json`, field: "files" },
+    );
+  }
+  const bytes = await readRunFile(at, want.bytes, todo);
+  if (bytes === null) {
+    throw new RunFolderError(
+      `checkpoint ${path}: ${file} is missing; ${todo}`,
+      {
+        file: at,
+      },
+    );
+  }
+  const got = await sizedDigest(bytes);
+  if (got.sha256 !== want.sha256 || got.bytes !== want.bytes) {
+    throw new RunFolderError(
+      `checkpoint ${path}: ${file} does not match its digest in state.json (${got.bytes} bytes, expected ${want.bytes}): the file was changed or damaged; ${todo}`,
+      { file: at, field: `files["${file}"]` },
+    );
+  }
+  return decodeSafetensors(bytes, { label: at, copy: false }).tensors;
 }
 
 /** Writes `log.jsonl` anew from records (atomically): a resumed run's log ends where its checkpoint does. */
@@ -637,13 +722,14 @@ export async function appendLog(
 
 /** Reads a run's `log.jsonl` (lines that do not parse, such as a line cut short by a kill, are skipped). */
 export async function readLog(out: string): Promise<LogRecord[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`${out}/log.jsonl`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
+  const path = `${out}/log.jsonl`;
+  const bytes = await readRunFile(
+    path,
+    MAX_RECORDS_FILE_BYTES,
+    "restore the run's log.jsonl or move it away",
+  );
+  if (bytes === null) return [];
+  const text = new TextDecoder().decode(bytes);
   const out2: LogRecord[] = [];
   for (const line of text.split("\n")) {
     if (line.trim() === "") continue;
