@@ -14,6 +14,7 @@
  */
 
 import { dirname, join } from "node:path";
+import { writeTextAtomic } from "../io/atomic_write.ts";
 
 /** The oldest Deno whose Jupyter kernel works with nbclient. */
 export const MIN_DENO = "2.9.0";
@@ -240,9 +241,7 @@ async function ensureKernelSpec(denoPath: string): Promise<string> {
     // Missing or unreadable: written below.
   }
   await Deno.mkdir(dir, { recursive: true });
-  const tmp = `${file}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(wanted, null, 2) + "\n");
-  await Deno.rename(tmp, file);
+  await writeTextAtomic(file, JSON.stringify(wanted, null, 2) + "\n");
   return `Deno kernelspec written (${dirname(file)})`;
 }
 

@@ -6,23 +6,7 @@
  * @module
  */
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array, start: number, end: number): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) {
-    c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  }
-  return (c ^ 0xffffffff) >>> 0;
-}
+import { crc32 } from "../io/crc32.ts";
 
 async function zlib(data: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([data as BlobPart]).stream().pipeThrough(
@@ -79,7 +63,10 @@ export async function encodePng(
     ov.setUint32(o, data.length);
     for (let i = 0; i < 4; i++) out[o + 4 + i] = type.charCodeAt(i);
     out.set(data, o + 8);
-    ov.setUint32(o + 8 + data.length, crc32(out, o + 4, o + 8 + data.length));
+    ov.setUint32(
+      o + 8 + data.length,
+      crc32(out.subarray(o + 4, o + 8 + data.length)),
+    );
     o += 12 + data.length;
   }
   return out;

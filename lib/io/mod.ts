@@ -15,6 +15,11 @@
  * @module
  */
 
+export * from "./checkpoint_error.ts";
+export {
+  writeFileAtomic,
+  type WriteFileAtomicOptions,
+} from "./atomic_write.ts";
 export * from "./raw_tensor.ts";
 export * from "./safetensors.ts";
 export * from "./torch.ts";

@@ -34,15 +34,10 @@ import {
   type ReadLimits,
   resolveReadLimits,
 } from "./_limits.ts";
+import { CheckpointError } from "./checkpoint_error.ts";
+import { crc32 } from "./crc32.ts";
 
-/** Thrown when a checkpoint cannot be read: what was expected, what was found, what to do. */
-export class CheckpointError extends Error {
-  /** Makes an error with this message (and an optional cause). */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "CheckpointError";
-  }
-}
+export { CheckpointError } from "./checkpoint_error.ts";
 
 function pathLabel(path: string | URL): string {
   if (path instanceof URL) {
@@ -155,28 +150,6 @@ function describeNonZip(head: Uint8Array, size: number): string {
     b.toString(16).padStart(2, "0")
   ).join(" ");
   return `an unknown format (first bytes ${hex}), not a ZIP archive; torch.save (torch >= 1.6) writes ZIP archives starting with "PK"`;
-}
-
-// ---------------------------------------------------------------------------
-// CRC-32 (ZIP's polynomial 0xEDB88320).
-
-let crcTable: Int32Array | undefined;
-
-function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Int32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c;
-    }
-  }
-  const t = crcTable;
-  let c = -1;
-  for (let i = 0; i < bytes.length; i++) {
-    c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  }
-  return (c ^ -1) >>> 0;
 }
 
 // ---------------------------------------------------------------------------

@@ -21,7 +21,14 @@ import {
   type RawDType,
   type RawTensor,
 } from "./raw_tensor.ts";
-import { CheckpointError } from "./torch.ts";
+import { CheckpointError } from "./checkpoint_error.ts";
+import { crc32 } from "./crc32.ts";
+import { writeFileAtomic } from "./atomic_write.ts";
+
+export {
+  writeFileAtomic,
+  type WriteFileAtomicOptions,
+} from "./atomic_write.ts";
 
 /** torch's storage class for each dtype (what `data.pkl` names). */
 const STORAGE_CLASS: Record<RawDType, string> = {
@@ -174,25 +181,6 @@ function encodePickle(
 
 // ---------------------------------------------------------------------------
 // The ZIP archive, as PyTorch's miniz-based writer lays it out.
-
-let crcTable: Uint32Array | undefined;
-
-function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  const t = crcTable;
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) {
-    c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  }
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 const ALIGN = 64;
 const UTF8 = 0x0800; // names are UTF-8
@@ -402,104 +390,6 @@ function filePath(path: string | URL): string {
 function torchArchiveName(base: string): string {
   const dot = base.lastIndexOf(".");
   return dot > 0 ? base.slice(0, dot) : base;
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += await file.write(bytes.subarray(done));
-}
-
-/** Options of {@linkcode writeFileAtomic}. */
-export interface WriteFileAtomicOptions {
-  /** Replace an existing file at the path (default false: refuse). */
-  overwrite?: boolean;
-  /** Flush the bytes to the disk before the rename (default true). */
-  sync?: boolean;
-}
-
-/**
- * Writes bytes (one array, or chunks written in order) to a file
- * atomically: to a temporary file in the same folder
- * (`.<name>.tmp-<random>`), then moved into place, so the path holds either
- * nothing (or the old file) or the whole new file. Without `overwrite` the
- * move is a hard link, which refuses an existing name even when another
- * writer races this one.
- *
- * @example
- * ```ts
- * import { writeFileAtomic } from "tokenlab/io/torch_write.ts";
- * const dir = await Deno.makeTempDir();
- * await writeFileAtomic(`${dir}/a.txt`, new TextEncoder().encode("hi"));
- * await writeFileAtomic(`${dir}/a.txt`, new Uint8Array(1)).catch((e) => console.log(e.name)); // CheckpointError
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function writeFileAtomic(
-  path: string | URL,
-  bytes: Uint8Array | readonly Uint8Array[],
-  options: WriteFileAtomicOptions = {},
-): Promise<void> {
-  const target = filePath(path);
-  const slash = Math.max(target.lastIndexOf("/"), target.lastIndexOf("\\"));
-  const dir = slash >= 0 ? target.slice(0, slash + 1) : "";
-  const base = target.slice(slash + 1);
-  if (base === "") {
-    throw new TypeError(
-      `expected a file path to write, found ${JSON.stringify(target)}`,
-    );
-  }
-  const exists = () =>
-    new CheckpointError(
-      `cannot write ${target}: a file already exists there; pass overwrite: true to replace it, or choose another path`,
-    );
-  if (!options.overwrite) {
-    try {
-      await Deno.lstat(target);
-      throw exists();
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-  }
-  const tmp = `${dir}.${base}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  let file: Deno.FsFile | null = null;
-  try {
-    file = await Deno.open(tmp, { write: true, createNew: true });
-    // Chunks are written one after the other (a large file is never
-    // concatenated in memory).
-    for (const chunk of bytes instanceof Uint8Array ? [bytes] : bytes) {
-      await writeAll(file, chunk);
-    }
-    if (options.sync ?? true) await file.syncData();
-    file.close();
-    file = null;
-    if (options.overwrite) {
-      await Deno.rename(tmp, target);
-    } else {
-      // A hard link fails if the name exists (no race with another writer);
-      // where links are not supported, check and rename.
-      try {
-        await Deno.link(tmp, target);
-        await Deno.remove(tmp);
-      } catch (e) {
-        if (e instanceof Deno.errors.AlreadyExists) throw exists();
-        const there = await Deno.lstat(target).then(() => true, () => false);
-        if (there) throw exists();
-        await Deno.rename(tmp, target);
-      }
-    }
-  } catch (e) {
-    try {
-      file?.close();
-    } catch { /* already closed */ }
-    await Deno.remove(tmp).catch(() => {});
-    if (e instanceof CheckpointError) throw e;
-    throw new CheckpointError(
-      `cannot write ${target}: ${
-        (e as Error).message
-      }; nothing was changed there (the temporary file was removed). Check that the folder exists and is writable, that ${target} is not a folder, and that the disk has room`,
-      { cause: e },
-    );
-  }
 }
 
 /**

@@ -38,7 +38,7 @@
  */
 
 import { join, relative } from "node:path";
-import { writeTextAtomic } from "../io/_fs.ts";
+import { writeTextAtomic } from "../io/atomic_write.ts";
 import { fileURLToPath } from "node:url";
 import { ensureBackend } from "../backend.ts";
 import { TFJS_VERSION } from "../tf.ts";

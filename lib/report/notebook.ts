@@ -10,7 +10,7 @@
  * @module
  */
 
-import { writeTextAtomic } from "../io/_fs.ts";
+import { writeTextAtomic } from "../io/atomic_write.ts";
 
 /** One cell of a notebook. */
 export interface NotebookCell {

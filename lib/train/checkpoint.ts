@@ -35,7 +35,7 @@
  */
 
 import { decodeSafetensors, writeSafetensors } from "../io/safetensors.ts";
-import { writeFileAtomic } from "../io/torch_write.ts";
+import { replaceFolder, writeFileAtomic } from "../io/atomic_write.ts";
 import type { RawTensor } from "../io/raw_tensor.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import { loadStateDict, saveWeights } from "../models/weights.ts";
@@ -586,17 +586,9 @@ export async function writeCheckpoint(
       `${tmp}/state.sha256`,
       new TextEncoder().encode(`${sum}  state.json\n`),
     );
-    const target = `${dir}/${name}`;
-    if (await exists(target)) {
-      // The same step written again (a resumed run that stopped right
-      // after resuming): move the old one aside first.
-      const aside = `${dir}/.${name}.old-${crypto.randomUUID().slice(0, 8)}`;
-      await Deno.rename(target, aside);
-      await Deno.rename(tmp, target);
-      await Deno.remove(aside, { recursive: true });
-    } else {
-      await Deno.rename(tmp, target);
-    }
+    // The same step may be written again (a resumed run that stopped right
+    // after resuming): the old one is replaced only once the new one is in.
+    await replaceFolder(tmp, `${dir}/${name}`);
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;

@@ -9,7 +9,7 @@
  */
 
 import { marked } from "marked";
-import { writeTextAtomic } from "tokenlab/io/_fs.ts";
+import { writeTextAtomic } from "tokenlab/io/atomic_write.ts";
 import { Browser, findBrowser, plotlyScript } from "tokenlab/report/browser.ts";
 import type { BenchMeta, BenchRecord } from "./_record.ts";
 
