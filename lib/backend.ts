@@ -11,7 +11,8 @@
  * @module
  */
 
-import { tf, WASM_LOCATION, wasmThreads } from "./tf.ts";
+import { prepareTfjs, tf, wasmThreads } from "./tf.ts";
+import { installKernels } from "./kernels/mod.ts";
 import { installWebGpuConvGrad } from "./kernels/webgpu_conv_grad.ts";
 
 /** The compute backends the kit knows, fastest first. */
@@ -28,6 +29,14 @@ export type BackendSource = "option" | "env" | "default";
 
 /** Name of the environment variable that overrides the backend. */
 export const BACKEND_ENV = "TOKENLAB_BACKEND";
+
+/**
+ * Name of the environment variable that asks for wasm threads (1, the
+ * single-threaded build, when unset). The threads must be chosen before the
+ * wasm backend starts, which is why this is an environment variable and not
+ * an option of `initBackend`.
+ */
+export const WASM_THREADS_ENV = "TOKENLAB_WASM_THREADS";
 
 /** Name of the environment variable that sets WebGPU dispatches per queue submit. */
 export const WEBGPU_SUBMIT_BATCH_ENV = "TOKENLAB_WEBGPU_SUBMIT_BATCH";
@@ -66,9 +75,48 @@ function webgpuSubmitBatch(): number {
   return n;
 }
 
+/** Threads asked of the wasm backend through `TOKENLAB_WASM_THREADS`. */
+function requestedWasmThreads(): number {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(WASM_THREADS_ENV);
+  } catch (e) {
+    if (
+      e instanceof Deno.errors.NotCapable ||
+      e instanceof Deno.errors.PermissionDenied
+    ) return 1; // no --allow-env
+    throw e;
+  }
+  if (value === undefined || value.trim() === "") return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new BackendError(
+      `${WASM_THREADS_ENV}="${value}": expected a whole number of threads (1 to 8; 1 is the single-threaded build); unset it for the default`,
+    );
+  }
+  return n;
+}
+
 /**
- * An error about backend choice: an unknown name, or a backend that was asked
- * for explicitly and cannot start.
+ * Sets tfjs up and installs the kit's kernels (`lib/kernels/mod.ts`), once:
+ * what every start of a backend needs first. An environment problem (a bad
+ * `TOKENLAB_WASM_THREADS`, a `TOKENLAB_BLAS` library that cannot be loaded)
+ * is a {@linkcode BackendError}.
+ */
+function setUp(): void {
+  const wasm = prepareTfjs();
+  const threads = wasm.dir !== null ? requestedWasmThreads() : 1;
+  try {
+    installKernels({ wasm: wasm.dir !== null, wasmThreads: threads });
+  } catch (e) {
+    throw new BackendError((e as Error).message, { cause: e });
+  }
+}
+
+/**
+ * An error about backend choice: an unknown name, a backend that was asked
+ * for explicitly and cannot start, or an environment variable that sets the
+ * backends up wrongly.
  *
  * @example
  * ```ts
@@ -81,9 +129,9 @@ function webgpuSubmitBatch(): number {
  * ```
  */
 export class BackendError extends Error {
-  /** Creates the error with its message. */
-  constructor(message: string) {
-    super(message);
+  /** Creates the error with its message (and what caused it). */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = "BackendError";
   }
 }
@@ -371,9 +419,8 @@ function requestFrom(options: InitBackendOptions): {
  * warning and answers false).
  */
 async function startBackend(name: BackendName): Promise<string> {
-  if (name === "wasm" && WASM_LOCATION.dir === null) {
-    return WASM_LOCATION.problem;
-  }
+  const wasm = prepareTfjs();
+  if (name === "wasm" && wasm.dir === null) return wasm.problem;
   const warnings: string[] = [];
   const warn = console.warn;
   console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
@@ -392,11 +439,14 @@ async function startBackend(name: BackendName): Promise<string> {
 }
 
 /**
- * Chooses and starts the compute backend. Safe to call again: a new request
- * switches the backend, the same one returns at once.
+ * Chooses and starts the compute backend, first setting tfjs up and
+ * installing the kit's kernels (once per process; see `lib/kernels/mod.ts`).
+ * Safe to call again: a new request switches the backend, the same one
+ * returns at once.
  *
- * @throws {BackendError} for an unknown name, or when an explicitly requested
- * backend cannot start (only `auto` falls back)
+ * @throws {BackendError} for an unknown name, when an explicitly requested
+ * backend cannot start (only `auto` falls back), or for a bad
+ * `TOKENLAB_WASM_THREADS`, `TOKENLAB_WEBGPU_SUBMIT_BATCH` or `TOKENLAB_BLAS`
  *
  * @example
  * ```ts
@@ -410,6 +460,7 @@ export async function initBackend(
 ): Promise<BackendChoice> {
   const { request, source } = requestFrom(options);
   const submitBatch = webgpuSubmitBatch(); // a bad value fails before any start
+  setUp();
   if (
     current !== null && current.request === request &&
     current.source === source && tf.getBackend() === current.name
@@ -594,7 +645,13 @@ let availability: Promise<BackendAvailability[]> | null = null;
  * ```
  */
 export function availableBackends(): Promise<BackendAvailability[]> {
-  availability ??= (async () => {
+  if (availability !== null) return availability;
+  try {
+    setUp(); // an environment problem is the caller's, not cached
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  availability = (async () => {
     const saved = current;
     const result: BackendAvailability[] = [];
     for (const name of BACKENDS) {

@@ -10,29 +10,19 @@ import { tf } from "./tf.ts";
 import {
   fusedAttention,
   fusedAttentionAvailable,
-  registerFusedAttention,
 } from "./kernels/wasm_attention.ts";
 import {
+  fusedBatchNormTrain,
   fusedGelu,
   fusedLayerNorm,
   fusedNormFor,
   NORM_KERNELS,
-  registerWasmNorms,
 } from "./kernels/wasm_norms.ts";
+import { WEBGPU_LAYER_NORM_MAX } from "./kernels/webgpu_norms.ts";
 import {
-  registerWebGpuNorms,
-  WEBGPU_LAYER_NORM_MAX,
-} from "./kernels/webgpu_norms.ts";
-import {
-  registerWebGpuAttention,
   WEBGPU_ATTENTION_MAX_HEAD,
   WEBGPU_ATTENTION_MAX_TOKENS,
 } from "./kernels/webgpu_attention.ts";
-
-registerFusedAttention();
-registerWasmNorms();
-registerWebGpuNorms();
-registerWebGpuAttention();
 
 /**
  * Exact GELU, x * Phi(x) = x / 2 * (1 + erf(x / sqrt 2)), as PyTorch's
@@ -111,6 +101,110 @@ export function layerNormAffine<T extends tf.Tensor>(
   }
   return tf.tidy(() => tf.add(tf.mul(layerNorm(x, eps), weight), bias)) as T;
 }
+
+/** The affine part of {@linkcode batchNormTrain}, of the channels' size. */
+export interface BatchNormAffine {
+  /** Scale per channel (PyTorch's `weight`, gamma). */
+  weight: tf.Tensor;
+  /** Shift per channel (PyTorch's `bias`, beta). */
+  bias: tf.Tensor;
+}
+
+/** Options of {@linkcode batchNormTrain}. */
+export interface BatchNormTrainOptions {
+  /** Added to the variance inside the square root (default 1e-5, PyTorch's). */
+  eps?: number;
+  /**
+   * Receives the batch mean and biased variance over every axis but the last
+   * (to move running statistics); it must not dispose them.
+   */
+  onStats?: (mean: tf.Tensor1D, variance: tf.Tensor1D) => void;
+}
+
+/**
+ * Training-mode BatchNorm over every axis but the last (channels, as in an
+ * NHWC map): (x - mean) / sqrt(var + eps) weight + bias with the batch's
+ * mean and biased variance, differentiable through the batch statistics, as
+ * PyTorch's `nn.BatchNorm2d` in training mode (the running statistics are
+ * the caller's, through `onStats`).
+ *
+ * @example
+ * ```ts
+ * import { batchNormTrain, initBackend, tf } from "tokenlab";
+ * await initBackend();
+ * const x = tf.tensor4d([1, 2, 3, 5], [4, 1, 1, 1]);
+ * const y = batchNormTrain(x, { weight: tf.ones([1]), bias: tf.zeros([1]) });
+ * console.log(await y.data()); // about [-1.1832, -0.5071, 0.1690, 1.5213]
+ * y.dispose();
+ * ```
+ */
+export function batchNormTrain<T extends tf.Tensor>(
+  x: T,
+  affine: BatchNormAffine,
+  options: BatchNormTrainOptions = {},
+): T {
+  const { weight, bias } = affine;
+  const eps = options.eps ?? 1e-5;
+  if (fusedNormFor(x, NORM_KERNELS.batchNorm) && weight.dtype === "float32") {
+    // On wasm and WebGPU: the moments, the map and its gradient are fused
+    // kernels (lib/kernels/wasm_norms.ts, webgpu_norms.ts).
+    return fusedBatchNormTrain(x, weight, bias, eps, options.onStats);
+  }
+  const axes = x.shape.slice(0, -1).map((_, i) => i);
+  const { mean, variance } = tf.moments(x, axes);
+  options.onStats?.(mean as tf.Tensor1D, variance as tf.Tensor1D);
+  const invStd = tf.rsqrt(tf.add(variance, eps));
+  return batchNormTrainComposite(x, mean, invStd, weight, bias) as T;
+}
+
+/**
+ * {@linkcode batchNormTrain} of tfjs ops with a hand-written gradient: it
+ * saves only its input and recomputes the normalised map in the backward
+ * pass, where autodiff of the composite ops would keep five full-size
+ * intermediates per layer alive (the stem's maps are the largest tensors of
+ * a step). `mean` and `invStd` are the batch statistics of `x`; the gradient
+ * below is the total derivative through them, so none flows back through
+ * their own computation.
+ */
+const batchNormTrainComposite = tf.customGrad(
+  ((
+    x: tf.Tensor,
+    mean: tf.Tensor,
+    invStd: tf.Tensor,
+    gamma: tf.Tensor,
+    beta: tf.Tensor,
+    save: tf.GradSaveFunc,
+  ): {
+    value: tf.Tensor;
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+  } => {
+    const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), gamma), beta);
+    save([x, mean, invStd, gamma]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, inv, g] = saved;
+        const n = xs.size / xs.shape[xs.rank - 1];
+        const axes = xs.shape.slice(0, -1).map((_, i) => i);
+        const xhat = tf.mul(tf.sub(xs, m), inv);
+        const dBeta = tf.sum(dy, axes);
+        const dGamma = tf.sum(tf.mul(dy, xhat), axes);
+        // dx = gamma invStd / n (n dy - sum dy - xhat sum(dy xhat))
+        const dx = tf.mul(
+          tf.mul(g, tf.div(inv, n)),
+          tf.sub(tf.sub(tf.mul(dy, n), dBeta), tf.mul(xhat, dGamma)),
+        );
+        return [dx, tf.zerosLike(m), tf.zerosLike(inv), dGamma, dBeta];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0],
+) as unknown as (
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  invStd: tf.Tensor,
+  gamma: tf.Tensor,
+  beta: tf.Tensor,
+) => tf.Tensor;
 
 /**
  * The core of multi-head self-attention, between the qkv projection and the

@@ -1,10 +1,16 @@
 /**
  * The one place where TensorFlow.js is imported and its quirks are handled.
  *
- * Every other module of the kit imports `tf` from here, so that the three
- * backends (cpu, wasm, webgpu) are registered exactly once, against a single
- * instance of tfjs-core, and the wasm binaries are located from the installed
- * package rather than from a cache path.
+ * Every other module of the kit imports `tf` from here (the kernels of
+ * `lib/kernels/`, a leaf below it, import the tfjs packages themselves), so
+ * that the three backends (cpu, wasm, webgpu) are registered against a
+ * single instance of tfjs-core, and the wasm binaries are located from the
+ * installed package rather than from a cache path.
+ *
+ * Importing this module only defines things (and registers tfjs's backend
+ * factories, which importing tfjs's backend packages does): tfjs is set up
+ * by {@linkcode prepareTfjs}, which `initBackend` calls before any backend
+ * starts.
  *
  * @module
  */
@@ -14,28 +20,20 @@
 import * as tfjs from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
-import { registerWasmGradientKernels } from "./kernels/wasm_grad.ts";
-import { registerWasmFastPaths } from "./kernels/wasm_fast_paths.ts";
-import { installLeanBackprop } from "./kernels/lean_backprop.ts";
-import { enableWasmThreads } from "./kernels/wasm_threads.ts";
-import { registerNativeBlas } from "./kernels/native_blas.ts";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
- * TensorFlow.js (`@tensorflow/tfjs`, pinned in `deno.json`) with the kit's
- * backends registered. Use it after `initBackend` or `ensureBackend`. Its
- * tensor types come along: `tf.Tensor`, `tf.Scalar`, `tf.Tensor1D` to
- * `tf.Tensor4D`, `tf.Variable`, `tf.Rank`, `tf.DataType`,
+ * TensorFlow.js (`@tensorflow/tfjs`, pinned in `deno.json`). Use it after
+ * `initBackend` or `ensureBackend`, which start a backend and install the
+ * kit's kernels. Its tensor types come along: `tf.Tensor`, `tf.Scalar`,
+ * `tf.Tensor1D` to `tf.Tensor4D`, `tf.Variable`, `tf.Rank`, `tf.DataType`,
  * `tf.TensorContainer`, `tf.NamedTensorMap`, `tf.GradSaveFunc`,
  * `tf.Optimizer`.
  */
 export const tf: typeof tfjs = tfjs;
-registerWasmGradientKernels(); // kernels wasm lacks for gradients
-registerWasmFastPaths(); // Identity shares buffers; transposed matmuls 10x faster
-installLeanBackprop(); // the backward pass frees each node's tensors when done
 
 /**
  * The tensor types of TensorFlow.js, so that `tf.Tensor` works as a type for
@@ -74,10 +72,6 @@ export declare namespace tf {
   /** An optimizer (`tf.train.adam`, ...). */
   export type Optimizer = tfjs.Optimizer;
 }
-
-// Silence tfjs's advice to install tfjs-node (a Node native addon that Deno
-// does not use); PROD only turns off tfjs's console warnings and debug mode.
-tfjs.env().set("PROD", true);
 
 /** The tfjs-core version the kit runs on (pinned in `deno.json`). */
 export const TFJS_VERSION: string = tfjs.version_core;
@@ -132,53 +126,45 @@ function locateWasm(): WasmLocation {
   return { dir, problem: "" };
 }
 
-/** Name of the environment variable that asks for wasm threads. */
-export const WASM_THREADS_ENV = "TOKENLAB_WASM_THREADS";
-
-/** Location of the wasm binaries, resolved once when this module loads. */
-export const WASM_LOCATION: WasmLocation = locateWasm();
-
-if (WASM_LOCATION.dir !== null) {
-  // A file path (not a URL): the node build of the wasm backend reads the
-  // binary with `fs` when the prefix is a path.
-  tfWasm.setWasmPaths(WASM_LOCATION.dir);
-  const threads = requestedWasmThreads();
-  enableWasmThreads(threads);
-  // OpenBLAS (when found, with the FFI permission) under the wasm backend's
-  // matrix products and stride-1 convolutions, on as many threads.
-  registerNativeBlas(threads);
-}
+let wasmLocation: WasmLocation | null = null;
 
 /**
- * Threads asked of the wasm backend through `TOKENLAB_WASM_THREADS` (1, the
- * single-threaded build, when unset). The threads must be chosen before the
- * backend starts, which is why this is an environment variable and not an
- * option of `initBackend`.
+ * Sets tfjs up for the kit, once (later calls return the first answer):
+ * silences its advice to install tfjs-node and points the wasm backend at
+ * the binaries of the installed package. Returns where those were found, or
+ * why not. `initBackend` calls it before any backend starts.
+ *
+ * @example
+ * ```ts
+ * import { prepareTfjs } from "tokenlab/tf.ts";
+ * const wasm = prepareTfjs();
+ * console.log(wasm.dir ?? wasm.problem);
+ * ```
  */
-function requestedWasmThreads(): number {
-  let value: string | undefined;
-  try {
-    value = Deno.env.get(WASM_THREADS_ENV);
-  } catch (e) {
-    if (
-      e instanceof Deno.errors.NotCapable ||
-      e instanceof Deno.errors.PermissionDenied
-    ) return 1; // no --allow-env
-    throw e;
-  }
-  if (value === undefined || value.trim() === "") return 1;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(
-      `${WASM_THREADS_ENV}="${value}": expected a whole number of threads (1 to 8; 1 is the single-threaded build); unset it for the default`,
-    );
-  }
-  return n;
+export function prepareTfjs(): WasmLocation {
+  if (wasmLocation !== null) return wasmLocation;
+  // tfjs-node is a Node native addon that Deno does not use; PROD only turns
+  // off tfjs's console warnings and debug mode.
+  tfjs.env().set("PROD", true);
+  const location = locateWasm();
+  // A file path (not a URL): the node build of the wasm backend reads the
+  // binary with `fs` when the prefix is a path.
+  if (location.dir !== null) tfWasm.setWasmPaths(location.dir);
+  wasmLocation = location;
+  return location;
 }
 
 /**
  * Threads the wasm backend runs with: 1 unless `TOKENLAB_WASM_THREADS` asked
  * for more (Deno gets tfjs's multi-threaded build only through it).
+ *
+ * @example
+ * ```ts
+ * import { initBackend } from "tokenlab";
+ * import { wasmThreads } from "tokenlab/tf.ts";
+ * await initBackend({ backend: "wasm" });
+ * console.log(wasmThreads()); // 1 unless TOKENLAB_WASM_THREADS says more
+ * ```
  */
 export function wasmThreads(): number {
   return tfWasm.getThreadsCount();

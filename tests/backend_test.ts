@@ -166,6 +166,56 @@ Deno.test({
   },
 });
 
+Deno.test("importing tokenlab only defines things; initBackend installs the kernels and reports a bad environment as a BackendError", async () => {
+  // In a child: this process has imported tokenlab and started backends.
+  const code = `
+    import * as tfjs from "@tensorflow/tfjs";
+    import { nativeBlasInfo } from "tokenlab/kernels/native_blas.ts";
+    import { BackendError, initBackend } from "tokenlab";
+    const engine = Object.getPrototypeOf(tfjs.engine());
+    const seen = {
+      grad: tfjs.getKernel("Conv2DBackpropFilter", "wasm") !== undefined,
+      fused: tfjs.getKernel("TokenlabFusedAttention", "wasm") !== undefined,
+      lean: engine[Symbol.for("tokenlab.leanBackprop")] === true,
+      blas: nativeBlasInfo().reason,
+      prod: tfjs.env().getBool("PROD"),
+      error: "",
+    };
+    try {
+      await initBackend({ backend: "cpu" });
+    } catch (e) {
+      seen.error = (e instanceof BackendError ? "BackendError: " : "") +
+        e.message;
+    }
+    Deno.env.delete("TOKENLAB_WASM_THREADS");
+    await initBackend({ backend: "cpu" });
+    seen.after = {
+      grad: tfjs.getKernel("Conv2DBackpropFilter", "wasm") !== undefined,
+      fused: tfjs.getKernel("TokenlabFusedAttention", "wasm") !== undefined,
+      lean: engine[Symbol.for("tokenlab.leanBackprop")] === true,
+      prod: tfjs.env().getBool("PROD"),
+    };
+    console.log(JSON.stringify(seen));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    cwd: new URL("..", import.meta.url),
+    env: { TOKENLAB_WASM_THREADS: "many", TOKENLAB_BLAS: "off" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const seen = JSON.parse(text.trim().split("\n").at(-1)!);
+  assertEquals(
+    [seen.grad, seen.fused, seen.lean, seen.blas, seen.prod],
+    [false, false, false, "not loaded yet", false],
+    "importing tokenlab registered, patched or loaded something",
+  );
+  assertStringIncludes(seen.error, "BackendError: ");
+  assertStringIncludes(seen.error, `TOKENLAB_WASM_THREADS="many"`);
+  assertEquals(seen.after, { grad: true, fused: true, lean: true, prod: true });
+});
+
 Deno.test({
   name: "withBackend switches and restores, also on error",
   sanitizeResources: false,

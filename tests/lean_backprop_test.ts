@@ -7,11 +7,12 @@
 
 import { assert, assertEquals } from "./_assert.ts";
 import { installLeanBackprop } from "tokenlab/kernels/lean_backprop.ts";
-import { tf } from "tokenlab";
+import { initBackend, tf } from "tokenlab";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { testValues } from "tokenlab/testing/reference.ts";
 
-Deno.test("the lean backward pass is installed once", () => {
+Deno.test("the lean backward pass is installed once", async () => {
+  await initBackend({ backend: "cpu" }); // installs the kit's kernels
   assertEquals(installLeanBackprop(), false);
 });
 

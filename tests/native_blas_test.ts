@@ -10,7 +10,7 @@
  */
 
 import { assert, assertEquals } from "./_assert.ts";
-import { tf } from "tokenlab";
+import { initBackend, tf } from "tokenlab";
 import {
   NATIVE_BLAS_ENV,
   nativeBlasInfo,
@@ -28,6 +28,7 @@ import {
   testValues,
 } from "tokenlab/testing/reference.ts";
 
+await initBackend({ backend: "cpu" }); // installs the kit's kernels
 const info = nativeBlasInfo();
 
 /** Heap buffers alive on the current backend (tensors and scratch). */
@@ -320,10 +321,16 @@ async function child(code: string, env: Record<string, string>) {
   return { code: out.code, text };
 }
 
-Deno.test(`native BLAS: ${NATIVE_BLAS_ENV}=off keeps tfjs's kernels, a bad path is refused clearly`, async () => {
+Deno.test(`native BLAS: ${NATIVE_BLAS_ENV}=off keeps tfjs's kernels, a bad path is refused clearly by initBackend`, async () => {
   const snippet =
     `import { nativeBlasInfo } from "tokenlab/kernels/native_blas.ts";
-    import "tokenlab";
+    import { BackendError, initBackend } from "tokenlab";
+    try {
+      await initBackend({ backend: "wasm" });
+    } catch (e) {
+      console.log(e instanceof BackendError ? "BackendError" : "other error");
+      throw e;
+    }
     console.log(JSON.stringify(nativeBlasInfo()));`;
   const off = await child(snippet, { [NATIVE_BLAS_ENV]: "off" });
   assertEquals(off.code, 0, off.text);
@@ -336,10 +343,11 @@ Deno.test(`native BLAS: ${NATIVE_BLAS_ENV}=off keeps tfjs's kernels, a bad path 
   });
   assert(
     bad.code !== 0,
-    "a library that cannot be loaded must stop the import",
+    "a library that cannot be loaded must stop initBackend",
   );
   for (
     const part of [
+      "BackendError",
       `${NATIVE_BLAS_ENV}=/nonexistent/libopenblas.so.0`,
       "could not be loaded",
       `unset ${NATIVE_BLAS_ENV}`,

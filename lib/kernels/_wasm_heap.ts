@@ -3,8 +3,8 @@
  * it, its memory, tensor addresses on it, and the instantiation of a C
  * module (lib/kernels/c/*.c, built into _binaries.ts) on that memory.
  *
- * Imports tfjs directly and only defines functions (safe in the import
- * cycle with ../tf.ts).
+ * Imports tfjs directly and only defines functions (a kernel module is a
+ * leaf).
  *
  * @module
  */

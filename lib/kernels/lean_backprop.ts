@@ -27,7 +27,9 @@
  * go through tfjs's own path unchanged. Results are bit-identical: only the
  * lifetime of tensors changes.
  *
- * This module imports tfjs directly (not `../tf.ts`, which imports this one).
+ * This module imports tfjs directly (a kernel module is a leaf); nothing is
+ * patched until {@linkcode installLeanBackprop} runs (`installKernels` of
+ * `lib/kernels/mod.ts` calls it).
  *
  * @module
  */
@@ -69,7 +71,8 @@ const frames: { pending: (() => void) | null }[] = [];
  * @example
  * ```ts
  * import { installLeanBackprop } from "tokenlab/kernels/lean_backprop.ts";
- * installLeanBackprop(); // false: tokenlab's tf.ts installed it already
+ * installLeanBackprop();
+ * console.assert(installLeanBackprop() === false); // installed once
  * ```
  */
 export function installLeanBackprop(): boolean {

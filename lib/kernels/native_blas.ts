@@ -28,8 +28,9 @@
  * (`TOKENLAB_WASM_THREADS`, default 1). Results equal tfjs's up to float32
  * summation order.
  *
- * This module imports tfjs directly (not `../tf.ts`, which imports it) and
- * only defines functions, so it is safe in the import cycle.
+ * This module imports tfjs directly (a kernel module is a leaf) and only
+ * defines functions: nothing is loaded until {@linkcode registerNativeBlas}
+ * runs (`installKernels` of `lib/kernels/mod.ts` calls it).
  *
  * @module
  */

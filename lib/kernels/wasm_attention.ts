@@ -24,7 +24,7 @@
  * @module
  */
 
-import { tf } from "../tf.ts";
+import * as tf from "@tensorflow/tfjs";
 import {
   addressOf,
   heapF32,

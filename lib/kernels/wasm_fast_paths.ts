@@ -37,8 +37,8 @@
  * `GatherV2` of whole rows (axis 0): block copies on the heap instead of
  * tfjs's element-by-element loop (see `rowGather`).
  *
- * This module imports tfjs directly (not `../tf.ts`, which imports this one)
- * and only defines functions, so it is safe in the import cycle.
+ * This module imports tfjs directly (a kernel module is a leaf) and only
+ * defines functions.
  *
  * @module
  */

@@ -30,17 +30,14 @@
  *
  * cpu and webgpu have every kernel these gradients need.
  *
- * This module imports `tf` from `../tf.ts`, which imports this module back to
- * call {@linkcode registerWasmGradientKernels} as soon as the wasm backend is
- * loaded. When this module is the entry point, `tf.ts` runs that call before
- * this module's body has run, so the registration path uses only hoisted
- * function declarations and no module-level `const`.
+ * This module imports tfjs directly (a kernel module is a leaf) and only
+ * defines functions.
  *
  * @module
  */
 
 import { baseWasmKernel } from "./wasm_fast_paths.ts";
-import { tf } from "../tf.ts";
+import * as tf from "@tensorflow/tfjs";
 
 /** Largest `cols` chunk, in float32 elements (16 MiB), of Conv2DBackpropFilter. */
 export const COLS_CHUNK_ELEMENTS = 1 << 22;
@@ -73,7 +70,8 @@ type WasmKernel = (args: KernelArgs) => Info;
  * registered (the same list on every call: registering twice is a no-op). A
  * kernel that tfjs itself provides is left alone and not listed.
  *
- * `lib/tf.ts` calls it when it loads, so every importer of `tf` has them.
+ * `installKernels` (`lib/kernels/mod.ts`) calls it, which `initBackend`
+ * does before a backend starts.
  *
  * @example
  * ```ts

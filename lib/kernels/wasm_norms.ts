@@ -20,7 +20,7 @@
  * @module
  */
 
-import { tf } from "../tf.ts";
+import * as tf from "@tensorflow/tfjs";
 import {
   addressOf,
   type Info,

@@ -44,8 +44,8 @@
  * convolutions measured (XNNPACK splits the output, not the sums). tfjs's
  * batched `BatchMatMul` does not use the threads.
  *
- * This module imports tfjs directly (not `../tf.ts`) and only defines
- * functions, so `../tf.ts` may import it.
+ * This module imports tfjs directly (a kernel module is a leaf) and only
+ * defines functions.
  *
  * @module
  */

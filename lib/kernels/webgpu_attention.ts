@@ -46,8 +46,8 @@ import {
 } from "./webgpu_program.ts";
 
 // The names of wasm_attention.ts's FUSED_ATTENTION and FUSED_ATTENTION_GRAD,
-// spelled here because that module imports the kit's tf (a kernel module
-// is a leaf); tests/webgpu_attention_test.ts checks that they agree.
+// spelled here so that the WebGPU kernels need nothing of the wasm ones;
+// tests/webgpu_attention_test.ts checks that they agree.
 const FORWARD = "TokenlabFusedAttention";
 const BACKWARD = "TokenlabFusedAttentionGrad";
 

@@ -19,10 +19,7 @@ import type { TokenBox } from "../models/lvvit.ts";
 import {
   fusedSoftTargetCrossEntropyRows,
   hasFusedSoftTargetCrossEntropy,
-  registerWebGpuCrossEntropy,
 } from "../kernels/webgpu_cross_entropy.ts";
-
-registerWebGpuCrossEntropy();
 
 /**
  * Raised for bad loss inputs: which input, what was expected, what was found.

@@ -1,5 +1,6 @@
 /**
- * Layers the models share (internal): the linear map over the last axis,
+ * Layers the models share (internal): the typed parameters of a layer,
+ * looked up once by official name, the linear map over the last axis,
  * dropout and drop path through the seeded generator, training- and
  * evaluation-mode BatchNorm of NHWC maps with running statistics, and the
  * initial values of a fresh parameter.
@@ -8,17 +9,93 @@
  */
 
 import { tf } from "../tf.ts";
-import {
-  fusedBatchNormTrain,
-  fusedNormFor,
-  NORM_KERNELS,
-} from "../kernels/wasm_norms.ts";
+import { batchNormTrain } from "../ops.ts";
 import type { Rng } from "../random.ts";
 import type { ModelConfig, ParamSpec } from "./config.ts";
 import { ModelInputError } from "./model.ts";
 
-/** The trainable state and running statistics, by official name. */
-export type State = Map<string, tf.Variable>;
+/**
+ * The state entry `name`. Models look their parameters up once, when they
+ * are built, so a missing entry is a defect of the state, said at once.
+ */
+export function param(
+  state: ReadonlyMap<string, tf.Variable>,
+  name: string,
+): tf.Variable {
+  const v = state.get(name);
+  if (v === undefined) {
+    throw new Error(
+      `the model's state has no entry ${name}, which its config needs; build the model with createModel or its class's create, not from a hand-made state`,
+    );
+  }
+  return v;
+}
+
+/** A linear map's weight [in, out] and bias [out] (absent when the config has none). */
+export interface LinearParams {
+  /** Weight, [in, out] (tfjs layout). */
+  weight: tf.Variable;
+  /** Bias [out], or undefined when the layer has none. */
+  bias: tf.Variable | undefined;
+}
+
+/** The linear map `prefix` (`prefix.weight`, and `prefix.bias` when there is one). */
+export function linearParams(
+  state: ReadonlyMap<string, tf.Variable>,
+  prefix: string,
+): LinearParams {
+  return {
+    weight: param(state, `${prefix}.weight`),
+    bias: state.get(`${prefix}.bias`),
+  };
+}
+
+/** A LayerNorm's affine part. */
+export interface NormParams {
+  /** Scale [D]. */
+  weight: tf.Variable;
+  /** Shift [D]. */
+  bias: tf.Variable;
+}
+
+/** The LayerNorm `prefix` (`prefix.weight`, `prefix.bias`). */
+export function normParams(
+  state: ReadonlyMap<string, tf.Variable>,
+  prefix: string,
+): NormParams {
+  return {
+    weight: param(state, `${prefix}.weight`),
+    bias: param(state, `${prefix}.bias`),
+  };
+}
+
+/** A BatchNorm's affine part and running statistics (PyTorch's buffers). */
+export interface BatchNormParams {
+  /** Scale [C]. */
+  weight: tf.Variable;
+  /** Shift [C]. */
+  bias: tf.Variable;
+  /** `running_mean` [C]. */
+  runningMean: tf.Variable;
+  /** `running_var` [C] (unbiased, as PyTorch keeps it). */
+  runningVar: tf.Variable;
+  /** `num_batches_tracked`, a scalar. */
+  numBatchesTracked: tf.Variable;
+}
+
+/** The BatchNorm `prefix` with its buffers. */
+export function batchNormParams(
+  state: ReadonlyMap<string, tf.Variable>,
+  prefix: string,
+): BatchNormParams {
+  return {
+    weight: param(state, `${prefix}.weight`),
+    bias: param(state, `${prefix}.bias`),
+    runningMean: param(state, `${prefix}.running_mean`),
+    runningVar: param(state, `${prefix}.running_var`),
+    numBatchesTracked: param(state, `${prefix}.num_batches_tracked`),
+  };
+}
 
 /** What BatchNorm needs to know about the forward it runs in. */
 export interface NormContext {
@@ -66,70 +143,17 @@ export function dropPath(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
 }
 
 /**
- * Training-mode BatchNorm of an NHWC map with a hand-written gradient: it
- * saves only its input and recomputes the normalised map in the backward
- * pass, where autodiff of the composite ops would keep five full-size
- * intermediates per layer alive (the stem's maps are the largest tensors of
- * a step). `mean` and `invStd` are the batch statistics of `x`; the gradient
- * below is the total derivative through them, so none flows back through
- * their own computation.
- */
-const batchNormTrain = tf.customGrad(
-  ((
-    x: tf.Tensor,
-    mean: tf.Tensor,
-    invStd: tf.Tensor,
-    gamma: tf.Tensor,
-    beta: tf.Tensor,
-    save: tf.GradSaveFunc,
-  ): {
-    value: tf.Tensor;
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
-  } => {
-    const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), invStd), gamma), beta);
-    save([x, mean, invStd, gamma]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, m, inv, g] = saved;
-        const n = xs.size / xs.shape[xs.rank - 1];
-        const axes = [0, 1, 2];
-        const xhat = tf.mul(tf.sub(xs, m), inv);
-        const dBeta = tf.sum(dy, axes);
-        const dGamma = tf.sum(tf.mul(dy, xhat), axes);
-        // dx = gamma invStd / n (n dy - sum dy - xhat sum(dy xhat))
-        const dx = tf.mul(
-          tf.mul(g, tf.div(inv, n)),
-          tf.sub(tf.sub(tf.mul(dy, n), dBeta), tf.mul(xhat, dGamma)),
-        );
-        return [dx, tf.zerosLike(m), tf.zerosLike(inv), dGamma, dBeta];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0],
-) as unknown as (
-  x: tf.Tensor,
-  mean: tf.Tensor,
-  invStd: tf.Tensor,
-  gamma: tf.Tensor,
-  beta: tf.Tensor,
-) => tf.Tensor4D;
-
-/**
  * BatchNorm over N, H, W of an NHWC map. Training uses the batch statistics
  * and moves the running ones (unbiased variance, as PyTorch); evaluation
  * uses the running ones.
  */
 export function batchNorm(
   x: tf.Tensor4D,
-  state: State,
-  prefix: string,
+  params: BatchNormParams,
   config: Pick<ModelConfig, "bnEps" | "bnMomentum">,
   ctx: NormContext,
 ): tf.Tensor4D {
-  const weight = state.get(`${prefix}.weight`)!;
-  const bias = state.get(`${prefix}.bias`)!;
-  const runMean = state.get(`${prefix}.running_mean`)!;
-  const runVar = state.get(`${prefix}.running_var`)!;
+  const { weight, bias, runningMean: runMean, runningVar: runVar } = params;
   if (!ctx.training) {
     const scale = tf.mul(weight, tf.rsqrt(tf.add(runVar, config.bnEps)));
     return tf.add(tf.mul(tf.sub(x, runMean), scale), bias) as tf.Tensor4D;
@@ -138,7 +162,7 @@ export function batchNorm(
   const update = (mean: tf.Tensor, variance: tf.Tensor) => {
     const m = config.bnMomentum;
     const unbiased = n > 1 ? n / (n - 1) : 1;
-    const count = state.get(`${prefix}.num_batches_tracked`)!;
+    const count = params.numBatchesTracked;
     tf.tidy(() => {
       runMean.assign(tf.add(tf.mul(runMean, 1 - m), tf.mul(mean, m)));
       runVar.assign(
@@ -147,21 +171,10 @@ export function batchNorm(
       count.assign(tf.add(count, 1));
     });
   };
-  if (fusedNormFor(x, NORM_KERNELS.batchNorm) && weight.dtype === "float32") {
-    // On wasm and WebGPU: the moments, the map and its gradient are fused
-    // kernels (lib/kernels/wasm_norms.ts, webgpu_norms.ts).
-    return fusedBatchNormTrain(
-      x,
-      weight,
-      bias,
-      config.bnEps,
-      ctx.updateStats ? update : undefined,
-    );
-  }
-  const { mean, variance } = tf.moments(x, [0, 1, 2]);
-  if (ctx.updateStats) update(mean, variance);
-  const invStd = tf.rsqrt(tf.add(variance, config.bnEps));
-  return batchNormTrain(x, mean, invStd, weight, bias);
+  return batchNormTrain(x, { weight, bias }, {
+    eps: config.bnEps,
+    onStats: ctx.updateStats ? update : undefined,
+  });
 }
 
 /** Initial values of a fresh parameter or buffer, in PyTorch layout. */

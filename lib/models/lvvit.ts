@@ -15,11 +15,17 @@ import { attentionCore, gelu, layerNormAffine } from "../ops.ts";
 import type { Rng } from "../random.ts";
 import {
   batchNorm,
+  type BatchNormParams,
+  batchNormParams,
   checkImages,
   dropout,
   dropPath,
   linear,
-  type State,
+  type LinearParams,
+  linearParams,
+  type NormParams,
+  normParams,
+  param,
 } from "./_layers.ts";
 import {
   applyHead,
@@ -105,35 +111,118 @@ interface RunContext extends StateRunContext {
   onAttention?: (block: number, attention: tf.Tensor4D) => void;
 }
 
+/** A convolution with a bias (the patch projection). */
+interface ConvParams {
+  /** Filter [kh, kw, in, out] (tfjs layout). */
+  weight: tf.Variable;
+  /** Bias [out]. */
+  bias: tf.Variable;
+}
+
+/** The patch embedding's parameters: a patchify conv, or the conv stem. */
+type StemParams =
+  | { kind: "linear"; proj: ConvParams }
+  | {
+    kind: "conv";
+    conv1: tf.Variable;
+    bn1: BatchNormParams;
+    conv2: tf.Variable;
+    bn2: BatchNormParams;
+    conv3: tf.Variable;
+    bn3: BatchNormParams;
+    proj: ConvParams;
+  };
+
+/** One transformer block's parameters (`blocks.i.*`). */
+interface BlockParams {
+  norm1: NormParams;
+  attn: { qkv: LinearParams; proj: LinearParams };
+  norm2: NormParams;
+  mlp: { fc1: LinearParams; fc2: LinearParams };
+}
+
+/** Every parameter the forward reads, looked up once by official name. */
+interface LvVitParams {
+  stem: StemParams;
+  clsToken: tf.Variable;
+  posEmbed: tf.Variable;
+  blocks: BlockParams[];
+  norm: NormParams;
+}
+
+/** The typed parameters of `config`'s model in `state` (see `config.ts` for the names). */
+function lvvitParams(
+  config: ModelConfig,
+  state: ReadonlyMap<string, tf.Variable>,
+): LvVitParams {
+  const proj: ConvParams = {
+    weight: param(state, "patch_embed.proj.weight"),
+    bias: param(state, "patch_embed.proj.bias"),
+  };
+  const stem: StemParams = config.stem === "linear"
+    ? { kind: "linear", proj }
+    : {
+      kind: "conv",
+      conv1: param(state, "patch_embed.conv1.weight"),
+      bn1: batchNormParams(state, "patch_embed.bn1"),
+      conv2: param(state, "patch_embed.conv2.weight"),
+      bn2: batchNormParams(state, "patch_embed.bn2"),
+      conv3: param(state, "patch_embed.conv3.weight"),
+      bn3: batchNormParams(state, "patch_embed.bn3"),
+      proj,
+    };
+  const blocks = Array.from({ length: config.depth }, (_, i): BlockParams => {
+    const p = `blocks.${i}`;
+    return {
+      norm1: normParams(state, `${p}.norm1`),
+      attn: {
+        qkv: linearParams(state, `${p}.attn.qkv`),
+        proj: linearParams(state, `${p}.attn.proj`),
+      },
+      norm2: normParams(state, `${p}.norm2`),
+      mlp: {
+        fc1: linearParams(state, `${p}.mlp.fc1`),
+        fc2: linearParams(state, `${p}.mlp.fc2`),
+      },
+    };
+  });
+  return {
+    stem,
+    clsToken: param(state, "cls_token"),
+    posEmbed: param(state, "pos_embed"),
+    blocks,
+    norm: normParams(state, "norm"),
+  };
+}
+
 /** The patch embedding: NHWC image -> [B, h, w, D] token grid. */
 function patchEmbed(
   x: tf.Tensor4D,
-  state: State,
+  stem: StemParams,
   config: ModelConfig,
   ctx: RunContext,
 ): tf.Tensor4D {
-  const w = (name: string) => state.get(`patch_embed.${name}`)! as tf.Tensor4D;
-  if (config.stem === "linear") {
+  const w = (v: tf.Variable) => v as tf.Tensor4D;
+  if (stem.kind === "linear") {
     const p = config.patchSize;
-    const y = tf.conv2d(x, w("proj.weight"), p, "valid"); // [B, h, w, D]
-    return tf.add(y, w("proj.bias")) as tf.Tensor4D;
+    const y = tf.conv2d(x, w(stem.proj.weight), p, "valid"); // [B, h, w, D]
+    return tf.add(y, stem.proj.bias) as tf.Tensor4D;
   }
-  let y = tf.conv2d(x, w("conv1.weight"), 2, 3); // [B, H/2, W/2, S]
-  y = tf.relu(batchNorm(y, state, "patch_embed.bn1", config, ctx));
-  y = tf.conv2d(y, w("conv2.weight"), 1, 1);
-  y = tf.relu(batchNorm(y, state, "patch_embed.bn2", config, ctx));
-  y = tf.conv2d(y, w("conv3.weight"), 1, 1);
-  y = tf.relu(batchNorm(y, state, "patch_embed.bn3", config, ctx));
+  let y = tf.conv2d(x, w(stem.conv1), 2, 3); // [B, H/2, W/2, S]
+  y = tf.relu(batchNorm(y, stem.bn1, config, ctx));
+  y = tf.conv2d(y, w(stem.conv2), 1, 1);
+  y = tf.relu(batchNorm(y, stem.bn2, config, ctx));
+  y = tf.conv2d(y, w(stem.conv3), 1, 1);
+  y = tf.relu(batchNorm(y, stem.bn3, config, ctx));
   const k = config.patchSize / 2;
-  y = tf.conv2d(y, w("proj.weight"), k, "valid"); // [B, h, w, D]
-  return tf.add(y, w("proj.bias")) as tf.Tensor4D;
+  y = tf.conv2d(y, w(stem.proj.weight), k, "valid"); // [B, h, w, D]
+  return tf.add(y, stem.proj.bias) as tf.Tensor4D;
 }
 
 /** Multi-head self-attention, qkv in one matmul, scale head_dim^-0.5. */
 function attention(
   x: tf.Tensor3D,
-  state: State,
-  prefix: string,
+  params: BlockParams["attn"],
   index: number,
   config: ModelConfig,
   ctx: RunContext,
@@ -142,8 +231,8 @@ function attention(
   const H = config.numHeads, hd = D / H;
   const qkv = linear(
     x,
-    state.get(`${prefix}.qkv.weight`)!,
-    state.get(`${prefix}.qkv.bias`),
+    params.qkv.weight,
+    params.qkv.bias,
   ) as tf.Tensor3D; // [B, N, 3D], laid out as (3, H, hd)
   let merged: tf.Tensor;
   if (!(ctx.training && config.attnDropRate > 0)) {
@@ -173,11 +262,7 @@ function attention(
     const mixed = tf.matMul(dropped, v); // [B, H, N, hd]
     merged = tf.reshape(tf.transpose(mixed, [0, 2, 1, 3]), [B, N, D]); // [B, N, D]
   }
-  let out = linear(
-    merged,
-    state.get(`${prefix}.proj.weight`)!,
-    state.get(`${prefix}.proj.bias`),
-  );
+  let out = linear(merged, params.proj.weight, params.proj.bias);
   if (ctx.training && config.dropRate > 0) {
     out = dropout(out, config.dropRate, requireRng(ctx, "dropout"));
   }
@@ -187,26 +272,15 @@ function attention(
 /** Linear, GELU (exact), Linear. */
 function mlp(
   x: tf.Tensor3D,
-  state: State,
-  prefix: string,
+  params: BlockParams["mlp"],
   config: ModelConfig,
   ctx: RunContext,
 ): tf.Tensor3D {
-  let h = gelu(
-    linear(
-      x,
-      state.get(`${prefix}.fc1.weight`)!,
-      state.get(`${prefix}.fc1.bias`),
-    ),
-  ); // [B, N, hidden]
+  let h = gelu(linear(x, params.fc1.weight, params.fc1.bias)); // [B, N, hidden]
   if (ctx.training && config.dropRate > 0) {
     h = dropout(h, config.dropRate, requireRng(ctx, "dropout"));
   }
-  let out = linear(
-    h,
-    state.get(`${prefix}.fc2.weight`)!,
-    state.get(`${prefix}.fc2.bias`),
-  ); // [B, N, D]
+  let out = linear(h, params.fc2.weight, params.fc2.bias); // [B, N, D]
   if (ctx.training && config.dropRate > 0) {
     out = dropout(out, config.dropRate, requireRng(ctx, "dropout"));
   }
@@ -228,13 +302,12 @@ export function dropPathRates(config: ModelConfig): number[] {
  */
 function block(
   x: tf.Tensor3D,
-  state: State,
+  params: BlockParams,
   index: number,
   dpr: number,
   config: ModelConfig,
   ctx: RunContext,
 ): tf.Tensor3D {
-  const p = `blocks.${index}`;
   const eps = config.normEps;
   const branch = (y: tf.Tensor) => {
     if (ctx.training && dpr > 0) {
@@ -242,20 +315,11 @@ function block(
     }
     return config.skipLam === 1 ? y : tf.div(y, config.skipLam);
   };
-  const n1 = layerNormAffine(
-    x,
-    state.get(`${p}.norm1.weight`)!,
-    state.get(`${p}.norm1.bias`)!,
-    eps,
-  ) as tf.Tensor3D;
-  x = tf.add(x, branch(attention(n1, state, `${p}.attn`, index, config, ctx)));
-  const n2 = layerNormAffine(
-    x,
-    state.get(`${p}.norm2.weight`)!,
-    state.get(`${p}.norm2.bias`)!,
-    eps,
-  ) as tf.Tensor3D;
-  return tf.add(x, branch(mlp(n2, state, `${p}.mlp`, config, ctx)));
+  const { norm1, norm2 } = params;
+  const n1 = layerNormAffine(x, norm1.weight, norm1.bias, eps) as tf.Tensor3D;
+  x = tf.add(x, branch(attention(n1, params.attn, index, config, ctx)));
+  const n2 = layerNormAffine(x, norm2.weight, norm2.bias, eps) as tf.Tensor3D;
+  return tf.add(x, branch(mlp(n2, params.mlp, config, ctx)));
 }
 
 // Defined beside the model state; still exported here.
@@ -287,12 +351,13 @@ function encode(
   grid: tf.Tensor4D,
   ctx: RunContext,
 ): tf.Tensor3D {
+  const params = paramsOf(model);
   const [B, h, w, D] = grid.shape;
   const patches = tf.reshape(grid, [B, h * w, D]); // [B, N, D]
-  const cls = tf.tile(model.state.get("cls_token")!, [B, 1, 1]); // [B, 1, D]
+  const cls = tf.tile(params.clsToken, [B, 1, 1]); // [B, 1, D]
   let x = tf.add(
     tf.concat([cls, patches], 1),
-    model.state.get("pos_embed")!,
+    params.posEmbed,
   ) as tf.Tensor3D; // [B, N+1, D]
   if (ctx.training && model.config.dropRate > 0) {
     x = dropout(
@@ -303,14 +368,27 @@ function encode(
   }
   const dpr = dropPathRates(model.config);
   for (let i = 0; i < model.config.depth; i++) {
-    x = block(x, model.state as State, i, dpr[i], model.config, ctx);
+    x = block(x, params.blocks[i], i, dpr[i], model.config, ctx);
   }
   return layerNormAffine(
     x,
-    model.state.get("norm.weight")!,
-    model.state.get("norm.bias")!,
+    params.norm.weight,
+    params.norm.bias,
     model.config.normEps,
   ) as tf.Tensor3D; // [B, N+1, D]
+}
+
+// Each model's typed parameters. A map beside the class rather than a
+// private field, as `isDisposed`: LvVit stays a structural type.
+const PARAMS = new WeakMap<LvVit, LvVitParams>();
+
+function paramsOf(model: LvVit): LvVitParams {
+  let params = PARAMS.get(model);
+  if (params === undefined) {
+    params = lvvitParams(model.config, model.state);
+    PARAMS.set(model, params);
+  }
+  return params;
 }
 
 /**
@@ -347,6 +425,7 @@ export class LvVit implements TokenModel {
     this.config = config;
     this.spec = parameterSpec(config);
     this.state = state;
+    PARAMS.set(this, lvvitParams(config, state));
   }
 
   /** Builds a freshly initialised model (initialised as the official code). */
@@ -409,7 +488,7 @@ export class LvVit implements TokenModel {
     return tf.tidy(() =>
       encode(
         this,
-        patchEmbed(x as tf.Tensor4D, this.state as State, this.config, ctx),
+        patchEmbed(x as tf.Tensor4D, paramsOf(this).stem, this.config, ctx),
         ctx,
       )
     );
@@ -432,7 +511,7 @@ export class LvVit implements TokenModel {
     const out = tf.tidy(() => {
       let grid = patchEmbed(
         x as tf.Tensor4D,
-        this.state as State,
+        paramsOf(this).stem,
         this.config,
         ctx,
       ); // [B, h, w, D]

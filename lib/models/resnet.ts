@@ -14,10 +14,12 @@
 import { tf } from "../tf.ts";
 import {
   batchNorm,
+  type BatchNormParams,
+  batchNormParams,
   checkImages,
   dropout,
   dropPath,
-  type State,
+  param,
 } from "./_layers.ts";
 import {
   applyHead,
@@ -47,7 +49,11 @@ import type {
   TrainOutput,
 } from "./lvvit.ts";
 import { ModelInputError, type TokenModel } from "./model.ts";
-import { resnetBlocks, resnetStemStride } from "./resnet_config.ts";
+import {
+  type ResnetBlock,
+  resnetBlocks,
+  resnetStemStride,
+} from "./resnet_config.ts";
 
 /** Raised when a ResNet is asked for something only a token model (a ViT) does. */
 export class NotATokenModelError extends ModelInputError {
@@ -68,6 +74,64 @@ function conv(
   return tf.conv2d(x, w as tf.Tensor4D, stride, k === 1 ? "valid" : 1); // [B, H/stride, W/stride, out]
 }
 
+/** One residual block: its layout and its parameters. */
+interface BlockParams {
+  /** Channels, stride and shortcut of the block. */
+  block: ResnetBlock;
+  conv1: tf.Variable;
+  bn1: BatchNormParams;
+  conv2: tf.Variable;
+  bn2: BatchNormParams;
+  /** The projection shortcut (1x1 conv + BN), when the shape changes. */
+  downsample: { conv: tf.Variable; bn: BatchNormParams } | null;
+}
+
+/** Every parameter the trunk reads, looked up once by name. */
+interface ResNetParams {
+  stemConv: tf.Variable;
+  stemBn: BatchNormParams;
+  blocks: BlockParams[];
+}
+
+/** The typed parameters of `config`'s ResNet in `state` (names in `resnet_config.ts`). */
+function resnetParams(
+  config: ModelConfig,
+  state: ReadonlyMap<string, tf.Variable>,
+): ResNetParams {
+  return {
+    stemConv: param(state, "stem.conv.weight"),
+    stemBn: batchNormParams(state, "stem.bn"),
+    blocks: resnetBlocks(config).map((block): BlockParams => {
+      const p = block.prefix;
+      return {
+        block,
+        conv1: param(state, `${p}.conv1.weight`),
+        bn1: batchNormParams(state, `${p}.bn1`),
+        conv2: param(state, `${p}.conv2.weight`),
+        bn2: batchNormParams(state, `${p}.bn2`),
+        downsample: block.projection
+          ? {
+            conv: param(state, `${p}.downsample.0.weight`),
+            bn: batchNormParams(state, `${p}.downsample.1`),
+          }
+          : null,
+      };
+    }),
+  };
+}
+
+// Each model's typed parameters, beside the class (it stays structural).
+const PARAMS = new WeakMap<ResNet, ResNetParams>();
+
+function paramsOf(model: ResNet): ResNetParams {
+  let params = PARAMS.get(model);
+  if (params === undefined) {
+    params = resnetParams(model.config, model.state);
+    PARAMS.set(model, params);
+  }
+  return params;
+}
+
 /** Stem, stages and the final map [B, h, w, D]. */
 function trunk(
   model: ResNet,
@@ -75,18 +139,16 @@ function trunk(
   ctx: RunContext,
 ): tf.Tensor4D {
   const c = model.config;
-  const s = model.state as State;
-  const v = (name: string) => s.get(name)!;
-  let y = conv(x, v("stem.conv.weight"), resnetStemStride(c)); // [B, H/s, W/s, w0]
-  y = tf.relu(batchNorm(y, s, "stem.bn", c, ctx));
-  const blocks = resnetBlocks(c);
+  const params = paramsOf(model);
+  let y = conv(x, params.stemConv, resnetStemStride(c)); // [B, H/s, W/s, w0]
+  y = tf.relu(batchNorm(y, params.stemBn, c, ctx));
   const rates = resnetDropPathRates(c);
-  blocks.forEach((b, i) => {
-    const p = b.prefix;
-    let out = conv(y, v(`${p}.conv1.weight`), b.stride); // [B, H', W', out]
-    out = tf.relu(batchNorm(out, s, `${p}.bn1`, c, ctx));
-    out = conv(out, v(`${p}.conv2.weight`), 1);
-    out = batchNorm(out, s, `${p}.bn2`, c, ctx);
+  params.blocks.forEach((p, i) => {
+    const b = p.block;
+    let out = conv(y, p.conv1, b.stride); // [B, H', W', out]
+    out = tf.relu(batchNorm(out, p.bn1, c, ctx));
+    out = conv(out, p.conv2, 1);
+    out = batchNorm(out, p.bn2, c, ctx);
     if (ctx.training && rates[i] > 0) {
       out = dropPath(
         out,
@@ -94,11 +156,10 @@ function trunk(
         requireRng(ctx, "drop path"),
       ) as tf.Tensor4D;
     }
-    const shortcut = b.projection
+    const shortcut = p.downsample !== null
       ? batchNorm(
-        conv(y, v(`${p}.downsample.0.weight`), b.stride), // [B, H', W', out]
-        s,
-        `${p}.downsample.1`,
+        conv(y, p.downsample.conv, b.stride), // [B, H', W', out]
+        p.downsample.bn,
         c,
         ctx,
       )
@@ -159,6 +220,7 @@ export class ResNet implements TokenModel {
     this.config = config;
     this.spec = parameterSpec(config);
     this.state = state;
+    PARAMS.set(this, resnetParams(config, state));
   }
 
   /** Builds a freshly initialised ResNet; every draw comes from `options.seed`. */

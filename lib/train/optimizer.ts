@@ -17,10 +17,7 @@ import {
   ADAMW_KERNEL,
   type AdamWStepAttrs,
   hasFusedAdamW,
-  registerWebGpuAdamW,
 } from "../kernels/webgpu_adamw.ts";
-
-registerWebGpuAdamW();
 
 /** Raised for a bad optimizer setting, gradient or saved state. */
 export class OptimizerError extends Error {
