@@ -34,7 +34,7 @@ import {
   readTorchStateDict,
   tensorsOf,
   TorchZip,
-} from "tokenlab/io/torch.ts";
+} from "tokenlab/io/torch/mod.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,

@@ -42,7 +42,7 @@ import {
   backendTest,
   checkGradients,
 } from "tokenlab/testing";
-import { readTorchFile } from "tokenlab/io/torch.ts";
+import { readTorchFile } from "tokenlab/io/torch/mod.ts";
 import { type RawTensor, toFloat32 } from "tokenlab/io/raw_tensor.ts";
 
 const FIXTURES = `${ROOT}tests/fixtures/`;

@@ -22,5 +22,4 @@ export {
 } from "./atomic_write.ts";
 export * from "./raw_tensor.ts";
 export * from "./safetensors.ts";
-export * from "./torch.ts";
-export * from "./torch_write.ts";
+export * from "./torch/mod.ts";

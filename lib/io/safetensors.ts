@@ -8,8 +8,8 @@
  * @module
  */
 
-import { CheckpointError } from "./torch.ts";
-import { writeFileAtomic } from "./torch_write.ts";
+import { CheckpointError } from "./checkpoint_error.ts";
+import { writeFileAtomic } from "./atomic_write.ts";
 import {
   checkRawTensor,
   dataView,

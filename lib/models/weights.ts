@@ -14,7 +14,7 @@
 import { tf } from "../tf.ts";
 import { VERSION } from "../version.ts";
 import { type RawTensor, toFloat32 } from "../io/raw_tensor.ts";
-import { readTorchStateDict } from "../io/torch.ts";
+import { readTorchStateDict } from "../io/torch/mod.ts";
 import { readSafetensors, writeSafetensors } from "../io/safetensors.ts";
 import {
   gridSize,

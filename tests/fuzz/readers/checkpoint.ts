@@ -8,7 +8,7 @@
  * @module
  */
 
-import { CheckpointError } from "../../../lib/io/torch.ts";
+import { CheckpointError } from "../../../lib/io/checkpoint_error.ts";
 import { readSafetensors } from "../../../lib/io/safetensors.ts";
 import { sha256Hex } from "../../../lib/io/digest.ts";
 import {

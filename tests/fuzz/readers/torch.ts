@@ -1,7 +1,7 @@
 /**
  * Fuzzing the torch reader (`torch.save` files: ZIP archives of a pickle and
  * storages, legacy pickles, tar checkpoints): the real PyTorch-written
- * fixtures and files written by torch_write, mutated as whole files, inside
+ * fixtures and files written by the torch writer, mutated as whole files, inside
  * their entries (re-zipped with valid CRCs so the pickle parser is reached),
  * or grown into huge sparse files.
  *
@@ -10,11 +10,11 @@
 
 import {
   CheckpointError,
+  encodeTorchTensor,
   readTorchFile,
   readTorchStateDict,
   TorchZip,
-} from "../../../lib/io/torch.ts";
-import { encodeTorchTensor } from "../../../lib/io/torch_write.ts";
+} from "../../../lib/io/torch/mod.ts";
 import type { Rng } from "../../../lib/random.ts";
 import type { FuzzReader, SeedFile } from "../_reader.ts";
 import {

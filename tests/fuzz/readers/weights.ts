@@ -13,7 +13,7 @@
  * @module
  */
 
-import { CheckpointError } from "../../../lib/io/torch.ts";
+import { CheckpointError } from "../../../lib/io/checkpoint_error.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
