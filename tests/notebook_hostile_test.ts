@@ -17,7 +17,7 @@ import {
   serializeNotebook,
   stripOutputs,
 } from "../lib/report/notebook.ts";
-import { injectParameters } from "../lib/report/params.ts";
+import { injectParameters } from "../lib/report/params/mod.ts";
 
 function notebookWithMetadata(metadata: string): string {
   return `{"cells": [], "metadata": ${metadata}, "nbformat": 4, "nbformat_minor": 5}`;

@@ -23,7 +23,7 @@ import {
   readParameterFile,
   renderInjectedCell,
   resolveParameters,
-} from "../lib/report/params.ts";
+} from "../lib/report/params/mod.ts";
 import {
   cellSource,
   type Notebook,

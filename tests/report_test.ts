@@ -11,7 +11,7 @@ import {
   assertStringIncludes,
 } from "./_assert.ts";
 import { ReportError, runReports } from "../lib/report/run.ts";
-import { ParameterError } from "../lib/report/params.ts";
+import { ParameterError } from "../lib/report/params/mod.ts";
 import { NotebookError } from "../lib/report/notebook.ts";
 import { findBrowser } from "../lib/report/browser.ts";
 import { ROOT, runCli } from "./_helpers.ts";

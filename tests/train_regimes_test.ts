@@ -17,7 +17,7 @@ import { ROOT } from "./_helpers.ts";
 import { tf } from "../lib/tf.ts";
 import { initBackend } from "../lib/backend.ts";
 import { Rng } from "../lib/random.ts";
-import { SyntheticScenes } from "../lib/data/synthetic.ts";
+import { SyntheticScenes } from "../lib/data/synthetic_scenes.ts";
 import { oracleAnnotate } from "../lib/labels/oracle.ts";
 import type { ScoreMap } from "../lib/labels/score_map.ts";
 import {

@@ -16,7 +16,7 @@ import {
 import { ROOT, runCli } from "./_helpers.ts";
 import { tf } from "../lib/tf.ts";
 import { initBackend } from "../lib/backend.ts";
-import { SyntheticScenes } from "../lib/data/synthetic.ts";
+import { SyntheticScenes } from "../lib/data/synthetic_scenes.ts";
 import { oracleAnnotate } from "../lib/labels/oracle.ts";
 import {
   DEFAULT_TRAIN_CONFIG,

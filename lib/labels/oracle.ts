@@ -1,6 +1,6 @@
 /**
  * The oracle annotator: exact score maps computed from a per-pixel class
- * map (the synthetic scenes of `lib/data/synthetic.ts` have one), instead of
+ * map (the synthetic scenes of `lib/data/synthetic_scenes.ts` have one), instead of
  * a trained classifier's guesses. With it, token labeling can be studied
  * with a perfect annotator, and an annotator's maps can be compared with the
  * truth.
@@ -418,7 +418,7 @@ export interface OracleAnnotateResult {
  *
  * @example
  * ```ts
- * import { SyntheticScenes } from "tokenlab/data/synthetic.ts";
+ * import { SyntheticScenes } from "tokenlab/data/synthetic_scenes.ts";
  * import { oracleAnnotate } from "tokenlab/labels/oracle.ts";
  * import { ScoreMapStore } from "tokenlab/labels/score_map.ts";
  * const dir = await Deno.makeTempDir();

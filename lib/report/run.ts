@@ -36,7 +36,7 @@ import {
   type ParameterSpec,
   readParameterFile,
   resolveParameters,
-} from "./params.ts";
+} from "./params/mod.ts";
 import { HEADLINE_MIME, PROVENANCE_MIME } from "./provenance.ts";
 import { reportCsp } from "./csp.ts";
 import { escapeMarkdown } from "./markdown_escape.ts";

@@ -22,7 +22,7 @@
 import { join } from "node:path";
 import { openDataset, parseDataSpec } from "../data/datasets.ts";
 import { toImageSource } from "../data/paired.ts";
-import { SyntheticScenes } from "../data/synthetic.ts";
+import { SyntheticScenes } from "../data/synthetic_scenes.ts";
 import { exists, writeTextAtomic } from "../io/_fs.ts";
 import { annotate } from "../labels/annotate.ts";
 import type { TokenModel } from "../models/model.ts";

@@ -24,7 +24,7 @@
  */
 
 import { Rng } from "tokenlab";
-import { SyntheticScenes } from "tokenlab/data/synthetic.ts";
+import { SyntheticScenes } from "tokenlab/data/synthetic_scenes.ts";
 import { decodeImage } from "tokenlab/data/decode.ts";
 import { trainTransform } from "tokenlab/data/transforms.ts";
 import { DataLoader } from "tokenlab/data/loader.ts";

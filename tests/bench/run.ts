@@ -899,7 +899,7 @@ function osName(): string {
 
 /** Writes the JPEG photos of the data job; returns the folder. */
 async function writePhotos(): Promise<string> {
-  const { SyntheticScenes } = await import("tokenlab/data/synthetic.ts");
+  const { SyntheticScenes } = await import("tokenlab/data/synthetic_scenes.ts");
   const sharp = (await import("sharp")).default;
   const dir = await Deno.makeTempDir({
     dir: `${ROOT}tests`,

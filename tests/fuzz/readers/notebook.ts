@@ -21,7 +21,7 @@ import {
   findParameterCell,
   injectParameters,
   ParameterError,
-} from "../../../lib/report/params.ts";
+} from "../../../lib/report/params/mod.ts";
 import type { Rng } from "../../../lib/random.ts";
 import { filesReader, hostileFile, type MakeCase, steps } from "../_reader.ts";
 import { mutateBytes, mutateJson, mutateText, pick } from "../mutate.ts";

@@ -22,7 +22,7 @@ import {
   readParameterFile,
   renderInjectedCell,
   resolveParameters,
-} from "../../../lib/report/params.ts";
+} from "../../../lib/report/params/mod.ts";
 import {
   type FuzzReader,
   hostileFile,
