@@ -14,6 +14,7 @@
  * @module
  */
 
+export * from "./annotators/mod.ts";
 export * from "./backend.ts";
 export * from "./backend_check.ts";
 export * from "./ops.ts";

@@ -18,7 +18,7 @@ import {
 import { decodeImage } from "tokenlab/data/decode.ts";
 import { resizeImage } from "tokenlab/data/resize.ts";
 import { type ImageDataset, ImageError } from "tokenlab/data/image.ts";
-import { ScoreMapError, ScoreMapStore } from "tokenlab/labels/score_map.ts";
+import { ScoreMapError, ScoreMapStore } from "tokenlab/labels/mod.ts";
 
 const FIXTURE = new URL("./fixtures/image_folder", import.meta.url).pathname;
 const IMAGES = new URL("./fixtures/images/", import.meta.url);

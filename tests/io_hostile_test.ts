@@ -28,7 +28,7 @@ import {
   readSafetensors,
 } from "tokenlab/io/safetensors.ts";
 import { allocData } from "tokenlab/io/raw_tensor.ts";
-import { readOfficialMap, ScoreMapError } from "tokenlab/labels/score_map.ts";
+import { readOfficialMap, ScoreMapError } from "tokenlab/labels/mod.ts";
 import {
   buildZip,
   Bytes,

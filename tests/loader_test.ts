@@ -15,7 +15,7 @@ import { DataSpecError, parseDataSpec } from "../lib/data/datasets.ts";
 import { type ImageDataset, ImageError } from "../lib/data/image.ts";
 import { showBatch } from "../lib/data/display.ts";
 import { SyntheticScenes } from "../lib/data/synthetic_scenes.ts";
-import { oracleAnnotate } from "../lib/labels/oracle.ts";
+import { oracleAnnotate } from "../lib/annotators/oracle.ts";
 import { ScoreMapError } from "../lib/labels/score_map.ts";
 
 const synthetic = (count: number): PipelineSpec["data"] => ({

@@ -19,7 +19,7 @@ import {
   ScoreMapStore,
   type ScoreMapStoreInit,
   upgradeScoreMapStore,
-} from "tokenlab/labels/score_map.ts";
+} from "tokenlab/labels/mod.ts";
 import { Rng } from "tokenlab/random.ts";
 import { crc32 } from "node:zlib";
 

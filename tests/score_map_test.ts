@@ -25,7 +25,7 @@ import {
   storeToOfficial,
   validateScoreMap,
   writeOfficialMap,
-} from "tokenlab/labels/score_map.ts";
+} from "tokenlab/labels/mod.ts";
 import {
   encodeTorchTensor,
   writeFileAtomic,
@@ -1018,7 +1018,7 @@ Deno.test("resume after the writing process is killed (SIGKILL) gives a byte-ide
   await withTemp(async (dir) => {
     const N = 300;
     await writeStore(`${dir}/reference`, N);
-    const lib = new URL("../lib/labels/score_map.ts", import.meta.url).href;
+    const lib = new URL("../lib/labels/store/mod.ts", import.meta.url).href;
     const p = `${dir}/killed`;
     const code = `
       import { ScoreMapStore } from ${JSON.stringify(lib)};

@@ -18,7 +18,7 @@ import { tf } from "../lib/tf.ts";
 import { initBackend } from "../lib/backend.ts";
 import { Rng } from "../lib/random.ts";
 import { SyntheticScenes } from "../lib/data/synthetic_scenes.ts";
-import { oracleAnnotate } from "../lib/labels/oracle.ts";
+import { oracleAnnotate } from "../lib/annotators/oracle.ts";
 import type { ScoreMap } from "../lib/labels/score_map.ts";
 import {
   LossInputError,

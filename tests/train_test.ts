@@ -17,7 +17,7 @@ import { ROOT, runCli } from "./_helpers.ts";
 import { tf } from "../lib/tf.ts";
 import { initBackend } from "../lib/backend.ts";
 import { SyntheticScenes } from "../lib/data/synthetic_scenes.ts";
-import { oracleAnnotate } from "../lib/labels/oracle.ts";
+import { oracleAnnotate } from "../lib/annotators/oracle.ts";
 import {
   DEFAULT_TRAIN_CONFIG,
   resolveTrainConfig,

@@ -78,8 +78,9 @@ async function maintainStore(
       }; name the store folder itself, not an entry`,
     );
   }
-  const { ScoreMapError, ScoreMapStore, upgradeScoreMapStore } = await import(
-    "../labels/score_map.ts"
+  const { ScoreMapError } = await import("../labels/score_map.ts");
+  const { ScoreMapStore, upgradeScoreMapStore } = await import(
+    "../labels/store/mod.ts"
   );
   if (action === "upgrade") {
     const done = await readingInput(
@@ -160,9 +161,9 @@ export const labelsCommand: Command = {
     );
     await checkBackendOption("labels", values.backend);
 
-    const { readOfficialMap, ScoreMapError, ScoreMapStore } = await import(
-      "../labels/score_map.ts"
-    );
+    const { ScoreMapError } = await import("../labels/score_map.ts");
+    const { readOfficialMap } = await import("../labels/official_map.ts");
+    const { ScoreMapStore } = await import("../labels/store/mod.ts");
     const { CheckpointError } = await import("../io/torch.ts");
     const { LabelPoolingError, poolLabels } = await import(
       "../labels/pooling.ts"

@@ -12,12 +12,12 @@ import { ImageError } from "./image.ts";
 import { type ResizeFilter, resizeImage } from "./resize.ts";
 import { cropImage } from "./image_ops.ts";
 import type { ImageSource } from "./tensor_dataset.ts";
+import type { ScoreMap } from "../labels/score_map.ts";
 import {
   checkStoreAgainst,
-  type ScoreMap,
   type ScoreMapPreprocessing,
   type ScoreMapStore,
-} from "../labels/score_map.ts";
+} from "../labels/store/mod.ts";
 
 /** An image dataset whose every image has a score map in a store. */
 export interface PairedDataset extends ImageDataset {
@@ -47,7 +47,7 @@ export interface WithScoreMapsOptions {
  * @example
  * ```ts
  * import { withScoreMaps } from "tokenlab/data/paired.ts";
- * import { ScoreMapStore } from "tokenlab/labels/score_map.ts";
+ * import { ScoreMapStore } from "tokenlab/labels/store/mod.ts";
  * const dir = await Deno.makeTempDir({ dir: "tests", prefix: ".tmp-doc-" });
  * const writer = await ScoreMapStore.create(`${dir}/maps`, {
  *   k: 1, height: 1, width: 1, numClasses: 2, annotator: "toy",

@@ -11,11 +11,11 @@
 
 import type { Rng } from "../random.ts";
 import type { NormalizedBox } from "../labels/pooling.ts";
+import type { ScoreMap } from "../labels/score_map.ts";
 import {
-  type ScoreMap,
   type ScoreMapPreprocessing,
   ScoreMapStore,
-} from "../labels/score_map.ts";
+} from "../labels/store/mod.ts";
 import { preprocessingGeometry, withScoreMaps } from "./paired.ts";
 import { checkRgbImage, type ImageDataset, ImageError } from "./image.ts";
 import { type DataSpec, openDataset } from "./datasets.ts";

@@ -9,7 +9,7 @@
  */
 
 import { readSafetensors } from "../io/safetensors.ts";
-import type { ScoreMapPreprocessing } from "../labels/score_map.ts";
+import type { ScoreMapPreprocessing } from "../labels/store/format.ts";
 import {
   numel,
   type RawTensor,

@@ -28,7 +28,7 @@ import { SyntheticScenes } from "tokenlab/data/synthetic_scenes.ts";
 import { decodeImage } from "tokenlab/data/decode.ts";
 import { trainTransform } from "tokenlab/data/transforms.ts";
 import { DataLoader } from "tokenlab/data/loader.ts";
-import { oracleAnnotate } from "tokenlab/labels/oracle.ts";
+import { oracleAnnotate } from "tokenlab/annotators/oracle.ts";
 import sharp from "sharp";
 
 const root = new URL("../../", import.meta.url).pathname;

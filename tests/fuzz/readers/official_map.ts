@@ -9,9 +9,9 @@
 
 import {
   readOfficialMap,
-  ScoreMapError,
   writeOfficialMap,
-} from "../../../lib/labels/score_map.ts";
+} from "../../../lib/labels/official_map.ts";
+import { ScoreMapError } from "../../../lib/labels/score_map.ts";
 import type { Rng } from "../../../lib/random.ts";
 import { type FuzzReader, steps } from "../_reader.ts";
 import { pick } from "../mutate.ts";

@@ -12,11 +12,11 @@
  * @module
  */
 
+import { ScoreMapError } from "../../../lib/labels/score_map.ts";
 import {
   officialToStore,
-  ScoreMapError,
   ScoreMapStore,
-} from "../../../lib/labels/score_map.ts";
+} from "../../../lib/labels/store/mod.ts";
 import type { FuzzReader, MakeCase, SeedFile } from "../_reader.ts";
 import { hostileFile, loadFiles, steps } from "../_reader.ts";
 import { type FieldHint, mutateBytes, mutateJson, pick } from "../mutate.ts";
@@ -65,7 +65,7 @@ const BLOCK = 4096;
  * re-zipping does for torch files), so that the mutation reaches the
  * reader's bounds and order checks instead of the first checksum: the
  * records' CRCs, keys.sums, index.keysBytes and the header's CRC, as the
- * format (lib/labels/score_map.ts, module doc) defines them. Leaves a
+ * format (lib/labels/store/format.ts, module doc) defines them. Leaves a
  * header that is not a JSON object as it is.
  */
 function fixChecksums(files: SeedFile[], keysChanged: boolean): void {

@@ -6,7 +6,7 @@
  * detect damage (bit flips, overwrites, truncation, a changed number), not
  * deliberate forgery.
  *
- * Internal to `lib/labels/`.
+ * Internal to `lib/labels/store/`.
  *
  * @module
  */

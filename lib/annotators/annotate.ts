@@ -9,14 +9,14 @@
 import { tf } from "../tf.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import type { ImageSource } from "../data/tensor_dataset.ts";
+import { ScoreMapError } from "../labels/score_map.ts";
 import {
   samePreprocessing,
-  ScoreMapError,
   type ScoreMapPreprocessing,
   ScoreMapStore,
   type ScoreMapStoreHeader,
   type ScoreMapStoreWriter,
-} from "./score_map.ts";
+} from "../labels/store/mod.ts";
 
 import { IMAGENET_MEAN, IMAGENET_STD } from "../data/normalize.ts";
 export { IMAGENET_MEAN, IMAGENET_STD };

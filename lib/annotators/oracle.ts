@@ -49,7 +49,7 @@
  *
  * @example
  * ```ts
- * import { oracleScoreMap } from "tokenlab/labels/oracle.ts";
+ * import { oracleScoreMap } from "tokenlab/annotators/oracle.ts";
  * // A 3 x 3 image: the left column is class 2, the rest background.
  * const classMap = { width: 3, height: 3, data: new Int16Array([2, -1, -1, 2, -1, -1, 2, -1, -1]) };
  * const map = oracleScoreMap(classMap, { mapSize: 1, k: 2, numClasses: 4 });
@@ -60,12 +60,11 @@
  */
 
 import type { ClassMap } from "../data/image.ts";
+import { type ScoreMap, ScoreMapError } from "../labels/score_map.ts";
 import {
-  type ScoreMap,
-  ScoreMapError,
   ScoreMapStore,
   type ScoreMapStoreHeader,
-} from "./score_map.ts";
+} from "../labels/store/mod.ts";
 
 /** Options of {@linkcode oracleScoreMap}. */
 export interface OracleScoreMapOptions {
@@ -259,7 +258,7 @@ function eachCell(
  *
  * @example
  * ```ts
- * import { classFractions } from "tokenlab/labels/oracle.ts";
+ * import { classFractions } from "tokenlab/annotators/oracle.ts";
  * // 3 pixels in a row, classes 0, 1, -1, split into 2 cells of 1.5 pixels.
  * const fr = classFractions({ width: 3, height: 1, data: new Int16Array([0, 1, -1]) }, [1, 2], 2);
  * console.log(fr.fractions, fr.background); // Float64Array(4) [ 0.666..., 0.333..., 0, 0.333... ] Float64Array(2) [ 0, 0.666... ]
@@ -291,7 +290,7 @@ export function classFractions(
  *
  * @example
  * ```ts
- * import { oracleScoreMap } from "tokenlab/labels/oracle.ts";
+ * import { oracleScoreMap } from "tokenlab/annotators/oracle.ts";
  * const classMap = { width: 4, height: 4, data: new Int16Array(16).fill(1) };
  * const map = oracleScoreMap(classMap, { mapSize: [2, 3], k: 2, numClasses: 3, mode: "scaled" });
  * console.log(map.height, map.width, map.ids.slice(0, 6), map.scores[0]); // 2 3 Int32Array(6) [ 1, 1, 1, 1, 1, 1 ] 10
@@ -419,8 +418,8 @@ export interface OracleAnnotateResult {
  * @example
  * ```ts
  * import { SyntheticScenes } from "tokenlab/data/synthetic_scenes.ts";
- * import { oracleAnnotate } from "tokenlab/labels/oracle.ts";
- * import { ScoreMapStore } from "tokenlab/labels/score_map.ts";
+ * import { oracleAnnotate } from "tokenlab/annotators/oracle.ts";
+ * import { ScoreMapStore } from "tokenlab/labels/store/mod.ts";
  * const dir = await Deno.makeTempDir();
  * const ds = new SyntheticScenes({ size: 32, count: 8 });
  * const { header } = await oracleAnnotate(ds, `${dir}/maps`, { mapSize: 2, k: 3 });

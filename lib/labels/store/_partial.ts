@@ -1,0 +1,146 @@
+/**
+ * The folder of a store being written, `<name>.partial`: what an
+ * interrupted write holds (read without changing it), how its header
+ * differs from the one a new run would write, its progress checkpoints and
+ * leftover temporaries, and the final move of the finished folder into
+ * place.
+ *
+ * Internal to `lib/labels/store/`.
+ *
+ * @module
+ */
+
+import { writeFileAtomic } from "../../io/atomic_write.ts";
+import { exists } from "../../io/_fs.ts";
+import { sameJson } from "../_common.ts";
+import { ScoreMapError } from "../score_map.ts";
+import {
+  DATA,
+  jsonBytes,
+  KEYS,
+  parseHeader,
+  PARTIAL_INFO,
+  PROGRESS,
+} from "./_format.ts";
+import type { ScoreMapStoreHeader } from "./format.ts";
+
+/** A progress checkpoint: the records (and bytes of each file) safely on disk. */
+export interface Progress {
+  count: number;
+  dataBytes: number;
+  keysBytes: number;
+}
+
+/** "1 record", "2 records". */
+export function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? "" : "s"}`;
+}
+
+/** The header fields (but the record layout, which follows from them) where `want` and `have` differ. */
+export function headerDifferences(
+  want: ScoreMapStoreHeader,
+  have: ScoreMapStoreHeader,
+): (keyof ScoreMapStoreHeader)[] {
+  return (Object.keys(want) as (keyof ScoreMapStoreHeader)[])
+    .filter((f) =>
+      f !== "record" && f !== "checksum" && !sameJson(want[f], have[f])
+    );
+}
+
+/** `field value, ...` of a header, for messages. */
+export function describeFields(
+  h: ScoreMapStoreHeader,
+  fields: (keyof ScoreMapStoreHeader)[],
+): string {
+  return fields.map((f) => `${f} ${JSON.stringify(h[f])?.slice(0, 100)}`)
+    .join(", ");
+}
+
+/**
+ * What an interrupted write holds, without changing it: its creation header
+ * (undefined when `partial.json` is unreadable) and how many records a
+ * resume would keep (-1: unknown).
+ */
+export async function partialState(
+  partial: string,
+): Promise<{ header?: ScoreMapStoreHeader; records: number }> {
+  let header: ScoreMapStoreHeader;
+  try {
+    header = parseHeader(
+      await Deno.readTextFile(`${partial}/${PARTIAL_INFO}`),
+      partial,
+      PARTIAL_INFO,
+      false,
+    );
+  } catch {
+    return { records: -1 };
+  }
+  let claimed = 0;
+  try {
+    const p = JSON.parse(await Deno.readTextFile(`${partial}/${PROGRESS}`));
+    claimed = Number.isSafeInteger(p?.count) && p.count >= 0 ? p.count : -1;
+  } catch (e) {
+    // No progress file: no checkpoint yet (what resume keeps: nothing).
+    if (!(e instanceof Deno.errors.NotFound)) claimed = -1;
+  }
+  const size = async (name: string) => {
+    try {
+      return (await Deno.stat(`${partial}/${name}`)).size;
+    } catch {
+      return 0;
+    }
+  };
+  const onDisk = Math.min(
+    Math.floor((await size(DATA)) / header.record.bytes),
+    (await size(KEYS)) > 0 ? Number.MAX_SAFE_INTEGER : 0,
+  );
+  if (onDisk === 0) return { header, records: 0 };
+  return { header, records: claimed < 0 ? -1 : Math.min(claimed, onDisk) };
+}
+
+/** Removes leftover temporary files (`.<name>.tmp-*`) of an interrupted write. */
+export async function removeTemporaries(partial: string): Promise<void> {
+  for await (const e of Deno.readDir(partial)) {
+    if (e.isFile && e.name.startsWith(".")) {
+      await Deno.remove(`${partial}/${e.name}`);
+    }
+  }
+}
+
+/** Records a progress checkpoint (atomically). */
+export async function writeProgress(
+  partial: string,
+  p: Progress,
+): Promise<void> {
+  await writeFileAtomic(`${partial}/${PROGRESS}`, jsonBytes(p), {
+    overwrite: true,
+  });
+}
+
+/** Renames the finished folder to its final name; with `overwrite` the old store goes only after. */
+export async function moveIntoPlace(
+  partial: string,
+  dir: string,
+  overwrite: boolean,
+): Promise<void> {
+  if (!(await exists(dir))) {
+    await Deno.rename(partial, dir);
+    return;
+  }
+  if (!overwrite) {
+    throw new ScoreMapError(
+      `cannot commit the score-map store ${dir}: something already exists there (the finished store stays at ${partial}); remove or move it and call ScoreMapStore.resume(${
+        JSON.stringify(dir)
+      }, { overwrite: true }) then commit(), or pass overwrite: true when creating`,
+    );
+  }
+  const old = `${dir}.old-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.rename(dir, old);
+  try {
+    await Deno.rename(partial, dir);
+  } catch (e) {
+    await Deno.rename(old, dir).catch(() => {});
+    throw e;
+  }
+  await Deno.remove(old, { recursive: true });
+}
