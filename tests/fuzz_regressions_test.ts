@@ -87,7 +87,7 @@ Deno.test("fuzz regression: a PNG whose header declares more pixels than maxPixe
   const { crc32 } = await import("node:zlib");
   const { decodeImage } = await import("../lib/data/decode.ts");
   const { ImageError } = await import("../lib/data/image.ts");
-  const { encodePng } = await import("../lib/data/png.ts");
+  const { encodePng } = await import("../lib/view/png.ts");
   const png = await encodePng(new Uint8Array(40 * 9 * 3).fill(200), 40, 9);
   // as found: the width field set to 16777256 (about 600 MB of pixels for a
   // 400-byte file), the IHDR CRC brought up to date

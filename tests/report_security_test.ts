@@ -35,7 +35,7 @@ import {
   strictBase64,
 } from "../lib/report/sanitize.ts";
 import { renderHtml, renderMarkdown } from "../lib/report/render.ts";
-import { trainingFigure } from "../lib/train/display.ts";
+import { trainingFigure } from "../lib/train/training_figure.ts";
 import { MixedBatchView, showScoreMap } from "tokenlab";
 
 // A missing Chromium is reported as skipped, never as a pass.

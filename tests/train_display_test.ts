@@ -15,12 +15,11 @@ import {
 import { figureBundle } from "tokenlab";
 import {
   type DisplayFunction,
-  liveBundle,
   LiveDisplay,
-  type LiveState,
-  resultTable,
-  trainingFigure,
-} from "tokenlab/train/display.ts";
+} from "tokenlab/train/live_display.ts";
+import { liveBundle, type LiveState } from "tokenlab/train/live_view.ts";
+import { resultTable } from "tokenlab/train/result_table.ts";
+import { trainingFigure } from "tokenlab/train/training_figure.ts";
 import type { EvalRecord, LogRecord, StepRecord } from "tokenlab/train/log.ts";
 
 interface Trace {

@@ -8,10 +8,13 @@
  * @module
  */
 
-import { drawingBundle, escapeXml } from "../figure.ts";
-import { CLASS_PALETTE } from "../labels/display.ts";
+import { drawingBundle } from "../view/bundle.ts";
+import { dataUri } from "../view/data_uri.ts";
+import { classColorRgb } from "../view/palette.ts";
+import { plotlyAxisSuffix } from "../view/plotly.ts";
+import { svgDocument, svgImage, svgText } from "../view/svg.ts";
 import type { Batch } from "./loader.ts";
-import { encodePng, toBase64 } from "./png.ts";
+import { encodePng } from "../view/png.ts";
 
 /** Options of {@linkcode showBatch}. */
 export interface ShowBatchOptions {
@@ -40,12 +43,6 @@ export interface BatchTile {
   /** Token labels (top class per token, row-major; -1 where the map gives no class). */
   tokenLabels?: Int32Array;
 }
-
-/** The class palette as RGB triples. */
-const PALETTE_RGB: readonly (readonly number[])[] = CLASS_PALETTE.map((hex) => {
-  const v = parseInt(hex.slice(1), 16);
-  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
-});
 
 /** A notebook view of a batch; made by {@linkcode showBatch}. */
 export class BatchView {
@@ -122,29 +119,21 @@ export class BatchView {
     const parts: string[] = [];
     this.tiles.forEach((t, i) => {
       const x = (i % cols) * (s + gap), y = Math.floor(i / cols) * rowH;
-      parts.push(
-        `<image x="${x}" y="${y}" width="${s}" height="${s}" style="image-rendering:pixelated" href="data:image/png;base64,${
-          toBase64(t.png)
-        }"/>`,
-      );
+      parts.push(svgImage(x, y, s, s, dataUri("image/png", t.png)));
       if (t.overlayPng) {
         parts.push(
-          `<image x="${x}" y="${
-            y + s
-          }" width="${s}" height="${s}" style="image-rendering:pixelated" href="data:image/png;base64,${
-            toBase64(t.overlayPng)
-          }"/>`,
+          svgImage(x, y + s, s, s, dataUri("image/png", t.overlayPng)),
         );
       }
       parts.push(
-        `<text x="${x + 1}" y="${y + rowsPer * s + 11}" font-size="10">${
-          escapeXml(this.#name(t.label).slice(0, Math.floor(s / 6)))
-        }</text>`,
+        svgText(this.#name(t.label).slice(0, Math.floor(s / 6)), {
+          x: x + 1,
+          y: y + rowsPer * s + 11,
+          "font-size": 10,
+        }),
       );
     });
-    return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">${
-      parts.join("")
-    }</svg>`;
+    return svgDocument(width, height, parts.join(""));
   }
 
   /** The plotly figure: one image trace per tile (overlay tiles below). */
@@ -164,11 +153,10 @@ export class BatchView {
     };
     let axis = 0;
     const add = (png: Uint8Array, row: number, col: number, title: string) => {
-      axis++;
-      const ax = axis === 1 ? "" : String(axis);
+      const ax = plotlyAxisSuffix(axis++);
       data.push({
         type: "image",
-        source: `data:image/png;base64,${toBase64(png)}`,
+        source: dataUri("image/png", png),
         xaxis: `x${ax}`,
         yaxis: `y${ax}`,
         hoverinfo: "skip",
@@ -279,7 +267,7 @@ export async function showBatch(
         for (let x = 0; x < W; x++) {
           const id = ids[ti * S + Math.min(S - 1, Math.floor((x * S) / W))];
           if (id < 0) continue;
-          const col = PALETTE_RGB[id % PALETTE_RGB.length];
+          const col = classColorRgb(id);
           const o = (y * W + x) * 3;
           for (let c = 0; c < 3; c++) {
             over[o + c] = Math.round(

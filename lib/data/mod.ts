@@ -26,4 +26,3 @@ export * from "./datasets.ts";
 export * from "./pipeline.ts";
 export * from "./loader.ts";
 export * from "./display.ts";
-export * from "./png.ts";

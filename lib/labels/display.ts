@@ -7,7 +7,15 @@
  * @module
  */
 
-import { CLASS_PALETTE, escapeXml, figureBundle } from "../figure.ts";
+import { figureBundle } from "../view/bundle.ts";
+import { CLASS_PALETTE, classColor } from "../view/palette.ts";
+import {
+  svgCell,
+  svgDocument,
+  svgLine,
+  svgRect,
+  svgText,
+} from "../view/svg.ts";
 import type { NormalizedBox } from "./pooling.ts";
 import type { ScoreMap } from "./score_map.ts";
 
@@ -25,8 +33,8 @@ export interface ShowScoreMapOptions {
   title?: string;
 }
 
-// Defined with the figure helpers; still exported here.
-export { CLASS_PALETTE } from "../figure.ts";
+// Defined with the view layer; still exported here.
+export { CLASS_PALETTE } from "../view/palette.ts";
 
 /** A score map view: displays itself in Jupyter (plotly, SVG, text). */
 export class ScoreMapView {
@@ -202,20 +210,26 @@ export class ScoreMapView {
     for (let r = 0; r < H; r++) {
       for (let c = 0; c < W; c++) {
         const id = top[r * W + c];
+        const name = this.#name(id);
         parts.push(
-          `<rect x="${c * cell}" y="${
-            r * cell
-          }" width="${cell}" height="${cell}" fill="${
-            id < 0 ? "#ffffff" : CLASS_PALETTE[id % CLASS_PALETTE.length]
-          }"><title>(${r}, ${c}): ${escapeXml(this.#name(id))}</title></rect>`,
+          svgCell(
+            r,
+            c,
+            cell,
+            classColor(id, "#ffffff"),
+            `(${r}, ${c}): ${name}`,
+          ),
         );
         if (cell >= 18) {
           parts.push(
-            `<text x="${(c + 0.5) * cell}" y="${(r + 0.5) * cell}" font-size="${
-              Math.floor(cell / 2.6)
-            }" text-anchor="middle" dominant-baseline="central" fill="white">${
-              escapeXml(this.#name(id).slice(0, 4))
-            }</text>`,
+            svgText(name.slice(0, 4), {
+              x: (c + 0.5) * cell,
+              y: (r + 0.5) * cell,
+              "font-size": Math.floor(cell / 2.6),
+              "text-anchor": "middle",
+              "dominant-baseline": "central",
+              fill: "white",
+            }),
           );
         }
       }
@@ -223,25 +237,22 @@ export class ScoreMapView {
     const { box, lines } = this.#overlay();
     for (const [x0, y0, x1, y1] of lines) {
       parts.push(
-        `<line x1="${x0 * cell}" y1="${y0 * cell}" x2="${x1 * cell}" y2="${
-          y1 * cell
-        }" stroke="white" stroke-width="1"/>`,
+        svgLine(x0 * cell, y0 * cell, x1 * cell, y1 * cell, {
+          stroke: "white",
+          "stroke-width": 1,
+        }),
       );
     }
     if (box) {
       parts.push(
-        `<rect x="${box[1] * cell}" y="${box[0] * cell}" width="${
-          box[3] * cell
-        }" height="${
-          box[2] * cell
-        }" fill="none" stroke="black" stroke-width="3"/>`,
+        svgRect(box[1] * cell, box[0] * cell, box[3] * cell, box[2] * cell, {
+          fill: "none",
+          stroke: "black",
+          "stroke-width": 3,
+        }),
       );
     }
-    return `<svg xmlns="http://www.w3.org/2000/svg" width="${
-      W * cell
-    }" height="${H * cell}" viewBox="0 0 ${W * cell} ${H * cell}">${
-      parts.join("")
-    }</svg>`;
+    return svgDocument(W * cell, H * cell, parts.join(""));
   }
 
   /** The top class of every cell as text rows. */

@@ -8,7 +8,16 @@
  * @module
  */
 
-import { drawingBundle, escapeXml } from "../figure.ts";
+import { drawingBundle } from "../view/bundle.ts";
+import { plotlyAxisSuffix, plotlyRgbRows } from "../view/plotly.ts";
+import {
+  svgCell,
+  svgDocument,
+  svgElement,
+  svgLine,
+  svgRect,
+  svgText,
+} from "../view/svg.ts";
 import type { MixedBatch } from "./cutmix.ts";
 
 /** Options of {@linkcode showMixedBatch}. */
@@ -111,34 +120,30 @@ export class MixedBatchView {
     return [head, ...lines].join("\n");
   }
 
-  #overlay(scale: number): string {
+  /** The token grid and the box, in pixel units (strokes kept unscaled). */
+  #overlay(): string {
     const parts: string[] = [];
     const [H, W] = this.size;
     const p = this.info.patchSize;
+    const grid = {
+      stroke: "white",
+      "stroke-opacity": "0.5",
+      "vector-effect": "non-scaling-stroke",
+      "stroke-width": 1,
+    };
     if (p) {
-      for (let y = p; y < H; y += p) {
-        parts.push(
-          `<line x1="0" y1="${y * scale}" x2="${W * scale}" y2="${
-            y * scale
-          }" stroke="white" stroke-opacity="0.5" stroke-width="1"/>`,
-        );
-      }
-      for (let x = p; x < W; x += p) {
-        parts.push(
-          `<line x1="${x * scale}" y1="0" x2="${x * scale}" y2="${
-            H * scale
-          }" stroke="white" stroke-opacity="0.5" stroke-width="1"/>`,
-        );
-      }
+      for (let y = p; y < H; y += p) parts.push(svgLine(0, y, W, y, grid));
+      for (let x = p; x < W; x += p) parts.push(svgLine(x, 0, x, H, grid));
     }
     const b = this.info.box;
     if (b) {
       parts.push(
-        `<rect x="${b.left * scale}" y="${b.top * scale}" width="${
-          (b.right - b.left) * scale
-        }" height="${
-          (b.bottom - b.top) * scale
-        }" fill="none" stroke="red" stroke-width="2"/>`,
+        svgRect(b.left, b.top, b.right - b.left, b.bottom - b.top, {
+          fill: "none",
+          stroke: "red",
+          "vector-effect": "non-scaling-stroke",
+          "stroke-width": 2,
+        }),
       );
     }
     return parts.join("");
@@ -151,41 +156,42 @@ export class MixedBatchView {
     const [H, W] = this.size;
     const parts: string[] = [];
     this.views.forEach((v, i) => {
-      const cellsParts: string[] = [];
+      const cells: string[] = [];
       for (let r = 0; r < n; r++) {
         for (let c = 0; c < n; c++) {
           const o = (r * n + c) * 3;
-          cellsParts.push(
-            `<rect x="${c * px}" y="${
-              r * px
-            }" width="${px}" height="${px}" fill="rgb(${v.rgb[o]},${
-              v.rgb[o + 1]
-            },${v.rgb[o + 2]})"/>`,
+          cells.push(
+            svgCell(
+              r,
+              c,
+              px,
+              `rgb(${v.rgb[o]},${v.rgb[o + 1]},${v.rgb[o + 2]})`,
+            ),
           );
         }
       }
+      const label = `${i}: ${
+        v.top.slice(0, 2).map((t) =>
+          `${this.#name(t.id)} ${t.weight.toFixed(2)}`
+        ).join(", ")
+      }`;
       // The overlay is drawn in pixel units scaled to the drawing.
       parts.push(
-        `<g transform="translate(${i * (side + gap)},0)">${
-          cellsParts.join("")
-        }<g transform="scale(${side / W},${side / H})">${
-          this.#overlay(1).replaceAll(
-            'stroke-width="',
-            'vector-effect="non-scaling-stroke" stroke-width="',
-          )
-        }</g><text x="2" y="${side + 14}" font-size="11">${i}: ${
-          escapeXml(
-            v.top.slice(0, 2).map((t) =>
-              `${this.#name(t.id)} ${t.weight.toFixed(2)}`
-            ).join(", "),
-          )
-        }</text></g>`,
+        svgElement(
+          "g",
+          { transform: `translate(${i * (side + gap)},0)` },
+          cells.join("") +
+            svgElement(
+              "g",
+              { transform: `scale(${side / W},${side / H})` },
+              this.#overlay(),
+            ) +
+            svgText(label, { x: 2, y: side + 14, "font-size": 11 }),
+        ),
       );
     });
     const width = this.views.length * (side + gap);
-    return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${
-      side + 20
-    }" viewBox="0 0 ${width} ${side + 20}">${parts.join("")}</svg>`;
+    return svgDocument(width, side + 20, parts.join(""));
   }
 
   /** The plotly figure: one image trace per image, box and grid as shapes. */
@@ -204,19 +210,10 @@ export class MixedBatchView {
     };
     const shapes: unknown[] = [];
     this.views.forEach((v, i) => {
-      const z: number[][][] = [];
-      for (let r = 0; r < n; r++) {
-        const row: number[][] = [];
-        for (let c = 0; c < n; c++) {
-          const o = (r * n + c) * 3;
-          row.push([v.rgb[o], v.rgb[o + 1], v.rgb[o + 2]]);
-        }
-        z.push(row);
-      }
-      const ax = i === 0 ? "" : String(i + 1);
+      const ax = plotlyAxisSuffix(i);
       data.push({
         type: "image",
-        z,
+        z: plotlyRgbRows(v.rgb, n, n),
         x0: W / n / 2,
         dx: W / n,
         y0: H / n / 2,

@@ -11,7 +11,7 @@
  */
 
 import { formatDuration } from "../_duration.ts";
-import { CLASS_PALETTE } from "../figure.ts";
+import { CLASS_PALETTE } from "../view/palette.ts";
 import {
   experiment,
   type ExperimentOptions,

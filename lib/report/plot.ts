@@ -14,7 +14,8 @@
  * @module
  */
 
-import { escapeXml, figureBundle } from "../figure.ts";
+import { figureBundle, plotlyBundle } from "../view/bundle.ts";
+import { escapeXml } from "../view/escape.ts";
 
 /** A plotly figure: traces, layout and config. */
 export interface PlotlyFigure {
@@ -298,13 +299,13 @@ export class Plot {
         htmlAfter: captionHtml,
       });
     }
-    return {
-      "application/vnd.plotly.v1+json": this.figure,
-      "text/html": `<p class="tokenlab-plot-fallback">${
+    return plotlyBundle({
+      plotly: this.figure,
+      html: `<p class="tokenlab-plot-fallback">${
         escapeXml(this.alt)
       }: this interactive figure is drawn by plotly (the HTML report and Jupyter front ends with plotly show it).</p>${captionHtml}`,
-      "text/plain": this.toString(),
-    };
+      text: this.toString(),
+    });
   }
 }
 

@@ -8,7 +8,7 @@
  */
 
 import { ensureBackend } from "../backend.ts";
-import { escapeXml } from "../figure.ts";
+import { escapeXml } from "../view/escape.ts";
 import { escapeMarkdown, markdownCode } from "./markdown_escape.ts";
 import { TFJS_VERSION } from "../tf.ts";
 import { VERSION } from "../version.ts";

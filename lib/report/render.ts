@@ -22,8 +22,9 @@
  */
 
 import { marked } from "marked";
-import { escapeXml, STATIC_FALLBACK_CLASS } from "../figure.ts";
-import { toBase64 } from "../data/png.ts";
+import { STATIC_FALLBACK_CLASS } from "../view/bundle.ts";
+import { escapeXml } from "../view/escape.ts";
+import { toBase64 } from "../view/data_uri.ts";
 import { cellSource, type Notebook, type NotebookCell } from "./notebook.ts";
 import { inlineText, reportCsp } from "./csp.ts";
 import { escapeMarkdown, sanitizeMarkdown } from "./markdown_escape.ts";

@@ -19,7 +19,7 @@
 
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { escapeXml } from "../figure.ts";
+import { escapeXml } from "../view/escape.ts";
 import { writeTextAtomic } from "../io/_fs.ts";
 import { UNFROZEN_SCALES } from "./cache.ts";
 import {

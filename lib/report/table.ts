@@ -7,7 +7,13 @@
  * @module
  */
 
-import { escapeXml } from "../figure.ts";
+import { escapeMarkdownCell, escapeXml } from "../view/escape.ts";
+import {
+  tableHtml,
+  tableMarkdown,
+  type TableModel,
+  tableText,
+} from "../view/table.ts";
 
 /** One column of a {@linkcode ResultTable}. */
 export interface TableColumn {
@@ -542,38 +548,22 @@ export class ResultTable {
     return this.#displays().map((d) => d.col.side);
   }
 
+  /** The displayed cells as the view layer's table model. */
+  #model(): TableModel {
+    const { header, body } = this.#text();
+    return { header, rows: body, align: this.#sides() };
+  }
+
   /**
    * GitHub-flavoured Markdown: the caption in bold, a pipe table (text
    * escaped, so it shows as written), then the notes, one paragraph each.
    */
   toMarkdown(): string {
-    const { header, body } = this.#text();
-    const sides = this.#sides();
-    const head = header.map(_md);
-    const rows = body.map((r) => r.map(_md));
-    const widths = head.map((h, c) =>
-      Math.max(3, h.length, ...rows.map((r) => r[c].length))
-    );
-    const line = (cells: string[]) =>
-      `| ${
-        cells.map((s, c) =>
-          sides[c] === "right" ? s.padStart(widths[c]) : s.padEnd(widths[c])
-        ).join(" | ")
-      } |`;
-    const rule = `|${
-      widths.map((w, c) =>
-        sides[c] === "right"
-          ? ` ${"-".repeat(w - 1)}: `
-          : ` :${"-".repeat(w - 1)} `
-      ).join("|")
-    }|`;
     return [
-      `**${_md(this.caption)}**`,
+      `**${escapeMarkdownCell(this.caption)}**`,
       "",
-      line(head),
-      rule,
-      ...rows.map(line),
-      ...this.#allNotes().flatMap((n) => ["", _md(n)]),
+      tableMarkdown(this.#model()),
+      ...this.#allNotes().flatMap((n) => ["", escapeMarkdownCell(n)]),
     ].join("\n");
   }
 
@@ -585,11 +575,11 @@ export class ResultTable {
    * `<p class="tokenlab-table-notes">`. All text is escaped.
    */
   toHtml(): string {
-    const { header, body, signs } = this.#text();
+    const { signs } = this.#text();
     const sides = this.#sides();
     const displays = this.#displays();
     // "num" is what the HTML report's stylesheet sets tabular figures on.
-    const cls = (r: number | null, c: number): string => {
+    const cellClasses = (r: number | null, c: number): string[] => {
       const part = displays[c].part;
       const names = sides[c] === "right" ? ["num"] : [];
       if (part !== "ours") names.push(part);
@@ -597,26 +587,17 @@ export class ResultTable {
       if (s !== null) {
         names.push(s > 0 ? "diff-pos" : s < 0 ? "diff-neg" : "diff-zero");
       }
-      return names.length ? ` class="${names.join(" ")}"` : "";
+      return names;
     };
-    const cell = (tag: string, text: string, c: number, r: number | null) =>
-      `<${tag}${cls(r, c)} style="text-align:${sides[c]}">${
-        escapeXml(text)
-      }</${tag}>`;
-    const id = this.id === undefined ? "" : ` id="${escapeXml(this.id)}"`;
     const notes = this.#allNotes();
     return [
-      `<table class="tokenlab-table"${id}>`,
-      `<caption>${escapeXml(this.caption)}</caption>`,
-      `<thead><tr>${
-        header.map((h, c) => cell("th", h, c, null)).join("")
-      }</tr></thead>`,
-      "<tbody>",
-      ...body.map((row, r) =>
-        `<tr>${row.map((s, c) => cell("td", s, c, r)).join("")}</tr>`
-      ),
-      "</tbody>",
-      "</table>",
+      tableHtml(this.#model(), {
+        className: "tokenlab-table",
+        id: this.id,
+        caption: this.caption,
+        cellClasses,
+        lineBreaks: true,
+      }),
       ...(notes.length
         ? [
           `<p class="tokenlab-table-notes">${
@@ -661,20 +642,9 @@ export class ResultTable {
 
   /** Aligned plain text: the caption, the table under a rule, the notes. */
   toString(): string {
-    const { header, body } = this.#text();
-    const sides = this.#sides();
-    const widths = header.map((h, c) =>
-      Math.max(h.length, ...body.map((r) => r[c].length))
-    );
-    const line = (cells: string[]) =>
-      cells.map((s, c) =>
-        sides[c] === "right" ? s.padStart(widths[c]) : s.padEnd(widths[c])
-      ).join("  ").trimEnd();
     return [
       this.caption,
-      line(header),
-      widths.map((w) => "-".repeat(w)).join("  "),
-      ...body.map(line),
+      tableText(this.#model(), { rule: true }),
       ...this.#allNotes(),
     ].join("\n");
   }
@@ -688,19 +658,6 @@ export class ResultTable {
       "text/plain": this.toString(),
     };
   }
-}
-
-/**
- * Escapes text for Markdown so it shows as written: Markdown's inline
- * syntax, HTML, `$` (notebook front ends read it as math) and `|` (a cell
- * border); line breaks become spaces. Brackets are escaped only where they
- * would open a link (`[text](`), and an underscore inside a word is left
- * alone (it cannot start emphasis): shapes and `lvvit_s` read as written.
- */
-function _md(s: string): string {
-  return s.replace(/\r?\n/g, " ")
-    .replace(/[\\`*<>&|$~]|\[(?=[^\]]*\]\()/g, (c) => `\\${c}`)
-    .replace(/(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])/g, "\\_");
 }
 
 /**

@@ -22,7 +22,7 @@ import type { PipelineSpec } from "../data/pipeline.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import { createModel } from "../models/registry.ts";
 import { loadWeights, saveWeights } from "../models/weights.ts";
-import { figureBundle } from "../figure.ts";
+import { figureBundle } from "../view/bundle.ts";
 import {
   appendLog,
   type Checkpoint,
@@ -40,12 +40,10 @@ import {
   type TrainConfig,
   TrainConfigError,
 } from "./config.ts";
-import {
-  LiveDisplay,
-  type LiveState,
-  resultTable,
-  trainingFigure,
-} from "./display.ts";
+import { LiveDisplay } from "./live_display.ts";
+import type { LiveState } from "./live_view.ts";
+import { resultTable } from "./result_table.ts";
+import { trainingFigure } from "./training_figure.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EvalRecord, LogRecord, StepRecord } from "./log.ts";
 import { ModelEma } from "./ema.ts";

@@ -14,7 +14,7 @@
 import { crc32 } from "node:zlib";
 import { decodeImage, readImage } from "../../../lib/data/decode.ts";
 import { checkRgbImage, ImageError } from "../../../lib/data/image.ts";
-import { encodePng } from "../../../lib/data/png.ts";
+import { encodePng } from "../../../lib/view/png.ts";
 import {
   filesReader,
   hostileFile,

@@ -1,7 +1,7 @@
 /**
  * A small PNG encoder (8-bit RGB or RGBA, zlib through the platform's
- * `CompressionStream`), for figures that embed images. Decoding real files
- * is `decode.ts`'s job.
+ * `CompressionStream`), for views that embed images. Decoding real files
+ * is `data/decode.ts`'s job.
  *
  * @module
  */
@@ -21,7 +21,7 @@ async function zlib(data: Uint8Array): Promise<Uint8Array> {
  *
  * @example
  * ```ts
- * import { encodePng } from "tokenlab/data/png.ts";
+ * import { encodePng } from "tokenlab/view/png.ts";
  * const png = await encodePng(new Uint8Array([255, 0, 0]), 1, 1);
  * console.log(png.length, png.subarray(1, 4)); // ... "PNG"
  * ```
@@ -70,13 +70,4 @@ export async function encodePng(
     o += 12 + data.length;
   }
   return out;
-}
-
-/** Base64 of bytes (for data URIs). */
-export function toBase64(bytes: Uint8Array): string {
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
-  return btoa(binary);
 }

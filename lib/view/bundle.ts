@@ -6,45 +6,65 @@
  * @module
  */
 
-import { toBase64 } from "./data/png.ts";
+import { dataUri } from "./data_uri.ts";
+import { escapeXml } from "./escape.ts";
 
-/** Escapes text for XML and HTML attributes and content. */
-export function escapeXml(s: string): string {
-  return s.replace(
-    /[<>&"]/g,
-    (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c]!,
-  );
-}
-
-/** A qualitative palette (hex colours); class c takes colour c mod 20. */
-export const CLASS_PALETTE: readonly string[] = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#7f7f7f",
-  "#bcbd22",
-  "#17becf",
-  "#aec7e8",
-  "#ffbb78",
-  "#98df8a",
-  "#ff9896",
-  "#c5b0d5",
-  "#c49c94",
-  "#f7b6d2",
-  "#c7c7c7",
-  "#dbdb8d",
-  "#9edae5",
-];
+/**
+ * The MIME type of a plotly figure in a Jupyter display bundle.
+ *
+ * @example
+ * ```ts
+ * import { PLOTLY_MIME } from "tokenlab/view/bundle.ts";
+ * console.log(PLOTLY_MIME); // application/vnd.plotly.v1+json
+ * ```
+ */
+export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
 
 /**
  * The class of the static image in a figure bundle's HTML: a report that
  * draws the plotly figure itself drops the element with this class.
+ *
+ * @example
+ * ```ts
+ * import { STATIC_FALLBACK_CLASS } from "tokenlab";
+ * console.log(STATIC_FALLBACK_CLASS); // tokenlab-static
+ * ```
  */
 export const STATIC_FALLBACK_CLASS = "tokenlab-static";
+
+/** The parts of a plotly display bundle (see {@linkcode plotlyBundle}). */
+export interface PlotlyBundleParts {
+  /** The plotly figure (data and layout). */
+  plotly: unknown;
+  /** The HTML fallback. */
+  html: string;
+  /** A self-contained SVG of the same picture, when there is one. */
+  svg?: string;
+  /** A text rendering. */
+  text: string;
+}
+
+/**
+ * A Jupyter display bundle of a plotly figure with its fallbacks: plotly,
+ * HTML, the SVG when given, and text (in that order).
+ *
+ * @example
+ * ```ts
+ * import { plotlyBundle } from "tokenlab/view/bundle.ts";
+ * const b = plotlyBundle({ plotly: { data: [] }, html: "<p>a figure</p>", text: "a figure" });
+ * console.log(Object.keys(b)); // [ "application/vnd.plotly.v1+json", "text/html", "text/plain" ]
+ * ```
+ */
+export function plotlyBundle(
+  parts: PlotlyBundleParts,
+): Record<string, unknown> {
+  return {
+    [PLOTLY_MIME]: parts.plotly,
+    "text/html": parts.html,
+    ...(parts.svg === undefined ? {} : { "image/svg+xml": parts.svg }),
+    "text/plain": parts.text,
+  };
+}
 
 /** The parts of a figure's display bundle. */
 export interface FigureParts {
@@ -72,17 +92,16 @@ export interface FigureParts {
  * ```
  */
 export function figureBundle(parts: FigureParts): Record<string, unknown> {
-  const base64 = toBase64(new TextEncoder().encode(parts.svg));
-  return {
-    "application/vnd.plotly.v1+json": parts.plotly,
+  return plotlyBundle({
+    plotly: parts.plotly,
     // The class marks the static fallback, which the HTML report replaces
     // with the interactive plotly figure.
-    "text/html": `<img class="${STATIC_FALLBACK_CLASS}" alt="${
+    html: `<img class="${STATIC_FALLBACK_CLASS}" alt="${
       escapeXml(parts.alt)
-    }" src="data:image/svg+xml;base64,${base64}"/>${parts.htmlAfter ?? ""}`,
-    "image/svg+xml": parts.svg,
-    "text/plain": parts.text,
-  };
+    }" src="${dataUri("image/svg+xml", parts.svg)}"/>${parts.htmlAfter ?? ""}`,
+    svg: parts.svg,
+    text: parts.text,
+  });
 }
 
 /** A result that can draw itself: a plotly figure, an SVG, and text. */
@@ -99,6 +118,13 @@ export interface SelfDrawing {
  * The Jupyter bundle of a {@linkcode SelfDrawing} view: plotly, HTML (the
  * SVG as an image, followed by the text, so the HTML report keeps it), SVG
  * and text.
+ *
+ * @example
+ * ```ts
+ * import { drawingBundle } from "tokenlab";
+ * const view = { figure: () => ({ data: [] }), svg: () => "<svg/>", toString: () => "nothing" };
+ * console.log(drawingBundle(view, "an empty view")["text/plain"]); // nothing
+ * ```
  */
 export function drawingBundle(
   view: SelfDrawing,
