@@ -21,6 +21,7 @@ import {
   parseHeader,
   PARTIAL_INFO,
   PROGRESS,
+  readFull,
 } from "./_format.ts";
 import type { ScoreMapStoreHeader } from "./format.ts";
 
@@ -143,4 +144,87 @@ export async function moveIntoPlace(
     throw e;
   }
   await Deno.remove(old, { recursive: true });
+}
+
+/** What a resumed write continues from (see {@linkcode recoverPartial}). */
+export interface RecoveredWrite {
+  /** The records kept, as a checkpoint. */
+  progress: Progress;
+  /** Records kept and bytes dropped after them. */
+  resumed: { records: number; discardedBytes: number };
+  /** The keys of the records kept. */
+  keySet: Set<string>;
+  /** Whether the records kept have labels (undefined: none kept). */
+  labels: boolean | undefined;
+}
+
+/**
+ * Recovers an interrupted write to resume it: keeps the records of the last
+ * checkpoint that are whole in both `maps.bin` (`data`) and `keys.txt`
+ * (`keys`), cuts the files after them (a torn record is dropped) and
+ * records that as the checkpoint.
+ */
+export async function recoverPartial(
+  partial: string,
+  header: ScoreMapStoreHeader,
+  data: Deno.FsFile,
+  keys: Deno.FsFile,
+): Promise<RecoveredWrite> {
+  const rb = header.record.bytes;
+  await removeTemporaries(partial);
+  let claimed = 0;
+  try {
+    const p = JSON.parse(await Deno.readTextFile(`${partial}/${PROGRESS}`));
+    if (Number.isSafeInteger(p?.count) && p.count >= 0) claimed = p.count;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      // A damaged progress file: trust only what the files prove.
+      claimed = Number.MAX_SAFE_INTEGER;
+    }
+  }
+  const dataSize = (await data.stat()).size;
+  const keysSize = (await keys.stat()).size;
+  const keyBytes = new Uint8Array(keysSize);
+  await readFull(keys, 0, keyBytes, () => `resuming ${partial}/${KEYS}`);
+  // Whole lines of keys.txt, and where each ends.
+  const ends: number[] = [];
+  for (let i = 0; i < keyBytes.length; i++) {
+    if (keyBytes[i] === 0x0a) ends.push(i + 1);
+  }
+  const count = Math.min(claimed, Math.floor(dataSize / rb), ends.length);
+  const keysBytes = count > 0 ? ends[count - 1] : 0;
+  const dec = new TextDecoder("utf-8", { fatal: true });
+  let text: string;
+  try {
+    text = dec.decode(keyBytes.subarray(0, keysBytes));
+  } catch (e) {
+    throw new ScoreMapError(
+      `cannot resume ${partial}: ${KEYS} is not valid UTF-8; the partial store is damaged, start over with ScoreMapStore.create(path, header, { overwrite: true })`,
+      { cause: e },
+    );
+  }
+  const keySet = new Set<string>();
+  let labels: boolean | undefined;
+  if (count > 0) {
+    for (const k of text.slice(0, -1).split("\n")) keySet.add(k);
+    const lb = new Uint8Array(4);
+    await readFull(
+      data,
+      header.record.label.offset,
+      lb,
+      () => `resuming ${partial}/${DATA}`,
+    );
+    labels = new DataView(lb.buffer).getInt32(0, true) >= 0;
+  }
+  const progress = { count, dataBytes: count * rb, keysBytes };
+  const resumed = {
+    records: count,
+    discardedBytes: dataSize - progress.dataBytes + keysSize - keysBytes,
+  };
+  await data.truncate(progress.dataBytes);
+  await keys.truncate(keysBytes);
+  await data.syncData();
+  await keys.syncData();
+  await writeProgress(partial, progress);
+  return { progress, resumed, keySet, labels };
 }

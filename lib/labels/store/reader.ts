@@ -30,8 +30,6 @@ import {
   damaged,
   DATA,
   KEY_SORTED,
-  readFull,
-  readFullSync,
   readHeaderFile,
   STORE_VERSION,
   storePath,
@@ -42,13 +40,14 @@ import {
   indexSizes,
   KeyIndex,
 } from "./_key_index.ts";
-import { verifyStore } from "./_verify.ts";
 import {
   decodeRecord,
   recordOk,
   recordProblem,
   recordRuns,
 } from "./_records.ts";
+import { StoreFiles } from "./_store_files.ts";
+import { verifyStore } from "./_verify.ts";
 import type { ScoreMapStoreHeader, ScoreMapStoreInit } from "./format.ts";
 import {
   type CreateScoreMapStoreOptions,
@@ -88,9 +87,6 @@ export interface ScoreMapStoreStats {
   /** Bytes read. */
   bytesRead: number;
 }
-
-/** File handles a batch read uses at once (async reads). */
-const READ_HANDLES = 4;
 
 /** Stores warned about (version 1) in this process: the warning is given once. */
 const warnedVersion1 = new Set<string>();
@@ -136,40 +132,31 @@ export class ScoreMapStore {
   readonly path: string;
   /** The store's `header.json`. */
   readonly header: ScoreMapStoreHeader;
-  #data: Deno.FsFile | null;
+  #files: StoreFiles;
   #index: KeyIndex;
   #validate: boolean;
-  #sync: boolean;
-  #pool: Deno.FsFile[] = [];
   #queue: Promise<unknown> = Promise.resolve();
-  #reads = 0;
-  #bytesRead = 0;
-  #closed = false;
   /** What the current operation is doing, for messages about damage (operations run one at a time). */
   #context = "";
 
   private constructor(
     path: string,
     header: ScoreMapStoreHeader,
-    data: Deno.FsFile,
+    files: StoreFiles,
     sizes: IndexSizes,
     options: OpenScoreMapStoreOptions,
-    headerBytes: number,
   ) {
     this.path = path;
     this.header = header;
-    this.#data = data;
+    this.#files = files;
     this.#index = new KeyIndex({
       path,
       header,
-      read: (file, offset, out, name) => this.#read(file, offset, out, name),
+      read: (file, offset, out, name) => files.read(file, offset, out, name),
       damaged: (what) => this.#damaged(what),
-      checkOpen: () => void this.#dataFile(),
+      checkOpen: () => void files.data(),
     }, sizes);
     this.#validate = options.validate ?? true;
-    this.#sync = options.io === "sync";
-    this.#reads = 1;
-    this.#bytesRead = headerBytes;
   }
 
   /**
@@ -191,44 +178,19 @@ export class ScoreMapStore {
   ): Promise<ScoreMapStore> {
     const dir = storePath(path);
     const { header, bytes: headerSize } = await readHeaderFile(dir);
-    const data = `${dir}/${DATA}`;
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(data, { read: true });
-    } catch (e) {
-      throw new ScoreMapError(
-        `score-map store ${dir} is incomplete: cannot open ${DATA} (${
-          (e as Error).message
-        }); copy the whole folder again`,
-        { cause: e },
-      );
-    }
+    const files = await StoreFiles.open(dir, header, {
+      sync: options.io === "sync",
+      headerBytes: headerSize,
+    });
     let sizes: IndexSizes;
     try {
-      const size = (await file.stat()).size;
-      const want = header.count * header.record.bytes;
-      if (size !== want) {
-        throw damaged(
-          dir,
-          `${DATA} should hold ${header.count} records of ${header.record.bytes} bytes (${want} bytes), found ${size} bytes (${
-            size < want ? "truncated, an interrupted copy?" : "extra bytes"
-          })`,
-        );
-      }
       sizes = await indexSizes(dir, header);
     } catch (e) {
-      file.close();
+      files.close();
       throw e;
     }
     if (header.version === 1) warnVersion1(dir, options.onWarning);
-    return new ScoreMapStore(
-      dir,
-      header,
-      file,
-      sizes,
-      options,
-      headerSize,
-    );
+    return new ScoreMapStore(dir, header, files, sizes, options);
   }
 
   /**
@@ -309,7 +271,7 @@ export class ScoreMapStore {
 
   /** What has been read from disk since opening (reads and bytes; for profiling). */
   get stats(): ScoreMapStoreStats {
-    return { reads: this.#reads, bytesRead: this.#bytesRead };
+    return this.#files.stats;
   }
 
   /** Runs `fn` after every earlier read of this store (one file position at a time). */
@@ -317,63 +279,6 @@ export class ScoreMapStore {
     const run = this.#queue.then(fn, fn);
     this.#queue = run.catch(() => {});
     return run;
-  }
-
-  async #read(
-    file: Deno.FsFile,
-    offset: number,
-    out: Uint8Array,
-    name: string,
-  ): Promise<void> {
-    this.#reads++;
-    this.#bytesRead += out.length;
-    const what = () => `reading ${this.path}/${name}`;
-    try {
-      if (this.#sync) readFullSync(file, offset, out, what);
-      else await readFull(file, offset, out, what);
-    } catch (e) {
-      if (e instanceof ScoreMapError) throw e;
-      // The file system refused (a folder where a file belongs, an offset
-      // it cannot seek to): the store is damaged, not the program.
-      throw new ScoreMapError(
-        `${what()}: ${out.length} bytes at byte ${offset} could not be read (${
-          (e as Error).message
-        }); the store is damaged, rebuild it or copy it again`,
-        { cause: e },
-      );
-    }
-  }
-
-  /** Reads records of maps.bin: in parallel through a few handles (async), or one after another (sync). */
-  async #readData(reqs: { offset: number; buf: Uint8Array }[]): Promise<void> {
-    const data = this.#dataFile();
-    if (this.#sync || reqs.length === 1) {
-      for (const r of reqs) await this.#read(data, r.offset, r.buf, DATA);
-      return;
-    }
-    if (this.#pool.length === 0) {
-      this.#pool.push(data);
-      for (let i = 1; i < READ_HANDLES; i++) {
-        this.#pool.push(
-          await Deno.open(`${this.path}/${DATA}`, { read: true }),
-        );
-      }
-    }
-    const pool = this.#pool;
-    await Promise.all(pool.map(async (f, w) => {
-      for (let i = w; i < reqs.length; i += pool.length) {
-        await this.#read(f, reqs[i].offset, reqs[i].buf, DATA);
-      }
-    }));
-  }
-
-  #dataFile(): Deno.FsFile {
-    if (this.#closed || !this.#data) {
-      throw new ScoreMapError(
-        `the score-map store ${this.path} is closed; open it again with ScoreMapStore.open`,
-      );
-    }
-    return this.#data;
   }
 
   /** A ScoreMapError about damage, naming the store and what the current operation was doing. */
@@ -495,7 +400,7 @@ export class ScoreMapStore {
    */
   async read(iOrKey: number | string): Promise<ScoreMap> {
     const { i, key } = await this.#resolve(iOrKey, "read");
-    this.#dataFile();
+    this.#files.data();
     const b = await this.#serial(() =>
       key === undefined ? this.#readBatch([i]) : this.#within(
         `reading the key ${JSON.stringify(key)}`,
@@ -542,8 +447,8 @@ export class ScoreMapStore {
           return v < 0 ? undefined : v;
         }
         const b = new Uint8Array(4);
-        await this.#read(
-          this.#dataFile(),
+        await this.#files.read(
+          this.#files.data(),
           j * this.header.record.bytes + this.header.record.label.offset,
           b,
           DATA,
@@ -588,7 +493,7 @@ export class ScoreMapStore {
       );
     }
     for (let j = 0; j < count; j++) this.#checkIndex(indices[j], "readBatch");
-    this.#dataFile();
+    this.#files.data();
     return await this.#serial(() => this.#readBatch(indices));
   }
 
@@ -608,7 +513,7 @@ export class ScoreMapStore {
     order.sort((a, b) => indices[a] - indices[b]);
     const checked = h.version !== 1;
     const runs = recordRuns(indices, order, rec.bytes);
-    await this.#readData(runs);
+    await this.#files.readRecords(runs);
     for (const { p, q, buf } of runs) {
       const first = indices[order[p]];
       const u16 = new Uint16Array(buf.buffer);
@@ -704,7 +609,7 @@ export class ScoreMapStore {
    * ```
    */
   keys(): Promise<string[]> {
-    this.#dataFile();
+    this.#files.data();
     return this.#serial(() => this.#index.allKeys());
   }
 
@@ -729,7 +634,7 @@ export class ScoreMapStore {
    * ```
    */
   verify(): Promise<void> {
-    this.#dataFile();
+    this.#files.data();
     return this.#serial(() =>
       verifyStore({
         header: this.header,
@@ -742,20 +647,8 @@ export class ScoreMapStore {
 
   /** Closes the store's files (reads after this fail). */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (
-      const f of [
-        ...this.#pool.slice(1),
-        this.#data,
-      ]
-    ) {
-      try {
-        f?.close();
-      } catch { /* already closed */ }
-    }
-    this.#pool = [];
-    this.#data = null;
+    if (this.#files.closed) return;
+    this.#files.close();
     this.#index.close();
   }
 

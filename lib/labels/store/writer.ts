@@ -49,7 +49,6 @@ import {
   parseHeader,
   PARTIAL_INFO,
   PROGRESS,
-  readFull,
   STORE_VERSION,
   storePath,
 } from "./_format.ts";
@@ -61,6 +60,7 @@ import {
   partialState,
   plural,
   type Progress,
+  recoverPartial,
   removeTemporaries,
   writeProgress,
 } from "./_partial.ts";
@@ -666,12 +666,11 @@ async function startWriter(
   opts: WriterStart,
 ): Promise<ScoreMapStoreWriter> {
   const partial = `${dir}.partial`;
-  const rb = header.record.bytes;
   const dataPath = `${partial}/${DATA}`;
   const keysPath = `${partial}/${KEYS}`;
   let progress: Progress = { count: 0, dataBytes: 0, keysBytes: 0 };
   let resumed: ScoreMapResumeInfo | undefined;
-  const keySet = new Set<string>();
+  let keySet = new Set<string>();
   let labels: boolean | undefined;
   const data = await Deno.open(dataPath, {
     read: true,
@@ -682,59 +681,12 @@ async function startWriter(
   try {
     keys = await Deno.open(keysPath, { read: true, write: true, create: true });
     if (opts.resume) {
-      await removeTemporaries(partial);
-      let claimed = 0;
-      try {
-        const p = JSON.parse(await Deno.readTextFile(`${partial}/${PROGRESS}`));
-        if (Number.isSafeInteger(p?.count) && p.count >= 0) claimed = p.count;
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) {
-          // A damaged progress file: trust only what the files prove.
-          claimed = Number.MAX_SAFE_INTEGER;
-        }
-      }
-      const dataSize = (await data.stat()).size;
-      const keysSize = (await keys.stat()).size;
-      const keyBytes = new Uint8Array(keysSize);
-      await readFull(keys, 0, keyBytes, () => `resuming ${partial}/${KEYS}`);
-      // Whole lines of keys.txt, and where each ends.
-      const ends: number[] = [];
-      for (let i = 0; i < keyBytes.length; i++) {
-        if (keyBytes[i] === 0x0a) ends.push(i + 1);
-      }
-      const count = Math.min(claimed, Math.floor(dataSize / rb), ends.length);
-      const keysBytes = count > 0 ? ends[count - 1] : 0;
-      const dec = new TextDecoder("utf-8", { fatal: true });
-      let text: string;
-      try {
-        text = dec.decode(keyBytes.subarray(0, keysBytes));
-      } catch (e) {
-        throw new ScoreMapError(
-          `cannot resume ${partial}: ${KEYS} is not valid UTF-8; the partial store is damaged, start over with ScoreMapStore.create(path, header, { overwrite: true })`,
-          { cause: e },
-        );
-      }
-      if (count > 0) {
-        for (const k of text.slice(0, -1).split("\n")) keySet.add(k);
-        const lb = new Uint8Array(4);
-        await readFull(
-          data,
-          header.record.label.offset,
-          lb,
-          () => `resuming ${partial}/${DATA}`,
-        );
-        labels = new DataView(lb.buffer).getInt32(0, true) >= 0;
-      }
-      progress = { count, dataBytes: count * rb, keysBytes };
-      resumed = {
-        records: count,
-        discardedBytes: dataSize - progress.dataBytes + keysSize - keysBytes,
-      };
-      await data.truncate(progress.dataBytes);
-      await keys.truncate(keysBytes);
-      await data.syncData();
-      await keys.syncData();
-      await writeProgress(partial, progress);
+      ({ progress, resumed, keySet, labels } = await recoverPartial(
+        partial,
+        header,
+        data,
+        keys,
+      ));
     } else {
       await data.truncate(0);
       await keys.truncate(0);
