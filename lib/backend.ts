@@ -129,10 +129,20 @@ function setUp(): void {
  * ```
  */
 export class BackendError extends Error {
-  /** Creates the error with its message (and what caused it). */
-  constructor(message: string, options?: ErrorOptions) {
+  /**
+   * The option the message quotes (as `` `backend: "wasm"` ``), for the CLI
+   * to name as its flag; empty when it quotes none.
+   */
+  readonly fields: readonly "backend"[];
+
+  /** Creates the error with its message (what caused it, the option it quotes). */
+  constructor(
+    message: string,
+    options: ErrorOptions & { fields?: readonly "backend"[] } = {},
+  ) {
     super(message, options);
     this.name = "BackendError";
+    this.fields = options.fields ?? [];
   }
 }
 
@@ -339,7 +349,8 @@ export function decideBackend(
       if (adapter === null) {
         throw new BackendError(
           `webgpu was requested but there is no WebGPU adapter: ${probe.problem}. ` +
-            `Use --backend wasm (the fastest CPU path) or --backend auto to let tokenlab choose.`,
+            `Use \`backend: "wasm"\` (the fastest CPU path) or \`backend: "auto"\` to let tokenlab choose.`,
+          { fields: ["backend"] },
         );
       }
       return {
@@ -478,7 +489,8 @@ export async function initBackend(
   if (problem !== "" && request !== "auto") {
     throw new BackendError(
       `the ${name} backend was requested but could not start: ${problem}. ` +
-        `Use --backend auto to let tokenlab fall back to a backend that works.`,
+        `Use \`backend: "auto"\` to let tokenlab fall back to a backend that works.`,
+      { fields: ["backend"] },
     );
   }
   // Only auto falls back, along webgpu -> wasm -> cpu.

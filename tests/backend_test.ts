@@ -96,7 +96,8 @@ Deno.test("explicit requests are honoured, webgpu without adapter fails", () => 
   assertStringIncludes(soft.reason, "expect it to be slow");
   const e = assertThrows(() => decideBackend("webgpu", NONE), BackendError);
   assertStringIncludes(e.message, "no WebGPU adapter");
-  assertStringIncludes(e.message, "--backend wasm");
+  assertStringIncludes(e.message, '`backend: "wasm"`');
+  assertEquals(e.fields, ["backend"]);
 });
 
 Deno.test({

@@ -470,7 +470,7 @@ Deno.test("resnet: training config: token labels without MixToken; MixToken and 
   assertEquals([c.mixToken, c.auxHead], [false, true]);
   for (
     const [extra, fact] of [
-      [{ mixToken: true }, "--cutmix"],
+      [{ mixToken: true }, "`cutmix`"],
       [
         { tokenLabel: false, tokenLabelData: null, tlAlign: true },
         "without attention",

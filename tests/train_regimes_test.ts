@@ -489,17 +489,17 @@ Deno.test("config: the three ablation switches default to the current behaviour 
   bad({ tlAlignBox: "square", tlAlign: true }, "tlAlignBox", '"square"');
   bad({ refine: "volo", tokenLabel: true, tokenLabelData: "m" }, "refine");
   // Switches of a mode that is off are refused, saying what to add or drop.
-  bad({ refine: "official" }, "refine", "--token-label", "drop --refine");
+  bad({ refine: "official" }, "refine", "`tokenLabel: true`", "drop `refine`");
   bad(
     { tlAlignBox: "official" },
     "tlAlignBox",
-    "--tl-align",
-    "drop --tl-align-box",
+    "`tlAlign: true`",
+    "drop `tlAlignBox`",
   );
   bad(
     { tokenLabelSmoothing: "official" },
     "tokenLabelSmoothing",
-    "--token-label",
+    "`tokenLabel: true`",
   );
 });
 

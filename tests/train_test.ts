@@ -25,7 +25,12 @@ import {
   TrainConfigError,
 } from "../lib/train/config.ts";
 import { readLog, RunFolderError } from "../lib/train/checkpoint.ts";
-import { train, TrainingError } from "../lib/train/engine.ts";
+import {
+  NonFiniteLossError,
+  train,
+  TrainingError,
+} from "../lib/train/engine.ts";
+import { inFlagTerms } from "../lib/cli/_train_flags.ts";
 import type { EvalRecord, StepRecord } from "../lib/train/log.ts";
 
 const TMP = `${ROOT}tests/.tmp-train`;
@@ -121,7 +126,7 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
   };
   bad(
     { model: "vit_xs32", mixToken: true },
-    "--mix-token",
+    "`mixToken`",
     "aux head",
     "vit_xs32",
   );
@@ -136,10 +141,10 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
   assertEquals([vitTl.auxHead, vitTl.mixToken], [true, true]);
   bad(
     { model: "vit_xs32", tokenLabel: true, tokenLabelData: "maps" },
-    "--token-label",
-    "--aux-head",
+    "`tokenLabel`",
+    "`auxHead: true`",
   );
-  bad({ auxHead: false, mixToken: true }, "--mix-token", "aux head");
+  bad({ auxHead: false, mixToken: true }, "`mixToken`", "aux head");
   bad(
     {
       model: "lvvit_xs32",
@@ -147,11 +152,11 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
       tokenLabelData: "m",
       tokenLabelSize: 14,
     },
-    "--token-label-size 14",
+    "`tokenLabelSize: 14`",
     "token grid",
-    "--token-label-size 8",
+    "`tokenLabelSize: 8`",
   );
-  bad({ tokenLabel: true }, "--token-label", "--token-label-data");
+  bad({ tokenLabel: true }, "`tokenLabel`", "`tokenLabelData`");
   // ReLabel (S = 1) needs no token head.
   const relabel = resolveTrainConfig({
     data: "synthetic",
@@ -161,21 +166,21 @@ Deno.test("config: contradicting settings are named, with the reason", () => {
     tokenLabelSize: 1,
   });
   assertEquals([relabel.auxHead, relabel.mixToken], [false, false]);
-  bad({ tokenLabelData: "m" }, "--token-label-data", "without --token-label");
+  bad({ tokenLabelData: "m" }, "`tokenLabelData`", "without `tokenLabel`");
   bad(
     { tlAlign: true, tokenLabel: true, tokenLabelData: "m" },
-    "--tl-align",
-    "--token-label",
+    "`tlAlign`",
+    "`tokenLabel`",
   );
-  bad({ mixToken: true, cutmix: 1 }, "--mix-token", "--cutmix");
-  bad({ tlAlign: true, mixup: 0.8 }, "--tl-align", "--mixup");
+  bad({ mixToken: true, cutmix: 1 }, "`mixToken`", "`cutmix`");
+  bad({ tlAlign: true, mixup: 0.8 }, "`tlAlign`", "`mixup`");
   bad(
     { resume: true, overwrite: true, output: "x" },
-    "--resume",
-    "--overwrite",
+    "`resume`",
+    "`overwrite`",
   );
-  bad({ resume: true }, "--resume needs --output");
-  bad({ warmupEpochs: 10, epochs: 5 }, "--warmup-epochs 10", "--epochs 5");
+  bad({ resume: true }, "`resume` needs `output`");
+  bad({ warmupEpochs: 10, epochs: 5 }, "`warmupEpochs: 10`", "`epochs: 5`");
   bad({ model: "lvvit_q" }, 'unknown model "lvvit_q"', "lvvit_s");
   bad({ modelOverrides: { imgSize: 64 } }, "imgSize");
   bad({ imgSize: 100 }, "imgSize 100", "patch size 16");
@@ -199,6 +204,10 @@ Deno.test("CLI: contradicting flags fail with exit 2 before any work", async () 
   ]);
   assertEquals(r.code, 2, r.stderr);
   assertStringIncludes(r.stderr, "--mix-token needs a model with an aux head");
+  assertStringIncludes(
+    r.stderr,
+    "token head with --aux-head, or drop --mix-token",
+  );
   const r2 = await runCli([
     "train",
     "--data",
@@ -217,8 +226,42 @@ Deno.test("CLI: contradicting flags fail with exit 2 before any work", async () 
   const r4 = await runCli(["train", "--data", "synthetic", "--token-label"]);
   assertEquals(r4.code, 2);
   assertStringIncludes(r4.stderr, "--token-label needs score maps");
+  assertStringIncludes(r4.stderr, "give --token-label-data (a store");
   // Nothing was trained: three Deno starts take seconds, a training minutes.
   assert(performance.now() - t0 < 60_000);
+});
+
+Deno.test("CLI: a library error's quoted fields become the flags that set them", () => {
+  const e = assertThrows(
+    () =>
+      resolveTrainConfig({
+        data: "synthetic",
+        model: "lvvit_xs32",
+        tokenLabel: true,
+        tokenLabelData: "m",
+        tokenLabelSize: 14,
+      }),
+    TrainConfigError,
+  );
+  assertEquals(e.fields, ["tokenLabelSize", "imgSize"]);
+  const cli = inFlagTerms(e.message, e.fields);
+  assertStringIncludes(cli, "--token-label-size 14 does not match");
+  assertStringIncludes(cli, "at --img-size 32:");
+  assertStringIncludes(cli, "use --token-label-size 8 (");
+  assertEquals(cli.includes("`"), false, cli);
+  // Switches, negations, JSON strings; fields not listed stay as written.
+  assertEquals(
+    inFlagTerms(
+      '`data: "a b"`, `valData: false`, `auxHead: false`, `tokenLabel: true`, `mixToken: false`, `tokenlab annotate`, `lr`',
+      ["data", "valData", "auxHead", "tokenLabel", "mixToken"],
+    ),
+    "--data a b, --no-eval, --no-aux-head, --token-label, --no-mix-token, `tokenlab annotate`, `lr`",
+  );
+  // A command whose flag differs (annotate's --arch for the variant).
+  assertEquals(
+    inFlagTerms('with `model: "lvvit_s"`', ["model"], { model: "arch" }),
+    "with --arch lvvit_s",
+  );
 });
 
 Deno.test("one epoch of plain training on tiny synthetic data lowers the loss and beats chance", async () => {
@@ -387,7 +430,8 @@ Deno.test("NaN guard: a diverging run stops with a clear message and keeps the l
   );
   assertStringIncludes(err.message, "the training loss is");
   assertStringIncludes(err.message, "the step was not applied");
-  assertStringIncludes(err.message, "--lr");
+  assertStringIncludes(err.message, "`lr`");
+  assert(err instanceof NonFiniteLossError, String(err));
   const m = err.message.match(/checkpoints\/(step-\d+)/);
   assert(m !== null, err.message);
   const names = [];

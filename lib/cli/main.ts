@@ -12,6 +12,7 @@ import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
 import { stripCommand } from "./strip.ts";
 import { evalCommand, trainCommand } from "./train.ts";
+import { inFlagTerms, quotesFields } from "./_train_flags.ts";
 import { VERSION } from "../version.ts";
 
 const setupCommand: Command = {
@@ -176,6 +177,11 @@ const BUILTIN_ERRORS: readonly unknown[] = [
   AggregateError,
 ];
 
+/** Commands whose flag for a config field differs from train's. */
+const RENAMED_FLAGS: Record<string, Record<string, string>> = {
+  annotate: { model: "arch" },
+};
+
 /** What to print for an error that ended command `name`. */
 function describeError(name: string, error: unknown): string {
   if (error instanceof UsageError) return error.message;
@@ -188,7 +194,11 @@ function describeError(name: string, error: unknown): string {
 this is a defect in tokenlab, not in your input: please report it with this trace
 ${error.stack ?? ""}`;
   }
-  return `tokenlab ${name}: ${error.message}`;
+  // The library names config fields; the command line names their flags.
+  const message = quotesFields(error)
+    ? inFlagTerms(error.message, error.fields, RENAMED_FLAGS[name])
+    : error.message;
+  return `tokenlab ${name}: ${message}`;
 }
 
 /** Runs the command line; resolves to the process exit code. */

@@ -5,116 +5,44 @@
  * @module
  */
 
-import type { Command, NumberRule } from "./_args.ts";
+import type { Command } from "./_args.ts";
 import {
   checkBackendOption,
   checkPath,
   describeNumber,
   followsRule,
   FRACTION,
-  NON_NEGATIVE,
-  NON_NEGATIVE_INT,
   numberOption,
   parseCommandArgs,
   parseNumber,
-  POSITIVE,
   POSITIVE_INT,
-  PROBABILITY,
   readingInput,
   shown,
-  UNIT_RATE,
   UsageError,
 } from "./_args.ts";
 import { formatDuration } from "../_duration.ts";
+import type { TrainConfig } from "../train/config.ts";
+import {
+  type Kind,
+  TRAIN_FLAGS,
+  TRAIN_OFF_SWITCHES,
+  type TrainFlag,
+} from "./_train_flags.ts";
 
-/** How a flag's text becomes a config value: numbers carry their rule. */
-type Kind =
-  | "string"
-  | "json"
-  | NumberRule
-  | { pair: NumberRule; ordered?: boolean };
+/** Value flag -> [config field, kind], from the one table of train flags. */
+const VALUE_FLAGS: Record<string, [keyof TrainConfig, Kind]> = Object
+  .fromEntries(
+    (Object.entries(TRAIN_FLAGS) as [keyof TrainConfig, TrainFlag][])
+      .flatMap(([field, f]) => "kind" in f ? [[f.flag, [field, f.kind]]] : []),
+  );
 
-const PAIR_POSITIVE = { pair: POSITIVE, ordered: true };
-
-/**
- * Flag -> config field, parsed as `kind`. The number rules are the ranges
- * resolveTrainConfig enforces, checked here first so that the message names
- * the flag the user typed.
- */
-const VALUE_FLAGS: Record<string, [string, Kind]> = {
-  model: ["model", "string"],
-  "model-config": ["modelOverrides", "json"],
-  "img-size": ["imgSize", POSITIVE_INT],
-  "num-classes": ["numClasses", POSITIVE_INT],
-  "drop-path": ["dropPath", UNIT_RATE],
-  drop: ["drop", UNIT_RATE],
-  "initial-checkpoint": ["initialCheckpoint", "string"],
-  seed: ["seed", NON_NEGATIVE_INT],
-  data: ["data", "string"],
-  "val-data": ["valData", "string"],
-  "train-limit": ["trainLimit", POSITIVE_INT],
-  "val-limit": ["valLimit", POSITIVE_INT],
-  workers: ["workers", NON_NEGATIVE_INT],
-  "token-label-data": ["tokenLabelData", "string"],
-  "token-label-size": ["tokenLabelSize", POSITIVE_INT],
-  "dense-weight": ["denseWeight", NON_NEGATIVE],
-  "cls-weight": ["clsWeight", NON_NEGATIVE],
-  "token-label-box-order": ["tokenLabelBoxOrder", "string"],
-  "token-label-smoothing": ["tokenLabelSmoothing", "string"],
-  refine: ["refine", "string"],
-  "mix-token-box": ["mixTokenBox", "string"],
-  cutmix: ["cutmix", NON_NEGATIVE],
-  mixup: ["mixup", NON_NEGATIVE],
-  "mixup-prob": ["mixupProb", PROBABILITY],
-  "mixup-switch-prob": ["mixupSwitchProb", PROBABILITY],
-  "tl-align-alpha": ["tlAlignAlpha", POSITIVE],
-  "tl-align-box": ["tlAlignBox", "string"],
-  aa: ["aa", "string"],
-  reprob: ["reprob", PROBABILITY],
-  remode: ["remode", "string"],
-  hflip: ["hflip", PROBABILITY],
-  scale: ["scale", PAIR_POSITIVE],
-  ratio: ["ratio", PAIR_POSITIVE],
-  "train-interpolation": ["trainInterpolation", "string"],
-  "crop-pct": ["cropPct", FRACTION],
-  smoothing: ["smoothing", UNIT_RATE],
-  "batch-size": ["batchSize", POSITIVE_INT],
-  lr: ["lr", POSITIVE],
-  "lr-base": ["lrBase", POSITIVE],
-  "lr-base-batch": ["lrBaseBatch", POSITIVE_INT],
-  "warmup-lr": ["warmupLr", NON_NEGATIVE],
-  "min-lr": ["minLr", NON_NEGATIVE],
-  epochs: ["epochs", POSITIVE_INT],
-  "warmup-epochs": ["warmupEpochs", NON_NEGATIVE_INT],
-  "cooldown-epochs": ["cooldownEpochs", NON_NEGATIVE_INT],
-  "sched-update": ["schedUpdate", "string"],
-  "weight-decay": ["weightDecay", NON_NEGATIVE],
-  "opt-betas": ["optBetas", { pair: UNIT_RATE }],
-  "opt-eps": ["optEps", POSITIVE],
-  "clip-grad": ["clipGrad", POSITIVE],
-  "clip-mode": ["clipMode", "string"],
-  "model-ema-decay": ["modelEmaDecay", UNIT_RATE],
-  output: ["output", "string"],
-  "recovery-interval": ["checkpointEvery", NON_NEGATIVE_INT],
-  "log-interval": ["logEvery", POSITIVE_INT],
-  "eval-every": ["evalEvery", POSITIVE_INT],
-  backend: ["backend", "string"],
-};
-
-/** Boolean flag -> [config field, value]. */
-const BOOL_FLAGS: Record<string, [string, unknown]> = {
-  "token-label": ["tokenLabel", true],
-  "mix-token": ["mixToken", true],
-  "no-mix-token": ["mixToken", false],
-  "tl-align": ["tlAlign", true],
-  "model-ema": ["modelEma", true],
-  "aux-head": ["auxHead", true],
-  "no-aux-head": ["auxHead", false],
-  "no-aa": ["aa", null],
-  "no-eval": ["valData", false],
-  resume: ["resume", true],
-  overwrite: ["overwrite", true],
-};
+/** Boolean flag -> [config field, value]: the switches on, then the ones off. */
+const BOOL_FLAGS: Record<string, [keyof TrainConfig, unknown]> = Object
+  .fromEntries([
+    ...(Object.entries(TRAIN_FLAGS) as [keyof TrainConfig, TrainFlag][])
+      .flatMap(([field, f]) => "on" in f ? [[f.flag, [field, true]]] : []),
+    ...TRAIN_OFF_SWITCHES.map((s) => [s.flag, [s.field, s.value]]),
+  ]);
 
 const TRAIN_USAGE = `usage: tokenlab train --data DATA [options]
 

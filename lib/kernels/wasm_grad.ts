@@ -110,7 +110,7 @@ function wasmKernel(name: string): WasmKernel {
   const config = tf.getKernel(name, "wasm");
   if (config === undefined) {
     throw new Error(
-      `the wasm backend of tfjs ${tf.version_core} has no ${name} kernel, which tokenlab's wasm gradient kernels are built on; use the cpu backend (--backend cpu) or the tfjs version pinned in deno.json`,
+      `the wasm backend of tfjs ${tf.version_core} has no ${name} kernel, which tokenlab's wasm gradient kernels are built on; use the cpu backend (\`backend: "cpu"\`) or the tfjs version pinned in deno.json`,
     );
   }
   return config.kernelFunc as unknown as WasmKernel;

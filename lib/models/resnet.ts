@@ -57,10 +57,17 @@ import {
 
 /** Raised when a ResNet is asked for something only a token model (a ViT) does. */
 export class NotATokenModelError extends ModelInputError {
-  /** Creates the error. */
-  constructor(message: string) {
+  /** The training config fields the message quotes (as `` `field` ``). */
+  readonly fields: readonly ("cutmix" | "tlAlign")[];
+
+  /** Creates the error; `fields` lists the config fields it quotes. */
+  constructor(
+    message: string,
+    fields: readonly ("cutmix" | "tlAlign")[] = [],
+  ) {
     super(message);
     this.name = "NotATokenModelError";
+    this.fields = fields;
   }
 }
 
@@ -306,12 +313,14 @@ export class ResNet implements TokenModel {
     const name = this.config.name;
     if (options.mixer !== undefined) {
       throw new NotATokenModelError(
-        `MixToken needs a token model: it mixes patch tokens after a ViT's patch embedding, and ${name} is a CNN (ResNet) with no tokens to mix; mix its batch at the image level with CutMix (--cutmix 1.0) or MixUp, or train an lvvit_* model for MixToken`,
+        `MixToken needs a token model: it mixes patch tokens after a ViT's patch embedding, and ${name} is a CNN (ResNet) with no tokens to mix; mix its batch at the image level with CutMix (\`cutmix: 1.0\`) or MixUp, or train an lvvit_* model for MixToken`,
+        ["cutmix"],
       );
     }
     if (options.onAttention !== undefined) {
       throw new NotATokenModelError(
-        `TL-Align needs attention maps, and ${name} is a CNN (ResNet) without attention; drop --tl-align (use CutMix for a CNN), or train an lvvit_* model`,
+        `TL-Align needs attention maps, and ${name} is a CNN (ResNet) without attention; drop \`tlAlign\` (use CutMix for a CNN), or train an lvvit_* model`,
+        ["tlAlign"],
       );
     }
     this.#check(x);

@@ -29,10 +29,14 @@ import { buildModel, modelConfig } from "./registry.ts";
 
 /** Raised when weights do not fit a model, or a weights file is unusable. */
 export class WeightsError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
+  /** The options the message quotes (as `` `model: "lvvit_s"` ``), for the CLI to name as flags. */
+  readonly fields: readonly "model"[];
+
+  /** Creates the error; `fields` lists the options it quotes. */
+  constructor(message: string, fields: readonly "model"[] = []) {
     super(message);
     this.name = "WeightsError";
+    this.fields = fields;
   }
 }
 
@@ -567,7 +571,8 @@ export async function loadModel(
     config = resolveConfig({ ...file.config, ...overrides });
   } else {
     throw new WeightsError(
-      `${path} holds weights but no tokenlab config; say which variant it is, e.g. loadModel(path, { model: "lvvit_s" }) or \`--model lvvit_s\``,
+      `${path} holds weights but no tokenlab config; say which variant it is, e.g. loadModel(path, { model: "lvvit_s" }): the option \`model: "lvvit_s"\``,
+      ["model"],
     );
   }
   const model = buildModel(config);

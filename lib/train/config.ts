@@ -11,12 +11,50 @@ import type { BackendRequest } from "../backend.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { DataSpec } from "../data/datasets.ts";
 
-/** Raised for a configuration that cannot run: which fields, and why. */
-export class TrainConfigError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
+/**
+ * An error about config fields: `fields` lists the fields its message quotes
+ * (as `` `field` `` or `` `field: value` ``), so that a front end can name
+ * them its own way (the CLI says `--token-label` for `tokenLabel`).
+ */
+export interface ConfigFieldError extends Error {
+  /** The fields the message quotes. */
+  readonly fields: readonly (keyof TrainConfig)[];
+}
+
+/** Options of the errors that name config fields. */
+export interface ConfigFieldErrorOptions extends ErrorOptions {
+  /** The fields the message quotes (default none). */
+  fields?: readonly (keyof TrainConfig)[];
+}
+
+/**
+ * Raised for a configuration that cannot run: which fields, and why.
+ *
+ * @example
+ * ```ts
+ * import { resolveTrainConfig, TrainConfigError } from "tokenlab";
+ * try {
+ *   resolveTrainConfig({
+ *     data: "synthetic",
+ *     tlAlign: true,
+ *     tokenLabel: true,
+ *     tokenLabelData: "maps",
+ *   });
+ * } catch (e) {
+ *   console.assert(e instanceof TrainConfigError);
+ *   console.log((e as TrainConfigError).fields); // [ "tlAlign", "tokenLabel" ]
+ * }
+ * ```
+ */
+export class TrainConfigError extends Error implements ConfigFieldError {
+  /** The config fields the message quotes. */
+  readonly fields: readonly (keyof TrainConfig)[];
+
+  /** Creates the error; `options.fields` lists the fields it quotes. */
+  constructor(message: string, options: ConfigFieldErrorOptions = {}) {
+    super(message, options);
     this.name = "TrainConfigError";
+    this.fields = options.fields ?? [];
   }
 }
 
@@ -356,8 +394,11 @@ export const RUN_ONLY_FIELDS: readonly (keyof TrainConfig)[] = [
   "logEvery",
 ];
 
-function fail(message: string): never {
-  throw new TrainConfigError(message);
+function fail(
+  message: string,
+  fields: readonly (keyof TrainConfig)[] = [],
+): never {
+  throw new TrainConfigError(message, { fields });
 }
 
 function num(
@@ -388,7 +429,7 @@ function oneOf(c: Record<string, unknown>, key: string, values: unknown[]) {
 
 /**
  * Fills in the defaults (the recipe's per-variant ones included), scales
- * the learning rate, and checks every field and every combination: flags
+ * the learning rate, and checks every field and every combination: fields
  * that contradict each other are named with the reason, before any work.
  *
  * @throws {TrainConfigError} naming the fields and what to do
@@ -421,7 +462,8 @@ export function resolveTrainConfig(
   ) as Partial<TrainConfig>;
   if (given.data === undefined || given.data === null || given.data === "") {
     fail(
-      "data is required: synthetic[:key=value,...], an image folder or a CIFAR folder (CLI: --data)",
+      "`data` is required: synthetic[:key=value,...], an image folder or a CIFAR folder",
+      ["data"],
     );
   }
   if (
@@ -595,63 +637,74 @@ export function resolveTrainConfig(
     }
   }
 
-  // Combinations (CLI flag names in the messages: they are what users type).
+  // Combinations. The messages quote fields as `field` or `field: value`
+  // and list them, so that the CLI can name its flags instead.
   if (c.warmupEpochs > c.epochs) {
     fail(
-      `--warmup-epochs ${c.warmupEpochs} is longer than --epochs ${c.epochs}: the warmup would never reach the peak lr; use fewer warmup epochs`,
+      `\`warmupEpochs: ${c.warmupEpochs}\` is longer than \`epochs: ${c.epochs}\`: the warmup would never reach the peak lr; use fewer warmup epochs`,
+      ["warmupEpochs", "epochs"],
     );
   }
   if (c.resume && c.overwrite) {
     fail(
-      "--resume and --overwrite contradict each other: continue the run in --output, or start it over, not both",
+      "`resume` and `overwrite` contradict each other: continue the run in `output`, or start it over, not both",
+      ["resume", "overwrite", "output"],
     );
   }
   if ((c.resume || c.overwrite) && c.output === null) {
-    fail(
-      `--${
-        c.resume ? "resume" : "overwrite"
-      } needs --output: the folder of the run`,
-    );
+    const which = c.resume ? "resume" : "overwrite";
+    fail(`\`${which}\` needs \`output\`: the folder of the run`, [
+      which,
+      "output",
+    ]);
   }
   if (c.tokenLabel && c.tokenLabelData === null) {
     fail(
-      "--token-label needs score maps: pass --token-label-data STORE (make one with `tokenlab annotate`, or oracle maps for synthetic data), or drop --token-label for plain training",
+      "`tokenLabel` needs score maps: give `tokenLabelData` (a store: make one with `tokenlab annotate`, or oracle maps for synthetic data), or drop `tokenLabel` for plain training",
+      ["tokenLabel", "tokenLabelData"],
     );
   }
   if (!c.tokenLabel && c.tokenLabelData !== null) {
     fail(
-      "--token-label-data was given without --token-label: the maps would be read and ignored; add --token-label, or drop --token-label-data",
+      "`tokenLabelData` was given without `tokenLabel`: the maps would be read and ignored; add `tokenLabel: true`, or drop `tokenLabelData`",
+      ["tokenLabelData", "tokenLabel"],
     );
   }
   if (!c.tokenLabel && c.tokenLabelSmoothing !== "normalized") {
     fail(
-      `tokenLabelSmoothing "${c.tokenLabelSmoothing}" (--token-label-smoothing) smooths pooled token labels, but token labeling is off: it would be ignored; add --token-label with --token-label-data, or drop --token-label-smoothing`,
+      `\`tokenLabelSmoothing: "${c.tokenLabelSmoothing}"\` smooths pooled token labels, but token labeling is off: it would be ignored; add \`tokenLabel: true\` with \`tokenLabelData\`, or drop \`tokenLabelSmoothing\``,
+      ["tokenLabelSmoothing", "tokenLabel", "tokenLabelData"],
     );
   }
   if (!c.tokenLabel && c.refine !== "none") {
     fail(
-      `refine "${c.refine}" (--refine) refines the token labels' class target with the ground truth, but token labeling is off, so there is no annotator target to refine; add --token-label with --token-label-data, or drop --refine`,
+      `\`refine: "${c.refine}"\` refines the token labels' class target with the ground truth, but token labeling is off, so there is no annotator target to refine; add \`tokenLabel: true\` with \`tokenLabelData\`, or drop \`refine\``,
+      ["refine", "tokenLabel", "tokenLabelData"],
     );
   }
   if (!c.tlAlign && c.tlAlignBox !== "described") {
     fail(
-      `tlAlignBox "${c.tlAlignBox}" (--tl-align-box) sets TL-Align's CutMix box, but TL-Align is off: it would be ignored; add --tl-align, or drop --tl-align-box`,
+      `\`tlAlignBox: "${c.tlAlignBox}"\` sets TL-Align's CutMix box, but TL-Align is off: it would be ignored; add \`tlAlign: true\`, or drop \`tlAlignBox\``,
+      ["tlAlignBox", "tlAlign"],
     );
   }
   const tokenLabelSize = c.tokenLabelSize ?? grid;
   if (tokenLabelSize !== grid && tokenLabelSize !== 1) {
     fail(
-      `--token-label-size ${tokenLabelSize} does not match the token grid of ${model} at --img-size ${imgSize}: ${imgSize}/${entry.patchSize} = ${grid} tokens a side; use --token-label-size ${grid} (the dense loss pairs each token with one pooled label), or 1 for ReLabel (one pooled label per crop, no token loss)`,
+      `\`tokenLabelSize: ${tokenLabelSize}\` does not match the token grid of ${model} at \`imgSize: ${imgSize}\`: ${imgSize}/${entry.patchSize} = ${grid} tokens a side; use \`tokenLabelSize: ${grid}\` (the dense loss pairs each token with one pooled label), or 1 for ReLabel (one pooled label per crop, no token loss)`,
+      ["tokenLabelSize", "imgSize"],
     );
   }
   const dense = c.tokenLabel &&
     !isReLabel({ tokenLabel: true, tokenLabelSize, grid });
   if (c.tlAlign && c.tokenLabel) {
     fail(
-      "--tl-align and --token-label contradict each other: TL-Align trains the class token against labels aligned through attention and uses no score maps; choose one",
+      "`tlAlign` and `tokenLabel` contradict each other: TL-Align trains the class token against labels aligned through attention and uses no score maps; choose one",
+      ["tlAlign", "tokenLabel"],
     );
   }
   const imageMix = c.cutmix > 0 || c.mixup > 0;
+  const imageMixField = c.cutmix > 0 ? "cutmix" : "mixup";
   const tokenModel = entry.family !== "resnet";
   // A ViT baseline has no token head by default; auxHead: true gives it one.
   const hasAux = c.auxHead === true || (entry.auxHead && c.auxHead !== false);
@@ -660,57 +713,62 @@ export function resolveTrainConfig(
     : c.mixToken;
   if (!tokenModel && mixToken) {
     fail(
-      `--mix-token mixes patch tokens, but ${model} is a CNN (family "resnet") with no token sequence; use --cutmix for its mixing, or an lvvit_* model`,
+      `\`mixToken\` mixes patch tokens, but ${model} is a CNN (family "resnet") with no token sequence; use \`cutmix\` for its mixing, or an lvvit_* model`,
+      ["mixToken", "cutmix"],
     );
   }
   if (!tokenModel && c.tlAlign) {
     fail(
-      `--tl-align aligns labels through attention, but ${model} is a CNN (family "resnet") without attention; use --cutmix, or a ViT/LV-ViT model`,
+      `\`tlAlign\` aligns labels through attention, but ${model} is a CNN (family "resnet") without attention; use \`cutmix\`, or a ViT/LV-ViT model`,
+      ["tlAlign", "cutmix"],
     );
   }
   if (c.tlAlign && mixToken) {
     fail(
-      "--tl-align and --mix-token both mix the batch (patch CutMix vs MixToken); choose one",
+      "`tlAlign` and `mixToken` both mix the batch (patch CutMix vs MixToken); choose one",
+      ["tlAlign", "mixToken"],
     );
   }
   if (imageMix && mixToken) {
     fail(
-      `--mix-token and --${
-        c.cutmix > 0 ? "cutmix" : "mixup"
-      } both mix the batch; the official recipe turns image-level CutMix and MixUp off when MixToken is on: drop one`,
+      `\`mixToken\` and \`${imageMixField}\` both mix the batch; the official recipe turns image-level CutMix and MixUp off when MixToken is on: drop one`,
+      ["mixToken", imageMixField],
     );
   }
   if (imageMix && c.tlAlign) {
     fail(
-      `--tl-align brings its own patch-aligned CutMix (alpha: tlAlignAlpha); drop --${
-        c.cutmix > 0 ? "cutmix" : "mixup"
-      }`,
+      `\`tlAlign\` brings its own patch-aligned CutMix (alpha: \`tlAlignAlpha\`); drop \`${imageMixField}\``,
+      ["tlAlign", "tlAlignAlpha", imageMixField],
     );
   }
   const noAux = hasAux
     ? ""
     : c.auxHead === false
-    ? ", and auxHead is false (--no-aux-head)"
+    ? ", and `auxHead: false` turns it off"
     : `, and ${model} (a ViT baseline) has none by default`;
   if (mixToken && noAux) {
     fail(
-      `--mix-token needs a model with an aux head (MixToken swaps the token predictions back before the dense loss)${noAux}; use an lvvit_* model, give the ViT baseline a token head with --aux-head (auxHead: true), or drop --mix-token`,
+      `\`mixToken\` needs a model with an aux head (MixToken swaps the token predictions back before the dense loss)${noAux}; use an lvvit_* model, give the ViT baseline a token head with \`auxHead: true\`, or drop \`mixToken\``,
+      ["mixToken", "auxHead"],
     );
   }
   if (dense && noAux) {
     fail(
-      `--token-label trains an aux head on every token${noAux}; use an lvvit_* or resnet_* model, give the ViT baseline a token head with --aux-head (auxHead: true), or drop --token-label`,
+      `\`tokenLabel\` trains an aux head on every token${noAux}; use an lvvit_* or resnet_* model, give the ViT baseline a token head with \`auxHead: true\`, or drop \`tokenLabel\``,
+      ["tokenLabel", "auxHead"],
     );
   }
   const auxHead = c.auxHead === "auto" ? dense || mixToken : c.auxHead;
   if (dense && c.denseWeight === 0 && c.clsWeight === 0) {
     fail(
-      "--dense-weight 0 and --cls-weight 0: the loss would be constant; give one a positive weight",
+      "`denseWeight: 0` and `clsWeight: 0`: the loss would be constant; give one a positive weight",
+      ["denseWeight", "clsWeight"],
     );
   }
   if (!dense && !mixToken && c.clsWeight === 0) {
     fail(
-      "--cls-weight 0 without token labels leaves nothing to train; drop --cls-weight or add --token-label",
+      "`clsWeight: 0` without token labels leaves nothing to train; drop `clsWeight` or add `tokenLabel: true`",
+      ["clsWeight", "tokenLabel"],
     );
   }
   const lr = c.lr ?? c.lrBase * c.batchSize / c.lrBaseBatch;

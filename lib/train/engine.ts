@@ -56,9 +56,9 @@ import {
 } from "./schedule.ts";
 import type { TrainingRegime } from "./regimes/regime.ts";
 import { regimeFor } from "./regimes/select.ts";
-import { TrainingError } from "./regimes/training_error.ts";
+import { NonFiniteLossError, TrainingError } from "./regimes/training_error.ts";
 
-export { TrainingError };
+export { NonFiniteLossError, TrainingError };
 
 /** The stream of per-step draws (mixing box, drop path, dropout). */
 const STEP_STREAM = 0x57e9;
@@ -232,9 +232,10 @@ export async function resolveData(
   }
   if (JSON.stringify(val) === JSON.stringify(train)) {
     throw new TrainConfigError(
-      `--data ${
-        typeof c.data === "string" ? c.data : dataLabel(train)
-      } has no validation split (an image folder needs val/ or validation/ beside train/); pass --val-data, or --no-eval to train without evaluation`,
+      `\`data: ${
+        JSON.stringify(typeof c.data === "string" ? c.data : dataLabel(train))
+      }\` has no validation split (an image folder needs val/ or validation/ beside train/); pass \`valData\`, or \`valData: false\` to train without evaluation`,
+      { fields: ["data", "valData"] },
     );
   }
   return { train, val };
@@ -355,14 +356,10 @@ async function trainStep(
     // One read per step: the loss (and its parts, and the gradient norm).
     const parts = await own(tf.stack(read)).data();
     const loss = parts[0];
-    if (!Number.isFinite(loss)) {
-      throw new TrainingError(`the training loss is ${loss}`);
-    }
+    if (!Number.isFinite(loss)) throw new NonFiniteLossError(loss);
     const gradNorm = c.clipGrad !== null ? parts[read.length - 1] : undefined;
     if (gradNorm !== undefined && !Number.isFinite(gradNorm)) {
-      throw new TrainingError(
-        `the training loss is ${loss}, but its gradient norm is ${gradNorm}`,
-      );
+      throw new NonFiniteLossError(loss, gradNorm);
     }
     ctx.optimizer.lr = lr;
     ctx.optimizer.apply(byName);
@@ -386,8 +383,8 @@ async function trainStep(
  * same weights an uninterrupted run reaches (bit for bit on the cpu backend).
  *
  * A non-finite loss stops the run before the step is applied, with a
- * {@linkcode TrainingError} naming the step; the checkpoints written before
- * stay as they were.
+ * {@linkcode NonFiniteLossError} (a `TrainingError`) naming the step; the
+ * checkpoints written before stay as they were.
  *
  * @throws {TrainConfigError} for contradicting settings, before any work
  * @throws {RunFolderError} for an output folder that holds another run
@@ -431,12 +428,14 @@ export async function train(
     const numClasses = c.numClasses ?? classes;
     if (classes > numClasses) {
       throw new TrainConfigError(
-        `--num-classes ${numClasses} is smaller than the ${classes} classes of the training data; leave it out to use the data's count`,
+        `\`numClasses: ${numClasses}\` is smaller than the ${classes} classes of the training data; leave it out to use the data's count`,
+        { fields: ["numClasses"] },
       );
     }
     if (loader.stepsPerEpoch === 0) {
       throw new TrainConfigError(
-        `--batch-size ${c.batchSize} is larger than the ${loader.size} training images; lower --batch-size (every step takes a full batch, as the official loader drops the last partial one)`,
+        `\`batchSize: ${c.batchSize}\` is larger than the ${loader.size} training images; lower \`batchSize\` (every step takes a full batch, as the official loader drops the last partial one)`,
+        { fields: ["batchSize"] },
       );
     }
     if (valData !== null) {
@@ -450,7 +449,8 @@ export async function train(
       const valClasses = valLoader.pipeline.dataset.classes.length;
       if (valClasses > numClasses) {
         throw new TrainConfigError(
-          `the validation data has ${valClasses} classes but the model ${numClasses}; use validation data with the training data's classes (--val-data)`,
+          `the validation data has ${valClasses} classes but the model ${numClasses}; use validation data with the training data's classes (\`valData\`)`,
+          { fields: ["valData"] },
         );
       }
     }
@@ -471,7 +471,10 @@ export async function train(
       });
       if (r.loaded.length === 0) {
         throw new TrainConfigError(
-          `--initial-checkpoint ${c.initialCheckpoint}: none of its ${r.unexpected.length} entries fits ${c.model}; give weights of this variant`,
+          `\`initialCheckpoint: ${
+            JSON.stringify(c.initialCheckpoint)
+          }\`: none of its ${r.unexpected.length} entries fits ${c.model}; give weights of this variant`,
+          { fields: ["initialCheckpoint"] },
         );
       }
       const notes = [
@@ -654,7 +657,7 @@ async function loop(
                 Rng.derive(c.seed, STEP_STREAM, epoch, i),
               );
             } catch (e) {
-              if (e instanceof TrainingError && /loss is/.test(e.message)) {
+              if (e instanceof NonFiniteLossError) {
                 const msg =
                   `${e.message} at epoch ${epoch} step ${i} (step ${step} of the run, lr ${
                     lr.toExponential(2)
@@ -662,9 +665,11 @@ async function loop(
                     lastCheckpoint === null
                       ? "No checkpoint was written before it."
                       : `The last good checkpoint is ${out}/checkpoints/${lastCheckpoint}.`
-                  } Lower the learning rate (--lr), add gradient clipping (--clip-grad 1.0), or check the data, then start again`;
+                  } Lower the learning rate (\`lr\`), add gradient clipping (\`clipGrad: 1.0\`), or check the data, then start again`;
                 await progress(step - 1, epoch, "failed", msg, true);
-                throw new TrainingError(msg);
+                throw new NonFiniteLossError(e.loss, e.gradNorm, msg, {
+                  fields: ["lr", "clipGrad"],
+                });
               }
               throw e;
             }

@@ -109,7 +109,8 @@ export async function prepareTargets(
     }
     if (batch.maps === undefined || batch.boxes === undefined) {
       throw new TrainingError(
-        "the training batch came without score maps or crop boxes; token labeling needs both (a store with --token-label-data and the train transform)",
+        "the training batch came without score maps or crop boxes; token labeling needs both (a store in `tokenLabelData` and the train transform)",
+        { fields: ["tokenLabelData"] },
       );
     }
     const pooled = await poolLabels(stackScoreMaps(batch.maps), batch.boxes, {
