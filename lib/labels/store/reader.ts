@@ -110,7 +110,7 @@ function warnVersion1(
  * header, whatever the size. Every record read is checked against its
  * checksum (and, read by key, against the key's hash); a damaged store
  * answers with a {@linkcode ScoreMapError}, never with another image's map.
- * See the module doc for the layout.
+ * The layout on disk is described in `lib/labels/store/format.ts`.
  *
  * @example
  * ```ts
