@@ -10,7 +10,7 @@
 
 import { tf } from "../tf.ts";
 import { Rng } from "../random.ts";
-import { initialValues, linear, type NormContext } from "./_layers.ts";
+import { initialValues, linear, type NormContext, param } from "./_layers.ts";
 import { type ModelConfig, parameterSpec, type ParamSpec } from "./config.ts";
 import type { DenseLogitsOptions } from "./lvvit.ts";
 import { ModelInputError, type TokenModel } from "./model.ts";
@@ -171,7 +171,9 @@ export function trainableOf(
   spec: readonly ParamSpec[],
   state: ReadonlyMap<string, tf.Variable>,
 ): tf.Variable[] {
-  return spec.filter((p) => p.kind === "param").map((p) => state.get(p.name)!);
+  return spec.filter((p) => p.kind === "param").map((p) =>
+    param(state, p.name)
+  );
 }
 
 /** The parameters weight decay applies to (`spec[i].decay`). */
@@ -179,7 +181,7 @@ export function decayedOf(
   spec: readonly ParamSpec[],
   state: ReadonlyMap<string, tf.Variable>,
 ): tf.Variable[] {
-  return spec.filter((p) => p.decay).map((p) => state.get(p.name)!);
+  return spec.filter((p) => p.decay).map((p) => param(state, p.name));
 }
 
 /** Number of values in `variables`. */
@@ -195,7 +197,7 @@ export function applyHead(
 ): tf.Tensor {
   return linear(
     x,
-    state.get(`${which}.weight`)!,
+    param(state, `${which}.weight`),
     state.get(`${which}.bias`),
   );
 }
