@@ -33,6 +33,7 @@
  */
 
 import { tf } from "../tf.ts";
+import { smoothedOneHot } from "../losses/cross_entropy.ts";
 import type { ScoreMap, ScoreMapBatch } from "./score_map.ts";
 
 /**
@@ -263,13 +264,9 @@ export async function poolLabels(
     tokens: finish(tokenScores) as tf.Tensor3D,
   };
   if (options.labels !== undefined) {
-    // timm's one_hot(on = 1 - eps + eps / C, off = eps / C). Built here:
-    // B x C numbers, and tfjs 4.22's wasm OneHot ignores float on/off values.
-    const truth = new Float32Array(B * C).fill(eps / C);
-    for (let b = 0; b < B; b++) {
-      truth[b * C + options.labels[b]] = 1 - eps + eps / C;
-    }
-    out.truth = tf.tensor2d(truth, [B, C]);
+    // timm's one_hot(on = 1 - eps + eps / C, off = eps / C); the labels
+    // and eps were checked above, with this module's errors.
+    out.truth = smoothedOneHot(options.labels, C, { smoothing: eps });
   }
   return out;
 }

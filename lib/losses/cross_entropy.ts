@@ -16,6 +16,7 @@
 
 import { tf } from "../tf.ts";
 import type { TokenBox } from "../models/lvvit.ts";
+import { blendWithPartner, boxAreaLambda } from "../mixing/partner_blend.ts";
 import {
   fusedSoftTargetCrossEntropyRows,
   hasFusedSoftTargetCrossEntropy,
@@ -263,7 +264,7 @@ function boxLambdaOf(
       } is not a box of at most ${n} tokens (integer top <= bottom, left <= right)`,
     );
   }
-  return 1 - (h * w) / n;
+  return boxAreaLambda(box, n);
 }
 
 /**
@@ -339,12 +340,7 @@ export function tokenLabelingLossParts(
     if (refine === "volo") {
       yCls = refineClassTarget(targets.cls, targets.truth!);
     }
-    if (lam < 1) {
-      yCls = tf.add(
-        tf.mul(yCls, lam),
-        tf.mul(tf.reverse(yCls, 0), 1 - lam),
-      ); // [B, C], partner i <-> B-1-i
-    }
+    if (lam < 1) yCls = blendWithPartner(yCls, lam); // [B, C], partner i <-> B-1-i
     const lossCls = softTargetCrossEntropy(cls, yCls);
     let dense: tf.Scalar;
     if (hasAux && tokens !== null) {

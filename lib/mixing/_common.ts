@@ -1,7 +1,5 @@
 /** Validation and small helpers shared by the mixing module (internal). */
 
-import { tf } from "../tf.ts";
-
 /** Raised when a mixing input or option is out of range. */
 export class MixingError extends Error {
   /** Creates the error. */
@@ -41,10 +39,23 @@ export function checkGrid(
   }
 }
 
-/** lam x + (1 - lam) x reversed over the batch (a copy when lam is 1). */
-export function blendWithPartner<T extends tf.Tensor>(x: T, lam: number): T {
-  if (lam >= 1) return tf.clone(x);
-  return tf.tidy(() =>
-    tf.add(tf.mul(x, lam), tf.mul(tf.reverse(x, 0), 1 - lam))
-  ) as T;
+const clip = (v: number, lo: number, hi: number) =>
+  Math.min(hi, Math.max(lo, v));
+
+/**
+ * One side of a box: [start, end) on an axis of n cells around centre c,
+ * clipped. `"official"` (the published `rand_bbox`) spans `c +- cut // 2`,
+ * so an odd side loses a cell; `"described"` the full side `cut` from
+ * `c - cut // 2`. MixToken's box and TL-Align's patch CutMix cut the same.
+ */
+export function boxSide(
+  n: number,
+  cut: number,
+  c: number,
+  mode: "official" | "described",
+): [number, number] {
+  const half = Math.floor(cut / 2);
+  const start = c - half;
+  const end = mode === "official" ? c + half : start + cut;
+  return [clip(start, 0, n), clip(end, 0, n)];
 }

@@ -18,12 +18,8 @@
 import { tf } from "../tf.ts";
 import type { Rng } from "../random.ts";
 import type { TokenBox } from "../models/lvvit.ts";
-import {
-  blendWithPartner,
-  checkAlpha,
-  checkProb,
-  MixingError,
-} from "./_common.ts";
+import { boxSide, checkAlpha, checkProb, MixingError } from "./_common.ts";
+import { blendWithPartner } from "./partner_blend.ts";
 import { boxLambda, type BoxMode, sampleBox, swapBox } from "./mixtoken.ts";
 
 /** A batch to mix: images NHWC [B, H, W, 3] and their targets. */
@@ -335,15 +331,9 @@ export function patchCutmix(
   while (lam === 1) lam = rng.beta(alpha, alpha);
   const cut = Math.floor(h * Math.sqrt(1 - lam));
   const cy = rng.int(h), cx = rng.int(w);
-  const half = Math.floor(cut / 2);
-  const clip = (v: number, n: number) => Math.min(n, Math.max(0, v));
-  const end = (c: number) => boxMode === "official" ? c + half : c - half + cut;
-  const tokenBox: TokenBox = {
-    top: clip(cy - half, h),
-    bottom: clip(end(cy), h),
-    left: clip(cx - half, w),
-    right: clip(end(cx), w),
-  };
+  const [top, bottom] = boxSide(h, cut, cy, boxMode);
+  const [left, right] = boxSide(w, cut, cx, boxMode);
+  const tokenBox: TokenBox = { top, left, bottom, right };
   lam = boxLambda(tokenBox, [h, w]);
   const box: TokenBox = {
     top: tokenBox.top * p,

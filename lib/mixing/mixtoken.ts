@@ -27,12 +27,13 @@ import { tf } from "../tf.ts";
 import type { Rng } from "../random.ts";
 import type { TokenBox, TokenMixer } from "../models/lvvit.ts";
 import {
-  blendWithPartner,
+  boxSide,
   checkAlpha,
   checkGrid,
   checkProb,
   MixingError,
 } from "./_common.ts";
+import { blendWithPartner, boxAreaLambda } from "./partner_blend.ts";
 
 export { MixingError };
 
@@ -61,22 +62,6 @@ export interface SampledBox {
   lambda: number;
   /** 1 - box area / grid area, after clipping. */
   lambdaCorrected: number;
-}
-
-const clip = (v: number, lo: number, hi: number) =>
-  Math.min(hi, Math.max(lo, v));
-
-/** One side: [start, end) on an axis of n cells around centre c. */
-function side(
-  n: number,
-  cut: number,
-  c: number,
-  mode: BoxMode,
-): [number, number] {
-  const half = Math.floor(cut / 2);
-  const start = c - half;
-  const end = mode === "official" ? c + half : start + cut;
-  return [clip(start, 0, n), clip(end, 0, n)];
 }
 
 /**
@@ -114,8 +99,8 @@ export function sampleBox(
   const r = Math.sqrt(1 - lambda);
   const cutH = Math.floor(h * r), cutW = Math.floor(w * r);
   const cy = rng.int(h), cx = rng.int(w);
-  const [top, bottom] = side(h, cutH, cy, boxMode);
-  const [left, right] = side(w, cutW, cx, boxMode);
+  const [top, bottom] = boxSide(h, cutH, cy, boxMode);
+  const [left, right] = boxSide(w, cutW, cx, boxMode);
   const box = { top, left, bottom, right };
   return { box, lambda, lambdaCorrected: boxLambda(box, grid) };
 }
@@ -136,8 +121,7 @@ export function boxLambda(
   checkGrid(grid);
   if (box === null) return 1;
   checkBox(box, grid);
-  const area = (box.bottom - box.top) * (box.right - box.left);
-  return 1 - area / (grid[0] * grid[1]);
+  return boxAreaLambda(box, grid[0] * grid[1]);
 }
 
 function checkBox(box: TokenBox, grid: readonly [number, number]): void {
