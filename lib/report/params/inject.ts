@@ -22,6 +22,15 @@ import { isParametersCell, render } from "./_common.ts";
  * value's type (number, string or boolean; none for lists and objects), e.g.
  * `const lr: number = 0.001;`. Throws {@linkcode ParameterError} for a name
  * the specs do not declare.
+ *
+ * @example
+ * ```ts
+ * import { parseParameters, renderInjectedCell } from "tokenlab/report/params/mod.ts";
+ * const specs = parseParameters("const lr = 2e-3;");
+ * console.log(renderInjectedCell(specs, { lr: 0.01 }));
+ * // // Injected by tokenlab report
+ * // const lr: number = 0.01;
+ * ```
  */
 export function renderInjectedCell(
   specs: readonly ParameterSpec[],
@@ -72,6 +81,21 @@ function freshId(nb: Notebook): string {
  * cell is removed first; with no values nothing new is inserted. Throws
  * {@linkcode ParameterError} when values are given but the notebook has no
  * parameters cell, or names a parameter it does not declare.
+ *
+ * @example
+ * ```ts
+ * import { injectParameters } from "tokenlab/report/params/mod.ts";
+ * import type { Notebook } from "tokenlab/report/notebook.ts";
+ * const nb: Notebook = {
+ *   nbformat: 4, nbformat_minor: 5, metadata: {},
+ *   cells: [{
+ *     cell_type: "code", execution_count: null, outputs: [],
+ *     metadata: { tags: ["parameters"] }, source: "const seed = 3;",
+ *   }],
+ * };
+ * const run = injectParameters(nb, { seed: 7 });
+ * console.log(run.cells.length, run.cells[1].metadata.tags); // 2 ["injected-parameters"]
+ * ```
  */
 export function injectParameters(
   nb: Notebook,

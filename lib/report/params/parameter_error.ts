@@ -4,7 +4,19 @@
  * @module
  */
 
-/** A parameters cell, or a value given for one, that cannot be used. */
+/**
+ * A parameters cell, or a value given for one, that cannot be used.
+ *
+ * @example
+ * ```ts
+ * import { ParameterError, parseParameters } from "tokenlab/report/params/mod.ts";
+ * try {
+ *   parseParameters("const seed = Math.random();");
+ * } catch (e) {
+ *   console.log(e instanceof ParameterError, (e as Error).message); // true line 1: ...
+ * }
+ * ```
+ */
 export class ParameterError extends Error {
   /** Creates the error with its message. */
   constructor(message: string) {

@@ -224,6 +224,16 @@ function readAnnotation(tokens: Token[], src: string): {
  * statement; comments may go anywhere, and a `//` comment after a declaration
  * on its line becomes its help text. Throws {@linkcode ParameterError} naming
  * the line of anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseParameters } from "tokenlab/report/params/mod.ts";
+ * const [seed, scale] = parseParameters(
+ *   'const seed = 3; // the run\'s seed\nconst scale: "smoke" | "full" = "smoke";',
+ * );
+ * console.log(seed.name, seed.type, seed.integer, seed.comment); // seed number true the run's seed
+ * console.log(scale.choices); // ["smoke", "full"]
+ * ```
  */
 export function parseParameters(source: string): ParameterSpec[] {
   if (source.length > MAX_PARAMETERS_SOURCE) {
@@ -371,6 +381,20 @@ export function parseParameters(source: string): ParameterSpec[] {
  * `null` when no cell is tagged `parameters`. Throws
  * {@linkcode ParameterError} when two cells are tagged, when the tagged cell
  * is not a code cell, or when its declarations cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { findParameterCell } from "tokenlab/report/params/mod.ts";
+ * import type { Notebook } from "tokenlab/report/notebook.ts";
+ * const nb: Notebook = {
+ *   nbformat: 4, nbformat_minor: 5, metadata: {},
+ *   cells: [{
+ *     cell_type: "code", execution_count: null, outputs: [],
+ *     metadata: { tags: ["parameters"] }, source: "const seed = 3;",
+ *   }],
+ * };
+ * console.log(findParameterCell(nb)?.specs[0].default); // 3
+ * ```
  */
 export function findParameterCell(
   nb: Notebook,

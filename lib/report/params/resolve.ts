@@ -178,6 +178,14 @@ function tooDeepValue(source: string, name: string): ParameterError {
  * Pairs win over values. Throws {@linkcode ParameterError} saying what was
  * expected and found, and listing the notebook's parameters for an unknown
  * name.
+ *
+ * @example
+ * ```ts
+ * import { parseParameters, resolveParameters } from "tokenlab/report/params/mod.ts";
+ * const specs = parseParameters("const seed = 3;\nconst lr = 2e-3;");
+ * console.log(resolveParameters(specs, { pairs: ["lr=0.01"], values: { seed: 4 } }, "a.ipynb"));
+ * // { seed: 4, lr: 0.01 }
+ * ```
  */
 export function resolveParameters(
   specs: readonly ParameterSpec[],
