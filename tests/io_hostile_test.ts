@@ -21,7 +21,7 @@ import {
   readTorchFile,
   readTorchStateDict,
   TorchZip,
-} from "tokenlab/io/torch.ts";
+} from "tokenlab/io/torch/mod.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,

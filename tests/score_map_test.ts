@@ -27,11 +27,13 @@ import {
   writeOfficialMap,
 } from "tokenlab/labels/mod.ts";
 import {
+  CheckpointError,
   encodeTorchTensor,
-  writeFileAtomic,
+  readTorchFile,
+  TorchZip,
   writeTorchTensor,
-} from "tokenlab/io/torch_write.ts";
-import { CheckpointError, readTorchFile, TorchZip } from "tokenlab/io/torch.ts";
+} from "tokenlab/io/torch/mod.ts";
+import { writeFileAtomic } from "tokenlab/io/atomic_write.ts";
 import {
   float16BitsToFloat32,
   float32ToFloat16Bits,

@@ -123,7 +123,7 @@ export const annotateCommand: Command = {
     const { annotate } = await import("../annotators/annotate.ts");
     const { ScoreMapError } = await import("../labels/score_map.ts");
     const { DatasetError } = await import("../data/tensor_dataset.ts");
-    const { CheckpointError } = await import("../io/torch.ts");
+    const { CheckpointError } = await import("../io/checkpoint_error.ts");
     const { Progress } = await import("./_progress.ts");
 
     const choice = await initBackend({ backend: values.backend });

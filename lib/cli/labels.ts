@@ -164,7 +164,7 @@ export const labelsCommand: Command = {
     const { ScoreMapError } = await import("../labels/score_map.ts");
     const { readOfficialMap } = await import("../labels/official_map.ts");
     const { ScoreMapStore } = await import("../labels/store/mod.ts");
-    const { CheckpointError } = await import("../io/torch.ts");
+    const { CheckpointError } = await import("../io/checkpoint_error.ts");
     const { LabelPoolingError, poolLabels } = await import(
       "../labels/pooling.ts"
     );

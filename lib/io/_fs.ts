@@ -21,6 +21,3 @@ export async function exists(
     throw e;
   }
 }
-
-// Moved to atomic_write.ts; kept here until every importer has switched.
-export { writeTextAtomic } from "./atomic_write.ts";

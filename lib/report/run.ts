@@ -20,7 +20,7 @@
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { escapeXml } from "../view/escape.ts";
-import { writeTextAtomic } from "../io/_fs.ts";
+import { writeTextAtomic } from "../io/atomic_write.ts";
 import { UNFROZEN_SCALES } from "./cache.ts";
 import {
   Browser,
