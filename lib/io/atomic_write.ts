@@ -74,14 +74,6 @@ async function writeThroughTemporary(
   sync: boolean,
 ): Promise<void> {
   const { dir, base } = splitPath(target);
-  if (!overwrite) {
-    try {
-      await Deno.lstat(target);
-      throw new ExistsSignal();
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-  }
   const tmp = `${dir}.${base}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   let file: Deno.FsFile | null = null;
   try {
@@ -140,6 +132,20 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const target = filePath(path);
   splitPath(target); // a path without a file name is the caller's mistake
+  const exists = () =>
+    new CheckpointError(
+      `cannot write ${target}: a file already exists there; pass overwrite: true to replace it, or choose another path`,
+    );
+  if (!options.overwrite) {
+    // Refused before anything is written (the link below refuses a name
+    // that appears meanwhile).
+    try {
+      await Deno.lstat(target);
+      throw exists();
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
   try {
     await writeThroughTemporary(
       target,
@@ -148,11 +154,7 @@ export async function writeFileAtomic(
       options.sync ?? true,
     );
   } catch (e) {
-    if (e instanceof ExistsSignal) {
-      throw new CheckpointError(
-        `cannot write ${target}: a file already exists there; pass overwrite: true to replace it, or choose another path`,
-      );
-    }
+    if (e instanceof ExistsSignal) throw exists();
     throw new CheckpointError(
       `cannot write ${target}: ${
         (e as Error).message
