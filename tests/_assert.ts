@@ -42,6 +42,26 @@ export function assertStringIncludes(actual: string, expected: string): void {
   }
 }
 
+/**
+ * Asserts that `actual` holds every one of `facts` (the file, the field, the
+ * values, the hint's keyword of an error message), naming the missing ones;
+ * for messages whose wording may change while their facts may not.
+ */
+export function assertIncludesAll(
+  actual: string,
+  facts: readonly string[],
+  msg?: string,
+): void {
+  const missing = facts.filter((f) => !actual.includes(f));
+  if (missing.length > 0) {
+    throw new AssertionError(
+      `${msg ? msg + ": " : ""}expected to find ${show(missing)} in ${
+        show(actual)
+      }`,
+    );
+  }
+}
+
 export function assertMatch(actual: string, re: RegExp): void {
   if (!re.test(actual)) {
     throw new AssertionError(`expected ${show(actual)} to match ${re}`);
@@ -61,11 +81,20 @@ function checkError<E extends Error>(e: unknown, cls?: ErrorClass<E>): E {
   return e as E;
 }
 
-function checkIncludes<E extends Error>(e: E, includes?: string): E {
-  if (includes !== undefined && !e.message.includes(includes)) {
+/** A fact the message must include, or several (the key facts of it). */
+type Includes = string | readonly string[];
+
+function checkIncludes<E extends Error>(e: E, includes?: Includes): E {
+  const facts = includes === undefined
+    ? []
+    : typeof includes === "string"
+    ? [includes]
+    : includes;
+  const missing = facts.filter((f) => !e.message.includes(f));
+  if (missing.length > 0) {
     throw new AssertionError(
       `expected the error message to include ${
-        JSON.stringify(includes)
+        missing.map((f) => JSON.stringify(f)).join(", ")
       }, got: ${e.message}`,
     );
   }
@@ -75,7 +104,7 @@ function checkIncludes<E extends Error>(e: E, includes?: string): E {
 export function assertThrows<E extends Error = Error>(
   fn: () => unknown,
   cls?: ErrorClass<E>,
-  includes?: string,
+  includes?: Includes,
 ): E {
   try {
     fn();
@@ -88,7 +117,7 @@ export function assertThrows<E extends Error = Error>(
 export async function assertRejects<E extends Error = Error>(
   fn: () => Promise<unknown>,
   cls?: ErrorClass<E>,
-  includes?: string,
+  includes?: Includes,
 ): Promise<E> {
   try {
     await fn();

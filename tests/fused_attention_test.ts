@@ -108,6 +108,7 @@ await backendTest(
         });
       }
     }),
+  { wasmPaths: true },
 );
 
 await backendTest(
@@ -131,6 +132,7 @@ await backendTest(
       );
       tf.dispose([qkv, w]);
     }),
+  { wasmPaths: true },
 );
 
 await backendTest(
@@ -176,5 +178,5 @@ await backendTest(
       );
       tf.dispose([bad, y]);
     }),
-  { backends: ["wasm"] },
+  { backends: ["wasm"], wasmPaths: true },
 );

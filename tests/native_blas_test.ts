@@ -150,6 +150,7 @@ await backendTest(
       empty.dispose();
     });
   },
+  { wasmPaths: true },
 );
 
 await backendTest(
@@ -209,6 +210,7 @@ await backendTest(
       }, "fused product");
     });
   },
+  { wasmPaths: true },
 );
 
 interface ConvCase {
@@ -305,6 +307,7 @@ await backendTest(
       }
     });
   },
+  { wasmPaths: true },
 );
 
 /** Runs a snippet in a child Deno with `env`; returns its exit and output. */

@@ -28,7 +28,20 @@ export interface BackendTestOptions {
    * skip names the missing kernel (never a silent pass).
    */
   kernels?: readonly string[];
+  /**
+   * On wasm, register one test per kernel path: `[wasm, OpenBLAS]` with the
+   * native BLAS under the products and `[wasm]` with tfjs's own wasm
+   * kernels. Without OpenBLAS here, the first is registered as skipped,
+   * saying why (never one path passed for two). The body learns its path
+   * from {@linkcode withEachWasmPath}.
+   */
+  wasmPaths?: boolean;
 }
+
+/** The kernel path a {@linkcode backendTest} with `wasmPaths` runs now. */
+let pinnedPath: string | null = null;
+/** Whether a {@linkcode backendTest} body runs now, and with `wasmPaths`. */
+let running: "plain" | "paths" | null = null;
 
 /**
  * Registers one `Deno.test` per backend running the same body. A backend that
@@ -59,19 +72,45 @@ export async function backendTest(
     const skip = state.available
       ? kernelGap(backend, options.kernels ?? [])
       : state.detail;
-    Deno.test({
-      name: skip === ""
-        ? `${name} [${backend}]`
-        : `${name} [${backend}] (skipped: ${skip})`,
-      ignore: skip !== "",
-      // WebGPU devices and wasm memory live for the whole process.
-      sanitizeResources: false,
-      sanitizeOps: false,
-      fn: async () => {
-        await initBackend({ backend });
-        await body(backend);
-      },
-    });
+    // [label, native BLAS on (or null: leave it), why this one is skipped]
+    const paths: [string, boolean | null, string][] =
+      options.wasmPaths && backend === "wasm"
+        ? [
+          [
+            "wasm, OpenBLAS",
+            true,
+            skip !== "" || nativeBlasInfo().active
+              ? skip
+              : `OpenBLAS not loaded: ${nativeBlasInfo().reason}`,
+          ],
+          ["wasm", false, skip],
+        ]
+        : [[backend, null, skip]];
+    for (const [label, native, why] of paths) {
+      Deno.test({
+        name: why === ""
+          ? `${name} [${label}]`
+          : `${name} [${label}] (skipped: ${why})`,
+        ignore: why !== "",
+        // WebGPU devices and wasm memory live for the whole process.
+        sanitizeResources: false,
+        sanitizeOps: false,
+        fn: async () => {
+          await initBackend({ backend });
+          running = options.wasmPaths ? "paths" : "plain";
+          if (native !== null) {
+            useNativeBlas(native);
+            pinnedPath = native ? "OpenBLAS" : "wasm";
+          }
+          try {
+            await body(backend);
+          } finally {
+            if (native !== null) useNativeBlas(true);
+            pinnedPath = running = null;
+          }
+        },
+      });
+    }
   }
 }
 
@@ -80,6 +119,11 @@ export async function backendTest(
  * BLAS loaded, once with it ("OpenBLAS") and once with tfjs's own wasm
  * kernels ("wasm"); elsewhere once, named after the backend. The native path
  * is switched back on afterwards, also when `body` throws.
+ *
+ * Inside a {@linkcode backendTest}, pass it `{ wasmPaths: true }`: each path
+ * is then its own test (a missing OpenBLAS shows as a skipped one) and this
+ * runs `body` once, on that test's path; without the option it throws on
+ * wasm rather than pass one path silently.
  *
  * @example
  * ```ts
@@ -97,6 +141,13 @@ export async function withEachWasmPath(
   backend: string,
   body: (path: string) => void | Promise<void>,
 ): Promise<void> {
+  if (pinnedPath !== null) return await body(pinnedPath);
+  if (backend === "wasm" && running === "plain") {
+    throw new Error(
+      "withEachWasmPath inside a backendTest on wasm: expected the option { wasmPaths: true } of backendTest, " +
+        "found none; add it so that each kernel path is a test of its own and a missing OpenBLAS is reported as skipped",
+    );
+  }
   if (backend !== "wasm" || !nativeBlasInfo().active) {
     return await body(backend);
   }

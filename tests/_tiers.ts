@@ -1,0 +1,33 @@
+/**
+ * The two test tiers, in one place. Every test file under tests/ is in the
+ * unit tier unless it is listed here: the integration tier holds the files
+ * that start other processes (the command line, Jupyter, Chromium, the
+ * bench workers, the fuzzer's children), kill and resume runs, or train and
+ * report whole experiments, and the few files whose tests take seconds each
+ * (a training epoch, 10k score maps). `deno task test:quick` runs the unit tier and the
+ * doc tests; `deno task test` runs both tiers.
+ *
+ * @module
+ */
+
+/** Integration test files (paths from the project root), each with why. */
+export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
+  "tests/ablation_reports_test.ts": "runs all nine ablation reports",
+  "tests/ablation_test.ts": "trains annotators and ablation arms",
+  "tests/annotate_test.ts": "the annotate and labels commands as processes",
+  "tests/bench_harness_test.ts": "the bench workers (ours, PyTorch's)",
+  "tests/cli_exit_codes_test.ts": "the command line as processes",
+  "tests/fuzz_test.ts": "the fuzzer and its child processes",
+  "tests/labels_cli_test.ts": "the labels command as processes",
+  "tests/notebook_types_test.ts": "type-checks the notebooks in a process",
+  "tests/report_browser_test.ts": "Chromium",
+  "tests/report_cache_hostile_test.ts": "trains annotators, the command line",
+  "tests/report_security_test.ts": "Jupyter and Chromium",
+  "tests/report_test.ts": "executes notebooks in Jupyter",
+  "tests/resnet_test.ts": "an epoch of the real training engine",
+  "tests/score_map_test.ts": "10k maps converted, writers killed and resumed",
+  "tests/setup_test.ts": "the setup command and Jupyter's kernelspec",
+  "tests/strip_test.ts": "the strip command as processes",
+  "tests/train_state_test.ts": "checkpoints resumed by the command line",
+  "tests/train_test.ts": "training runs killed and resumed",
+};
