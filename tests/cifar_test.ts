@@ -121,7 +121,7 @@ Deno.test("openCifar: damaged or mismatched files name the file, its length and 
     await assertRejects(
       () => openCifar(dir, { split: "test" }),
       ImageError,
-      `${dir}/test_batch.bin: 5000 bytes is not a whole number of CIFAR-10 records of 3073 bytes (1 label byte + 3072 pixel bytes); probably a truncated download`,
+      [`${dir}/test_batch.bin`, "5000 bytes", "3073 bytes", "truncated"],
     );
     // CIFAR-100 records read as CIFAR-10
     await Deno.writeFile(`${dir}/test_batch.bin`, records([[1, 2]], 0));

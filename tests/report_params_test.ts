@@ -301,7 +301,11 @@ Deno.test("resolveParameters says what was expected and found", () => {
   const e = assertThrows(
     () => resolveParameters(specs, { pairs: ["foo=1"] }, "05_training"),
     ParameterError,
-    'notebook 05_training has no parameter "foo"; its parameters are: seed (3), size (32), lr (0.002), scale ("smoke")',
+    [
+      "notebook 05_training",
+      'no parameter "foo"',
+      'seed (3), size (32), lr (0.002), scale ("smoke")',
+    ],
   );
   assertStringIncludes(e.message, 'overrides ({"depth":2,"embedDim":64})');
   assertThrows(
