@@ -14,6 +14,7 @@
 import { prepareTfjs, tf, wasmThreads } from "./tf.ts";
 import { installKernels } from "./kernels/mod.ts";
 import { installWebGpuConvGrad } from "./kernels/webgpu_conv_grad.ts";
+import { TokenlabError } from "./errors.ts";
 
 /** The compute backends the kit knows, fastest first. */
 export const BACKENDS: readonly BackendName[] = ["webgpu", "wasm", "cpu"];
@@ -128,7 +129,7 @@ function setUp(): void {
  * }
  * ```
  */
-export class BackendError extends Error {
+export class BackendError extends TokenlabError {
   /**
    * The option the message quotes (as `` `backend: "wasm"` ``), for the CLI
    * to name as its flag; empty when it quotes none.
@@ -141,7 +142,6 @@ export class BackendError extends Error {
     options: ErrorOptions & { fields?: readonly "backend"[] } = {},
   ) {
     super(message, options);
-    this.name = "BackendError";
     this.fields = options.fields ?? [];
   }
 }

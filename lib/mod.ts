@@ -19,6 +19,7 @@ export * from "./backend.ts";
 export * from "./backend_check.ts";
 export * from "./ops.ts";
 export * from "./data/mod.ts";
+export * from "./errors.ts";
 export * from "./io/mod.ts";
 export * from "./labels/mod.ts";
 export * from "./losses/mod.ts";

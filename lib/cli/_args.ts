@@ -8,17 +8,17 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { TokenlabError } from "../errors.ts";
 
 /**
  * A usage error: the command line, or an input it names, is wrong (exit
  * code 2). Its message is printed as it is, so it starts with
  * `tokenlab <command>:`.
  */
-export class UsageError extends Error {
+export class UsageError extends TokenlabError {
   /** Creates the error with its message (and the error it rephrases). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "UsageError";
   }
 }
 

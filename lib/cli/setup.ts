@@ -15,6 +15,7 @@
 
 import { dirname, join } from "node:path";
 import { writeTextAtomic } from "../io/atomic_write.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** The oldest Deno whose Jupyter kernel works with nbclient. */
 export const MIN_DENO = "2.9.0";
@@ -36,11 +37,10 @@ export const DEBIAN_PACKAGES: readonly string[] = [
 ];
 
 /** An error that setup reports as its whole message and exits non-zero on. */
-export class SetupError extends Error {
+export class SetupError extends TokenlabError {
   /** Creates the error with its message. */
   constructor(message: string) {
     super(message);
-    this.name = "SetupError";
   }
 }
 

@@ -27,6 +27,7 @@ import {
 } from "./mnist.ts";
 import { openCifar } from "./cifar.ts";
 import { openTensorDataset } from "./tensor_dataset.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** A dataset, as plain data. */
 export type DataSpec =
@@ -51,11 +52,10 @@ export type DataSpec =
   | { kind: "tensors"; path: string };
 
 /** Raised for a dataset description that cannot be used. */
-export class DataSpecError extends Error {
+export class DataSpecError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "DataSpecError";
   }
 }
 

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { TokenlabError } from "../errors.ts";
+
 /** An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC). */
 export interface RgbImage {
   /** Width in pixels. */
@@ -47,13 +49,12 @@ export interface ImageDataset {
 }
 
 /** Raised for an image or dataset that cannot be read; names the file. */
-export class ImageError extends Error {
+export class ImageError extends TokenlabError {
   /** The file concerned, when there is one. */
   readonly file?: string;
   /** Creates the error. */
   constructor(message: string, file?: string) {
     super(message);
-    this.name = "ImageError";
     this.file = file;
   }
 }

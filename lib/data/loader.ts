@@ -24,6 +24,7 @@ import { Rng } from "../random.ts";
 import type { ScoreMap } from "../labels/score_map.ts";
 import { type PipelineSpec, SamplePipeline } from "./pipeline.ts";
 import { type BatchBody, type BatchRequest, prepareBatch } from "./_batch.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** One batch: images, labels and (with score maps) the maps and crop boxes. */
 export interface Batch {
@@ -76,11 +77,10 @@ export interface LoaderOptions {
 }
 
 /** Raised for bad loader options. */
-export class LoaderError extends Error {
+export class LoaderError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "LoaderError";
   }
 }
 

@@ -27,6 +27,7 @@ import {
   type TrainTransformConfig,
 } from "./transforms.ts";
 import { IMAGENET_MEAN, IMAGENET_STD } from "./normalize.ts";
+import { TokenlabError } from "../errors.ts";
 
 /**
  * What a pipeline does to each image:
@@ -144,11 +145,10 @@ export interface PreparedSample {
 }
 
 /** Raised for a pipeline that cannot be built as described. */
-export class PipelineError extends Error {
+export class PipelineError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "PipelineError";
   }
 }
 

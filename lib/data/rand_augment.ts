@@ -78,13 +78,13 @@ import {
   solarizeAdd,
   transformImage,
 } from "./image_ops.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Thrown for a bad RandAugment config: what was expected, what was found, what to do. */
-export class RandAugmentError extends Error {
+export class RandAugmentError extends TokenlabError {
   /** Makes an error with this message. */
   constructor(message: string) {
     super(message);
-    this.name = "RandAugmentError";
   }
 }
 

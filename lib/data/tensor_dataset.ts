@@ -16,6 +16,7 @@ import {
   toFloat32,
   writeSafetensors,
 } from "../io/mod.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Images with keys and optional labels, readable in slices. */
 export interface ImageSource {
@@ -44,11 +45,10 @@ export interface ImageSource {
 }
 
 /** Raised for a dataset file that cannot be used. */
-export class DatasetError extends Error {
+export class DatasetError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "DatasetError";
   }
 }
 

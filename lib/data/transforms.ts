@@ -56,13 +56,13 @@ import {
 } from "./rand_augment.ts";
 import { resizeImage } from "./resize.ts";
 import { IMAGENET_MEAN, IMAGENET_STD } from "./normalize.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Thrown for a bad transform config or input: what was expected, what was found, what to do. */
-export class TransformError extends Error {
+export class TransformError extends TokenlabError {
   /** Makes an error with this message. */
   constructor(message: string) {
     super(message);
-    this.name = "TransformError";
   }
 }
 

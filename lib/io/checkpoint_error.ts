@@ -5,6 +5,8 @@
  * @module
  */
 
+import { TokenlabError } from "../errors.ts";
+
 /**
  * Thrown when a checkpoint cannot be read: what was expected, what was found, what to do.
  *
@@ -15,10 +17,9 @@
  * console.log(e.name); // CheckpointError
  * ```
  */
-export class CheckpointError extends Error {
+export class CheckpointError extends TokenlabError {
   /** Makes an error with this message (and an optional cause). */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "CheckpointError";
   }
 }

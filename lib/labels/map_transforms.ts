@@ -22,13 +22,13 @@
 import type { Rng } from "../random.ts";
 import type { NormalizedBox } from "./pooling.ts";
 import type { ScoreMap } from "./score_map.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Thrown for bad input to a map transform: what was expected, what was found. */
-export class MapTransformError extends Error {
+export class MapTransformError extends TokenlabError {
   /** Makes an error with this message. */
   constructor(message: string) {
     super(message);
-    this.name = "MapTransformError";
   }
 }
 

@@ -35,6 +35,7 @@
 import { tf } from "../tf.ts";
 import { smoothedOneHot } from "../losses/cross_entropy.ts";
 import type { ScoreMap, ScoreMapBatch } from "./score_map.ts";
+import { TokenlabError } from "../errors.ts";
 
 /**
  * A batch of top-k score maps: `scores` and `ids` of shape [B, k, height,
@@ -129,11 +130,10 @@ export interface PooledLabels {
 }
 
 /** Thrown for bad input to label pooling: which image, what is wrong, what to do. */
-export class LabelPoolingError extends Error {
+export class LabelPoolingError extends TokenlabError {
   /** Makes an error with this message. */
   constructor(message: string) {
     super(message);
-    this.name = "LabelPoolingError";
   }
 }
 

@@ -17,6 +17,7 @@
  */
 
 import { cellOf, numClassesProblem, typeName } from "./_common.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Options of a {@linkcode ScoreMapError}: the cause, and the option that would change the outcome. */
 export interface ScoreMapErrorOptions extends ErrorOptions {
@@ -29,13 +30,12 @@ export interface ScoreMapErrorOptions extends ErrorOptions {
 }
 
 /** Thrown for a bad score map or store: what was expected, what was found, which file and image, what to do. */
-export class ScoreMapError extends Error {
+export class ScoreMapError extends TokenlabError {
   /** The option that would change the outcome (see {@linkcode ScoreMapErrorOptions}), if any. */
   readonly option: "overwrite" | undefined;
   /** Makes an error with this message (and an optional cause and option). */
   constructor(message: string, options?: ScoreMapErrorOptions) {
     super(message, options);
-    this.name = "ScoreMapError";
     this.option = options?.option;
   }
 }

@@ -21,6 +21,7 @@ import {
   fusedSoftTargetCrossEntropyRows,
   hasFusedSoftTargetCrossEntropy,
 } from "../kernels/webgpu_cross_entropy.ts";
+import { TokenlabError } from "../errors.ts";
 
 /**
  * Raised for bad loss inputs: which input, what was expected, what was found.
@@ -38,11 +39,10 @@ import {
  * tf.dispose([x, t]);
  * ```
  */
-export class LossInputError extends Error {
+export class LossInputError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "LossInputError";
   }
 }
 

@@ -1,11 +1,12 @@
 /** Validation and small helpers shared by the mixing module (internal). */
 
+import { TokenlabError } from "../errors.ts";
+
 /** Raised when a mixing input or option is out of range. */
-export class MixingError extends Error {
+export class MixingError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "MixingError";
   }
 }
 

@@ -13,6 +13,7 @@ import {
   resnetParameterSpec,
   validateResnetConfig,
 } from "./resnet_config.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Which architecture a config builds. */
 export type ModelFamily =
@@ -114,11 +115,10 @@ export const DEFAULT_CONFIG: Readonly<ModelConfig> = Object.freeze({
 });
 
 /** Raised for a configuration that cannot describe a model. */
-export class ConfigError extends Error {
+export class ConfigError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "ConfigError";
   }
 }
 

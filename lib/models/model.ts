@@ -14,13 +14,13 @@ import type {
   ForwardTrainOptions,
   TrainOutput,
 } from "./lvvit.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Raised when an input does not fit the model. */
-export class ModelInputError extends Error {
+export class ModelInputError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "ModelInputError";
   }
 }
 

@@ -66,7 +66,6 @@ export class NotATokenModelError extends ModelInputError {
     fields: readonly ("cutmix" | "tlAlign")[] = [],
   ) {
     super(message);
-    this.name = "NotATokenModelError";
     this.fields = fields;
   }
 }

@@ -26,16 +26,16 @@ import {
 import { tfToTorchLayout, torchToTfLayout } from "./_model_state.ts";
 import type { TokenModel } from "./model.ts";
 import { buildModel, modelConfig } from "./registry.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Raised when weights do not fit a model, or a weights file is unusable. */
-export class WeightsError extends Error {
+export class WeightsError extends TokenlabError {
   /** The options the message quotes (as `` `model: "lvvit_s"` ``), for the CLI to name as flags. */
   readonly fields: readonly "model"[];
 
   /** Creates the error; `fields` lists the options it quotes. */
   constructor(message: string, fields: readonly "model"[] = []) {
     super(message);
-    this.name = "WeightsError";
     this.fields = fields;
   }
 }

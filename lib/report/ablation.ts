@@ -30,6 +30,7 @@ import { type PairedDifference, pairedDifference } from "./paired.ts";
 import { type Plot, plot } from "./plot.ts";
 import { type CellValue, meanStd, type ResultTable, table } from "./table.ts";
 import { formatEffect, signed, type Verdict, verdictOf } from "./verdict.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** What the published literature says about one arm. */
 export interface PublishedFigure {
@@ -165,7 +166,7 @@ export interface AblationErrorOptions {
  * console.log(e.file, e.field); // undefined value
  * ```
  */
-export class AblationError extends Error {
+export class AblationError extends TokenlabError {
   /** The file at fault, when one is. */
   readonly file?: string;
   /** Its field at fault (or the result's), when one is. */
@@ -173,7 +174,6 @@ export class AblationError extends Error {
   /** Creates the error with its message and where it was found. */
   constructor(message: string, options: AblationErrorOptions = {}) {
     super(message);
-    this.name = "AblationError";
     this.file = options.file;
     this.field = options.field;
   }

@@ -27,16 +27,16 @@ import { createRequire } from "node:module";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { exists } from "../io/_fs.ts";
+import { TokenlabError } from "../errors.ts";
 
 /**
  * Thrown for a browser that cannot be found, started or driven; the message
  * says what was expected, what was found and what to do.
  */
-export class BrowserError extends Error {
+export class BrowserError extends TokenlabError {
   /** Creates the error with its message. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "BrowserError";
   }
 }
 

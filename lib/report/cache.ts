@@ -54,6 +54,7 @@ import {
   objectFields,
   stringField,
 } from "../io/json_fields.ts";
+import { TokenlabError } from "../errors.ts";
 
 export { sha256Hex };
 
@@ -191,7 +192,7 @@ export interface ExperimentErrorOptions {
  * console.log(e.file, e.field); // data/frozen/toy/a.json value
  * ```
  */
-export class ExperimentError extends Error {
+export class ExperimentError extends TokenlabError {
   /** The file at fault, when one is. */
   readonly file?: string;
   /** Its field at fault, when one is. */

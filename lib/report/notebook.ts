@@ -11,6 +11,7 @@
  */
 
 import { writeTextAtomic } from "../io/atomic_write.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** One cell of a notebook. */
 export interface NotebookCell {
@@ -43,11 +44,10 @@ export interface Notebook {
 }
 
 /** A notebook file that cannot be read, parsed or is not nbformat 4. */
-export class NotebookError extends Error {
+export class NotebookError extends TokenlabError {
   /** Creates the error with its message. */
   constructor(message: string) {
     super(message);
-    this.name = "NotebookError";
   }
 }
 

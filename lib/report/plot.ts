@@ -16,6 +16,7 @@
 
 import { figureBundle, plotlyBundle } from "../view/bundle.ts";
 import { escapeXml } from "../view/escape.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** A plotly figure: traces, layout and config. */
 export interface PlotlyFigure {
@@ -42,11 +43,10 @@ export interface PlotOptions {
 }
 
 /** Raised for a figure that cannot be shown or saved. */
-export class PlotError extends Error {
+export class PlotError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "PlotError";
   }
 }
 

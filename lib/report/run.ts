@@ -47,6 +47,7 @@ import {
   renderMarkdown,
   type ReportMeta,
 } from "./render.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** The project's notebook folder. */
 export const NOTEBOOK_DIR: string = fileURLToPath(
@@ -62,11 +63,10 @@ const EXECUTE_PY = fileURLToPath(new URL("./_execute.py", import.meta.url));
 export const SCALES = ["tiny", "smoke", "full"] as const;
 
 /** An error that stops a report run before any notebook executes. */
-export class ReportError extends Error {
+export class ReportError extends TokenlabError {
   /** Creates the error with its message. */
   constructor(message: string) {
     super(message);
-    this.name = "ReportError";
   }
 }
 

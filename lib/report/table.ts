@@ -14,6 +14,7 @@ import {
   type TableModel,
   tableText,
 } from "../view/table.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** One column of a {@linkcode ResultTable}. */
 export interface TableColumn {
@@ -90,11 +91,10 @@ export interface CellStats {
 }
 
 /** Raised for a table whose definition or data cannot be shown. */
-export class TableError extends Error {
+export class TableError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "TableError";
   }
 }
 

@@ -57,6 +57,7 @@ import {
   validateRunInfo,
   validateTrainState,
 } from "./_state_schema.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Where a {@linkcode RunFolderError} was found, when it is one file's field. */
 export interface RunFolderErrorOptions {
@@ -79,7 +80,7 @@ export interface RunFolderErrorOptions {
  * console.log(e.file, e.field); // runs/a/run.json version
  * ```
  */
-export class RunFolderError extends Error {
+export class RunFolderError extends TokenlabError {
   /** The file at fault, when one is. */
   readonly file?: string;
   /** Its field at fault, when one is. */
@@ -87,7 +88,6 @@ export class RunFolderError extends Error {
   /** Creates the error. */
   constructor(message: string, options: RunFolderErrorOptions = {}) {
     super(message);
-    this.name = "RunFolderError";
     this.file = options.file;
     this.field = options.field;
   }

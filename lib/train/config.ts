@@ -10,6 +10,7 @@ import { MODEL_NAMES, modelConfig } from "../models/registry.ts";
 import type { BackendRequest } from "../backend.ts";
 import type { ModelConfig } from "../models/config.ts";
 import type { DataSpec } from "../data/datasets.ts";
+import { TokenlabError } from "../errors.ts";
 
 /**
  * An error about config fields: `fields` lists the fields its message quotes
@@ -46,14 +47,14 @@ export interface ConfigFieldErrorOptions extends ErrorOptions {
  * }
  * ```
  */
-export class TrainConfigError extends Error implements ConfigFieldError {
+export class TrainConfigError extends TokenlabError
+  implements ConfigFieldError {
   /** The config fields the message quotes. */
   readonly fields: readonly (keyof TrainConfig)[];
 
   /** Creates the error; `options.fields` lists the fields it quotes. */
   constructor(message: string, options: ConfigFieldErrorOptions = {}) {
     super(message, options);
-    this.name = "TrainConfigError";
     this.fields = options.fields ?? [];
   }
 }

@@ -9,13 +9,13 @@
 
 import { tf } from "../tf.ts";
 import type { LvVit } from "../models/lvvit.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Raised for a bad decay or a model that does not match the average's. */
-export class EmaError extends Error {
+export class EmaError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "EmaError";
   }
 }
 

@@ -9,6 +9,7 @@
 import { tf } from "../tf.ts";
 import type { Batch, DataLoader } from "../data/loader.ts";
 import type { LvVit } from "../models/lvvit.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Accuracy of one set of weights on one dataset. */
 export interface EvalResult {
@@ -23,11 +24,10 @@ export interface EvalResult {
 }
 
 /** Raised when a dataset cannot be evaluated on (no labels, wrong classes). */
-export class EvaluationError extends Error {
+export class EvaluationError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "EvaluationError";
   }
 }
 

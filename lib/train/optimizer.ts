@@ -18,13 +18,13 @@ import {
   type AdamWStepAttrs,
   hasFusedAdamW,
 } from "../kernels/webgpu_adamw.ts";
+import { TokenlabError } from "../errors.ts";
 
 /** Raised for a bad optimizer setting, gradient or saved state. */
-export class OptimizerError extends Error {
+export class OptimizerError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "OptimizerError";
   }
 }
 

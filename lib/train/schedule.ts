@@ -6,12 +6,13 @@
  * @module
  */
 
+import { TokenlabError } from "../errors.ts";
+
 /** Raised for a schedule, or a position in it, that does not make sense. */
-export class ScheduleError extends Error {
+export class ScheduleError extends TokenlabError {
   /** Creates the error. */
   constructor(message: string) {
     super(message);
-    this.name = "ScheduleError";
   }
 }
 

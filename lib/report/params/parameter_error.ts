@@ -4,6 +4,8 @@
  * @module
  */
 
+import { TokenlabError } from "../../errors.ts";
+
 /**
  * A parameters cell, or a value given for one, that cannot be used.
  *
@@ -17,10 +19,9 @@
  * }
  * ```
  */
-export class ParameterError extends Error {
+export class ParameterError extends TokenlabError {
   /** Creates the error with its message. */
   constructor(message: string) {
     super(message);
-    this.name = "ParameterError";
   }
 }

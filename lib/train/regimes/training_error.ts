@@ -6,6 +6,7 @@
  */
 
 import type { ConfigFieldErrorOptions, TrainConfig } from "../config.ts";
+import { TokenlabError } from "../../errors.ts";
 
 /**
  * Raised when training cannot go on: a non-finite loss, unlabelled data.
@@ -19,14 +20,13 @@ import type { ConfigFieldErrorOptions, TrainConfig } from "../config.ts";
  * console.log(e.name, e.message); // TrainingError the training loss is NaN
  * ```
  */
-export class TrainingError extends Error {
+export class TrainingError extends TokenlabError {
   /** The config fields the message quotes. */
   readonly fields: readonly (keyof TrainConfig)[];
 
   /** Creates the error; `options.fields` lists the fields it quotes. */
   constructor(message: string, options: ConfigFieldErrorOptions = {}) {
     super(message, options);
-    this.name = "TrainingError";
     this.fields = options.fields ?? [];
   }
 }
@@ -68,7 +68,6 @@ export class NonFiniteLossError extends TrainingError {
           : `the training loss is ${loss}, but its gradient norm is ${gradNorm}`),
       options,
     );
-    this.name = "NonFiniteLossError";
     this.loss = loss;
     this.gradNorm = gradNorm;
   }
