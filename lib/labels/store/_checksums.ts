@@ -2,16 +2,16 @@
  * The checksums of a score-map store (format version 2): the 64-bit key
  * hash every record and sorted-index entry carries, the CRC-32 of each
  * record (seeded with its index, so a record copied to another place fails
- * too) and the CRC-32 of each fixed-size block of the index files. They
- * detect damage (bit flips, overwrites, truncation, a changed number), not
- * deliberate forgery.
+ * too) and the CRC-32 of each fixed-size block of the index files (the
+ * kit's one CRC-32, `lib/io/crc32.ts`). They detect damage (bit flips,
+ * overwrites, truncation, a changed number), not deliberate forgery.
  *
  * Internal to `lib/labels/store/`.
  *
  * @module
  */
 
-import { crc32 } from "node:zlib";
+import { crc32 } from "../../io/crc32.ts";
 
 /** Bytes per checksummed block of `keys.offsets`, `keys.sorted` and `keys.txt`. */
 export const BLOCK_BYTES = 4096;
@@ -59,11 +59,6 @@ export function hashHex(h: { hi: number; lo: number }): string {
     h.lo.toString(16).padStart(8, "0");
 }
 
-/** CRC-32 (ZIP's) of `bytes`, continuing from `seed` (a previous CRC). */
-export function checksum(bytes: Uint8Array, seed = 0): number {
-  return crc32(bytes, seed) >>> 0;
-}
-
 /**
  * The checksum of record `index`: CRC-32 of the index as a little-endian
  * uint64, then of the record's bytes after its own 4-byte checksum.
@@ -71,7 +66,7 @@ export function checksum(bytes: Uint8Array, seed = 0): number {
 export function recordChecksum(record: Uint8Array, index: number): number {
   const ix = new Uint8Array(8);
   new DataView(ix.buffer).setBigUint64(0, BigInt(index), true);
-  return checksum(record.subarray(4), checksum(ix));
+  return crc32(record.subarray(4), crc32(ix));
 }
 
 /** Blocks of `BLOCK_BYTES` a file of `bytes` bytes has (the last may be short). */
@@ -88,7 +83,7 @@ export function blockSums(
   for (let from = 0; from < bytes.length; from += BLOCK_BYTES) {
     out.setUint32(
       at,
-      checksum(
+      crc32(
         bytes.subarray(from, Math.min(bytes.length, from + BLOCK_BYTES)),
       ),
       true,

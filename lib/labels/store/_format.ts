@@ -20,7 +20,8 @@ import {
   typeName,
 } from "../_common.ts";
 import { ScoreMapError } from "../score_map.ts";
-import { BLOCK_BYTES, checksum } from "./_checksums.ts";
+import { crc32 } from "../../io/crc32.ts";
+import { BLOCK_BYTES } from "./_checksums.ts";
 import { checkPreprocessing, normPreprocessing } from "./_preprocessing.ts";
 import {
   SCORE_MAP_STORE_FORMAT,
@@ -165,7 +166,7 @@ export function makeHeader(
 /** CRC-32 of a header's compact JSON without its `checksum` field. */
 export function headerChecksum(h: Record<string, unknown>): number {
   const { checksum: _, ...rest } = h;
-  return checksum(new TextEncoder().encode(JSON.stringify(rest)));
+  return crc32(new TextEncoder().encode(JSON.stringify(rest)));
 }
 
 /** A version-2 header as file bytes, its checksum added last. */

@@ -13,13 +13,12 @@
  */
 
 import { writeFileAtomic } from "../../io/atomic_write.ts";
-import { writeAll } from "../_common.ts";
+import { crc32 } from "../../io/crc32.ts";
 import { ScoreMapError } from "../score_map.ts";
 import {
   BLOCK_BYTES,
   blockCount,
   blockSums,
-  checksum,
   isKeyHash,
   keyHash,
   setKeyHash,
@@ -290,7 +289,7 @@ export class KeyIndex {
     await this.#store.read(file, start, buf, name);
     for (let b = b0; b <= b1; b++) {
       const at = (b - b0) * BLOCK_BYTES;
-      const got = checksum(
+      const got = crc32(
         buf.subarray(at, Math.min(buf.length, at + BLOCK_BYTES)),
       );
       const want = await this.#blockSum(name, b);
@@ -615,35 +614,29 @@ export async function writeKeyIndex(
     ),
   );
   let at = blockSums(off, sums, 0);
-  const tmp = `${partial}/.${KEY_SORTED}.tmp`;
-  const file = await Deno.open(tmp, {
-    write: true,
-    create: true,
-    truncate: true,
-  });
-  try {
-    const chunk = 65536; // entries: a whole number of checksum blocks
-    for (let from = 0; from < count; from += chunk) {
-      const m = Math.min(chunk, count - from);
-      const out = new Uint8Array(m * ENTRY);
-      const v = new DataView(out.buffer);
-      for (let r = 0; r < m; r++) {
-        const i = order[from + r];
-        const a = starts[i], len = starts[i + 1] - 1 - a;
-        v.setUint32(r * ENTRY, i, true);
-        v.setUint32(r * ENTRY + 4, len, true);
-        v.setBigUint64(r * ENTRY + 8, BigInt(a), true);
-        setKeyHash(v, r * ENTRY + 16, keyHash(text.subarray(a, a + len)));
-        out.set(text.subarray(a, a + Math.min(len, PREFIX)), r * ENTRY + 24);
-      }
-      at = blockSums(out, sums, at);
-      await writeAll(file, out);
+  // Entries in chunks of a whole number of checksum blocks; the file is
+  // written atomically from the chunks, one after the other.
+  const chunks: Uint8Array[] = [];
+  const chunk = 65536;
+  for (let from = 0; from < count; from += chunk) {
+    const m = Math.min(chunk, count - from);
+    const out = new Uint8Array(m * ENTRY);
+    const v = new DataView(out.buffer);
+    for (let r = 0; r < m; r++) {
+      const i = order[from + r];
+      const a = starts[i], len = starts[i + 1] - 1 - a;
+      v.setUint32(r * ENTRY, i, true);
+      v.setUint32(r * ENTRY + 4, len, true);
+      v.setBigUint64(r * ENTRY + 8, BigInt(a), true);
+      setKeyHash(v, r * ENTRY + 16, keyHash(text.subarray(a, a + len)));
+      out.set(text.subarray(a, a + Math.min(len, PREFIX)), r * ENTRY + 24);
     }
-    await file.syncData();
-  } finally {
-    file.close();
+    at = blockSums(out, sums, at);
+    chunks.push(out);
   }
-  await Deno.rename(tmp, `${partial}/${KEY_SORTED}`);
+  await writeFileAtomic(`${partial}/${KEY_SORTED}`, chunks, {
+    overwrite: true,
+  });
   blockSums(text, sums, at);
   await writeFileAtomic(
     `${partial}/${KEY_SUMS}`,
@@ -651,6 +644,3 @@ export async function writeKeyIndex(
     { overwrite: true },
   );
 }
-
-// ---------------------------------------------------------------------------
-// Checking a store against a dataset, and conversions.

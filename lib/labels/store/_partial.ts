@@ -10,7 +10,7 @@
  * @module
  */
 
-import { writeFileAtomic } from "../../io/atomic_write.ts";
+import { replaceFolder, writeFileAtomic } from "../../io/atomic_write.ts";
 import { exists } from "../../io/_fs.ts";
 import { sameJson } from "../_common.ts";
 import { ScoreMapError } from "../score_map.ts";
@@ -124,26 +124,14 @@ export async function moveIntoPlace(
   dir: string,
   overwrite: boolean,
 ): Promise<void> {
-  if (!(await exists(dir))) {
-    await Deno.rename(partial, dir);
-    return;
-  }
-  if (!overwrite) {
+  if (!overwrite && await exists(dir)) {
     throw new ScoreMapError(
       `cannot commit the score-map store ${dir}: something already exists there (the finished store stays at ${partial}); remove or move it and call ScoreMapStore.resume(${
         JSON.stringify(dir)
       }, { overwrite: true }) then commit(), or pass overwrite: true when creating`,
     );
   }
-  const old = `${dir}.old-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.rename(dir, old);
-  try {
-    await Deno.rename(partial, dir);
-  } catch (e) {
-    await Deno.rename(old, dir).catch(() => {});
-    throw e;
-  }
-  await Deno.remove(old, { recursive: true });
+  await replaceFolder(partial, dir);
 }
 
 /** What a resumed write continues from (see {@linkcode recoverPartial}). */

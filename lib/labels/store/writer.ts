@@ -16,13 +16,14 @@
  * record is dropped) and continues after them; the committed store is
  * byte-identical to one written without interruption (the header has no
  * timestamp). One writer per store at a time. The writer keeps the keys in
- * memory (to refuse duplicates at once), and `commit()` sorts them in
- * memory: about 100 bytes per image. An interrupted write that holds no
- * records (a run that failed before its first checkpoint) does not block
- * the next run: `create` replaces it, and so does `resume` when given
- * another header, each with a note; one that holds records is refused
- * unless `overwrite: true` (the error's `option` says so, for a command line
- * to name its flag).
+ * memory (to refuse duplicates at once), and `commit()` sorts them and
+ * builds the key index in memory: about 100 bytes per image, plus the 64 of
+ * its `keys.sorted` entry while that file is written. An interrupted write
+ * that holds no records (a run that failed before its first checkpoint)
+ * does not block the next run: `create` replaces it, and so does `resume`
+ * when given another header, each with a note; one that holds records is
+ * refused unless `overwrite: true` (the error's `option` says so, for a
+ * command line to name its flag).
  *
  * @module
  */
