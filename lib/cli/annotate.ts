@@ -5,7 +5,7 @@
  * @module
  */
 
-import { exists } from "../io/_fs.ts";
+import { exists } from "../_fs.ts";
 import type { Command } from "./_args.ts";
 import {
   checkBackendOption,

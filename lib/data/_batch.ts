@@ -5,7 +5,7 @@ import { Rng } from "../random.ts";
 import type { ScoreMap } from "../labels/score_map.ts";
 import type { PreparedSample, SamplePipeline } from "./pipeline.ts";
 import { ImageError } from "./image.ts";
-import { LoaderError } from "./loader.ts";
+import { LoaderError } from "./loader_error.ts";
 
 export interface BatchRequest {
   epoch: number;

@@ -24,7 +24,7 @@ import { Rng } from "../random.ts";
 import type { ScoreMap } from "../labels/score_map.ts";
 import { type PipelineSpec, SamplePipeline } from "./pipeline.ts";
 import { type BatchBody, type BatchRequest, prepareBatch } from "./_batch.ts";
-import { TokenlabError } from "../errors.ts";
+import { LoaderError } from "./loader_error.ts";
 
 /** One batch: images, labels and (with score maps) the maps and crop boxes. */
 export interface Batch {
@@ -76,13 +76,9 @@ export interface LoaderOptions {
   limit?: number;
 }
 
-/** Raised for bad loader options. */
-export class LoaderError extends TokenlabError {
-  /** Creates the error. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
+// Defined apart so that the batch assembly can raise it; still exported
+// here.
+export { LoaderError } from "./loader_error.ts";
 
 function checkOptions(o: LoaderOptions): Required<LoaderOptions> {
   const int = (v: unknown, name: string, min: number) => {

@@ -8,8 +8,6 @@
  * @module
  */
 
-import type { ScoreMap } from "./score_map.ts";
-
 /** A flat index of a [k, H, W] map as `cell (row, column) (rank r)`, for messages. */
 export function cellOf(i: number, height: number, width: number): string {
   const hw = height * width;
@@ -42,27 +40,6 @@ export function numClassesProblem(
     return `${what}: expected numClasses to be a positive integer below 2^31, found ${
       JSON.stringify(numClasses) ?? String(numClasses)
     }`;
-  }
-  return undefined;
-}
-
-/**
- * Why the float16 `bits` of a map's scores cannot stand for them (a finite
- * score beyond float16's range became an infinity), as a message naming
- * the first such cell of `where`; undefined when every score fits.
- */
-export function halfRangeProblem(
-  bits: Uint16Array,
-  map: ScoreMap,
-  where: string,
-): string | undefined {
-  const n = map.scores.length;
-  for (let i = 0; i < n; i++) {
-    if ((bits[i] & 0x7c00) === 0x7c00) {
-      return `cannot store the score ${map.scores[i]} in ${
-        cellOf(i, map.height, map.width)
-      } of ${where} as float16: its largest finite value is 65504; scale the logits down or store probabilities`;
-    }
   }
   return undefined;
 }

@@ -4,15 +4,30 @@
  * file, and the memory order `generate_label.py` saves it in. Shared by
  * the writer of single files and the conversion of a whole store.
  *
- * Internal to `lib/labels/` (and its `store/` folder).
+ * Internal to `lib/labels/` (and its `store/` folder);
+ * {@linkcode WriteOfficialMapOptions} is public through `official_map.ts`.
  *
  * @module
  */
 
 import { float32ToFloat16Bits, type RawTensor } from "../io/raw_tensor.ts";
-import { cellOf, halfRangeProblem } from "./_common.ts";
+import { cellOf } from "./_common.ts";
+import { halfRangeProblem } from "./_half_range.ts";
 import { type ScoreMap, ScoreMapError, validateScoreMap } from "./score_map.ts";
-import type { WriteOfficialMapOptions } from "./official_map.ts";
+
+/** Options of {@linkcode writeOfficialMap}. */
+export interface WriteOfficialMapOptions {
+  /** Replace an existing file (default false: refuse). */
+  overwrite?: boolean;
+  /** Element type of the file (default `"float16"`, as the official code). */
+  dtype?: "float16" | "float32";
+  /** The dataset's class count, to check the ids against. */
+  numClasses?: number;
+  /** Flush to disk before the file is renamed into place (default true). */
+  sync?: boolean;
+  /** How to name the map in errors (default: the path). */
+  where?: string;
+}
 
 /** generate_label.py saves stack([values, ids]) [2, H, W, k] permuted to [2, k, H, W]. */
 export const OFFICIAL_ORDER = [0, 2, 3, 1];

@@ -25,7 +25,11 @@ import {
   pathString,
   typeName,
 } from "./_common.ts";
-import { OFFICIAL_ORDER, officialRaw } from "./_official_tensor.ts";
+import {
+  OFFICIAL_ORDER,
+  officialRaw,
+  type WriteOfficialMapOptions,
+} from "./_official_tensor.ts";
 import { type ScoreMap, ScoreMapError, validateScoreMap } from "./score_map.ts";
 
 /** Options of {@linkcode readOfficialMap}. */
@@ -148,19 +152,8 @@ function officialFromTensor(
   return map;
 }
 
-/** Options of {@linkcode writeOfficialMap}. */
-export interface WriteOfficialMapOptions {
-  /** Replace an existing file (default false: refuse). */
-  overwrite?: boolean;
-  /** Element type of the file (default `"float16"`, as the official code). */
-  dtype?: "float16" | "float32";
-  /** The dataset's class count, to check the ids against. */
-  numClasses?: number;
-  /** Flush to disk before the file is renamed into place (default true). */
-  sync?: boolean;
-  /** How to name the map in errors (default: the path). */
-  where?: string;
-}
+// Defined beside the official tensor; still exported here.
+export type { WriteOfficialMapOptions } from "./_official_tensor.ts";
 
 /**
  * Writes one score map as an official file, exactly as TokenLabeling's

@@ -12,7 +12,7 @@ import { tf } from "../tf.ts";
 import { Rng } from "../random.ts";
 import { initialValues, linear, type NormContext, param } from "./_layers.ts";
 import { type ModelConfig, parameterSpec, type ParamSpec } from "./config.ts";
-import type { DenseLogitsOptions } from "./lvvit.ts";
+import type { DenseLogitsOptions } from "./forward_types.ts";
 import { ModelInputError, type TokenModel } from "./model.ts";
 
 /**

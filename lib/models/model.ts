@@ -13,7 +13,7 @@ import type {
   DenseLogitsOptions,
   ForwardTrainOptions,
   TrainOutput,
-} from "./lvvit.ts";
+} from "./forward_types.ts";
 import { TokenlabError } from "../errors.ts";
 
 /** Raised when an input does not fit the model. */

@@ -12,7 +12,11 @@
  * @module
  */
 
-import { ConfigError, type ModelConfig, type ParamSpec } from "./config.ts";
+import {
+  ConfigError,
+  type ModelConfig,
+  type ParamSpec,
+} from "./config_types.ts";
 
 /** One basic residual block of a ResNet config. */
 export interface ResnetBlock {

@@ -26,7 +26,7 @@ import plotlyPackage from "plotly.js-dist-min/package.json" with {
 import { createRequire } from "node:module";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { exists } from "../io/_fs.ts";
+import { exists } from "../_fs.ts";
 import { TokenlabError } from "../errors.ts";
 
 /**

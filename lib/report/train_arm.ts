@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { openDataset, parseDataSpec } from "../data/datasets.ts";
 import { toImageSource } from "../data/paired.ts";
 import { SyntheticScenes } from "../data/synthetic_scenes.ts";
-import { exists } from "../io/_fs.ts";
+import { exists } from "../_fs.ts";
 import { writeTextAtomic } from "../io/atomic_write.ts";
 import { annotate } from "../annotators/annotate.ts";
 import type { TokenModel } from "../models/model.ts";

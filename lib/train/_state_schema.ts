@@ -20,7 +20,7 @@ import {
   type TrainConfig,
   TrainConfigError,
 } from "./config.ts";
-import type { TrainState } from "./checkpoint.ts";
+import type { TrainState } from "./train_state.ts";
 import {
   fieldName,
   FieldProblem,

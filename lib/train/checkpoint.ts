@@ -42,8 +42,8 @@ import { loadStateDict, saveWeights } from "../models/weights.ts";
 import { VERSION } from "../version.ts";
 import { configDifferences, type ResolvedTrainConfig } from "./config.ts";
 import type { LogRecord } from "./log.ts";
-import type { AdamW, OptimizerState } from "./optimizer.ts";
-import { exists } from "../io/_fs.ts";
+import type { AdamW } from "./optimizer.ts";
+import { exists } from "../_fs.ts";
 import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
 import {
   lstatOrNull,
@@ -58,6 +58,7 @@ import {
   validateTrainState,
 } from "./_state_schema.ts";
 import { TokenlabError } from "../errors.ts";
+import type { TrainState } from "./train_state.ts";
 
 /** Where a {@linkcode RunFolderError} was found, when it is one file's field. */
 export interface RunFolderErrorOptions {
@@ -93,39 +94,8 @@ export class RunFolderError extends TokenlabError {
   }
 }
 
-/** Where the training continues, and what the run had done by then. */
-export interface TrainState {
-  /** File format tag. */
-  format: "tokenlab-train-state";
-  /** Format version: 2 has `state.sha256` beside it; 1 (older) has not. */
-  version: 1 | 2;
-  /** Optimizer steps done. */
-  step: number;
-  /** Epoch to continue in. */
-  epoch: number;
-  /** Next step of that epoch; equal to `stepsPerEpoch` when its steps are done and its evaluation is not. */
-  stepInEpoch: number;
-  /** Steps per epoch when the checkpoint was written. */
-  stepsPerEpoch: number;
-  /** Seconds of training so far. */
-  elapsed: number;
-  /** The optimizer's scalars (its moments are in optimizer.safetensors). */
-  optimizer: Omit<OptimizerState, "moments">;
-  /**
-   * The random state. Every draw of the run comes from a generator derived
-   * from the seed and the position (epoch, step, sample), so the position
-   * is the whole state.
-   */
-  rng: { seed: number; scheme: string };
-  /** The run's resolved config. */
-  config: ResolvedTrainConfig;
-  /** Every record logged up to this checkpoint. */
-  records: LogRecord[];
-  /** Size and SHA-256 of each tensor file of the checkpoint. */
-  files: Record<string, { bytes: number; sha256: string }>;
-  /** tokenlab version that wrote it. */
-  tokenlab: string;
-}
+// Defined beside its schema's other types; still exported here.
+export type { TrainState } from "./train_state.ts";
 
 /** A checkpoint found on disk. */
 export interface Checkpoint {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { PickleValue } from "./pickle_value.ts";
+import type { PickleValue } from "./pickle_types.ts";
 
 /** The state each value was built with, by value. */
 export const pickleStates: WeakMap<object, PickleValue> = new WeakMap();

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { exists } from "../../io/_fs.ts";
+import { exists } from "../../_fs.ts";
 import { VERSION } from "../../version.ts";
 import {
   isDirectory,

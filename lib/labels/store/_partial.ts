@@ -11,7 +11,7 @@
  */
 
 import { replaceFolder, writeFileAtomic } from "../../io/atomic_write.ts";
-import { exists } from "../../io/_fs.ts";
+import { exists } from "../../_fs.ts";
 import { sameJson } from "../_common.ts";
 import { ScoreMapError } from "../score_map.ts";
 import {

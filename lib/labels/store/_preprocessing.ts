@@ -2,13 +2,30 @@
  * The preprocessing a store records (how the annotator's inputs were made):
  * its checks, and the stored form that two preprocessings are compared in.
  *
- * Internal to `lib/labels/store/`.
+ * Internal to `lib/labels/store/`; {@linkcode ScoreMapPreprocessing} is
+ * public through `format.ts`.
  *
  * @module
  */
 
 import { ScoreMapError } from "../score_map.ts";
-import type { ScoreMapPreprocessing } from "./format.ts";
+
+/** How the annotator's input images were made from the originals. */
+export interface ScoreMapPreprocessing {
+  /**
+   * `"resize-center-crop"`: short side resized, centre crop (official
+   * TokenLabeling; the map covers the central square only); `"squash"`: the
+   * whole image resized to a square (ReLabel).
+   */
+  mode: "resize-center-crop" | "squash";
+  /** The annotator's input size in pixels (square). */
+  size: number;
+  /**
+   * For `resize-center-crop`: crop size / resized short side (timm's
+   * `crop_pct`; default 1, the whole short side). Ignored for `squash`.
+   */
+  cropPct?: number;
+}
 
 /** Checks a preprocessing's mode, size and crop; `where` names the store in errors. */
 export function checkPreprocessing(

@@ -8,7 +8,7 @@
  */
 
 import { encodeTorchTensor } from "../../io/torch/mod.ts";
-import { exists } from "../../io/_fs.ts";
+import { exists } from "../../_fs.ts";
 import { compareCodePoints, pathString, writeAll } from "../_common.ts";
 import { OFFICIAL_ORDER, officialRaw } from "../_official_tensor.ts";
 import {

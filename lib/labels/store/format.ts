@@ -54,24 +54,13 @@
  */
 
 import { sameJson } from "../_common.ts";
-import { normPreprocessing } from "./_preprocessing.ts";
+import {
+  normPreprocessing,
+  type ScoreMapPreprocessing,
+} from "./_preprocessing.ts";
 
-/** How the annotator's input images were made from the originals. */
-export interface ScoreMapPreprocessing {
-  /**
-   * `"resize-center-crop"`: short side resized, centre crop (official
-   * TokenLabeling; the map covers the central square only); `"squash"`: the
-   * whole image resized to a square (ReLabel).
-   */
-  mode: "resize-center-crop" | "squash";
-  /** The annotator's input size in pixels (square). */
-  size: number;
-  /**
-   * For `resize-center-crop`: crop size / resized short side (timm's
-   * `crop_pct`; default 1, the whole short side). Ignored for `squash`.
-   */
-  cropPct?: number;
-}
+// Defined beside its checks; still exported here.
+export type { ScoreMapPreprocessing } from "./_preprocessing.ts";
 
 /** What a store's scores are. */
 export type ScoreKind = "logits" | "probabilities" | "unknown";

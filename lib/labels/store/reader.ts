@@ -18,7 +18,7 @@
  * @module
  */
 
-import { exists } from "../../io/_fs.ts";
+import { exists } from "../../_fs.ts";
 import { typeName } from "../_common.ts";
 import {
   type ScoreMap,

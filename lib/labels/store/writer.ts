@@ -30,8 +30,9 @@
 
 import { float32ToFloat16Bits } from "../../io/raw_tensor.ts";
 import { writeFileAtomic } from "../../io/atomic_write.ts";
-import { exists } from "../../io/_fs.ts";
-import { halfRangeProblem, writeAll } from "../_common.ts";
+import { exists } from "../../_fs.ts";
+import { writeAll } from "../_common.ts";
+import { halfRangeProblem } from "../_half_range.ts";
 import {
   type ScoreMap,
   ScoreMapError,
