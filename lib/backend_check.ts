@@ -24,7 +24,7 @@ import {
   refMatMul,
   refSoftmax,
   testValues,
-} from "./testing/reference.ts";
+} from "./_reference.ts";
 
 /** One operation checked on one backend. */
 export interface OpCheck {
