@@ -142,7 +142,7 @@ Deno.test("exit codes: train refuses bad data, numbers, paths and options with 2
         `${dir}/out`,
       ],
       2,
-      [`--output ${dir}/out holds log.jsonl`, "pass --overwrite"],
+      [`--output ${dir}/out holds log.jsonl`, "set --overwrite"],
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -167,7 +167,7 @@ Deno.test("exit codes: the other commands' refusals are 2", async () => {
         "synthetic",
       ],
       2,
-      [`--checkpoint ${dir}/none.safetensors: no such file or folder`],
+      [`--checkpoint: ${dir}/none.safetensors: no such file or folder`],
     );
     await expectExit(["labels", `${dir}/none.pt`], 2, [
       "MAP takes an official per-image map file",

@@ -461,7 +461,9 @@ Deno.test("an output folder holding another run is refused unless --resume or --
     RunFolderError,
   );
   assertStringIncludes(e1.message, "already holds a run");
-  assertStringIncludes(e1.message, "--resume");
+  // The library speaks of config fields; the CLI names their flags.
+  assertStringIncludes(e1.message, "`resume`");
+  assertEquals([...e1.fields].sort(), ["output", "overwrite", "resume"]);
   const e2 = await assertRejects(
     () => train({ ...base, lr: 1e-3, resume: true }, { live: false }),
     RunFolderError,

@@ -293,7 +293,7 @@ export async function annotate(
   if (resumedFrom > source.size) {
     await writer.close();
     throw new ScoreMapError(
-      `${out}.partial already holds ${resumedFrom} maps but ${source.description} has only ${source.size} images; it was started on another dataset: pass overwrite (--overwrite) to start again`,
+      `${out}.partial already holds ${resumedFrom} maps but ${source.description} has only ${source.size} images; it was started on another dataset: pass overwrite: true to start again`,
     );
   }
   let done = resumedFrom;

@@ -454,7 +454,12 @@ export const evalCommand: Command = {
     // Missing or unusable paths are RunFolderError / DataSpecError (bad
     // input, main.ts); a weights or dataset file that its reader refuses is
     // named with its flag here. Failures after that are while running.
-    const targets = await lib.evaluationTargets(values.checkpoint!);
+    const targets = await readingInput(
+      "eval",
+      "--checkpoint",
+      [lib.RunFolderError],
+      () => lib.evaluationTargets(values.checkpoint!),
+    );
     const data = await lib.parseDataSpec(values.data!, { split });
     await lib.initBackend({ backend: values.backend });
     const results: Record<string, unknown>[] = [];

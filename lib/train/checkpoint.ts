@@ -40,7 +40,12 @@ import type { RawTensor } from "../io/raw_tensor.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import { loadStateDict, saveWeights } from "../models/weights.ts";
 import { VERSION } from "../version.ts";
-import { configDifferences, type ResolvedTrainConfig } from "./config.ts";
+import {
+  configDifferences,
+  type ConfigFieldError,
+  type ResolvedTrainConfig,
+  type TrainConfig,
+} from "./config.ts";
 import type { LogRecord } from "./log.ts";
 import type { AdamW } from "./optimizer.ts";
 import { exists } from "../_fs.ts";
@@ -66,6 +71,8 @@ export interface RunFolderErrorOptions {
   file?: string;
   /** The field of that file (`records[3].loss`). */
   field?: string;
+  /** The config fields the message quotes (`output`, `resume`, ...). */
+  fields?: readonly (keyof TrainConfig)[];
 }
 
 /**
@@ -81,16 +88,19 @@ export interface RunFolderErrorOptions {
  * console.log(e.file, e.field); // runs/a/run.json version
  * ```
  */
-export class RunFolderError extends TokenlabError {
+export class RunFolderError extends TokenlabError implements ConfigFieldError {
   /** The file at fault, when one is. */
   readonly file?: string;
   /** Its field at fault, when one is. */
   readonly field?: string;
+  /** The config fields the message quotes (a front end names them its way). */
+  readonly fields: readonly (keyof TrainConfig)[];
   /** Creates the error. */
   constructor(message: string, options: RunFolderErrorOptions = {}) {
     super(message);
     this.file = options.file;
     this.field = options.field;
+    this.fields = options.fields ?? [];
   }
 }
 
@@ -188,11 +198,11 @@ async function regularFile(
 async function readRunInfo(out: string): Promise<RunInfo> {
   const path = `${out}/run.json`;
   const todo =
-    "restore the run's run.json, pass --overwrite to start over, or choose another --output";
+    "restore the run's run.json, set `overwrite` to start over, or choose another `output`";
   const fail: (why: string, field?: string) => never = (why, field) => {
     throw new RunFolderError(
       `${path}: ${why}; the folder's run cannot be identified: ${todo}`,
-      { file: path, field },
+      { file: path, field, fields: ["overwrite", "output"] },
     );
   };
   const bytes = await readRunFile(path, MAX_RUN_INFO_BYTES, todo);
@@ -242,7 +252,8 @@ export async function prepareOutput(
   }
   if (info !== null && !info.isDirectory) {
     throw new RunFolderError(
-      `--output ${out} is a file, not a folder; choose a folder for the run`,
+      `\`output: ${out}\` is a file, not a folder; choose a folder for the run`,
+      { fields: ["output"] },
     );
   }
   const runPath = `${out}/run.json`;
@@ -257,9 +268,10 @@ export async function prepareOutput(
       );
       if (diff.length > 0) {
         throw new RunFolderError(
-          `--resume: ${out} holds a different run; these settings differ from it:\n  ${
+          `\`resume\`: ${out} holds a different run; these settings differ from it:\n  ${
             diff.join("\n  ")
-          }\nresume with the run's own settings, pass --overwrite to start over, or choose another --output`,
+          }\nresume with the run's own settings, set \`overwrite\` to start over, or choose another \`output\``,
+          { fields: ["resume", "overwrite", "output"] },
         );
       }
       await removeTemporaries(out);
@@ -268,9 +280,10 @@ export async function prepareOutput(
     if (!config.overwrite) {
       const c = prev.config;
       throw new RunFolderError(
-        `--output ${out} already holds a run (${c?.model} on ${
+        `\`output: ${out}\` already holds a run (${c?.model} on ${
           typeof c?.data === "string" ? c.data : JSON.stringify(c?.data)
-        }, started ${prev.created}); pass --resume to continue it, --overwrite to start over (its checkpoints and log are deleted), or choose another --output`,
+        }, started ${prev.created}); set \`resume\` to continue it, \`overwrite\` to start over (its checkpoints and log are deleted), or choose another \`output\``,
+        { fields: ["output", "resume", "overwrite"] },
       );
     }
   } else if (info !== null && !hasRun) {
@@ -280,19 +293,22 @@ export async function prepareOutput(
     }
     if (ours.length > 0 && !config.overwrite) {
       throw new RunFolderError(
-        `--output ${out} holds ${
+        `\`output: ${out}\` holds ${
           ours.join(", ")
-        } but no run.json, so it is not a run tokenlab can continue; pass --overwrite to replace those files, or choose another --output`,
+        } but no run.json, so it is not a run tokenlab can continue; set \`overwrite\` to replace those files, or choose another \`output\``,
+        { fields: ["output", "overwrite"] },
       );
     }
     if (config.resume) {
       throw new RunFolderError(
-        `--resume: ${out} holds no run to continue (no run.json); drop --resume to start one there`,
+        `\`resume\`: ${out} holds no run to continue (no run.json); unset \`resume\` to start one there`,
+        { fields: ["resume"] },
       );
     }
   } else if (info === null && config.resume) {
     throw new RunFolderError(
-      `--resume: ${out} does not exist, so there is no run to continue; drop --resume to start one`,
+      `\`resume\`: ${out} does not exist, so there is no run to continue; unset \`resume\` to start one`,
+      { fields: ["resume"] },
     );
   }
   if (config.overwrite && info !== null) {
@@ -595,7 +611,8 @@ export async function restoreCheckpoint(
   if (parts.ema !== null) {
     if (!("ema.safetensors" in state.files)) {
       throw new RunFolderError(
-        `checkpoint ${path} holds no ema.safetensors, but the run keeps a moving average (--model-ema)`,
+        `checkpoint ${path} holds no ema.safetensors, but the run keeps a moving average (\`modelEma\`)`,
+        { fields: ["modelEma"] },
       );
     }
     await load(parts.ema, "ema.safetensors");
@@ -748,7 +765,7 @@ export async function evaluationTargets(
     info = await Deno.stat(path);
   } catch {
     throw new RunFolderError(
-      `--checkpoint ${path}: no such file or folder; give a weights file, a run folder of tokenlab train, or a checkpoint folder`,
+      `${path}: no such file or folder; give a weights file, a run folder of tokenlab train, or a checkpoint folder`,
     );
   }
   if (info.isFile) return [{ which: "model", path }];
@@ -775,12 +792,12 @@ export async function evaluationTargets(
     const latest = await latestCheckpoint(path);
     if (latest === null) {
       throw new RunFolderError(
-        `--checkpoint ${path}: the run has written no weights yet (no model.safetensors, no checkpoint); wait for its first checkpoint`,
+        `${path}: the run has written no weights yet (no model.safetensors, no checkpoint); wait for its first checkpoint`,
       );
     }
     return listed(latest);
   }
   throw new RunFolderError(
-    `--checkpoint ${path}: a folder that is neither a run of tokenlab train (run.json) nor a checkpoint (state.json); give a weights file instead`,
+    `${path}: a folder that is neither a run of tokenlab train (run.json) nor a checkpoint (state.json); give a weights file instead`,
   );
 }

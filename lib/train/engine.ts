@@ -551,7 +551,8 @@ async function loop(
     const s = checkpoint.state;
     if (s.stepsPerEpoch !== spe) {
       throw new RunFolderError(
-        `checkpoint ${checkpoint.path} was written with ${s.stepsPerEpoch} steps per epoch, but the data now gives ${spe}; the training data changed since the run started: resume with the same data, or start over with --overwrite`,
+        `checkpoint ${checkpoint.path} was written with ${s.stepsPerEpoch} steps per epoch, but the data now gives ${spe}; the training data changed since the run started: resume with the same \`data\`, or start over with \`overwrite\``,
+        { fields: ["data", "overwrite"] },
       );
     }
     await restoreCheckpoint(checkpoint, {
