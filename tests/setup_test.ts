@@ -110,3 +110,21 @@ Deno.test("setup writes the kernelspec for the running Deno, then is a no-op", a
     await Deno.remove(data, { recursive: true });
   }
 });
+
+Deno.test("the kit's tasks run Deno quietly: no download or type-check lines around the kit's own output", async () => {
+  const config = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  ) as { tasks: Record<string, { command: string }> };
+  const loud: string[] = [];
+  for (const [name, task] of Object.entries(config.tasks)) {
+    // Every `deno run` of the kit, its tests, bench and fuzzer; `check`
+    // and the kernel build are developer tools whose progress is wanted.
+    if (name === "check" || name === "kernels") continue;
+    for (const run of task.command.matchAll(/deno run ([^&|;]*)/g)) {
+      if (!/(^| )(-q|--quiet)( |$)/.test(run[1])) {
+        loud.push(`${name}: ${run[0]}`);
+      }
+    }
+  }
+  assertEquals(loud, [], "tasks that print Deno's download/check lines");
+});
