@@ -43,21 +43,52 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  */
 const NEGATIVE_VALUE = /^-(\d|\.\d)/;
 
-/** Edit distance, for "did you mean" (option names are short). */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+/**
+ * Edit distance for "did you mean": insertions, deletions, substitutions
+ * and swaps of two neighbouring letters each cost 1 (optimal string
+ * alignment), so `modle` is 1 from `model`.
+ */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from(
+    { length: a.length + 1 },
+    (_, i) => Array.from({ length: b.length + 1 }, (_, j) => i === 0 ? j : i),
+  );
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(
-        prev[j] + 1,
-        row[j - 1] + 1,
-        prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
+      d[i][j] = Math.min(
+        d[i - 1][j] + 1,
+        d[i][j - 1] + 1,
+        d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1),
       );
+      if (
+        i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]
+      ) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
-    prev = row;
   }
-  return prev[b.length];
+  return d[a.length][b.length];
+}
+
+/**
+ * The known option nearest to a mistyped one (`modle` -> `model`), or
+ * undefined when none is close: a prefix of a known option counts as
+ * nearest, else the smallest edit distance, at most a third of the name
+ * (rounded; at least 1). Ties go to the option listed first.
+ */
+export function nearestOption(
+  given: string,
+  known: readonly string[],
+): string | undefined {
+  const name = given.replace(/^-+/, "");
+  if (name === "") return undefined;
+  const limit = Math.max(1, Math.round(name.length / 3));
+  let best: { o: string; d: number } | undefined;
+  for (const o of known) {
+    const d = o.startsWith(name) ? 0 : editDistance(name, o);
+    if (d <= limit && (best === undefined || d < best.d)) best = { o, d };
+  }
+  return best?.o;
 }
 
 function unknownOption(
@@ -66,11 +97,8 @@ function unknownOption(
   given: string,
   options: Options,
 ): UsageError {
-  const name = given.replace(/^-+/, "");
-  const near = Object.keys(options)
-    .map((o) => ({ o, d: o.startsWith(name) ? 0 : distance(name, o) }))
-    .filter(({ d }) => d <= Math.max(1, Math.floor(name.length / 3)))
-    .sort((a, b) => a.d - b.d)[0];
+  const nearName = nearestOption(given, Object.keys(options));
+  const near = nearName === undefined ? undefined : { o: nearName };
   return new UsageError(
     `tokenlab ${command}: unknown option ${given}${
       near ? `; did you mean --${near.o}?` : ""

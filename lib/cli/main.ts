@@ -4,7 +4,13 @@
  * @module
  */
 
-import { type Command, type ErrorClass, UsageError } from "./_args.ts";
+import {
+  type Command,
+  type ErrorClass,
+  nearestOption,
+  parseCommandArgs,
+  UsageError,
+} from "./_args.ts";
 import { annotateCommand } from "./annotate.ts";
 import { backendCommand } from "./backend.ts";
 import { labelsCommand } from "./labels.ts";
@@ -19,12 +25,22 @@ const setupCommand: Command = {
   summary: "install what the kit needs on this machine (idempotent)",
   usage: "usage: tokenlab setup\n\nSee lib/cli/setup.ts for the steps.",
   async run(args) {
-    if (args.length > 0 && !(args.length === 1 && args[0] === "--help")) {
+    // Options through the shared parser: a mistyped one gets its suggestion.
+    const { values, positionals } = parseCommandArgs(
+      "setup",
+      this.usage,
+      args,
+      {
+        help: { type: "boolean", short: "h" },
+      },
+      true,
+    );
+    if (positionals.length > 0) {
       throw new UsageError(
-        `tokenlab setup takes no arguments, found: ${args.join(" ")}`,
+        `tokenlab setup takes no arguments, found: ${positionals.join(" ")}`,
       );
     }
-    if (args[0] === "--help") {
+    if (values.help) {
       console.log(this.usage);
       return 0;
     }
@@ -218,9 +234,11 @@ export async function main(args: string[]): Promise<number> {
   const command = COMMANDS[name];
   try {
     if (command === undefined) {
+      const names = [...Object.keys(COMMANDS), "version", "help"];
+      const near = nearestOption(name, names);
       throw new UsageError(
-        `unknown command "${name}": expected one of ${
-          [...Object.keys(COMMANDS), "version", "help"].join(", ")
+        `unknown command "${name}": expected one of ${names.join(", ")}${
+          near === undefined ? "" : `; did you mean ${near}?`
         }\n\n${help()}`,
       );
     }

@@ -21,6 +21,7 @@ import {
   UsageError,
 } from "./_args.ts";
 import { formatDuration } from "../_duration.ts";
+import { evalLine } from "./_eval_line.ts";
 import type { TrainConfig } from "../train/config.ts";
 import {
   type Kind,
@@ -329,11 +330,9 @@ export const trainCommand: Command = {
         onRecord: (r) => {
           if (r.kind === "eval") {
             err(
-              `${tty ? "\r\x1b[K" : ""}epoch ${r.epoch} ${
-                r.which === "ema" ? "EMA  " : "model"
-              } top-1 ${r.top1.toFixed(2)}% top-5 ${
-                r.top5.toFixed(2)
-              }% val loss ${r.loss.toFixed(4)} (${r.images} images)\n`,
+              `${tty ? "\r\x1b[K" : ""}${
+                evalLine(r, resolved.epochs + resolved.cooldownEpochs)
+              }\n`,
             );
           }
         },
