@@ -58,8 +58,11 @@ data and model
                            (<root>/train/<class>/*), or a CIFAR binary folder
   --val-data DATA          validation data (default: the val split of --data)
   --no-eval                train without evaluation
-  --train-limit N          use only the first N training images
-  --val-limit N            use only the first N validation images
+  --train-limit N          use only N training images: a sample drawn with
+                           --seed, spread over the classes in proportion
+                           (stratified, from the labels, nothing decoded);
+                           synthetic data keeps its first N (random draws)
+  --val-limit N            use only N validation images, chosen the same way
   --model NAME             registry name (default lvvit_s; tokenlab models)
   --model-config JSON      change the variant's architecture (e.g. '{"depth":2}')
   --img-size N             input size (default the model's)

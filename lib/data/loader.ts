@@ -25,6 +25,7 @@ import type { ScoreMap } from "../labels/score_map.ts";
 import { type PipelineSpec, SamplePipeline } from "./pipeline.ts";
 import { type BatchBody, type BatchRequest, prepareBatch } from "./_batch.ts";
 import { LoaderError } from "./loader_error.ts";
+import { type LimitSample, limitSample } from "./limit_sample.ts";
 
 /** One batch: images, labels and (with score maps) the maps and crop boxes. */
 export interface Batch {
@@ -72,8 +73,15 @@ export interface LoaderOptions {
   prefetch?: number;
   /** Worker threads (default 0: prepare on this thread, asynchronously). */
   workers?: number;
-  /** Use only the first `limit` images of the dataset (default all). */
+  /** Use only `limit` images of the dataset (default all); which ones: `limitSample`. */
   limit?: number;
+  /**
+   * Which images `limit` keeps: `"first"` (default) the first `limit`;
+   * `"stratified"` a sample seeded by `seed`, spread over the classes in
+   * proportion to their sizes (see `limit_sample.ts`; datasets whose labels
+   * need their images decoded, synthetic scenes, keep the first).
+   */
+  limitSample?: "first" | "stratified";
 }
 
 // Defined apart so that the batch assembly can raise it; still exported
@@ -99,7 +107,30 @@ function checkOptions(o: LoaderOptions): Required<LoaderOptions> {
     prefetch: int(o.prefetch ?? 2, "prefetch", 1),
     workers: int(o.workers ?? 0, "workers", 0),
     limit: int(o.limit ?? Number.MAX_SAFE_INTEGER, "limit", 1),
+    limitSample: oneOf(
+      o.limitSample ?? "first",
+      "limitSample",
+      [
+        "first",
+        "stratified",
+      ] as const,
+    ),
   };
+}
+
+function oneOf<T extends string>(
+  v: unknown,
+  name: string,
+  values: readonly T[],
+): T {
+  if (!values.includes(v as T)) {
+    throw new LoaderError(
+      `DataLoader: expected ${name} to be one of ${
+        values.map((x) => JSON.stringify(x)).join(", ")
+      }, found ${JSON.stringify(v)}`,
+    );
+  }
+  return v as T;
 }
 
 type WorkerReply =
@@ -207,6 +238,8 @@ export class DataLoader {
   /** The options in force, defaults filled in. */
   readonly options: Readonly<Required<LoaderOptions>>;
   #pool: WorkerPool | null;
+  /** The images `limit` keeps (null: the first `size`, or all). */
+  readonly limited: LimitSample | null;
   #closed = false;
   #skippedTotal = 0;
 
@@ -218,6 +251,9 @@ export class DataLoader {
     this.pipeline = pipeline;
     this.options = options;
     this.#pool = pool;
+    this.limited = options.limitSample === "stratified"
+      ? limitSample(pipeline.dataset, options.limit, options.seed)
+      : null;
   }
 
   /** Opens the pipeline described by `spec` (and `workers` copies of it in workers). */
@@ -279,7 +315,8 @@ export class DataLoader {
   order(epoch: number): Int32Array {
     const n = this.size;
     const order = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
+    const kept = this.limited?.indices;
+    for (let i = 0; i < n; i++) order[i] = kept === undefined ? i : kept[i];
     if (this.options.shuffle) {
       const rng = Rng.derive(this.options.seed, epoch, -1);
       for (let i = n - 1; i > 0; i--) {

@@ -103,9 +103,17 @@ export interface TrainConfig {
    * file); `false` turns evaluation off.
    */
   valData: string | DataSpec | null | false;
-  /** Use only the first N training images (default all): for small runs. */
+  /**
+   * Use only N training images (default all): for small runs. The N are a
+   * sample seeded by `seed` and spread over the classes in proportion to
+   * their sizes (stratified, `lib/data/limit_sample.ts`), read from the
+   * labels without decoding an image, not the first N (which in data
+   * ordered by class, MNIST or an image folder, would be one class).
+   * Synthetic scenes, whose labels are drawn with the images, keep their
+   * first N: independent seeded draws, already a random sample.
+   */
   trainLimit: number | null;
-  /** Use only the first N validation images (default all). */
+  /** Use only N validation images (default all), chosen as `trainLimit`'s. */
   valLimit: number | null;
   /** Data-loading worker threads (default 0: prepared on this thread, asynchronously). */
   workers: number;

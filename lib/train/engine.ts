@@ -416,6 +416,7 @@ export async function train(
     dropLast: true,
     workers: c.workers,
     limit: c.trainLimit ?? undefined,
+    limitSample: "stratified",
   });
   let valLoader: DataLoader | null = null;
   let model: LvVit | null = null;
@@ -445,6 +446,7 @@ export async function train(
         seed: c.seed,
         workers: c.workers,
         limit: c.valLimit ?? undefined,
+        limitSample: "stratified",
       });
       const valClasses = valLoader.pipeline.dataset.classes.length;
       if (valClasses > numClasses) {
