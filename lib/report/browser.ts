@@ -11,6 +11,10 @@
  * opens dialogs or stops answering cannot hang the check: dialogs are
  * dismissed, and a page that does not answer is a failed check.
  *
+ * The pieces: the DevTools connection (`_cdp.ts`), finding Chromium and the
+ * pinned plotly.js bundle (`_browser_install.ts`), and the browser with its
+ * page checks and renders (here).
+ *
  * ```ts ignore
  * await using browser = await Browser.launch();
  * const check = await browser.checkPage("reports/train.html");
@@ -20,101 +24,31 @@
  * @module
  */
 
-import plotlyPackage from "plotly.js-dist-min/package.json" with {
-  type: "json",
-};
-import { createRequire } from "node:module";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { exists } from "../_fs.ts";
-import { TokenlabError } from "../errors.ts";
+import { BrowserError } from "./_browser_error.ts";
+import {
+  BROWSER_PATHS,
+  findBrowser,
+  HOW_TO_INSTALL,
+  plotlyScript,
+} from "./_browser_install.ts";
+import {
+  Connection,
+  describeException,
+  describeValue,
+  type ExceptionDetails,
+  type RemoteObject,
+  withTimeout,
+} from "./_cdp.ts";
 
-/**
- * Thrown for a browser that cannot be found, started or driven; the message
- * says what was expected, what was found and what to do.
- */
-export class BrowserError extends TokenlabError {
-  /** Creates the error with its message. */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
-
-/** Where Debian, Ubuntu and Google put a Chromium, in order of preference. */
-const BROWSER_PATHS = [
-  "/usr/bin/chromium",
-  "/usr/bin/chromium-headless-shell",
-  "/usr/bin/chromium-browser",
-  "/usr/bin/google-chrome",
-];
-
-const HOW_TO_INSTALL =
-  "run `npx -y deno@2.9.6 task setup` (installs Debian's chromium) or set TOKENLAB_CHROMIUM to a Chromium or Chrome executable";
-
-/**
- * Path of a usable Chromium: `$TOKENLAB_CHROMIUM` if set, else the first
- * existing of /usr/bin/chromium, /usr/bin/chromium-headless-shell,
- * /usr/bin/chromium-browser and /usr/bin/google-chrome; null when none.
- *
- * @throws {BrowserError} when `$TOKENLAB_CHROMIUM` names a missing file
- */
-export async function findBrowser(): Promise<string | null> {
-  const explicit = Deno.env.get("TOKENLAB_CHROMIUM");
-  if (explicit) {
-    if (!(await exists(explicit, { followLinks: true }))) {
-      throw new BrowserError(
-        `TOKENLAB_CHROMIUM is set to ${explicit}, which does not exist; point it at a Chromium or Chrome executable, or unset it to use ${
-          BROWSER_PATHS.join(", ")
-        }`,
-      );
-    }
-    return explicit;
-  }
-  for (const path of BROWSER_PATHS) {
-    if (await exists(path, { followLinks: true })) return path;
-  }
-  return null;
-}
-
-let plotlyText: string | undefined;
-
-/** The file of a package path, installed where Deno put the npm packages. */
-function packageFile(specifier: string): string {
-  // With "nodeModulesDir": "auto" the static import above makes Deno install
-  // the package, and import.meta.resolve then gives its file in node_modules.
-  const url = import.meta.resolve(specifier);
-  if (url.startsWith("file:")) return fileURLToPath(url);
-  // Otherwise (no node_modules folder), ask Node's resolution.
-  return createRequire(import.meta.url).resolve(specifier);
-}
-
-/**
- * The text of the pinned plotly.js bundle (npm "plotly.js-dist-min", file
- * plotly.min.js), read once and kept.
- *
- * @throws {BrowserError} when the installed bundle cannot be read
- */
-export async function plotlyScript(): Promise<string> {
-  if (plotlyText !== undefined) return plotlyText;
-  let file = "(unresolved)";
-  try {
-    file = packageFile("plotly.js-dist-min/plotly.min.js");
-    plotlyText = await Deno.readTextFile(file);
-  } catch (e) {
-    throw new BrowserError(
-      `cannot read the pinned plotly.js bundle (plotly.js-dist-min@${plotlyPackage.version}, plotly.min.js; looked at ${file}): ${
-        e instanceof Error ? e.message : String(e)
-      }. Run \`npx -y deno@2.9.6 install\` in the project root so Deno installs the npm packages, then try again.`,
-      { cause: e },
-    );
-  }
-  return plotlyText;
-}
-
-/** The plotly.js version of the bundle that {@linkcode plotlyScript} reads. */
-export function plotlyVersion(): Promise<string> {
-  return Promise.resolve(plotlyPackage.version);
-}
+export { BrowserError } from "./_browser_error.ts";
+export {
+  findBrowser,
+  plotlyScript,
+  plotlyVersion,
+} from "./_browser_install.ts";
 
 /** What {@linkcode Browser.checkPage} found on a page. */
 export interface PageCheck {
@@ -248,172 +182,6 @@ function errorText(e: unknown): string {
 /** Resolves after `ms`; the timer is always cleared (no leaks in tests). */
 function sleep(ms: number): Promise<void> {
   return new Promise((ok) => setTimeout(ok, Math.max(0, ms)));
-}
-
-/** Races `p` against a timeout that rejects with `message`. */
-async function withTimeout<T>(
-  p: Promise<T>,
-  ms: number,
-  message: () => string,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, fail) => {
-        timer = setTimeout(() => fail(new BrowserError(message())), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-type Json = Record<string, unknown>;
-type Listener = (method: string, params: Json, sessionId?: string) => void;
-
-interface Pending {
-  method: string;
-  resolve: (result: Json) => void;
-  reject: (e: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-/** One CDP WebSocket: numbered commands, their answers, and events. */
-class Connection {
-  #ws: WebSocket;
-  #nextId = 1;
-  #pending = new Map<number, Pending>();
-  #listeners = new Set<Listener>();
-  #closed: Promise<void>;
-  #isClosed = false;
-
-  private constructor(ws: WebSocket) {
-    this.#ws = ws;
-    this.#closed = new Promise((done) => {
-      ws.addEventListener("close", () => {
-        this.#isClosed = true;
-        for (const [id, p] of this.#pending) {
-          clearTimeout(p.timer);
-          p.reject(
-            new BrowserError(
-              `the browser closed the DevTools connection while ${p.method} was pending; it has probably crashed or been closed`,
-            ),
-          );
-          this.#pending.delete(id);
-        }
-        done();
-      });
-    });
-    ws.addEventListener("message", (ev) => this.#receive(ev.data));
-  }
-
-  static async open(url: string, timeoutMs: number): Promise<Connection> {
-    const ws = new WebSocket(url);
-    const conn = new Connection(ws);
-    const opened = new Promise<void>((ok, fail) => {
-      ws.addEventListener("open", () => ok(), { once: true });
-      ws.addEventListener(
-        "error",
-        () => fail(new BrowserError(`cannot connect to DevTools at ${url}`)),
-        { once: true },
-      );
-    });
-    try {
-      await withTimeout(
-        opened,
-        timeoutMs,
-        () => `no answer from DevTools at ${url} within ${timeoutMs} ms`,
-      );
-    } catch (e) {
-      await conn.close();
-      throw e;
-    }
-    return conn;
-  }
-
-  get closed(): boolean {
-    return this.#isClosed;
-  }
-
-  #receive(data: unknown): void {
-    if (typeof data !== "string") return;
-    const msg = JSON.parse(data) as {
-      id?: number;
-      result?: Json;
-      error?: { message: string; data?: string };
-      method?: string;
-      params?: Json;
-      sessionId?: string;
-    };
-    if (msg.id !== undefined) {
-      const p = this.#pending.get(msg.id);
-      if (!p) return;
-      this.#pending.delete(msg.id);
-      clearTimeout(p.timer);
-      if (msg.error) {
-        p.reject(
-          new BrowserError(
-            `DevTools command ${p.method} failed: ${msg.error.message}${
-              msg.error.data ? ` (${msg.error.data})` : ""
-            }`,
-          ),
-        );
-      } else {
-        p.resolve(msg.result ?? {});
-      }
-    } else if (msg.method) {
-      for (const fn of this.#listeners) {
-        fn(msg.method, msg.params ?? {}, msg.sessionId);
-      }
-    }
-  }
-
-  send(
-    method: string,
-    params: Json = {},
-    sessionId?: string,
-    timeoutMs = 30_000,
-  ): Promise<Json> {
-    if (this.#isClosed) {
-      return Promise.reject(
-        new BrowserError(
-          `cannot send ${method}: the DevTools connection is closed (the browser was closed or crashed); launch a new Browser`,
-        ),
-      );
-    }
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(id);
-        reject(
-          new BrowserError(
-            `DevTools command ${method} got no answer within ${timeoutMs} ms; the browser is stuck or overloaded`,
-          ),
-        );
-      }, timeoutMs);
-      this.#pending.set(id, { method, resolve, reject, timer });
-      this.#ws.send(JSON.stringify({ id, method, params, sessionId }));
-    });
-  }
-
-  /** Adds an event listener; returns the function that removes it. */
-  on(fn: Listener): () => void {
-    this.#listeners.add(fn);
-    return () => this.#listeners.delete(fn);
-  }
-
-  async close(): Promise<void> {
-    if (this.#ws.readyState !== WebSocket.CLOSED) {
-      try {
-        this.#ws.close();
-      } catch {
-        // Already closing.
-      }
-    }
-    await withTimeout(this.#closed, 5000, () => "WebSocket close timed out")
-      .catch(() => {});
-  }
 }
 
 /** A page (target) attached with a flat session. */
@@ -1016,20 +784,6 @@ export class Browser {
   }
 }
 
-interface RemoteObject {
-  type: string;
-  value?: unknown;
-  description?: string;
-  unserializableValue?: string;
-}
-
-interface ExceptionDetails {
-  text: string;
-  url?: string;
-  lineNumber?: number;
-  exception?: RemoteObject;
-}
-
 /** JSON of a figure, typed arrays as plain arrays (as plotly reads them). */
 function toJson(figure: unknown): string {
   return JSON.stringify(
@@ -1039,17 +793,4 @@ function toJson(figure: unknown): string {
         ? Array.from(v as unknown as ArrayLike<number>)
         : v,
   );
-}
-
-function describeValue(o: RemoteObject): string {
-  if (o.type === "string") return String(o.value);
-  if (o.unserializableValue) return o.unserializableValue;
-  if (o.description) return o.description;
-  return JSON.stringify(o.value);
-}
-
-function describeException(d: ExceptionDetails): string {
-  const what = d.exception ? describeValue(d.exception) : d.text;
-  const where = d.url ? ` (${d.url}:${(d.lineNumber ?? 0) + 1})` : "";
-  return `${what}${where}`;
 }
