@@ -37,7 +37,7 @@
  * @module
  */
 
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import { writeTextAtomic } from "../io/atomic_write.ts";
 import { fileURLToPath } from "node:url";
 import { ensureBackend } from "../backend.ts";
@@ -54,9 +54,22 @@ import {
   objectFields,
   stringField,
 } from "../io/json_fields.ts";
-import { TokenlabError } from "../errors.ts";
+import {
+  canonicalJson,
+  JsonDataError,
+  MAX_JSON_DEPTH,
+} from "./canonical_json.ts";
+import { ExperimentError } from "./experiment_error.ts";
+import { codeVersion, machineDescription, projectCommit } from "./origin.ts";
 
+// Each defined in a file of its own; still exported here, beside the cache.
 export { sha256Hex };
+export { canonicalJson, MAX_JSON_DEPTH } from "./canonical_json.ts";
+export {
+  ExperimentError,
+  type ExperimentErrorOptions,
+} from "./experiment_error.ts";
+export { codeVersion, machineDescription, projectCommit } from "./origin.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where computed results are cached (not committed). */
@@ -120,9 +133,6 @@ const FORMAT_V1 = "tokenlab-result/1";
 /** The largest stored result read back, in bytes: far above any summary a report keeps, below what a string can hold. */
 export const MAX_STORED_RESULT_BYTES: number = 256 * 2 ** 20;
 
-/** The deepest nesting of JSON data a config, a result or a stored file may have. */
-export const MAX_JSON_DEPTH = 1000;
-
 /** The stored form of a result. */
 interface StoredResult {
   format: typeof FORMAT;
@@ -169,216 +179,6 @@ export interface ExperimentOptions {
   check?: (value: unknown) => void;
   /** Where warnings go (default `console.warn`): a damaged cache entry that is ignored. */
   onWarning?: (message: string) => void;
-}
-
-/** Where an {@linkcode ExperimentError} was found, when it is one file's field. */
-export interface ExperimentErrorOptions {
-  /** The file (its path). */
-  file?: string;
-  /** The field of that file (`provenance.seconds`), or of a config or result (`$.lr`). */
-  field?: string;
-}
-
-/**
- * A bad experiment name, config or result, or an unusable stored result;
- * `file` and `field` say where, when it is one field of one file.
- *
- * @example
- * ```ts
- * import { ExperimentError } from "tokenlab";
- * const e = new ExperimentError("frozen result a.json: field value: ...", {
- *   file: "data/frozen/toy/a.json", field: "value",
- * });
- * console.log(e.file, e.field); // data/frozen/toy/a.json value
- * ```
- */
-export class ExperimentError extends TokenlabError {
-  /** The file at fault, when one is. */
-  readonly file?: string;
-  /** Its field at fault, when one is. */
-  readonly field?: string;
-  /** Creates the error with its message and where it was found. */
-  constructor(message: string, options: ExperimentErrorOptions = {}) {
-    super(message);
-    this.name = "ExperimentError";
-    this.file = options.file;
-    this.field = options.field;
-  }
-}
-
-/** What canonicalJson refuses: where (`field`, a path like `$.a[2]`) and why. */
-class JsonDataError extends ExperimentError {
-  constructor(
-    message: string,
-    field: string,
-    readonly reason: "number" | "depth" | "type",
-  ) {
-    super(message, { field });
-  }
-}
-
-/**
- * JSON with the keys of every object sorted, so that equal configs give
- * equal text. Throws an {@linkcode ExperimentError} (its `field` the path,
- * `$.a[2]`) for what JSON cannot hold exactly: non-finite numbers,
- * functions, `undefined` in arrays, typed arrays, class instances other
- * than plain objects and arrays; and for nesting deeper than
- * {@linkcode MAX_JSON_DEPTH} levels.
- *
- * @example
- * ```ts
- * import { canonicalJson } from "tokenlab";
- * console.assert(canonicalJson({ b: 1, a: [true, "x"] }) === '{"a":[true,"x"],"b":1}');
- * ```
- */
-export function canonicalJson(value: unknown, what = "value"): string {
-  const walk = (v: unknown, path: string, depth: number): string => {
-    if (v === null) return "null";
-    switch (typeof v) {
-      case "number":
-        if (!Number.isFinite(v)) {
-          throw new JsonDataError(
-            `${what} must be JSON data: found the non-finite number ${v} at ${path}`,
-            path,
-            "number",
-          );
-        }
-        return JSON.stringify(v);
-      case "string":
-      case "boolean":
-        return JSON.stringify(v);
-      case "object": {
-        if (depth >= MAX_JSON_DEPTH) {
-          const at = path.length > 200 ? path.slice(0, 200) + "..." : path;
-          throw new JsonDataError(
-            `${what} must be JSON data nested at most ${MAX_JSON_DEPTH} levels deep: found deeper nesting at ${at}; keep results and configs flat summaries`,
-            at,
-            "depth",
-          );
-        }
-        if (Array.isArray(v)) {
-          return `[${
-            v.map((x, i) => walk(x, `${path}[${i}]`, depth + 1)).join(",")
-          }]`;
-        }
-        const proto = Object.getPrototypeOf(v);
-        if (proto !== Object.prototype && proto !== null) {
-          throw new JsonDataError(
-            `${what} must be JSON data (numbers, strings, booleans, null, arrays, plain objects): found a ${
-              (v as object).constructor?.name ?? "non-plain object"
-            } at ${path}; convert it (Array.from for typed arrays, a summary object for models)`,
-            path,
-            "type",
-          );
-        }
-        const keys = Object.keys(v as object).filter((k) =>
-          (v as Record<string, unknown>)[k] !== undefined
-        ).sort();
-        return `{${
-          keys.map((k) =>
-            `${JSON.stringify(k)}:${
-              walk((v as Record<string, unknown>)[k], `${path}.${k}`, depth + 1)
-            }`
-          ).join(",")
-        }}`;
-      }
-      default:
-        throw new JsonDataError(
-          `${what} must be JSON data: found a ${typeof v} at ${path}`,
-          path,
-          "type",
-        );
-    }
-  };
-  return walk(value, "$", 0);
-}
-
-let codeVersionPromise: Promise<string> | null = null;
-
-/**
- * The version of the code: SHA-256 (16 hex digits) over the path and bytes
- * of every file under `lib/`, plus `deno.json` and `deno.lock` (the pinned
- * dependencies). Any change to the library gives a new version, so cached
- * results never outlive the code that made them.
- */
-export function codeVersion(): Promise<string> {
-  codeVersionPromise ??= (async () => {
-    const files: string[] = [];
-    const walk = async (dir: string) => {
-      for await (const e of Deno.readDir(dir)) {
-        const p = join(dir, e.name);
-        if (e.isDirectory) await walk(p);
-        else if (e.isFile) files.push(p);
-      }
-    };
-    await walk(join(ROOT, "lib"));
-    files.sort();
-    for (const extra of ["deno.json", "deno.lock"]) {
-      const p = join(ROOT, extra);
-      try {
-        await Deno.stat(p);
-        files.push(p);
-      } catch { /* a published copy has no lock file */ }
-    }
-    const parts: string[] = [];
-    for (const f of files) {
-      parts.push(
-        `${relative(ROOT, f)}\0${await sha256Hex(await Deno.readFile(f))}`,
-      );
-    }
-    return (await sha256Hex(parts.join("\n"))).slice(0, 16);
-  })();
-  return codeVersionPromise;
-}
-
-async function gitCommit(): Promise<string> {
-  try {
-    const run = async (args: string[]) => {
-      const out = await new Deno.Command("git", {
-        args,
-        cwd: ROOT,
-        stdout: "piped",
-        stderr: "null",
-      }).output();
-      if (!out.success) throw new Error("git failed");
-      return new TextDecoder().decode(out.stdout).trim();
-    };
-    const head = await run(["rev-parse", "HEAD"]);
-    const dirty = await run([
-      "status",
-      "--porcelain",
-      "--",
-      "lib",
-      "deno.json",
-    ]);
-    return dirty ? `${head}+dirty` : head;
-  } catch {
-    return "unknown";
-  }
-}
-
-let commitPromise: Promise<string> | null = null;
-/** The git commit of the project (`+dirty` when lib/ has local changes), or "unknown". Cached per process. */
-export function projectCommit(): Promise<string> {
-  commitPromise ??= gitCommit();
-  return commitPromise;
-}
-
-let machinePromise: Promise<string> | null = null;
-/** The machine in words, without names or paths: OS, arch, CPUs and their model. */
-export function machineDescription(): Promise<string> {
-  machinePromise ??= (async () => {
-    let model = "";
-    try {
-      const info = await Deno.readTextFile("/proc/cpuinfo");
-      model = info.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? "";
-    } catch { /* not Linux */ }
-    const cpus = navigator.hardwareConcurrency;
-    return `${Deno.build.os} ${Deno.build.arch}, ${cpus} CPU${
-      cpus === 1 ? "" : "s"
-    }${model ? ` (${model})` : ""}`;
-  })();
-  return machinePromise;
 }
 
 const session: ExperimentResult<unknown>[] = [];

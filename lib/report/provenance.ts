@@ -12,13 +12,8 @@ import { escapeXml } from "../view/escape.ts";
 import { escapeMarkdown, markdownCode } from "./markdown_escape.ts";
 import { TFJS_VERSION } from "../tf.ts";
 import { VERSION } from "../version.ts";
-import {
-  codeVersion,
-  type ExperimentResult,
-  machineDescription,
-  projectCommit,
-  sessionExperiments,
-} from "./cache.ts";
+import { type ExperimentResult, sessionExperiments } from "./cache.ts";
+import { codeVersion, machineDescription, projectCommit } from "./origin.ts";
 
 /** MIME type of the headline bundle, which the report runner reads. */
 export const HEADLINE_MIME = "application/vnd.tokenlab.headline+json";

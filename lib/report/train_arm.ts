@@ -33,7 +33,9 @@ import { train, type TrainResult } from "../train/engine.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
 import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
-import { canonicalJson, codeVersion, RESULTS_CACHE_DIR } from "./cache.ts";
+import { RESULTS_CACHE_DIR } from "./cache.ts";
+import { canonicalJson } from "./canonical_json.ts";
+import { codeVersion } from "./origin.ts";
 import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
 import {
   lstatOrNull,
