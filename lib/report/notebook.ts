@@ -180,19 +180,33 @@ function locateJsonError(text: string): { at: number; reason: string } | null {
       fail(`at most ${MAX_NOTEBOOK_DEPTH} nested lists and objects`);
     }
   };
+  // A list or object from its opening bracket: its items, each read by
+  // `item`, separated by "," up to `close`.
+  const items = (close: "]" | "}", item: () => void): void => {
+    nest();
+    i++;
+    ws();
+    if (text[i] === close) {
+      i++;
+      depth--;
+      return;
+    }
+    while (true) {
+      item();
+      ws();
+      if (text[i] === ",") i++;
+      else if (text[i] === close) {
+        i++;
+        depth--;
+        return;
+      } else fail(`"," or "${close}"`);
+    }
+  };
   const value = (): void => {
     ws();
     const c = text[i];
     if (c === "{") {
-      nest();
-      i++;
-      ws();
-      if (text[i] === "}") {
-        i++;
-        depth--;
-        return;
-      }
-      while (true) {
+      items("}", () => {
         ws();
         if (text[i] !== '"') fail("a double-quoted property name");
         str();
@@ -200,33 +214,9 @@ function locateJsonError(text: string): { at: number; reason: string } | null {
         if (text[i] !== ":") fail('":" after the property name');
         i++;
         value();
-        ws();
-        if (text[i] === ",") i++;
-        else if (text[i] === "}") {
-          i++;
-          depth--;
-          return;
-        } else fail('"," or "}"');
-      }
+      });
     } else if (c === "[") {
-      nest();
-      i++;
-      ws();
-      if (text[i] === "]") {
-        i++;
-        depth--;
-        return;
-      }
-      while (true) {
-        value();
-        ws();
-        if (text[i] === ",") i++;
-        else if (text[i] === "]") {
-          i++;
-          depth--;
-          return;
-        } else fail('"," or "]"');
-      }
+      items("]", value);
     } else if (c === '"') str();
     else if (c === "-" || (c >= "0" && c <= "9")) {
       const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));

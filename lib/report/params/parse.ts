@@ -38,6 +38,23 @@ class Parser {
       }; ${LITERALS_HELP}`,
     );
   }
+  /**
+   * Reads what follows an item of a list or object: true for its closing
+   * `close`, false for ",", and a failure naming both for anything else.
+   */
+  closes(container: "list" | "object", close: "]" | "}"): boolean {
+    const sep = this.next();
+    if (sep.kind === "punct" && sep.text === close) return true;
+    if (!(sep.kind === "punct" && sep.text === ",")) {
+      fail(
+        sep.line,
+        `in the ${container} of "${this.name}": expected "," or "${close}", found ${
+          show(sep)
+        }; ${LITERALS_HELP}`,
+      );
+    }
+    return false;
+  }
   literal(depth = 0): { value: unknown; integer: boolean } {
     const t = this.next();
     if (
@@ -80,18 +97,7 @@ class Parser {
           );
         }
         items.push(this.literal(depth + 1).value);
-        const sep = this.next();
-        if (sep.kind === "punct" && sep.text === "]") {
-          return { value: items, integer: false };
-        }
-        if (!(sep.kind === "punct" && sep.text === ",")) {
-          fail(
-            sep.line,
-            `in the list of "${this.name}": expected "," or "]", found ${
-              show(sep)
-            }; ${LITERALS_HELP}`,
-          );
-        }
+        if (this.closes("list", "]")) return { value: items, integer: false };
       }
     }
     if (t.kind === "punct" && t.text === "{") {
@@ -123,18 +129,7 @@ class Parser {
           );
         }
         defineKey(obj, key, this.literal(depth + 1).value);
-        const sep = this.next();
-        if (sep.kind === "punct" && sep.text === "}") {
-          return { value: obj, integer: false };
-        }
-        if (!(sep.kind === "punct" && sep.text === ",")) {
-          fail(
-            sep.line,
-            `in the object of "${this.name}": expected "," or "}", found ${
-              show(sep)
-            }; ${LITERALS_HELP}`,
-          );
-        }
+        if (this.closes("object", "}")) return { value: obj, integer: false };
       }
     }
     this.notLiteral(t);
