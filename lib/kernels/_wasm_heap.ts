@@ -12,7 +12,10 @@
 import * as tfjs from "@tensorflow/tfjs";
 import { KERNEL_BINARIES } from "./_binaries.ts";
 
-type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
+/** A kernel function as tfjs registers it. */
+export type KernelFunc = Parameters<typeof tfjs.registerKernel>[0][
+  "kernelFunc"
+];
 /** A kernel's arguments. */
 export type KernelArgs = Parameters<KernelFunc>[0];
 /** A tensor as a kernel sees it. */
@@ -58,6 +61,34 @@ export function addressOf(backend: WasmBackend, t: Info): number {
   }
   return data.memoryOffset;
 }
+
+/** A tensor's first element, as an index into {@linkcode heapF32}'s view. */
+export function heapIndex(backend: WasmBackend, t: Info): number {
+  return addressOf(backend, t) >> 2;
+}
+
+/**
+ * A matrix product on the heap: C[M, N] = alpha op(A) op(B) + beta C, where
+ * `heap` is a float32 view of the whole memory ({@linkcode heapF32}), a, b
+ * and c are element indices into it, the matrices are row-major with
+ * leading dimensions given in elements, and alpha defaults to 1.
+ */
+export type HeapGemm = (
+  heap: Float32Array,
+  transA: boolean,
+  transB: boolean,
+  M: number,
+  N: number,
+  K: number,
+  a: number,
+  lda: number,
+  b: number,
+  ldb: number,
+  beta: number,
+  c: number,
+  ldc: number,
+  alpha?: number,
+) => void;
 
 const instances = new Map<string, WeakMap<WebAssembly.Memory, unknown>>();
 

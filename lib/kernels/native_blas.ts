@@ -12,8 +12,8 @@
  * the wasm backend's `BatchMatMul` and `_FusedMatMul` (linear activation)
  * kernels by `cblas_sgemm` calls that read and write the tensors in place:
  * no copies, and transposed operands are free (BLAS's transpose flags).
- * Stride-1 convolutions and their two gradients go the same way (see
- * {@linkcode registerNativeBlasConvolutions}).
+ * Stride-1 and patchify convolutions and their two gradients go the same
+ * way (`lib/kernels/native_blas_conv.ts`, given this module's product).
  *
  * Where it runs: only with the FFI permission (`--allow-ffi` or `-A`;
  * notebooks always have it) and an OpenBLAS library. The library is the one
@@ -35,18 +35,19 @@
  * @module
  */
 
-import * as tfjs from "@tensorflow/tfjs";
 import { fileURLToPath } from "node:url";
-import { type ConvAttrs, replaceWasmKernel } from "./wasm_fast_paths.ts";
+import { replaceWasmKernel } from "./wasm_fast_paths.ts";
+import { registerNativeBlasConvolutions } from "./native_blas_conv.ts";
+import { productShape } from "./_matmul_shape.ts";
 import {
-  addressOf,
   heapF32,
+  type HeapGemm,
+  heapIndex as at,
   type Info,
   type KernelArgs,
+  type KernelFunc,
   type WasmBackend,
 } from "./_wasm_heap.ts";
-
-type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
 
 /** The environment variable naming the BLAS library (a path, or `off`). */
 export const NATIVE_BLAS_ENV = "TOKENLAB_BLAS";
@@ -245,7 +246,12 @@ export function registerNativeBlas(threads = 1): NativeBlasInfo {
   if (replaceWasmKernel("_FusedMatMul", nativeFusedMatMul)) {
     kernels.push("_FusedMatMul");
   }
-  kernels.push(...registerNativeBlasConvolutions());
+  kernels.push(
+    ...registerNativeBlasConvolutions({
+      gemm: heapGemm,
+      active: nativeBlasActive,
+    }),
+  );
   info = {
     active: true,
     library: info.library,
@@ -259,34 +265,28 @@ export function registerNativeBlas(threads = 1): NativeBlasInfo {
 
 // ---- the wasm heap ----
 
-/** A tensor's first element, as an index into the float32 heap. */
-function at(backend: WasmBackend, t: Info): number {
-  return addressOf(backend, t) >> 2;
-}
-
 /**
- * C[M, N] = alpha op(A) op(B) + beta C on tfjs's wasm heap (`heap`, a
- * float32 view of its whole memory; a, b and c are element indices into it),
- * row-major, with leading dimensions given in elements.
+ * C[M, N] = alpha op(A) op(B) + beta C on tfjs's wasm heap through the
+ * native BLAS (the arguments: `HeapGemm` of `_wasm_heap.ts`).
  *
  * @throws {Error} when no native BLAS is loaded
  */
-export function heapGemm(
-  heap: Float32Array,
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  a: number,
-  lda: number,
-  b: number,
-  ldb: number,
-  beta: number,
-  c: number,
-  ldc: number,
+export const heapGemm: HeapGemm = (
+  heap,
+  transA,
+  transB,
+  M,
+  N,
+  K,
+  a,
+  lda,
+  b,
+  ldb,
+  beta,
+  c,
+  ldc,
   alpha = 1,
-): void {
+) => {
   if (library === null) {
     throw new Error(
       "heapGemm: no native BLAS is loaded (check nativeBlasActive() first)",
@@ -308,7 +308,7 @@ export function heapGemm(
     heap.subarray(c),
     ldc,
   );
-}
+};
 
 const prod = (s: readonly number[]) => s.reduce((p, v) => p * v, 1);
 
@@ -331,24 +331,10 @@ function productOf(
   transA: boolean,
   transB: boolean,
 ): Product | null {
-  const ra = a.shape.length, rb = b.shape.length;
-  if (ra < 2 || rb < 2) return null;
-  const M = transA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const K = transA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const kb = transB ? b.shape[rb - 1] : b.shape[rb - 2];
-  if (K !== kb) return null; // the original throws tfjs's own message
-  let batch: number[];
-  try {
-    batch = tfjs.backend_util.assertAndGetBroadcastShape(
-      a.shape.slice(0, -2),
-      b.shape.slice(0, -2),
-    );
-  } catch {
-    return null;
-  }
-  const n = prod(batch), na = prod(a.shape.slice(0, -2));
-  const nb = prod(b.shape.slice(0, -2));
+  const s = productShape(a.shape, b.shape, transA, transB);
+  if (s === null) return null; // the original throws tfjs's own message
+  const { M, N, K, outer: batch } = s;
+  const n = prod(batch), na = prod(s.outerA), nb = prod(s.outerB);
   if ((na !== n && na !== 1) || (nb !== n && nb !== 1)) return null;
   return {
     batch,
@@ -470,491 +456,4 @@ function nativeFusedMatMul(original: (a: KernelArgs) => Info): KernelFunc {
     );
     return out;
   }) as KernelFunc;
-}
-
-// ---- convolutions ----
-
-/**
- * How a convolution maps onto products, or null when it does not (left to
- * tfjs): `shifted` for stride 1 (any kernel and padding), `patches` for a
- * kernel equal to its stride without padding (the patchify projection).
- */
-interface ConvPlan {
-  kind: "shifted" | "patches";
-  B: number;
-  H: number;
-  W: number;
-  ci: number;
-  co: number;
-  kh: number;
-  kw: number;
-  oh: number;
-  ow: number;
-  top: number;
-  left: number;
-  /** Padded grid (shifted): rows and columns. */
-  hp: number;
-  wp: number;
-}
-
-function planConv(
-  xShape: readonly number[],
-  filterShape: readonly number[],
-  attrs: ConvAttrs,
-): ConvPlan | null {
-  if (attrs.dataFormat === "NCHW") return null;
-  if (xShape.length !== 4 || filterShape.length !== 4) return null;
-  const c = tfjs.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides,
-    attrs.dilations ?? 1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-  );
-  if (c.dilationHeight !== 1 || c.dilationWidth !== 1) return null;
-  const [B, H, W, ci] = xShape;
-  const { filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = c;
-  const { top, bottom, left, right } = c.padInfo;
-  const co = filterShape[3];
-  if (B * H * W * ci * co * oh * ow === 0) return null;
-  const base = { B, H, W, ci, co, kh, kw, oh, ow, top, left };
-  if (c.strideHeight === 1 && c.strideWidth === 1) {
-    const hp = H + top + bottom, wp = W + left + right;
-    if (Math.min(top, bottom, left, right) < 0) return null;
-    if (oh !== hp - kh + 1 || ow !== wp - kw + 1) return null;
-    return { kind: "shifted", ...base, hp, wp };
-  }
-  if (
-    kh === c.strideHeight && kw === c.strideWidth &&
-    top + bottom + left + right === 0 && H === oh * kh && W === ow * kw
-  ) {
-    return { kind: "patches", ...base, hp: H, wp: W };
-  }
-  return null;
-}
-
-/** Temporary float32 buffers on the heap, freed together. */
-class Scratch {
-  private made: Info[] = [];
-  constructor(private backend: WasmBackend) {}
-  take(n: number): Info {
-    const t = this.backend.makeOutput([n], "float32");
-    this.made.push(t);
-    return t;
-  }
-  free(): void {
-    for (const t of this.made) this.backend.disposeData(t.dataId);
-    this.made = [];
-  }
-}
-
-/**
- * Copies `rows` runs of `len` floats from `src` (runs `srcStride` apart) to
- * `dst` (runs `dstStride` apart), within the heap.
- */
-function copyRuns(
-  heap: Float32Array,
-  dst: number,
-  dstStride: number,
-  src: number,
-  srcStride: number,
-  rows: number,
-  len: number,
-): void {
-  for (let r = 0; r < rows; r++) {
-    heap.copyWithin(
-      dst + r * dstStride,
-      src + r * srcStride,
-      src + r * srcStride + len,
-    );
-  }
-}
-
-/** Rows of slack after a padded grid: the largest shift of a kernel tap. */
-const slackOf = (p: ConvPlan) => (p.kh - 1) * p.wp + (p.kw - 1);
-
-/**
- * The input laid out on the zero-padded grid [B, hp, wp, ci], plus slack
- * rows, so that tap (i, j) of every output pixel p reads row
- * p + i wp + j: one product per tap over the whole batch.
- */
-function padInput(heap: Float32Array, p: ConvPlan, x: number, xp: number) {
-  const rows = p.B * p.hp * p.wp + slackOf(p);
-  heap.fill(0, xp, xp + rows * p.ci);
-  for (let b = 0; b < p.B; b++) {
-    copyRuns(
-      heap,
-      xp + ((b * p.hp + p.top) * p.wp + p.left) * p.ci,
-      p.wp * p.ci,
-      x + b * p.H * p.W * p.ci,
-      p.W * p.ci,
-      p.H,
-      p.W * p.ci,
-    );
-  }
-}
-
-/** dy [B, oh, ow, co] on the padded grid [B, hp, wp, co], zeros elsewhere. */
-function padOutputGrad(
-  heap: Float32Array,
-  p: ConvPlan,
-  dy: number,
-  dyp: number,
-) {
-  heap.fill(0, dyp, dyp + p.B * p.hp * p.wp * p.co);
-  for (let b = 0; b < p.B; b++) {
-    copyRuns(
-      heap,
-      dyp + b * p.hp * p.wp * p.co,
-      p.wp * p.co,
-      dy + b * p.oh * p.ow * p.co,
-      p.ow * p.co,
-      p.oh,
-      p.ow * p.co,
-    );
-  }
-}
-
-/**
- * Patches [B, oh, ow, kh, kw, ci] of x [B, H, W, ci] (kernel = stride), or
- * back (`toImage`): the rows of one patch row are contiguous in both.
- */
-function movePatches(
-  heap: Float32Array,
-  p: ConvPlan,
-  image: number,
-  patches: number,
-  toImage: boolean,
-) {
-  const run = p.kw * p.ci;
-  for (let b = 0; b < p.B; b++) {
-    for (let y = 0; y < p.oh; y++) {
-      for (let i = 0; i < p.kh; i++) {
-        const img = image + ((b * p.H + y * p.kh + i) * p.W) * p.ci;
-        const pat = patches + ((b * p.oh + y) * p.ow * p.kh + i) * run;
-        if (toImage) copyRuns(heap, img, run, pat, p.kh * run, p.ow, run);
-        else copyRuns(heap, pat, p.kh * run, img, run, p.ow, run);
-      }
-    }
-  }
-}
-
-/**
- * Calls `body(tap, shift)` for each kernel tap (i, j): its index in the
- * filter, and how far its input rows lie from the output row on the padded
- * grid (in elements).
- */
-function forEachTap(
-  p: ConvPlan,
-  body: (tap: number, shift: number) => void,
-): void {
-  for (let i = 0; i < p.kh; i++) {
-    for (let j = 0; j < p.kw; j++) body(i * p.kw + j, (i * p.wp + j) * p.ci);
-  }
-}
-
-/** Heap offsets of a convolution's operands and scratch buffers. */
-interface ConvBuffers {
-  heap: Float32Array;
-  /** Scratch buffers' offsets, in the order asked for. */
-  tmp: number[];
-}
-
-/**
- * Allocates scratch buffers of the given sizes, then takes the heap view
- * (an allocation may grow it).
- */
-function allocate(
-  backend: WasmBackend,
-  scratch: Scratch,
-  sizes: number[],
-): ConvBuffers {
-  const made = sizes.map((n) => scratch.take(n));
-  const heap = heapF32(backend);
-  return { heap, tmp: made.map((t) => at(backend, t)) };
-}
-
-/** out [B, oh, ow, co] = conv(x, w). */
-function convForward(
-  backend: WasmBackend,
-  p: ConvPlan,
-  x: Info,
-  w: Info,
-  out: Info,
-) {
-  const scratch = new Scratch(backend);
-  try {
-    if (p.kind === "patches") {
-      const K = p.kh * p.kw * p.ci, M = p.B * p.oh * p.ow;
-      const { heap, tmp: [cols] } = allocate(backend, scratch, [M * K]);
-      movePatches(heap, p, at(backend, x), cols, false);
-      heapGemm(
-        heap,
-        false,
-        false,
-        M,
-        p.co,
-        K,
-        cols,
-        K,
-        at(backend, w),
-        p.co,
-        0,
-        at(backend, out),
-        p.co,
-      );
-      return;
-    }
-    const P = p.B * p.hp * p.wp;
-    const { heap, tmp: [xp, outp] } = allocate(backend, scratch, [
-      (P + slackOf(p)) * p.ci,
-      P * p.co,
-    ]);
-    padInput(heap, p, at(backend, x), xp);
-    const ow = at(backend, w);
-    forEachTap(p, (tap, shift) =>
-      heapGemm(
-        heap,
-        false,
-        false,
-        P,
-        p.co,
-        p.ci,
-        xp + shift,
-        p.ci,
-        ow + tap * p.ci * p.co,
-        p.co,
-        tap === 0 ? 0 : 1,
-        outp,
-        p.co,
-      ));
-    const o = at(backend, out);
-    for (let b = 0; b < p.B; b++) {
-      copyRuns(
-        heap,
-        o + b * p.oh * p.ow * p.co,
-        p.ow * p.co,
-        outp + b * p.hp * p.wp * p.co,
-        p.wp * p.co,
-        p.oh,
-        p.ow * p.co,
-      );
-    }
-  } finally {
-    scratch.free();
-  }
-}
-
-/** dw [kh, kw, ci, co] = the filter gradient of conv(x, w) given dy. */
-function convFilterGrad(
-  backend: WasmBackend,
-  p: ConvPlan,
-  x: Info,
-  dy: Info,
-  dw: Info,
-) {
-  const scratch = new Scratch(backend);
-  try {
-    if (p.kind === "patches") {
-      const K = p.kh * p.kw * p.ci, M = p.B * p.oh * p.ow;
-      const { heap, tmp: [cols] } = allocate(backend, scratch, [M * K]);
-      movePatches(heap, p, at(backend, x), cols, false);
-      heapGemm(
-        heap,
-        true,
-        false,
-        K,
-        p.co,
-        M,
-        cols,
-        K,
-        at(backend, dy),
-        p.co,
-        0,
-        at(backend, dw),
-        p.co,
-      );
-      return;
-    }
-    const P = p.B * p.hp * p.wp;
-    const { heap, tmp: [xp, dyp] } = allocate(backend, scratch, [
-      (P + slackOf(p)) * p.ci,
-      P * p.co,
-    ]);
-    padInput(heap, p, at(backend, x), xp);
-    padOutputGrad(heap, p, at(backend, dy), dyp);
-    const o = at(backend, dw);
-    forEachTap(p, (tap, shift) =>
-      heapGemm(
-        heap,
-        true,
-        false,
-        p.ci,
-        p.co,
-        P,
-        xp + shift,
-        p.ci,
-        dyp,
-        p.co,
-        0,
-        o + tap * p.ci * p.co,
-        p.co,
-      ));
-  } finally {
-    scratch.free();
-  }
-}
-
-/** dx [B, H, W, ci] = the input gradient of conv(x, w) given dy. */
-function convInputGrad(
-  backend: WasmBackend,
-  p: ConvPlan,
-  dy: Info,
-  w: Info,
-  dx: Info,
-) {
-  const scratch = new Scratch(backend);
-  try {
-    if (p.kind === "patches") {
-      const K = p.kh * p.kw * p.ci, M = p.B * p.oh * p.ow;
-      const { heap, tmp: [cols] } = allocate(backend, scratch, [M * K]);
-      heapGemm(
-        heap,
-        false,
-        true,
-        M,
-        K,
-        p.co,
-        at(backend, dy),
-        p.co,
-        at(backend, w),
-        p.co,
-        0,
-        cols,
-        K,
-      );
-      movePatches(heap, p, at(backend, dx), cols, true);
-      return;
-    }
-    const P = p.B * p.hp * p.wp;
-    const { heap, tmp: [dxp, dyp] } = allocate(backend, scratch, [
-      (P + slackOf(p)) * p.ci,
-      P * p.co,
-    ]);
-    padOutputGrad(heap, p, at(backend, dy), dyp);
-    heap.fill(0, dxp, dxp + (P + slackOf(p)) * p.ci);
-    const ow = at(backend, w);
-    forEachTap(p, (tap, shift) =>
-      heapGemm(
-        heap,
-        false,
-        true,
-        P,
-        p.ci,
-        p.co,
-        dyp,
-        p.co,
-        ow + tap * p.ci * p.co,
-        p.co,
-        1,
-        dxp + shift,
-        p.ci,
-      ));
-    const o = at(backend, dx);
-    for (let b = 0; b < p.B; b++) {
-      copyRuns(
-        heap,
-        o + b * p.H * p.W * p.ci,
-        p.W * p.ci,
-        dxp + ((b * p.hp + p.top) * p.wp + p.left) * p.ci,
-        p.wp * p.ci,
-        p.H,
-        p.W * p.ci,
-      );
-    }
-  } finally {
-    scratch.free();
-  }
-}
-
-function nativeConv(original: (a: KernelArgs) => Info): KernelFunc {
-  return ((args: KernelArgs): Info => {
-    const { x, filter } = args.inputs as Record<string, Info>;
-    const p = x.dtype === "float32" && filter.dtype === "float32"
-      ? planConv(x.shape, filter.shape, args.attrs as unknown as ConvAttrs)
-      : null;
-    if (p === null || !nativeBlasActive()) return original(args);
-    const backend = args.backend as unknown as WasmBackend;
-    const out = backend.makeOutput([p.B, p.oh, p.ow, p.co], "float32");
-    convForward(backend, p, x, filter, out);
-    return out;
-  }) as KernelFunc;
-}
-
-function nativeConvFilterGrad(
-  original: (a: KernelArgs) => Info,
-): KernelFunc {
-  return ((args: KernelArgs): Info => {
-    const { x, dy } = args.inputs as Record<string, Info>;
-    const attrs = args.attrs as unknown as ConvAttrs;
-    const shape = attrs.filterShape;
-    const p = x.dtype === "float32" && dy.dtype === "float32" && shape
-      ? planConv(x.shape, shape, attrs)
-      : null;
-    if (
-      p === null || !nativeBlasActive() || dy.shape[1] !== p.oh ||
-      dy.shape[2] !== p.ow
-    ) return original(args);
-    const backend = args.backend as unknown as WasmBackend;
-    const dw = backend.makeOutput([...shape!], "float32");
-    convFilterGrad(backend, p, x, dy, dw);
-    return dw;
-  }) as KernelFunc;
-}
-
-function nativeConvInputGrad(
-  original: (a: KernelArgs) => Info,
-): KernelFunc {
-  return ((args: KernelArgs): Info => {
-    const { dy, filter } = args.inputs as Record<string, Info>;
-    const attrs = args.attrs as unknown as ConvAttrs;
-    const shape = attrs.inputShape;
-    const p = dy.dtype === "float32" && filter.dtype === "float32" && shape
-      ? planConv(shape, filter.shape, attrs)
-      : null;
-    if (
-      p === null || !nativeBlasActive() || dy.shape[1] !== p.oh ||
-      dy.shape[2] !== p.ow
-    ) return original(args);
-    const backend = args.backend as unknown as WasmBackend;
-    const dx = backend.makeOutput([...shape!], "float32");
-    convInputGrad(backend, p, dy, filter, dx);
-    return dx;
-  }) as KernelFunc;
-}
-
-/**
- * Replaces the wasm backend's `Conv2D`, `Conv2DBackpropFilter` and
- * `Conv2DBackpropInput` for float32 NHWC convolutions without dilation that
- * have stride 1 (any kernel and padding) or a kernel equal to its stride
- * without padding (the patchify projection); the others go to the kernels
- * underneath. Stride 1 needs no im2col buffer: the input is laid out once
- * on its zero-padded grid [B, H + pads, W + pads, ci], where the tap (i, j)
- * of every output pixel is the same shift of rows, so each tap is one
- * product over the whole batch (the padded grid's extra rows and columns
- * are computed and dropped, about 13 % more work for a 3 x 3 kernel on a
- * 32 x 32 image). Called by {@linkcode registerNativeBlas}; returns the
- * names of the kernels replaced.
- */
-export function registerNativeBlasConvolutions(): string[] {
-  const done: string[] = [];
-  if (replaceWasmKernel("Conv2D", nativeConv)) done.push("Conv2D");
-  if (replaceWasmKernel("Conv2DBackpropFilter", nativeConvFilterGrad)) {
-    done.push("Conv2DBackpropFilter");
-  }
-  if (replaceWasmKernel("Conv2DBackpropInput", nativeConvInputGrad)) {
-    done.push("Conv2DBackpropInput");
-  }
-  return done;
 }

@@ -44,11 +44,15 @@
  */
 
 import * as tfjs from "@tensorflow/tfjs";
-import { addressOf, memoryOf, type WasmBackend } from "./_wasm_heap.ts";
-
-type KernelFunc = Parameters<typeof tfjs.registerKernel>[0]["kernelFunc"];
-type KernelArgs = Parameters<KernelFunc>[0];
-type Info = NonNullable<KernelArgs["inputs"][string]>;
+import {
+  addressOf,
+  type Info,
+  type KernelArgs,
+  type KernelFunc,
+  memoryOf,
+  type WasmBackend,
+} from "./_wasm_heap.ts";
+import { type ConvAttrs, convInfo } from "./_conv_info.ts";
 
 const REPLACED = Symbol.for("tokenlab.wasmKernelReplaced");
 const BASE = Symbol.for("tokenlab.wasmKernelBase");
@@ -223,19 +227,6 @@ function plainMatMul(plain: (a: KernelArgs) => Info): KernelFunc | null {
   }) as KernelFunc;
 }
 
-/** Conv2D attributes as the kernels receive them. */
-export interface ConvAttrs {
-  strides: number | [number, number];
-  pad: Parameters<typeof tfjs.backend_util.computeConv2DInfo>[4];
-  dataFormat: "NHWC" | "NCHW";
-  dilations?: number | [number, number];
-  dimRoundingMode?: "floor" | "round" | "ceil";
-  /** Conv2DBackpropInput's. */
-  inputShape?: [number, number, number, number];
-  /** Conv2DBackpropFilter's. */
-  filterShape?: [number, number, number, number];
-}
-
 /**
  * A `Conv2DBackpropInput` that runs stride-1 and patchify convolutions on
  * the backend's fast kernels (see the module's documentation).
@@ -257,14 +248,7 @@ function convInputGradAsConv(
     if (
       attrs.dataFormat === "NCHW" || dy.dtype !== "float32" || !inputShape
     ) return direct(args);
-    const info = tfjs.backend_util.computeConv2DInfo(
-      inputShape,
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-    );
+    const info = convInfo(inputShape, filter.shape, attrs);
     const { filterHeight: kh, filterWidth: kw, strideHeight: sh } = info;
     const { strideWidth: sw, padInfo: pad } = info;
     if (info.dilationHeight !== 1 || info.dilationWidth !== 1) {

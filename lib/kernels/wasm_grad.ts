@@ -37,6 +37,7 @@
  */
 
 import { baseWasmKernel } from "./wasm_fast_paths.ts";
+import { type ConvAttrs, convInfo, type Shape4 } from "./_conv_info.ts";
 import * as tf from "@tensorflow/tfjs";
 
 /** Largest `cols` chunk, in float32 elements (16 MiB), of Conv2DBackpropFilter. */
@@ -50,9 +51,6 @@ type KernelArgs = Parameters<KernelFunc>[0];
 
 /** A tensor as kernels see it: data id, shape and dtype, no engine tracking. */
 type Info = NonNullable<KernelArgs["inputs"][string]>;
-
-/** Padding as `computeConv2DInfo` takes it. */
-type Padding = Parameters<typeof tf.backend_util.computeConv2DInfo>[4];
 
 /** The parts of tfjs's `BackendWasm` that these kernels use. */
 interface WasmBackend {
@@ -157,13 +155,7 @@ function requireDtype(
 function conv2DBackpropFilterWasm(args: KernelArgs): Info {
   const { backend, attrs } = args;
   const wasm = backend as WasmBackend;
-  const a = attrs as unknown as {
-    strides: number | [number, number];
-    pad: Padding;
-    dataFormat: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
-    filterShape: [number, number, number, number];
-  };
+  const a = attrs as unknown as ConvAttrs & { filterShape: Shape4 };
   const name = "Conv2DBackpropFilter";
   const x = input(name, args, "x"), dy = input(name, args, "dy");
   requireDtype(name, "x", x, ["float32"]);
@@ -173,16 +165,7 @@ function conv2DBackpropFilterWasm(args: KernelArgs): Info {
       `${name} on wasm: dataFormat NCHW is not supported (the wasm Conv2D itself only runs NHWC); transpose the input to NHWC`,
     );
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    a.filterShape,
-    a.strides,
-    1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    "channelsLast",
-  );
+  const info = convInfo(x.shape, a.filterShape, a, 1);
   const {
     batchSize: nb,
     inHeight: h,

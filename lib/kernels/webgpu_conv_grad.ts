@@ -25,7 +25,7 @@
  * @module
  */
 
-import * as tfjs from "@tensorflow/tfjs";
+import { type ConvAttrs, convInfo, type Shape4 } from "./_conv_info.ts";
 import {
   type KernelArgs,
   MAX_WORKGROUPS,
@@ -179,29 +179,12 @@ export function splitK(
 /** The split-K filter gradient, or null for a case left to tfjs. */
 function splitKFilterGrad(args: KernelArgs): TensorInfo | null {
   const { x, dy } = args.inputs;
-  const attrs = args.attrs as {
-    strides: number | [number, number];
-    pad: "valid" | "same" | number | tfjs.backend_util.ExplicitPadding;
-    dataFormat: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
-    filterShape: [number, number, number, number];
-  };
+  const attrs = args.attrs as unknown as ConvAttrs & { filterShape: Shape4 };
   if (x.dtype !== "float32" || dy.dtype !== "float32") return null;
   if (x.shape.length !== 4 || dy.shape.length !== 4) return null;
-  const info = tfjs.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    tfjs.backend_util.convertConv2DDataFormat(attrs.dataFormat),
-  );
-  if (
-    info.dataFormat !== "channelsLast" || info.dilationHeight !== 1 ||
-    info.dilationWidth !== 1
-  ) return null;
+  if (attrs.dataFormat !== "NHWC") return null; // tfjs's kernel reads it
+  const info = convInfo(x.shape, attrs.filterShape, attrs, 1);
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) return null;
   const M = info.batchSize * info.outHeight * info.outWidth;
   const K = info.filterHeight * info.filterWidth * info.inChannels;
   const N = info.outChannels;

@@ -30,7 +30,7 @@
  * @module
  */
 
-import * as tfjs from "@tensorflow/tfjs";
+import { productShape } from "./_matmul_shape.ts";
 import {
   type KernelArgs,
   MAX_WORKGROUPS,
@@ -179,20 +179,10 @@ function tiledMatMul(args: KernelArgs): TensorInfo | null {
     transposeB?: boolean;
   };
   if (a.dtype !== "float32" || b.dtype !== "float32") return null;
-  const ra = a.shape.length, rb = b.shape.length;
-  if (ra < 2 || rb < 2) return null;
-  const M = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const K = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const N = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  if (K !== kb || M === 0 || N === 0 || K === 0) return null;
-  const outerA = a.shape.slice(0, -2), outerB = b.shape.slice(0, -2);
-  let outer: number[];
-  try {
-    outer = tfjs.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-  } catch {
-    return null; // tfjs's kernel says what does not broadcast
-  }
+  const s = productShape(a.shape, b.shape, transposeA, transposeB);
+  if (s === null) return null; // tfjs's kernel says what is wrong
+  const { M, N, K, outer, outerA, outerB } = s;
+  if (M === 0 || N === 0 || K === 0) return null;
   if (!modBroadcasts(outerA, outer) || !modBroadcasts(outerB, outer)) {
     return null;
   }
