@@ -54,6 +54,7 @@ export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = {
   trainLimit: { flag: "train-limit", kind: POSITIVE_INT },
   valLimit: { flag: "val-limit", kind: POSITIVE_INT },
   workers: { flag: "workers", kind: NON_NEGATIVE_INT },
+  onBadImage: { flag: "on-bad-image", kind: "string" },
   tokenLabel: { flag: "token-label", on: true },
   tokenLabelData: { flag: "token-label-data", kind: "string" },
   tokenLabelSize: { flag: "token-label-size", kind: POSITIVE_INT },
@@ -106,7 +107,7 @@ export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = {
   backend: { flag: "backend", kind: "string" },
 };
 
-/** The switches that set a field to something other than on. */
+/** The switches that set a field to something other than on (off, or a word). */
 export const TRAIN_OFF_SWITCHES: readonly {
   flag: string;
   field: keyof TrainConfig;
@@ -116,6 +117,7 @@ export const TRAIN_OFF_SWITCHES: readonly {
   { flag: "no-aux-head", field: "auxHead", value: false },
   { flag: "no-aa", field: "aa", value: null },
   { flag: "no-eval", field: "valData", value: false },
+  { flag: "skip-unreadable", field: "onBadImage", value: "skip" },
 ];
 
 function isField(name: string): name is keyof TrainConfig {

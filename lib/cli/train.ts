@@ -128,6 +128,10 @@ the run
   --log-interval N         log a step record every N steps (default 50)
   --eval-every N           evaluate every N epochs (default 1)
   --workers N              data-loading threads (default 0)
+  --skip-unreadable        leave an image that cannot be read (a corrupt file)
+                           out of its batch with a warning, and count them at
+                           the end (default: stop, naming the file);
+                           --on-bad-image stop|skip says the same
   --backend NAME           auto, webgpu, wasm or cpu (cpu: bit-exact resume)
   --json                   print the result as JSON on stdout
 
@@ -264,6 +268,8 @@ export const trainCommand: Command = {
       liveBundle,
       CheckpointError,
       DatasetError,
+      ImageError,
+      LoaderError,
       ScoreMapError,
     } = await import("../mod.ts");
     // A TrainConfigError is bad input (main.ts's table): exit 2.
@@ -322,7 +328,13 @@ export const trainCommand: Command = {
         signal: stop.signal,
         onProgress: (s) => {
           if (s.status === "running") started = true;
-          const line = String(liveBundle(s)["text/plain"]);
+          // A failure's message is the error's, printed once when the
+          // command ends: the bar says "failed" without repeating it.
+          const line = String(
+            liveBundle(
+              s.status === "failed" ? { ...s, message: undefined } : s,
+            )["text/plain"],
+          );
           const now = performance.now();
           if (tty) err(`\r${line}\x1b[K`);
           else if (now - lastPrint > 5000 || s.status !== "running") {
@@ -341,6 +353,25 @@ export const trainCommand: Command = {
         },
       });
       if (tty) err("\n");
+      const skipped = run.result.skipped;
+      if (skipped.train + skipped.val > 0) {
+        const n = skipped.files.length;
+        err(
+          `skipped ${n} unreadable training image${
+            n === 1 ? "" : "s"
+          } (left out of training ${skipped.train} time${
+            skipped.train === 1 ? "" : "s"
+          }, once per epoch; of evaluation ${skipped.val} time${
+            skipped.val === 1 ? "" : "s"
+          })${
+            n > 0
+              ? `: ${skipped.files.slice(0, 5).join(", ")}${
+                n > 5 ? ", ..." : ""
+              }`
+              : ""
+          }\n`,
+        );
+      }
       err(
         `${run.toString()}${
           run.output
@@ -357,6 +388,20 @@ export const trainCommand: Command = {
       run.dispose();
       return run.status === "done" ? 0 : 130;
     } catch (e) {
+      if (
+        e instanceof LoaderError && e.cause instanceof ImageError &&
+        resolved.onBadImage === "stop"
+      ) {
+        // A file that cannot be read stopped the run: say how to go on.
+        throw new LoaderError(
+          `${e.message}\nto leave unreadable images out (counted and reported at the end), run again with --skip-unreadable${
+            resolved.output !== null
+              ? " (and --resume to continue this run)"
+              : ""
+          }`,
+          { cause: e.cause },
+        );
+      }
       if (!started) {
         const input = inputs.find((i) => i.readers.some((c) => e instanceof c));
         if (input !== undefined) {

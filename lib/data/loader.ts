@@ -87,6 +87,11 @@ export interface LoaderOptions {
 // Defined apart so that the batch assembly can raise it; still exported
 // here.
 export { LoaderError } from "./loader_error.ts";
+export {
+  labelsAreCheap,
+  type LimitSample,
+  limitSample,
+} from "./limit_sample.ts";
 
 function checkOptions(o: LoaderOptions): Required<LoaderOptions> {
   const int = (v: unknown, name: string, min: number) => {

@@ -117,6 +117,13 @@ export interface TrainConfig {
   valLimit: number | null;
   /** Data-loading worker threads (default 0: prepared on this thread, asynchronously). */
   workers: number;
+  /**
+   * An image that cannot be read (a corrupt or truncated file): `"stop"`
+   * (default) stops the run with an error naming the file; `"skip"` leaves
+   * it out of its batch with a warning (the loader's `onBadImage`), and the
+   * run's result counts what was left out. CLI `--skip-unreadable`.
+   */
+  onBadImage: "stop" | "skip";
 
   // --- token labeling ------------------------------------------------------
   /** Train with dense token labels (official `--token-label`, default false). */
@@ -298,6 +305,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<Omit<TrainConfig, "data">> = Object
     trainLimit: null,
     valLimit: null,
     workers: 0,
+    onBadImage: "stop",
     tokenLabel: false,
     tokenLabelData: null,
     tokenLabelSize: null,
@@ -401,6 +409,9 @@ export const RUN_ONLY_FIELDS: readonly (keyof TrainConfig)[] = [
   "backend",
   "checkpointEvery",
   "logEvery",
+  // Up to the first unreadable image a skipping run and a stopping one are
+  // the same, so a run stopped by one may resume skipping it.
+  "onBadImage",
 ];
 
 function fail(
@@ -555,6 +566,7 @@ export function resolveTrainConfig(
   if (c.trainLimit !== null) intAtLeast(r, "trainLimit", 1);
   if (c.valLimit !== null) intAtLeast(r, "valLimit", 1);
   intAtLeast(r, "workers", 0);
+  oneOf(r, "onBadImage", ["stop", "skip"]);
   if (c.tokenLabelSize !== null) intAtLeast(r, "tokenLabelSize", 1);
   num(r, "denseWeight", (v) => v >= 0, ">= 0");
   num(r, "clsWeight", (v) => v >= 0, ">= 0");

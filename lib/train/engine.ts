@@ -90,6 +90,12 @@ export interface TrainResult {
   steps: number;
   /** Seconds of training (all sessions of a resumed run). */
   elapsed: number;
+  /**
+   * Unreadable images left out (`onBadImage: "skip"`) in this session:
+   * `files`, the distinct training files; `train` and `val`, the times one
+   * was left out of a training batch (once per epoch) or an evaluation.
+   */
+  skipped: { files: string[]; train: number; val: number };
 }
 
 /** A finished (or stopped) training run: its config, log, weights and result. Displays itself in a notebook. */
@@ -246,6 +252,7 @@ function trainPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
   return {
     data,
     maps: c.tokenLabel ? c.tokenLabelData! : undefined,
+    onBadImage: c.onBadImage,
     transform: {
       kind: "train",
       config: {
@@ -265,6 +272,7 @@ function trainPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
 function evalPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
   return {
     data,
+    onBadImage: c.onBadImage,
     transform: { kind: "eval", size: c.imgSize, cropPct: c.cropPct },
   };
 }
@@ -642,12 +650,14 @@ async function loop(
   };
 
   let status: "done" | "stopped" = "done";
+  const skippedFiles = new Set<string>();
   try {
     outer: for (; epoch < epochs; epoch++, from = 0) {
       if (from < spe) {
         sinceRecord = { images: 0, t: performance.now() };
         for await (const batch of loader.epoch(epoch, from)) {
           const i = batch.step;
+          for (const f of batch.skipped) skippedFiles.add(f);
           const step = epoch * spe + i + 1;
           const lr = learningRate(sched, epoch, i, spe);
           if (batch.size > 0) {
@@ -764,6 +774,11 @@ async function loop(
       : null,
     steps: steps.at(-1)?.step ?? 0,
     elapsed,
+    skipped: {
+      files: [...skippedFiles].sort(),
+      train: loader.skippedCount,
+      val: valLoader?.skippedCount ?? 0,
+    },
   };
   if (out !== null && status === "done") {
     await saveWeights(model, `${out}/model.safetensors`);

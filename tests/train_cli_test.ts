@@ -1,0 +1,82 @@
+/**
+ * `tokenlab train` as a process: unreadable images (stop once, or skip and
+ * count), Ctrl-C (what ran, where the checkpoint is, the command that
+ * resumes), the recipes and the plan printed before training, refinement
+ * of the class target, and extending a run with --resume --extend.
+ */
+
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { ROOT, runCli } from "./_helpers.ts";
+
+const TMP = `${ROOT}tests/.tmp-train-cli`;
+
+/** A model small enough for the cpu backend: 16 px, 4 x 4 tokens, D 32, 2 blocks. */
+const TINY_FLAGS = [
+  "--model",
+  "lvvit_xs32",
+  "--model-config",
+  '{"embedDim":32,"depth":2,"numHeads":2,"stemChannels":8}',
+  "--img-size",
+  "16",
+  "--backend",
+  "cpu",
+];
+
+async function fresh(name: string): Promise<string> {
+  const dir = `${TMP}/${name}`;
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(dir, { recursive: true });
+  return dir;
+}
+
+function count(text: string, part: string): number {
+  return text.split(part).length - 1;
+}
+
+/** An image folder of two classes, 4 training images each, one of them not an image. */
+async function folderWithCorruptPng(root: string): Promise<string> {
+  const fx = `${ROOT}tests/fixtures/image_folder`;
+  for (const c of ["cat", "dog"]) {
+    await Deno.mkdir(`${root}/train/${c}`, { recursive: true });
+    await Deno.mkdir(`${root}/val/${c}`, { recursive: true });
+  }
+  for (let i = 0; i < 4; i++) {
+    await Deno.copyFile(`${fx}/train/cat/a.png`, `${root}/train/cat/a${i}.png`);
+    await Deno.copyFile(`${fx}/train/dog/c.PNG`, `${root}/train/dog/c${i}.png`);
+  }
+  await Deno.copyFile(`${fx}/val/cat/d.png`, `${root}/val/cat/d.png`);
+  await Deno.copyFile(`${fx}/val/dog/e.JPEG`, `${root}/val/dog/e.jpg`);
+  await Deno.writeTextFile(`${root}/train/cat/a2.png`, "this is not a png");
+  return root;
+}
+
+Deno.test("train: a corrupt PNG stops the run with one message naming --skip-unreadable; with it the run skips and counts", async () => {
+  const data = await folderWithCorruptPng(await fresh("corrupt"));
+  const flags = [
+    "train",
+    ...TINY_FLAGS,
+    "--data",
+    data,
+    "--batch-size",
+    "4",
+    "--epochs",
+    "2",
+    "--warmup-epochs",
+    "0",
+    "--cooldown-epochs",
+    "0",
+  ];
+  const stop = await runCli(flags);
+  assertEquals(stop.code, 1, stop.stderr);
+  assertEquals(count(stop.stderr, "a2.png: expected a JPEG or PNG image"), 1);
+  assertStringIncludes(stop.stderr, "run again with --skip-unreadable");
+  const skip = await runCli([...flags, "--skip-unreadable", "--json"]);
+  assertEquals(skip.code, 0, skip.stderr);
+  assertStringIncludes(
+    skip.stderr,
+    "skipped 1 unreadable training image (left out of training 2 times, once per epoch; of evaluation 0 times)",
+  );
+  const result = JSON.parse(skip.stdout);
+  assertEquals(result.skipped.train, 2);
+  assert(result.skipped.files[0].endsWith("a2.png"), result.skipped.files[0]);
+});
