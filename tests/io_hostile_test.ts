@@ -105,7 +105,7 @@ async function refusedFast(
   // deno-lint-ignore no-explicit-any
   cls: new (...args: any[]) => Error,
   parts: string[],
-  ms = 1000,
+  ms = 3000,
 ): Promise<string> {
   const rss0 = Deno.memoryUsage().rss;
   const t0 = performance.now();

@@ -114,8 +114,10 @@ browserTest(
 </body></html>`,
     });
     assert(
-      ms < 5000,
-      `checkPage took ${ms.toFixed(0)} ms on a page without figures`,
+      ms < 20_000,
+      `checkPage took ${
+        ms.toFixed(0)
+      } ms on a page without figures (it waited for figures that are not there)`,
     );
     assertEquals(check.ok, false);
     assertEquals([check.figures, check.rendered], [0, 0]);
@@ -148,7 +150,7 @@ browserTest(
 </body></html>`,
       timeoutMs: 2000,
     });
-    assert(ms >= 2000 && ms < 6000, `checkPage took ${ms.toFixed(0)} ms`);
+    assert(ms >= 2000 && ms < 20_000, `checkPage took ${ms.toFixed(0)} ms`);
     assertEquals([check.figures, check.rendered], [2, 1]);
     assertEquals(check.ok, false);
     assertEquals(check.network, []);

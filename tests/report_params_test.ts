@@ -638,7 +638,7 @@ Deno.test("--params files that are devices, FIFOs, oversize or not UTF-8 are ref
         ParameterError,
       );
       const took = performance.now() - t0;
-      assert(took < 2000, `expected a refusal at once, took ${took} ms`);
+      assert(took < 5000, `expected a refusal at once, took ${took} ms`);
       assertStringIncludes(err.message, `--params ${path}`);
       for (const s of says) assertStringIncludes(err.message, s);
     };

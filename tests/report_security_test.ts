@@ -738,9 +738,12 @@ browserTest(
       name: "alert.html",
       html: `<!DOCTYPE html><html><body><p>report</p>
 <script>alert(1); confirm("sure?"); alert(2);</script><p>after</p></body></html>`,
-      timeoutMs: 5000,
+      timeoutMs: 30000,
     });
-    assert(ms < 5000, `checkPage took ${ms.toFixed(0)} ms`);
+    // Dialogs are answered as they open: the check ends by itself, well
+    // before the page's time limit (a loaded machine may take seconds, so
+    // the bound is the limit, not a wall-clock figure).
+    assert(ms < 30000, `checkPage waited out its limit (${ms.toFixed(0)} ms)`);
     assertEquals(check.dialogs, [
       'alert: "1"',
       'confirm: "sure?"',
@@ -834,7 +837,7 @@ browserTest(
         `<!DOCTYPE html><html><body><p>x</p><script>setTimeout(() => { for (;;) {} }, 50);</script></body></html>`,
       timeoutMs: 2000,
     });
-    assert(ms < 12_000, `checkPage took ${ms.toFixed(0)} ms`);
+    assert(ms < 20_000, `checkPage took ${ms.toFixed(0)} ms`);
     assertEquals(check.ok, false);
     assertStringIncludes(
       check.pageErrors.join("\n"),
