@@ -80,3 +80,71 @@ Deno.test("train: a corrupt PNG stops the run with one message naming --skip-unr
   assertEquals(result.skipped.train, 2);
   assert(result.skipped.files[0].endsWith("a2.png"), result.skipped.files[0]);
 });
+
+Deno.test("train --refine: the variants of --help run end to end and change the class target; others are refused", async () => {
+  const { SyntheticScenes } = await import("../lib/data/synthetic_scenes.ts");
+  const { oracleAnnotate } = await import("../lib/annotators/oracle.ts");
+  const dir = await fresh("refine");
+  await oracleAnnotate(
+    new SyntheticScenes({ size: 16, count: 32, numClasses: 4 }),
+    `${dir}/maps`,
+    { mapSize: 4, k: 3 },
+  );
+  const flags = (out: string, ...more: string[]) => [
+    "train",
+    ...TINY_FLAGS,
+    "--data",
+    "synthetic:size=16,count=32,classes=4",
+    "--no-eval",
+    "--token-label",
+    "--token-label-data",
+    `${dir}/maps`,
+    "--batch-size",
+    "16",
+    "--epochs",
+    "1",
+    "--warmup-epochs",
+    "0",
+    "--cooldown-epochs",
+    "0",
+    "--log-interval",
+    "1",
+    "--output",
+    `${dir}/${out}`,
+    ...more,
+  ];
+  const firstLossCls = async (out: string) => {
+    const text = await Deno.readTextFile(`${dir}/${out}/log.jsonl`);
+    const step = text.trim().split("\n").map((l) => JSON.parse(l)).find((r) =>
+      r.kind === "step"
+    );
+    return step.lossCls as number;
+  };
+  const losses: Record<string, number> = {};
+  for (const rule of ["none", "official", "intended"]) {
+    const r = await runCli(flags(rule, "--refine", rule));
+    assertEquals(r.code, 0, r.stderr);
+    const run = JSON.parse(await Deno.readTextFile(`${dir}/${rule}/run.json`));
+    assertEquals(run.config.refine, rule);
+    losses[rule] = await firstLossCls(rule);
+  }
+  // The same first batch: a refined target gives another class loss.
+  assert(losses.official !== losses.none, JSON.stringify(losses));
+  assert(losses.intended !== losses.none, JSON.stringify(losses));
+  const bad = await runCli(flags("bad", "--refine", "volo"));
+  assertEquals(bad.code, 2, bad.stderr);
+  assertStringIncludes(
+    bad.stderr,
+    '--refine needs one of none, official, intended, found "volo"',
+  );
+  const plain = await runCli([
+    "train",
+    "--data",
+    "synthetic",
+    "--refine",
+    "official",
+  ]);
+  assertEquals(plain.code, 2, plain.stderr);
+  assertStringIncludes(plain.stderr, "--refine official refines");
+  assertStringIncludes(plain.stderr, "add --token-label");
+});

@@ -24,7 +24,8 @@ export type Kind =
   | "string"
   | "json"
   | NumberRule
-  | { pair: NumberRule; ordered?: boolean };
+  | { pair: NumberRule; ordered?: boolean }
+  | { choices: readonly string[] };
 
 /** A config field's flag: a value flag with its kind, or a switch that turns the field on. */
 export type TrainFlag = { flag: string; kind: Kind } | {
@@ -54,31 +55,49 @@ export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = {
   trainLimit: { flag: "train-limit", kind: POSITIVE_INT },
   valLimit: { flag: "val-limit", kind: POSITIVE_INT },
   workers: { flag: "workers", kind: NON_NEGATIVE_INT },
-  onBadImage: { flag: "on-bad-image", kind: "string" },
+  onBadImage: { flag: "on-bad-image", kind: { choices: ["stop", "skip"] } },
   tokenLabel: { flag: "token-label", on: true },
   tokenLabelData: { flag: "token-label-data", kind: "string" },
   tokenLabelSize: { flag: "token-label-size", kind: POSITIVE_INT },
   denseWeight: { flag: "dense-weight", kind: NON_NEGATIVE },
   clsWeight: { flag: "cls-weight", kind: NON_NEGATIVE },
-  tokenLabelBoxOrder: { flag: "token-label-box-order", kind: "string" },
-  tokenLabelSmoothing: { flag: "token-label-smoothing", kind: "string" },
-  refine: { flag: "refine", kind: "string" },
+  tokenLabelBoxOrder: {
+    flag: "token-label-box-order",
+    kind: { choices: ["yx", "official-transposed"] },
+  },
+  tokenLabelSmoothing: {
+    flag: "token-label-smoothing",
+    kind: { choices: ["normalized", "official"] },
+  },
+  refine: {
+    flag: "refine",
+    kind: { choices: ["none", "official", "intended"] },
+  },
   mixToken: { flag: "mix-token", on: true },
-  mixTokenBox: { flag: "mix-token-box", kind: "string" },
+  mixTokenBox: {
+    flag: "mix-token-box",
+    kind: { choices: ["official", "described"] },
+  },
   cutmix: { flag: "cutmix", kind: NON_NEGATIVE },
   mixup: { flag: "mixup", kind: NON_NEGATIVE },
   mixupProb: { flag: "mixup-prob", kind: PROBABILITY },
   mixupSwitchProb: { flag: "mixup-switch-prob", kind: PROBABILITY },
   tlAlign: { flag: "tl-align", on: true },
   tlAlignAlpha: { flag: "tl-align-alpha", kind: POSITIVE },
-  tlAlignBox: { flag: "tl-align-box", kind: "string" },
+  tlAlignBox: {
+    flag: "tl-align-box",
+    kind: { choices: ["described", "official"] },
+  },
   aa: { flag: "aa", kind: "string" },
   reprob: { flag: "reprob", kind: PROBABILITY },
-  remode: { flag: "remode", kind: "string" },
+  remode: { flag: "remode", kind: { choices: ["pixel", "rand", "const"] } },
   hflip: { flag: "hflip", kind: PROBABILITY },
   scale: { flag: "scale", kind: PAIR_POSITIVE },
   ratio: { flag: "ratio", kind: PAIR_POSITIVE },
-  trainInterpolation: { flag: "train-interpolation", kind: "string" },
+  trainInterpolation: {
+    flag: "train-interpolation",
+    kind: { choices: ["random", "bilinear", "bicubic", "nearest"] },
+  },
   cropPct: { flag: "crop-pct", kind: FRACTION },
   smoothing: { flag: "smoothing", kind: UNIT_RATE },
   batchSize: { flag: "batch-size", kind: POSITIVE_INT },
@@ -90,12 +109,12 @@ export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = {
   epochs: { flag: "epochs", kind: POSITIVE_INT },
   warmupEpochs: { flag: "warmup-epochs", kind: NON_NEGATIVE_INT },
   cooldownEpochs: { flag: "cooldown-epochs", kind: NON_NEGATIVE_INT },
-  schedUpdate: { flag: "sched-update", kind: "string" },
+  schedUpdate: { flag: "sched-update", kind: { choices: ["epoch", "step"] } },
   weightDecay: { flag: "weight-decay", kind: NON_NEGATIVE },
   optBetas: { flag: "opt-betas", kind: { pair: UNIT_RATE } },
   optEps: { flag: "opt-eps", kind: POSITIVE },
   clipGrad: { flag: "clip-grad", kind: POSITIVE },
-  clipMode: { flag: "clip-mode", kind: "string" },
+  clipMode: { flag: "clip-mode", kind: { choices: ["norm", "value"] } },
   modelEma: { flag: "model-ema", on: true },
   modelEmaDecay: { flag: "model-ema-decay", kind: UNIT_RATE },
   output: { flag: "output", kind: "string" },

@@ -82,10 +82,15 @@ token labeling and mixing
   --token-label-box-order  yx (default) or official-transposed
   --token-label-smoothing RULE  smoothing of pooled labels: normalized (default,
                            sums to 1) or official (as the official code, 1 + eps/C)
-  --refine RULE            ground-truth refinement of the class target (VOLO):
-                           none (default), official (annotator weight 0.5 where
-                           it agrees with the label, 0.9 where not) or intended
-                           (0.5 and 0.1, as VOLO's comment states)
+  --refine RULE            ground-truth refinement of the class-token target
+                           with token labels (VOLO's option): target = w x
+                           annotator + (1 - w) x smoothed ground truth, per
+                           image before mixing. none (default: the annotator's
+                           pooled label as is), official (what VOLO's code
+                           runs: w 0.5 where the annotator's argmax is the
+                           label, 0.9 where not) or intended (0.5 and 0.1, as
+                           VOLO's comment states: trust the label where the
+                           annotator is wrong); needs --token-label
   --mix-token              MixToken (default: on with --token-label, as the official lvvit models)
   --no-mix-token           MixToken off
   --mix-token-box MODE     official (rand_bbox, default) or described
@@ -150,6 +155,16 @@ function parseValue(flag: string, kind: Kind, text: string): unknown {
         }`,
       );
     }
+  }
+  if ("choices" in kind) {
+    if (!kind.choices.includes(text)) {
+      throw new UsageError(
+        `tokenlab train: --${flag} needs one of ${
+          kind.choices.join(", ")
+        }, found ${shown(text)}`,
+      );
+    }
+    return text;
   }
   if ("pair" in kind) {
     const parts = text.split(",").map((s) => s.trim() === "" ? NaN : Number(s));
