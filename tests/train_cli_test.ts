@@ -148,3 +148,103 @@ Deno.test("train --refine: the variants of --help run end to end and change the 
   assertStringIncludes(plain.stderr, "--refine official refines");
   assertStringIncludes(plain.stderr, "add --token-label");
 });
+
+Deno.test({
+  name:
+    "train: Ctrl-C (SIGINT) says how many steps ran, where the checkpoint is, that no weights were written, and the command that resumes",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await fresh("sigint");
+    const out = `${dir}/run`;
+    const args = [
+      ...TINY_FLAGS,
+      "--data",
+      "synthetic:size=16,count=512,classes=4",
+      "--no-eval",
+      "--batch-size",
+      "4",
+      "--epochs",
+      "1",
+      "--warmup-epochs",
+      "0",
+      "--cooldown-epochs",
+      "0",
+      // Records every 50 steps: the steps that ran are more than the logged.
+      "--log-interval",
+      "50",
+      "--recovery-interval",
+      "3",
+      "--output",
+      out,
+    ];
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "lib/cli/main.ts", "train", ...args],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    const deadline = Date.now() + 120_000;
+    let sent = false;
+    while (Date.now() < deadline) {
+      let names: string[] = [];
+      try {
+        names = [...Deno.readDirSync(`${out}/checkpoints`)].map((e) => e.name)
+          .filter((n) => /^step-\d+$/.test(n));
+      } catch { /* not yet */ }
+      if (names.length > 0) {
+        child.kill("SIGINT");
+        sent = true;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert(sent, "the child never wrote its first checkpoint");
+    const r = await output;
+    const stderr = new TextDecoder().decode(r.stderr);
+    assertEquals(r.code, 130, stderr);
+    const m = /interrupted after (\d+) of 128 steps; last checkpoint: (\S+)/
+      .exec(stderr);
+    assert(m !== null, stderr);
+    const steps = Number(m[1]);
+    assert(steps >= 3, stderr);
+    // The checkpoint named is the one written at the step the run stopped.
+    assertEquals(
+      m[2],
+      `${out}/checkpoints/step-${String(steps).padStart(8, "0")}`,
+    );
+    assert((await Deno.stat(`${m[2]}/state.json`)).isFile);
+    assertStringIncludes(stderr, "no final weights were written");
+    assert(!stderr.includes("weights: "), stderr);
+    assert(!stderr.includes("after 0 steps"), stderr);
+    const resume = /to continue: (.*)$/m.exec(stderr);
+    assert(resume !== null, stderr);
+    const line = resume[1];
+    assert(
+      line.endsWith(
+        `main.ts train ${
+          args.map((a) => a.includes("{") ? `'${a}'` : a).join(" ")
+        } --resume`,
+      ),
+      line,
+    );
+    await assertNoFile(`${out}/model.safetensors`);
+    // The printed command continues the run to its end.
+    const again = await runCli(["train", ...args, "--resume"]);
+    assertEquals(again.code, 0, again.stderr);
+    assert((await Deno.stat(`${out}/model.safetensors`)).isFile);
+  },
+});
+
+async function assertNoFile(path: string) {
+  try {
+    await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  throw new Error(`${path} exists`);
+}

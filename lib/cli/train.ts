@@ -22,6 +22,7 @@ import {
 } from "./_args.ts";
 import { formatDuration } from "../_duration.ts";
 import { evalLine } from "./_eval_line.ts";
+import { stoppedMessage } from "./_stopped_message.ts";
 import type { TrainConfig } from "../train/config.ts";
 import {
   type Kind,
@@ -140,8 +141,10 @@ the run
   --backend NAME           auto, webgpu, wasm or cpu (cpu: bit-exact resume)
   --json                   print the result as JSON on stdout
 
-Ctrl-C stops after the current step and writes a checkpoint (with --output);
-run the same command with --resume to continue.`;
+Ctrl-C stops after the current step and writes a checkpoint (with --output),
+then prints how many steps ran, where the checkpoint is, and the command
+that continues the run (the same arguments plus --resume); no final weights
+are written for a stopped run. A second Ctrl-C quits at once (exit 130).`;
 
 function parseValue(flag: string, kind: Kind, text: string): unknown {
   if (kind === "string") return text;
@@ -316,7 +319,9 @@ export const trainCommand: Command = {
       if (interrupts > 1) Deno.exit(130);
       err(
         `\nstopping after this step${
-          resolved.output ? " (a checkpoint is written)" : ""
+          resolved.output
+            ? " (a checkpoint is written)"
+            : " (nothing is saved: no --output)"
         }; Ctrl-C again to quit at once\n`,
       );
       stop.abort();
@@ -387,13 +392,25 @@ export const trainCommand: Command = {
           }\n`,
         );
       }
-      err(
-        `${run.toString()}${
-          run.output
-            ? `\nweights: ${run.output}/model.safetensors, log: ${run.output}/log.jsonl`
-            : ""
-        }\n`,
-      );
+      if (run.status === "stopped") {
+        err(
+          `${
+            stoppedMessage({
+              ...run.result,
+              totalSteps: run.schedule.step.length,
+              output: run.output,
+            }, args)
+          }\n`,
+        );
+      } else {
+        err(
+          `${run.toString()}${
+            run.output
+              ? `\nweights: ${run.output}/model.safetensors, log: ${run.output}/log.jsonl`
+              : ""
+          }\n`,
+        );
+      }
       if (json) {
         console.log(
           JSON.stringify({ status: run.status, ...run.result }, null, 1),

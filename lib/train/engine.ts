@@ -86,8 +86,12 @@ export interface TrainResult {
   ema: EvalRecord | null;
   /** The mean training loss of the last epoch's logged steps. */
   trainLoss: number | null;
-  /** Optimizer steps done. */
+  /** Optimizer steps done (all sessions of a resumed run; logged or not). */
   steps: number;
+  /** Optimizer steps done in this session (after the checkpoint it resumed from). */
+  stepsThisSession: number;
+  /** The newest checkpoint of the run (written or resumed from; null: none, or no `output`). */
+  lastCheckpoint: string | null;
   /** Seconds of training (all sessions of a resumed run). */
   elapsed: number;
   /**
@@ -588,6 +592,8 @@ async function loop(
   let rate: number | null = null;
   const sessionStart = performance.now();
   let stepsThisSession = 0;
+  // Every step, logged or not (records hold every `logEvery`-th).
+  let stepsDone = checkpoint?.state.step ?? 0;
   let sinceRecord = { images: 0, t: performance.now() };
 
   const log = async (r: LogRecord) => {
@@ -690,6 +696,7 @@ async function loop(
             lastLr = lr;
             sinceRecord.images += batch.size;
             stepsThisSession++;
+            stepsDone = step;
             const lastOfEpoch = i === spe - 1;
             if (step % c.logEvery === 0 || lastOfEpoch) {
               const now = performance.now();
@@ -772,7 +779,11 @@ async function loop(
     trainLoss: lastEpochSteps.length
       ? lastEpochSteps.reduce((s, r) => s + r.loss, 0) / lastEpochSteps.length
       : null,
-    steps: steps.at(-1)?.step ?? 0,
+    steps: stepsDone,
+    stepsThisSession,
+    lastCheckpoint: out !== null && lastCheckpoint !== null
+      ? `${out}/checkpoints/${lastCheckpoint}`
+      : null,
     elapsed,
     skipped: {
       files: [...skippedFiles].sort(),
