@@ -10,9 +10,17 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "./_assert.ts";
-import { exists, ROOT, runCli, tinyVit, writeTinyDataset } from "./_helpers.ts";
+import {
+  exists,
+  ROOT,
+  runCli,
+  sha256Hex,
+  tinyVit,
+  writeTinyDataset,
+} from "./_helpers.ts";
 import {
   annotate,
+  chooseAnnotatorHead,
   createModel,
   denseTopK,
   initBackend,
@@ -24,6 +32,7 @@ import {
   ScoreMapStore,
   tf,
   toImageSource,
+  writeTensorDataset,
 } from "tokenlab";
 
 const TINY = tinyVit(7, { embedDim: 32, depth: 2 });
@@ -300,6 +309,171 @@ Deno.test("annotate: k beyond the model's classes or a bad batch size is refused
     assertEquals(ok.header?.k, TINY.numClasses);
   } finally {
     model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A tensor dataset like writeTinyDataset's, with class names. */
+async function namedDataset(path: string, n: number, classes: number) {
+  const images = new Uint8Array(n * 32 * 32 * 3);
+  for (let i = 0; i < images.length; i++) {
+    images[i] = (i * 7919 + (i >> 9) * 31) % 256;
+  }
+  await writeTensorDataset(path, {
+    images,
+    height: 32,
+    width: 32,
+    labels: Array.from({ length: n }, (_, i) => i % classes),
+    keys: Array.from({ length: n }, (_, i) => `class${i % classes}/img_${i}`),
+    classes: Array.from({ length: classes }, (_, c) => `name${c}`),
+  });
+}
+
+Deno.test("annotate: the default head is the aux head when the model has one (recorded in the header), the class head otherwise", async () => {
+  const { dir, data } = await setup();
+  const withAux = LvVit.create({ ...TINY, auxHead: true }, { seed: 5 });
+  const plain = LvVit.create(TINY, { seed: 5 });
+  try {
+    const source = await openTensorDataset(data);
+    const auto = await annotate(withAux, source, { out: `${dir}/auto`, k: 2 });
+    assertEquals(auto.head, "aux_head");
+    assertEquals(auto.header?.annotatorHead, "aux_head");
+    const cls = await annotate(withAux, source, {
+      out: `${dir}/cls`,
+      k: 2,
+      head: "head",
+    });
+    assertEquals(cls.header?.annotatorHead, "head");
+
+    // The stored maps are the aux head's dense top-k, not the class head's.
+    const x = preprocessImages(
+      { data: await source.read(0, 1), height: 32, width: 32 },
+      { preprocessing: { mode: "resize-center-crop", size: 32 } },
+    );
+    const auxLogits = withAux.denseLogits(x, { head: "aux_head" });
+    const headLogits = withAux.denseLogits(x, { head: "head" });
+    const auxTop = await denseTopK(auxLogits, 2);
+    const headTop = await denseTopK(headLogits, 2);
+    tf.dispose([x, auxLogits, headLogits]);
+    using a = await ScoreMapStore.open(`${dir}/auto`);
+    using c = await ScoreMapStore.open(`${dir}/cls`);
+    assertEquals(Array.from((await a.read(0)).ids), Array.from(auxTop.ids));
+    assertEquals(Array.from((await c.read(0)).ids), Array.from(headTop.ids));
+    assert(
+      auxTop.ids.some((v, i) => v !== headTop.ids[i]),
+      "the two heads of the test model should differ",
+    );
+
+    // Without an aux head the class head is the default; asking for the
+    // aux head is refused before anything is written.
+    const noAux = await annotate(plain, source, { out: `${dir}/plain`, k: 2 });
+    assertEquals(noAux.header?.annotatorHead, "head");
+    await assertRejects(
+      () =>
+        annotate(plain, source, {
+          out: `${dir}/never`,
+          k: 2,
+          head: "aux_head",
+        }),
+      ScoreMapError,
+      "has no aux head",
+    );
+    assert(!(await exists(`${dir}/never`)));
+    assert(!(await exists(`${dir}/never.partial`)));
+    assertEquals(chooseAnnotatorHead(withAux), "aux_head");
+    assertEquals(chooseAnnotatorHead(plain, "auto"), "head");
+  } finally {
+    withAux.dispose();
+    plain.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenlab annotate: --head auto by default (aux head recorded), the weights file's name, size and SHA-256 and the dataset's class names in the header; --head aux_head without one is exit 2", async () => {
+  const { dir } = await setup();
+  const withAux = LvVit.create({ ...TINY, auxHead: true }, { seed: 3 });
+  const plain = LvVit.create(TINY, { seed: 3 });
+  try {
+    await namedDataset(`${dir}/named.safetensors`, 6, 7);
+    await saveWeights(withAux, `${dir}/aux.safetensors`);
+    await saveWeights(plain, `${dir}/plain.safetensors`);
+    const base = (weights: string, out: string) => [
+      "annotate",
+      "--model",
+      `${dir}/${weights}`,
+      "--data",
+      `${dir}/named.safetensors`,
+      "--out",
+      `${dir}/${out}`,
+      "--k",
+      "2",
+      "--backend",
+      "wasm",
+    ];
+    const ok = await runCli(base("aux.safetensors", "maps"));
+    assertEquals(ok.code, 0, ok.stderr);
+    assertStringIncludes(ok.stderr, "aux_head at every location");
+    using store = await ScoreMapStore.open(`${dir}/maps`);
+    const h = store.header;
+    assertEquals(h.annotatorHead, "aux_head");
+    const bytes = await Deno.readFile(`${dir}/aux.safetensors`);
+    assertEquals(h.annotatorWeights, {
+      file: "aux.safetensors",
+      bytes: bytes.length,
+      sha256: await sha256Hex(bytes),
+    });
+    assertEquals(h.classNames, Array.from({ length: 7 }, (_, c) => `name${c}`));
+    // No machine path in the header.
+    const text = await Deno.readTextFile(`${dir}/maps/header.json`);
+    assert(!text.includes(dir), "the header holds a folder path");
+    await store.verify();
+
+    const cls = await runCli([
+      ...base("aux.safetensors", "cls"),
+      "--head",
+      "head",
+    ]);
+    assertEquals(cls.code, 0, cls.stderr);
+    using clsStore = await ScoreMapStore.open(`${dir}/cls`);
+    assertEquals(clsStore.header.annotatorHead, "head");
+
+    const plainRun = await runCli(base("plain.safetensors", "plain"));
+    assertEquals(plainRun.code, 0, plainRun.stderr);
+    assertStringIncludes(plainRun.stderr, "has no aux head");
+    using plainStore = await ScoreMapStore.open(`${dir}/plain`);
+    assertEquals(plainStore.header.annotatorHead, "head");
+
+    const refused = await runCli([
+      ...base("plain.safetensors", "refused"),
+      "--head",
+      "aux_head",
+    ]);
+    assertEquals(refused.code, 2, refused.stderr);
+    assertStringIncludes(refused.stderr, "has no aux head");
+    assertStringIncludes(refused.stderr, "--aux-head");
+    assert(!(await exists(`${dir}/refused`)));
+    assert(!(await exists(`${dir}/refused.partial`)));
+    const badHead = await runCli([
+      ...base("aux.safetensors", "bad"),
+      "--head",
+      "cls",
+    ]);
+    assertEquals(badHead.code, 2, badHead.stderr);
+    assertStringIncludes(
+      badHead.stderr,
+      "--head must be auto, aux_head or head",
+    );
+
+    const help = await runCli(["annotate", "--help"]);
+    assertEquals(help.code, 0);
+    for (
+      const want of ["--aux-head", "auto (default)", "--agreement", "95%"]
+    ) {
+      assertStringIncludes(help.stdout, want);
+    }
+  } finally {
+    withAux.dispose();
+    plain.dispose();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -7,7 +7,7 @@
 
 import { assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, runCli } from "./_helpers.ts";
-import { ScoreMapStore, writeOfficialMap } from "tokenlab";
+import { ScoreMapStore, syntheticClassNames, writeOfficialMap } from "tokenlab";
 
 async function halves(dir: string) {
   const H = 15, W = 15, k = 2;
@@ -150,6 +150,201 @@ Deno.test("tokenlab labels --verify and --upgrade: a version-1 store checked, up
     const none = await runCli(["labels", `${dir}/nothing`, "--verify"]);
     assertEquals(none.code, 2);
     assertStringIncludes(none.stderr, "expects a score-map store");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenlab labels: an official map's class count is said to be inferred (largest id 1203: 1204 classes), never silently; --num-classes and --data set it", async () => {
+  const dir = await Deno.makeTempDir({
+    dir: `${ROOT}tests`,
+    prefix: ".tmp-labels-",
+  });
+  try {
+    await Deno.mkdir(`${dir}/maps/n1`, { recursive: true });
+    const map = {
+      k: 2,
+      height: 2,
+      width: 2,
+      scores: new Float32Array([5, 5, 5, 5, 1, 1, 1, 1]),
+      ids: new Int32Array([1203, 4, 4, 4, 0, 1, 2, 3]),
+    };
+    await writeOfficialMap(`${dir}/maps/n1/a.pt`, map);
+    const file = `${dir}/maps/n1/a.pt`;
+    const text = await runCli(["labels", file, "--backend", "wasm"]);
+    assertEquals(text.code, 0, text.stderr);
+    assertStringIncludes(text.stderr, "1204 classes, inferred");
+    assertStringIncludes(text.stderr, "largest class id in the map is 1203");
+    assertStringIncludes(text.stderr, "--num-classes");
+    assertStringIncludes(text.stdout, "1204 classes (inferred");
+    const json = await runCli(["labels", file, "--json", "--backend", "wasm"]);
+    assertEquals(json.code, 0, json.stderr);
+    const j = JSON.parse(json.stdout);
+    assertEquals(j.numClasses, 1204);
+    assertStringIncludes(j.numClassesFrom, "inferred");
+    // Below 1000 the ImageNet count is assumed, and said so too.
+    map.ids[0] = 4;
+    await writeOfficialMap(`${dir}/maps/n1/b.pt`, map);
+    const small = await runCli([
+      "labels",
+      `${dir}/maps/n1/b.pt`,
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(small.code, 0, small.stderr);
+    assertStringIncludes(small.stderr, "1000 classes, assumed");
+    const given = await runCli([
+      "labels",
+      file,
+      "--num-classes",
+      "2000",
+      "--json",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(given.code, 0, given.stderr);
+    assertEquals(given.stderr.includes("inferred"), false, given.stderr);
+    assertEquals(JSON.parse(given.stdout).numClassesFrom, "--num-classes");
+    // A dataset gives the class count and the names.
+    const named = await runCli([
+      "labels",
+      `${dir}/maps/n1/b.pt`,
+      "--data",
+      "synthetic:classes=10",
+      "--box",
+      "0,0,1,1",
+      "--json",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(named.code, 0, named.stderr);
+    const n = JSON.parse(named.stdout);
+    assertEquals(n.numClasses, 10);
+    assertEquals(n.classToken[0].id, 4);
+    assertEquals(n.classToken[0].name, syntheticClassNames(10)[4]);
+    assertEquals(n.classNames.length, 10);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenlab labels: class names from the store's header; --agreement counts the maps whose pooled label is the image's class", async () => {
+  const dir = await Deno.makeTempDir({
+    dir: `${ROOT}tests`,
+    prefix: ".tmp-labels-",
+  });
+  try {
+    const names = ["zero", "one", "two", "three", "four"];
+    const writer = await ScoreMapStore.create(`${dir}/store`, {
+      k: 1,
+      height: 2,
+      width: 2,
+      numClasses: 5,
+      annotator: "hand-made",
+      annotatorHead: "aux_head",
+      classNames: names,
+      preprocessing: { mode: "squash", size: 32 },
+      scores: "logits",
+    });
+    const one = (ids: number[]) => ({
+      k: 1,
+      height: 2,
+      width: 2,
+      scores: new Float32Array([6, 6, 6, 6]),
+      ids: new Int32Array(ids),
+    });
+    // Image 0 (class 3): all cells 3. Image 1 (class 1): three cells 2,
+    // one cell 1 (the pooled label is 2). Image 2 (class 4): all 4.
+    await writer.append("a/0", one([3, 3, 3, 3]), 3);
+    await writer.append("b/1", one([2, 2, 2, 1]), 1);
+    await writer.append("c/2", one([4, 4, 4, 4]), 4);
+    await writer.commit();
+
+    const text = await runCli([
+      "labels",
+      `${dir}/store:0`,
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(text.code, 0, text.stderr);
+    assertStringIncludes(text.stdout, "class token: 3 three (");
+    assertStringIncludes(text.stdout, "hand-made (aux_head)");
+    assertStringIncludes(text.stdout, "classes in the map: 3 three");
+    const json = await runCli([
+      "labels",
+      `${dir}/store:0`,
+      "--json",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(json.code, 0, json.stderr);
+    assertEquals(JSON.parse(json.stdout).classToken[0].name, "three");
+
+    const agree = await runCli([
+      "labels",
+      `${dir}/store`,
+      "--agreement",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(agree.code, 0, agree.stderr);
+    assertStringIncludes(agree.stdout, "2 of 3 (66.7%)");
+    assertStringIncludes(agree.stdout, "75.0% of 12 cells");
+    assertStringIncludes(agree.stdout, "1 one: 0/1");
+    const aj = await runCli([
+      "labels",
+      `${dir}/store`,
+      "--agreement",
+      "--json",
+      "--limit",
+      "2",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(aj.code, 0, aj.stderr);
+    const a = JSON.parse(aj.stdout);
+    assertEquals([a.images, a.imagesAgreeing, a.cells, a.cellsAgreeing], [
+      2,
+      1,
+      8,
+      5,
+    ]);
+    assertEquals(a.annotatorHead, "aux_head");
+
+    // A store without labels has nothing to agree with: bad input.
+    const w2 = await ScoreMapStore.create(`${dir}/nolabels`, {
+      k: 1,
+      height: 2,
+      width: 2,
+      numClasses: 5,
+      annotator: "hand-made",
+      preprocessing: { mode: "squash", size: 32 },
+      scores: "logits",
+    });
+    await w2.append("a/0", one([3, 3, 3, 3]));
+    await w2.commit();
+    const none = await runCli([
+      "labels",
+      `${dir}/nolabels`,
+      "--agreement",
+      "--backend",
+      "wasm",
+    ]);
+    assertEquals(none.code, 2, none.stderr);
+    assertStringIncludes(none.stderr, "holds no ground-truth labels");
+    const both = await runCli([
+      "labels",
+      `${dir}/store`,
+      "--agreement",
+      "--verify",
+    ]);
+    assertEquals(both.code, 2, both.stderr);
+    const stray = await runCli(["labels", `${dir}/store:0`, "--limit", "3"]);
+    assertEquals(stray.code, 2, stray.stderr);
+    assertStringIncludes(
+      stray.stderr,
+      "--limit counts the images of --agreement",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

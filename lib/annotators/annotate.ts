@@ -12,6 +12,7 @@ import type { ImageSource } from "../data/tensor_dataset.ts";
 import { ScoreMapError } from "../labels/score_map.ts";
 import {
   samePreprocessing,
+  type ScoreMapAnnotatorWeights,
   type ScoreMapPreprocessing,
   ScoreMapStore,
   type ScoreMapStoreHeader,
@@ -19,6 +20,11 @@ import {
 } from "../labels/store/mod.ts";
 
 import { IMAGENET_MEAN, IMAGENET_STD } from "../data/normalize.ts";
+import {
+  type AnnotatorHead,
+  type AnnotatorHeadChoice,
+  chooseAnnotatorHead,
+} from "./head.ts";
 export { IMAGENET_MEAN, IMAGENET_STD };
 
 /** Options of {@linkcode preprocessImages}. */
@@ -144,10 +150,25 @@ export interface AnnotateOptions {
   mean?: readonly number[];
   /** Per-channel normalisation std (default ImageNet's). */
   std?: readonly number[];
-  /** The classifier applied at every token (default "head"). */
-  head?: "head" | "aux_head";
+  /**
+   * The classifier applied at every token (default `"auto"`: the aux head
+   * when the model has one, as token labeling's annotators are used, else
+   * the class head; see `chooseAnnotatorHead`). Recorded in the header as
+   * `annotatorHead`.
+   */
+  head?: AnnotatorHeadChoice;
   /** The annotator's name in the store header (default the model's name). */
   annotator?: string;
+  /**
+   * The annotator's weights file (name, size, SHA-256; see
+   * `describeWeightsFile`), recorded in the header as `annotatorWeights`.
+   */
+  weights?: ScoreMapAnnotatorWeights;
+  /**
+   * Class names in id order, recorded in the header (default the source's
+   * `classes` when it has one per class of the model; otherwise none).
+   */
+  classNames?: readonly string[];
   /** Replace an existing store, and restart an interrupted one (default false). */
   overwrite?: boolean;
   /** Continue an interrupted run at `<out>.partial` (default true). */
@@ -170,6 +191,8 @@ export interface AnnotateResult {
   resumedFrom: number;
   /** Whether the signal stopped the run (the store is resumable). */
   interrupted: boolean;
+  /** The head applied at every token. */
+  head: AnnotatorHead;
   /** Wall time of this call in seconds. */
   seconds: number;
 }
@@ -205,7 +228,9 @@ export async function annotate(
   options: AnnotateOptions,
 ): Promise<AnnotateResult> {
   const t0 = performance.now();
-  const { out, k = 5, batchSize = 32, head = "head" } = options;
+  const { out, k = 5, batchSize = 32 } = options;
+  // Refused before the store is opened, like every setting below.
+  const head = chooseAnnotatorHead(model, options.head ?? "auto");
   const size = model.config.imgSize;
   // A source that has already resized and cropped its images (an image
   // folder through toImageSource) says how; the store records that, and the
@@ -254,6 +279,12 @@ export async function annotate(
     width: model.grid,
     numClasses: model.config.numClasses,
     annotator: options.annotator ?? `${model.config.name} @ ${size}`,
+    annotatorHead: head,
+    annotatorWeights: options.weights,
+    classNames: options.classNames ??
+      (source.classes?.length === model.config.numClasses
+        ? source.classes
+        : undefined),
     preprocessing,
     scores: "logits" as const,
   };
@@ -307,6 +338,7 @@ export async function annotate(
           annotated: done - resumedFrom,
           resumedFrom,
           interrupted: true,
+          head,
           seconds: (performance.now() - t0) / 1000,
         };
       }
@@ -343,6 +375,7 @@ export async function annotate(
       annotated: done - resumedFrom,
       resumedFrom,
       interrupted: false,
+      head,
       seconds: (performance.now() - t0) / 1000,
     };
   } catch (e) {

@@ -10,4 +10,6 @@
  */
 
 export * from "./annotate.ts";
+export * from "./head.ts";
 export * from "./oracle.ts";
+export * from "./weights_file.ts";

@@ -8,6 +8,7 @@
  * @module
  */
 
+export * from "./agreement.ts";
 export * from "./display.ts";
 export * from "./map_transforms.ts";
 export * from "./official_map.ts";

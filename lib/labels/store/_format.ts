@@ -23,6 +23,7 @@ import { ScoreMapError } from "../score_map.ts";
 import { crc32 } from "../../io/crc32.ts";
 import { BLOCK_BYTES } from "./_checksums.ts";
 import { checkPreprocessing, normPreprocessing } from "./_preprocessing.ts";
+import { checkProvenance, provenanceFields } from "./_provenance.ts";
 import {
   SCORE_MAP_STORE_FORMAT,
   SCORE_MAP_STORE_VERSION,
@@ -128,6 +129,7 @@ export function checkInit(init: ScoreMapStoreInit, where: string): void {
     );
   }
   checkPreprocessing(init.preprocessing, where);
+  checkProvenance(init, where);
   if (init.createdBy !== undefined && typeof init.createdBy !== "string") {
     throw new ScoreMapError(
       `${where}: expected createdBy to be a string, found ${
@@ -137,13 +139,20 @@ export function checkInit(init: ScoreMapStoreInit, where: string): void {
   }
 }
 
-/** The header object in a fixed field order (the JSON bytes are deterministic). */
+/**
+ * The header object in a fixed field order (the JSON bytes are
+ * deterministic); the optional provenance fields only when given, so a
+ * header without them is the same as before they existed.
+ */
 export function makeHeader(
   init: ScoreMapStoreInit,
   count: number,
   labels: boolean,
   index?: ScoreMapStoreIndexInfo,
 ): ScoreMapStoreHeader {
+  const { annotatorHead, annotatorWeights, classNames } = provenanceFields(
+    init,
+  );
   const h: ScoreMapStoreHeader = {
     format: SCORE_MAP_STORE_FORMAT,
     version: STORE_VERSION,
@@ -152,12 +161,15 @@ export function makeHeader(
     width: init.width,
     numClasses: init.numClasses,
     annotator: init.annotator,
+    ...(annotatorHead !== undefined ? { annotatorHead } : {}),
+    ...(annotatorWeights !== undefined ? { annotatorWeights } : {}),
     preprocessing: normPreprocessing(init.preprocessing),
     scores: init.scores,
     count,
     labels,
     createdBy: init.createdBy ?? `tokenlab ${VERSION}`,
     record: recordLayout(init.k, init.height, init.width, init.numClasses),
+    ...(classNames !== undefined ? { classNames } : {}),
   };
   if (index) h.index = index;
   return h;

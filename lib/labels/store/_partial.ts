@@ -42,7 +42,10 @@ export function headerDifferences(
   want: ScoreMapStoreHeader,
   have: ScoreMapStoreHeader,
 ): (keyof ScoreMapStoreHeader)[] {
-  return (Object.keys(want) as (keyof ScoreMapStoreHeader)[])
+  // Both sides' fields: an optional field (annotatorWeights, ...) present
+  // on one side only is a difference too.
+  const fields = [...new Set([...Object.keys(want), ...Object.keys(have)])];
+  return (fields as (keyof ScoreMapStoreHeader)[])
     .filter((f) =>
       f !== "record" && f !== "checksum" && !sameJson(want[f], have[f])
     );

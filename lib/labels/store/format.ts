@@ -9,11 +9,13 @@
  * A folder `<name>` holding:
  *
  * - `header.json`: format (`tokenlab.score-map-store`) and version (2), k,
- *   height, width, numClasses, annotator, preprocessing, what the scores are,
- *   count, whether there are labels, createdBy, the record layout, `index`
- *   (`keysBytes`, the size of `keys.txt`; `blockBytes` 4096; `entryBytes`
- *   64) and last `checksum`: the CRC-32 of the header's compact JSON
- *   (`JSON.stringify`, the file's field order) without that field.
+ *   height, width, numClasses, annotator, [annotatorHead], [annotatorWeights],
+ *   preprocessing, what the scores are, count, whether there are labels,
+ *   createdBy, the record layout, [classNames], `index` (`keysBytes`, the
+ *   size of `keys.txt`; `blockBytes` 4096; `entryBytes` 64) and last
+ *   `checksum`: the CRC-32 of the header's compact JSON (`JSON.stringify`,
+ *   the file's field order) without that field. The fields in brackets are
+ *   optional (see below).
  * - `maps.bin`: `count` records of `record.bytes` bytes; record i starts at
  *   byte i * record.bytes, so one image is one seek + read.
  * - `keys.txt`: the image keys in record order, UTF-8, one per line.
@@ -40,6 +42,27 @@
  * keys, about 15 for 1.3 million, plus the few pages of `keys.sums` they
  * need.
  *
+ * ## Where the maps come from (optional header fields)
+ *
+ * Three fields say more than `annotator` (a name such as
+ * `"lvvit_xs32 @ 32"`); each is written only when known, and a store
+ * without them (older stores, converted official maps) reads as before, so
+ * they need no new format version:
+ *
+ * - `annotatorHead`: the classifier applied at every location. `tokenlab
+ *   annotate` writes `"aux_head"` (LV-ViT's token head, trained on every
+ *   patch token: what token labeling uses, and its default when the
+ *   weights have one) or `"head"` (the class head, trained on the class
+ *   token only).
+ * - `annotatorWeights`: `{file, bytes, sha256}`, the weights file's name
+ *   (without its folder), size and SHA-256 (lowercase hex), so a store can
+ *   be traced to the exact annotator.
+ * - `classNames`: the dataset's class names in id order (`numClasses` of
+ *   them; at most 512 KiB as JSON), so ids can be shown as names.
+ *
+ * Like every field they are covered by the header's checksum, and an
+ * interrupted write is resumed only with the same values.
+ *
  * Version 1 (tokenlab 0.1 before December 2026) has no checksums: records
  * of `record.bytes` with the label at 0 and scores at 4, no key hash,
  * 48-byte sorted entries with a 32-byte prefix, no `keys.sums`, no `index`
@@ -58,15 +81,24 @@ import {
   normPreprocessing,
   type ScoreMapPreprocessing,
 } from "./_preprocessing.ts";
+import type { ScoreMapProvenance } from "./_provenance.ts";
 
-// Defined beside its checks; still exported here.
+// Defined beside their checks; still exported here.
 export type { ScoreMapPreprocessing } from "./_preprocessing.ts";
+export type {
+  ScoreMapAnnotatorWeights,
+  ScoreMapProvenance,
+} from "./_provenance.ts";
 
 /** What a store's scores are. */
 export type ScoreKind = "logits" | "probabilities" | "unknown";
 
-/** What {@linkcode ScoreMapStore.create} needs: the maps' shape and where they come from. */
-export interface ScoreMapStoreInit {
+/**
+ * What {@linkcode ScoreMapStore.create} needs: the maps' shape and where they
+ * come from (the optional {@linkcode ScoreMapProvenance} fields:
+ * `annotatorHead`, `annotatorWeights`, `classNames`).
+ */
+export interface ScoreMapStoreInit extends ScoreMapProvenance {
   /** Classes kept per cell. */
   k: number;
   /** Rows of every map. */

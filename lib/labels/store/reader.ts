@@ -666,6 +666,24 @@ export class ScoreMapStore {
       ["map", `k = ${h.k}, ${h.height} x ${h.width}`],
       ["classes", String(h.numClasses)],
       ["annotator", h.annotator],
+      ...(h.annotatorHead !== undefined
+        ? [["annotator head", h.annotatorHead]]
+        : []),
+      ...(h.annotatorWeights !== undefined
+        ? [[
+          "annotator weights",
+          `${h.annotatorWeights.file} (${h.annotatorWeights.bytes} bytes, sha256 ${
+            h.annotatorWeights.sha256.slice(0, 12)
+          }…)`,
+        ]]
+        : []),
+      ...(h.classNames !== undefined
+        ? [[
+          "class names",
+          h.classNames.slice(0, 10).join(", ") +
+          (h.classNames.length > 10 ? ", …" : ""),
+        ]]
+        : []),
       [
         "preprocessing",
         `${pre.mode} ${pre.size}px${

@@ -68,6 +68,9 @@ export async function upgradeScoreMapStore(
       preprocessing: h.preprocessing,
       scores: h.scores,
       createdBy: h.createdBy,
+      annotatorHead: h.annotatorHead,
+      annotatorWeights: h.annotatorWeights,
+      classNames: h.classNames,
     }, { overwrite: true, flushEvery: 4096 });
     const n = h.k * h.height * h.width;
     const chunk = 256;
