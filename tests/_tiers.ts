@@ -19,6 +19,7 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/cli_exit_codes_test.ts": "the command line as processes",
   "tests/fuzz_test.ts": "the fuzzer and its child processes",
   "tests/labels_cli_test.ts": "the labels command as processes",
+  "tests/maps_convert_test.ts": "the maps and train commands as processes",
   "tests/notebook_types_test.ts": "type-checks the notebooks in a process",
   "tests/report_browser_test.ts": "Chromium",
   "tests/report_cache_hostile_test.ts": "trains annotators, the command line",

@@ -14,6 +14,7 @@ import {
 import { annotateCommand } from "./annotate.ts";
 import { backendCommand } from "./backend.ts";
 import { labelsCommand } from "./labels.ts";
+import { mapsCommand } from "./maps.ts";
 import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
 import { stripCommand } from "./strip.ts";
@@ -62,6 +63,7 @@ export const COMMANDS: Record<string, Command> = {
   backend: backendCommand,
   eval: evalCommand,
   labels: labelsCommand,
+  maps: mapsCommand,
   models: modelsCommand,
   report: reportCommand,
   setup: setupCommand,

@@ -234,3 +234,23 @@ export async function listOfficialMaps(root: string | URL): Promise<string[]> {
   }
   return keys.sort(compareCodePoints);
 }
+
+/**
+ * The class folders of a listing of official maps (keys `<class>/<stem>`,
+ * as {@linkcode listOfficialMaps} returns them), sorted by code point: the
+ * class names in label order, as ImageFolder numbers its folders.
+ *
+ * @example
+ * ```ts
+ * import { officialMapClassNames } from "tokenlab/labels/official_map.ts";
+ * console.log(officialMapClassNames(["dog/b", "cat/a", "dog/c"])); // [ "cat", "dog" ]
+ * ```
+ */
+export function officialMapClassNames(keys: readonly string[]): string[] {
+  const names = new Set<string>();
+  for (const key of keys) {
+    const slash = key.indexOf("/");
+    names.add(slash < 0 ? key : key.slice(0, slash));
+  }
+  return [...names].sort(compareCodePoints);
+}

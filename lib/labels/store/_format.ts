@@ -407,20 +407,25 @@ export async function readHeaderFile(
     }
     if (await exists(`${dir}.partial`)) {
       throw new ScoreMapError(
-        `no committed score-map store at ${dir}, but an interrupted write is at ${dir}.partial: continue it with ScoreMapStore.resume(${
+        `no committed score-map store at ${dir}, but an interrupted write is at ${dir}.partial: finish it (on the command line, run the tokenlab annotate or tokenlab maps convert --resume that started it again; in code, continue it with ScoreMapStore.resume(${
           JSON.stringify(dir)
-        }) and commit() it`,
+        }) and commit() it)`,
       );
     }
     if (await exists(dir)) {
+      const folder = await isDirectory(dir);
       throw new ScoreMapError(
         `${dir} is not a score-map store: expected a folder holding ${HEADER}, found ${
-          (await isDirectory(dir)) ? "a folder without one" : "a file"
-        }; for official per-image maps (<class>/<stem>.pt) use readOfficialMap or officialToStore`,
+          folder ? "a folder without one" : "a file"
+        }; ${
+          folder
+            ? `if it holds official per-image maps (<class>/<stem>.pt), convert them into a store once with \`tokenlab maps convert ${dir} --out STORE\` (in code: officialToStore) and use STORE`
+            : "give the store's folder; an official per-image map file (<class>/<stem>.pt) holds one image's map: convert the folder of all of them with `tokenlab maps convert FOLDER --out STORE` (in code: officialToStore; readOfficialMap reads one file)"
+        }`,
       );
     }
     throw new ScoreMapError(
-      `no score-map store at ${dir}: nothing is there; check the path, or build one with ScoreMapStore.create or officialToStore`,
+      `no score-map store at ${dir}: nothing is there; check the path, or make the store: on the command line with \`tokenlab annotate --model WEIGHTS --data DATASET --out ${dir}\` (maps from a trained annotator) or \`tokenlab maps convert MAPS_FOLDER --out ${dir}\` (official per-image .pt maps); in code with ScoreMapStore.create or officialToStore`,
     );
   }
   return { header: parseHeader(text, dir, HEADER), bytes: headerSize };

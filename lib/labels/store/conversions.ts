@@ -9,10 +9,11 @@
 
 import { encodeTorchTensor } from "../../io/torch/mod.ts";
 import { exists } from "../../_fs.ts";
-import { compareCodePoints, pathString, writeAll } from "../_common.ts";
+import { pathString, writeAll } from "../_common.ts";
 import { OFFICIAL_ORDER, officialRaw } from "../_official_tensor.ts";
 import {
   listOfficialMaps,
+  officialMapClassNames,
   readOfficialMap,
   writeOfficialMap,
 } from "../official_map.ts";
@@ -142,6 +143,14 @@ export interface OfficialToStoreOptions {
   allowInexactIds?: boolean;
   /** Called after each chunk with the maps done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** The class names in id order, recorded in the header (`numClasses` of them). */
+  classNames?: readonly string[];
+  /**
+   * Stops the conversion between chunks when aborted: the maps done so far
+   * stay in `<store>.partial` (continue with `resume: true`) and the result
+   * says `interrupted`.
+   */
+  signal?: AbortSignal;
 }
 
 /** What a conversion did. */
@@ -150,6 +159,8 @@ export interface ConversionResult {
   count: number;
   /** Maps that were already done (a resumed conversion). */
   skipped: number;
+  /** Whether the signal stopped it (nothing committed; resumable). */
+  interrupted?: boolean;
 }
 
 /**
@@ -233,10 +244,15 @@ export async function officialToStore(
       preprocessing: options.preprocessing,
       scores: options.scores,
       createdBy: options.createdBy,
+      classNames: options.classNames,
     }, { overwrite: options.overwrite, flushEvery: 4096 });
   }
   try {
     for (let from = skip; from < keys.length; from += concurrency) {
+      if (options.signal?.aborted) {
+        await writer.close();
+        return { count: from, skipped: skip, interrupted: true };
+      }
       const chunk = keys.slice(from, from + concurrency);
       const maps = await Promise.all(chunk.map(read));
       for (let j = 0; j < chunk.length; j++) {
@@ -267,7 +283,7 @@ function labelFunction(
   const classOf = (key: string) => key.slice(0, key.indexOf("/"));
   let index: Map<string, number>;
   if (labels === "folders") {
-    const names = [...new Set(keys.map(classOf))].sort(compareCodePoints);
+    const names = officialMapClassNames(keys);
     index = new Map(names.map((c, i) => [c, i]));
   } else if (Array.isArray(labels)) {
     index = new Map(labels.map((c, i) => [c, i]));

@@ -1,0 +1,297 @@
+/**
+ * `tokenlab maps convert`: official per-image score maps (a folder of
+ * `<class>/<stem>.pt` files) into a score-map store, the form training
+ * reads, with the library's `officialToStore`.
+ *
+ * @module
+ */
+
+import { exists } from "../_fs.ts";
+import type { Command } from "./_args.ts";
+import {
+  checkPath,
+  FRACTION,
+  numberOption,
+  parseCommandArgs,
+  positiveIntOption,
+  readingInput,
+  UsageError,
+} from "./_args.ts";
+
+const CONVERT_USAGE =
+  `usage: tokenlab maps convert MAPS_FOLDER --out STORE [options]
+
+Converts official per-image score maps (TokenLabeling's generate_label.py,
+or ReLabel's: MAPS_FOLDER/<class>/<stem>.pt, each a [2, k, H, W] tensor of
+scores and class ids) into a score-map store, the form tokenlab train
+--token-label-data reads. Every map is checked. The store is written as
+STORE.partial and renamed to STORE when complete: nothing is ever
+half-written at STORE. Interrupted (Ctrl-C, a bad file), the maps converted
+so far stay in STORE.partial: --resume continues there.
+
+  MAPS_FOLDER         the folder of class folders of .pt files
+  --out STORE         the store folder to write (never replaced unless
+                      --overwrite)
+  --num-classes C     classes of the dataset (default: the class folders
+                      under MAPS_FOLDER, as ImageFolder counts them)
+  --annotator NAME    the model that made the maps, for the header (default
+                      "official per-image maps")
+  --img-size N        the annotator's input size (default 576: the official
+                      TokenLabeling maps, NFNet-F6 at 576 px; ReLabel: 475)
+  --mode MODE         resize-center-crop (default, the official label
+                      generation) or squash (ReLabel)
+  --crop-pct F        centre crop fraction for resize-center-crop (default 1)
+  --scores KIND       logits (default, official TokenLabeling), probabilities
+                      or unknown (ReLabel)
+  --no-labels         store no ground-truth labels (default: the index of
+                      each map's class folder, as ImageFolder)
+  --allow-inexact-ids accept float16 class ids of 2048 and above as stored
+  --resume            continue an interrupted conversion (STORE.partial)
+  --overwrite         replace an existing STORE / start an interrupted
+                      conversion over`;
+
+const USAGE = `usage: tokenlab maps convert MAPS_FOLDER --out STORE [options]
+
+Score maps on disk. Subcommands:
+  convert   official per-image .pt maps into a score-map store
+            (tokenlab maps convert --help)
+
+Make maps with an annotator of your own with tokenlab annotate; show one,
+or check a store, with tokenlab labels.`;
+
+/** `tokenlab maps convert ...`. */
+async function convert(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    "maps convert",
+    CONVERT_USAGE,
+    args,
+    {
+      out: { type: "string" },
+      "num-classes": { type: "string" },
+      annotator: { type: "string" },
+      "img-size": { type: "string" },
+      mode: { type: "string" },
+      "crop-pct": { type: "string" },
+      scores: { type: "string" },
+      "no-labels": { type: "boolean", default: false },
+      "allow-inexact-ids": { type: "boolean", default: false },
+      resume: { type: "boolean", default: false },
+      overwrite: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    true,
+  );
+  if (values.help) {
+    console.log(CONVERT_USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(
+      `tokenlab maps convert: expected one MAPS_FOLDER (a folder of <class>/<stem>.pt files), found ${
+        positionals.length === 0
+          ? "none"
+          : `${positionals.length}: ${positionals.join(" ")}`
+      }\n\n${CONVERT_USAGE}`,
+    );
+  }
+  const src = positionals[0].replace(/\/+$/, "") || "/";
+  if (values.out === undefined) {
+    throw new UsageError(
+      `tokenlab maps convert: --out is required: the store folder to write\n\n${CONVERT_USAGE}`,
+    );
+  }
+  const out = values.out.replace(/\/+$/, "");
+  if (out === "") {
+    throw new UsageError(
+      `tokenlab maps convert: --out expects a folder name for the store, found ${
+        JSON.stringify(values.out)
+      }`,
+    );
+  }
+  const mode = values.mode ?? "resize-center-crop";
+  if (mode !== "resize-center-crop" && mode !== "squash") {
+    throw new UsageError(
+      `tokenlab maps convert: --mode must be resize-center-crop or squash, found "${mode}"`,
+    );
+  }
+  const scores = values.scores ?? "logits";
+  if (
+    scores !== "logits" && scores !== "probabilities" && scores !== "unknown"
+  ) {
+    throw new UsageError(
+      `tokenlab maps convert: --scores must be logits, probabilities or unknown, found "${scores}"`,
+    );
+  }
+  if (values.resume && values.overwrite) {
+    throw new UsageError(
+      "tokenlab maps convert: --resume continues an interrupted conversion and --overwrite starts over; expected one of them, found both",
+    );
+  }
+  const cropPct =
+    numberOption("maps convert", "--crop-pct", values["crop-pct"], FRACTION) ??
+      1;
+  const imgSize =
+    positiveIntOption("maps convert", "--img-size", values["img-size"]) ??
+      576;
+  const givenClasses = positiveIntOption(
+    "maps convert",
+    "--num-classes",
+    values["num-classes"],
+  );
+  const annotator = values.annotator ?? "official per-image maps";
+  if (annotator.trim() === "") {
+    throw new UsageError(
+      `tokenlab maps convert: --annotator expects the name of the model that made the maps, found an empty name`,
+    );
+  }
+  await checkPath("maps convert", "MAPS_FOLDER", src, {
+    kind: "folder",
+    what: "a folder of official per-image maps (<class>/<stem>.pt)",
+  });
+  if (await exists(`${src}/header.json`)) {
+    throw new UsageError(
+      `tokenlab maps convert: MAPS_FOLDER ${src} is already a score-map store (it holds header.json), not a folder of official .pt maps; use it as it is (tokenlab train --token-label-data ${src})`,
+    );
+  }
+  if (!values.overwrite && await exists(out)) {
+    throw new UsageError(
+      `tokenlab maps convert: --out ${out} already exists; expected a new path for the store: pass --overwrite to replace it (the old store stays until the new one is complete), or choose another --out`,
+    );
+  }
+
+  const { ScoreMapError } = await import("../labels/score_map.ts");
+  const { listOfficialMaps, officialMapClassNames } = await import(
+    "../labels/official_map.ts"
+  );
+  const { officialToStore } = await import("../labels/store/mod.ts");
+  const { Progress } = await import("./_progress.ts");
+
+  const keys = await readingInput(
+    "maps convert",
+    "MAPS_FOLDER",
+    [ScoreMapError],
+    () => listOfficialMaps(src),
+  );
+  if (keys.length === 0) {
+    throw new UsageError(
+      `tokenlab maps convert: MAPS_FOLDER ${src} holds no official maps: expected class folders of .pt files (<class>/<stem>.pt), found none; check the path`,
+    );
+  }
+  const folders = officialMapClassNames(keys);
+  const numClasses = givenClasses ?? folders.length;
+  if (givenClasses === undefined) {
+    console.error(
+      `tokenlab maps convert: ${numClasses} classes: the class folders under ${src}; pass --num-classes C if the dataset has more`,
+    );
+  }
+  if (!values["no-labels"] && folders.length > numClasses) {
+    throw new UsageError(
+      `tokenlab maps convert: ${src} has ${folders.length} class folders, more than the ${numClasses} classes of --num-classes; expected at most one folder per class: pass --num-classes ${folders.length} or more, or --no-labels`,
+    );
+  }
+  const preprocessing = {
+    mode: mode as "resize-center-crop" | "squash",
+    size: imgSize,
+    cropPct,
+  };
+  const partial = `${out}.partial`;
+  const hadPartial = await exists(partial);
+  if (values.resume && !hadPartial) {
+    console.error(
+      `tokenlab maps convert: no interrupted conversion at ${partial}; starting a new one`,
+    );
+  }
+  const controller = new AbortController();
+  const onSignal = () => {
+    console.error("\ninterrupted: finishing the current chunk...");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  let progress: InstanceType<typeof Progress> | null = null;
+  let last = 0;
+  // Until the first chunk is written, a refusal is about the input or the
+  // store at --out (exit 2); after it, a failure while running (exit 1).
+  let started = false;
+  try {
+    const result = await officialToStore(src, out, {
+      numClasses,
+      annotator,
+      preprocessing,
+      scores,
+      labels: values["no-labels"] ? "none" : folders,
+      classNames: folders.length === numClasses ? folders : undefined,
+      overwrite: values.overwrite,
+      resume: values.resume,
+      allowInexactIds: values["allow-inexact-ids"],
+      signal: controller.signal,
+      onProgress: (done, total) => {
+        started = true;
+        progress ??= new Progress("maps convert", total, last, {
+          unit: "maps",
+        });
+        progress.advance(done - last);
+        last = done;
+      },
+    });
+    (progress as InstanceType<typeof Progress> | null)?.finish();
+    if (result.interrupted) {
+      console.error(
+        `stopped after ${result.count} of ${keys.length} maps; nothing is at ${out} yet: run the same command with --resume to continue`,
+      );
+      return 130;
+    }
+    console.error(
+      `${out}: ${result.count} score maps from ${src} (${numClasses} classes${
+        values["no-labels"] ? ", no labels" : ", labels from the class folders"
+      })${result.skipped > 0 ? `, resumed after ${result.skipped}` : ""}`,
+    );
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ScoreMapError)) throw e;
+    const kept = await exists(partial);
+    if (!started) {
+      // Refused before any map was written: the maps (their first file,
+      // the class ids against --num-classes) or the store at --out.
+      const storeRefused = e.option === "overwrite";
+      throw new UsageError(
+        `tokenlab maps convert: ${e.message}${
+          storeRefused
+            ? `\non the command line: pass --resume to continue the interrupted conversion at ${partial}, or --overwrite to start over`
+            : givenClasses === undefined
+            ? `\non the command line: the ${numClasses} classes were counted from the class folders under ${src}; pass --num-classes C with the dataset's class count (1000 for ImageNet)`
+            : ""
+        }`,
+        { cause: e },
+      );
+    }
+    if (givenClasses === undefined && /out of range/.test(e.message)) {
+      e.message +=
+        `\nthe ${numClasses} classes were counted from the class folders under ${src}; pass --num-classes C with the dataset's class count`;
+    }
+    e.message += kept
+      ? `\nnothing was written at ${out}; the maps converted so far are kept in ${partial}: fix or remove the file named above and run the same command with --resume, or with --overwrite to start over`
+      : `\nnothing was written at ${out}`;
+    throw e;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+}
+
+/** The `maps` command. */
+export const mapsCommand: Command = {
+  summary: "score maps on disk: convert official per-image .pt maps to a store",
+  usage: USAGE,
+  async run(args) {
+    const [sub, ...rest] = args;
+    if (sub === undefined || sub === "--help" || sub === "-h") {
+      console.log(USAGE);
+      return 0;
+    }
+    if (sub === "convert") return await convert(rest);
+    throw new UsageError(
+      `tokenlab maps: unknown subcommand ${
+        JSON.stringify(sub)
+      }; expected convert\n\n${USAGE}`,
+    );
+  },
+};
