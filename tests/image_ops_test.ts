@@ -1,5 +1,6 @@
 /**
- * Pixel operations (lib/data/image_ops.ts) byte for byte against Pillow 9.4:
+ * Pixel operations (lib/data/image_geometry.ts, lib/data/image_colour.ts)
+ * byte for byte against Pillow 9.4:
  * tests/fixtures/augment/pil_ops.json (tests/fixtures/make_augment_fixtures.py)
  * holds small images and what Pillow made of them under every op, called as
  * timm's RandAugment calls it; plus the shortcuts, a few hand-computed
@@ -9,22 +10,24 @@
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { ROOT } from "./_helpers.ts";
 import {
-  affineImage,
   applyLut,
   autocontrast,
-  cropImage,
   enhanceBrightness,
   enhanceColor,
   enhanceContrast,
   enhanceSharpness,
   equalize,
-  flipImage,
   invert,
   posterize,
   solarize,
   solarizeAdd,
+} from "tokenlab/data/image_colour.ts";
+import {
+  affineImage,
+  cropImage,
+  flipImage,
   transformImage,
-} from "tokenlab/data/image_ops.ts";
+} from "tokenlab/data/image_geometry.ts";
 import { ImageError, type RgbImage } from "tokenlab/data/image.ts";
 import { affineMatrix, type MapOp } from "tokenlab/labels/map_transforms.ts";
 

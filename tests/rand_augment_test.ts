@@ -31,8 +31,8 @@ import {
   posterize,
   solarize,
   solarizeAdd,
-  transformImage,
-} from "tokenlab/data/image_ops.ts";
+} from "tokenlab/data/image_colour.ts";
+import { transformImage } from "tokenlab/data/image_geometry.ts";
 
 function testImage(width = 12, height = 9, seed = 1): RgbImage {
   const rng = new Rng(seed);

@@ -29,7 +29,7 @@ import {
   flipImage,
   type RgbColor,
   transformImage,
-} from "tokenlab/data/image_ops.ts";
+} from "tokenlab/data/image_geometry.ts";
 import { parseRandAugment, randAugment } from "tokenlab/data/rand_augment.ts";
 import { resizeImage } from "tokenlab/data/resize.ts";
 import {

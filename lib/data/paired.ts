@@ -10,7 +10,7 @@
 import type { ImageDataset, RgbImage } from "./image.ts";
 import { ImageError } from "./image.ts";
 import { type ResizeFilter, resizeImage } from "./resize.ts";
-import { cropImage } from "./image_ops.ts";
+import { cropImage } from "./image_geometry.ts";
 import type { ImageSource } from "./tensor_dataset.ts";
 import type { ScoreMap } from "../labels/score_map.ts";
 import {

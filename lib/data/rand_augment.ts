@@ -1,9 +1,10 @@
 /**
  * RandAugment as timm 0.4 implements it (timm/data/auto_augment.py, the
  * version the official TokenLabeling code pins: `timm==0.4.5`), on 8-bit RGB
- * images with Pillow-exact pixel operations ({@linkcode "./image_ops.ts"}),
- * and with the spatial ops reported as {@linkcode MapOp}s so that the score
- * map is moved by exactly the same op (`transformMap`).
+ * images with Pillow-exact pixel operations (`image_colour.ts` and
+ * `image_geometry.ts`), and with the spatial ops reported as
+ * {@linkcode MapOp}s so that the score map is moved by exactly the same op
+ * (`transformMap`).
  *
  * ## The config string
  *
@@ -64,7 +65,6 @@ import type { Rng } from "../random.ts";
 import type { MapOp } from "../labels/map_transforms.ts";
 import type { RgbImage } from "./image.ts";
 import {
-  type AffineFilter,
   autocontrast,
   enhanceBrightness,
   enhanceColor,
@@ -73,11 +73,14 @@ import {
   equalize,
   invert,
   posterize,
-  type RgbColor,
   solarize,
   solarizeAdd,
+} from "./image_colour.ts";
+import {
+  type AffineFilter,
+  type RgbColor,
   transformImage,
-} from "./image_ops.ts";
+} from "./image_geometry.ts";
 import { TokenlabError } from "../errors.ts";
 
 /** Thrown for a bad RandAugment config: what was expected, what was found, what to do. */

@@ -3,7 +3,8 @@
  * writes a dataset (images, labels, class maps, keys, class names and the
  * options) to one safetensors file, {@linkcode openSyntheticCache} reads it
  * back (it is also a plain tensor dataset for `openTensorDataset`). What the
- * scenes are is in `synthetic_scenes.ts`.
+ * scenes are is in `synthetic_scenes.ts`, their options in
+ * `synthetic_options.ts`.
  *
  * @module
  */
@@ -19,8 +20,8 @@ import {
   resolveSyntheticOptions,
   syntheticClassNames,
   type SyntheticOptions,
-  SyntheticScenes,
-} from "./synthetic_scenes.ts";
+} from "./synthetic_options.ts";
+import { SyntheticScenes } from "./synthetic_scenes.ts";
 
 // ---------------------------------------------------------------------------
 // The cache file.

@@ -48,7 +48,7 @@ import {
   transformMap,
 } from "../labels/map_transforms.ts";
 import { checkRgbImage, type RgbImage } from "./image.ts";
-import { type AffineFilter, cropImage, flipImage } from "./image_ops.ts";
+import { type AffineFilter, cropImage, flipImage } from "./image_geometry.ts";
 import {
   type AppliedOp,
   parseRandAugment,
