@@ -29,7 +29,11 @@ export interface WriteTextAtomicOptions {
   sync?: boolean;
 }
 
-function filePath(path: string | URL): string {
+/**
+ * The path a write goes to: the path itself, or a `file:` URL's decoded
+ * path; any other URL is a `TypeError`.
+ */
+export function filePath(path: string | URL): string {
   if (path instanceof URL) {
     if (path.protocol !== "file:") {
       throw new TypeError(

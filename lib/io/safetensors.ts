@@ -10,6 +10,7 @@
 
 import { CheckpointError } from "./checkpoint_error.ts";
 import { writeFileAtomic } from "./atomic_write.ts";
+import { notAFileError } from "./_read_errors.ts";
 import {
   checkRawTensor,
   dataView,
@@ -586,19 +587,7 @@ export async function readSafetensors(
     return { tensors: tensorsOf(entries, data, false), metadata };
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
-    if (e instanceof Deno.errors.NotFound) {
-      throw new CheckpointError(
-        `cannot read ${label}: expected a file there, found nothing; check the path`,
-        { cause: e },
-      );
-    }
-    if (e instanceof Deno.errors.IsADirectory) {
-      throw new CheckpointError(
-        `cannot read ${label}: expected a safetensors file, found a directory; name the file inside it`,
-        { cause: e },
-      );
-    }
-    throw e;
+    throw notAFileError(label, e, "a safetensors file", "file") ?? e;
   }
 }
 

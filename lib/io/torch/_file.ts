@@ -9,6 +9,7 @@
  */
 
 import { CheckpointError } from "../checkpoint_error.ts";
+import { notAFileError } from "../_read_errors.ts";
 
 /** How messages name a file: its path, or a `file:` URL's decoded path. */
 export function pathLabel(path: string | URL): string {
@@ -156,12 +157,6 @@ export async function fileSize(
 
 /** Turns a failure to open `label` (missing, not permitted, a directory) into a `CheckpointError`. */
 export function openError(label: string, e: unknown): Error {
-  if (e instanceof Deno.errors.NotFound) {
-    return new CheckpointError(
-      `cannot read ${label}: expected a file there, found nothing; check the path`,
-      { cause: e },
-    );
-  }
   if (e instanceof Deno.errors.PermissionDenied) {
     return new CheckpointError(
       `cannot read ${label}: permission denied (${
@@ -170,11 +165,5 @@ export function openError(label: string, e: unknown): Error {
       { cause: e },
     );
   }
-  if (e instanceof Deno.errors.IsADirectory) {
-    return new CheckpointError(
-      `cannot read ${label}: expected a file, found a directory; name the checkpoint file inside it`,
-      { cause: e },
-    );
-  }
-  return e as Error;
+  return notAFileError(label, e, "a file", "checkpoint file") ?? e as Error;
 }

@@ -21,6 +21,7 @@ import {
 } from "./pickle_value.ts";
 import { pickleStates } from "./_pickle_states.ts";
 import { OPCODE_NAMES } from "./_opcodes.ts";
+import { reachableObjects } from "./_walk.ts";
 
 class Global {
   constructor(readonly module: string, readonly name: string) {}
@@ -675,12 +676,7 @@ export class Unpickler {
 
   /** Refuses a result that still holds a bare global or storage (torch never writes one). */
   #checkResult(value: unknown): void {
-    const seen = new Set<object>();
-    const todo: unknown[] = [value];
-    while (todo.length) {
-      const v = todo.pop();
-      if (v === null || typeof v !== "object" || seen.has(v)) continue;
-      seen.add(v);
+    for (const v of reachableObjects(value, true)) {
       if (v instanceof Global || v instanceof StorageRef) {
         this.#refuse(
           `the unpickled object holds ${
@@ -688,13 +684,6 @@ export class Unpickler {
           } itself rather than a tensor built from it; tokenlab only reads state dicts and plain values`,
         );
       }
-      if (v instanceof TorchTensor || v instanceof Uint8Array) continue;
-      // Loops, not spreads: a list of millions of items would overflow the
-      // call stack as spread arguments.
-      if (Array.isArray(v)) { for (const x of v) todo.push(x); }
-      else if (v instanceof Map) {
-        for (const [k, x] of v) todo.push(k, x);
-      } else for (const x of Object.values(v)) todo.push(x);
     }
   }
 

@@ -19,6 +19,7 @@ import {
 } from "./pickle_value.ts";
 import { describe } from "./_unpickler.ts";
 import { loadTensors, openCheckpoint } from "./_gather.ts";
+import { reachableObjects } from "./_walk.ts";
 
 /**
  * Every tensor reachable from a value read by {@linkcode readTorchFile}.
@@ -31,17 +32,8 @@ import { loadTensors, openCheckpoint } from "./_gather.ts";
  */
 export function tensorsOf(value: PickleValue): TorchTensor[] {
   const out: TorchTensor[] = [];
-  const seen = new Set<object>();
-  const todo: unknown[] = [value];
-  while (todo.length) {
-    const v = todo.pop();
-    if (v === null || typeof v !== "object" || seen.has(v)) continue;
-    seen.add(v);
+  for (const v of reachableObjects(value, false)) {
     if (v instanceof TorchTensor) out.push(v);
-    else if (v instanceof Uint8Array) continue;
-    else if (Array.isArray(v)) { for (const x of v) todo.push(x); }
-    else if (v instanceof Map) { for (const x of v.values()) todo.push(x); }
-    else for (const x of Object.values(v)) todo.push(x);
   }
   return out;
 }

@@ -23,7 +23,7 @@ import {
 } from "../raw_tensor.ts";
 import { CheckpointError } from "../checkpoint_error.ts";
 import { crc32 } from "../crc32.ts";
-import { writeFileAtomic } from "../atomic_write.ts";
+import { filePath, writeFileAtomic } from "../atomic_write.ts";
 
 /** torch's storage class for each dtype (what `data.pkl` names). */
 const STORAGE_CLASS: Record<RawDType, string> = {
@@ -367,18 +367,6 @@ export function encodeTorchTensor(
     { name: `${name}/data/0`, data: bytes },
     { name: `${name}/version`, data: new TextEncoder().encode("3\n") },
   ]);
-}
-
-function filePath(path: string | URL): string {
-  if (path instanceof URL) {
-    if (path.protocol !== "file:") {
-      throw new TypeError(
-        `expected a file path or file: URL, found ${path.href}`,
-      );
-    }
-    return decodeURIComponent(path.pathname);
-  }
-  return path;
 }
 
 /** The archive folder torch derives from a path: the base name without its last extension. */
