@@ -86,6 +86,29 @@ export function decodeRecord(
   return i32[(base + layout.label.offset) >> 2];
 }
 
+/**
+ * The first of the `n` decoded values from `from` with a score that is not
+ * finite or a class out of [0, C), counted from `from`; -1 when none is.
+ */
+function firstBadValue(
+  numClasses: number,
+  scores: Float32Array,
+  ids: Int32Array,
+  from: number,
+  n: number,
+): number {
+  for (let e = 0; e < n; e++) {
+    const s = scores[from + e], id = ids[from + e];
+    if (!(s - s === 0) || id < 0 || id >= numClasses) return e;
+  }
+  return -1;
+}
+
+/** Whether a record's label lies in [-1, C) (a store with labels) or is -1 (one without). */
+function labelOk(h: ScoreMapStoreHeader, label: number): boolean {
+  return h.labels ? label >= -1 && label < h.numClasses : label === -1;
+}
+
 /** Whether a decoded record has finite scores, ids and label in range. */
 export function recordOk(
   h: ScoreMapStoreHeader,
@@ -95,12 +118,8 @@ export function recordOk(
   n: number,
   label: number,
 ): boolean {
-  const c = h.numClasses;
-  for (let e = from; e < from + n; e++) {
-    const s = scores[e], id = ids[e];
-    if (!(s - s === 0) || id < 0 || id >= c) return false;
-  }
-  return h.labels ? label >= -1 && label < c : label === -1;
+  return firstBadValue(h.numClasses, scores, ids, from, n) < 0 &&
+    labelOk(h, label);
 }
 
 /**
@@ -117,15 +136,8 @@ export function recordProblem(
   label: number,
 ): string | undefined {
   const c = h.numClasses;
-  let bad = -1;
-  for (let e = 0; e < n; e++) {
-    const s = scores[from + e], id = ids[from + e];
-    if (!(s - s === 0) || id < 0 || id >= c) {
-      bad = e;
-      break;
-    }
-  }
-  const labelBad = h.labels ? label < -1 || label >= c : label !== -1;
+  const bad = firstBadValue(c, scores, ids, from, n);
+  const labelBad = !labelOk(h, label);
   if (bad < 0 && !labelBad) return undefined;
   if (labelBad) {
     return `the label ${label}, but ${
