@@ -29,31 +29,22 @@ import {
 import {
   applyHead,
   cloneState,
-  countValues,
-  decayedOf,
-  denseLogitsOf,
-  disposeState,
   initialState,
   isDisposed,
-  predictFromFeatures,
   requireRng,
   type RunContext as StateRunContext,
-  trainableOf,
 } from "./_model_state.ts";
-import type { TokenModel } from "./model.ts";
+import {
+  linearDropPathRates,
+  paramsLookup,
+  StateModel,
+} from "./_base_model.ts";
 import type {
-  DenseLogitsOptions,
   ForwardTrainOptions,
   TokenBox,
   TrainOutput,
 } from "./forward_types.ts";
-import {
-  gridSize,
-  type ModelConfig,
-  parameterSpec,
-  type ParamSpec,
-  resolveConfig,
-} from "./config.ts";
+import { type ModelConfig, resolveConfig } from "./config.ts";
 
 // Defined in forward_types.ts, which model.ts imports without a cycle;
 // still exported here.
@@ -249,11 +240,7 @@ function mlp(
 
 /** Drop-path rate of each block: linear from 0 to the configured rate. */
 export function dropPathRates(config: ModelConfig): number[] {
-  const { depth, dropPathRate } = config;
-  return Array.from(
-    { length: depth },
-    (_, i) => depth === 1 ? 0 : (dropPathRate * i) / (depth - 1),
-  );
+  return linearDropPathRates(config.depth, config.dropPathRate);
 }
 
 /**
@@ -332,18 +319,8 @@ function encode(
   ) as tf.Tensor3D; // [B, N+1, D]
 }
 
-// Each model's typed parameters. A map beside the class rather than a
-// private field, as `isDisposed`: LvVit stays a structural type.
-const PARAMS = new WeakMap<LvVit, LvVitParams>();
-
-function paramsOf(model: LvVit): LvVitParams {
-  let params = PARAMS.get(model);
-  if (params === undefined) {
-    params = lvvitParams(model.config, model.state);
-    PARAMS.set(model, params);
-  }
-  return params;
-}
+// Each model's typed parameters, beside the class (it stays structural).
+const paramsOf = paramsLookup(lvvitParams);
 
 /**
  * LV-ViT (or, by its config, a DeiT-style ViT): patch embedding, class token,
@@ -367,19 +344,10 @@ function paramsOf(model: LvVit): LvVitParams {
  * model.dispose();
  * ```
  */
-export class LvVit implements TokenModel {
-  /** The resolved configuration. */
-  readonly config: ModelConfig;
-  /** Official state-dict entries (names, PyTorch shapes), in order. */
-  readonly spec: readonly ParamSpec[];
-  /** The state by official name: trainable parameters and buffers (tfjs layout). */
-  readonly state: ReadonlyMap<string, tf.Variable>;
-
+export class LvVit extends StateModel {
   private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
-    this.config = config;
-    this.spec = parameterSpec(config);
-    this.state = state;
-    PARAMS.set(this, lvvitParams(config, state));
+    super(config, state);
+    paramsOf(this);
   }
 
   /** Builds a freshly initialised model (initialised as the official code). */
@@ -410,26 +378,6 @@ export class LvVit implements TokenModel {
    */
   clone(): LvVit {
     return new LvVit(this.config, cloneState(this, this.state));
-  }
-
-  /** Side of the token grid (imgSize / patchSize). */
-  get grid(): number {
-    return gridSize(this.config);
-  }
-
-  /** Trainable parameters (buffers excluded), in state-dict order. */
-  trainableVariables(): tf.Variable[] {
-    return trainableOf(this.spec, this.state);
-  }
-
-  /** Parameters weight decay applies to (not biases, norms, pos_embed, cls_token). */
-  decayedVariables(): tf.Variable[] {
-    return decayedOf(this.spec, this.state);
-  }
-
-  /** Number of trainable values, counted from the model's own variables. */
-  numParameters(): number {
-    return countValues(this.trainableVariables());
   }
 
   /**
@@ -495,42 +443,8 @@ export class LvVit implements TokenModel {
     return { cls: out.cls, aux: out.aux ?? null, box };
   }
 
-  /**
-   * Evaluation logits [B, C]: head(class token) + 0.5 * max over patch tokens
-   * of aux_head (per class), as the official model; head(class token) alone
-   * without an aux head.
-   */
-  predict(x: tf.Tensor): tf.Tensor2D {
-    checkInput(this, x);
-    return tf.tidy(() =>
-      predictFromFeatures(this.features(x), this.state, this.config.auxHead)
-    );
-  }
-
-  /**
-   * Dense class scores [B, h, w, C]: a classifier head applied to every
-   * patch token (the class token dropped, the tokens back on their grid), in
-   * evaluation mode. This is the machine annotator's output: the official
-   * label generation applies the classifier's final linear layer at every
-   * location of the last feature map. `head` is that layer; an LV-ViT's
-   * `aux_head`, trained on every token, can be asked for instead.
-   */
-  denseLogits(x: tf.Tensor, options: DenseLogitsOptions = {}): tf.Tensor4D {
-    return denseLogitsOf(this, x, options);
-  }
-
-  /** Releases every variable of the model. */
-  dispose(): void {
-    disposeState(this, this.state);
-  }
-
-  /** Whether {@linkcode LvVit.dispose} was called. */
-  get isDisposed(): boolean {
-    return isDisposed(this);
-  }
-
   /** A one-line summary for notebooks. */
-  toString(): string {
+  override toString(): string {
     const c = this.config;
     return `${c.name}: ${
       c.stem === "conv" ? `conv stem (${c.stemChannels} ch)` : "linear patchify"

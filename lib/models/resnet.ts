@@ -24,31 +24,22 @@ import {
 import {
   applyHead,
   cloneState,
-  countValues,
-  decayedOf,
-  denseLogitsOf,
-  disposeState,
   initialState,
-  isDisposed,
-  predictFromFeatures,
   requireRng,
   type RunContext,
-  trainableOf,
 } from "./_model_state.ts";
 import {
-  gridSize,
-  type ModelConfig,
-  parameterSpec,
-  type ParamSpec,
-  resolveConfig,
-} from "./config.ts";
+  linearDropPathRates,
+  paramsLookup,
+  StateModel,
+} from "./_base_model.ts";
+import { type ModelConfig, resolveConfig } from "./config.ts";
 import type {
   CreateOptions,
-  DenseLogitsOptions,
   ForwardTrainOptions,
   TrainOutput,
 } from "./lvvit.ts";
-import { ModelInputError, type TokenModel } from "./model.ts";
+import { ModelInputError } from "./model.ts";
 import {
   type ResnetBlock,
   resnetBlocks,
@@ -127,16 +118,7 @@ function resnetParams(
 }
 
 // Each model's typed parameters, beside the class (it stays structural).
-const PARAMS = new WeakMap<ResNet, ResNetParams>();
-
-function paramsOf(model: ResNet): ResNetParams {
-  let params = PARAMS.get(model);
-  if (params === undefined) {
-    params = resnetParams(model.config, model.state);
-    PARAMS.set(model, params);
-  }
-  return params;
-}
+const paramsOf = paramsLookup(resnetParams);
 
 /** Stem, stages and the final map [B, h, w, D]. */
 function trunk(
@@ -187,11 +169,7 @@ function trunk(
  * ```
  */
 export function resnetDropPathRates(config: ModelConfig): number[] {
-  const n = resnetBlocks(config).length;
-  return Array.from(
-    { length: n },
-    (_, i) => n === 1 ? 0 : (config.dropPathRate * i) / (n - 1),
-  );
+  return linearDropPathRates(resnetBlocks(config).length, config.dropPathRate);
 }
 
 /**
@@ -214,19 +192,10 @@ export function resnetDropPathRates(config: ModelConfig): number[] {
  * model.dispose();
  * ```
  */
-export class ResNet implements TokenModel {
-  /** The resolved configuration (`family: "resnet"`). */
-  readonly config: ModelConfig;
-  /** State-dict entries (torchvision-style names, PyTorch shapes), in order. */
-  readonly spec: readonly ParamSpec[];
-  /** The state by name: trainable parameters and BatchNorm buffers (tfjs layout). */
-  readonly state: ReadonlyMap<string, tf.Variable>;
-
+export class ResNet extends StateModel {
   private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
-    this.config = config;
-    this.spec = parameterSpec(config);
-    this.state = state;
-    PARAMS.set(this, resnetParams(config, state));
+    super(config, state);
+    paramsOf(this);
   }
 
   /** Builds a freshly initialised ResNet; every draw comes from `options.seed`. */
@@ -248,31 +217,6 @@ export class ResNet implements TokenModel {
   /** An independent copy: same config, a new variable for every state entry. */
   clone(): ResNet {
     return new ResNet(this.config, cloneState(this, this.state));
-  }
-
-  /** Side of the final map (imgSize / patchSize). */
-  get grid(): number {
-    return gridSize(this.config);
-  }
-
-  /** Whether {@linkcode ResNet.dispose} was called. */
-  get isDisposed(): boolean {
-    return isDisposed(this);
-  }
-
-  /** Trainable parameters (buffers excluded), in state-dict order. */
-  trainableVariables(): tf.Variable[] {
-    return trainableOf(this.spec, this.state);
-  }
-
-  /** Parameters weight decay applies to (conv and linear weights). */
-  decayedVariables(): tf.Variable[] {
-    return decayedOf(this.spec, this.state);
-  }
-
-  /** Number of trainable values, counted from the model's own variables. */
-  numParameters(): number {
-    return countValues(this.trainableVariables());
   }
 
   #check(x: tf.Tensor): void {
@@ -345,33 +289,8 @@ export class ResNet implements TokenModel {
     return { cls: out.cls, aux: out.aux ?? null, box: null };
   }
 
-  /**
-   * Evaluation logits [B, C]: head(pooled map) + 0.5 * max over cells of
-   * aux_head (per class), LV-ViT's rule; head alone without an aux head.
-   */
-  predict(x: tf.Tensor): tf.Tensor2D {
-    this.#check(x);
-    return tf.tidy(() =>
-      predictFromFeatures(this.features(x), this.state, this.config.auxHead)
-    );
-  }
-
-  /**
-   * Dense class scores [B, h, w, C]: `head` (ReLabel's label map: the final
-   * linear layer at every location) or `aux_head` at every cell of the
-   * final map, in evaluation mode.
-   */
-  denseLogits(x: tf.Tensor, options: DenseLogitsOptions = {}): tf.Tensor4D {
-    return denseLogitsOf(this, x, options);
-  }
-
-  /** Releases every variable of the model. */
-  dispose(): void {
-    disposeState(this, this.state);
-  }
-
   /** A one-line summary for notebooks. */
-  toString(): string {
+  override toString(): string {
     const c = this.config;
     return `${c.name}: ResNet, stem stride ${resnetStemStride(c)}, stages ${
       c.stageWidths.join("/")
