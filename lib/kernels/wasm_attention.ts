@@ -34,14 +34,13 @@ import {
   type WasmBackend,
 } from "./_wasm_heap.ts";
 import { heapGemm, nativeBlasActive } from "./native_blas.ts";
-import { kernelsHere } from "./_registered.ts";
+import { kernelsHere, registerMissingKernels } from "./_registered.ts";
+import { ATTENTION_KERNEL_NAMES, qkvDims } from "./_attention_layout.ts";
 
 /** Kernel name of the forward pass (outputs: the merged heads, the probabilities), on wasm and WebGPU. */
-export const FUSED_ATTENTION = "TokenlabFusedAttention";
+export const FUSED_ATTENTION = ATTENTION_KERNEL_NAMES.forward;
 /** Kernel name of the backward pass (output: the gradient of qkv), on wasm and WebGPU. */
-export const FUSED_ATTENTION_GRAD = "TokenlabFusedAttentionGrad";
-
-type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
+export const FUSED_ATTENTION_GRAD = ATTENTION_KERNEL_NAMES.backward;
 
 interface AttentionExports {
   attention_forward(
@@ -84,19 +83,8 @@ const kernels = (backend: WasmBackend) =>
 const offset = addressOf;
 
 /** [B, N, 3D] and heads -> B, N, H, hd, checked. */
-function dims(qkv: Info, heads: number): [number, number, number, number] {
-  const [B, N, D3] = qkv.shape;
-  const hd = D3 / 3 / heads;
-  if (
-    qkv.shape.length !== 3 || qkv.dtype !== "float32" ||
-    !Number.isInteger(hd) || hd < 1
-  ) {
-    throw new Error(
-      `fused attention: expected float32 qkv [B, N, 3 * D] with D divisible by ${heads} heads, found ${qkv.dtype} [${qkv.shape}]`,
-    );
-  }
-  return [B, N, heads, hd];
-}
+const dims = (qkv: Info, heads: number) =>
+  qkvDims(qkv, heads, "fused attention");
 
 function forwardKernel(args: KernelArgs): Info[] {
   const backend = args.backend as unknown as WasmBackend;
@@ -291,21 +279,10 @@ function nativeBackward(
  * their names.
  */
 export function registerFusedAttention(): string[] {
-  for (
-    const [kernelName, kernelFunc] of [
-      [FUSED_ATTENTION, forwardKernel],
-      [FUSED_ATTENTION_GRAD, backwardKernel],
-    ] as const
-  ) {
-    if (tf.getKernel(kernelName, "wasm") === undefined) {
-      tf.registerKernel({
-        kernelName,
-        backendName: "wasm",
-        kernelFunc: kernelFunc as unknown as KernelFunc,
-      });
-    }
-  }
-  return [FUSED_ATTENTION, FUSED_ATTENTION_GRAD];
+  return registerMissingKernels("wasm", [
+    [FUSED_ATTENTION, forwardKernel],
+    [FUSED_ATTENTION_GRAD, backwardKernel],
+  ]);
 }
 
 /**

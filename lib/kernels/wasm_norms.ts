@@ -29,9 +29,8 @@ import {
   type WasmBackend,
 } from "./_wasm_heap.ts";
 import { NORM_KERNEL_NAMES } from "./_norm_names.ts";
-import { kernelsHere } from "./_registered.ts";
+import { kernelsHere, registerMissingKernels } from "./_registered.ts";
 
-type KernelFunc = Parameters<typeof tf.registerKernel>[0]["kernelFunc"];
 type Attrs = Parameters<ReturnType<typeof tf.engine>["runKernel"]>[2];
 
 interface NormExports {
@@ -102,13 +101,17 @@ interface Ctx {
   backend: WasmBackend;
   in: Record<string, Info>;
   attrs: Record<string, number>;
+  /** A tensor's byte address on the heap. */
+  at: (t: Info) => number;
 }
 
 function ctx(args: KernelArgs): Ctx {
+  const backend = args.backend as unknown as WasmBackend;
   return {
-    backend: args.backend as unknown as WasmBackend,
+    backend,
     in: args.inputs as Record<string, Info>,
     attrs: args.attrs as unknown as Record<string, number>,
+    at: (t) => addressOf(backend, t),
   };
 }
 
@@ -131,26 +134,23 @@ function withScratch<T>(
 
 const KERNELS: [string, (a: KernelArgs) => Info | Info[]][] = [
   [NORM_KERNELS.gelu, (args) => {
-    const { backend, in: { x } } = ctx(args);
+    const { backend, at, in: { x } } = ctx(args);
     const y = backend.makeOutput([...x.shape], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     c(backend).gelu_forward(at(x), at(y), size(x));
     return y;
   }],
   [NORM_KERNELS.geluGrad, (args) => {
-    const { backend, in: { dy, x } } = ctx(args);
+    const { backend, at, in: { dy, x } } = ctx(args);
     const dx = backend.makeOutput([...x.shape], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     c(backend).gelu_backward(at(dy), at(x), at(dx), size(x));
     return dx;
   }],
   [NORM_KERNELS.layerNorm, (args) => {
-    const { backend, in: { x, w, b }, attrs } = ctx(args);
+    const { backend, at, in: { x, w, b }, attrs } = ctx(args);
     const C = last(x), rows = size(x) / C;
     const y = backend.makeOutput([...x.shape], "float32");
     const mean = backend.makeOutput([rows], "float32");
     const rstd = backend.makeOutput([rows], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     c(backend).layernorm_forward(
       at(x),
       at(w),
@@ -165,12 +165,11 @@ const KERNELS: [string, (a: KernelArgs) => Info | Info[]][] = [
     return [y, mean, rstd];
   }],
   [NORM_KERNELS.layerNormGrad, (args) => {
-    const { backend, in: { dy, x, w, mean, rstd } } = ctx(args);
+    const { backend, at, in: { dy, x, w, mean, rstd } } = ctx(args);
     const C = last(x), rows = size(x) / C;
     const dx = backend.makeOutput([...x.shape], "float32");
     const dw = backend.makeOutput([C], "float32");
     const db = backend.makeOutput([C], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     c(backend).layernorm_backward(
       at(dy),
       at(x),
@@ -186,11 +185,10 @@ const KERNELS: [string, (a: KernelArgs) => Info | Info[]][] = [
     return [dx, dw, db];
   }],
   [NORM_KERNELS.moments, (args) => {
-    const { backend, in: { x } } = ctx(args);
+    const { backend, at, in: { x } } = ctx(args);
     const C = last(x), rows = size(x) / C;
     const mean = backend.makeOutput([C], "float32");
     const variance = backend.makeOutput([C], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     withScratch(backend, 2 * C, (acc) =>
       c(backend).batchnorm_moments(
         at(x),
@@ -203,10 +201,9 @@ const KERNELS: [string, (a: KernelArgs) => Info | Info[]][] = [
     return [mean, variance];
   }],
   [NORM_KERNELS.batchNorm, (args) => {
-    const { backend, in: { x, mean, invStd, gamma, beta } } = ctx(args);
+    const { backend, at, in: { x, mean, invStd, gamma, beta } } = ctx(args);
     const C = last(x), rows = size(x) / C;
     const y = backend.makeOutput([...x.shape], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     c(backend).batchnorm_apply(
       at(x),
       at(mean),
@@ -220,12 +217,11 @@ const KERNELS: [string, (a: KernelArgs) => Info | Info[]][] = [
     return y;
   }],
   [NORM_KERNELS.batchNormGrad, (args) => {
-    const { backend, in: { dy, x, mean, invStd, gamma } } = ctx(args);
+    const { backend, at, in: { dy, x, mean, invStd, gamma } } = ctx(args);
     const C = last(x), rows = size(x) / C;
     const dx = backend.makeOutput([...x.shape], "float32");
     const dgamma = backend.makeOutput([C], "float32");
     const dbeta = backend.makeOutput([C], "float32");
-    const at = (t: Info) => addressOf(backend, t);
     withScratch(backend, 2 * C, (acc) =>
       c(backend).batchnorm_backward(
         at(dy),
@@ -249,16 +245,7 @@ const KERNELS: [string, (a: KernelArgs) => Info | Info[]][] = [
  * names.
  */
 export function registerWasmNorms(): string[] {
-  for (const [kernelName, kernelFunc] of KERNELS) {
-    if (tf.getKernel(kernelName, "wasm") === undefined) {
-      tf.registerKernel({
-        kernelName,
-        backendName: "wasm",
-        kernelFunc: kernelFunc as unknown as KernelFunc,
-      });
-    }
-  }
-  return KERNELS.map(([name]) => name);
+  return registerMissingKernels("wasm", KERNELS);
 }
 
 /**

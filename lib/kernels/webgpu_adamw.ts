@@ -16,15 +16,14 @@
 
 import {
   type KernelArgs as Args,
-  type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
   sizeOf as size,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
-  WGSL_FLAT_BUILTINS,
-  wgslFlatIndex,
+  wgslElementwiseMain,
+  wgslShader,
   workgroupsFor,
 } from "./webgpu_program.ts";
 import { kernelsHere } from "./_registered.ts";
@@ -61,32 +60,23 @@ const WG = 256;
 // The composite's order: p*decay; m*b1 + g*(1-b1); v*b2 + (g*(1-b2))*g;
 // sqrt(v)/bc2 + eps; p + (m*(-stepSize))/denom. A plain parameter gets
 // decay 1, and p * 1 is exact.
-const ADAMW = `
-struct U {
-  decay: f32, b1: f32, omb1: f32, b2: f32, omb2: f32,
-  neg_step: f32, bc2: f32, eps: f32, n: u32,
-}
-@group(0) @binding(0) var<storage, read_write> p_out: array<f32>;
-@group(0) @binding(1) var<storage, read_write> m_out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> v_out: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read> p: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<f32>;
-@group(0) @binding(6) var<storage, read> v: array<f32>;
-@group(0) @binding(7) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(${WGSL_FLAT_BUILTINS}) {
-  ${wgslFlatIndex(WG)}
-  if (i >= u.n) { return; }
-  let gi = g[i];
+const ADAMW = wgslShader({
+  uniforms: `decay: f32, b1: f32, omb1: f32, b2: f32, omb2: f32,
+  neg_step: f32, bc2: f32, eps: f32, n: u32,`,
+  outputs: ["p_out", "m_out", "v_out"],
+  inputs: ["g", "p", "m", "v"],
+  main: wgslElementwiseMain(
+    WG,
+    `let gi = g[i];
   let pd = p[i] * u.decay;
   let mi = m[i] * u.b1 + gi * u.omb1;
   let vi = v[i] * u.b2 + (gi * u.omb2) * gi;
   let denom = sqrt(vi) / u.bc2 + u.eps;
   p_out[i] = pd + (mi * u.neg_step) / denom;
   m_out[i] = mi;
-  v_out[i] = vi;
-}`;
+  v_out[i] = vi;`,
+  ),
+});
 
 function adamwKernel(args: Args): TensorInfo[] {
   const { g, p, m, v } = args.inputs;
@@ -125,7 +115,7 @@ function adamwKernel(args: Args): TensorInfo[] {
  */
 export function registerWebGpuAdamW(): string[] {
   return registerWebGpuKernels([
-    [ADAMW_KERNEL, adamwKernel as unknown as KernelFunc],
+    [ADAMW_KERNEL, adamwKernel],
   ]);
 }
 

@@ -31,25 +31,23 @@
  * @module
  */
 
+import { ATTENTION_KERNEL_NAMES, qkvDims } from "./_attention_layout.ts";
 import {
   type KernelArgs as Args,
-  type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
-  WGSL_FLAT_BUILTINS as BUILTINS,
   WGSL_WORKGROUP_INDEX,
+  wgslFlatMain,
+  wgslShader,
   wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
 
-// The names of wasm_attention.ts's FUSED_ATTENTION and FUSED_ATTENTION_GRAD,
-// spelled here so that the WebGPU kernels need nothing of the wasm ones;
-// tests/webgpu_attention_test.ts checks that they agree.
-const FORWARD = "TokenlabFusedAttention";
-const BACKWARD = "TokenlabFusedAttentionGrad";
+// wasm_attention.ts's FUSED_ATTENTION and FUSED_ATTENTION_GRAD.
+const { forward: FORWARD, backward: BACKWARD } = ATTENTION_KERNEL_NAMES;
 
 /** Threads per workgroup (one per channel of a head, so hd <= WG). */
 const WG = 128;
@@ -60,7 +58,7 @@ export const WEBGPU_ATTENTION_MAX_HEAD = WG;
 /** Most tokens the kernels take (a row of scores in workgroup memory). */
 export const WEBGPU_ATTENTION_MAX_TOKENS = 3072;
 
-const UNIFORMS = `struct U { rows: u32, N: u32, H: u32, hd: u32, scale: f32 }`;
+const UNIFORMS = "rows: u32, N: u32, H: u32, hd: u32, scale: f32";
 
 /**
  * The shaders come in two widths: `w` 4 reads q, k, v, dO and writes the
@@ -69,6 +67,11 @@ const UNIFORMS = `struct U { rows: u32, N: u32, H: u32, hd: u32, scale: f32 }`;
  * every index into those arrays counts elements of T.
  */
 const typeOf = (w: number) => w === 4 ? "vec4<f32>" : "f32";
+
+/** A shader of width `w`: `T` aliased, then the module of `spec`. */
+const shaderOf = (w: number, spec: Parameters<typeof wgslShader>[0]) =>
+  `alias T = ${typeOf(w)};${wgslShader(spec)}`;
+
 const dotOf = (w: number) =>
   w === 4
     ? "fn dotw(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }"
@@ -106,21 +109,21 @@ const REDUCE = wgslWorkgroupReduce({
 });
 
 /** The forward shader, width `w`, its row of scores `cap` floats long. */
-const forwardCode = (w: number, cap: number) => `
-${UNIFORMS}
-alias T = ${typeOf(w)};
-@group(0) @binding(0) var<storage, read_write> out: array<T>;
-@group(0) @binding(1) var<storage, read_write> probs: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<T>;
-@group(0) @binding(3) var<uniform> u: U;
-var<workgroup> row: array<f32, ${cap}>;
+const forwardCode = (w: number, cap: number) =>
+  shaderOf(w, {
+    uniforms: UNIFORMS,
+    outputs: [["out", "T"], "probs"],
+    inputs: [["qkv", "T"]],
+    decls: [
+      `var<workgroup> row: array<f32, ${cap}>;
 var<workgroup> qs: array<T, ${WG / w}>;
-var<workgroup> part: array<T, ${WG}>;
-${REDUCE}
-${dotOf(w)}
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${row(w)}
+var<workgroup> part: array<T, ${WG}>;`,
+      REDUCE,
+      dotOf(w),
+    ],
+    main: wgslFlatMain(
+      WG,
+      `${row(w)}
   // The scale goes on q, as in attentionComposite.
   if (lid < hw) { qs[lid] = qkv[base + n * stride + lid] * u.scale; }
   workgroupBarrier();
@@ -160,25 +163,25 @@ fn main(${BUILTINS}) {
     var o = T(0.0);
     for (var s = 0u; s < stripes; s++) { o += part[s * hw + lid]; }
     out[(b * u.N + n) * Dw + h * hw + lid] = o;
-  }
-}`;
+  }`,
+    ),
+  });
 
 /** The first backward shader (dS per query row), as the forward's. */
-const scoresGradCode = (w: number, cap: number) => `
-${UNIFORMS}
-alias T = ${typeOf(w)};
-@group(0) @binding(0) var<storage, read_write> ds: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<T>;
-@group(0) @binding(2) var<storage, read> qkv: array<T>;
-@group(0) @binding(3) var<storage, read> probs: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-var<workgroup> row: array<f32, ${cap}>;
-var<workgroup> gs: array<T, ${WG / w}>;
-${REDUCE}
-${dotOf(w)}
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${row(w)}
+const scoresGradCode = (w: number, cap: number) =>
+  shaderOf(w, {
+    uniforms: UNIFORMS,
+    outputs: ["ds"],
+    inputs: [["dy", "T"], ["qkv", "T"], "probs"],
+    decls: [
+      `var<workgroup> row: array<f32, ${cap}>;
+var<workgroup> gs: array<T, ${WG / w}>;`,
+      REDUCE,
+      dotOf(w),
+    ],
+    main: wgslFlatMain(
+      WG,
+      `${row(w)}
   if (lid < hw) { gs[lid] = dy[(b * u.N + n) * Dw + h * hw + lid]; }
   workgroupBarrier();
   var t = 0.0;
@@ -192,24 +195,21 @@ fn main(${BUILTINS}) {
   let rs = reduce_sum(t, lid);
   for (var j = lid; j < u.N; j += ${WG}u) {
     ds[prow + j] = probs[prow + j] * (row[j] - rs) * u.scale;
-  }
-}`;
+  }`,
+    ),
+  });
 
 // The second backward shader: row r's token n gets dq_n = sum_j dS[n, j] k_j,
 // dk_n = sum_j dS[j, n] q_j and dv_n = sum_j P[j, n] dO_j.
-const qkvGradCode = (w: number) => `
-${UNIFORMS}
-alias T = ${typeOf(w)};
-@group(0) @binding(0) var<storage, read_write> dqkv: array<T>;
-@group(0) @binding(1) var<storage, read> dy: array<T>;
-@group(0) @binding(2) var<storage, read> qkv: array<T>;
-@group(0) @binding(3) var<storage, read> probs: array<f32>;
-@group(0) @binding(4) var<storage, read> ds: array<f32>;
-@group(0) @binding(5) var<uniform> u: U;
-var<workgroup> part: array<T, ${3 * WG}>;
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${row(w)}
+const qkvGradCode = (w: number) =>
+  shaderOf(w, {
+    uniforms: UNIFORMS,
+    outputs: [["dqkv", "T"]],
+    inputs: [["dy", "T"], ["qkv", "T"], "probs", "ds"],
+    decls: [`var<workgroup> part: array<T, ${3 * WG}>;`],
+    main: wgslFlatMain(
+      WG,
+      `${row(w)}
   ${STRIPES}
   let col = bh * u.N * u.N + n;
   var aq = T(0.0);
@@ -240,8 +240,9 @@ fn main(${BUILTINS}) {
     dqkv[o] = gq;
     dqkv[o + Dw] = gk;
     dqkv[o + 2u * Dw] = gv;
-  }
-}`;
+  }`,
+    ),
+  });
 
 interface Dims {
   B: number;
@@ -256,16 +257,7 @@ interface Dims {
 
 /** [B, N, 3D] and heads -> the dimensions, checked against the limits. */
 function dims(qkv: TensorInfo, heads: number): Dims {
-  const [B, N, D3] = qkv.shape;
-  const hd = D3 / 3 / heads;
-  if (
-    qkv.shape.length !== 3 || qkv.dtype !== "float32" ||
-    !Number.isInteger(hd) || hd < 1
-  ) {
-    throw new Error(
-      `WebGPU fused attention: expected float32 qkv [B, N, 3 * D] with D divisible by ${heads} heads, found ${qkv.dtype} [${qkv.shape}]`,
-    );
-  }
+  const [B, N, , hd] = qkvDims(qkv, heads, "WebGPU fused attention");
   if (hd > WEBGPU_ATTENTION_MAX_HEAD || N > WEBGPU_ATTENTION_MAX_TOKENS) {
     throw new Error(
       `WebGPU fused attention: expected heads of at most ${WEBGPU_ATTENTION_MAX_HEAD} channels and at most ${WEBGPU_ATTENTION_MAX_TOKENS} tokens, found ${hd} channels and ${N} tokens; use attentionComposite for these shapes`,
@@ -337,7 +329,7 @@ function backwardKernel(args: Args): TensorInfo {
  */
 export function registerWebGpuAttention(): string[] {
   return registerWebGpuKernels([
-    [FORWARD, forwardKernel as unknown as KernelFunc],
-    [BACKWARD, backwardKernel as unknown as KernelFunc],
+    [FORWARD, forwardKernel],
+    [BACKWARD, backwardKernel],
   ]);
 }

@@ -34,8 +34,8 @@ import {
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
-  WGSL_FLAT_BUILTINS,
-  wgslFlatIndex,
+  wgslElementwiseMain,
+  wgslShader,
   workgroupsFor,
 } from "./webgpu_program.ts";
 
@@ -54,16 +54,12 @@ const MIN_STEPS = 16;
 // rows lid / 64 + 4i; it computes dW rows k0 + ty + 16i and columns
 // n0 + tx + 16j, so reads of `as_` broadcast and reads of `bs` are
 // consecutive within a warp.
-const PARTIAL = `
-struct U {
-  M: u32, K: u32, N: u32, H: u32, W: u32, C: u32, OH: u32, OW: u32,
-  FW: u32, SH: u32, SW: u32, padTop: i32, padLeft: i32, chunkLen: u32,
-}
-@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-var<workgroup> as_: array<f32, ${TM * TK}>;
+const PARTIAL = wgslShader({
+  uniforms: `M: u32, K: u32, N: u32, H: u32, W: u32, C: u32, OH: u32, OW: u32,
+  FW: u32, SH: u32, SW: u32, padTop: i32, padLeft: i32, chunkLen: u32,`,
+  outputs: ["partial"],
+  inputs: ["x", "dy"],
+  decls: [`var<workgroup> as_: array<f32, ${TM * TK}>;
 var<workgroup> bs: array<f32, ${TM * TN}>;
 
 fn store(row: vec4<f32>, k: u32, n0: u32, chunk: u32) {
@@ -73,9 +69,8 @@ fn store(row: vec4<f32>, k: u32, n0: u32, chunk: u32) {
     let n = n0 + 16u * j;
     if (n < u.N) { partial[base + n] = row[j]; }
   }
-}
-
-@compute @workgroup_size(${WG})
+}`],
+  main: `@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let n0 = wid.x * ${TN}u;
@@ -137,21 +132,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
   store(acc1, k0 + ty + 16u, nt, chunk);
   store(acc2, k0 + ty + 32u, nt, chunk);
   store(acc3, k0 + ty + 48u, nt, chunk);
-}`;
+}`,
+});
 
-const SUM = `
-struct U { n: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(1) var<storage, read> partial: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(${WGSL_FLAT_BUILTINS}) {
-  ${wgslFlatIndex(WG)}
-  if (i >= u.n) { return; }
-  var s = 0.0;
+const SUM = wgslShader({
+  uniforms: "n: u32, chunks: u32",
+  outputs: ["dw"],
+  inputs: ["partial"],
+  main: wgslElementwiseMain(
+    WG,
+    `var s = 0.0;
   for (var c = 0u; c < u.chunks; c++) { s += partial[c * u.n + i]; }
-  dw[i] = s;
-}`;
+  dw[i] = s;`,
+  ),
+});
 
 /**
  * How M is cut: chunks of `chunkLen` rows (a multiple of TM), enough of

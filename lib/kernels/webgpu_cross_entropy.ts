@@ -31,15 +31,14 @@
 import * as tfjs from "@tensorflow/tfjs";
 import {
   type KernelArgs as Args,
-  type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
-  WGSL_FLAT_BUILTINS as BUILTINS,
-  WGSL_WORKGROUP_INDEX,
-  wgslFlatIndex,
+  wgslElementwiseMain,
+  wgslRowMain,
+  wgslShader,
   wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
@@ -63,17 +62,13 @@ const ROW_SUM3 = wgslWorkgroupReduce({
   ops: { row_sum3: "sum" },
 });
 
-// Every thread of a row's workgroup reaches the barriers: the early return
-// is uniform across the workgroup (the row is the workgroup's).
-const FORWARD = `
-struct U { rows: u32, C: u32 }
-@group(0) @binding(0) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(1) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> t: array<f32>;
-@group(0) @binding(4) var<uniform> u: U;
-${ROW_SUM3}
-fn row_max(v: f32, lid: u32) -> f32 {
+const FORWARD = wgslShader({
+  uniforms: "rows: u32, C: u32",
+  outputs: ["loss", "stats"],
+  inputs: ["x", "t"],
+  decls: [
+    ROW_SUM3,
+    `fn row_max(v: f32, lid: u32) -> f32 {
   red[lid].x = v;
   workgroupBarrier();
   for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
@@ -83,13 +78,11 @@ fn row_max(v: f32, lid: u32) -> f32 {
   let m = red[0].x;
   workgroupBarrier();
   return m;
-}
-@compute @workgroup_size(${ROW_WG})
-fn main(${BUILTINS}) {
-  let row = ${WGSL_WORKGROUP_INDEX};
-  if (row >= u.rows) { return; }
-  let base = row * u.C;
-  var mx = -3.402823e38;
+}`,
+  ],
+  main: wgslRowMain(
+    ROW_WG,
+    `var mx = -3.402823e38;
   for (var c = lid; c < u.C; c += ${ROW_WG}u) { mx = max(mx, x[base + c]); }
   let m = row_max(mx, lid);
   // (sum exp(x - m), sum t, sum t (x - m))
@@ -106,28 +99,23 @@ fn main(${BUILTINS}) {
     stats[row * 3u] = m;
     stats[row * 3u + 1u] = lse;
     stats[row * 3u + 2u] = s.y;
-  }
-}`;
+  }`,
+  ),
+});
 
-const BACKWARD = `
-struct U { n: u32, C: u32 }
-@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dt: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> t: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: array<f32>;
-@group(0) @binding(6) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${wgslFlatIndex(WG)}
-  if (i >= u.n) { return; }
-  let row = i / u.C;
+const BACKWARD = wgslShader({
+  uniforms: "n: u32, C: u32",
+  outputs: ["dx", "dt"],
+  inputs: ["dy", "x", "t", "stats"],
+  main: wgslElementwiseMain(
+    WG,
+    `let row = i / u.C;
   let ls = (x[i] - stats[row * 3u]) - stats[row * 3u + 1u];
   let g = dy[row];
   dx[i] = (exp(ls) * stats[row * 3u + 2u] - t[i]) * g;
-  dt[i] = -ls * g;
-}`;
+  dt[i] = -ls * g;`,
+  ),
+});
 
 function rowsOf(x: TensorInfo, what: string): { rows: number; C: number } {
   if (x.shape.length !== 2 || x.dtype !== "float32") {
@@ -170,8 +158,8 @@ function backwardKernel(args: Args): TensorInfo[] {
  */
 export function registerWebGpuCrossEntropy(): string[] {
   return registerWebGpuKernels([
-    [SOFT_TARGET_CE_KERNELS.forward, forwardKernel as unknown as KernelFunc],
-    [SOFT_TARGET_CE_KERNELS.backward, backwardKernel as unknown as KernelFunc],
+    [SOFT_TARGET_CE_KERNELS.forward, forwardKernel],
+    [SOFT_TARGET_CE_KERNELS.backward, backwardKernel],
   ]);
 }
 

@@ -40,6 +40,7 @@ import {
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
+  wgslShader,
 } from "./webgpu_program.ts";
 
 const NAME = "BatchMatMul";
@@ -93,16 +94,22 @@ function shader(rm: number, rn: number, ta: boolean, tb: boolean): string {
     ? `let nn = l / ${BK}u; let kk = l % ${BK}u;`
     : `let kk = l / ${TN}u; let nn = l % ${TN}u;`;
   const bIndex = tb ? "n * u.K + k" : "k * u.N + n";
-  return `
-struct U { M: u32, N: u32, K: u32, batchA: u32, batchB: u32 }
-@group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-var<workgroup> as_: array<f32, ${BK * SA}>;
-var<workgroup> bs: array<f32, ${BK * SB}>;
-
-@compute @workgroup_size(256)
+  return wgslShader({
+    uniforms: "M: u32, N: u32, K: u32, batchA: u32, batchB: u32",
+    outputs: ["c"],
+    inputs: ["a", "b"],
+    decls: [
+      `var<workgroup> as_: array<f32, ${BK * SA}>;
+var<workgroup> bs: array<f32, ${BK * SB}>;`,
+      `fn store(row: ${vec(rn)}, base: u32, m: u32, n0: u32) {
+  if (m >= u.M) { return; }
+  for (var j = 0u; j < ${rn}u; j++) {
+    let n = n0 + 16u * j;
+    if (n < u.N) { c[base + n] = row[j]; }
+  }
+}`,
+    ],
+    main: `@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let n0 = wid.x * ${TN}u;
@@ -142,21 +149,14 @@ ${rows.map((i) => `      acc${i} += as_[ar + ${16 * i}u] * bv;`).join("\n")}
     workgroupBarrier();
   }
 ${
-    rows.map((i) =>
-      `  store(acc${i}, (batch * u.M + m0 + ty + ${16 * i}u) * u.N, m0 + ty + ${
-        16 * i
-      }u, n0 + tx);`
-    ).join("\n")
-  }
-}
-
-fn store(row: ${vec(rn)}, base: u32, m: u32, n0: u32) {
-  if (m >= u.M) { return; }
-  for (var j = 0u; j < ${rn}u; j++) {
-    let n = n0 + 16u * j;
-    if (n < u.N) { c[base + n] = row[j]; }
-  }
-}`;
+      rows.map((i) =>
+        `  store(acc${i}, (batch * u.M + m0 + ty + ${
+          16 * i
+        }u) * u.N, m0 + ty + ${16 * i}u, n0 + tx);`
+      ).join("\n")
+    }
+}`,
+  });
 }
 
 /**

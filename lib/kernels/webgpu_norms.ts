@@ -29,16 +29,15 @@
 
 import {
   type KernelArgs as Args,
-  type KernelFunc,
   registerWebGpuKernels,
   runWgsl,
   sizeOf as size,
   type TensorInfo,
   uniformWords,
   type WebGpuBackend,
-  WGSL_FLAT_BUILTINS as BUILTINS,
-  WGSL_WORKGROUP_INDEX,
-  wgslFlatIndex,
+  wgslElementwiseMain,
+  wgslRowMain,
+  wgslShader,
   wgslWorkgroupReduce,
   workgroupsFor,
 } from "./webgpu_program.ts";
@@ -48,9 +47,6 @@ const last = (t: TensorInfo) => t.shape[t.shape.length - 1];
 
 /** Threads per workgroup of the elementwise kernels. */
 const WG = 256;
-
-/** The flat index of an elementwise thread (see workgroupsFor). */
-const INDEX = wgslFlatIndex(WG);
 
 /** erf by Abramowitz and Stegun 7.1.26 (max error 1.5e-7), and Phi. */
 const ERF = `
@@ -63,36 +59,31 @@ fn erf_as(x: f32) -> f32 {
   return s * y;
 }`;
 
-const GELU = `
-struct U { n: u32 }
-@group(0) @binding(0) var<storage, read_write> y: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-${ERF}
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${INDEX}
-  if (i >= u.n) { return; }
-  let v = x[i];
-  y[i] = 0.5 * v * (1.0 + erf_as(v * 0.7071067811865476));
-}`;
+const GELU = wgslShader({
+  uniforms: "n: u32",
+  outputs: ["y"],
+  inputs: ["x"],
+  decls: [ERF],
+  main: wgslElementwiseMain(
+    WG,
+    `let v = x[i];
+  y[i] = 0.5 * v * (1.0 + erf_as(v * 0.7071067811865476));`,
+  ),
+});
 
-const GELU_GRAD = `
-struct U { n: u32 }
-@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${ERF}
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${INDEX}
-  if (i >= u.n) { return; }
-  let v = x[i];
+const GELU_GRAD = wgslShader({
+  uniforms: "n: u32",
+  outputs: ["dx"],
+  inputs: ["dy", "x"],
+  decls: [ERF],
+  main: wgslElementwiseMain(
+    WG,
+    `let v = x[i];
   let cdf = 0.5 * (1.0 + erf_as(v * 0.7071067811865476));
   let pdf = exp(-0.5 * v * v) * 0.3989422804014327;
-  dx[i] = dy[i] * (cdf + v * pdf);
-}`;
+  dx[i] = dy[i] * (cdf + v * pdf);`,
+  ),
+});
 
 /** Threads per row of the LayerNorm kernels; each holds up to PER values. */
 const ROW_WG = 128;
@@ -104,26 +95,14 @@ const ROW_SUM = wgslWorkgroupReduce({
   ops: { row_sum: "sum" },
 });
 
-const ROW_INDEX = `let row = ${WGSL_WORKGROUP_INDEX};
-  if (row >= u.rows) { return; }
-  let base = row * u.C;`;
-
-// Every thread of a row's workgroup runs the barriers: the early return
-// above is uniform across the workgroup (the row is the workgroup's).
-const LAYER_NORM = `
-struct U { rows: u32, C: u32, eps: f32 }
-@group(0) @binding(0) var<storage, read_write> y: array<f32>;
-@group(0) @binding(1) var<storage, read_write> mean_out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> rstd_out: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> b: array<f32>;
-@group(0) @binding(6) var<uniform> u: U;
-${ROW_SUM}
-@compute @workgroup_size(${ROW_WG})
-fn main(${BUILTINS}) {
-  ${ROW_INDEX}
-  var vals: array<f32, ${PER}>;
+const LAYER_NORM = wgslShader({
+  uniforms: "rows: u32, C: u32, eps: f32",
+  outputs: ["y", "mean_out", "rstd_out"],
+  inputs: ["x", "w", "b"],
+  decls: [ROW_SUM],
+  main: wgslRowMain(
+    ROW_WG,
+    `var vals: array<f32, ${PER}>;
   var s = 0.0;
   for (var k = 0u; k < ${PER}u; k++) {
     let c = lid + k * ${ROW_WG}u;
@@ -143,24 +122,19 @@ fn main(${BUILTINS}) {
     let c = lid + k * ${ROW_WG}u;
     if (c < u.C) { y[base + c] = (vals[k] - mean) * rstd * w[c] + b[c]; }
   }
-  if (lid == 0u) { mean_out[row] = mean; rstd_out[row] = rstd; }
-}`;
+  if (lid == 0u) { mean_out[row] = mean; rstd_out[row] = rstd; }`,
+  ),
+});
 
 // dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w, xhat = (x - mean) rstd.
-const LAYER_NORM_DX = `
-struct U { rows: u32, C: u32 }
-@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> w: array<f32>;
-@group(0) @binding(4) var<storage, read> mean: array<f32>;
-@group(0) @binding(5) var<storage, read> rstd: array<f32>;
-@group(0) @binding(6) var<uniform> u: U;
-${ROW_SUM}
-@compute @workgroup_size(${ROW_WG})
-fn main(${BUILTINS}) {
-  ${ROW_INDEX}
-  let m = mean[row];
+const LAYER_NORM_DX = wgslShader({
+  uniforms: "rows: u32, C: u32",
+  outputs: ["dx"],
+  inputs: ["dy", "x", "w", "mean", "rstd"],
+  decls: [ROW_SUM],
+  main: wgslRowMain(
+    ROW_WG,
+    `let m = mean[row];
   let r = rstd[row];
   var gs: array<f32, ${PER}>;
   var hs: array<f32, ${PER}>;
@@ -184,29 +158,52 @@ fn main(${BUILTINS}) {
   for (var k = 0u; k < ${PER}u; k++) {
     let c = lid + k * ${ROW_WG}u;
     if (c < u.C) { dx[base + c] = r * (gs[k] - mg - hs[k] * mgh); }
-  }
-}`;
+  }`,
+  ),
+});
 
 /** Rows summed by one thread of the column pass. */
 const CHUNK = 64;
 const COL_WG = 64;
 
-// partial[chunk, c] = sum of dy xhat, partial[chunk, C + c] = sum of dy,
-// over the chunk's rows.
-const LAYER_NORM_DW_PARTIAL = `
-struct U { rows: u32, C: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> mean: array<f32>;
-@group(0) @binding(4) var<storage, read> rstd: array<f32>;
-@group(0) @binding(5) var<uniform> u: U;
-@compute @workgroup_size(${COL_WG})
+/**
+ * A pass over chunks of CHUNK rows of C channels: one thread per column `c`
+ * (`COL_WG` per workgroup along x) and chunk `chunk` (along y), threads
+ * past either returning before `body`, which writes its two sums with
+ * `put(chunk, c, a, b)` as partial[chunk, c] and partial[chunk, C + c].
+ */
+const chunkPass = (inputs: readonly string[], body: string) =>
+  wgslShader({
+    uniforms: "rows: u32, C: u32, chunks: u32",
+    outputs: ["partial"],
+    inputs,
+    decls: [`fn put(chunk: u32, c: u32, a: f32, b: f32) {
+  partial[chunk * 2u * u.C + c] = a;
+  partial[chunk * 2u * u.C + u.C + c] = b;
+}`],
+    main: `@compute @workgroup_size(${COL_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
   let chunk = gid.y;
   if (c >= u.C || chunk >= u.chunks) { return; }
-  var sw = 0.0;
+  ${body}
+}`,
+  });
+
+/** A `main` of one thread per column `c`, past u.C returning. */
+const columnMain = (body: string) =>
+  `@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let c = gid.x;
+  if (c >= u.C) { return; }
+  ${body}
+}`;
+
+// partial[chunk, c] = sum of dy xhat, partial[chunk, C + c] = sum of dy,
+// over the chunk's rows.
+const LAYER_NORM_DW_PARTIAL = chunkPass(
+  ["dy", "x", "mean", "rstd"],
+  `var sw = 0.0;
   var sb = 0.0;
   let end = min(u.rows, (chunk + 1u) * ${CHUNK}u);
   for (var row = chunk * ${CHUNK}u; row < end; row++) {
@@ -214,42 +211,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     sw += g * (x[row * u.C + c] - mean[row]) * rstd[row];
     sb += g;
   }
-  partial[chunk * 2u * u.C + c] = sw;
-  partial[chunk * 2u * u.C + u.C + c] = sb;
-}`;
+  put(chunk, c, sw, sb);`,
+);
 
-const LAYER_NORM_DW_FINAL = `
-struct U { C: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(1) var<storage, read_write> db: array<f32>;
-@group(0) @binding(2) var<storage, read> partial: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  if (c >= u.C) { return; }
-  var sw = 0.0;
+const LAYER_NORM_DW_FINAL = wgslShader({
+  uniforms: "C: u32, chunks: u32",
+  outputs: ["dw", "db"],
+  inputs: ["partial"],
+  main: columnMain(
+    `var sw = 0.0;
   var sb = 0.0;
   for (var k = 0u; k < u.chunks; k++) {
     sw += partial[k * 2u * u.C + c];
     sb += partial[k * 2u * u.C + u.C + c];
   }
   dw[c] = sw;
-  db[c] = sb;
-}`;
+  db[c] = sb;`,
+  ),
+});
 
 // BatchNorm: rows of C channels (NHWC flattened), chunks of CHUNK rows.
-const BN_MOMENTS_PARTIAL = `
-struct U { rows: u32, C: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  let chunk = gid.y;
-  if (c >= u.C || chunk >= u.chunks) { return; }
-  let start = chunk * ${CHUNK}u;
+const BN_MOMENTS_PARTIAL = chunkPass(
+  ["x"],
+  `let start = chunk * ${CHUNK}u;
   let end = min(u.rows, start + ${CHUNK}u);
   var s = 0.0;
   for (var row = start; row < end; row++) { s += x[row * u.C + c]; }
@@ -259,23 +243,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let d = x[row * u.C + c] - mean;
     q += d * d;
   }
-  partial[chunk * 2u * u.C + c] = mean;
-  partial[chunk * 2u * u.C + u.C + c] = q;
-}`;
+  put(chunk, c, mean, q);`,
+);
 
 // Chan et al.'s pairwise update, chunk by chunk: n_ab = n_a + n_b,
 // mean_ab = mean_a + d n_b / n_ab, M2_ab = M2_a + M2_b + d^2 n_a n_b / n_ab.
-const BN_MOMENTS_FINAL = `
-struct U { rows: u32, C: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> mean_out: array<f32>;
-@group(0) @binding(1) var<storage, read_write> var_out: array<f32>;
-@group(0) @binding(2) var<storage, read> partial: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  if (c >= u.C) { return; }
-  var n = 0.0;
+const BN_MOMENTS_FINAL = wgslShader({
+  uniforms: "rows: u32, C: u32, chunks: u32",
+  outputs: ["mean_out", "var_out"],
+  inputs: ["partial"],
+  main: columnMain(
+    `var n = 0.0;
   var mean = 0.0;
   var m2 = 0.0;
   for (var k = 0u; k < u.chunks; k++) {
@@ -288,41 +266,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     n = n2;
   }
   mean_out[c] = mean;
-  var_out[c] = m2 / f32(u.rows);
-}`;
+  var_out[c] = m2 / f32(u.rows);`,
+  ),
+});
 
-const BN_APPLY = `
-struct U { n: u32, C: u32 }
-@group(0) @binding(0) var<storage, read_write> y: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> mean: array<f32>;
-@group(0) @binding(3) var<storage, read> inv: array<f32>;
-@group(0) @binding(4) var<storage, read> gamma: array<f32>;
-@group(0) @binding(5) var<storage, read> beta: array<f32>;
-@group(0) @binding(6) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${INDEX}
-  if (i >= u.n) { return; }
-  let c = i % u.C;
-  y[i] = (x[i] - mean[c]) * inv[c] * gamma[c] + beta[c];
-}`;
+const BN_APPLY = wgslShader({
+  uniforms: "n: u32, C: u32",
+  outputs: ["y"],
+  inputs: ["x", "mean", "inv", "gamma", "beta"],
+  main: wgslElementwiseMain(
+    WG,
+    `let c = i % u.C;
+  y[i] = (x[i] - mean[c]) * inv[c] * gamma[c] + beta[c];`,
+  ),
+});
 
 // partial[chunk, c] = sum of dy, partial[chunk, C + c] = sum of dy xhat.
-const BN_GRAD_PARTIAL = `
-struct U { rows: u32, C: u32, chunks: u32 }
-@group(0) @binding(0) var<storage, read_write> partial: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> mean: array<f32>;
-@group(0) @binding(4) var<storage, read> inv: array<f32>;
-@group(0) @binding(5) var<uniform> u: U;
-@compute @workgroup_size(${COL_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  let chunk = gid.y;
-  if (c >= u.C || chunk >= u.chunks) { return; }
-  let m = mean[c];
+const BN_GRAD_PARTIAL = chunkPass(
+  ["dy", "x", "mean", "inv"],
+  `let m = mean[c];
   let r = inv[c];
   var sb = 0.0;
   var sg = 0.0;
@@ -332,62 +294,60 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     sb += g;
     sg += g * (x[row * u.C + c] - m) * r;
   }
-  partial[chunk * 2u * u.C + c] = sb;
-  partial[chunk * 2u * u.C + u.C + c] = sg;
-}`;
+  put(chunk, c, sb, sg);`,
+);
 
-const BN_GRAD_DX = `
-struct U { n: u32, C: u32, rows: u32 }
-@group(0) @binding(0) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> mean: array<f32>;
-@group(0) @binding(4) var<storage, read> inv: array<f32>;
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;
-@group(0) @binding(6) var<storage, read> dbeta: array<f32>;
-@group(0) @binding(7) var<storage, read> dgamma: array<f32>;
-@group(0) @binding(8) var<uniform> u: U;
-@compute @workgroup_size(${WG})
-fn main(${BUILTINS}) {
-  ${INDEX}
-  if (i >= u.n) { return; }
-  let c = i % u.C;
+const BN_GRAD_DX = wgslShader({
+  uniforms: "n: u32, C: u32, rows: u32",
+  outputs: ["dx"],
+  inputs: ["dy", "x", "mean", "inv", "gamma", "dbeta", "dgamma"],
+  main: wgslElementwiseMain(
+    WG,
+    `let c = i % u.C;
   let xh = (x[i] - mean[c]) * inv[c];
   let rows = f32(u.rows);
-  dx[i] = gamma[c] * inv[c] * (dy[i] - dbeta[c] / rows - xh * dgamma[c] / rows);
-}`;
+  dx[i] = gamma[c] * inv[c] * (dy[i] - dbeta[c] / rows - xh * dgamma[c] / rows);`,
+  ),
+});
 
 /** Widest row the LayerNorm kernels hold in registers. */
 export const WEBGPU_LAYER_NORM_MAX = ROW_WG * PER;
 
 const backendOf = (args: Args) => args.backend as WebGpuBackend;
 
-function geluKernel(args: Args): TensorInfo {
-  const { x } = args.inputs;
+/**
+ * One dispatch of an elementwise shader (uniforms n, then `more`) over the
+ * elements of `x`, writing one tensor of its shape.
+ */
+function elementwise(
+  backend: WebGpuBackend,
+  key: string,
+  code: string,
+  inputs: TensorInfo[],
+  x: TensorInfo,
+  more: readonly (readonly ["u", number])[] = [],
+): TensorInfo {
   const n = size(x);
-  return runWgsl(backendOf(args), {
-    key: "tokenlab.gelu",
-    code: GELU,
-    inputs: [x],
+  return runWgsl(backend, {
+    key,
+    code,
+    inputs,
     outputs: [{ shape: x.shape }],
-    uniforms: uniformWords([["u", n]]),
+    uniforms: uniformWords([["u", n], ...more]),
     workgroups: workgroupsFor(n, WG),
   })[0];
+}
+
+function geluKernel(args: Args): TensorInfo {
+  const { x } = args.inputs;
+  return elementwise(backendOf(args), "tokenlab.gelu", GELU, [x], x);
 }
 
 function geluGradKernel(args: Args): TensorInfo {
   const { dy, x } = args.inputs;
-  const n = size(x);
-  return runWgsl(backendOf(args), {
-    key: "tokenlab.gelu_grad",
-    code: GELU_GRAD,
-    inputs: [dy, x],
-    outputs: [{ shape: x.shape }],
-    uniforms: uniformWords([["u", n]]),
-    workgroups: workgroupsFor(n, WG),
-  })[0];
+  const code = GELU_GRAD;
+  return elementwise(backendOf(args), "tokenlab.gelu_grad", code, [dy, x], x);
 }
-
 function rowsOf(x: TensorInfo): { rows: number; C: number } {
   const C = last(x);
   if (C > WEBGPU_LAYER_NORM_MAX) {
@@ -413,6 +373,79 @@ function layerNormKernel(args: Args): TensorInfo[] {
   });
 }
 
+/** Rows of C channels in chunks of CHUNK rows, for the column passes. */
+interface Chunks {
+  rows: number;
+  C: number;
+  chunks: number;
+}
+
+function chunksOf(x: TensorInfo): Chunks {
+  const C = last(x), rows = size(x) / C;
+  return { rows, C, chunks: Math.ceil(rows / CHUNK) };
+}
+
+/**
+ * One dispatch of a chunk pass (uniforms rows, C, chunks): the partial
+ * sums [chunks, 2C] of each chunk of rows.
+ */
+function partialColumns(
+  backend: WebGpuBackend,
+  key: string,
+  code: string,
+  inputs: TensorInfo[],
+  { rows, C, chunks }: Chunks,
+): TensorInfo {
+  return runWgsl(backend, {
+    key,
+    code,
+    inputs,
+    outputs: [{ shape: [chunks, 2 * C] }],
+    uniforms: uniformWords([["u", rows], ["u", C], ["u", chunks]]),
+    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
+  })[0];
+}
+
+/**
+ * One dispatch of a final column pass over the partial sums (which it
+ * disposes): two tensors [C].
+ */
+function fromPartial(
+  backend: WebGpuBackend,
+  key: string,
+  code: string,
+  partial: TensorInfo,
+  C: number,
+  uniforms: ArrayBuffer,
+): TensorInfo[] {
+  const out = runWgsl(backend, {
+    key,
+    code,
+    inputs: [partial],
+    outputs: [{ shape: [C] }, { shape: [C] }],
+    uniforms,
+    workgroups: [Math.ceil(C / COL_WG), 1, 1],
+  });
+  backend.disposeData(partial.dataId);
+  return out;
+}
+
+/** The column sums of the partial sums (which it disposes): two [C]. */
+function columnSums(
+  backend: WebGpuBackend,
+  partial: TensorInfo,
+  { C, chunks }: Chunks,
+): TensorInfo[] {
+  return fromPartial(
+    backend,
+    "tokenlab.layer_norm_dw_final",
+    LAYER_NORM_DW_FINAL,
+    partial,
+    C,
+    uniformWords([["u", C], ["u", chunks]]),
+  );
+}
+
 function layerNormGradKernel(args: Args): TensorInfo[] {
   const { dy, x, w, mean, rstd } = args.inputs;
   const backend = backendOf(args);
@@ -425,102 +458,73 @@ function layerNormGradKernel(args: Args): TensorInfo[] {
     uniforms: uniformWords([["u", rows], ["u", C]]),
     workgroups: workgroupsFor(rows, 1),
   });
-  const chunks = Math.ceil(rows / CHUNK);
-  const [partial] = runWgsl(backend, {
-    key: "tokenlab.layer_norm_dw_partial",
-    code: LAYER_NORM_DW_PARTIAL,
-    inputs: [dy, x, mean, rstd],
-    outputs: [{ shape: [chunks, 2 * C] }],
-    uniforms: uniformWords([["u", rows], ["u", C], ["u", chunks]]),
-    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
-  });
-  const [dw, db] = runWgsl(backend, {
-    key: "tokenlab.layer_norm_dw_final",
-    code: LAYER_NORM_DW_FINAL,
-    inputs: [partial],
-    outputs: [{ shape: [C] }, { shape: [C] }],
-    uniforms: uniformWords([["u", C], ["u", chunks]]),
-    workgroups: [Math.ceil(C / COL_WG), 1, 1],
-  });
-  backend.disposeData(partial.dataId);
+  const chunks = chunksOf(x);
+  const partial = partialColumns(
+    backend,
+    "tokenlab.layer_norm_dw_partial",
+    LAYER_NORM_DW_PARTIAL,
+    [dy, x, mean, rstd],
+    chunks,
+  );
+  const [dw, db] = columnSums(backend, partial, chunks);
   return [dx, dw, db];
-}
-
-function bnRows(x: TensorInfo): { rows: number; C: number; chunks: number } {
-  const C = last(x), rows = size(x) / C;
-  return { rows, C, chunks: Math.ceil(rows / CHUNK) };
 }
 
 function momentsKernel(args: Args): TensorInfo[] {
   const { x } = args.inputs;
   const backend = backendOf(args);
-  const { rows, C, chunks } = bnRows(x);
-  const uniforms = uniformWords([["u", rows], ["u", C], ["u", chunks]]);
-  const [partial] = runWgsl(backend, {
-    key: "tokenlab.bn_moments_partial",
-    code: BN_MOMENTS_PARTIAL,
-    inputs: [x],
-    outputs: [{ shape: [chunks, 2 * C] }],
-    uniforms,
-    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
-  });
-  const out = runWgsl(backend, {
-    key: "tokenlab.bn_moments_final",
-    code: BN_MOMENTS_FINAL,
-    inputs: [partial],
-    outputs: [{ shape: [C] }, { shape: [C] }],
-    uniforms,
-    workgroups: [Math.ceil(C / COL_WG), 1, 1],
-  });
-  backend.disposeData(partial.dataId);
-  return out;
+  const chunks = chunksOf(x);
+  const { rows, C } = chunks;
+  const partial = partialColumns(
+    backend,
+    "tokenlab.bn_moments_partial",
+    BN_MOMENTS_PARTIAL,
+    [x],
+    chunks,
+  );
+  return fromPartial(
+    backend,
+    "tokenlab.bn_moments_final",
+    BN_MOMENTS_FINAL,
+    partial,
+    C,
+    uniformWords([["u", rows], ["u", C], ["u", chunks.chunks]]),
+  );
 }
 
 function batchNormKernel(args: Args): TensorInfo {
   const { x, mean, invStd, gamma, beta } = args.inputs;
-  const n = size(x);
-  return runWgsl(backendOf(args), {
-    key: "tokenlab.bn_apply",
-    code: BN_APPLY,
-    inputs: [x, mean, invStd, gamma, beta],
-    outputs: [{ shape: x.shape }],
-    uniforms: uniformWords([["u", n], ["u", last(x)]]),
-    workgroups: workgroupsFor(n, WG),
-  })[0];
+  return elementwise(
+    backendOf(args),
+    "tokenlab.bn_apply",
+    BN_APPLY,
+    [x, mean, invStd, gamma, beta],
+    x,
+    [["u", last(x)]],
+  );
 }
 
 function batchNormGradKernel(args: Args): TensorInfo[] {
   const { dy, x, mean, invStd, gamma } = args.inputs;
   const backend = backendOf(args);
-  const { rows, C, chunks } = bnRows(x);
-  const uniforms = uniformWords([["u", rows], ["u", C], ["u", chunks]]);
-  const [partial] = runWgsl(backend, {
-    key: "tokenlab.bn_grad_partial",
-    code: BN_GRAD_PARTIAL,
-    inputs: [dy, x, mean, invStd],
-    outputs: [{ shape: [chunks, 2 * C] }],
-    uniforms,
-    workgroups: [Math.ceil(C / COL_WG), chunks, 1],
-  });
+  const chunks = chunksOf(x);
+  const partial = partialColumns(
+    backend,
+    "tokenlab.bn_grad_partial",
+    BN_GRAD_PARTIAL,
+    [dy, x, mean, invStd],
+    chunks,
+  );
   // The same column sums as LayerNorm's weight gradient: dbeta, dgamma.
-  const [dbeta, dgamma] = runWgsl(backend, {
-    key: "tokenlab.layer_norm_dw_final",
-    code: LAYER_NORM_DW_FINAL,
-    inputs: [partial],
-    outputs: [{ shape: [C] }, { shape: [C] }],
-    uniforms: uniformWords([["u", C], ["u", chunks]]),
-    workgroups: [Math.ceil(C / COL_WG), 1, 1],
-  });
-  backend.disposeData(partial.dataId);
-  const n = size(x);
-  const [dx] = runWgsl(backend, {
-    key: "tokenlab.bn_grad_dx",
-    code: BN_GRAD_DX,
-    inputs: [dy, x, mean, invStd, gamma, dbeta, dgamma],
-    outputs: [{ shape: x.shape }],
-    uniforms: uniformWords([["u", n], ["u", C], ["u", rows]]),
-    workgroups: workgroupsFor(n, WG),
-  });
+  const [dbeta, dgamma] = columnSums(backend, partial, chunks);
+  const dx = elementwise(
+    backend,
+    "tokenlab.bn_grad_dx",
+    BN_GRAD_DX,
+    [dy, x, mean, invStd, gamma, dbeta, dgamma],
+    x,
+    [["u", chunks.C], ["u", chunks.rows]],
+  );
   return [dx, dgamma, dbeta];
 }
 
@@ -530,12 +534,12 @@ function batchNormGradKernel(args: Args): TensorInfo[] {
  */
 export function registerWebGpuNorms(): string[] {
   return registerWebGpuKernels([
-    [NORM.gelu, geluKernel as unknown as KernelFunc],
-    [NORM.geluGrad, geluGradKernel as unknown as KernelFunc],
-    [NORM.layerNorm, layerNormKernel as unknown as KernelFunc],
-    [NORM.layerNormGrad, layerNormGradKernel as unknown as KernelFunc],
-    [NORM.moments, momentsKernel as unknown as KernelFunc],
-    [NORM.batchNorm, batchNormKernel as unknown as KernelFunc],
-    [NORM.batchNormGrad, batchNormGradKernel as unknown as KernelFunc],
+    [NORM.gelu, geluKernel],
+    [NORM.geluGrad, geluGradKernel],
+    [NORM.layerNorm, layerNormKernel],
+    [NORM.layerNormGrad, layerNormGradKernel],
+    [NORM.moments, momentsKernel],
+    [NORM.batchNorm, batchNormKernel],
+    [NORM.batchNormGrad, batchNormGradKernel],
   ]);
 }

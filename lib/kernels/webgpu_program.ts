@@ -24,6 +24,7 @@
  */
 
 import * as tfjs from "@tensorflow/tfjs";
+import { registerMissingKernels } from "./_registered.ts";
 
 /** The tensor handle a kernel function receives and returns. */
 export type TensorInfo = tfjs.TensorInfo;
@@ -159,6 +160,86 @@ export const WGSL_WORKGROUP_INDEX = "wid.y * nwg.x + wid.x";
 /** `let i = …;`: a thread's item under `workgroupsFor(count, wg)`. */
 export function wgslFlatIndex(wg: number): string {
   return `let i = (${WGSL_WORKGROUP_INDEX}) * ${wg}u + lid;`;
+}
+
+/**
+ * A storage array of {@linkcode wgslShader}: its name (an `array<f32>`),
+ * or its name and element type.
+ */
+export type WgslArray = string | readonly [name: string, element: string];
+
+/**
+ * A WGSL module for {@linkcode runWgsl}: its bindings in runWgsl's order
+ * (the struct `U` of the `uniforms` fields, e.g. `"n: u32, eps: f32"`, in
+ * {@linkcode uniformWords}' order; each output read-write; each input
+ * read-only; the uniforms as `u`), then `decls` (functions, workgroup
+ * variables) and `main`.
+ */
+export function wgslShader(
+  { uniforms, outputs, inputs, decls = [], main }: {
+    uniforms: string;
+    outputs: readonly WgslArray[];
+    inputs: readonly WgslArray[];
+    decls?: readonly string[];
+    main: string;
+  },
+): string {
+  const storage = (a: WgslArray, binding: number, access: string) => {
+    const [name, element] = typeof a === "string" ? [a, "f32"] : a;
+    return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${element}>;`;
+  };
+  const uniform = outputs.length + inputs.length;
+  return [
+    "",
+    `struct U { ${uniforms} }`,
+    ...outputs.map((a, i) => storage(a, i, "read_write")),
+    ...inputs.map((a, i) => storage(a, outputs.length + i, "read")),
+    `@group(0) @binding(${uniform}) var<uniform> u: U;`,
+    ...decls,
+    main,
+  ].join("\n");
+}
+
+/**
+ * A `main` of `size` threads per workgroup laid out by
+ * {@linkcode workgroupsFor} (the builtins of {@linkcode WGSL_FLAT_BUILTINS})
+ * that runs `body` (WGSL statements).
+ */
+export function wgslFlatMain(size: number, body: string): string {
+  return `@compute @workgroup_size(${size})
+fn main(${WGSL_FLAT_BUILTINS}) {
+  ${body}
+}`;
+}
+
+/**
+ * A `main` of one thread per item, `size` per workgroup
+ * (`workgroupsFor(u.n, size)`): `body` runs with the item `i` for every
+ * `i < u.n`.
+ */
+export function wgslElementwiseMain(size: number, body: string): string {
+  return wgslFlatMain(
+    size,
+    `${wgslFlatIndex(size)}
+  if (i >= u.n) { return; }
+  ${body}`,
+  );
+}
+
+/**
+ * A `main` of one workgroup of `size` threads per row of `u.C` values
+ * (`workgroupsFor(u.rows, 1)`): `body` runs with the row `row`, its first
+ * element `base` and the thread `lid`. The rows past `u.rows` return as a
+ * whole workgroup, so `body` may use barriers.
+ */
+export function wgslRowMain(size: number, body: string): string {
+  return wgslFlatMain(
+    size,
+    `let row = ${WGSL_WORKGROUP_INDEX};
+  if (row >= u.rows) { return; }
+  let base = row * u.C;
+  ${body}`,
+  );
 }
 
 /** How {@linkcode wgslWorkgroupReduce} combines two values. */
@@ -302,14 +383,12 @@ export type KernelFunc = Parameters<typeof tfjs.registerKernel>[0][
  * registered there is left alone) and returns their names.
  */
 export function registerWebGpuKernels(
-  kernels: readonly (readonly [string, KernelFunc])[],
+  kernels: readonly (readonly [
+    string,
+    (args: KernelArgs) => TensorInfo | TensorInfo[],
+  ])[],
 ): string[] {
-  for (const [kernelName, kernelFunc] of kernels) {
-    if (tfjs.getKernel(kernelName, "webgpu") === undefined) {
-      tfjs.registerKernel({ kernelName, backendName: "webgpu", kernelFunc });
-    }
-  }
-  return kernels.map(([name]) => name);
+  return registerMissingKernels("webgpu", kernels);
 }
 
 /** The arguments tfjs passes a kernel function (the parts the kit reads). */
