@@ -248,3 +248,40 @@ async function assertNoFile(path: string) {
   }
   throw new Error(`${path} exists`);
 }
+
+Deno.test("train --recipe short on MNIST: the plan (a stratified limit, epochs in all, warmup in steps) is printed before training, and a flip on digits warns", async () => {
+  const flags = [
+    "train",
+    ...TINY_FLAGS,
+    "--data",
+    "mnist:size=16",
+    "--recipe",
+    "short",
+    "--epochs",
+    "2",
+    "--train-limit",
+    "128",
+    "--val-limit",
+    "64",
+  ];
+  const r = await runCli(flags);
+  assertEquals(r.code, 0, r.stderr);
+  for (
+    const part of [
+      "plan: recipe short",
+      "data: 128 of 8000 (a seeded sample over 10 classes) training images, 10 classes; 64 validation images",
+      "epochs: 2 in all (2 warmup and cosine + 0 cooldown), 2 steps per epoch at batch 64, 4 steps in all",
+      "warmup: 1 steps",
+      "warning: the training images look grayscale",
+      "use --hflip 0",
+      "epoch 2/2 model top-1",
+    ]
+  ) assertStringIncludes(r.stderr, part);
+  assert(!r.stderr.includes("epoch 3/"), r.stderr);
+  // The plan comes before the first step.
+  assert(r.stderr.indexOf("plan:") < r.stderr.indexOf("step 1/"), r.stderr);
+  const alone = await runCli(["train", "--data", "mnist", "--epochs", "1"]);
+  assertEquals(alone.code, 2, alone.stderr);
+  assertStringIncludes(alone.stderr, "--epochs 1 counts every epoch that runs");
+  assertStringIncludes(alone.stderr, "--recipe short");
+});

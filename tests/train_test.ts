@@ -514,8 +514,9 @@ Deno.test({
       "16",
       "--batch-size",
       "16",
+      // Every epoch that runs: 2 of warmup and cosine, then 1 of cooldown.
       "--epochs",
-      "2",
+      "3",
       "--warmup-epochs",
       "1",
       "--cooldown-epochs",

@@ -12,6 +12,7 @@ import {
   describeNumber,
   followsRule,
   FRACTION,
+  NON_NEGATIVE_INT,
   numberOption,
   parseCommandArgs,
   parseNumber,
@@ -23,6 +24,14 @@ import {
 import { formatDuration } from "../_duration.ts";
 import { evalLine } from "./_eval_line.ts";
 import { stoppedMessage } from "./_stopped_message.ts";
+import { augmentationWarnings } from "./_data_warnings.ts";
+import { isRecipeName, RECIPE_NAMES } from "./_recipes.ts";
+import {
+  applyRecipe,
+  applyWarmup,
+  planText,
+  type TrainCliOptions,
+} from "./_train_plan.ts";
 import type { TrainConfig } from "../train/config.ts";
 import {
   type Kind,
@@ -52,7 +61,27 @@ Trains a model with the official LV-ViT recipe (AdamW, weight decay 0.05
 without decay on biases, norms, pos_embed and cls_token; cosine schedule with
 warmup and cooldown; label smoothing; drop path; optional EMA and gradient
 clipping), evaluating top-1 and top-5 after every epoch. Flags are named as
-in the official main.py where they overlap; every default is the official one.
+in the official main.py where they overlap. Before training it prints the
+plan (recipe, epochs, steps, warmup, cooldown, the lr of each phase, the
+augmentation) and warns when the augmentation looks wrong for the data.
+
+recipes (--recipe; any flag given overrides the recipe's value)
+  --recipe imagenet        the default: the official main.py recipe for
+                           ImageNet, unchanged: batch 1024, lr 1.6e-3 x
+                           batch/1024, 310 epochs (5 warmup, 295 cosine, 10
+                           cooldown), lr updated per epoch, RandAugment m9,
+                           erasing 0.25, flips 0.5, crops of 8-100 % area
+  --recipe short           a short run on a small dataset: batch 64, lr 2e-3 x
+                           batch/64, 10 epochs, warmup 10 % of the steps (at
+                           most one epoch), no cooldown, lr updated every
+                           step, no RandAugment, no erasing, flips 0.5, crops
+                           of 70-100 % area, aspect 0.9-1.1 (the kit's own
+                           short runs: lib/report/protocol.ts, notebook 05)
+  --epochs N               epochs that run, in all (warmup and cooldown
+                           included). main.py's --epochs counts the cosine
+                           and runs the cooldown on top: tokenlab train
+                           --epochs 310 is main.py --epochs 300 (cooldown 10)
+  --warmup-steps N         warmup in optimizer steps (per-step updates)
 
 data and model
   --data DATA              synthetic[:key=value,...], an image folder
@@ -104,22 +133,26 @@ token labeling and mixing
                            (TL-Align's code, rand_token_bbox)
 
 augmentation
-  --aa POLICY / --no-aa    RandAugment (default rand-m9-mstd0.5-inc1; n3 for L)
-  --reprob P  --remode M   random erasing (default 0.25, pixel)
-  --hflip P                horizontal flip (default 0.5)
-  --scale LO,HI  --ratio LO,HI   RandomResizedCrop ranges (0.08,1 and 0.75,1.333)
+  --aa POLICY / --no-aa    RandAugment (imagenet rand-m9-mstd0.5-inc1, n3 for L;
+                           short none)
+  --reprob P  --remode M   random erasing (imagenet 0.25, short 0; pixel)
+  --hflip P                horizontal flip (default 0.5; 0 for digits or text)
+  --scale LO,HI  --ratio LO,HI   RandomResizedCrop ranges (imagenet 0.08,1 and
+                           0.75,1.333; short 0.7,1 and 0.9,1.1)
   --train-interpolation I  random (default), bilinear, bicubic or nearest
   --crop-pct F             evaluation centre crop (default per model)
   --smoothing F            label smoothing (default 0.1)
 
 optimisation
-  --batch-size N           images per step (default 1024, the official total)
-  --lr F                   peak lr (default 1.6e-3 x batch / 1024; 1e-3 x .. for L)
+  --batch-size N           images per step (imagenet 1024, the official total;
+                           short 64)
+  --lr F                   peak lr (imagenet 1.6e-3 x batch / 1024, 1e-3 x ..
+                           for L; short 2e-3 x batch / 64)
   --warmup-lr F --min-lr F warmup start and cosine floor (1e-6, 1e-5)
-  --epochs N               cosine epochs (default 300)
-  --warmup-epochs N        (default 5)
-  --cooldown-epochs N      epochs at --min-lr after the cosine (default 10)
-  --sched-update WHEN      epoch (official) or step
+  --warmup-epochs N        warmup epochs, part of --epochs (imagenet 5)
+  --cooldown-epochs N      epochs at --min-lr at the end, part of --epochs
+                           (imagenet 10, short 0)
+  --sched-update WHEN      epoch (official) or step (short)
   --weight-decay F         (default 0.05)
   --opt-betas B1,B2  --opt-eps F   AdamW (0.9,0.999 and 1e-8)
   --clip-grad F            clip gradients (default off)  --clip-mode norm|value
@@ -129,6 +162,12 @@ optimisation
 the run
   --output DIR             checkpoints, log.jsonl, final weights (default: nothing written)
   --resume                 continue the run in --output from its last checkpoint
+                           (the same arguments: a different setting is refused)
+  --extend                 with --resume and a new --epochs: continue the run
+                           under the longer (or shorter) schedule; the plan
+                           shows the lr from the current step under the old
+                           and the new schedule, and run.json records it, so
+                           a later --resume with the new --epochs agrees
   --overwrite              start over in an --output that holds a run
   --recovery-interval N    also checkpoint every N steps (default: every epoch)
   --log-interval N         log a step record every N steps (default 50)
@@ -188,10 +227,19 @@ function parseValue(flag: string, kind: Kind, text: string): unknown {
   return parseNumber("train", `--${flag}`, text, kind);
 }
 
-/** Reads `tokenlab train` arguments into a config (exported for tests). */
+/**
+ * Reads `tokenlab train` arguments into the config fields the flags set
+ * (no recipe applied; `epochs` still the command line's total) and the
+ * command line's own options (exported for tests).
+ */
 export function trainConfigFromArgs(
   args: string[],
-): { config: Record<string, unknown>; json: boolean; help: boolean } {
+): {
+  config: Record<string, unknown>;
+  cli: TrainCliOptions;
+  json: boolean;
+  help: boolean;
+} {
   const options: Record<
     string,
     { type: "string" | "boolean"; short?: string }
@@ -202,13 +250,17 @@ export function trainConfigFromArgs(
   options.workers.short = "j";
   options.json = { type: "boolean" };
   options.help = { type: "boolean", short: "h" };
+  options.recipe = { type: "string" };
+  options["warmup-steps"] = { type: "string" };
+  options.extend = { type: "boolean" };
   const { values, positionals } = parseCommandArgs(
     "train",
     TRAIN_USAGE,
     args,
     options,
   );
-  if (values.help) return { config: {}, json: false, help: true };
+  const cli: TrainCliOptions = { recipe: "imagenet", extend: false };
+  if (values.help) return { config: {}, cli, json: false, help: true };
   if (positionals.length > 0) {
     throw new UsageError(
       `tokenlab train: unexpected argument ${
@@ -244,7 +296,31 @@ export function trainConfigFromArgs(
       `tokenlab train: --data is required\n\n${TRAIN_USAGE}`,
     );
   }
-  return { config, json: v.json === true, help: false };
+  if (typeof v.recipe === "string") {
+    if (!isRecipeName(v.recipe)) {
+      throw new UsageError(
+        `tokenlab train: --recipe needs one of ${
+          RECIPE_NAMES.join(", ")
+        }, found ${shown(v.recipe)}`,
+      );
+    }
+    cli.recipe = v.recipe;
+  }
+  if (typeof v["warmup-steps"] === "string") {
+    cli.warmupSteps = parseNumber(
+      "train",
+      "--warmup-steps",
+      v["warmup-steps"],
+      NON_NEGATIVE_INT,
+    );
+  }
+  cli.extend = v.extend === true;
+  if (cli.extend && config.resume !== true) {
+    throw new UsageError(
+      "tokenlab train: --extend changes the schedule of a run being continued: add --resume (and --output with the run's folder)",
+    );
+  }
+  return { config, cli, json: v.json === true, help: false };
 }
 
 /**
@@ -273,45 +349,53 @@ export const trainCommand: Command = {
   summary: "train a model with the official recipe (resumable checkpoints)",
   usage: TRAIN_USAGE,
   async run(args) {
-    const { config, json, help } = trainConfigFromArgs(args);
+    const { config: flags, cli, json, help } = trainConfigFromArgs(args);
     if (help) {
       console.log(TRAIN_USAGE);
       return 0;
     }
-    await checkInputPaths(config);
-    await checkBackendOption("train", config.backend as string | undefined);
+    await checkInputPaths(flags);
+    await checkBackendOption("train", flags.backend as string | undefined);
     const {
       train,
       resolveTrainConfig,
       liveBundle,
       CheckpointError,
       DatasetError,
+      DEFAULT_TRAIN_CONFIG,
       ImageError,
       LoaderError,
       ScoreMapError,
     } = await import("../mod.ts");
+    const { trainingData } = await import("./_train_data.ts");
+    // The recipe fills what no flag set; --epochs becomes the library's
+    // warmup-and-cosine epochs; the warmup needs the steps of an epoch.
+    const config = applyRecipe(flags, cli);
+    // Contradicting settings are named before the data is opened (the
+    // warmup is checked once the steps are known).
+    resolveTrainConfig({ ...config, warmupEpochs: 0 } as unknown as {
+      data: string;
+    });
+    const data = await trainingData(config, {
+      batchSize: DEFAULT_TRAIN_CONFIG.batchSize,
+      seed: DEFAULT_TRAIN_CONFIG.seed,
+      batchFromFlag: flags.batchSize !== undefined,
+    });
+    applyWarmup(config, flags, cli, data.facts.stepsPerEpoch);
     // A TrainConfigError is bad input (main.ts's table): exit 2.
     const resolved = resolveTrainConfig(config as { data: string });
     const enc = new TextEncoder();
     const err = (t: string) => Deno.stderr.writeSync(enc.encode(t));
     const tty = Deno.stderr.isTerminal();
-    err(
-      `${resolved.model} ${resolved.imgSize}px, batch ${resolved.batchSize}, lr ${
-        resolved.lr.toExponential(2)
-      }${
-        resolved.lr === config.lr
-          ? ""
-          : ` (${resolved.lrBase} x ${resolved.batchSize}/${resolved.lrBaseBatch})`
-      }, ${resolved.epochs}+${resolved.cooldownEpochs} epochs (warmup ${resolved.warmupEpochs}), wd ${resolved.weightDecay}, drop path ${resolved.dropPath}${
-        resolved.tokenLabel ? ", token labels" : ""
-      }${resolved.mixToken ? ", MixToken" : ""}${
-        resolved.tlAlign ? ", TL-Align" : ""
-      }${resolved.modelEma ? `, EMA ${resolved.modelEmaDecay}` : ""}${
-        resolved.output
-          ? `, output ${resolved.output}`
-          : ", nothing written (no --output)"
-      }\n`,
-    );
+    err(`${planText(resolved, cli.recipe, data.facts)}\n`);
+    for (
+      const w of augmentationWarnings(
+        resolved,
+        cli.recipe,
+        data.images,
+        data.facts.used,
+      )
+    ) err(`${w}\n`);
     const stop = new AbortController();
     let interrupts = 0;
     const onSigint = () => {

@@ -229,7 +229,12 @@ export interface TrainConfig {
   minLr: number;
   /** Epochs of the cosine (official 300). */
   epochs: number;
-  /** Warmup epochs (official 5). */
+  /**
+   * Warmup epochs (official 5), part of `epochs`. A whole number with
+   * per-epoch updates; with `schedUpdate: "step"` a fraction is allowed
+   * (a warmup of N steps is N / stepsPerEpoch epochs: the CLI's
+   * `--warmup-steps`).
+   */
   warmupEpochs: number;
   /** Epochs at `minLr` after the cosine (official 10). */
   cooldownEpochs: number;
@@ -613,7 +618,16 @@ export function resolveTrainConfig(
   num(r, "warmupLr", (v) => v >= 0, ">= 0");
   num(r, "minLr", (v) => v >= 0, ">= 0");
   intAtLeast(r, "epochs", 1);
-  intAtLeast(r, "warmupEpochs", 0);
+  if (c.schedUpdate === "step") {
+    num(
+      r,
+      "warmupEpochs",
+      (v) => v >= 0,
+      ">= 0 (a fraction is allowed with per-step updates)",
+    );
+  } else {
+    intAtLeast(r, "warmupEpochs", 0);
+  }
   intAtLeast(r, "cooldownEpochs", 0);
   oneOf(r, "schedUpdate", ["epoch", "step"]);
   num(r, "weightDecay", (v) => v >= 0, ">= 0");
