@@ -57,7 +57,7 @@ A good annotator (its maps are the students' targets: they can be no better
 than it):
   1. train it with an aux head, so that every patch token has a trained
      classifier: tokenlab train --data DATA --model lvvit_xs32 --aux-head
-     --output runs/annotator [your recipe's flags]
+     --output runs/annotator (plus --recipe short on a small dataset)
      (weights trained without --aux-head have only the class head, never
      trained on patch tokens: on MNIST a 95%-accurate annotator's class
      head gave maps agreeing with the image label on 73.5% of images, its
