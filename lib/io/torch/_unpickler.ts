@@ -21,7 +21,7 @@ import {
 } from "./pickle_value.ts";
 import { pickleStates } from "./_pickle_states.ts";
 import { OPCODE_NAMES } from "./_opcodes.ts";
-import { reachableObjects } from "./_walk.ts";
+import { forEachReachable } from "./_walk.ts";
 
 class Global {
   constructor(readonly module: string, readonly name: string) {}
@@ -676,7 +676,7 @@ export class Unpickler {
 
   /** Refuses a result that still holds a bare global or storage (torch never writes one). */
   #checkResult(value: unknown): void {
-    for (const v of reachableObjects(value, true)) {
+    forEachReachable(value, true, (v) => {
       if (v instanceof Global || v instanceof StorageRef) {
         this.#refuse(
           `the unpickled object holds ${
@@ -684,7 +684,7 @@ export class Unpickler {
           } itself rather than a tensor built from it; tokenlab only reads state dicts and plain values`,
         );
       }
-    }
+    });
   }
 
   #build(obj: unknown, state: unknown): void {

@@ -19,7 +19,7 @@ import {
 } from "./pickle_value.ts";
 import { describe } from "./_unpickler.ts";
 import { loadTensors, openCheckpoint } from "./_gather.ts";
-import { reachableObjects } from "./_walk.ts";
+import { forEachReachable } from "./_walk.ts";
 
 /**
  * Every tensor reachable from a value read by {@linkcode readTorchFile}.
@@ -32,9 +32,9 @@ import { reachableObjects } from "./_walk.ts";
  */
 export function tensorsOf(value: PickleValue): TorchTensor[] {
   const out: TorchTensor[] = [];
-  for (const v of reachableObjects(value, false)) {
+  forEachReachable(value, false, (v) => {
     if (v instanceof TorchTensor) out.push(v);
-  }
+  });
   return out;
 }
 
