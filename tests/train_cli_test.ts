@@ -285,3 +285,83 @@ Deno.test("train --recipe short on MNIST: the plan (a stratified limit, epochs i
   assertStringIncludes(alone.stderr, "--epochs 1 counts every epoch that runs");
   assertStringIncludes(alone.stderr, "--recipe short");
 });
+
+Deno.test("train --resume --extend: a finished run continues under a longer schedule, run.json records it, a later --resume agrees; a shorter total than has run is refused", async () => {
+  const { learningRate } = await import("../lib/train/schedule.ts");
+  const dir = await fresh("extend");
+  const out = `${dir}/run`;
+  const flags = (epochs: number, ...more: string[]) => [
+    "train",
+    ...TINY_FLAGS,
+    "--data",
+    "synthetic:size=16,count=32,classes=4",
+    "--val-limit",
+    "16",
+    "--batch-size",
+    "16",
+    "--epochs",
+    String(epochs),
+    "--warmup-epochs",
+    "0",
+    "--cooldown-epochs",
+    "0",
+    "--log-interval",
+    "1",
+    "--output",
+    out,
+    ...more,
+  ];
+  const first = await runCli(flags(2));
+  assertEquals(first.code, 0, first.stderr);
+  const longer = await runCli(flags(4, "--resume"));
+  assertEquals(longer.code, 2, longer.stderr);
+  assertStringIncludes(
+    longer.stderr,
+    `--epochs 4 differs from the 2 epochs in all the run in ${out} was started with; to continue it under the new length add --extend`,
+  );
+  const shorter = await runCli(flags(1, "--resume", "--extend"));
+  assertEquals(shorter.code, 2, shorter.stderr);
+  assertStringIncludes(shorter.stderr, "has already run 2 epochs");
+  assertStringIncludes(shorter.stderr, "give --epochs 2 or more");
+  const extended = await runCli(flags(4, "--resume", "--extend"));
+  assertEquals(extended.code, 0, extended.stderr);
+  assertStringIncludes(
+    extended.stderr,
+    "extend: the run goes from 2 to 4 epochs in all (2 -> 4 warmup and cosine, 0 cooldown), 4 -> 8 steps; it continues from step 4",
+  );
+  assertStringIncludes(
+    extended.stderr,
+    "lr of the next step: none (past its end) under the old schedule",
+  );
+  const run = JSON.parse(await Deno.readTextFile(`${out}/run.json`));
+  assertEquals(run.config.epochs, 4);
+  assertEquals(
+    run.extensions.map((x: Record<string, number>) => [x.step, x.from, x.to]),
+    [[4, 2, 4]],
+  );
+  const log = (await Deno.readTextFile(`${out}/log.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  const steps = log.filter((r) => r.kind === "step");
+  assertEquals(steps.map((r) => r.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  const lr = 1.6e-3 * 16 / 1024;
+  const sched = (epochs: number) => ({
+    lr,
+    warmupLr: 1e-6,
+    minLr: 1e-5,
+    epochs,
+    warmupEpochs: 0,
+    cooldownEpochs: 0,
+    update: "epoch" as const,
+  });
+  // The steps that ran keep the old schedule's lr; the new ones follow the new.
+  assertEquals(steps[2].lr, learningRate(sched(2), 1, 0, 2));
+  assertEquals(steps[4].lr, learningRate(sched(4), 2, 0, 2));
+  assertEquals(steps[7].lr, learningRate(sched(4), 3, 1, 2));
+  // A later --resume with the new --epochs agrees with run.json (the
+  // checkpoints hold steps of both schedules); the old --epochs does not.
+  const again = await runCli(flags(4, "--resume"));
+  assertEquals(again.code, 0, again.stderr);
+  const old = await runCli(flags(2, "--resume"));
+  assertEquals(old.code, 2, old.stderr);
+  assertStringIncludes(old.stderr, "add --extend");
+});

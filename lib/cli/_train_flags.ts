@@ -120,6 +120,7 @@ export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = {
   output: { flag: "output", kind: "string" },
   resume: { flag: "resume", on: true },
   overwrite: { flag: "overwrite", on: true },
+  extend: { flag: "extend", on: true },
   checkpointEvery: { flag: "recovery-interval", kind: NON_NEGATIVE_INT },
   logEvery: { flag: "log-interval", kind: POSITIVE_INT },
   evalEvery: { flag: "eval-every", kind: POSITIVE_INT },

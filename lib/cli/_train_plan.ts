@@ -225,3 +225,64 @@ export function planText(
   ];
   return lines.join("\n");
 }
+
+/** Where a run being extended stands: its newest checkpoint's position. */
+export interface RunPosition {
+  /** Steps done. */
+  step: number;
+  /** Epoch to continue in (0-based). */
+  epoch: number;
+  /** Next step of that epoch. */
+  stepInEpoch: number;
+}
+
+function scheduleOf(c: ResolvedTrainConfig) {
+  return {
+    lr: c.lr,
+    warmupLr: c.warmupLr,
+    minLr: c.minLr,
+    epochs: c.epochs,
+    warmupEpochs: c.warmupEpochs,
+    cooldownEpochs: c.cooldownEpochs,
+    update: c.schedUpdate,
+  };
+}
+
+/** The lr of step `step` (0-based) of a schedule, null past its end. */
+function lrOfStep(c: ResolvedTrainConfig, step: number, spe: number) {
+  const curve = scheduleCurve(scheduleOf(c), spe).lr;
+  return step < curve.length ? curve[step] : null;
+}
+
+/**
+ * What `--resume --extend` changes, in the command line's terms: the
+ * epochs in all before and after, and the lr from the current step on
+ * under the old and the new schedule.
+ */
+export function extensionText(
+  old: ResolvedTrainConfig,
+  now: ResolvedTrainConfig,
+  at: RunPosition | null,
+  spe: number,
+): string {
+  const oldTotal = old.epochs + old.cooldownEpochs;
+  const newTotal = now.epochs + now.cooldownEpochs;
+  const step = at?.step ?? 0;
+  const show = (x: number | null) => x === null ? "none (past its end)" : e(x);
+  const oldNext = lrOfStep(old, step, spe), newNext = lrOfStep(now, step, spe);
+  const oldEnd = lrOfStep(old, oldTotal * spe - 1, spe);
+  const newEnd = lrOfStep(now, newTotal * spe - 1, spe);
+  return [
+    `extend: the run goes from ${oldTotal} to ${newTotal} epochs in all (${old.epochs} -> ${now.epochs} warmup and cosine, ${now.cooldownEpochs} cooldown), ${
+      oldTotal * spe
+    } -> ${newTotal * spe} steps; it continues from step ${step}${
+      at === null ? " (no checkpoint yet)" : ` (epoch ${at.epoch + 1})`
+    }`,
+    `  lr of the next step: ${show(oldNext)} under the old schedule, ${
+      show(newNext)
+    } under the new; at the last step: ${show(oldEnd)} (old), ${
+      show(newEnd)
+    } (new)`,
+    "  the steps already run keep the lr they had; run.json records the change, so a later --resume with the new --epochs agrees",
+  ].join("\n");
+}

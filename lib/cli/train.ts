@@ -29,6 +29,7 @@ import { isRecipeName, RECIPE_NAMES } from "./_recipes.ts";
 import {
   applyRecipe,
   applyWarmup,
+  extensionText,
   planText,
   type TrainCliOptions,
 } from "./_train_plan.ts";
@@ -252,7 +253,6 @@ export function trainConfigFromArgs(
   options.help = { type: "boolean", short: "h" };
   options.recipe = { type: "string" };
   options["warmup-steps"] = { type: "string" };
-  options.extend = { type: "boolean" };
   const { values, positionals } = parseCommandArgs(
     "train",
     TRAIN_USAGE,
@@ -314,7 +314,7 @@ export function trainConfigFromArgs(
       NON_NEGATIVE_INT,
     );
   }
-  cli.extend = v.extend === true;
+  cli.extend = config.extend === true;
   if (cli.extend && config.resume !== true) {
     throw new UsageError(
       "tokenlab train: --extend changes the schedule of a run being continued: add --resume (and --output with the run's folder)",
@@ -365,6 +365,8 @@ export const trainCommand: Command = {
       DEFAULT_TRAIN_CONFIG,
       ImageError,
       LoaderError,
+      latestCheckpoint,
+      readRunDescription,
       ScoreMapError,
     } = await import("../mod.ts");
     const { trainingData } = await import("./_train_data.ts");
@@ -382,12 +384,59 @@ export const trainCommand: Command = {
       batchFromFlag: flags.batchSize !== undefined,
     });
     applyWarmup(config, flags, cli, data.facts.stepsPerEpoch);
+    // A resumed run keeps the warmup it started with (a recipe's share of
+    // the steps would change with an extension).
+    const previous = flags.resume === true && typeof flags.output === "string"
+      ? await readRunDescription(flags.output)
+      : null;
+    if (
+      previous !== null && flags.warmupEpochs === undefined &&
+      cli.warmupSteps === undefined
+    ) {
+      config.warmupEpochs = previous.config.warmupEpochs;
+    }
     // A TrainConfigError is bad input (main.ts's table): exit 2.
     const resolved = resolveTrainConfig(config as { data: string });
     const enc = new TextEncoder();
     const err = (t: string) => Deno.stderr.writeSync(enc.encode(t));
     const tty = Deno.stderr.isTerminal();
     err(`${planText(resolved, cli.recipe, data.facts)}\n`);
+    if (previous !== null) {
+      const was = previous.config;
+      const oldTotal = was.epochs + was.cooldownEpochs;
+      const newTotal = resolved.epochs + resolved.cooldownEpochs;
+      if (
+        oldTotal !== newTotal || was.cooldownEpochs !== resolved.cooldownEpochs
+      ) {
+        if (!cli.extend) {
+          throw new UsageError(
+            `tokenlab train: --epochs ${newTotal} differs from the ${oldTotal} epochs in all the run in ${resolved.output} was started with; to continue it under the new length add --extend (the lr follows the new schedule from the current step on), or resume with --epochs ${oldTotal}`,
+          );
+        }
+        if (was.cooldownEpochs !== resolved.cooldownEpochs) {
+          throw new UsageError(
+            `tokenlab train: --extend changes the epochs of warmup and cosine; the run's ${was.cooldownEpochs} cooldown epochs stay: give --cooldown-epochs ${was.cooldownEpochs} (or leave it to the recipe the run started with)`,
+          );
+        }
+        const latest = await latestCheckpoint(resolved.output!);
+        const at = latest?.state ?? null;
+        const ran = at === null ? 0 : at.epoch + (at.stepInEpoch > 0 ? 1 : 0);
+        if (newTotal < ran) {
+          throw new UsageError(
+            `tokenlab train: --extend with --epochs ${newTotal}: the run in ${resolved.output} has already run ${ran} epochs (checkpoint ${
+              latest!.name
+            }); a run cannot be shortened below what it has done: give --epochs ${ran} or more`,
+          );
+        }
+        err(
+          `${extensionText(was, resolved, at, data.facts.stepsPerEpoch)}\n`,
+        );
+      } else if (cli.extend) {
+        err(
+          `extend: --epochs ${newTotal} is the run's own length: nothing to extend, the run continues as planned\n`,
+        );
+      }
+    }
     for (
       const w of augmentationWarnings(
         resolved,

@@ -20,7 +20,7 @@ import {
   type TrainConfig,
   TrainConfigError,
 } from "./config.ts";
-import type { TrainState } from "./train_state.ts";
+import type { ScheduleExtension, TrainState } from "./train_state.ts";
 import {
   fieldName,
   FieldProblem,
@@ -104,6 +104,66 @@ export interface RunInfo {
   created: string;
   /** tokenlab version that started it. */
   tokenlab: string;
+  /** The changes of its length (`extend`), oldest first (absent: none). */
+  extensions?: ScheduleExtension[];
+}
+
+/**
+ * Checks a list of schedule extensions (run.json's or state.json's): each
+ * at a step no earlier than the one before, from the `epochs` the one
+ * before went to; the last going to `epochs` (the config's).
+ */
+function validateExtensions(
+  v: unknown,
+  field: string,
+  epochs: number,
+): ScheduleExtension[] {
+  if (!Array.isArray(v) || v.length === 0) {
+    fieldProblem(field, "a non-empty array of schedule extensions", v);
+  }
+  let step = 0, prevTo: number | null = null;
+  v.forEach((x, i) => {
+    const at = `${field}[${i}]`;
+    const o = objectFields(x, at, { required: ["step", "from", "to", "at"] });
+    step = integerField(o.step, `${at}.step`, {
+      min: step,
+      max: Number.MAX_SAFE_INTEGER,
+    });
+    const from = integerField(o.from, `${at}.from`, { min: 1, max: 1e9 });
+    if (prevTo !== null && from !== prevTo) {
+      fieldProblem(
+        `${at}.from`,
+        `${prevTo} (the extension before went to it)`,
+        from,
+      );
+    }
+    prevTo = integerField(o.to, `${at}.to`, { min: 1, max: 1e9 });
+    const date = stringField(o.at, `${at}.at`, { maxLength: 40 });
+    if (Number.isNaN(Date.parse(date))) {
+      fieldProblem(`${at}.at`, "an ISO 8601 date", date);
+    }
+  });
+  if (prevTo !== epochs) {
+    fieldProblem(
+      `${field}[${v.length - 1}].to`,
+      `${epochs} (the config's epochs)`,
+      prevTo,
+    );
+  }
+  return v as ScheduleExtension[];
+}
+
+/**
+ * The schedule's `epochs` a step ran under: the `from` of the first
+ * extension made at or after it, else the config's.
+ */
+export function epochsAtStep(
+  step: number,
+  epochs: number,
+  extensions: readonly ScheduleExtension[] | undefined,
+): number {
+  for (const x of extensions ?? []) if (step <= x.step) return x.from;
+  return epochs;
 }
 
 /** Checks parsed `run.json`; the config comes back as stored. */
@@ -116,10 +176,14 @@ export function validateRunInfo(v: unknown): RunInfo {
       "created",
       "tokenlab",
     ],
+    optional: ["extensions"],
   });
   exactly(o.format, "format", "tokenlab-run", "a tokenlab run description");
   exactly(o.version, "version", 1, "the only version of run.json");
-  validateStoredConfig(o.config, "config");
+  const runConfig = validateStoredConfig(o.config, "config");
+  if ("extensions" in o) {
+    validateExtensions(o.extensions, "extensions", runConfig.epochs);
+  }
   const created = stringField(o.created, "created", {
     maxLength: 40,
     allowControl: true,
@@ -137,6 +201,11 @@ export interface StateContext {
   name: string;
   /** The run's config (run.json's, or the config a resumed run gives): `config` must agree with it. */
   runConfig: ResolvedTrainConfig | null;
+  /**
+   * The run was extended, or is being: `config.epochs` may differ from the
+   * run's (default false).
+   */
+  epochsMayDiffer?: boolean;
 }
 
 /** The fields of state.json, in the order the writer writes them. */
@@ -174,17 +243,23 @@ export function validateTrainState(
   v: unknown,
   context: StateContext,
 ): TrainState {
-  const o = objectFields(v, "", { required: STATE_FIELDS });
+  const o = objectFields(v, "", {
+    required: STATE_FIELDS,
+    optional: ["extensions"],
+  });
   exactly(o.format, "format", "tokenlab-train-state", "a training state");
   if (o.version !== 1 && o.version !== 2) {
     fieldProblem("version", "1 or 2", o.version);
   }
   const config = validateStoredConfig(o.config, "config");
+  const extensions = "extensions" in o
+    ? validateExtensions(o.extensions, "extensions", config.epochs)
+    : undefined;
   if (context.runConfig !== null) {
     const diff = configDifferences(
       o.config as Record<string, unknown>,
       context.runConfig as unknown as Record<string, unknown>,
-    );
+    ).filter((d) => !(context.epochsMayDiffer && d.startsWith("epochs:")));
     if (diff.length > 0) {
       const k = diff[0].slice(0, diff[0].indexOf(":"));
       fieldProblem(
@@ -238,7 +313,12 @@ export function validateTrainState(
   });
   exactly(opt.step, "optimizer.step", step, "one optimizer step per step");
   const last = step - 1;
-  const lr = scheduleLr(config, Math.floor(last / spe), last % spe, spe);
+  const lr = scheduleLr(
+    { ...config, epochs: epochsAtStep(step, config.epochs, extensions) },
+    Math.floor(last / spe),
+    last % spe,
+    spe,
+  );
   exactly(opt.lr, "optimizer.lr", lr, "the schedule's lr of the last step");
   exactly(
     opt.weightDecay,
@@ -261,7 +341,14 @@ export function validateTrainState(
     allowControl: true,
   });
 
-  validateRecords(o.records, { config, spe, totalEpochs, step, epoch });
+  validateRecords(o.records, {
+    config,
+    spe,
+    totalEpochs,
+    step,
+    epoch,
+    extensions,
+  });
 
   // The names are checked before anything else of `files`, and before any
   // file is opened: only the fixed names the writer uses can pass.
@@ -330,6 +417,7 @@ function scheduleLr(
 
 interface RecordContext {
   config: ResolvedTrainConfig;
+  extensions: readonly ScheduleExtension[] | undefined;
   spe: number;
   totalEpochs: number;
   step: number;
@@ -390,7 +478,19 @@ function validateRecords(v: unknown, c: RecordContext): void {
       exactly(
         r.lr,
         `${at}.lr`,
-        scheduleLr(c.config, epoch, sie, c.spe),
+        scheduleLr(
+          {
+            ...c.config,
+            epochs: epochsAtStep(
+              epoch * c.spe + sie + 1,
+              c.config.epochs,
+              c.extensions,
+            ),
+          },
+          epoch,
+          sie,
+          c.spe,
+        ),
         "the schedule's lr of that step",
       );
       finiteField(r.imagesPerSecond, `${at}.imagesPerSecond`, { min: 0 });

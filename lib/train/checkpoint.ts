@@ -105,7 +105,8 @@ export class RunFolderError extends TokenlabError implements ConfigFieldError {
 }
 
 // Defined beside its schema's other types; still exported here.
-export type { TrainState } from "./train_state.ts";
+export type { ScheduleExtension, TrainState } from "./train_state.ts";
+export type { RunInfo } from "./_state_schema.ts";
 
 /** A checkpoint found on disk. */
 export interface Checkpoint {
@@ -224,6 +225,17 @@ async function readRunInfo(out: string): Promise<RunInfo> {
   }
 }
 
+/**
+ * The description of the run in a folder (`run.json`: its config, and the
+ * changes of its length), checked; null when the folder holds no run.
+ *
+ * @throws {RunFolderError} for a damaged or edited run.json
+ */
+export async function readRunDescription(out: string): Promise<RunInfo | null> {
+  if (!await exists(`${out}/run.json`)) return null;
+  return await readRunInfo(out);
+}
+
 /** A checkpoint's folder name: `step-` and the step, 8 digits. */
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(8, "0")}`;
@@ -262,10 +274,19 @@ export async function prepareOutput(
     // With --overwrite the old run is replaced, so it need not be readable.
     const prev = await readRunInfo(out);
     if (config.resume) {
+      const extending = config.extend && prev.config.epochs !== config.epochs;
       const diff = configDifferences(
         prev.config as unknown as Record<string, unknown>,
         config as unknown as Record<string, unknown>,
-      );
+      ).filter((d) => !(extending && d.startsWith("epochs:")));
+      if (
+        diff.length === 1 && diff[0].startsWith("epochs:") && !config.extend
+      ) {
+        throw new RunFolderError(
+          `\`resume\`: the run in ${out} was started with \`epochs: ${prev.config.epochs}\` (and ${prev.config.cooldownEpochs} cooldown epochs), this config has \`epochs: ${config.epochs}\`; set \`extend\` to continue the run under the new schedule, or resume with the run's own \`epochs\``,
+          { fields: ["resume", "extend", "epochs"] },
+        );
+      }
       if (diff.length > 0) {
         throw new RunFolderError(
           `\`resume\`: ${out} holds a different run; these settings differ from it:\n  ${
@@ -275,7 +296,35 @@ export async function prepareOutput(
         );
       }
       await removeTemporaries(out);
-      return await latestCheckpoint(out, { config });
+      const epochsMayDiffer = extending ||
+        (prev.extensions?.length ?? 0) > 0;
+      const latest = await latestCheckpoint(out, { config, epochsMayDiffer });
+      if (extending) {
+        const s = latest?.state;
+        const ran = s === undefined ? 0 : s.epoch + (s.stepInEpoch > 0 ? 1 : 0);
+        const total = config.epochs + config.cooldownEpochs;
+        if (total < ran) {
+          throw new RunFolderError(
+            `\`extend\`: the run in ${out} has already run ${ran} epoch${
+              ran === 1 ? "" : "s"
+            } (its checkpoint ${
+              latest!.name
+            }), more than the ${total} of \`epochs: ${config.epochs}\` and ${config.cooldownEpochs} cooldown epochs; a run cannot be shortened below what it has done: give at least \`epochs: ${
+              ran - config.cooldownEpochs
+            }\``,
+            { fields: ["extend", "epochs"] },
+          );
+        }
+        const extensions = [...(prev.extensions ?? []), {
+          step: s?.step ?? 0,
+          from: prev.config.epochs,
+          to: config.epochs,
+          at: new Date().toISOString(),
+        }];
+        const run: RunInfo = { ...prev, config, extensions };
+        await writeFileAtomic(runPath, json(run), { overwrite: true });
+      }
+      return latest;
     }
     if (!config.overwrite) {
       const c = prev.config;
@@ -350,6 +399,8 @@ export interface ReadCheckpointOptions {
    * config on its own.
    */
   config?: ResolvedTrainConfig;
+  /** The run was extended, or is being: its checkpoints' `epochs` may differ from `config`'s. */
+  epochsMayDiffer?: boolean;
 }
 
 /**
@@ -379,8 +430,13 @@ export async function latestCheckpoint(
   names.sort();
   const name = names.at(-1);
   if (name === undefined) return null;
-  const config = options.config ?? (await readRunInfo(out)).config;
-  return await readCheckpoint(`${dir}/${name}`, { config });
+  const info = options.config === undefined ? await readRunInfo(out) : null;
+  const config = options.config ?? info!.config;
+  return await readCheckpoint(`${dir}/${name}`, {
+    config,
+    epochsMayDiffer: options.epochsMayDiffer ??
+      (info?.extensions?.length ?? 0) > 0,
+  });
 }
 
 /**
@@ -468,6 +524,7 @@ export async function readCheckpoint(
     state = validateTrainState(value, {
       name,
       runConfig: options.config ?? null,
+      epochsMayDiffer: options.epochsMayDiffer,
     });
   } catch (e) {
     if (!(e instanceof FieldProblem)) throw e;

@@ -262,6 +262,13 @@ export interface TrainConfig {
   resume: boolean;
   /** Start over in an `output` that holds a run (its tokenlab files are replaced). */
   overwrite: boolean;
+  /**
+   * With `resume`: the run may continue under another `epochs` (a longer
+   * or shorter schedule, never shorter than what has run). The lr follows
+   * the new schedule from the checkpoint on; `run.json` records the change
+   * (its `extensions`), so a later `resume` with the new `epochs` agrees.
+   */
+  extend: boolean;
   /** Checkpoint every N optimizer steps (default 0: at the end of every epoch only). */
   checkpointEvery: number;
   /** Log a step record every N steps (official `--log-interval` 50); the last step of an epoch is always logged. */
@@ -357,6 +364,7 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<Omit<TrainConfig, "data">> = Object
     output: null,
     resume: false,
     overwrite: false,
+    extend: false,
     checkpointEvery: 0,
     logEvery: 50,
     evalEvery: 1,
@@ -410,6 +418,7 @@ export const RUN_ONLY_FIELDS: readonly (keyof TrainConfig)[] = [
   "output",
   "resume",
   "overwrite",
+  "extend",
   "workers",
   "backend",
   "checkpointEvery",
@@ -665,6 +674,7 @@ export function resolveTrainConfig(
       "modelEma",
       "resume",
       "overwrite",
+      "extend",
     ] as const
   ) {
     if (typeof c[key] !== "boolean") {
@@ -684,6 +694,12 @@ export function resolveTrainConfig(
     fail(
       "`resume` and `overwrite` contradict each other: continue the run in `output`, or start it over, not both",
       ["resume", "overwrite", "output"],
+    );
+  }
+  if (c.extend && !c.resume) {
+    fail(
+      "`extend` changes the schedule of a run being continued: it needs `resume` (and `output`, the run's folder)",
+      ["extend", "resume", "output"],
     );
   }
   if ((c.resume || c.overwrite) && c.output === null) {

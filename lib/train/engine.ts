@@ -28,9 +28,11 @@ import {
   type Checkpoint,
   checkpointName,
   prepareOutput,
+  readRunDescription,
   restoreCheckpoint,
   rewriteLog,
   RunFolderError,
+  type ScheduleExtension,
   writeCheckpoint,
   writeJson,
 } from "./checkpoint.ts";
@@ -470,6 +472,9 @@ export async function train(
     }
     // Checked before the model is built: a wrong folder costs nothing.
     const checkpoint = await prepareOutput(c);
+    const extensions = c.output === null
+      ? []
+      : (await readRunDescription(c.output))?.extensions ?? [];
 
     model = createModel(c.model, {
       ...c.modelOverrides,
@@ -531,7 +536,14 @@ export async function train(
       trainables: params.map((p) => p.variable),
       paramOf: new Map(params.map((p) => [p.variable.name, p.name])),
     };
-    const run = await loop(ctx, loader, valLoader, checkpoint, options);
+    const run = await loop(
+      ctx,
+      loader,
+      valLoader,
+      checkpoint,
+      extensions,
+      options,
+    );
     keepModels = true;
     return run;
   } finally {
@@ -551,6 +563,7 @@ async function loop(
   loader: DataLoader,
   valLoader: DataLoader | null,
   checkpoint: Checkpoint | null,
+  extensions: readonly ScheduleExtension[],
   options: TrainOptions,
 ): Promise<TrainRun> {
   const { c, model, optimizer } = ctx;
@@ -650,6 +663,8 @@ async function loop(
       },
       config: c,
       records: [...records, rec],
+      // Only a run that was extended says so: the others' states stay as they were.
+      ...(extensions.length > 0 ? { extensions: [...extensions] } : {}),
     }, { model, ema: ctx.ema?.model ?? null, optimizer });
     lastCheckpoint = rec.name;
     await log(rec);

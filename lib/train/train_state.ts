@@ -9,6 +9,22 @@ import type { ResolvedTrainConfig } from "./config.ts";
 import type { LogRecord } from "./log.ts";
 import type { OptimizerState } from "./optimizer.ts";
 
+/**
+ * A change of a run's length (`resume` with `extend`): from the checkpoint
+ * at `step` on, the schedule's `epochs` (warmup and cosine) are `to`
+ * instead of `from`; the steps up to `step` ran under `from`.
+ */
+export interface ScheduleExtension {
+  /** The step the run continued from (0: before its first checkpoint). */
+  step: number;
+  /** The schedule's `epochs` before. */
+  from: number;
+  /** The schedule's `epochs` after. */
+  to: number;
+  /** When (ISO 8601). */
+  at: string;
+}
+
 /** Where the training continues, and what the run had done by then. */
 export interface TrainState {
   /** File format tag. */
@@ -41,4 +57,6 @@ export interface TrainState {
   files: Record<string, { bytes: number; sha256: string }>;
   /** tokenlab version that wrote it. */
   tokenlab: string;
+  /** The run's extensions so far, oldest first (absent: never extended). */
+  extensions?: ScheduleExtension[];
 }
