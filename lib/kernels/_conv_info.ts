@@ -18,10 +18,15 @@ export type Shape4 = [number, number, number, number];
 
 /** Conv2D attributes as the kernels receive them. */
 export interface ConvAttrs {
+  /** Strides along rows and columns (one number: both). */
   strides: number | [number, number];
+  /** Padding: `valid`, `same`, a number, or explicit per-side pads. */
   pad: Parameters<typeof tfjs.backend_util.computeConv2DInfo>[4];
+  /** The layout of the input; the kit's kernels handle NHWC. */
   dataFormat: "NHWC" | "NCHW";
+  /** Dilations (Conv2D's; the gradients' attributes have none). */
   dilations?: number | [number, number];
+  /** How output sizes are rounded with a numeric pad. */
   dimRoundingMode?: "floor" | "round" | "ceil";
   /** Conv2DBackpropInput's. */
   inputShape?: Shape4;

@@ -14,8 +14,11 @@ import * as tfjs from "@tensorflow/tfjs";
 
 /** The sizes of op(a) op(b): [..., M, K] x [..., K, N] -> [...outer, M, N]. */
 export interface ProductShape {
+  /** Rows of op(a) and of the output. */
   M: number;
+  /** Columns of op(b) and of the output. */
   N: number;
+  /** The inner size: columns of op(a), rows of op(b). */
   K: number;
   /** The output's batch dimensions (a's and b's broadcast together). */
   outer: number[];

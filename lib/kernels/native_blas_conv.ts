@@ -11,7 +11,8 @@
  * where the patches are a permutation of the input and the whole
  * convolution is one product. The others go to the kernels underneath.
  *
- * This module imports tfjs's wasm heap helpers only and defines functions:
+ * The BLAS comes as an argument (this module does not import
+ * native_blas.ts, which imports it). The module only defines functions:
  * nothing is replaced until {@linkcode registerNativeBlasConvolutions} runs.
  *
  * @module
@@ -35,7 +36,9 @@ import {
  * do).
  */
 export interface HeapBlas {
+  /** The product on the heap. */
   gemm: HeapGemm;
+  /** Whether the product may run now. */
   active(): boolean;
 }
 

@@ -90,7 +90,7 @@ export function registerWasmGradientKernels(): string[] {
       });
       registered.push(kernelName);
     } else if (baseWasmKernel(kernelName) === kernelFunc) {
-      // ours, possibly wrapped by a faster path (lib/kernels/native_blas.ts)
+      // ours, possibly wrapped by a faster path (native_blas_conv.ts)
       registered.push(kernelName);
     }
   }
