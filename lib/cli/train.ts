@@ -184,7 +184,11 @@ the run
 Ctrl-C stops after the current step and writes a checkpoint (with --output),
 then prints how many steps ran, where the checkpoint is, and the command
 that continues the run (the same arguments plus --resume); no final weights
-are written for a stopped run. A second Ctrl-C quits at once (exit 130).`;
+are written for a stopped run. A second Ctrl-C quits at once (exit 130).
+
+exit codes: 0 done; 2 refused before any work (wrong usage or bad input: the
+message says what was expected, what was found and what to do); 1 failed
+while running; 130 interrupted (continue with --resume).`;
 
 function parseValue(flag: string, kind: Kind, text: string): unknown {
   if (kind === "string") return text;
