@@ -856,7 +856,9 @@ Deno.test("torch: many views of one storage are read in linear time", async () =
     const took = performance.now() - t0;
     assertEquals(list.length, n);
     assert(list.every((t) => isTorchTensor(t) && t.data[0] === 7.5));
-    assert(took < 10_000, `expected a linear-time read, took ${took} ms`);
+    // A quadratic read of 400 000 views would take hours; the bound only
+    // separates the two, with room for a loaded machine.
+    assert(took < 60_000, `expected a linear-time read, took ${took} ms`);
   });
 });
 
