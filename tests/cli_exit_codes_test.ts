@@ -169,6 +169,19 @@ Deno.test("exit codes: the other commands' refusals are 2", async () => {
       2,
       [`--checkpoint: ${dir}/none.safetensors: no such file or folder`],
     );
+    // An image given as weights is named for what it is, not read as a
+    // safetensors header length of 727905341920923785.
+    const png = new Uint8Array(64);
+    png.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+    await Deno.writeFile(`${dir}/x.png`, png);
+    await expectExit(
+      ["eval", "--checkpoint", `${dir}/x.png`, "--data", "synthetic"],
+      2,
+      [
+        `weights file ${dir}/x.png: expected a .safetensors file`,
+        "found a PNG image, not a checkpoint or weights file",
+      ],
+    );
     await expectExit(["labels", `${dir}/none.pt`], 2, [
       "MAP takes an official per-image map file",
       `found nothing at ${dir}/none.pt`,

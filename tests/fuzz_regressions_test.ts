@@ -111,3 +111,36 @@ Deno.test("fuzz regression: a PNG whose header declares more pixels than maxPixe
     40,
   );
 });
+
+Deno.test("readWeights: a file that is neither a zip nor safetensors is named for what it is", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, number[], string][] = [
+      [
+        "a.png",
+        [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+        "a PNG image",
+      ],
+      ["b.jpg", [0xff, 0xd8, 0xff, 0xe0], "a JPEG image"],
+      [
+        "c.bin",
+        [0x13, 0x37, 0, 0, 0, 0, 0, 0, 0x20, 0x20],
+        "an unknown format",
+      ],
+      ["d.safetensors", [], "an empty file"],
+    ];
+    for (const [name, bytes, kind] of cases) {
+      const data = new Uint8Array(bytes.length === 0 ? 0 : 64);
+      data.set(bytes);
+      await Deno.writeFile(`${dir}/${name}`, data);
+      const e = await assertRejects(
+        () => readWeights(`${dir}/${name}`),
+        WeightsError,
+      );
+      assertStringIncludes(e.message, `weights file ${dir}/${name}`);
+      assertStringIncludes(e.message, kind);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -11,6 +11,7 @@
  * @module
  */
 
+import { describeNonZip, SNIFF_BYTES } from "../io/file_kind.ts";
 import { tf } from "../tf.ts";
 import { VERSION } from "../version.ts";
 import { type RawTensor, toFloat32 } from "../io/raw_tensor.ts";
@@ -384,6 +385,7 @@ export async function readWeights(
   options: ReadWeightsOptions = {},
 ): Promise<WeightsFile> {
   let head: Uint8Array;
+  let size: number;
   try {
     using file = await Deno.open(path, { read: true });
     // A folder opens like a file but fails on read with a bare OS error.
@@ -392,9 +394,15 @@ export async function readWeights(
         `weights file ${path}: expected a regular file, found a folder or other special file; give the path of a .pth, .pth.tar, .pt or .safetensors file`,
       );
     }
-    head = new Uint8Array(8);
-    const n = await file.read(head);
-    head = head.subarray(0, n ?? 0);
+    head = new Uint8Array(SNIFF_BYTES);
+    let n = 0;
+    while (n < head.length) {
+      const got = await file.read(head.subarray(n));
+      if (got === null || got === 0) break;
+      n += got;
+    }
+    head = head.subarray(0, n);
+    size = (await file.stat()).size;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new WeightsError(
@@ -410,6 +418,15 @@ export async function readWeights(
       config: null,
       format: "torch",
     };
+  }
+  // A safetensors header is JSON and opens with "{" right after its 8-byte
+  // length; anything else is named for what it is (an image, a tar, ...).
+  if (size < 10 || head[8] !== 0x7b) {
+    throw new WeightsError(
+      `weights file ${path}: expected a .safetensors file (an 8-byte header length, then a JSON header) or a PyTorch checkpoint (.pth, .pth.tar, .pt: a zip starting with "PK"), found ${
+        describeNonZip(head, size)
+      }`,
+    );
   }
   const { tensors, metadata } = await readSafetensors(path);
   let config: ModelConfig | null = null;
