@@ -253,7 +253,7 @@ Deno.test("mnist: the data spec parses, and bad keys give a clear DataSpecError"
     DataSpecError,
     '"split" must be "train" or "val", found "test"',
   );
-  assertStringIncludes(bad.message, "--data mnist:split=test");
+  assertStringIncludes(bad.message, "`data: mnist:split=test`");
   await assertRejects(
     () => openDataset({ kind: "mnist", options: { valFraction: 2 } }),
     DataSpecError,

@@ -52,8 +52,14 @@ export type DataSpec =
   }
   | { kind: "tensors"; path: string };
 
-/** Raised for a dataset description that cannot be used. */
+/**
+ * Raised for a dataset description that cannot be used. Its message quotes
+ * the spec as `` `data: TEXT` `` (the config field), which a front end names
+ * its own way (the command line says `--data TEXT`).
+ */
 export class DataSpecError extends TokenlabError {
+  /** The config fields the message may quote. */
+  readonly fields: readonly string[] = ["data"];
   /** Creates the error. */
   constructor(message: string) {
     super(message);
@@ -61,7 +67,7 @@ export class DataSpecError extends TokenlabError {
 }
 
 const DATA_HELP =
-  "--data takes synthetic[:key=value,...], mnist[:key=value,...], an image folder (<root>/<split>/<class>/*.jpg|png), a CIFAR-10/100 binary folder, or a .safetensors image dataset";
+  "`data` takes synthetic[:key=value,...], mnist[:key=value,...], an image folder (<root>/<split>/<class>/*.jpg|png), a CIFAR-10/100 binary folder, or a .safetensors image dataset";
 
 function parseValue(v: string): unknown {
   if (v === "true") return true;
@@ -111,7 +117,7 @@ function parseKeyValues(
     const eq = part.indexOf("=");
     if (eq <= 0) {
       throw new DataSpecError(
-        `--data ${text}: expected key=value after "${kind}:", found ${
+        `\`data: ${text}\`: expected key=value after "${kind}:", found ${
           JSON.stringify(part)
         } (e.g. ${kind}:${example})`,
       );
@@ -135,7 +141,7 @@ function parseMnist(text: string, split: "train" | "val"): DataSpec {
     (key, rawKey) => {
       if (!(key in MNIST_DEFAULTS)) {
         throw new DataSpecError(
-          `--data ${text}: unknown key ${
+          `\`data: ${text}\`: unknown key ${
             JSON.stringify(rawKey)
           } after "mnist:"; expected ${MNIST_KEYS} (e.g. mnist:size=32,seed=0,split=val)`,
         );
@@ -146,7 +152,7 @@ function parseMnist(text: string, split: "train" | "val"): DataSpec {
     resolveMnistOptions(opts as MnistOptions);
   } catch (e) {
     if (!(e instanceof RangeError)) throw e;
-    throw new DataSpecError(`--data ${text}: ${e.message}`);
+    throw new DataSpecError(`\`data: ${text}\`: ${e.message}`);
   }
   return { kind: "mnist", options: opts as MnistOptions };
 }
@@ -189,13 +195,13 @@ export async function parseDataSpec(
     info = await Deno.stat(text);
   } catch {
     throw new DataSpecError(
-      `--data ${text}: no such file or folder; ${DATA_HELP}`,
+      `\`data: ${text}\`: no such file or folder; ${DATA_HELP}`,
     );
   }
   if (info.isFile) {
     if (text.endsWith(".safetensors")) return { kind: "tensors", path: text };
     throw new DataSpecError(
-      `--data ${text}: a file, but not a .safetensors dataset; ${DATA_HELP}`,
+      `\`data: ${text}\`: a file, but not a .safetensors dataset; ${DATA_HELP}`,
     );
   }
   const names = new Set<string>();
