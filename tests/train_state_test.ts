@@ -509,7 +509,9 @@ Deno.test("run.json: damaged or edited fields are refused, naming the file and t
     assertEquals(e.file, path);
     assertEquals(e.field, field, e.message);
     assertStringIncludes(e.message, `run.json: field ${field}: expected`);
-    assertStringIncludes(e.message, "--overwrite");
+    // The library speaks of the config field; the CLI names --overwrite.
+    assertStringIncludes(e.message, "`overwrite`");
+    assert(e.fields.includes("overwrite"), e.message);
   }
   await Deno.writeTextFile(path, "{");
   let e = await assertRejects(() => latestCheckpoint(dir), RunFolderError);
