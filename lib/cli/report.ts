@@ -1,5 +1,6 @@
 /**
- * `tokenlab report`: execute notebooks headlessly into `reports/`.
+ * `tokenlab report`: execute notebooks headlessly into `reports/` (the
+ * kit's), or any notebook file into a folder of its own.
  *
  * @module
  */
@@ -13,9 +14,9 @@ import {
 } from "./_args.ts";
 
 const USAGE =
-  `usage: tokenlab report [NAME ...] [--scale tiny|smoke|full] [--param KEY=VALUE ...]
-                       [--params FILE.json] [--refresh] [--freeze] [--backend NAME]
-                       [--cell-timeout SECONDS] [--no-browser]
+  `usage: tokenlab report [NAME | PATH.ipynb ...] [--out DIR] [--scale tiny|smoke|full]
+                       [--param KEY=VALUE ...] [--params FILE.json] [--refresh] [--freeze]
+                       [--backend NAME] [--cell-timeout SECONDS] [--no-browser]
 
 Executes each notebook of notebooks/ (or only the NAMEs given) with the Deno
 Jupyter kernel and writes reports/<name>.html (self-contained), reports/<name>.md
@@ -24,10 +25,24 @@ reports/index.html and reports/README.md list every report. Exits 1 if any cell
 of any notebook fails (the partial report is still written, marked failed), 2
 for bad input (nothing runs then).
 
+Any other notebook is rendered by its path (a word with a "/" or ending in
+.ipynb; relative paths start at the current folder): into --out DIR, else
+into a reports/ folder beside the notebook (my.ipynb -> reports/my.html,
+.md, .ipynb). That folder gets its own index (README.md, index.html,
+index.json) of the reports rendered into it; the kit's reports/ lists only
+the kit's notebooks, so it refuses others. A folder that holds files
+tokenlab report did not write (no index.json) is refused, and so is the
+notebook's own folder (the executed copy would replace the notebook). The
+kernel runs in the notebook's folder when a deno.json at or above it
+configures Deno; otherwise in the kit's root, whose deno.json maps
+"tokenlab" (relative paths in the notebook then start there).
+
 Parameters: a notebook's cell tagged "parameters" declares its defaults as
 TypeScript consts; given values go into a cell tagged "injected-parameters"
 right after it, typed like the defaults.
 
+  --out DIR                the report folder (default: reports/ for the kit's notebooks,
+                           a reports/ folder beside any other notebook)
   --scale tiny|smoke|full  the scale, for notebooks with a "scale" parameter
   --param KEY=VALUE        set a parameter (repeatable); checked against its default's type
   --params FILE.json       parameters from a JSON object ({"epochs": 8}); --param wins
@@ -45,6 +60,7 @@ export const reportCommand: Command = {
   async run(args) {
     const { values, positionals } = parseCommandArgs("report", USAGE, args, {
       backend: { type: "string" },
+      out: { type: "string" },
       "cell-timeout": { type: "string" },
       scale: { type: "string" },
       param: { type: "string", multiple: true },
@@ -59,6 +75,11 @@ export const reportCommand: Command = {
       return 0;
     }
     await checkBackendOption("report", values.backend);
+    if (values.out !== undefined && values.out.trim() === "") {
+      throw new UsageError(
+        `tokenlab report: --out expects a folder, found an empty value; give the folder for the reports (it is created when missing)`,
+      );
+    }
     const cellTimeout = positiveIntOption(
       "report",
       "--cell-timeout",
@@ -69,6 +90,7 @@ export const reportCommand: Command = {
     let results;
     try {
       results = await runReports(positionals, {
+        outDir: values.out,
         backend: values.backend,
         cellTimeout,
         scale: values.scale,

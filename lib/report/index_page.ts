@@ -36,11 +36,14 @@ export interface IndexedReport {
   parameters: Record<string, unknown>;
   /** The backend the notebook reported, if any. */
   backend: string | null;
+  /** Its group in the index (default: {@linkcode reportGroup} of its name). */
+  group?: string;
 }
 
 /** One line of the report index. */
 interface IndexEntry {
   name: string;
+  group?: string;
   status: "ok" | "failed" | "not run";
   seconds: number | null;
   headline: string | null;
@@ -56,24 +59,41 @@ interface IndexEntry {
  * the reports of `results` as they ran now, the other notebooks as the
  * previous index had them (a notebook that could not run at all keeps its
  * previous report, with the error noted).
+ *
+ * `notebooks` is the folder's fixed list (the project's `reports/` lists
+ * every notebook of `notebooks/`, those never run as "not run", and
+ * nothing else); `null` lists what the folder's previous index listed and
+ * the reports of `results`, for any other folder.
  */
 export async function writeIndex(
   outDir: string,
   results: readonly IndexedReport[],
-  notebooks: readonly string[],
+  notebooks: readonly string[] | null,
 ): Promise<void> {
   const manifestPath = join(outDir, "index.json");
   let previous: Record<string, IndexEntry> = {};
   try {
     const m = JSON.parse(await Deno.readTextFile(manifestPath));
-    if (m && typeof m.reports === "object") previous = m.reports;
+    if (m && typeof m.reports === "object" && !Array.isArray(m.reports)) {
+      previous = m.reports;
+    }
   } catch { /* first run, or a damaged manifest: rebuilt below */ }
+  // Only entries shaped as this module writes them are carried over.
+  previous = Object.fromEntries(
+    Object.entries(previous).filter(([name, e]) =>
+      e && typeof e === "object" &&
+      e.name === name && typeof e.status === "string"
+    ),
+  );
+  const listed = notebooks ??
+    [...new Set([...Object.keys(previous), ...results.map((r) => r.name)])];
   const now = new Date().toISOString();
-  const entries: IndexEntry[] = notebooks.map((name) => {
+  const entries: IndexEntry[] = listed.map((name) => {
     const r = results.find((x) => x.name === name);
     if (r && (r.html !== null || !previous[name])) {
       return {
         name,
+        ...(r.group !== undefined ? { group: r.group } : {}),
         status: r.html === null ? "not run" : r.status,
         seconds: r.seconds,
         headline: r.headline,
@@ -137,10 +157,14 @@ export function reportGroup(name: string): "Guides" | "Ablations" {
   return name.startsWith("ablation_") ? "Ablations" : "Guides";
 }
 
+/** The index group of a notebook that is not one of the kit's. */
+export const OWN_GROUP = "Notebooks";
+
 const GROUP_TEXT: Record<string, string> = {
   Guides: "The kit, step by step.",
   Ablations:
     "The ablations of the token labeling paper (and of TL-Align), each with the published numbers beside ours; the headline is the verdict.",
+  [OWN_GROUP]: "Notebooks rendered into this folder by tokenlab report.",
 };
 
 function groupsOf(
@@ -148,7 +172,9 @@ function groupsOf(
 ): [string, IndexEntry[]][] {
   const groups = new Map<string, IndexEntry[]>();
   for (const e of entries) {
-    const g = reportGroup(e.name);
+    const g = typeof e.group === "string" && Object.hasOwn(GROUP_TEXT, e.group)
+      ? e.group
+      : reportGroup(e.name);
     groups.set(g, [...(groups.get(g) ?? []), e]);
   }
   return [...groups];

@@ -7,6 +7,11 @@
  * executed `reports/<name>.ipynb`. `reports/index.html` and
  * `reports/README.md` list every report (`index_page.ts`).
  *
+ * Any other notebook file can be rendered the same way, by its path: into
+ * the folder given (`outDir`), else into a `reports/` folder beside it. Each
+ * report folder has its own index; the project's `reports/` lists the
+ * project's notebooks only.
+ *
  * Everything is checked before anything runs (notebooks are valid JSON,
  * names and parameters exist and have the right types). A report's files
  * are written into a staging folder and moved into place only when all of
@@ -17,7 +22,7 @@
  * @module
  */
 
-import { basename, join } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { UNFROZEN_SCALES } from "./cache.ts";
 import {
@@ -47,6 +52,7 @@ import { writeIndex } from "./index_page.ts";
 import { TokenlabError } from "../errors.ts";
 
 export { reportGroup } from "./index_page.ts";
+import { OWN_GROUP, reportGroup } from "./index_page.ts";
 
 /** The project's notebook folder. */
 export const NOTEBOOK_DIR: string = fileURLToPath(
@@ -56,6 +62,8 @@ export const NOTEBOOK_DIR: string = fileURLToPath(
 export const REPORT_DIR: string = fileURLToPath(
   new URL("../../reports/", import.meta.url),
 );
+/** The project's root (its deno.json maps `tokenlab`). */
+const PROJECT_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 const EXECUTE_PY = fileURLToPath(new URL("./_execute.py", import.meta.url));
 
 /** The scales a report can run at. */
@@ -73,6 +81,10 @@ export class ReportError extends TokenlabError {
 export interface ReportResult {
   /** Notebook name (file stem). */
   name: string;
+  /** The notebook file that ran. */
+  notebook?: string;
+  /** The index group: the project's notebooks by name (`reportGroup`), "Notebooks" for any other. */
+  group?: string;
   /** `ok`, or `failed` when a cell failed, the kernel could not run, or the browser check found a problem. */
   status: "ok" | "failed";
   /** 1-based number of the failing cell in the notebook as stored, when known. */
@@ -103,9 +115,16 @@ export interface ReportResult {
 
 /** Options of {@linkcode runReports}. */
 export interface RunReportsOptions {
-  /** Folder of the notebooks (default: the project's `notebooks/`). */
+  /** Folder of the notebooks that `names` name (default: the project's `notebooks/`). */
   notebookDir?: string;
-  /** Folder of the reports (default: the project's `reports/`). */
+  /**
+   * Folder of the reports, for every notebook run. Default: the project's
+   * `reports/` for the notebooks of `notebookDir`, and a `reports/` folder
+   * beside any other notebook (one given by its path). With `notebookDir`
+   * given, `outDir` is also that folder's home: its index lists every
+   * notebook of `notebookDir`, as the project's `reports/` lists the
+   * project's. Another folder's index lists the reports rendered into it.
+   */
   outDir?: string;
   /** Backend for the kernels (sets `TOKENLAB_BACKEND` for them). */
   backend?: string;
@@ -190,8 +209,209 @@ export function findPython(): Promise<string> {
   return python;
 }
 
+/** A notebook to run: where it is, where it runs and where its report goes. */
+interface Target {
+  /** The report's name: the notebook's file stem. */
+  name: string;
+  /** The notebook file. */
+  path: string;
+  /** The kernel's working folder. */
+  cwd: string;
+  /** The report folder. */
+  outDir: string;
+  /** Whether it is one of `notebookDir`'s notebooks (named, or by its path). */
+  member: boolean;
+  /** How the command line named it. */
+  given: string;
+}
+
+/** Whether a command-line word names a notebook file rather than a notebook of the project. */
+function isNotebookPath(word: string): boolean {
+  return /[\\/]/.test(word) || word.endsWith(".ipynb");
+}
+
+/** What is at `path`, or null when nothing is. */
+async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+function kindOf(info: Deno.FileInfo): string {
+  return info.isDirectory
+    ? "a folder"
+    : info.isFile
+    ? "a file"
+    : "something that is neither a file nor a folder";
+}
+
+/**
+ * The kernel's working folder for a notebook outside the project: its own
+ * folder when a deno.json (or deno.jsonc) at or above it configures Deno
+ * there; else the project's root, whose deno.json maps `tokenlab` (the
+ * Deno kernel reads its configuration from its working folder).
+ */
+async function kernelFolder(dir: string): Promise<string> {
+  for (let d = dir;; d = dirname(d)) {
+    for (const config of ["deno.json", "deno.jsonc"]) {
+      if ((await statOrNull(join(d, config)))?.isFile) return dir;
+    }
+    if (dirname(d) === d) return PROJECT_ROOT;
+  }
+}
+
+/**
+ * The notebooks `words` name (all of `notebookDir`'s when none): a word is
+ * a notebook of `notebookDir` by name (`quickstart`), or a notebook file by
+ * its path (`my.ipynb`, `../work/my.ipynb`, `/abs/my.ipynb`; relative to
+ * the current folder). Throws a ReportError saying what was expected and
+ * found for an unknown name or a path that is not a notebook file.
+ */
+async function resolveTargets(
+  words: readonly string[],
+  available: readonly string[],
+  notebookDir: string,
+  options: RunReportsOptions,
+): Promise<Target[]> {
+  const memberOut = resolve(options.outDir ?? REPORT_DIR);
+  const member = (name: string, given: string): Target => ({
+    name,
+    path: join(notebookDir, `${name}.ipynb`),
+    cwd: notebookDir,
+    outDir: memberOut,
+    member: true,
+    given,
+  });
+  if (words.length === 0) return available.map((n) => member(n, n));
+  const unknown: string[] = [];
+  const targets: Target[] = [];
+  for (const word of words) {
+    if (!isNotebookPath(word)) {
+      if (available.includes(word)) targets.push(member(word, word));
+      else unknown.push(word);
+      continue;
+    }
+    const path = resolve(word);
+    const stem = basename(path).replace(/\.ipynb$/, "");
+    const inCollection = path.endsWith(".ipynb") && available.includes(stem);
+    if (inCollection && dirname(path) === resolve(notebookDir)) {
+      targets.push(member(stem, word));
+      continue;
+    }
+    const info = await statOrNull(path);
+    if (info === null) {
+      // A bare "quickstart.ipynb" not in the current folder: the project's.
+      if (inCollection && !/[\\/]/.test(word)) {
+        targets.push(member(stem, word));
+        continue;
+      }
+      throw new ReportError(
+        `notebook ${word} not found: expected a Jupyter notebook file (.ipynb) at ${path}, found nothing there. Check the path (relative paths start at the current folder ${Deno.cwd()}), or name one of ${
+          available.join(", ") || "(none)"
+        } in ${notebookDir}.`,
+      );
+    }
+    if (!info.isFile || !path.endsWith(".ipynb")) {
+      throw new ReportError(
+        `${word} is not a notebook: expected a Jupyter notebook file whose name ends in .ipynb, found ${
+          info.isFile ? `a file named ${basename(path)}` : kindOf(info)
+        } at ${path}. Give the path of the .ipynb file${
+          info.isDirectory ? ` (for example ${join(word, "NAME.ipynb")})` : ""
+        }.`,
+      );
+    }
+    targets.push({
+      name: stem,
+      path,
+      cwd: await kernelFolder(dirname(path)),
+      outDir: options.outDir !== undefined
+        ? resolve(options.outDir)
+        : join(dirname(path), "reports"),
+      member: false,
+      given: word,
+    });
+  }
+  if (unknown.length > 0) {
+    throw new ReportError(
+      `unknown notebook${unknown.length > 1 ? "s" : ""} ${
+        unknown.join(", ")
+      }: expected one of ${
+        available.join(", ") || "(none)"
+      } in ${notebookDir}, or the path of a notebook file (ending in .ipynb)`,
+    );
+  }
+  return targets.filter((t, i) =>
+    targets.findIndex((u) => u.path === t.path) === i
+  );
+}
+
+/**
+ * Refuses report folders that would lose something: a notebook outside
+ * `notebookDir` into the folder whose index lists `notebookDir`'s
+ * notebooks, two notebooks of one name into one folder, an executed copy
+ * over its own notebook, and a folder that holds files `tokenlab report`
+ * did not write (no index.json).
+ */
+async function checkOutDirs(
+  targets: readonly Target[],
+  home: string,
+  notebookDir: string,
+): Promise<void> {
+  for (const t of targets) {
+    const where = t.outDir === join(dirname(t.path), "reports") && !t.member
+      ? `the report folder beside ${t.given}, ${t.outDir},`
+      : `the report folder ${t.outDir}`;
+    if (!t.member && t.outDir === home) {
+      throw new ReportError(
+        `${t.given} is not one of the notebooks of ${notebookDir}, and ${where} is theirs: its index lists only those. Give another folder for it with --out DIR.`,
+      );
+    }
+    if (resolve(t.outDir, `${t.name}.ipynb`) === t.path) {
+      throw new ReportError(
+        `${where} is the folder of ${t.given} itself: the executed copy ${t.name}.ipynb would replace the notebook. Give another folder with --out DIR.`,
+      );
+    }
+    const twin = targets.find((u) =>
+      u !== t && u.outDir === t.outDir && u.name === t.name
+    );
+    if (twin) {
+      throw new ReportError(
+        `${t.given} and ${twin.given} are both named ${t.name}: their reports would overwrite each other in ${t.outDir}. Render them one at a time, each with its own --out DIR.`,
+      );
+    }
+  }
+  for (const dir of new Set(targets.map((t) => t.outDir))) {
+    if (dir === home) continue;
+    const info = await statOrNull(dir);
+    if (info === null) continue;
+    if (!info.isDirectory) {
+      throw new ReportError(
+        `the report folder ${dir} is ${
+          kindOf(info)
+        }: expected a folder (or nothing there, and it is created). Give another with --out DIR.`,
+      );
+    }
+    let empty = true;
+    for await (const _ of Deno.readDir(dir)) {
+      empty = false;
+      break;
+    }
+    if (
+      !empty && (await statOrNull(join(dir, "index.json")))?.isFile !== true
+    ) {
+      throw new ReportError(
+        `the report folder ${dir} already holds files that tokenlab report did not write (it has no index.json): the reports and their index (README.md, index.html, index.json) would be written among them. Give an empty or new folder with --out DIR, or one tokenlab report wrote before.`,
+      );
+    }
+  }
+}
+
 /** A notebook ready to run: read, validated, parameters resolved. */
 interface Planned {
+  target: Target;
   name: string;
   notebook: Notebook;
   injected: Notebook;
@@ -202,8 +422,7 @@ interface Planned {
 
 /** Reads, validates and parameterises every chosen notebook; throws before anything runs. */
 async function plan(
-  chosen: readonly string[],
-  notebookDir: string,
+  targets: readonly Target[],
   options: RunReportsOptions,
 ): Promise<Planned[]> {
   if (
@@ -219,8 +438,9 @@ async function plan(
     : {};
   const planned: Planned[] = [];
   let anyScale = false;
-  for (const name of chosen) {
-    const notebook = await readNotebook(join(notebookDir, `${name}.ipynb`));
+  for (const target of targets) {
+    const { name } = target;
+    const notebook = await readNotebook(target.path);
     let found: ReturnType<typeof findParameterCell>;
     try {
       found = findParameterCell(notebook);
@@ -255,12 +475,20 @@ async function plan(
     const scale = scaleSpec
       ? String(parameters.scale ?? scaleSpec.default)
       : null;
-    planned.push({ name, notebook, injected, injectedCell, parameters, scale });
+    planned.push({
+      target,
+      name,
+      notebook,
+      injected,
+      injectedCell,
+      parameters,
+      scale,
+    });
   }
   if (options.scale !== undefined && !anyScale) {
     throw new ReportError(
       `--scale ${options.scale}: none of ${
-        chosen.join(", ")
+        targets.map((t) => t.name).join(", ")
       } has a "scale" parameter, so the scale would change nothing`,
     );
   }
@@ -414,22 +642,19 @@ export async function runReports(
   const progress = options.progress ?? ((s: string) => console.error(s));
   const timeout = options.cellTimeout ?? 1800;
   const available = await listNotebooks(notebookDir);
-  const stems = names.map((n) => basename(n).replace(/\.ipynb$/, ""));
-  const unknown = stems.filter((n) => !available.includes(n));
-  if (unknown.length > 0) {
-    throw new ReportError(
-      `unknown notebook${unknown.length > 1 ? "s" : ""} ${
-        unknown.join(", ")
-      }: expected one of ${available.join(", ") || "(none)"} in ${notebookDir}`,
-    );
-  }
-  const chosen = stems.length > 0 ? stems : available;
-  if (chosen.length === 0) {
+  const targets = await resolveTargets(names, available, notebookDir, options);
+  if (targets.length === 0) {
     throw new ReportError(`no notebooks in ${notebookDir}`);
   }
-  const planned = await plan(chosen, notebookDir, options);
+  // The folder whose index lists every notebook of notebookDir.
+  const home = resolve(
+    options.notebookDir === undefined ? REPORT_DIR : outDir,
+  );
+  await checkOutDirs(targets, home, notebookDir);
+  const planned = await plan(targets, options);
   const py = await findPython();
-  await Deno.mkdir(outDir, { recursive: true });
+  const outDirs = [...new Set(targets.map((t) => t.outDir))];
+  for (const dir of outDirs) await Deno.mkdir(dir, { recursive: true });
 
   let browser: Browser | null = null;
   let browserProblem: string | null = null;
@@ -462,12 +687,26 @@ export async function runReports(
   } finally {
     await (browser as Browser | null)?.close();
   }
-  await writeIndex(outDir, results, available);
+  for (const dir of outDirs) {
+    const here = results.filter((_, i) => planned[i].target.outDir === dir);
+    await writeIndex(dir, here, dir === home ? available : null);
+  }
   return results;
 
   async function runOne(p: Planned): Promise<ReportResult> {
     const { name } = p;
-    progress(`report ${name}: running${p.scale ? ` (${p.scale} scale)` : ""}`);
+    const { outDir, cwd } = p.target;
+    progress(
+      `report ${name}: running${p.scale ? ` (${p.scale} scale)` : ""}${
+        p.target.member
+          ? ""
+          : ` from ${p.target.path}${
+            cwd === PROJECT_ROOT
+              ? ` in the project's root (no deno.json at or above the notebook's folder, so the project's, which maps "tokenlab")`
+              : ""
+          }`
+      }`,
+    );
     const t0 = performance.now();
     const started = Date.now();
     const staging = await Deno.makeTempDir({
@@ -493,13 +732,15 @@ export async function runReports(
         py,
         input,
         executedPath,
-        notebookDir,
+        cwd,
         options.kernel ?? "deno",
         timeout,
         env,
       );
       const base: ReportResult = {
         name,
+        notebook: p.target.path,
+        group: p.target.member ? reportGroup(name) : OWN_GROUP,
         status: "failed",
         cell: null,
         error: "",
@@ -586,6 +827,9 @@ export async function runReports(
         seconds,
         date: new Date().toISOString(),
         staticNote,
+        source: p.target.member && options.notebookDir === undefined
+          ? `notebooks/${name}.ipynb`
+          : relative(outDir, p.target.path).split(sep).join("/"),
       };
       const plotly = figures.length > 0 ? await plotlyScript() : null;
       const html = renderHtml(executed, meta, plotly);
