@@ -7,6 +7,7 @@
  * @module
  */
 
+export { StateModel } from "./_base_model.ts";
 export * from "./config.ts";
 export * from "./lvvit.ts";
 export * from "./model.ts";
