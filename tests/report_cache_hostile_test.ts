@@ -44,7 +44,8 @@ import {
 } from "../lib/report/ablation.ts";
 import { initBackend } from "../lib/backend.ts";
 import type { TrainConfig } from "../lib/train/config.ts";
-import { evaluationTargets, RunFolderError } from "../lib/train/checkpoint.ts";
+import { evaluationTargets } from "../lib/train/evaluation_targets.ts";
+import { RunFolderError } from "../lib/train/run_folder_error.ts";
 import { train } from "../lib/train/engine.ts";
 
 const TMP = `${ROOT}tests/.tmp-cache-hostile`;

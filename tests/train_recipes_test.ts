@@ -16,10 +16,8 @@ import { trainConfigFromArgs } from "../lib/cli/train.ts";
 import { applyRecipe, applyWarmup, planText } from "../lib/cli/_train_plan.ts";
 import { augmentationWarnings } from "../lib/cli/_data_warnings.ts";
 import { RECIPES } from "../lib/cli/_recipes.ts";
-import {
-  DEFAULT_TRAIN_CONFIG,
-  resolveTrainConfig,
-} from "../lib/train/config.ts";
+import { DEFAULT_TRAIN_CONFIG } from "../lib/train/config.ts";
+import { resolveTrainConfig } from "../lib/train/resolve_config.ts";
 import { learningRate } from "../lib/train/schedule.ts";
 
 const cliOf = (...args: string[]) =>

@@ -26,13 +26,13 @@ import {
 } from "../lib/losses/cross_entropy.ts";
 import { MixToken } from "../lib/mixing/mixtoken.ts";
 import {
-  configDifferences,
   DEFAULT_TRAIN_CONFIG,
   type ResolvedTrainConfig,
-  resolveTrainConfig,
   type TrainConfig,
   TrainConfigError,
 } from "../lib/train/config.ts";
+import { configDifferences } from "../lib/train/config_differences.ts";
+import { resolveTrainConfig } from "../lib/train/resolve_config.ts";
 import { train, TrainingError } from "../lib/train/engine.ts";
 import type { StepRecord } from "../lib/train/log.ts";
 import {

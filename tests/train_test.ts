@@ -20,11 +20,12 @@ import { SyntheticScenes } from "../lib/data/synthetic_scenes.ts";
 import { oracleAnnotate } from "../lib/annotators/oracle.ts";
 import {
   DEFAULT_TRAIN_CONFIG,
-  resolveTrainConfig,
   type TrainConfig,
   TrainConfigError,
 } from "../lib/train/config.ts";
-import { readLog, RunFolderError } from "../lib/train/checkpoint.ts";
+import { resolveTrainConfig } from "../lib/train/resolve_config.ts";
+import { readLog } from "../lib/train/run_log.ts";
+import { RunFolderError } from "../lib/train/run_folder_error.ts";
 import {
   NonFiniteLossError,
   train,

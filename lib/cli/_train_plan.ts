@@ -13,7 +13,7 @@ import {
   DEFAULT_TRAIN_CONFIG,
   type ResolvedTrainConfig,
 } from "../train/config.ts";
-import { scheduleCurve } from "../train/schedule.ts";
+import { scheduleCurve, scheduleOfConfig } from "../train/schedule.ts";
 import { UsageError } from "./_args.ts";
 import { type RecipeName, RECIPES } from "./_recipes.ts";
 
@@ -165,15 +165,7 @@ export function planText(
 ): string {
   const spe = Math.max(1, data.stepsPerEpoch);
   const total = c.epochs + c.cooldownEpochs;
-  const curve = scheduleCurve({
-    lr: c.lr,
-    warmupLr: c.warmupLr,
-    minLr: c.minLr,
-    epochs: c.epochs,
-    warmupEpochs: c.warmupEpochs,
-    cooldownEpochs: c.cooldownEpochs,
-    update: c.schedUpdate,
-  }, spe).lr;
+  const curve = scheduleCurve(scheduleOfConfig(c), spe).lr;
   const warmupSteps = Math.round(c.warmupEpochs * spe);
   const afterWarmup = curve[Math.min(curve.length - 1, warmupSteps)];
   const cosineEnd = curve[Math.max(0, c.epochs * spe - 1)];
@@ -236,21 +228,9 @@ export interface RunPosition {
   stepInEpoch: number;
 }
 
-function scheduleOf(c: ResolvedTrainConfig) {
-  return {
-    lr: c.lr,
-    warmupLr: c.warmupLr,
-    minLr: c.minLr,
-    epochs: c.epochs,
-    warmupEpochs: c.warmupEpochs,
-    cooldownEpochs: c.cooldownEpochs,
-    update: c.schedUpdate,
-  };
-}
-
 /** The lr of step `step` (0-based) of a schedule, null past its end. */
 function lrOfStep(c: ResolvedTrainConfig, step: number, spe: number) {
-  const curve = scheduleCurve(scheduleOf(c), spe).lr;
+  const curve = scheduleCurve(scheduleOfConfig(c), spe).lr;
   return step < curve.length ? curve[step] : null;
 }
 

@@ -147,7 +147,7 @@ async function badInputErrors(): Promise<readonly ErrorClass[]> {
         import("../train/config.ts"),
         import("../models/config.ts"),
         import("../models/weights.ts"),
-        import("../train/checkpoint.ts"),
+        import("../train/run_folder_error.ts"),
         import("../report/params/mod.ts"),
       ]);
     return [

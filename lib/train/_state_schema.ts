@@ -7,19 +7,19 @@
  * was edited or written by something else.
  *
  * A failure is a `FieldProblem` (`lib/io/json_fields.ts`) naming the
- * field; the reader in `checkpoint.ts` turns it into its own error with the
- * file and what to do.
+ * field; the readers (`checkpoint.ts`, `_run_files.ts`) turn it into
+ * their own error with the file and what to do.
  *
  * @module
  */
 
 import {
-  configDifferences,
   type ResolvedTrainConfig,
-  resolveTrainConfig,
   type TrainConfig,
   TrainConfigError,
 } from "./config.ts";
+import { configDifferences } from "./config_differences.ts";
+import { resolveTrainConfig } from "./resolve_config.ts";
 import type { ScheduleExtension, TrainState } from "./train_state.ts";
 import {
   fieldName,

@@ -13,54 +13,52 @@
  * @module
  */
 
-import { tf } from "../tf.ts";
 import { ensureBackend, initBackend } from "../backend.ts";
 import { Rng } from "../random.ts";
-import { type DataSpec, parseDataSpec } from "../data/datasets.ts";
-import { type Batch, DataLoader } from "../data/loader.ts";
-import type { PipelineSpec } from "../data/pipeline.ts";
+import { DataLoader } from "../data/loader.ts";
 import type { LvVit } from "../models/lvvit.ts";
 import { createModel } from "../models/registry.ts";
 import { loadWeights, saveWeights } from "../models/weights.ts";
-import { figureBundle } from "../view/bundle.ts";
 import {
-  appendLog,
   type Checkpoint,
   checkpointName,
-  prepareOutput,
-  readRunDescription,
   restoreCheckpoint,
-  rewriteLog,
   RunFolderError,
   type ScheduleExtension,
   writeCheckpoint,
-  writeJson,
 } from "./checkpoint.ts";
-import {
-  type ResolvedTrainConfig,
-  resolveTrainConfig,
-  type TrainConfig,
-  TrainConfigError,
-} from "./config.ts";
+import { prepareOutput, readRunDescription, writeJson } from "./run_folder.ts";
+import { appendLog, rewriteLog } from "./run_log.ts";
+import { type TrainConfig, TrainConfigError } from "./config.ts";
+import { resolveTrainConfig } from "./resolve_config.ts";
 import { LiveDisplay } from "./live_display.ts";
 import type { LiveState } from "./live_view.ts";
-import { resultTable } from "./result_table.ts";
-import { trainingFigure } from "./training_figure.ts";
 import { evaluate } from "./evaluate.ts";
 import type { EvalRecord, LogRecord, StepRecord } from "./log.ts";
 import { ModelEma } from "./ema.ts";
-import { AdamW, clipGradients } from "./optimizer.ts";
-import {
-  learningRate,
-  type ScheduleConfig,
-  scheduleCurve,
-  totalEpochs,
-} from "./schedule.ts";
+import { AdamW } from "./optimizer.ts";
+import { learningRate, scheduleOfConfig, totalEpochs } from "./schedule.ts";
 import type { TrainingRegime } from "./regimes/regime.ts";
 import { regimeFor } from "./regimes/select.ts";
 import { NonFiniteLossError, TrainingError } from "./regimes/training_error.ts";
+import { type TrainResult, TrainRun } from "./train_run.ts";
+import {
+  evalPipeline,
+  resolveData,
+  runTitle,
+  stepCurve,
+  trainPipeline,
+} from "./_run_setup.ts";
+import {
+  type StepContext,
+  type StepOutcome,
+  trainStep,
+} from "./_train_step.ts";
 
 export { NonFiniteLossError, TrainingError };
+// Defined in their own files; still exported here, where they were first.
+export { resolveData };
+export { type TrainResult, TrainRun };
 
 /** The stream of per-step draws (mixing box, drop path, dropout). */
 const STEP_STREAM = 0x57e9;
@@ -78,315 +76,6 @@ export interface TrainOptions {
   live?: boolean | "auto";
   /** Stops the run after the current step; a checkpoint is written (with `output`) and the run returned as "stopped". */
   signal?: AbortSignal;
-}
-
-/** Final metrics of a run. */
-export interface TrainResult {
-  /** The last evaluation of the trained weights. */
-  model: EvalRecord | null;
-  /** The last evaluation of the moving average. */
-  ema: EvalRecord | null;
-  /** The mean training loss of the last epoch's logged steps. */
-  trainLoss: number | null;
-  /** Optimizer steps done (all sessions of a resumed run; logged or not). */
-  steps: number;
-  /** Optimizer steps done in this session (after the checkpoint it resumed from). */
-  stepsThisSession: number;
-  /** The newest checkpoint of the run (written or resumed from; null: none, or no `output`). */
-  lastCheckpoint: string | null;
-  /** Seconds of training (all sessions of a resumed run). */
-  elapsed: number;
-  /**
-   * Unreadable images left out (`onBadImage: "skip"`) in this session:
-   * `files`, the distinct training files; `train` and `val`, the times one
-   * was left out of a training batch (once per epoch) or an evaluation.
-   */
-  skipped: { files: string[]; train: number; val: number };
-}
-
-/** A finished (or stopped) training run: its config, log, weights and result. Displays itself in a notebook. */
-export class TrainRun {
-  /** The resolved config. */
-  readonly config: ResolvedTrainConfig;
-  /** Every record logged. */
-  readonly records: readonly LogRecord[];
-  /** The trained model (owned by the run: {@linkcode TrainRun.dispose}). */
-  readonly model: LvVit;
-  /** The moving average of the weights, when kept. */
-  readonly ema: LvVit | null;
-  /** "done", or "stopped" by the signal. */
-  readonly status: "done" | "stopped";
-  /** The final metrics. */
-  readonly result: TrainResult;
-  /** The learning rate of every step of the full run. */
-  readonly schedule: { step: number[]; lr: number[] };
-
-  /** Wraps a run's parts (made by {@linkcode train}). */
-  constructor(init: {
-    config: ResolvedTrainConfig;
-    records: readonly LogRecord[];
-    model: LvVit;
-    ema: LvVit | null;
-    status: "done" | "stopped";
-    result: TrainResult;
-    schedule: { step: number[]; lr: number[] };
-  }) {
-    this.config = init.config;
-    this.records = init.records;
-    this.model = init.model;
-    this.ema = init.ema;
-    this.status = init.status;
-    this.result = init.result;
-    this.schedule = init.schedule;
-  }
-
-  /** The run's folder (null when nothing was written). */
-  get output(): string | null {
-    return this.config.output;
-  }
-
-  /** Title of the run's figure. */
-  get title(): string {
-    return runTitle(this.config);
-  }
-
-  /** The Jupyter bundle: the loss, lr and accuracy curves and the result table. */
-  bundle(): Record<string, unknown> {
-    const parts = trainingFigure(this.records, {
-      title: this.title,
-      schedule: this.schedule,
-    });
-    const table = resultTable(this.records);
-    return figureBundle({
-      ...parts,
-      text: `${this.toString()}\n${table.text}`,
-      htmlAfter: table.html,
-    });
-  }
-
-  /** Jupyter's display hook. */
-  [Symbol.for("Jupyter.display")](): Record<string, unknown> {
-    return this.bundle();
-  }
-
-  /** One line: status, steps and the final accuracy. */
-  toString(): string {
-    const r = this.result;
-    const acc = (e: EvalRecord | null, what: string) =>
-      e === null
-        ? ""
-        : `, ${what} top-1 ${e.top1.toFixed(2)}% top-5 ${e.top5.toFixed(2)}%`;
-    return `${this.title}: ${this.status} after ${r.steps} steps (${
-      r.elapsed.toFixed(0)
-    } s)${acc(r.model, "model")}${acc(r.ema, "EMA")}`;
-  }
-
-  /** Releases the model and its moving average. */
-  dispose(): void {
-    this.model.dispose();
-    this.ema?.dispose();
-  }
-}
-
-function runTitle(c: ResolvedTrainConfig): string {
-  const data = typeof c.data === "string" ? c.data : dataLabel(c.data);
-  const how = [
-    c.tokenLabel ? "token labels" : null,
-    c.mixToken ? "MixToken" : null,
-    c.tlAlign ? "TL-Align" : null,
-    c.cutmix > 0 ? "CutMix" : null,
-    c.mixup > 0 ? "MixUp" : null,
-  ].filter((x) => x !== null);
-  return `${c.model} on ${data}${how.length ? ` (${how.join(" + ")})` : ""}`;
-}
-
-function dataLabel(spec: DataSpec): string {
-  switch (spec.kind) {
-    case "synthetic":
-      return "synthetic";
-    case "folder":
-      return spec.root;
-    case "cifar":
-      return spec.dir;
-    case "tensors":
-      return spec.path;
-    default:
-      // A kind without a location of its own is named by its kind.
-      return (spec as { kind: string }).kind;
-  }
-}
-
-/** The training and validation data a config names. */
-export async function resolveData(
-  c: Pick<TrainConfig, "data" | "valData">,
-): Promise<{ train: DataSpec; val: DataSpec | null }> {
-  const train = typeof c.data === "string"
-    ? await parseDataSpec(c.data, { split: "train" })
-    : c.data;
-  if (c.valData === false) return { train, val: null };
-  if (c.valData !== null && c.valData !== undefined) {
-    return {
-      train,
-      val: typeof c.valData === "string"
-        ? await parseDataSpec(c.valData, { split: "val" })
-        : c.valData,
-    };
-  }
-  let val: DataSpec;
-  if (typeof c.data === "string") {
-    val = await parseDataSpec(c.data, { split: "val" });
-  } else if (train.kind === "synthetic" || train.kind === "mnist") {
-    val = { ...train, options: { ...train.options, split: "val" } };
-  } else if (train.kind === "cifar") {
-    val = { ...train, split: "test" };
-  } else {
-    val = train;
-  }
-  if (JSON.stringify(val) === JSON.stringify(train)) {
-    throw new TrainConfigError(
-      `\`data: ${
-        JSON.stringify(typeof c.data === "string" ? c.data : dataLabel(train))
-      }\` has no validation split (an image folder needs val/ or validation/ beside train/); pass \`valData\`, or \`valData: false\` to train without evaluation`,
-      { fields: ["data", "valData"] },
-    );
-  }
-  return { train, val };
-}
-
-/** The pipeline of the training data, as the config says. */
-function trainPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
-  return {
-    data,
-    maps: c.tokenLabel ? c.tokenLabelData! : undefined,
-    onBadImage: c.onBadImage,
-    transform: {
-      kind: "train",
-      config: {
-        size: c.imgSize,
-        hflip: c.hflip,
-        autoAugment: c.aa,
-        interpolation: c.trainInterpolation,
-        scale: c.scale,
-        ratio: c.ratio,
-        reprob: c.reprob,
-        remode: c.remode,
-      },
-    },
-  };
-}
-
-function evalPipeline(c: ResolvedTrainConfig, data: DataSpec): PipelineSpec {
-  return {
-    data,
-    onBadImage: c.onBadImage,
-    transform: { kind: "eval", size: c.imgSize, cropPct: c.cropPct },
-  };
-}
-
-function scheduleOf(c: ResolvedTrainConfig): ScheduleConfig {
-  return {
-    lr: c.lr,
-    warmupLr: c.warmupLr,
-    minLr: c.minLr,
-    epochs: c.epochs,
-    warmupEpochs: c.warmupEpochs,
-    cooldownEpochs: c.cooldownEpochs,
-    update: c.schedUpdate,
-  };
-}
-
-/** The lr of every step, indexed like the step records (1-based step counts). */
-function stepCurve(
-  sched: ScheduleConfig,
-  spe: number,
-): { step: number[]; lr: number[] } {
-  const curve = scheduleCurve(sched, spe);
-  return { step: curve.step.map((s) => s + 1), lr: curve.lr };
-}
-
-/** What one step of training needs. */
-interface StepContext {
-  c: ResolvedTrainConfig;
-  model: LvVit;
-  optimizer: AdamW;
-  ema: ModelEma | null;
-  /** How the step prepares its batch and computes its loss. */
-  regime: TrainingRegime;
-  trainables: tf.Variable[];
-  /** tfjs variable name -> official parameter name. */
-  paramOf: Map<string, string>;
-}
-
-interface StepOutcome {
-  loss: number;
-  lossCls?: number;
-  lossDense?: number;
-  gradNorm?: number;
-}
-
-/**
- * One optimizer step: the regime prepares the inputs and targets, the loss
- * is differentiated, the gradients clipped, the loss (its parts, the
- * gradient norm) read once, then AdamW and the EMA applied.
- */
-async function trainStep(
-  ctx: StepContext,
-  batch: Batch,
-  lr: number,
-  rng: Rng,
-): Promise<StepOutcome> {
-  const { c, model } = ctx;
-  const step = await ctx.regime.prepare(batch, rng);
-  const owned: tf.Tensor[] = [];
-  const own = <T extends tf.Tensor>(t: T): T => {
-    owned.push(t);
-    return t;
-  };
-  try {
-    // The loss parts the regime reports, kept past the gradient scope.
-    const kept: { cls?: tf.Scalar; dense?: tf.Scalar } = {};
-    const { value, grads } = tf.variableGrads(() => {
-      const out = model.forwardTrain(step.images, { rng, ...step.forward });
-      const parts = step.loss(out);
-      if (parts.cls !== undefined) kept.cls = own(tf.keep(parts.cls));
-      if (parts.dense !== undefined) kept.dense = own(tf.keep(parts.dense));
-      return parts.loss;
-    }, ctx.trainables);
-    owned.push(value, ...Object.values(grads));
-    let byName = new Map<string, tf.Tensor>();
-    for (const [vname, g] of Object.entries(grads)) {
-      byName.set(ctx.paramOf.get(vname)!, g);
-    }
-    const read: tf.Tensor[] = [value];
-    const at = (t: tf.Tensor | undefined) =>
-      t === undefined ? -1 : read.push(t) - 1;
-    const clsAt = at(kept.cls), denseAt = at(kept.dense);
-    if (c.clipGrad !== null) {
-      const clipped = clipGradients(byName, c.clipGrad, c.clipMode);
-      owned.push(clipped.norm, ...clipped.grads.values());
-      byName = clipped.grads;
-      read.push(clipped.norm);
-    }
-    // One read per step: the loss (and its parts, and the gradient norm).
-    const parts = await own(tf.stack(read)).data();
-    const loss = parts[0];
-    if (!Number.isFinite(loss)) throw new NonFiniteLossError(loss);
-    const gradNorm = c.clipGrad !== null ? parts[read.length - 1] : undefined;
-    if (gradNorm !== undefined && !Number.isFinite(gradNorm)) {
-      throw new NonFiniteLossError(loss, gradNorm);
-    }
-    ctx.optimizer.lr = lr;
-    ctx.optimizer.apply(byName);
-    ctx.ema?.update(model);
-    const out: StepOutcome = { loss };
-    if (clsAt >= 0) out.lossCls = parts[clsAt];
-    if (denseAt >= 0) out.lossDense = parts[denseAt];
-    if (gradNorm !== undefined) out.gradNorm = gradNorm;
-    return out;
-  } finally {
-    step.dispose();
-    tf.dispose(owned);
-  }
 }
 
 /**
@@ -569,7 +258,7 @@ async function loop(
   const { c, model, optimizer } = ctx;
   const out = c.output;
   const spe = loader.stepsPerEpoch;
-  const sched = scheduleOf(c);
+  const sched = scheduleOfConfig(c);
   const epochs = totalEpochs(sched);
   const totalSteps = epochs * spe;
   const records: LogRecord[] = [];

@@ -7,6 +7,7 @@
  */
 
 import { TokenlabError } from "../errors.ts";
+import type { ResolvedTrainConfig } from "./config.ts";
 
 /** Raised for a schedule, or a position in it, that does not make sense. */
 export class ScheduleError extends TokenlabError {
@@ -182,4 +183,38 @@ export function scheduleCurve(
     }
   }
   return { step, lr };
+}
+
+/**
+ * The schedule a training config runs: its `lr`, `warmupLr`, `minLr`,
+ * `epochs`, `warmupEpochs`, `cooldownEpochs` and `schedUpdate`.
+ *
+ * @example
+ * ```ts
+ * import { resolveTrainConfig, scheduleOfConfig, totalEpochs } from "tokenlab";
+ * const c = resolveTrainConfig({ data: "synthetic", epochs: 20, cooldownEpochs: 2 });
+ * console.log(totalEpochs(scheduleOfConfig(c))); // 22
+ * ```
+ */
+export function scheduleOfConfig(
+  c: Pick<
+    ResolvedTrainConfig,
+    | "lr"
+    | "warmupLr"
+    | "minLr"
+    | "epochs"
+    | "warmupEpochs"
+    | "cooldownEpochs"
+    | "schedUpdate"
+  >,
+): ScheduleConfig {
+  return {
+    lr: c.lr,
+    warmupLr: c.warmupLr,
+    minLr: c.minLr,
+    epochs: c.epochs,
+    warmupEpochs: c.warmupEpochs,
+    cooldownEpochs: c.cooldownEpochs,
+    update: c.schedUpdate,
+  };
 }
