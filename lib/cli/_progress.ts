@@ -94,3 +94,49 @@ export class Progress {
     this.#opts.write(this.#opts.inPlace ? `\r${line}\x1b[K\n` : `${line}\n`);
   }
 }
+
+/**
+ * The `onProgress(done, total)` reports of a library call, drawn as a
+ * {@linkcode Progress} from the first report on. `firstReport` says what
+ * the first report's `done` is: `"before-work"`, what was finished before
+ * this run (the bar starts there, and its rate leaves it out), or
+ * `"after-work"`, work of this run (the bar starts at 0).
+ */
+export class ProgressReports {
+  /** Whether a report has come: the library call has started its work. */
+  started = false;
+  #progress: Progress | null = null;
+  #last = 0;
+  #label: string;
+  #unit: string;
+  #firstReport: "before-work" | "after-work";
+
+  /** Draws nothing until the first report. */
+  constructor(
+    label: string,
+    unit: string,
+    firstReport: "before-work" | "after-work",
+  ) {
+    this.#label = label;
+    this.#unit = unit;
+    this.#firstReport = firstReport;
+  }
+
+  /** The callback to give the library call. */
+  readonly report = (done: number, total: number): void => {
+    this.started = true;
+    if (this.#progress === null) {
+      if (this.#firstReport === "before-work") this.#last = done;
+      this.#progress = new Progress(this.#label, total, this.#last, {
+        unit: this.#unit,
+      });
+    }
+    this.#progress.advance(done - this.#last);
+    this.#last = done;
+  };
+
+  /** Prints the final line, when a report came. */
+  finish(): void {
+    this.#progress?.finish();
+  }
+}

@@ -17,6 +17,7 @@ import {
   readingInput,
   UsageError,
 } from "./_args.ts";
+import { stopOnSigint } from "./_interrupt.ts";
 
 const USAGE =
   `usage: tokenlab annotate --model NAME|WEIGHTS --data DATASET --out STORE [options]
@@ -155,7 +156,7 @@ export const annotateCommand: Command = {
     const { ScoreMapError } = await import("../labels/score_map.ts");
     const { DatasetError } = await import("../data/tensor_dataset.ts");
     const { CheckpointError } = await import("../io/checkpoint_error.ts");
-    const { Progress } = await import("./_progress.ts");
+    const { ProgressReports } = await import("./_progress.ts");
 
     const choice = await initBackend({ backend: values.backend });
     console.error(describeBackend(choice));
@@ -247,18 +248,12 @@ export const annotateCommand: Command = {
       model.dispose();
       throw e;
     }
-    const controller = new AbortController();
-    const onSignal = () => {
-      console.error("\ninterrupted: finishing the current batch...");
-      controller.abort();
-    };
-    Deno.addSignalListener("SIGINT", onSignal);
-    let progress: InstanceType<typeof Progress> | null = null;
-    let last = 0;
-    // annotate reports progress once the store is open: a ScoreMapError
-    // before that is the store refusing --out (an interrupted write made
-    // with other settings) or the settings: bad input, exit 2.
-    let started = false;
+    const stop = stopOnSigint("batch");
+    // annotate reports progress once the store is open, before the first
+    // batch: a ScoreMapError before that is the store refusing --out (an
+    // interrupted write made with other settings) or the settings: bad
+    // input, exit 2.
+    const progress = new ProgressReports("annotate", "img", "before-work");
     const hadPartial = !values.overwrite && await exists(`${out}.partial`);
     try {
       const result = await annotate(model, source, {
@@ -269,19 +264,10 @@ export const annotateCommand: Command = {
         weights,
         overwrite: values.overwrite,
         preprocessing,
-        signal: controller.signal,
-        onProgress: (done, total) => {
-          started = true;
-          if (progress === null) {
-            // The first report comes before the first batch.
-            progress = new Progress("annotate", total, done, { unit: "img" });
-            last = done;
-          }
-          progress.advance(done - last);
-          last = done;
-        },
+        signal: stop.signal,
+        onProgress: progress.report,
       });
-      (progress as InstanceType<typeof Progress> | null)?.finish();
+      progress.finish();
       if (result.interrupted) {
         console.error(
           `stopped after ${
@@ -299,7 +285,7 @@ export const annotateCommand: Command = {
       );
       return 0;
     } catch (e) {
-      if (!started && e instanceof ScoreMapError) {
+      if (!progress.started && e instanceof ScoreMapError) {
         // Refused before the first image: the settings, or the store at
         // --out. The store names the library option that would change its
         // mind (or an interrupted write is there); on the command line that
@@ -315,7 +301,7 @@ export const annotateCommand: Command = {
       }
       throw e;
     } finally {
-      Deno.removeSignalListener("SIGINT", onSignal);
+      stop.remove();
       model.dispose();
     }
   },

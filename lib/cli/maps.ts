@@ -17,6 +17,7 @@ import {
   readingInput,
   UsageError,
 } from "./_args.ts";
+import { stopOnSigint } from "./_interrupt.ts";
 
 const CONVERT_USAGE =
   `usage: tokenlab maps convert MAPS_FOLDER --out STORE [options]
@@ -164,7 +165,7 @@ async function convert(args: string[]): Promise<number> {
     "../labels/official_map.ts"
   );
   const { officialToStore } = await import("../labels/store/mod.ts");
-  const { Progress } = await import("./_progress.ts");
+  const { ProgressReports } = await import("./_progress.ts");
 
   const keys = await readingInput(
     "maps convert",
@@ -201,17 +202,11 @@ async function convert(args: string[]): Promise<number> {
       `tokenlab maps convert: no interrupted conversion at ${partial}; starting a new one`,
     );
   }
-  const controller = new AbortController();
-  const onSignal = () => {
-    console.error("\ninterrupted: finishing the current chunk...");
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  let progress: InstanceType<typeof Progress> | null = null;
-  let last = 0;
-  // Until the first chunk is written, a refusal is about the input or the
-  // store at --out (exit 2); after it, a failure while running (exit 1).
-  let started = false;
+  const stop = stopOnSigint("chunk");
+  // Until the first chunk is written (the first report comes after it), a
+  // refusal is about the input or the store at --out (exit 2); after it, a
+  // failure while running (exit 1).
+  const progress = new ProgressReports("maps convert", "maps", "after-work");
   try {
     const result = await officialToStore(src, out, {
       numClasses,
@@ -223,17 +218,10 @@ async function convert(args: string[]): Promise<number> {
       overwrite: values.overwrite,
       resume: values.resume,
       allowInexactIds: values["allow-inexact-ids"],
-      signal: controller.signal,
-      onProgress: (done, total) => {
-        started = true;
-        progress ??= new Progress("maps convert", total, last, {
-          unit: "maps",
-        });
-        progress.advance(done - last);
-        last = done;
-      },
+      signal: stop.signal,
+      onProgress: progress.report,
     });
-    (progress as InstanceType<typeof Progress> | null)?.finish();
+    progress.finish();
     if (result.interrupted) {
       console.error(
         `stopped after ${result.count} of ${keys.length} maps; nothing is at ${out} yet: run the same command with --resume to continue`,
@@ -249,7 +237,7 @@ async function convert(args: string[]): Promise<number> {
   } catch (e) {
     if (!(e instanceof ScoreMapError)) throw e;
     const kept = await exists(partial);
-    if (!started) {
+    if (!progress.started) {
       // Refused before any map was written: the maps (their first file,
       // the class ids against --num-classes) or the store at --out.
       const storeRefused = e.option === "overwrite";
@@ -273,7 +261,7 @@ async function convert(args: string[]): Promise<number> {
       : `\nnothing was written at ${out}`;
     throw e;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
+    stop.remove();
   }
 }
 

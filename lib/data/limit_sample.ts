@@ -50,8 +50,11 @@ export function labelsAreCheap(dataset: ImageDataset): boolean {
   return !(dataset instanceof SyntheticScenes);
 }
 
-/** A seeded permutation of 0..n-1 (Fisher-Yates). */
-function permutation(n: number, rng: Rng): Int32Array {
+/**
+ * A seeded permutation of 0..n-1 (Fisher-Yates, drawing `rng.int(i + 1)`
+ * for i from n-1 down to 1): the same `rng` state gives the same order.
+ */
+export function seededPermutation(n: number, rng: Rng): Int32Array {
   const p = new Int32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {
@@ -75,7 +78,7 @@ export function proportionalQuotas(
 ): number[] {
   const total = sizes.reduce((a, b) => a + b, 0);
   const g = sizes.length;
-  const rank = permutation(g, rng); // rank[k]: the tie-break order of group k
+  const rank = seededPermutation(g, rng); // rank[k]: the tie-break order of group k
   const exact = sizes.map((n) => (limit * n) / total);
   const quota = exact.map((x) => Math.floor(x));
   let left = limit - quota.reduce((a, b) => a + b, 0);
@@ -156,7 +159,7 @@ export function limitSample(
   const kept: number[] = [];
   const perClass = new Map<number, number>();
   lists.forEach((list, k) => {
-    const perm = permutation(
+    const perm = seededPermutation(
       list.length,
       Rng.derive(seed, LIMIT_STREAM, -2, labels[k]),
     );

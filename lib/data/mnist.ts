@@ -61,6 +61,7 @@ import type { ImageDataset, RgbImage } from "./image.ts";
 import { resizeImage } from "./resize.ts";
 import { DatasetError } from "./tensor_dataset.ts";
 import { checkIntOption, checkOptionKeys, found } from "./_options.ts";
+import { seededPermutation } from "./limit_sample.ts";
 
 /** The class names, `"0"` to `"9"` (the label of a digit is its value). */
 export const MNIST_CLASSES: readonly string[] = Object.freeze(
@@ -297,24 +298,13 @@ export function loadMnistDigits(): Promise<MnistDigits> {
 // ---------------------------------------------------------------------------
 // The split.
 
-function permutation(n: number, rng: Rng): Int32Array {
-  const p = Int32Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
-}
-
 /** Per-class counts summing to `total`, as even as `available` allows; extras to seeded classes. */
 function balanced(
   total: number,
   available: readonly number[],
   rng: Rng,
 ): number[] {
-  const order = permutation(available.length, rng);
+  const order = seededPermutation(available.length, rng);
   const quota = available.map(() => 0);
   let left = total;
   while (left > 0) {
@@ -387,7 +377,7 @@ function splitIndices(
 ): MnistSplitIndices {
   const val = valPerClass(o, counts);
   const chosen: number[][] = counts.map((n, c) => {
-    const perm = permutation(n, Rng.derive(o.seed, 0, c));
+    const perm = seededPermutation(n, Rng.derive(o.seed, 0, c));
     const part = o.split === "val"
       ? perm.subarray(0, val[c])
       : perm.subarray(val[c]);
@@ -407,7 +397,7 @@ function splitIndices(
       Rng.derive(o.seed, 2, splitId),
     );
     for (let c = 0; c < chosen.length; c++) {
-      const perm = permutation(
+      const perm = seededPermutation(
         chosen[c].length,
         Rng.derive(o.seed, 3, splitId, c),
       );
