@@ -482,3 +482,182 @@ Deno.test("plot refuses what JSON cannot carry, naming the path", () => {
     y: [1, 2],
   }]);
 });
+
+// ------------------------------------------------------------------ report pages
+
+const { renderHtml, renderMarkdown, withModebarRoom, MODEBAR_BAND } =
+  await import("tokenlab/report/render.ts");
+const { parseNotebook } = await import("tokenlab/report/notebook.ts");
+const { writeIndex } = await import("tokenlab/report/index_page.ts");
+
+const PAGE_META = {
+  name: "page",
+  status: "ok" as const,
+  error: null,
+  failedCell: null,
+  injectedCell: null,
+  parameters: {},
+  scale: null,
+  seconds: 1,
+  date: "2026-01-01T00:00:00.000Z",
+  staticNote: null,
+};
+
+/** An executed notebook of one code cell with these outputs. */
+function executed(outputs: unknown[], source = "x"): ReturnType<
+  typeof parseNotebook
+> {
+  return parseNotebook(
+    JSON.stringify({
+      cells: [{
+        cell_type: "code",
+        id: "a",
+        metadata: {},
+        execution_count: 1,
+        source,
+        outputs,
+      }],
+      metadata: {},
+      nbformat: 4,
+      nbformat_minor: 5,
+    }),
+    "page.ipynb",
+  );
+}
+
+Deno.test("report pages drop the kernel's `Promise { undefined }` (an un-awaited display), and keep other promises", () => {
+  const result = (text: string) => ({
+    output_type: "execute_result",
+    execution_count: 1,
+    metadata: {},
+    data: { "text/plain": [text] },
+  });
+  const nb = executed([
+    {
+      output_type: "display_data",
+      metadata: {},
+      data: { "text/plain": "the figure" },
+    },
+    // What Deno's kernel sends for `Deno.jupyter.display(...)` as a cell's
+    // last expression: the promise it returns, in colour.
+    result("Promise { \u001b[90mundefined\u001b[39m }"),
+    result("Promise { 5 }"),
+  ]);
+  const html = renderHtml(nb, PAGE_META, null);
+  const { markdown } = renderMarkdown(nb, PAGE_META, new Map());
+  for (const page of [html, markdown]) {
+    assertStringIncludes(page, "the figure");
+    assert(!page.includes("Promise { undefined }"), page);
+    assertStringIncludes(page, "Promise { 5 }");
+  }
+});
+
+Deno.test("report pages wrap long lines of code and output instead of cutting them off", () => {
+  const html = renderHtml(executed([], "x".repeat(400)), PAGE_META, null);
+  const pre = /(?:^|\})pre\{([^}]*)\}/m.exec(html);
+  assert(pre !== null, "a pre rule");
+  assertStringIncludes(pre[1], "white-space:pre-wrap");
+  assertStringIncludes(pre[1], "overflow-wrap:anywhere");
+});
+
+Deno.test("report figures keep plotly's toolbar band free: the title sits under it, the plot keeps its size", () => {
+  const fig = withModebarRoom({
+    data: [{ y: [1] }],
+    layout: {
+      title: { text: "a long title<br>on two lines", font: { size: 20 } },
+      margin: { l: 40, t: 50 },
+      height: 520,
+      width: 520,
+    },
+    config: { displaylogo: false },
+  }) as Record<string, unknown>;
+  const layout = fig.layout as Record<string, unknown>;
+  const title = layout.title as Record<string, unknown>;
+  assertEquals(
+    [title.text, title.yref, title.y, title.yanchor, title.pad],
+    ["a long title<br>on two lines", "container", 1, "top", {
+      t: MODEBAR_BAND + 13, // half of the second line's 26 px
+    }],
+  );
+  assertEquals(title.font, { size: 20 });
+  const margin = layout.margin as { t: number; l: number };
+  // The title's two lines fit between the band and the plot.
+  assert(margin.t >= MODEBAR_BAND + 2 * 20 * 1.2, `top margin ${margin.t}`);
+  assertEquals(margin.l, 40);
+  assertEquals(layout.height, 520 + (margin.t - 50));
+  assertEquals(layout.width, 520);
+  assertEquals(fig.config, { displaylogo: false });
+
+  // A string title, no margin (plotly's 100 px), no height (autosized).
+  const plain = withModebarRoom({ data: [], layout: { title: "t" } }) as {
+    layout: unknown;
+  };
+  assertEquals(plain.layout, {
+    title: {
+      text: "t",
+      yref: "container",
+      y: 1,
+      yanchor: "top",
+      pad: { t: MODEBAR_BAND },
+    },
+    margin: { t: 100 + MODEBAR_BAND },
+  });
+  // No title: only the band; odd values are left alone.
+  assertEquals(
+    (withModebarRoom({ layout: { margin: { t: "x" }, height: -1 } }) as {
+      layout: unknown;
+    }).layout,
+    { margin: { t: 100 + MODEBAR_BAND }, height: -1 },
+  );
+  assertEquals(withModebarRoom(null), null);
+  assertEquals(withModebarRoom([1]), [1]);
+
+  // The HTML page draws the adjusted figure; the notebook's stays as it was.
+  const original = {
+    data: [{ y: [1, 2] }],
+    layout: { title: { text: "t" }, margin: { t: 50 } },
+  };
+  const nb = executed([{
+    output_type: "display_data",
+    metadata: {},
+    data: { "application/vnd.plotly.v1+json": original },
+  }]);
+  const html = renderHtml(nb, PAGE_META, "/* plotly */");
+  const json =
+    /<script type="application\/json" id="tokenlab-fig-1-data">(.*?)<\/script>/
+      .exec(html);
+  assert(json !== null);
+  assertEquals(
+    JSON.parse(json[1]).layout.margin.t,
+    50 + MODEBAR_BAND,
+  );
+  assertEquals(original.layout.margin.t, 50);
+});
+
+Deno.test("the report index keeps short cells on one line: no-break spaces in Markdown, nowrap in HTML", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tokenlab-index-" });
+  try {
+    const run = {
+      status: "ok" as const,
+      error: "",
+      seconds: 126,
+      html: `${dir}/a.html`,
+      headline: null,
+      scale: "smoke",
+      parameters: {},
+      backend: "wasm",
+    };
+    await writeIndex(dir, [{ ...run, name: "a" }], ["a", "b"]);
+    const md = await Deno.readTextFile(`${dir}/README.md`);
+    assertStringIncludes(md, "| b | not\u00a0run |");
+    assertStringIncludes(md, "| 2.1\u00a0min |");
+    assert(/\| \d{4}-\d\d-\d\d\u00a0\d\d:\d\d \|/.test(md), md);
+    const html = await Deno.readTextFile(`${dir}/index.html`);
+    assertStringIncludes(html, '<td class="nowrap">not run</td>');
+    assertStringIncludes(html, '<td class="num nowrap">2.1 min</td>');
+    assert(/<td class="nowrap">\d{4}-\d\d-\d\d \d\d:\d\d<\/td>/.test(html));
+    assertStringIncludes(html, ".nowrap{white-space:nowrap}");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

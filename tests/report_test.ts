@@ -797,3 +797,252 @@ Deno.test("reports: a report folder that would lose something is refused before 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// What a reader sees in Chromium: no figure title under plotly's toolbar,
+// no line of code cut off, the index's short cells on one line.
+
+/** Measures the page in Chromium (its policy removed so the measuring script runs). */
+async function measure(
+  exe: string,
+  file: string,
+  width: number,
+  script: string,
+): Promise<unknown> {
+  const html = (await Deno.readTextFile(file))
+    .replace(/<meta http-equiv="Content-Security-Policy"[^>]*>/, "")
+    .replace(
+      "</body>",
+      `<script>
+addEventListener("load", () => {
+  const done = (n) => {
+    const divs = [...document.querySelectorAll(".tokenlab-plotly")];
+    if (n < 200 && !divs.every((d) => d.querySelector(".main-svg"))) {
+      return setTimeout(() => done(n + 1), 50);
+    }
+    const rect = (e) => {
+      if (!e) return null;
+      const b = e.getBoundingClientRect();
+      return { left: b.left, top: b.top, right: b.right, bottom: b.bottom };
+    };
+    const out = document.createElement("pre");
+    out.id = "measured";
+    out.textContent = JSON.stringify((${script})());
+    document.body.appendChild(out);
+  };
+  done(0);
+});
+</script></body>`,
+    );
+  const page = file.replace(/\.html$/, ".measure.html");
+  await Deno.writeTextFile(page, html);
+  const out = await new Deno.Command(exe, {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--hide-scrollbars",
+      `--window-size=${width},900`,
+      "--virtual-time-budget=20000",
+      "--dump-dom",
+      `file://${page}`,
+    ],
+    stdout: "piped",
+    stderr: "null",
+    signal: AbortSignal.timeout(90_000),
+  }).output();
+  const dom = new TextDecoder().decode(out.stdout);
+  const m = /<pre id="measured">(.*?)<\/pre>/s.exec(dom);
+  assert(m !== null, `the page was not measured: ${dom.slice(-500)}`);
+  const text = m[1].replaceAll("&quot;", '"').replaceAll("&lt;", "<")
+    .replaceAll("&gt;", ">").replaceAll("&amp;", "&");
+  return JSON.parse(text);
+}
+
+type Rect = { left: number; top: number; right: number; bottom: number };
+const overlap = (a: Rect, b: Rect) =>
+  a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+
+Deno.test({
+  name:
+    "reports in Chromium: plotly's toolbar covers no figure title, long code lines wrap, the index's short cells stay on one line",
+  ignore: browser === null,
+  sanitizeResources: false,
+  async fn() {
+    const { renderHtml } = await import("../lib/report/render.ts");
+    const { parseNotebook } = await import("../lib/report/notebook.ts");
+    const { plotlyScript } = await import("../lib/report/browser.ts");
+    const { writeIndex } = await import("../lib/report/index_page.ts");
+    const long =
+      "training scene 0 (label: red_circle_plain): top class per token";
+    const figures = [
+      // The quickstart's score map: a square figure, a small top margin.
+      { width: 520, height: 520, margin: { l: 40, r: 20, t: 50, b: 40 } },
+      // The training figure's layout (lib/view/chart.ts).
+      { width: 1000, height: 420, margin: { l: 60, r: 20, t: 70, b: 110 } },
+      // Plotly's own margins, autosized, a title of two lines.
+      { titleText: `${long}<br>and a second line ${long}` },
+      // Three lines of a large font in a margin too small for them.
+      {
+        titleText: `${long}<br>two<br>three`,
+        titleFont: { size: 26 },
+        margin: { t: 20 },
+      },
+    ].map(({ titleText, titleFont, ...layout }) => ({
+      output_type: "display_data",
+      metadata: {},
+      data: {
+        "application/vnd.plotly.v1+json": {
+          data: [{ y: [1, 3, 2] }],
+          layout: {
+            title: { text: titleText ?? long, font: titleFont },
+            ...layout,
+          },
+        },
+      },
+    }));
+    const nb = parseNotebook(
+      JSON.stringify({
+        cells: [{
+          cell_type: "code",
+          id: "a",
+          metadata: {},
+          execution_count: 1,
+          source: `const x = ${JSON.stringify("a long line ".repeat(40))};`,
+          outputs: [
+            ...figures,
+            { output_type: "stream", name: "stdout", text: "y".repeat(500) },
+          ],
+        }],
+        metadata: {},
+        nbformat: 4,
+        nbformat_minor: 5,
+      }),
+      "page.ipynb",
+    );
+    const dir = await Deno.makeTempDir({
+      dir: `${ROOT}tests`,
+      prefix: ".tmp-report-layout-",
+    });
+    try {
+      await Deno.writeTextFile(
+        `${dir}/page.html`,
+        renderHtml(nb, {
+          name: "page",
+          status: "ok",
+          error: null,
+          failedCell: null,
+          injectedCell: null,
+          parameters: {},
+          scale: null,
+          seconds: 1,
+          date: "2026-01-01T00:00:00.000Z",
+          staticNote: null,
+        }, await plotlyScript()),
+      );
+      const page = await measure(
+        browser!,
+        `${dir}/page.html`,
+        1100,
+        `() => ({
+          figures: [...document.querySelectorAll(".tokenlab-plotly")].map((d) => ({
+            title: rect(d.querySelector(".gtitle")),
+            modebar: rect(d.querySelector(".modebar")),
+            plot: rect(d.querySelector(".bglayer rect, .nsewdrag")),
+          })),
+          cut: [...document.querySelectorAll("pre")]
+            .filter((p) => p.scrollWidth > p.clientWidth).length,
+        })`,
+      ) as {
+        figures: { title: Rect; modebar: Rect; plot: Rect }[];
+        cut: number;
+      };
+      assertEquals(page.figures.length, 4);
+      page.figures.forEach((f, i) => {
+        assert(f.title && f.modebar && f.plot, `figure ${i + 1} drawn`);
+        assert(
+          !overlap(f.title, f.modebar),
+          `figure ${i + 1}: the toolbar ${
+            JSON.stringify(f.modebar)
+          } covers the title ${JSON.stringify(f.title)}`,
+        );
+        assert(
+          f.title.bottom <= f.plot.top,
+          `figure ${i + 1}: the title runs into the plot`,
+        );
+      });
+      assertEquals(page.cut, 0, "pre elements whose lines are cut off");
+
+      // The index at a narrow width: status, time and date on one line.
+      const run = {
+        status: "ok" as const,
+        error: "",
+        seconds: 126,
+        html: `${dir}/a.html`,
+        headline: "a headline long enough to take the room a narrow page has",
+        scale: "smoke",
+        parameters: {},
+        backend: "wasm",
+      };
+      await writeIndex(dir, [{ ...run, name: "a" }], ["a", "not_run_yet"]);
+      const lines = await measure(
+        browser!,
+        `${dir}/index.html`,
+        420,
+        `() => [...document.querySelectorAll("td.nowrap")].map((td) => {
+          const r = document.createRange();
+          r.selectNodeContents(td);
+          const tops = new Set([...r.getClientRects()].map((x) => Math.round(x.top)));
+          return [td.textContent, tops.size];
+        })`,
+      ) as [string, number][];
+      assertEquals(
+        lines.map(([text]) => text).filter((t) => t !== "").sort(),
+        ["2.1 min", "not run", "ok", lines.find(([t]) => /^\d{4}/.test(t))![0]]
+          .sort(),
+      );
+      for (const [text, n] of lines) {
+        if (text !== "") assertEquals(n, 1, `"${text}" wraps`);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "the quickstart renders at tiny scale: the class token's target as the official code has it, the gap computed against seed noise, no stray Promise",
+  sanitizeResources: false,
+  async fn() {
+    const source = await Deno.readTextFile(
+      `${ROOT}notebooks/quickstart.ipynb`,
+    );
+    assert(!source.includes("class token against the image label"));
+    assert(!source.includes("larger than that"));
+    assertStringIncludes(source, "pooled over the whole crop");
+    const outDir = await Deno.makeTempDir({ prefix: "tokenlab-quickstart-" });
+    try {
+      const [r] = await runReports(["quickstart"], {
+        outDir,
+        scale: "tiny",
+        browser: false,
+        cellTimeout: 600,
+        progress: () => {},
+      });
+      assertEquals(r.status, "ok", `cell ${r.cell}: ${r.error}`);
+      const md = await Deno.readTextFile(`${outDir}/quickstart.md`);
+      const html = await Deno.readTextFile(`${outDir}/quickstart.html`);
+      for (const page of [md, html]) {
+        assert(!page.includes("Promise {"), "a stray Promise output");
+      }
+      // Two seeds at tiny scale: the gap with its interval and the spread.
+      assertMatch(
+        md,
+        /\*\*The gap\.\*\* Token labels \+ MixToken minus plain, paired by seed over 2 seeds: [+−]\d+\.\d points of top-1, 95% interval \[[+−]\d+\.\d, [+−]\d+\.\d\]/,
+      );
+      assertMatch(md, /spreads by \d+\.\d points over seeds/);
+    } finally {
+      await Deno.remove(outDir, { recursive: true });
+    }
+  },
+});

@@ -196,6 +196,14 @@ function htmlTarget(name: string, ext: string): string {
   return escapeXml(`./${mdTarget(name, ext)}`);
 }
 
+/**
+ * A short cell ("not run", "2.1 min", a date) kept on one line wherever
+ * the Markdown is shown: its spaces become no-break spaces.
+ */
+function oneLine(text: string): string {
+  return text.replaceAll(" ", "\u00a0");
+}
+
 function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
   // Everything in a cell is data (names, errors, headlines): escaped.
   const cell = (s: string) => escapeMarkdown(s);
@@ -228,11 +236,13 @@ function indexMarkdown(entries: readonly IndexEntry[], now: string): string {
       // Cut before escaping, so that no escape is cut in half.
       const status = e.status === "failed"
         ? `**failed**: ${cell(e.error.slice(0, 200))}`
-        : cell(e.status);
+        : oneLine(cell(e.status));
       lines.push(
-        `| ${links} | ${status} | ${timeText(e)} | ${cell(e.scale ?? "")} | ${
-          cell(e.backend ?? "")
-        } | ${cell(e.headline ?? "")} | ${cell(when(e))} |`,
+        `| ${links} | ${status} | ${oneLine(timeText(e))} | ${
+          cell(e.scale ?? "")
+        } | ${cell(e.backend ?? "")} | ${cell(e.headline ?? "")} | ${
+          oneLine(cell(when(e)))
+        } |`,
       );
     }
   }
@@ -256,16 +266,18 @@ function indexHtml(entries: readonly IndexEntry[], now: string): string {
     const status = e.status === "failed"
       ? `<span class="failed" title="${escapeXml(e.error)}">failed</span>`
       : escapeXml(e.status);
-    return `<tr><td>${name}</td><td class="nowrap">${status}</td><td class="num">${
+    return `<tr><td>${name}</td><td class="nowrap">${status}</td><td class="num nowrap">${
       timeText(e)
     }</td><td>${escapeXml(e.scale ?? "")}</td><td>${
       escapeXml(e.backend ?? "")
-    }</td><td>${escapeXml(e.headline ?? "")}</td><td>${when(e)}</td></tr>`;
+    }</td><td>${escapeXml(e.headline ?? "")}</td><td class="nowrap">${
+      when(e)
+    }</td></tr>`;
   };
   const sections = groupsOf(entries).map(([group, members]) =>
     `<h2>${escapeXml(group)}</h2>
 <p>${escapeXml(GROUP_TEXT[group] ?? "")}</p>
-<table><thead><tr><th>report</th><th>status</th><th>time</th><th>scale</th><th>backend</th><th>${
+<table><thead><tr><th>report</th><th class="nowrap">status</th><th>time</th><th>scale</th><th>backend</th><th>${
       group === "Ablations" ? "verdict" : "headline"
     }</th><th>rendered (UTC)</th></tr></thead>
 <tbody>${members.map(row).join("\n")}</tbody></table>`

@@ -130,6 +130,17 @@ type Shown =
   | { kind: "data"; data: Record<string, unknown> }
   | { kind: "none" };
 
+/**
+ * Whether an output is the Deno kernel's display of a promise that resolved
+ * to nothing (`Promise { undefined }`, what a cell ending in an un-awaited
+ * `Deno.jupyter.display(...)` shows): noise, not a result.
+ */
+function isUndefinedPromise(data: Record<string, unknown>): boolean {
+  const keys = Object.keys(data);
+  return keys.length === 1 && keys[0] === "text/plain" &&
+    stripAnsi(mimeText(data["text/plain"])).trim() === "Promise { undefined }";
+}
+
 function shown(o: Output): Shown {
   switch (o.output_type) {
     case "stream":
@@ -142,7 +153,9 @@ function shown(o: Output): Shown {
       return { kind: "error", text: errorText(o) };
     case "execute_result":
     case "display_data":
-      return { kind: "data", data: o.data ?? {} };
+      return isUndefinedPromise(o.data ?? {})
+        ? { kind: "none" }
+        : { kind: "data", data: o.data ?? {} };
     default:
       return { kind: "none" };
   }
@@ -161,6 +174,88 @@ function figureTitle(fig: { layout?: Record<string, unknown> }): string {
     ? (t as { text: string }).text
     : "";
   return text.replace(/<[^>]*>/g, "").trim();
+}
+
+/**
+ * The height in pixels that a report page keeps free at the top of every
+ * figure for plotly's toolbar (the modebar: measured in Chromium, 2 px
+ * from the top and 27 px tall, at the top right), with a gap under it.
+ */
+export const MODEBAR_BAND = 40;
+
+/** Plotly's default top margin and title font size, in pixels. */
+const PLOTLY_TOP_MARGIN = 100;
+const PLOTLY_TITLE_SIZE = 17;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isSize(v: unknown): v is number {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0;
+}
+
+/**
+ * A figure as a report page draws it: the top margin grows by
+ * {@linkcode MODEBAR_BAND} (and a set height with it, so the plot keeps
+ * its size), and the title is placed under that band (`yref` container,
+ * top-anchored, padded by the band and, for a title of several lines, by
+ * the half line per line that plotly shifts it up), with the margin tall
+ * enough for all its lines. Plotly's toolbar then covers no title, however long, wherever
+ * it is centred. Anything else in the figure is kept as it is; what is not
+ * a figure is returned unchanged.
+ *
+ * @example
+ * ```ts
+ * import { withModebarRoom } from "tokenlab/report/render.ts";
+ * const fig = withModebarRoom({
+ *   data: [],
+ *   layout: { title: { text: "a long title" }, margin: { t: 50 }, height: 400 },
+ * }) as { layout: Record<string, unknown> };
+ * console.log(fig.layout.margin, fig.layout.height); // { t: 90 } 440
+ * ```
+ */
+export function withModebarRoom(figure: unknown): unknown {
+  if (!isRecord(figure)) return figure;
+  const layout = isRecord(figure.layout) ? figure.layout : {};
+  const margin = isRecord(layout.margin) ? layout.margin : {};
+  const top = isSize(margin.t) ? margin.t : PLOTLY_TOP_MARGIN;
+  const title = typeof layout.title === "string"
+    ? { text: layout.title }
+    : isRecord(layout.title)
+    ? layout.title
+    : null;
+  const text = typeof title?.text === "string" ? title.text : "";
+  let newTop = top + MODEBAR_BAND;
+  const out: Record<string, unknown> = { ...layout };
+  if (title !== null && text.trim() !== "") {
+    const font = isRecord(title.font) ? title.font : {};
+    const size = isSize(font.size) && font.size > 0
+      ? font.size
+      : PLOTLY_TITLE_SIZE;
+    // Plotly centres a title of several lines on its anchor line by line
+    // (half a line up for each line after the first), so its padding grows
+    // by that much to keep the first line under the band.
+    const lines = text.split(/<br\s*\/?>/i).length;
+    const lineHeight = size * 1.3;
+    const pad = MODEBAR_BAND + Math.ceil((lines - 1) * lineHeight / 2);
+    newTop = Math.max(
+      newTop,
+      MODEBAR_BAND + Math.ceil(lines * lineHeight) + 12,
+    );
+    out.title = {
+      ...title,
+      yref: "container",
+      y: 1,
+      yanchor: "top",
+      pad: { ...(isRecord(title.pad) ? title.pad : {}), t: pad },
+    };
+  }
+  out.margin = { ...margin, t: newTop };
+  if (isSize(layout.height) && layout.height > 0) {
+    out.height = layout.height + (newTop - top);
+  }
+  return { ...figure, layout: out };
 }
 
 /** Every plotly figure of an executed notebook, in order. */
@@ -247,7 +342,7 @@ header.run .status-failed{color:var(--bad);font-weight:600}
 .note{border:1px solid var(--line);background:var(--code);padding:.4rem .7rem;border-radius:4px;margin:.5rem 0;font-size:13px;color:var(--muted)}
 .cell{margin:.9rem 0}
 .cell .label{font:12px ui-monospace,monospace;color:var(--muted)}
-pre{background:var(--code);border:1px solid var(--line);border-radius:4px;padding:.55rem .75rem;overflow-x:auto;font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;margin:.3rem 0}
+pre{background:var(--code);border:1px solid var(--line);border-radius:4px;padding:.55rem .75rem;overflow-x:auto;white-space:pre-wrap;overflow-wrap:anywhere;font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;margin:.3rem 0}
 pre.source{border-left:3px solid #8aa4bf}
 pre.stderr{background:#fff8e6}
 pre.error{background:#fdecea;color:var(--bad)}
@@ -394,7 +489,10 @@ function htmlOutput(o: Output, newFigureId: () => string): string {
   const data = out.data;
   if (data[PLOTLY_MIME] && typeof data[PLOTLY_MIME] === "object") {
     const id = newFigureId();
-    const json = JSON.stringify(data[PLOTLY_MIME]).replace(/</g, "\\u003c");
+    const json = JSON.stringify(withModebarRoom(data[PLOTLY_MIME])).replace(
+      /</g,
+      "\\u003c",
+    );
     const after = "text/html" in data
       ? sanitizeHtml(removeStaticFallback(mimeText(data["text/html"])))
       : "";
