@@ -21,6 +21,7 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/labels_cli_test.ts": "the labels command as processes",
   "tests/maps_convert_test.ts": "the maps and train commands as processes",
   "tests/notebook_types_test.ts": "type-checks the notebooks in a process",
+  "tests/own_data_notebook_test.ts": "renders own_data (trains its models)",
   "tests/report_browser_test.ts": "Chromium",
   "tests/report_cache_hostile_test.ts": "trains annotators, the command line",
   "tests/report_security_test.ts": "Jupyter and Chromium",
