@@ -18,7 +18,8 @@ import { mapsCommand } from "./maps.ts";
 import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
 import { stripCommand } from "./strip.ts";
-import { evalCommand, trainCommand } from "./train.ts";
+import { evalCommand } from "./eval.ts";
+import { trainCommand } from "./train.ts";
 import { inFlagTerms, quotesFields } from "./_train_flags.ts";
 import { VERSION } from "../version.ts";
 

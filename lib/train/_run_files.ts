@@ -16,7 +16,7 @@ import { type RunInfo, validateRunInfo } from "./_state_schema.ts";
 import { RunFolderError } from "./run_folder_error.ts";
 
 /** The largest `run.json` read: it holds one config. */
-export const MAX_RUN_INFO_BYTES = 16 * 2 ** 20;
+const MAX_RUN_INFO_BYTES = 16 * 2 ** 20;
 /**
  * The largest `state.json` or `log.jsonl` read: about a million log records,
  * far more than any run writes, and below the longest string JavaScript can

@@ -105,7 +105,7 @@ class TfjsTrainer {
       : null;
   }
 
-  /** One training step, as lib/train/engine.ts trainStep; returns the loss. */
+  /** One training step, as lib/train/_train_step.ts trainStep; returns the loss. */
   async step(): Promise<number> {
     const rng = new Rng(1000 + this.#step++);
     const owned: tf.Tensor[] = [];
