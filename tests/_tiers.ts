@@ -30,7 +30,8 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/score_map_test.ts": "10k maps converted, writers killed and resumed",
   "tests/setup_test.ts": "the setup command and Jupyter's kernelspec",
   "tests/strip_test.ts": "the strip command as processes",
-  "tests/train_cli_test.ts": "tokenlab train as processes (Ctrl-C, recipes, resume)",
+  "tests/train_cli_test.ts":
+    "tokenlab train as processes (Ctrl-C, recipes, resume)",
   "tests/train_state_test.ts": "checkpoints resumed by the command line",
   "tests/train_test.ts": "training runs killed and resumed",
 };
