@@ -17,6 +17,7 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/annotate_test.ts": "the annotate and labels commands as processes",
   "tests/bench_harness_test.ts": "the bench workers (ours, PyTorch's)",
   "tests/cli_exit_codes_test.ts": "the command line as processes",
+  "tests/eval_cli_test.ts": "tokenlab eval --limit as processes",
   "tests/fuzz_test.ts": "the fuzzer and its child processes",
   "tests/labels_cli_test.ts": "the labels command as processes",
   "tests/maps_convert_test.ts": "the maps and train commands as processes",

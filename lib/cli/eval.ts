@@ -6,9 +6,11 @@
  */
 
 import type { Command } from "./_args.ts";
+import type { LimitSample } from "../data/limit_sample.ts";
 import {
   checkBackendOption,
   FRACTION,
+  NON_NEGATIVE_INT,
   numberOption,
   parseCommandArgs,
   POSITIVE_INT,
@@ -31,9 +33,22 @@ aux_head over the tokens, as the official LV-ViT) on labelled data.
   --img-size N        input size (default the model's)
   --crop-pct F        centre crop (default 1 for small variants, 0.9 for lvvit_t/s)
   --batch-size N      images per forward pass (default 64)
-  --limit N           only the first N images
+  --limit N           only N images: a seeded sample spread over the classes in
+                      proportion to their sizes (synthetic scenes: the first
+                      N, already independent draws)
+  --seed N            the seed of --limit's sample (default 42, tokenlab
+                      train's: the same --limit and --seed as a run's
+                      --val-limit and --seed evaluate the same images)
   --backend NAME      auto, webgpu, wasm or cpu
   --json              print the results as JSON on stdout`;
+
+/** What `--limit` kept, said once before the results. */
+function limitLine(kept: LimitSample, seed: number): string {
+  const n = kept.indices.length;
+  return kept.how === "stratified"
+    ? `--limit ${n}: a sample seeded by ${seed}, ${n} images spread over ${kept.perClass.size} of the ${kept.classesInData} classes in proportion to their sizes`
+    : `--limit ${n}: the first ${n} images (independent seeded draws already)`;
+}
 
 /** The `eval` command. */
 export const evalCommand: Command = {
@@ -49,6 +64,7 @@ export const evalCommand: Command = {
       "crop-pct": { type: "string" },
       "batch-size": { type: "string" },
       limit: { type: "string" },
+      seed: { type: "string" },
       backend: { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -94,8 +110,15 @@ export const evalCommand: Command = {
       POSITIVE_INT,
     ) ?? 64;
     const limit = numberOption("eval", "--limit", values.limit, POSITIVE_INT);
+    const seedFlag = numberOption(
+      "eval",
+      "--seed",
+      values.seed,
+      NON_NEGATIVE_INT,
+    );
     await checkBackendOption("eval", values.backend);
     const lib = await import("../mod.ts");
+    const seed = seedFlag ?? lib.DEFAULT_TRAIN_CONFIG.seed;
     // Missing or unusable paths are RunFolderError / DataSpecError (bad
     // input, main.ts); a weights or dataset file that its reader refuses is
     // named with its flag here. Failures after that are while running.
@@ -108,6 +131,7 @@ export const evalCommand: Command = {
     const data = await lib.parseDataSpec(values.data!, { split });
     await lib.initBackend({ backend: values.backend });
     const results: Record<string, unknown>[] = [];
+    let saidLimit = false;
     for (const t of targets) {
       const { model } = await readingInput(
         "eval",
@@ -133,8 +157,18 @@ export const evalCommand: Command = {
                 size: model.config.imgSize,
                 cropPct: crop,
               },
-            }, { batchSize, shuffle: false, limit }),
+            }, {
+              batchSize,
+              shuffle: false,
+              limit,
+              seed,
+              limitSample: "stratified",
+            }),
         );
+        if (!saidLimit && loader.limited !== null) {
+          saidLimit = true;
+          console.error(limitLine(loader.limited, seed));
+        }
         try {
           const [r] = await lib.evaluate([model], loader);
           results.push({ weights: t.which, path: t.path, ...r });
