@@ -40,46 +40,32 @@ export function checkOptionKeys(
   }
 }
 
-/** `v` when it is an integer in [lo, hi]; else a `RangeError` led by `source`. */
-export function checkIntOption(
-  source: string,
+/** `v` when it is in [lo, hi] (and of the check's kind); else a `RangeError`. */
+export type RangeCheck = (
   name: string,
   v: unknown,
   lo: number,
   hi: number,
-): number {
-  const ok = typeof v === "number" && Number.isInteger(v) && v >= lo &&
-    v <= hi;
-  return checked(ok, source, name, "an integer", v, lo, hi);
-}
+) => number;
 
-/** `v` when it is a number in [lo, hi]; else a `RangeError` led by `source`. */
-export function checkNumberOption(
+/**
+ * The range checks of one dataset's options: `int` for integers and
+ * `number` for any number in [lo, hi], their `RangeError`s led by `source`.
+ */
+export function rangeChecks(
   source: string,
-  name: string,
-  v: unknown,
-  lo: number,
-  hi: number,
-): number {
-  const ok = typeof v === "number" && v >= lo && v <= hi;
-  return checked(ok, source, name, "a number", v, lo, hi);
-}
-
-function checked(
-  ok: boolean,
-  source: string,
-  name: string,
-  what: string,
-  v: unknown,
-  lo: number,
-  hi: number,
-): number {
-  if (!ok) {
-    throw new RangeError(
-      `${source}: option "${name}" must be ${what} in [${lo}, ${hi}], found ${
-        found(v)
-      }`,
-    );
-  }
-  return v as number;
+): { int: RangeCheck; number: RangeCheck } {
+  const check = (integer: boolean): RangeCheck => (name, v, lo, hi) => {
+    const ok = typeof v === "number" &&
+      (!integer || Number.isInteger(v)) && v >= lo && v <= hi;
+    if (!ok) {
+      throw new RangeError(
+        `${source}: option "${name}" must be ${
+          integer ? "an integer" : "a number"
+        } in [${lo}, ${hi}], found ${found(v)}`,
+      );
+    }
+    return v as number;
+  };
+  return { int: check(true), number: check(false) };
 }

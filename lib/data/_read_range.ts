@@ -1,5 +1,18 @@
 // Reading images [start, start + count) as NHWC float32 values in [0, 1]:
-// shared by the synthetic scenes and their cache. Not part of the public API.
+// shared by the synthetic scenes and their cache; and the index check of the
+// file datasets (CIFAR, image folders). Not part of the public API.
+
+/** Refuses anything but an image index of `ds`: an integer in [0, size). */
+export function checkImageIndex(
+  ds: { size: number; description: string },
+  i: number,
+): void {
+  if (!Number.isInteger(i) || i < 0 || i >= ds.size) {
+    throw new RangeError(
+      `${ds.description}: image ${i} requested, expected an index in [0, ${ds.size})`,
+    );
+  }
+}
 
 /** Images [start, start + count) of `ds`, each from `pixels`, scaled to [0, 1]. */
 export function readRange(

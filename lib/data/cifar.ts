@@ -18,6 +18,7 @@
  */
 
 import { type ImageDataset, ImageError, type RgbImage } from "./image.ts";
+import { checkImageIndex } from "./_read_range.ts";
 
 /** Options of {@linkcode openCifar}. */
 export interface CifarOptions {
@@ -137,28 +138,20 @@ class Cifar implements CifarDataset {
     } ${split} (${dir}, ${this.size} images)`;
   }
 
-  #check(i: number): void {
-    if (!Number.isInteger(i) || i < 0 || i >= this.size) {
-      throw new RangeError(
-        `${this.description}: image ${i} requested, expected an index in [0, ${this.size})`,
-      );
-    }
-  }
-
   key(i: number): string {
-    this.#check(i);
+    checkImageIndex(this, i);
     return `${this.classes[this.#labels[i]]}/${this.split}_${
       String(i).padStart(5, "0")
     }`;
   }
 
   label(i: number): number {
-    this.#check(i);
+    checkImageIndex(this, i);
     return this.#labels[i];
   }
 
   async image(i: number): Promise<RgbImage> {
-    this.#check(i);
+    checkImageIndex(this, i);
     let j = i, p = 0;
     while (j >= this.#parts[p].records) j -= this.#parts[p++].records;
     const { path } = this.#parts[p];

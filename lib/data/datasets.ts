@@ -222,6 +222,21 @@ export async function parseDataSpec(
     : { kind: "folder", root: text, split: sub };
 }
 
+/** Opens with `open`: its `RangeError` (an option out of range) becomes a `DataSpecError` led by `what`. */
+async function withOptions<T>(
+  what: string,
+  open: () => T | Promise<T>,
+): Promise<T> {
+  try {
+    return await open();
+  } catch (e) {
+    if (e instanceof RangeError) {
+      throw new DataSpecError(`${what}: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
 /**
  * Opens the dataset a spec names.
  *
@@ -235,23 +250,15 @@ export async function parseDataSpec(
 export async function openDataset(spec: DataSpec): Promise<ImageDataset> {
   switch (spec?.kind) {
     case "synthetic":
-      try {
-        return new SyntheticScenes(spec.options ?? {});
-      } catch (e) {
-        if (e instanceof RangeError) {
-          throw new DataSpecError(`synthetic data: ${e.message}`);
-        }
-        throw e;
-      }
+      return await withOptions(
+        "synthetic data",
+        () => new SyntheticScenes(spec.options ?? {}),
+      );
     case "mnist":
-      try {
-        return await openMnist(spec.options ?? {});
-      } catch (e) {
-        if (e instanceof RangeError) {
-          throw new DataSpecError(`mnist data: ${e.message}`);
-        }
-        throw e;
-      }
+      return await withOptions(
+        "mnist data",
+        () => openMnist(spec.options ?? {}),
+      );
     case "folder":
       return await openImageFolder(spec.root, {
         split: spec.split,

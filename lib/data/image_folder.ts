@@ -27,6 +27,7 @@
 
 import { readImage } from "./decode.ts";
 import { type ImageDataset, ImageError, type RgbImage } from "./image.ts";
+import { checkImageIndex } from "./_read_range.ts";
 
 /** Options of {@linkcode openImageFolder}. */
 export interface ImageFolderOptions {
@@ -226,26 +227,18 @@ class Folder implements ImageFolderDataset {
     return [...this.#bad.keys()];
   }
 
-  #check(i: number): void {
-    if (!Number.isInteger(i) || i < 0 || i >= this.size) {
-      throw new RangeError(
-        `${this.description}: image ${i} requested, expected an index in [0, ${this.size})`,
-      );
-    }
-  }
-
   path(i: number): string {
-    this.#check(i);
+    checkImageIndex(this, i);
     return `${this.dir}/${this.#files[i]}`;
   }
 
   key(i: number): string {
-    this.#check(i);
+    checkImageIndex(this, i);
     return this.#keys[i];
   }
 
   label(i: number): number {
-    this.#check(i);
+    checkImageIndex(this, i);
     return this.#labels[i];
   }
 

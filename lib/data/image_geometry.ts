@@ -264,8 +264,12 @@ function clampTo(v: number, n: number): number {
   return v < 0 ? 0 : v >= n ? n - 1 : v;
 }
 
-/** Bilinear near the border: taps clamped (libImaging's XCLIP / YCLIP), a missing lower row repeats the upper. */
-function bilinearEdge(
+/**
+ * A filter's sample near the border, where some of its taps fall outside
+ * the W x H image `data`: the source position (xf + dx, yf + dy), its
+ * integer part and fraction, into the three bytes `out[o..o+2]`.
+ */
+type EdgeSample = (
   data: Uint8Array,
   W: number,
   H: number,
@@ -275,7 +279,10 @@ function bilinearEdge(
   dy: number,
   out: Uint8Array,
   o: number,
-): void {
+) => void;
+
+/** Bilinear near the border: taps clamped (libImaging's XCLIP / YCLIP), a missing lower row repeats the upper. */
+const bilinearEdge: EdgeSample = (data, W, H, xf, yf, dx, dy, out, o) => {
   const stride = W * 3;
   const r0 = clampTo(yf, H) * stride;
   const c0 = clampTo(xf, W) * 3, c1 = clampTo(xf + 1, W) * 3;
@@ -291,53 +298,30 @@ function bilinearEdge(
     }
     out[o + b] = v1 + (v2 - v1) * dy;
   }
-}
+};
 
 /** Bicubic near the border: columns clamped, the first row clamped, missing later rows repeat the previous one. */
-function bicubicEdge(
-  data: Uint8Array,
-  W: number,
-  H: number,
-  xf: number,
-  yf: number,
-  dx: number,
-  dy: number,
-  out: Uint8Array,
-  o: number,
-): void {
+const bicubicEdge: EdgeSample = (data, W, H, xf, yf, dx, dy, out, o) => {
   const stride = W * 3;
   const xs = xf - 1, ys = yf - 1;
   const c0 = clampTo(xs, W) * 3, c1 = clampTo(xs + 1, W) * 3;
   const c2 = clampTo(xs + 2, W) * 3, c3 = clampTo(xs + 3, W) * 3;
   const r0 = clampTo(ys, H) * stride;
-  const has1 = ys + 1 >= 0 && ys + 1 < H;
-  const has2 = ys + 2 >= 0 && ys + 2 < H;
-  const has3 = ys + 3 >= 0 && ys + 3 < H;
+  const inside = (y: number) => y >= 0 && y < H;
+  const has1 = inside(ys + 1), has2 = inside(ys + 2), has3 = inside(ys + 3);
+  // cubic4 across the four clamped columns, the row starting at byte r
+  const across = (r: number) =>
+    cubic4(data[r + c0], data[r + c1], data[r + c2], data[r + c3], dx);
   for (let b = 0; b < 3; b++) {
-    let r = r0 + b;
-    const v1 = cubic4(
-      data[r + c0],
-      data[r + c1],
-      data[r + c2],
-      data[r + c3],
-      dx,
-    );
-    r = (ys + 1) * stride + b;
-    const v2 = has1
-      ? cubic4(data[r + c0], data[r + c1], data[r + c2], data[r + c3], dx)
-      : v1;
-    r += stride;
-    const v3 = has2
-      ? cubic4(data[r + c0], data[r + c1], data[r + c2], data[r + c3], dx)
-      : v2;
-    r += stride;
-    const v4 = has3
-      ? cubic4(data[r + c0], data[r + c1], data[r + c2], data[r + c3], dx)
-      : v3;
+    const v1 = across(r0 + b);
+    const r1 = (ys + 1) * stride + b;
+    const v2 = has1 ? across(r1) : v1;
+    const v3 = has2 ? across(r1 + stride) : v2;
+    const v4 = has3 ? across(r1 + 2 * stride) : v3;
     const v = cubic4(v1, v2, v3, v4, dy);
     out[o + b] = v <= 0 ? 0 : v >= 255 ? 255 : v;
   }
-}
+};
 
 /**
  * {@linkcode cubic4} of four horizontally adjacent bytes from index `s`:

@@ -25,7 +25,11 @@ import type { ScoreMap } from "../labels/score_map.ts";
 import { type PipelineSpec, SamplePipeline } from "./pipeline.ts";
 import { type BatchBody, type BatchRequest, prepareBatch } from "./_batch.ts";
 import { LoaderError } from "./loader_error.ts";
-import { type LimitSample, limitSample } from "./limit_sample.ts";
+import {
+  type LimitSample,
+  limitSample,
+  seededPermutation,
+} from "./limit_sample.ts";
 
 /** One batch: images, labels and (with score maps) the maps and crop boxes. */
 export interface Batch {
@@ -319,19 +323,13 @@ export class DataLoader {
   /** The dataset indices of epoch `epoch`, in the order they are served. */
   order(epoch: number): Int32Array {
     const n = this.size;
-    const order = new Int32Array(n);
+    const order = this.options.shuffle
+      ? seededPermutation(n, Rng.derive(this.options.seed, epoch, -1))
+      : Int32Array.from({ length: n }, (_, i) => i);
+    // The kept images in that order: Fisher-Yates swaps positions alike
+    // whatever they hold, so this is the kept list shuffled by the same draws.
     const kept = this.limited?.indices;
-    for (let i = 0; i < n; i++) order[i] = kept === undefined ? i : kept[i];
-    if (this.options.shuffle) {
-      const rng = Rng.derive(this.options.seed, epoch, -1);
-      for (let i = n - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        const t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-      }
-    }
-    return order;
+    return kept === undefined ? order : order.map((i) => kept[i]);
   }
 
   #requests(epoch: number, fromStep: number): BatchRequest[] {

@@ -60,8 +60,10 @@ import { Rng } from "../random.ts";
 import type { ImageDataset, RgbImage } from "./image.ts";
 import { resizeImage } from "./resize.ts";
 import { DatasetError } from "./tensor_dataset.ts";
-import { checkIntOption, checkOptionKeys, found } from "./_options.ts";
+import { checkOptionKeys, found, rangeChecks } from "./_options.ts";
 import { seededPermutation } from "./limit_sample.ts";
+
+const { int: checkInt } = rangeChecks("MNIST");
 
 /** The class names, `"0"` to `"9"` (the label of a digit is its value). */
 export const MNIST_CLASSES: readonly string[] = Object.freeze(
@@ -137,10 +139,6 @@ export const MNIST_DEFAULTS: Readonly<ResolvedMnistOptions> = Object.freeze({
 });
 
 const KNOWN = ["split", "size", "seed", "valCount", "valFraction", "limit"];
-
-function checkInt(name: string, v: unknown, lo: number, hi: number): number {
-  return checkIntOption("MNIST", name, v, lo, hi);
-}
 
 /**
  * Fills in the defaults and checks every option (without loading the

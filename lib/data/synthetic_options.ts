@@ -49,12 +49,9 @@
  * @module
  */
 
-import {
-  checkIntOption,
-  checkNumberOption,
-  checkOptionKeys,
-  found,
-} from "./_options.ts";
+import { checkOptionKeys, found, rangeChecks } from "./_options.ts";
+
+const { int: checkInt, number: checkNum } = rangeChecks("SyntheticScenes");
 
 // ---------------------------------------------------------------------------
 // Classes.
@@ -266,14 +263,6 @@ export const SYNTHETIC_DEFAULTS: Readonly<ResolvedSyntheticOptions> = {
   hueJitter: 8,
   noise: 8,
 };
-
-function checkInt(name: string, v: unknown, lo: number, hi: number): number {
-  return checkIntOption("SyntheticScenes", name, v, lo, hi);
-}
-
-function checkNum(name: string, v: unknown, lo: number, hi: number): number {
-  return checkNumberOption("SyntheticScenes", name, v, lo, hi);
-}
 
 const KNOWN: readonly string[] = Object.keys(SYNTHETIC_DEFAULTS);
 

@@ -109,23 +109,12 @@ function labelOk(h: ScoreMapStoreHeader, label: number): boolean {
   return h.labels ? label >= -1 && label < h.numClasses : label === -1;
 }
 
-/** Whether a decoded record has finite scores, ids and label in range. */
-export function recordOk(
-  h: ScoreMapStoreHeader,
-  scores: Float32Array,
-  ids: Int32Array,
-  from: number,
-  n: number,
-  label: number,
-): boolean {
-  return firstBadValue(h.numClasses, scores, ids, from, n) < 0 &&
-    labelOk(h, label);
-}
-
 /**
- * What is out of range in a decoded record (`n` values from `from`), as
- * the end of a message `record i (key) holds ...`; undefined when nothing
- * is (see {@linkcode recordOk}, the fast check).
+ * What is out of range in a decoded record (`n` values from `from`): a
+ * score that is not finite, a class id outside [0, C) or a label out of
+ * range, as the end of a message `record i (key) holds ...`; undefined
+ * when nothing is (the check of every record read: no message is made
+ * then).
  */
 export function recordProblem(
   h: ScoreMapStoreHeader,

@@ -40,12 +40,7 @@ import {
   indexSizes,
   KeyIndex,
 } from "./_key_index.ts";
-import {
-  decodeRecord,
-  recordOk,
-  recordProblem,
-  recordRuns,
-} from "./_records.ts";
+import { decodeRecord, recordProblem, recordRuns } from "./_records.ts";
 import { StoreFiles } from "./_store_files.ts";
 import { verifyStore } from "./_verify.ts";
 import type { ScoreMapStoreHeader, ScoreMapStoreInit } from "./format.ts";
@@ -520,10 +515,9 @@ export class ScoreMapStore {
       const i32 = new Int32Array(buf.buffer);
       const view = new DataView(buf.buffer);
       for (let r = p; r < q; r++) {
-        const j = order[r];
-        const base = (indices[j] - first) * rec.bytes;
+        const j = order[r], i = indices[j];
+        const base = (i - first) * rec.bytes;
         if (checked) {
-          const i = indices[j];
           const got = recordChecksum(
             buf.subarray(base, base + rec.bytes),
             i,
@@ -551,8 +545,13 @@ export class ScoreMapStore {
         const out = j * n;
         const label = decodeRecord(rec, u16, i32, base, scores, ids, out, n);
         if (labels) labels[j] = label;
-        if (validate && !recordOk(h, scores, ids, out, n, label)) {
-          await this.#checkRecord(indices[j], scores, ids, out, n, label);
+        const bad = validate
+          ? recordProblem(h, scores, ids, out, n, label)
+          : undefined;
+        if (bad !== undefined) {
+          throw this.#damaged(
+            `record ${i} (${await this.#keyForError(i)}) holds ${bad}`,
+          );
         }
       }
     }
@@ -565,22 +564,6 @@ export class ScoreMapStore {
       ids,
       labels,
     };
-  }
-
-  /** Throws for a decoded record whose values or label are out of range (the key named). */
-  async #checkRecord(
-    i: number,
-    scores: Float32Array,
-    ids: Int32Array,
-    from: number,
-    n: number,
-    label: number,
-  ): Promise<void> {
-    const bad = recordProblem(this.header, scores, ids, from, n, label);
-    if (bad === undefined) return;
-    throw this.#damaged(
-      `record ${i} (${await this.#keyForError(i)}) holds ${bad}`,
-    );
   }
 
   /** The key of record i for an error message, without the read queue (already inside it). */
