@@ -104,6 +104,26 @@ export function tokenLabelingStep(
 }
 
 /**
+ * A step mixed on pixels: the batch's images and targets handed to `mix`,
+ * whose step owns them from then on (they are released here if it throws).
+ */
+export async function mixedStep(
+  batch: RegimeBatch,
+  config: TargetConfig,
+  options: PrepareTargetsOptions,
+  mix: (images: tf.Tensor4D, targets: StepTargets) => RegimeStep,
+): Promise<RegimeStep> {
+  const { images, targets } = await prepareInputs(batch, config, options);
+  try {
+    return mix(images, targets);
+  } catch (e) {
+    images.dispose();
+    targets.dispose();
+    throw e;
+  }
+}
+
+/**
  * The batch as loaded, not mixed on pixels: its images and targets through
  * the token labeling loss, the forward given `forward` (MixToken's mixer,
  * or nothing).

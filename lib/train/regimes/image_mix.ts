@@ -12,7 +12,7 @@ import { mixupCutmix } from "../../mixing/cutmix.ts";
 import type { ResolvedTrainConfig } from "../config.ts";
 import type { RegimeBatch, RegimeStep, TrainingRegime } from "./regime.ts";
 import type { PrepareTargetsOptions, TargetConfig } from "./targets.ts";
-import { prepareInputs, tokenLabelingStep } from "./_step.ts";
+import { mixedStep, tokenLabelingStep } from "./_step.ts";
 
 /** The config fields of {@linkcode imageMixRegime}. */
 export type ImageMixRegimeConfig =
@@ -57,10 +57,9 @@ export function imageMixRegime(
 ): TrainingRegime {
   return {
     name: "image_mix",
-    async prepare(batch: RegimeBatch, rng: Rng): Promise<RegimeStep> {
-      const { images, targets } = await prepareInputs(batch, config, options);
-      const { cls, tokens } = targets;
-      try {
+    prepare(batch: RegimeBatch, rng: Rng): Promise<RegimeStep> {
+      return mixedStep(batch, config, options, (images, targets) => {
+        const { cls, tokens } = targets;
         const mixed = mixupCutmix(
           {
             images,
@@ -92,11 +91,7 @@ export function imageMixRegime(
             targets.dispose();
           },
         }, config);
-      } catch (e) {
-        images.dispose();
-        targets.dispose();
-        throw e;
-      }
+      });
     },
     dispose() {},
   };

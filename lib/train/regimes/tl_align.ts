@@ -20,7 +20,7 @@ import type {
   TrainingRegime,
 } from "./regime.ts";
 import type { PrepareTargetsOptions, TargetConfig } from "./targets.ts";
-import { prepareInputs } from "./_step.ts";
+import { mixedStep } from "./_step.ts";
 
 /** The config fields of {@linkcode tlAlignRegime}. */
 export type TlAlignRegimeConfig =
@@ -66,51 +66,56 @@ export function tlAlignRegime(
 ): TrainingRegime {
   return {
     name: "tl_align",
-    async prepare(batch: RegimeBatch, rng: Rng): Promise<RegimeStep> {
-      const { images, targets } = await prepareInputs(batch, config, options);
-      const owned: tf.Tensor[] = [images];
-      let align: TlAlign | null = null;
-      const dispose = () => {
-        align?.dispose();
-        tf.dispose(owned);
-        targets.dispose();
-      };
-      try {
-        const mixed = patchCutmix(
-          { images, classTargets: targets.cls },
-          rng,
-          {
-            patchSize: config.patchSize,
-            alpha: config.tlAlignAlpha,
-            boxMode: config.tlAlignBox,
-          },
-        );
-        owned.push(mixed.images, mixed.classTargets);
-        const y0 = tlAlignInitialLabels(
-          targets.cls,
-          splitSources(mixed.sourceIndex!, batch.size),
-          { classLabels: mixed.classTargets },
-        );
-        owned.push(y0);
-        const aligned = new TlAlign(y0);
-        align = aligned;
-        return {
-          images: mixed.images,
-          classTargets: mixed.classTargets,
-          tokenTargets: null,
-          mixing: { mode: mixed.mode, lambda: mixed.lambda, box: mixed.box },
-          forward: { onAttention: aligned.hook },
-          loss(out: TrainOutput): RegimeLoss {
-            return {
-              loss: softTargetCrossEntropy(out.cls, aligned.classLabel()),
-            };
-          },
-          dispose,
+    prepare(batch: RegimeBatch, rng: Rng): Promise<RegimeStep> {
+      return mixedStep(batch, config, options, (images, targets) => {
+        // what this regime makes (the inputs are mixedStep's until returned)
+        const owned: tf.Tensor[] = [];
+        let align: TlAlign | null = null;
+        const release = () => {
+          align?.dispose();
+          tf.dispose(owned);
         };
-      } catch (e) {
-        dispose();
-        throw e;
-      }
+        try {
+          const mixed = patchCutmix(
+            { images, classTargets: targets.cls },
+            rng,
+            {
+              patchSize: config.patchSize,
+              alpha: config.tlAlignAlpha,
+              boxMode: config.tlAlignBox,
+            },
+          );
+          owned.push(mixed.images, mixed.classTargets);
+          const y0 = tlAlignInitialLabels(
+            targets.cls,
+            splitSources(mixed.sourceIndex!, batch.size),
+            { classLabels: mixed.classTargets },
+          );
+          owned.push(y0);
+          const aligned = new TlAlign(y0);
+          align = aligned;
+          return {
+            images: mixed.images,
+            classTargets: mixed.classTargets,
+            tokenTargets: null,
+            mixing: { mode: mixed.mode, lambda: mixed.lambda, box: mixed.box },
+            forward: { onAttention: aligned.hook },
+            loss(out: TrainOutput): RegimeLoss {
+              return {
+                loss: softTargetCrossEntropy(out.cls, aligned.classLabel()),
+              };
+            },
+            dispose: () => {
+              release();
+              images.dispose();
+              targets.dispose();
+            },
+          };
+        } catch (e) {
+          release();
+          throw e;
+        }
+      });
     },
     dispose() {},
   };
