@@ -48,15 +48,15 @@ export declare namespace tf {
   /** A tensor of any rank. */
   export type Tensor<R extends Rank = Rank> = tfjs.Tensor<R>;
   /** A rank-0 tensor. */
-  export type Scalar = tfjs.Scalar;
+  export type Scalar = Tensor<tfjs.Rank.R0>;
   /** A rank-1 tensor. */
-  export type Tensor1D = tfjs.Tensor1D;
+  export type Tensor1D = Tensor<tfjs.Rank.R1>;
   /** A rank-2 tensor. */
-  export type Tensor2D = tfjs.Tensor2D;
+  export type Tensor2D = Tensor<tfjs.Rank.R2>;
   /** A rank-3 tensor. */
-  export type Tensor3D = tfjs.Tensor3D;
+  export type Tensor3D = Tensor<tfjs.Rank.R3>;
   /** A rank-4 tensor. */
-  export type Tensor4D = tfjs.Tensor4D;
+  export type Tensor4D = Tensor<tfjs.Rank.R4>;
   /** A tensor rank. */
   export type Rank = tfjs.Rank;
   /** A trainable tensor. */

@@ -42,28 +42,18 @@ export const FUSED_ATTENTION = ATTENTION_KERNEL_NAMES.forward;
 /** Kernel name of the backward pass (output: the gradient of qkv), on wasm and WebGPU. */
 export const FUSED_ATTENTION_GRAD = ATTENTION_KERNEL_NAMES.backward;
 
+/** B, N, H, hd and the scale hd^-0.5: the C kernels' last arguments. */
+type Geometry = [B: number, N: number, H: number, hd: number, scale: number];
+
 interface AttentionExports {
-  attention_forward(
-    qkv: number,
-    out: number,
-    p: number,
-    B: number,
-    N: number,
-    H: number,
-    hd: number,
-    scale: number,
-  ): void;
+  attention_forward(qkv: number, out: number, p: number, ...g: Geometry): void;
   attention_backward(
     dout: number,
     qkv: number,
     p: number,
     dqkv: number,
     row: number,
-    B: number,
-    N: number,
-    H: number,
-    hd: number,
-    scale: number,
+    ...g: Geometry
   ): void;
   softmax_rows(s: number, rows: number, n: number): void;
   softmax_grad_rows(
@@ -86,26 +76,28 @@ const offset = addressOf;
 const dims = (qkv: Info, heads: number) =>
   qkvDims(qkv, heads, "fused attention");
 
+/** [B, N, H, hd] -> the C kernels' {@linkcode Geometry}. */
+function geometry([B, N, H, hd]: readonly number[]): Geometry {
+  return [B, N, H, hd, hd ** -0.5];
+}
+
 function forwardKernel(args: KernelArgs): Info[] {
   const backend = args.backend as unknown as WasmBackend;
   const qkv = args.inputs.qkv as Info;
   const { heads } = args.attrs as unknown as { heads: number };
-  const [B, N, H, hd] = dims(qkv, heads);
+  const d = dims(qkv, heads);
+  const [B, N, H, hd] = d;
   const out = backend.makeOutput([B, N, H * hd], "float32");
   const probs = backend.makeOutput([B, H, N, N], "float32");
   if (nativeBlasActive()) {
-    nativeForward(backend, [B, N, H, hd], qkv, out, probs);
+    nativeForward(backend, d, qkv, out, probs);
     return [out, probs];
   }
   kernels(backend).attention_forward(
     offset(backend, qkv),
     offset(backend, out),
     offset(backend, probs),
-    B,
-    N,
-    H,
-    hd,
-    hd ** -0.5,
+    ...geometry(d),
   );
   return [out, probs];
 }
@@ -114,10 +106,11 @@ function backwardKernel(args: KernelArgs): Info {
   const backend = args.backend as unknown as WasmBackend;
   const { dy, qkv, probs } = args.inputs as Record<string, Info>;
   const { heads } = args.attrs as unknown as { heads: number };
-  const [B, N, H, hd] = dims(qkv, heads);
+  const d = dims(qkv, heads);
+  const [B, N, H, hd] = d;
   const dqkv = backend.makeOutput([B, N, 3 * H * hd], "float32");
   if (nativeBlasActive()) {
-    nativeBackward(backend, [B, N, H, hd], dy, qkv, probs, dqkv);
+    nativeBackward(backend, d, dy, qkv, probs, dqkv);
     return dqkv;
   }
   const row = backend.makeOutput([N], "float32");
@@ -128,11 +121,7 @@ function backwardKernel(args: KernelArgs): Info {
       offset(backend, probs),
       offset(backend, dqkv),
       offset(backend, row),
-      B,
-      N,
-      H,
-      hd,
-      hd ** -0.5,
+      ...geometry(d),
     );
   } finally {
     backend.disposeData(row.dataId);

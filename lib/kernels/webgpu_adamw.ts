@@ -20,12 +20,8 @@ import {
   runWgsl,
   sizeOf as size,
   type TensorInfo,
-  uniformWords,
-  type WebGpuBackend,
-  wgslElementwiseMain,
-  wgslShader,
-  workgroupsFor,
 } from "./webgpu_program.ts";
+import * as wgsl from "./_wgsl.ts";
 import { kernelsHere } from "./_registered.ts";
 
 /** Name of the fused AdamW kernel (inputs g, p, m, v; outputs p, m, v). */
@@ -60,12 +56,12 @@ const WG = 256;
 // The composite's order: p*decay; m*b1 + g*(1-b1); v*b2 + (g*(1-b2))*g;
 // sqrt(v)/bc2 + eps; p + (m*(-stepSize))/denom. A plain parameter gets
 // decay 1, and p * 1 is exact.
-const ADAMW = wgslShader({
+const ADAMW = wgsl.shader({
   uniforms: `decay: f32, b1: f32, omb1: f32, b2: f32, omb2: f32,
   neg_step: f32, bc2: f32, eps: f32, n: u32,`,
   outputs: ["p_out", "m_out", "v_out"],
   inputs: ["g", "p", "m", "v"],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `let gi = g[i];
   let pd = p[i] * u.decay;
@@ -89,12 +85,12 @@ function adamwKernel(args: Args): TensorInfo[] {
     }
   }
   const a = (args.attrs ?? {}) as unknown as AdamWStepAttrs;
-  return runWgsl(args.backend as WebGpuBackend, {
+  return runWgsl(args.backend, {
     key: "tokenlab.adamw",
     code: ADAMW,
     inputs: [g, p, m, v],
     outputs: [{ shape: p.shape }, { shape: m.shape }, { shape: v.shape }],
-    uniforms: uniformWords([
+    uniforms: wgsl.uniformWords([
       ["f", a.decayFactor],
       ["f", a.beta1],
       ["f", a.oneMinusBeta1],
@@ -105,7 +101,7 @@ function adamwKernel(args: Args): TensorInfo[] {
       ["f", a.eps],
       ["u", n],
     ]),
-    workgroups: workgroupsFor(n, WG),
+    workgroups: wgsl.workgroupsFor(n, WG),
   });
 }
 

@@ -37,14 +37,8 @@ import {
   registerWebGpuKernels,
   runWgsl,
   type TensorInfo,
-  uniformWords,
-  type WebGpuBackend,
-  WGSL_WORKGROUP_INDEX,
-  wgslFlatMain,
-  wgslShader,
-  wgslWorkgroupReduce,
-  workgroupsFor,
 } from "./webgpu_program.ts";
+import * as wgsl from "./_wgsl.ts";
 
 // wasm_attention.ts's FUSED_ATTENTION and FUSED_ATTENTION_GRAD.
 const { forward: FORWARD, backward: BACKWARD } = ATTENTION_KERNEL_NAMES;
@@ -69,21 +63,21 @@ const UNIFORMS = "rows: u32, N: u32, H: u32, hd: u32, scale: f32";
 const typeOf = (w: number) => w === 4 ? "vec4<f32>" : "f32";
 
 /** A shader of width `w`: `T` aliased, then the module of `spec`. */
-const shaderOf = (w: number, spec: Parameters<typeof wgslShader>[0]) =>
-  `alias T = ${typeOf(w)};${wgslShader(spec)}`;
+const shaderOf = (w: number, spec: Parameters<typeof wgsl.shader>[0]) =>
+  `alias T = ${typeOf(w)};${wgsl.shader(spec)}`;
 
 const dotOf = (w: number) =>
   w === 4
     ? "fn dotw(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }"
     : "fn dotw(a: f32, b: f32) -> f32 { return a * b; }";
 
-// A workgroup per row r = (b H + h) N + n (see workgroupsFor); the early
+// A workgroup per row r = (b H + h) N + n (see wgsl.workgroupsFor); the early
 // return depends on the workgroup only, so the barriers after it stay in
-// uniform control flow. `base` is q's channel 0 of token 0 of (b, h), `hw`
-// a head's width, `Dw` the model width and `stride` a token's qkv, all in
+// uniform control flow. `base` is q's channel 0 of token 0 of (b, h), `hw` a
+// head's width, `Dw` the model width and `stride` a token's qkv, all in
 // elements of T.
 const row = (w: number) =>
-  `let r = ${WGSL_WORKGROUP_INDEX};
+  `let r = ${wgsl.WORKGROUP_INDEX};
   if (r >= u.rows) { return; }
   let n = r % u.N;
   let bh = r / u.N;
@@ -103,7 +97,7 @@ const STRIPES = `let stripes = ${WG}u / hw;
   let st = lid / hw;`;
 
 /** Workgroup-wide max and sum through `red` (every thread must call them). */
-const REDUCE = wgslWorkgroupReduce({
+const REDUCE = wgsl.workgroupReduce({
   size: WG,
   ops: { reduce_max: "max", reduce_sum: "sum" },
 });
@@ -121,7 +115,7 @@ var<workgroup> part: array<T, ${WG}>;`,
       REDUCE,
       dotOf(w),
     ],
-    main: wgslFlatMain(
+    main: wgsl.flatMain(
       WG,
       `${row(w)}
   // The scale goes on q, as in attentionComposite.
@@ -179,7 +173,7 @@ var<workgroup> gs: array<T, ${WG / w}>;`,
       REDUCE,
       dotOf(w),
     ],
-    main: wgslFlatMain(
+    main: wgsl.flatMain(
       WG,
       `${row(w)}
   if (lid < hw) { gs[lid] = dy[(b * u.N + n) * Dw + h * hw + lid]; }
@@ -207,7 +201,7 @@ const qkvGradCode = (w: number) =>
     outputs: [["dqkv", "T"]],
     inputs: [["dy", "T"], ["qkv", "T"], "probs", "ds"],
     decls: [`var<workgroup> part: array<T, ${3 * WG}>;`],
-    main: wgslFlatMain(
+    main: wgsl.flatMain(
       WG,
       `${row(w)}
   ${STRIPES}
@@ -268,7 +262,7 @@ function dims(qkv: TensorInfo, heads: number): Dims {
 }
 
 function uniformsOf({ B, N, H, hd }: Dims): ArrayBuffer {
-  return uniformWords([
+  return wgsl.uniformWords([
     ["u", B * H * N],
     ["u", N],
     ["u", H],
@@ -285,23 +279,23 @@ function forwardKernel(args: Args): TensorInfo[] {
   const { qkv } = args.inputs;
   const d = dims(qkv, headsOf(args));
   const { B, N, H, hd } = d;
-  return runWgsl(args.backend as WebGpuBackend, {
+  return runWgsl(args.backend, {
     key: `tokenlab.attention.${d.w}.${d.cap}`,
     code: forwardCode(d.w, d.cap),
     inputs: [qkv],
     outputs: [{ shape: [B, N, H * hd] }, { shape: [B, H, N, N] }],
     uniforms: uniformsOf(d),
-    workgroups: workgroupsFor(B * H * N, 1),
+    workgroups: wgsl.workgroupsFor(B * H * N, 1),
   });
 }
 
 function backwardKernel(args: Args): TensorInfo {
   const { dy, qkv, probs } = args.inputs;
-  const backend = args.backend as WebGpuBackend;
+  const backend = args.backend;
   const d = dims(qkv, headsOf(args));
   const { B, N, H } = d;
   const uniforms = uniformsOf(d);
-  const workgroups = workgroupsFor(B * H * N, 1);
+  const workgroups = wgsl.workgroupsFor(B * H * N, 1);
   const [ds] = runWgsl(backend, {
     key: `tokenlab.attention_grad_scores.${d.w}.${d.cap}`,
     code: scoresGradCode(d.w, d.cap),

@@ -28,16 +28,11 @@
 import { type ConvAttrs, convInfo, type Shape4 } from "./_conv_info.ts";
 import {
   type KernelArgs,
-  MAX_WORKGROUPS,
   replaceWebGpuKernel,
   runWgsl,
   type TensorInfo,
-  uniformWords,
-  type WebGpuBackend,
-  wgslElementwiseMain,
-  wgslShader,
-  workgroupsFor,
 } from "./webgpu_program.ts";
+import * as wgsl from "./_wgsl.ts";
 
 const NAME = "Conv2DBackpropFilter";
 
@@ -54,7 +49,7 @@ const MIN_STEPS = 16;
 // rows lid / 64 + 4i; it computes dW rows k0 + ty + 16i and columns
 // n0 + tx + 16j, so reads of `as_` broadcast and reads of `bs` are
 // consecutive within a warp.
-const PARTIAL = wgslShader({
+const PARTIAL = wgsl.shader({
   uniforms: `M: u32, K: u32, N: u32, H: u32, W: u32, C: u32, OH: u32, OW: u32,
   FW: u32, SH: u32, SW: u32, padTop: i32, padLeft: i32, chunkLen: u32,`,
   outputs: ["partial"],
@@ -135,11 +130,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>,
 }`,
 });
 
-const SUM = wgslShader({
+const SUM = wgsl.shader({
   uniforms: "n: u32, chunks: u32",
   outputs: ["dw"],
   inputs: ["partial"],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `var s = 0.0;
   for (var c = 0u; c < u.chunks; c++) { s += partial[c * u.n + i]; }
@@ -193,8 +188,8 @@ function splitKFilterGrad(args: KernelArgs): TensorInfo | null {
     Math.ceil(K / TK),
     chunks,
   ];
-  if (groups.some((g) => g > MAX_WORKGROUPS)) return null;
-  const backend = args.backend as WebGpuBackend;
+  if (groups.some((g) => g > wgsl.MAX_WORKGROUPS)) return null;
+  const backend = args.backend;
   const filterShape = [
     info.filterHeight,
     info.filterWidth,
@@ -206,7 +201,7 @@ function splitKFilterGrad(args: KernelArgs): TensorInfo | null {
     code: PARTIAL,
     inputs: [x, dy],
     outputs: [{ shape: chunks === 1 ? filterShape : [chunks, K, N] }],
-    uniforms: uniformWords([
+    uniforms: wgsl.uniformWords([
       ["u", M],
       ["u", K],
       ["u", N],
@@ -230,8 +225,8 @@ function splitKFilterGrad(args: KernelArgs): TensorInfo | null {
     code: SUM,
     inputs: [partial],
     outputs: [{ shape: filterShape }],
-    uniforms: uniformWords([["u", K * N], ["u", chunks]]),
-    workgroups: workgroupsFor(K * N, WG),
+    uniforms: wgsl.uniformWords([["u", K * N], ["u", chunks]]),
+    workgroups: wgsl.workgroupsFor(K * N, WG),
   });
   backend.disposeData(partial.dataId);
   return dw;

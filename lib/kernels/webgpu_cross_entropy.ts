@@ -34,14 +34,8 @@ import {
   registerWebGpuKernels,
   runWgsl,
   type TensorInfo,
-  uniformWords,
-  type WebGpuBackend,
-  wgslElementwiseMain,
-  wgslRowMain,
-  wgslShader,
-  wgslWorkgroupReduce,
-  workgroupsFor,
 } from "./webgpu_program.ts";
+import * as wgsl from "./_wgsl.ts";
 import { kernelsHere } from "./_registered.ts";
 
 /** Kernel names: forward (x, t -> loss [R], stats [R, 3]) and backward. */
@@ -56,13 +50,13 @@ const ROW_WG = 128;
 const WG = 256;
 
 /** The row's three sums through `red` (row_max reuses it, lane x). */
-const ROW_SUM3 = wgslWorkgroupReduce({
+const ROW_SUM3 = wgsl.workgroupReduce({
   size: ROW_WG,
   type: "vec3<f32>",
   ops: { row_sum3: "sum" },
 });
 
-const FORWARD = wgslShader({
+const FORWARD = wgsl.shader({
   uniforms: "rows: u32, C: u32",
   outputs: ["loss", "stats"],
   inputs: ["x", "t"],
@@ -80,7 +74,7 @@ const FORWARD = wgslShader({
   return m;
 }`,
   ],
-  main: wgslRowMain(
+  main: wgsl.rowMain(
     ROW_WG,
     `var mx = -3.402823e38;
   for (var c = lid; c < u.C; c += ${ROW_WG}u) { mx = max(mx, x[base + c]); }
@@ -103,11 +97,11 @@ const FORWARD = wgslShader({
   ),
 });
 
-const BACKWARD = wgslShader({
+const BACKWARD = wgsl.shader({
   uniforms: "n: u32, C: u32",
   outputs: ["dx", "dt"],
   inputs: ["dy", "x", "t", "stats"],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `let row = i / u.C;
   let ls = (x[i] - stats[row * 3u]) - stats[row * 3u + 1u];
@@ -129,26 +123,26 @@ function rowsOf(x: TensorInfo, what: string): { rows: number; C: number } {
 function forwardKernel(args: Args): TensorInfo[] {
   const { x, t } = args.inputs;
   const { rows, C } = rowsOf(x, SOFT_TARGET_CE_KERNELS.forward);
-  return runWgsl(args.backend as WebGpuBackend, {
+  return runWgsl(args.backend, {
     key: "tokenlab.soft_target_ce",
     code: FORWARD,
     inputs: [x, t],
     outputs: [{ shape: [rows] }, { shape: [rows, 3] }],
-    uniforms: uniformWords([["u", rows], ["u", C]]),
-    workgroups: workgroupsFor(rows, 1),
+    uniforms: wgsl.uniformWords([["u", rows], ["u", C]]),
+    workgroups: wgsl.workgroupsFor(rows, 1),
   });
 }
 
 function backwardKernel(args: Args): TensorInfo[] {
   const { dy, x, t, stats } = args.inputs;
   const { rows, C } = rowsOf(x, SOFT_TARGET_CE_KERNELS.backward);
-  return runWgsl(args.backend as WebGpuBackend, {
+  return runWgsl(args.backend, {
     key: "tokenlab.soft_target_ce_grad",
     code: BACKWARD,
     inputs: [dy, x, t, stats],
     outputs: [{ shape: x.shape }, { shape: x.shape }],
-    uniforms: uniformWords([["u", rows * C], ["u", C]]),
-    workgroups: workgroupsFor(rows * C, WG),
+    uniforms: wgsl.uniformWords([["u", rows * C], ["u", C]]),
+    workgroups: wgsl.workgroupsFor(rows * C, WG),
   });
 }
 

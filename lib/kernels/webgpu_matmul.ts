@@ -33,15 +33,12 @@
 import { productShape } from "./_matmul_shape.ts";
 import {
   type KernelArgs,
-  MAX_WORKGROUPS,
   replaceWebGpuKernel,
   runWgsl,
   sizeOf,
   type TensorInfo,
-  uniformWords,
-  type WebGpuBackend,
-  wgslShader,
 } from "./webgpu_program.ts";
+import * as wgsl from "./_wgsl.ts";
 
 const NAME = "BatchMatMul";
 
@@ -94,7 +91,7 @@ function shader(rm: number, rn: number, ta: boolean, tb: boolean): string {
     ? `let nn = l / ${BK}u; let kk = l % ${BK}u;`
     : `let kk = l / ${TN}u; let nn = l % ${TN}u;`;
   const bIndex = tb ? "n * u.K + k" : "k * u.N + n";
-  return wgslShader({
+  return wgsl.shader({
     uniforms: "M: u32, N: u32, K: u32, batchA: u32, batchB: u32",
     outputs: ["c"],
     inputs: ["a", "b"],
@@ -193,14 +190,14 @@ function tiledMatMul(args: KernelArgs): TensorInfo | null {
     Math.ceil(M / (16 * rm)),
     batch,
   ];
-  if (groups.some((g) => g > MAX_WORKGROUPS)) return null;
+  if (groups.some((g) => g > wgsl.MAX_WORKGROUPS)) return null;
   const flags = `${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}`;
-  return runWgsl(args.backend as WebGpuBackend, {
+  return runWgsl(args.backend, {
     key: `tokenlab.matmul_${rm}x${rn}_${flags}`,
     code: shader(rm, rn, transposeA, transposeB),
     inputs: [a, b],
     outputs: [{ shape: [...outer, M, N] }],
-    uniforms: uniformWords([
+    uniforms: wgsl.uniformWords([
       ["u", M],
       ["u", N],
       ["u", K],

@@ -33,14 +33,9 @@ import {
   runWgsl,
   sizeOf as size,
   type TensorInfo,
-  uniformWords,
   type WebGpuBackend,
-  wgslElementwiseMain,
-  wgslRowMain,
-  wgslShader,
-  wgslWorkgroupReduce,
-  workgroupsFor,
 } from "./webgpu_program.ts";
+import * as wgsl from "./_wgsl.ts";
 import { NORM_KERNEL_NAMES as NORM } from "./_norm_names.ts";
 
 const last = (t: TensorInfo) => t.shape[t.shape.length - 1];
@@ -59,24 +54,24 @@ fn erf_as(x: f32) -> f32 {
   return s * y;
 }`;
 
-const GELU = wgslShader({
+const GELU = wgsl.shader({
   uniforms: "n: u32",
   outputs: ["y"],
   inputs: ["x"],
   decls: [ERF],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `let v = x[i];
   y[i] = 0.5 * v * (1.0 + erf_as(v * 0.7071067811865476));`,
   ),
 });
 
-const GELU_GRAD = wgslShader({
+const GELU_GRAD = wgsl.shader({
   uniforms: "n: u32",
   outputs: ["dx"],
   inputs: ["dy", "x"],
   decls: [ERF],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `let v = x[i];
   let cdf = 0.5 * (1.0 + erf_as(v * 0.7071067811865476));
@@ -90,17 +85,17 @@ const ROW_WG = 128;
 const PER = 8; // rows up to ROW_WG * PER = 1024 wide in registers
 
 /** A workgroup-wide sum of `v` through `red` (all threads must call it). */
-const ROW_SUM = wgslWorkgroupReduce({
+const ROW_SUM = wgsl.workgroupReduce({
   size: ROW_WG,
   ops: { row_sum: "sum" },
 });
 
-const LAYER_NORM = wgslShader({
+const LAYER_NORM = wgsl.shader({
   uniforms: "rows: u32, C: u32, eps: f32",
   outputs: ["y", "mean_out", "rstd_out"],
   inputs: ["x", "w", "b"],
   decls: [ROW_SUM],
-  main: wgslRowMain(
+  main: wgsl.rowMain(
     ROW_WG,
     `var vals: array<f32, ${PER}>;
   var s = 0.0;
@@ -127,12 +122,12 @@ const LAYER_NORM = wgslShader({
 });
 
 // dx = rstd (g - mean(g) - xhat mean(g xhat)), g = dy w, xhat = (x - mean) rstd.
-const LAYER_NORM_DX = wgslShader({
+const LAYER_NORM_DX = wgsl.shader({
   uniforms: "rows: u32, C: u32",
   outputs: ["dx"],
   inputs: ["dy", "x", "w", "mean", "rstd"],
   decls: [ROW_SUM],
-  main: wgslRowMain(
+  main: wgsl.rowMain(
     ROW_WG,
     `let m = mean[row];
   let r = rstd[row];
@@ -173,7 +168,7 @@ const COL_WG = 64;
  * `put(chunk, c, a, b)` as partial[chunk, c] and partial[chunk, C + c].
  */
 const chunkPass = (inputs: readonly string[], body: string) =>
-  wgslShader({
+  wgsl.shader({
     uniforms: "rows: u32, C: u32, chunks: u32",
     outputs: ["partial"],
     inputs,
@@ -190,14 +185,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }`,
   });
 
-/** A `main` of one thread per column `c`, past u.C returning. */
-const columnMain = (body: string) =>
-  `@compute @workgroup_size(${COL_WG})
+/**
+ * A final pass over a chunk pass's partial sums: one thread per column `c`
+ * (threads past u.C returning) that writes the two outputs [C] in `body`.
+ */
+const finalPass = (
+  uniforms: string,
+  outputs: readonly [string, string],
+  body: string,
+) =>
+  wgsl.shader({
+    uniforms,
+    outputs,
+    inputs: ["partial"],
+    main: `@compute @workgroup_size(${COL_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let c = gid.x;
   if (c >= u.C) { return; }
   ${body}
-}`;
+}`,
+  });
 
 // partial[chunk, c] = sum of dy xhat, partial[chunk, C + c] = sum of dy,
 // over the chunk's rows.
@@ -214,12 +221,10 @@ const LAYER_NORM_DW_PARTIAL = chunkPass(
   put(chunk, c, sw, sb);`,
 );
 
-const LAYER_NORM_DW_FINAL = wgslShader({
-  uniforms: "C: u32, chunks: u32",
-  outputs: ["dw", "db"],
-  inputs: ["partial"],
-  main: columnMain(
-    `var sw = 0.0;
+const LAYER_NORM_DW_FINAL = finalPass(
+  "C: u32, chunks: u32",
+  ["dw", "db"],
+  `var sw = 0.0;
   var sb = 0.0;
   for (var k = 0u; k < u.chunks; k++) {
     sw += partial[k * 2u * u.C + c];
@@ -227,8 +232,7 @@ const LAYER_NORM_DW_FINAL = wgslShader({
   }
   dw[c] = sw;
   db[c] = sb;`,
-  ),
-});
+);
 
 // BatchNorm: rows of C channels (NHWC flattened), chunks of CHUNK rows.
 const BN_MOMENTS_PARTIAL = chunkPass(
@@ -248,12 +252,10 @@ const BN_MOMENTS_PARTIAL = chunkPass(
 
 // Chan et al.'s pairwise update, chunk by chunk: n_ab = n_a + n_b,
 // mean_ab = mean_a + d n_b / n_ab, M2_ab = M2_a + M2_b + d^2 n_a n_b / n_ab.
-const BN_MOMENTS_FINAL = wgslShader({
-  uniforms: "rows: u32, C: u32, chunks: u32",
-  outputs: ["mean_out", "var_out"],
-  inputs: ["partial"],
-  main: columnMain(
-    `var n = 0.0;
+const BN_MOMENTS_FINAL = finalPass(
+  "rows: u32, C: u32, chunks: u32",
+  ["mean_out", "var_out"],
+  `var n = 0.0;
   var mean = 0.0;
   var m2 = 0.0;
   for (var k = 0u; k < u.chunks; k++) {
@@ -267,14 +269,13 @@ const BN_MOMENTS_FINAL = wgslShader({
   }
   mean_out[c] = mean;
   var_out[c] = m2 / f32(u.rows);`,
-  ),
-});
+);
 
-const BN_APPLY = wgslShader({
+const BN_APPLY = wgsl.shader({
   uniforms: "n: u32, C: u32",
   outputs: ["y"],
   inputs: ["x", "mean", "inv", "gamma", "beta"],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `let c = i % u.C;
   y[i] = (x[i] - mean[c]) * inv[c] * gamma[c] + beta[c];`,
@@ -297,11 +298,11 @@ const BN_GRAD_PARTIAL = chunkPass(
   put(chunk, c, sb, sg);`,
 );
 
-const BN_GRAD_DX = wgslShader({
+const BN_GRAD_DX = wgsl.shader({
   uniforms: "n: u32, C: u32, rows: u32",
   outputs: ["dx"],
   inputs: ["dy", "x", "mean", "inv", "gamma", "dbeta", "dgamma"],
-  main: wgslElementwiseMain(
+  main: wgsl.elementwiseMain(
     WG,
     `let c = i % u.C;
   let xh = (x[i] - mean[c]) * inv[c];
@@ -312,8 +313,6 @@ const BN_GRAD_DX = wgslShader({
 
 /** Widest row the LayerNorm kernels hold in registers. */
 export const WEBGPU_LAYER_NORM_MAX = ROW_WG * PER;
-
-const backendOf = (args: Args) => args.backend as WebGpuBackend;
 
 /**
  * One dispatch of an elementwise shader (uniforms n, then `more`) over the
@@ -333,20 +332,20 @@ function elementwise(
     code,
     inputs,
     outputs: [{ shape: x.shape }],
-    uniforms: uniformWords([["u", n], ...more]),
-    workgroups: workgroupsFor(n, WG),
+    uniforms: wgsl.uniformWords([["u", n], ...more]),
+    workgroups: wgsl.workgroupsFor(n, WG),
   })[0];
 }
 
 function geluKernel(args: Args): TensorInfo {
   const { x } = args.inputs;
-  return elementwise(backendOf(args), "tokenlab.gelu", GELU, [x], x);
+  return elementwise(args.backend, "tokenlab.gelu", GELU, [x], x);
 }
 
 function geluGradKernel(args: Args): TensorInfo {
   const { dy, x } = args.inputs;
   const code = GELU_GRAD;
-  return elementwise(backendOf(args), "tokenlab.gelu_grad", code, [dy, x], x);
+  return elementwise(args.backend, "tokenlab.gelu_grad", code, [dy, x], x);
 }
 function rowsOf(x: TensorInfo): { rows: number; C: number } {
   const C = last(x);
@@ -363,13 +362,13 @@ function layerNormKernel(args: Args): TensorInfo[] {
   const eps = Number(args.attrs?.eps ?? 1e-5);
   const { rows, C } = rowsOf(x);
   const stats = x.shape.slice(0, -1);
-  return runWgsl(backendOf(args), {
+  return runWgsl(args.backend, {
     key: "tokenlab.layer_norm",
     code: LAYER_NORM,
     inputs: [x, w, b],
     outputs: [{ shape: x.shape }, { shape: stats }, { shape: stats }],
-    uniforms: uniformWords([["u", rows], ["u", C], ["f", eps]]),
-    workgroups: workgroupsFor(rows, 1),
+    uniforms: wgsl.uniformWords([["u", rows], ["u", C], ["f", eps]]),
+    workgroups: wgsl.workgroupsFor(rows, 1),
   });
 }
 
@@ -401,7 +400,7 @@ function partialColumns(
     code,
     inputs,
     outputs: [{ shape: [chunks, 2 * C] }],
-    uniforms: uniformWords([["u", rows], ["u", C], ["u", chunks]]),
+    uniforms: wgsl.uniformWords([["u", rows], ["u", C], ["u", chunks]]),
     workgroups: [Math.ceil(C / COL_WG), chunks, 1],
   })[0];
 }
@@ -430,49 +429,52 @@ function fromPartial(
   return out;
 }
 
-/** The column sums of the partial sums (which it disposes): two [C]. */
+/**
+ * The column sums over all rows of the chunk pass `code`'s two partial
+ * sums: two tensors [C].
+ */
 function columnSums(
   backend: WebGpuBackend,
-  partial: TensorInfo,
-  { C, chunks }: Chunks,
+  key: string,
+  code: string,
+  inputs: TensorInfo[],
+  chunks: Chunks,
 ): TensorInfo[] {
   return fromPartial(
     backend,
     "tokenlab.layer_norm_dw_final",
     LAYER_NORM_DW_FINAL,
-    partial,
-    C,
-    uniformWords([["u", C], ["u", chunks]]),
+    partialColumns(backend, key, code, inputs, chunks),
+    chunks.C,
+    wgsl.uniformWords([["u", chunks.C], ["u", chunks.chunks]]),
   );
 }
 
 function layerNormGradKernel(args: Args): TensorInfo[] {
   const { dy, x, w, mean, rstd } = args.inputs;
-  const backend = backendOf(args);
+  const backend = args.backend;
   const { rows, C } = rowsOf(x);
   const [dx] = runWgsl(backend, {
     key: "tokenlab.layer_norm_dx",
     code: LAYER_NORM_DX,
     inputs: [dy, x, w, mean, rstd],
     outputs: [{ shape: x.shape }],
-    uniforms: uniformWords([["u", rows], ["u", C]]),
-    workgroups: workgroupsFor(rows, 1),
+    uniforms: wgsl.uniformWords([["u", rows], ["u", C]]),
+    workgroups: wgsl.workgroupsFor(rows, 1),
   });
-  const chunks = chunksOf(x);
-  const partial = partialColumns(
+  const [dw, db] = columnSums(
     backend,
     "tokenlab.layer_norm_dw_partial",
     LAYER_NORM_DW_PARTIAL,
     [dy, x, mean, rstd],
-    chunks,
+    chunksOf(x),
   );
-  const [dw, db] = columnSums(backend, partial, chunks);
   return [dx, dw, db];
 }
 
 function momentsKernel(args: Args): TensorInfo[] {
   const { x } = args.inputs;
-  const backend = backendOf(args);
+  const backend = args.backend;
   const chunks = chunksOf(x);
   const { rows, C } = chunks;
   const partial = partialColumns(
@@ -488,14 +490,14 @@ function momentsKernel(args: Args): TensorInfo[] {
     BN_MOMENTS_FINAL,
     partial,
     C,
-    uniformWords([["u", rows], ["u", C], ["u", chunks.chunks]]),
+    wgsl.uniformWords([["u", rows], ["u", C], ["u", chunks.chunks]]),
   );
 }
 
 function batchNormKernel(args: Args): TensorInfo {
   const { x, mean, invStd, gamma, beta } = args.inputs;
   return elementwise(
-    backendOf(args),
+    args.backend,
     "tokenlab.bn_apply",
     BN_APPLY,
     [x, mean, invStd, gamma, beta],
@@ -506,17 +508,16 @@ function batchNormKernel(args: Args): TensorInfo {
 
 function batchNormGradKernel(args: Args): TensorInfo[] {
   const { dy, x, mean, invStd, gamma } = args.inputs;
-  const backend = backendOf(args);
+  const backend = args.backend;
   const chunks = chunksOf(x);
-  const partial = partialColumns(
+  // The same column sums as LayerNorm's weight gradient: dbeta, dgamma.
+  const [dbeta, dgamma] = columnSums(
     backend,
     "tokenlab.bn_grad_partial",
     BN_GRAD_PARTIAL,
     [dy, x, mean, invStd],
     chunks,
   );
-  // The same column sums as LayerNorm's weight gradient: dbeta, dgamma.
-  const [dbeta, dgamma] = columnSums(backend, partial, chunks);
   const dx = elementwise(
     backend,
     "tokenlab.bn_grad_dx",
