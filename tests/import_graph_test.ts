@@ -38,6 +38,8 @@ const FOLDER_LAYERS: Record<string, number> = {
   // May import anything below report.
   testing: 11.5,
   report: 12,
+  // Slurm and other executors of a sweep; the command line drives them.
+  sweep: 12.5,
   cli: 13,
 };
 
