@@ -30,6 +30,8 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/resnet_test.ts": "an epoch of the real training engine",
   "tests/score_map_test.ts": "10k maps converted, writers killed and resumed",
   "tests/setup_test.ts": "the setup command and Jupyter's kernelspec",
+  "tests/slurm_executor_test.ts":
+    "a throwaway Slurm cluster (munged, slurmctld, slurmd) runs arrays",
   "tests/strip_test.ts": "the strip command as processes",
   "tests/train_cli_test.ts":
     "tokenlab train as processes (Ctrl-C, recipes, resume)",

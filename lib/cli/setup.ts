@@ -6,7 +6,8 @@
  *    passing).
  * 2. Debian's Jupyter stack, the lavapipe Vulkan driver, Chromium (the
  *    reports' static figures and their in-browser check) and OpenBLAS (under
- *    the wasm backend's products), installed with
+ *    the wasm backend's products), and Slurm with munge (sweeps as Slurm
+ *    array jobs, and the throwaway cluster their tests start), installed with
  *    apt-get when running as root; otherwise it stops with the exact command.
  * 3. The Deno Jupyter kernelspec, pointing at the Deno that is running.
  *
@@ -35,6 +36,13 @@ export const DEBIAN_PACKAGES: readonly string[] = [
   "chromium",
   "libopenblas0-pthread",
 ];
+
+/**
+ * Debian packages of the Slurm executor (lib/sweep/slurm.ts): the Slurm
+ * daemons and clients, and munge, their authentication. Setup starts no
+ * daemon; the tests start a throwaway cluster of their own.
+ */
+export const SLURM_PACKAGES: readonly string[] = ["slurm-wlm", "munge"];
 
 /** An error that setup reports as its whole message and exits non-zero on. */
 export class SetupError extends TokenlabError {
@@ -261,7 +269,10 @@ export async function setup(options: SetupOptions = {}): Promise<string> {
   const log = options.log ?? ((s: string) => console.error(s));
   const t0 = performance.now();
   checkDenoVersion(Deno.version.deno);
-  const packages = await ensureDebianPackages({ log });
+  const packages = await ensureDebianPackages({
+    packages: [...DEBIAN_PACKAGES, ...SLURM_PACKAGES],
+    log,
+  });
   const kernel = await ensureKernelSpec(Deno.execPath());
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   return `setup: ok in ${seconds} s (Deno ${Deno.version.deno}; ${packages}; ${kernel})`;
