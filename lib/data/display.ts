@@ -8,9 +8,9 @@
  * @module
  */
 
+import { blendClassGrid } from "../labels/display.ts";
 import { drawingBundle } from "../view/bundle.ts";
 import { dataUri } from "../view/data_uri.ts";
-import { classColorRgb } from "../view/palette.ts";
 import { plotlyAxisSuffix } from "../view/plotly.ts";
 import { svgDocument, svgImage, svgText } from "../view/svg.ts";
 import type { Batch } from "./loader.ts";
@@ -42,6 +42,65 @@ export interface BatchTile {
   overlayPng?: Uint8Array;
   /** Token labels (top class per token, row-major; -1 where the map gives no class). */
   tokenLabels?: Int32Array;
+}
+
+/**
+ * One tile of an SVG image grid: the PNG images stacked down from (x, y),
+ * each `size` square (an absent one leaves its place empty), and the
+ * caption under `rows` of them.
+ *
+ * @example
+ * ```ts
+ * import { svgImageTile } from "tokenlab";
+ * const png = new Uint8Array([137, 80, 78, 71]);
+ * console.log(svgImageTile(0, 0, 32, [png, undefined], "cat", 2).includes(">cat<")); // true
+ * ```
+ */
+export function svgImageTile(
+  x: number,
+  y: number,
+  size: number,
+  images: readonly (Uint8Array | undefined)[],
+  caption: string,
+  rows: number,
+): string {
+  const parts: string[] = [];
+  images.forEach((png, k) => {
+    if (png) {
+      parts.push(
+        svgImage(x, y + k * size, size, size, dataUri("image/png", png)),
+      );
+    }
+  });
+  parts.push(
+    svgText(caption, { x: x + 1, y: y + rows * size + 11, "font-size": 10 }),
+  );
+  return parts.join("");
+}
+
+/**
+ * A plotly image trace of a PNG on the axes of suffix `ax` (`""`, `"2"`,
+ * ... as `plotlyAxisSuffix` gives them), without hover text: one image of
+ * a plotly image grid.
+ *
+ * @example
+ * ```ts
+ * import { plotlyImageTrace } from "tokenlab";
+ * const trace = plotlyImageTrace(new Uint8Array([137, 80, 78, 71]), "2");
+ * console.log(trace.xaxis, trace.yaxis); // x2 y2
+ * ```
+ */
+export function plotlyImageTrace(
+  png: Uint8Array,
+  ax: string,
+): Record<string, unknown> {
+  return {
+    type: "image",
+    source: dataUri("image/png", png),
+    xaxis: `x${ax}`,
+    yaxis: `y${ax}`,
+    hoverinfo: "skip",
+  };
 }
 
 /** A notebook view of a batch; made by {@linkcode showBatch}. */
@@ -119,18 +178,15 @@ export class BatchView {
     const parts: string[] = [];
     this.tiles.forEach((t, i) => {
       const x = (i % cols) * (s + gap), y = Math.floor(i / cols) * rowH;
-      parts.push(svgImage(x, y, s, s, dataUri("image/png", t.png)));
-      if (t.overlayPng) {
-        parts.push(
-          svgImage(x, y + s, s, s, dataUri("image/png", t.overlayPng)),
-        );
-      }
       parts.push(
-        svgText(this.#name(t.label).slice(0, Math.floor(s / 6)), {
-          x: x + 1,
-          y: y + rowsPer * s + 11,
-          "font-size": 10,
-        }),
+        svgImageTile(
+          x,
+          y,
+          s,
+          [t.png, t.overlayPng],
+          this.#name(t.label).slice(0, Math.floor(s / 6)),
+          rowsPer,
+        ),
       );
     });
     return svgDocument(width, height, parts.join(""));
@@ -154,13 +210,7 @@ export class BatchView {
     let axis = 0;
     const add = (png: Uint8Array, row: number, col: number, title: string) => {
       const ax = plotlyAxisSuffix(axis++);
-      data.push({
-        type: "image",
-        source: dataUri("image/png", png),
-        xaxis: `x${ax}`,
-        yaxis: `y${ax}`,
-        hoverinfo: "skip",
-      });
+      data.push(plotlyImageTrace(png, ax));
       const x0 = col / cols, y1 = 1 - row / rows;
       layout[`xaxis${ax}`] = {
         domain: [x0, x0 + 0.95 / cols],
@@ -261,21 +311,13 @@ export async function showBatch(
           ids[i * S + j] = map.scores[cell] === 0 ? -1 : map.ids[cell];
         }
       }
-      const over = rgb.slice();
-      for (let y = 0; y < H; y++) {
-        const ti = Math.min(S - 1, Math.floor((y * S) / H));
-        for (let x = 0; x < W; x++) {
-          const id = ids[ti * S + Math.min(S - 1, Math.floor((x * S) / W))];
-          if (id < 0) continue;
-          const col = classColorRgb(id);
-          const o = (y * W + x) * 3;
-          for (let c = 0; c < 3; c++) {
-            over[o + c] = Math.round(
-              (1 - opacity) * over[o + c] + opacity * col[c],
-            );
-          }
-        }
-      }
+      const over = blendClassGrid(
+        rgb,
+        W,
+        H,
+        { ids, rows: S, cols: S },
+        opacity,
+      );
       tile.overlayPng = await encodePng(over, W, H);
       tile.tokenLabels = ids;
     }

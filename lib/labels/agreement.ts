@@ -12,7 +12,7 @@
  */
 
 import { tf } from "../tf.ts";
-import { poolLabels } from "./pooling.ts";
+import { poolLabels, type TopKMaps } from "./pooling.ts";
 import { ScoreMapError } from "./score_map.ts";
 import type { ScoreMapStore } from "./store/reader.ts";
 
@@ -90,18 +90,7 @@ export async function scoreMapAgreement(
     const batch = await store.readBatch(
       Array.from({ length: n }, (_, j) => from + j),
     );
-    const pooled = await poolLabels(
-      batch,
-      Array.from({ length: n }, () => [0, 0, 1, 1] as const),
-      { numClasses: h.numClasses, tokenGrid: 1, smoothing: 0 },
-    );
-    const best = tf.tidy(() => tf.argMax(pooled.cls, 1));
-    let top: Int32Array;
-    try {
-      top = Int32Array.from(await best.data() as Int32Array);
-    } finally {
-      tf.dispose([best, ...Object.values(pooled)]);
-    }
+    const top = await pooledTopClasses(batch, n, h.numClasses);
     const per = h.k * cellsPerMap;
     for (let j = 0; j < n; j++) {
       const label = batch.labels![j];
@@ -122,4 +111,35 @@ export async function scoreMapAgreement(
     options.onProgress?.(from + n, total);
   }
   return result;
+}
+
+/**
+ * The top class of each map's pooled label: the class token's soft label
+ * of the whole image (RoIAlign 1 x 1, no smoothing, as training pools it),
+ * on the active backend; one class id per map of `maps` (`count` of them).
+ *
+ * @example
+ * ```ts
+ * import { initBackend, pooledTopClasses } from "tokenlab";
+ * await initBackend();
+ * const maps = { k: 1, height: 1, width: 2, scores: new Float32Array([2, 1]), ids: new Int32Array([4, 6]) };
+ * console.log(await pooledTopClasses(maps, 1, 10)); // Int32Array(1) [ 4 ]
+ * ```
+ */
+export async function pooledTopClasses(
+  maps: TopKMaps,
+  count: number,
+  numClasses: number,
+): Promise<Int32Array> {
+  const pooled = await poolLabels(
+    maps,
+    Array.from({ length: count }, () => [0, 0, 1, 1] as const),
+    { numClasses, tokenGrid: 1, smoothing: 0 },
+  );
+  const best = tf.tidy(() => tf.argMax(pooled.cls, 1));
+  try {
+    return Int32Array.from(await best.data() as Int32Array);
+  } finally {
+    tf.dispose([best, ...Object.values(pooled)]);
+  }
 }

@@ -8,7 +8,7 @@
  */
 
 import { figureBundle } from "../view/bundle.ts";
-import { CLASS_PALETTE, classColor } from "../view/palette.ts";
+import { CLASS_PALETTE, classColor, classColorRgb } from "../view/palette.ts";
 import {
   svgCell,
   svgDocument,
@@ -60,16 +60,7 @@ export class ScoreMapView {
    * background cells of an oracle map): such a cell names no class.
    */
   topClasses(): Int32Array {
-    const { k, height: H, width: W, scores } = this.map;
-    const top = this.map.ids.slice(0, H * W);
-    for (let cell = 0; cell < H * W; cell++) {
-      let blank = true;
-      for (let j = 0; j < k && blank; j++) {
-        if (scores[j * H * W + cell] !== 0) blank = false;
-      }
-      if (blank) top[cell] = -1;
-    }
-    return top;
+    return scoreMapTopClasses(this.map);
   }
 
   /** The token grid lines and the box, in map cell units. */
@@ -303,4 +294,79 @@ export function showScoreMap(
   options: ShowScoreMapOptions = {},
 ): ScoreMapView {
   return new ScoreMapView(map, options);
+}
+
+/**
+ * A map's top class per cell, row-major [H, W]; -1 where every stored
+ * score is 0, which after densifying and the softmax is the uniform
+ * distribution: such a cell names no class.
+ *
+ * @example
+ * ```ts
+ * import { scoreMapTopClasses } from "tokenlab";
+ * const map = { k: 1, height: 1, width: 2, scores: new Float32Array([0, 2]), ids: new Int32Array([3, 7]) };
+ * console.log(scoreMapTopClasses(map)); // Int32Array(2) [ -1, 7 ]
+ * ```
+ */
+export function scoreMapTopClasses(map: ScoreMap): Int32Array {
+  const { k, height: H, width: W, scores } = map;
+  const top = map.ids.slice(0, H * W);
+  for (let cell = 0; cell < H * W; cell++) {
+    let blank = true;
+    for (let j = 0; j < k && blank; j++) {
+      if (scores[j * H * W + cell] !== 0) blank = false;
+    }
+    if (blank) top[cell] = -1;
+  }
+  return top;
+}
+
+/** A grid of class ids over an image, row-major; -1 where a cell names no class. */
+export interface ClassGrid {
+  /** Class id per cell, row-major [rows, cols]. */
+  ids: Int32Array;
+  /** Rows of the grid. */
+  rows: number;
+  /** Columns of the grid. */
+  cols: number;
+}
+
+/**
+ * An RGB image (bytes, row-major, 3 per pixel) with each grid cell's class
+ * colour blended over the pixels it covers, at `opacity`; cells of id -1
+ * are left clear. The image itself is not changed.
+ *
+ * @example
+ * ```ts
+ * import { blendClassGrid } from "tokenlab";
+ * const rgb = new Uint8Array(2 * 1 * 3).fill(255);
+ * const grid = { ids: new Int32Array([0, -1]), rows: 1, cols: 2 };
+ * console.log(blendClassGrid(rgb, 2, 1, grid, 0.5).slice(3)); // Uint8Array(3) [ 255, 255, 255 ]
+ * ```
+ */
+export function blendClassGrid(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  grid: ClassGrid,
+  opacity: number,
+): Uint8Array {
+  const { ids, rows, cols } = grid;
+  const out = rgb.slice();
+  for (let y = 0; y < height; y++) {
+    const r = Math.min(rows - 1, Math.floor((y * rows) / height));
+    for (let x = 0; x < width; x++) {
+      const id =
+        ids[r * cols + Math.min(cols - 1, Math.floor((x * cols) / width))];
+      if (id < 0) continue;
+      const col = classColorRgb(id);
+      const o = (y * width + x) * 3;
+      for (let ch = 0; ch < 3; ch++) {
+        out[o + ch] = Math.round(
+          (1 - opacity) * out[o + ch] + opacity * col[ch],
+        );
+      }
+    }
+  }
+  return out;
 }

@@ -17,15 +17,7 @@ import {
   type ExperimentOptions,
   type ExperimentResult,
 } from "./cache.ts";
-import {
-  fieldName,
-  FieldProblem,
-  fieldProblem,
-  finiteField,
-  integerField,
-  isPlainObject,
-  objectFields,
-} from "../io/json_fields.ts";
+import * as fields from "../io/json_fields.ts";
 import { type PairedDifference, pairedDifference } from "./paired.ts";
 import { type Plot, plot } from "./plot.ts";
 import { type CellValue, meanStd, type ResultTable, table } from "./table.ts";
@@ -308,35 +300,41 @@ export async function runAblation<C>(
  * @throws {FieldProblem} naming the first field that is not
  */
 function checkArmResult(r: unknown): ArmResult {
-  if (!isPlainObject(r)) {
-    fieldProblem(
+  if (!fields.isPlainObject(r)) {
+    fields.fieldProblem(
       "(result)",
       "an object { value, curve?, seconds?, extra? }",
       r,
     );
   }
-  finiteField(r.value, "value");
+  fields.finiteField(r.value, "value");
   if (r.curve !== undefined) {
     if (!Array.isArray(r.curve)) {
-      fieldProblem("curve", "an array of { epoch, value } points", r.curve);
+      fields.fieldProblem(
+        "curve",
+        "an array of { epoch, value } points",
+        r.curve,
+      );
     }
     r.curve.forEach((p, i) => {
       const at = `curve[${i}]`;
-      const o = objectFields(p, at, {
+      const o = fields.objectFields(p, at, {
         required: ["epoch", "value"],
         expected: "a point { epoch, value }",
       });
-      integerField(o.epoch, `${at}.epoch`, { min: 0 });
-      finiteField(o.value, `${at}.value`);
+      fields.integerField(o.epoch, `${at}.epoch`, { min: 0 });
+      fields.finiteField(o.value, `${at}.value`);
     });
   }
-  if (r.seconds !== undefined) finiteField(r.seconds, "seconds", { min: 0 });
+  if (r.seconds !== undefined) {
+    fields.finiteField(r.seconds, "seconds", { min: 0 });
+  }
   if (r.extra !== undefined) {
-    if (!isPlainObject(r.extra)) {
-      fieldProblem("extra", "an object of numbers", r.extra);
+    if (!fields.isPlainObject(r.extra)) {
+      fields.fieldProblem("extra", "an object of numbers", r.extra);
     }
     for (const [k, x] of Object.entries(r.extra)) {
-      finiteField(x, fieldName("extra", k));
+      fields.finiteField(x, fields.fieldName("extra", k));
     }
   }
   return r as unknown as ArmResult;
@@ -347,7 +345,7 @@ function checkResult(r: unknown, arm: string, seed: number): void {
   try {
     checkArmResult(r);
   } catch (e) {
-    if (!(e instanceof FieldProblem)) throw e;
+    if (!(e instanceof fields.FieldProblem)) throw e;
     throw new AblationError(
       `arm "${arm}" at seed ${seed} returned a result whose ${e.message}; run must return { value: number, curve?: { epoch, value }[], seconds?: number, extra?: Record<string, number> }`,
       { field: e.field },

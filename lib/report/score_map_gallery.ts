@@ -9,19 +9,20 @@
  * @module
  */
 
-import { tf } from "../tf.ts";
 import { Rng } from "../random.ts";
+import { plotlyImageTrace, svgImageTile } from "../data/display.ts";
 import type { ImageDataset, RgbImage } from "../data/image.ts";
-import { poolLabels, stackScoreMaps } from "../labels/pooling.ts";
-import type { ScoreMap } from "../labels/score_map.ts";
+import { seededPermutation } from "../data/limit_sample.ts";
+import { pooledTopClasses } from "../labels/agreement.ts";
+import { blendClassGrid, scoreMapTopClasses } from "../labels/display.ts";
+import { stackScoreMaps } from "../labels/pooling.ts";
 import type { ScoreMapStore } from "../labels/store/reader.ts";
 import { drawingBundle } from "../view/bundle.ts";
-import { dataUri } from "../view/data_uri.ts";
 import { escapeXml } from "../view/escape.ts";
-import { classColor, classColorRgb } from "../view/palette.ts";
+import { classColor } from "../view/palette.ts";
 import { plotlyAxisSuffix } from "../view/plotly.ts";
 import { encodePng } from "../view/png.ts";
-import { svgDocument, svgImage, svgRect, svgText } from "../view/svg.ts";
+import { svgDocument, svgRect, svgText } from "../view/svg.ts";
 
 /** Options of {@linkcode showScoreMapGallery}. */
 export interface ScoreMapGalleryOptions {
@@ -130,15 +131,7 @@ export class ScoreMapGallery {
     const rows = Math.ceil(this.tiles.length / cols);
     this.tiles.forEach((t, i) => {
       const x = (i % cols) * (s + gap), y = Math.floor(i / cols) * rowH;
-      parts.push(svgImage(x, y, s, s, dataUri("image/png", t.png)));
-      parts.push(svgImage(x, y + s, s, s, dataUri("image/png", t.mapPng)));
-      parts.push(
-        svgText(this.#caption(t), {
-          x: x + 1,
-          y: y + 2 * s + 11,
-          "font-size": 10,
-        }),
-      );
+      parts.push(svgImageTile(x, y, s, [t.png, t.mapPng], this.#caption(t), 2));
     });
     // The colour legend: one swatch and name per class shown in a map.
     const legendY = rows * rowH;
@@ -175,13 +168,7 @@ export class ScoreMapGallery {
     let axis = 0;
     const add = (png: Uint8Array, row: number, col: number, label?: string) => {
       const ax = plotlyAxisSuffix(axis++);
-      data.push({
-        type: "image",
-        source: dataUri("image/png", png),
-        xaxis: `x${ax}`,
-        yaxis: `y${ax}`,
-        hoverinfo: "skip",
-      });
+      data.push(plotlyImageTrace(png, ax));
       const x0 = col / cols, y1 = 1 - row / rows;
       // Square pixels, the image centred in its cell (under its caption).
       layout[`xaxis${ax}`] = {
@@ -258,43 +245,6 @@ function covered(
 }
 
 /**
- * Per cell, whether its stored scores are all 0: such a cell names no class
- * (uniform after the softmax) and is left clear, as showScoreMap leaves it.
- */
-function blankCells(map: ScoreMap): boolean[] {
-  const plane = map.height * map.width;
-  return Array.from({ length: plane }, (_, cell) => {
-    for (let j = 0; j < map.k; j++) {
-      if (map.scores[j * plane + cell] !== 0) return false;
-    }
-    return true;
-  });
-}
-
-/** The image with each map cell's top class blended over the pixels it covers. */
-function blend(image: RgbImage, map: ScoreMap, opacity: number): Uint8Array {
-  const { width: W, height: H } = image;
-  const out = image.data.slice();
-  const blank = blankCells(map);
-  for (let y = 0; y < H; y++) {
-    const r = Math.min(map.height - 1, Math.floor((y * map.height) / H));
-    for (let x = 0; x < W; x++) {
-      const c = Math.min(map.width - 1, Math.floor((x * map.width) / W));
-      const cell = r * map.width + c; // the rank-0 plane
-      if (blank[cell]) continue;
-      const col = classColorRgb(map.ids[cell]);
-      const o = (y * W + x) * 3;
-      for (let ch = 0; ch < 3; ch++) {
-        out[o + ch] = Math.round(
-          (1 - opacity) * out[o + ch] + opacity * col[ch],
-        );
-      }
-    }
-  }
-  return out;
-}
-
-/**
  * Shows a seeded choice of a store's maps beside their images (read from
  * the dataset the store was made from, by key), with each map's pooled
  * label (whole image, 1 x 1, no smoothing; on the active backend) against
@@ -328,29 +278,17 @@ export async function showScoreMapGallery(
   const h = store.header;
   const count = Math.min(options.count ?? 8, store.size);
   // A seeded choice of distinct store entries, shown in store order.
-  const rng = new Rng(seed);
-  const order = Array.from({ length: store.size }, (_, i) => i);
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  const chosen = order.slice(0, count).sort((a, b) => a - b);
+  const order = seededPermutation(store.size, new Rng(seed));
+  const chosen = Array.from(order.subarray(0, count)).sort((a, b) => a - b);
   const keys = await Promise.all(chosen.map((i) => store.keyAt(i)));
   const maps = await Promise.all(chosen.map((i) => store.read(i)));
   const byKey = new Map<string, number>();
   for (let i = 0; i < dataset.size; i++) byKey.set(dataset.key(i), i);
-  const pooled = await poolLabels(
+  const top = await pooledTopClasses(
     stackScoreMaps(maps),
-    chosen.map(() => [0, 0, 1, 1] as const),
-    { numClasses: h.numClasses, tokenGrid: 1, smoothing: 0 },
+    count,
+    h.numClasses,
   );
-  const best = tf.tidy(() => tf.argMax(pooled.cls, 1));
-  let top: Int32Array;
-  try {
-    top = Int32Array.from(await best.data() as Int32Array);
-  } finally {
-    tf.dispose([best, ...Object.values(pooled)]);
-  }
   const mode = h.preprocessing.mode, cropPct = h.preprocessing.cropPct ?? 1;
   const tiles: GalleryTile[] = [];
   for (let j = 0; j < count; j++) {
@@ -368,11 +306,12 @@ export async function showScoreMapGallery(
     const cells = map.height * map.width;
     let cellsOfLabel = 0;
     const shown = new Set<number>();
-    const blank = blankCells(map);
-    for (let c = 0; c < cells; c++) {
-      if (blank[c]) continue;
-      if (map.ids[c] === label) cellsOfLabel++;
-      shown.add(map.ids[c]);
+    // Rank 0's class per cell; -1 (a blank cell, all scores 0) is left clear.
+    const ids = scoreMapTopClasses(map);
+    for (const id of ids) {
+      if (id < 0) continue;
+      if (id === label) cellsOfLabel++;
+      shown.add(id);
     }
     tiles.push({
       key: keys[j],
@@ -383,7 +322,13 @@ export async function showScoreMapGallery(
       classesShown: [...shown].sort((a, b) => a - b),
       png: await encodePng(image.data, image.width, image.height),
       mapPng: await encodePng(
-        blend(image, map, opacity),
+        blendClassGrid(
+          image.data,
+          image.width,
+          image.height,
+          { ids, rows: map.height, cols: map.width },
+          opacity,
+        ),
         image.width,
         image.height,
       ),

@@ -42,16 +42,7 @@ import {
   notRegularFile,
   readJsonFile,
 } from "../io/file_checks.ts";
-import {
-  FieldProblem,
-  fieldProblem,
-  finiteField,
-  integerField,
-  isPlainObject,
-  objectFields,
-  sha256Field,
-  stringField,
-} from "../io/json_fields.ts";
+import * as fields from "../io/json_fields.ts";
 
 /** A label source that trains an annotator (see {@linkcode LabelSource}). */
 export type AnnotatorLabels = Extract<LabelSource, { kind: "annotator" }>;
@@ -168,11 +159,11 @@ async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
       maxBytes: MAX_ANNOTATOR_RESULT_BYTES,
     });
     if (read === null) {
-      throw new FieldProblem("(file)", "a readable file", "no file");
+      throw new fields.FieldProblem("(file)", "a readable file", "no file");
     }
     return await checkAnnotatorResult(read.value);
   } catch (e) {
-    if (!(e instanceof FieldProblem)) throw e;
+    if (!(e instanceof fields.FieldProblem)) throw e;
     throw new AblationError(`annotator result ${path}: ${e.message}`, {
       file: path,
       field: e.field,
@@ -187,30 +178,36 @@ async function readAnnotatorResult(path: string): Promise<AnnotatorResult> {
  * @throws {FieldProblem} for the first field that is not what tokenlab writes
  */
 async function checkAnnotatorResult(v: unknown): Promise<AnnotatorResult> {
-  if (!isPlainObject(v)) fieldProblem("(file)", "a JSON object", v);
-  const o = objectFields(v, "", {
+  if (!fields.isPlainObject(v)) {
+    fields.fieldProblem("(file)", "a JSON object", v);
+  }
+  const o = fields.objectFields(v, "", {
     required: ANNOTATOR_FIELDS,
     what: "result.json",
     quoteUnknown: true,
   });
   if (o.format !== ANNOTATOR_FORMAT) {
-    fieldProblem("format", JSON.stringify(ANNOTATOR_FORMAT), o.format);
+    fields.fieldProblem("format", JSON.stringify(ANNOTATOR_FORMAT), o.format);
   }
-  sha256Field(o.sha256, "sha256");
-  finiteField(o.top1, "top1", { min: 0, max: 100, what: "a top-1 in percent" });
-  finiteField(o.seconds, "seconds", { min: 0 });
-  stringField(o.title, "title", { maxLength: 500 });
-  const w = objectFields(o.weights, "weights", {
+  fields.sha256Field(o.sha256, "sha256");
+  fields.finiteField(o.top1, "top1", {
+    min: 0,
+    max: 100,
+    what: "a top-1 in percent",
+  });
+  fields.finiteField(o.seconds, "seconds", { min: 0 });
+  fields.stringField(o.title, "title", { maxLength: 500 });
+  const w = fields.objectFields(o.weights, "weights", {
     required: ["bytes", "sha256"],
     expected: "an object (bytes, sha256)",
     quoteUnknown: true,
   });
-  integerField(w.bytes, "weights.bytes", { min: 0 });
-  sha256Field(w.sha256, "weights.sha256");
+  fields.integerField(w.bytes, "weights.bytes", { min: 0 });
+  fields.sha256Field(w.sha256, "weights.sha256");
   const r = o as unknown as AnnotatorResult;
   const got = await resultDigest(r);
   if (got !== r.sha256) {
-    throw new FieldProblem(
+    throw new fields.FieldProblem(
       "sha256",
       `the SHA-256 of the file's other fields (${got})`,
       `${r.sha256}: the file was edited or damaged`,

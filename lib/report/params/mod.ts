@@ -27,14 +27,7 @@
  * @module
  */
 
-export {
-  INJECTED_TAG,
-  MAX_PARAMETER_DEPTH,
-  MAX_PARAMETERS_SOURCE,
-  PARAMETERS_TAG,
-  type ParameterSpec,
-  type ParameterType,
-} from "./spec.ts";
+export * from "./spec.ts";
 export { ParameterError } from "./parameter_error.ts";
 export { findParameterCell, parseParameters } from "./parse.ts";
 export { resolveParameters } from "./resolve.ts";
