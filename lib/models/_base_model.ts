@@ -73,11 +73,21 @@ export abstract class StateModel implements TokenModel {
   /** The state by official name: trainable parameters and buffers (tfjs layout). */
   readonly state: ReadonlyMap<string, tf.Variable>;
 
-  /** Takes `state` (tfjs layout, in `config`'s spec order) as the model's own. */
-  constructor(config: ModelConfig, state: ReadonlyMap<string, tf.Variable>) {
+  /**
+   * Takes `state` (tfjs layout, in `config`'s spec order) as the model's
+   * own and builds its typed parameters with `params` (the architecture's
+   * {@linkcode paramsLookup}) at once, so that a state short of one fails
+   * here. Only the architectures' `create` and `clone` construct.
+   */
+  protected constructor(
+    config: ModelConfig,
+    state: ReadonlyMap<string, tf.Variable>,
+    params: (model: TokenModel) => unknown,
+  ) {
     this.config = config;
     this.spec = parameterSpec(config);
     this.state = state;
+    params(this);
   }
 
   /** An independent copy (new variables, same values and config). */

@@ -345,18 +345,13 @@ const paramsOf = paramsLookup(lvvitParams);
  * ```
  */
 export class LvVit extends StateModel {
-  private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
-    super(config, state);
-    paramsOf(this);
-  }
-
   /** Builds a freshly initialised model (initialised as the official code). */
   static create(
     config: Partial<ModelConfig> = {},
     options: CreateOptions = {},
   ): LvVit {
     const c = resolveConfig(config);
-    return new LvVit(c, initialState(c, options.seed ?? 0));
+    return new LvVit(c, initialState(c, options.seed ?? 0), paramsOf);
   }
 
   /**
@@ -377,7 +372,7 @@ export class LvVit extends StateModel {
    * ```
    */
   clone(): LvVit {
-    return new LvVit(this.config, cloneState(this, this.state));
+    return new LvVit(this.config, cloneState(this, this.state), paramsOf);
   }
 
   /**

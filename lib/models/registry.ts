@@ -59,118 +59,84 @@ const DEIT = {
 // ReLabel-style CNN: the token grid is the final feature map.
 const RESNET = { family: "resnet", auxHead: true } as const;
 
+/** A registry entry: `config` resolved under the variant's own name. */
+function variant(
+  name: string,
+  description: string,
+  config: Partial<ModelConfig>,
+  published: ModelEntry["published"] = {},
+): ModelEntry {
+  return {
+    name,
+    description,
+    config: resolveConfig({ ...config, name }),
+    published,
+  };
+}
+
 const ENTRIES: ModelEntry[] = [
-  {
-    name: "lvvit_t",
-    description: "LV-ViT-T: D 240, depth 12, 4 heads, skip_lam 1",
-    config: resolveConfig({
-      ...LVVIT,
-      name: "lvvit_t",
-      embedDim: 240,
-      depth: 12,
-      numHeads: 4,
-      skipLam: 1,
-    }),
-    published: { 224: { paramsM: 8.53, flopsG: 2.87, top1: 79.1 } },
-  },
-  {
-    name: "lvvit_s",
-    description: "LV-ViT-S: D 384, depth 16, 6 heads, skip_lam 2",
-    config: resolveConfig({
-      ...LVVIT,
-      name: "lvvit_s",
-      embedDim: 384,
-      depth: 16,
-      numHeads: 6,
-      skipLam: 2,
-    }),
-    published: {
+  variant(
+    "lvvit_t",
+    "LV-ViT-T: D 240, depth 12, 4 heads, skip_lam 1",
+    { ...LVVIT, embedDim: 240, depth: 12, numHeads: 4, skipLam: 1 },
+    { 224: { paramsM: 8.53, flopsG: 2.87, top1: 79.1 } },
+  ),
+  variant(
+    "lvvit_s",
+    "LV-ViT-S: D 384, depth 16, 6 heads, skip_lam 2",
+    { ...LVVIT, embedDim: 384, depth: 16, numHeads: 6, skipLam: 2 },
+    {
       224: { paramsM: 26.15, flopsG: 6.57, top1: 83.3 },
       384: { paramsM: 26.30, flopsG: 22.17, top1: 84.4 },
     },
-  },
-  {
-    name: "lvvit_m",
-    description: "LV-ViT-M: D 512, depth 20, 8 heads, skip_lam 2",
-    config: resolveConfig({
-      ...LVVIT,
-      name: "lvvit_m",
-      embedDim: 512,
-      depth: 20,
-      numHeads: 8,
-      skipLam: 2,
-    }),
-    published: {
+  ),
+  variant(
+    "lvvit_m",
+    "LV-ViT-M: D 512, depth 20, 8 heads, skip_lam 2",
+    { ...LVVIT, embedDim: 512, depth: 20, numHeads: 8, skipLam: 2 },
+    {
       224: { paramsM: 55.83, flopsG: 12.74, top1: 84.0 },
       384: { paramsM: 56.03, flopsG: 42.16, top1: 85.4 },
       448: { paramsM: 56.13, top1: 85.5 },
     },
-  },
-  {
-    name: "lvvit_l",
-    description:
-      "LV-ViT-L: D 768, depth 24, 12 heads, 128-channel stem, skip_lam 3 (published at 448)",
-    config: resolveConfig({
+  ),
+  variant(
+    "lvvit_l",
+    "LV-ViT-L: D 768, depth 24, 12 heads, 128-channel stem, skip_lam 3 (published at 448)",
+    {
       ...LVVIT,
-      name: "lvvit_l",
       imgSize: 448,
       embedDim: 768,
       depth: 24,
       numHeads: 12,
       stemChannels: 128,
       skipLam: 3,
-    }),
-    published: {
+    },
+    {
       448: { paramsM: 150.47, flopsG: 157.0, top1: 86.2 },
       512: { paramsM: 150.66, flopsG: 214.78, top1: 86.4 },
     },
-  },
-  {
-    name: "vit_ti",
-    description:
-      "DeiT-Ti baseline: linear patchify, D 192, depth 12, 3 heads, MLP x4",
-    config: resolveConfig({
-      ...DEIT,
-      name: "vit_ti",
-      embedDim: 192,
-      depth: 12,
-      numHeads: 3,
-    }),
-    published: {},
-  },
-  {
-    name: "vit_s",
-    description:
-      "DeiT-S baseline: linear patchify, D 384, depth 12, 6 heads, MLP x4",
-    config: resolveConfig({
-      ...DEIT,
-      name: "vit_s",
-      embedDim: 384,
-      depth: 12,
-      numHeads: 6,
-    }),
-    published: {},
-  },
-  {
-    name: "vit_b",
-    description:
-      "DeiT-B baseline: linear patchify, D 768, depth 12, 12 heads, MLP x4",
-    config: resolveConfig({
-      ...DEIT,
-      name: "vit_b",
-      embedDim: 768,
-      depth: 12,
-      numHeads: 12,
-    }),
-    published: {},
-  },
-  {
-    name: "lvvit_xs32",
-    description:
-      "small LV-ViT for 32x32 inputs (CPU): patch 4, D 128, depth 4, 4 heads, 32-ch stem",
-    config: resolveConfig({
+  ),
+  variant(
+    "vit_ti",
+    "DeiT-Ti baseline: linear patchify, D 192, depth 12, 3 heads, MLP x4",
+    { ...DEIT, embedDim: 192, depth: 12, numHeads: 3 },
+  ),
+  variant(
+    "vit_s",
+    "DeiT-S baseline: linear patchify, D 384, depth 12, 6 heads, MLP x4",
+    { ...DEIT, embedDim: 384, depth: 12, numHeads: 6 },
+  ),
+  variant(
+    "vit_b",
+    "DeiT-B baseline: linear patchify, D 768, depth 12, 12 heads, MLP x4",
+    { ...DEIT, embedDim: 768, depth: 12, numHeads: 12 },
+  ),
+  variant(
+    "lvvit_xs32",
+    "small LV-ViT for 32x32 inputs (CPU): patch 4, D 128, depth 4, 4 heads, 32-ch stem",
+    {
       ...LVVIT,
-      name: "lvvit_xs32",
       imgSize: 32,
       patchSize: 4,
       numClasses: 10,
@@ -179,16 +145,13 @@ const ENTRIES: ModelEntry[] = [
       numHeads: 4,
       stemChannels: 32,
       skipLam: 2,
-    }),
-    published: {},
-  },
-  {
-    name: "lvvit_xs64",
-    description:
-      "small LV-ViT for 64x64 inputs (CPU, the bench-64 structure): patch 8, D 192, depth 8, 3 heads",
-    config: resolveConfig({
+    },
+  ),
+  variant(
+    "lvvit_xs64",
+    "small LV-ViT for 64x64 inputs (CPU, the bench-64 structure): patch 8, D 192, depth 8, 3 heads",
+    {
       ...LVVIT,
-      name: "lvvit_xs64",
       imgSize: 64,
       patchSize: 8,
       numClasses: 10,
@@ -197,71 +160,58 @@ const ENTRIES: ModelEntry[] = [
       numHeads: 3,
       stemChannels: 64,
       skipLam: 2,
-    }),
-    published: {},
-  },
-  {
-    name: "vit_xs32",
-    description:
-      "small ViT baseline for 32x32 inputs: linear patchify 4, D 128, depth 4, 4 heads, MLP x4",
-    config: resolveConfig({
+    },
+  ),
+  variant(
+    "vit_xs32",
+    "small ViT baseline for 32x32 inputs: linear patchify 4, D 128, depth 4, 4 heads, MLP x4",
+    {
       ...DEIT,
-      name: "vit_xs32",
       imgSize: 32,
       patchSize: 4,
       numClasses: 10,
       embedDim: 128,
       depth: 4,
       numHeads: 4,
-    }),
-    published: {},
-  },
-  {
-    name: "vit_xs64",
-    description:
-      "small ViT baseline for 64x64 inputs: linear patchify 8, D 192, depth 8, 3 heads, MLP x4",
-    config: resolveConfig({
+    },
+  ),
+  variant(
+    "vit_xs64",
+    "small ViT baseline for 64x64 inputs: linear patchify 8, D 192, depth 8, 3 heads, MLP x4",
+    {
       ...DEIT,
-      name: "vit_xs64",
       imgSize: 64,
       patchSize: 8,
       numClasses: 10,
       embedDim: 192,
       depth: 8,
       numHeads: 3,
-    }),
-    published: {},
-  },
-  {
-    name: "resnet_xs32",
-    description:
-      "small ReLabel-style ResNet for 32x32 inputs: 3x3 stem, stages 32/64/128 x 2 basic blocks, 8x8 final map, aux head per cell",
-    config: resolveConfig({
+    },
+  ),
+  variant(
+    "resnet_xs32",
+    "small ReLabel-style ResNet for 32x32 inputs: 3x3 stem, stages 32/64/128 x 2 basic blocks, 8x8 final map, aux head per cell",
+    {
       ...RESNET,
-      name: "resnet_xs32",
       imgSize: 32,
       patchSize: 4,
       numClasses: 10,
       stageWidths: [32, 64, 128],
       stageBlocks: [2, 2, 2],
-    }),
-    published: {},
-  },
-  {
-    name: "resnet_xs64",
-    description:
-      "small ReLabel-style ResNet for 64x64 inputs: 3x3 stem, stages 32/64/128/256 x 1/1/2/2 basic blocks, 8x8 final map, aux head per cell",
-    config: resolveConfig({
+    },
+  ),
+  variant(
+    "resnet_xs64",
+    "small ReLabel-style ResNet for 64x64 inputs: 3x3 stem, stages 32/64/128/256 x 1/1/2/2 basic blocks, 8x8 final map, aux head per cell",
+    {
       ...RESNET,
-      name: "resnet_xs64",
       imgSize: 64,
       patchSize: 8,
       numClasses: 10,
       stageWidths: [32, 64, 128, 256],
       stageBlocks: [1, 1, 2, 2],
-    }),
-    published: {},
-  },
+    },
+  ),
 ];
 
 /** Names of every registered variant, in registry order. */

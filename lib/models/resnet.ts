@@ -193,11 +193,6 @@ export function resnetDropPathRates(config: ModelConfig): number[] {
  * ```
  */
 export class ResNet extends StateModel {
-  private constructor(config: ModelConfig, state: Map<string, tf.Variable>) {
-    super(config, state);
-    paramsOf(this);
-  }
-
   /** Builds a freshly initialised ResNet; every draw comes from `options.seed`. */
   static create(
     config: Partial<ModelConfig> = {},
@@ -211,12 +206,12 @@ export class ResNet extends StateModel {
         }; build a ViT with LvVit.create or createModel`,
       );
     }
-    return new ResNet(c, initialState(c, options.seed ?? 0));
+    return new ResNet(c, initialState(c, options.seed ?? 0), paramsOf);
   }
 
   /** An independent copy: same config, a new variable for every state entry. */
   clone(): ResNet {
-    return new ResNet(this.config, cloneState(this, this.state));
+    return new ResNet(this.config, cloneState(this, this.state), paramsOf);
   }
 
   #check(x: tf.Tensor): void {
