@@ -1,13 +1,14 @@
 /**
  * Shared command-line plumbing: `node:util` parseArgs (JSR's @std/cli is
  * unreachable here) with errors that say what was expected, what was found
- * and what to do; number rules per flag; checks of the paths a command line
- * names.
+ * and what to do; number rules per flag, and flags of a few words; checks
+ * of the paths a command line names.
  *
  * @module
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { exists } from "../_fs.ts";
 import { TokenlabError } from "../errors.ts";
 
 /**
@@ -324,6 +325,36 @@ export function positiveIntOption(
   return numberOption(command, flag, text, POSITIVE_INT);
 }
 
+/** Words as a list in prose: "a", "a or b", "a, b or c". */
+function orList(words: readonly string[]): string {
+  return words.length < 2
+    ? words.join("")
+    : `${words.slice(0, -1).join(", ")} or ${words[words.length - 1]}`;
+}
+
+/**
+ * Parses a flag that takes one of a few words: the first of `choices` when
+ * absent, a UsageError naming the command, the flag, the choices and what
+ * was found (then `hint`) when it is none of them.
+ */
+export function choiceOption<C extends string>(
+  command: string,
+  flag: string,
+  text: string | undefined,
+  choices: readonly [C, ...C[]],
+  hint = "",
+): C {
+  const value = text ?? choices[0];
+  if (!(choices as readonly string[]).includes(value)) {
+    throw new UsageError(
+      `tokenlab ${command}: ${flag} must be ${
+        orList(choices)
+      }, found "${value}"${hint}`,
+    );
+  }
+  return value as C;
+}
+
 /** What a path named on the command line must be. */
 export interface PathExpectation {
   /** A file or a folder. */
@@ -365,6 +396,23 @@ export async function checkPath(
           ? "name the file inside it"
           : `give ${expected.what}`
       }`,
+    );
+  }
+}
+
+/**
+ * Refuses, before any work, an `--out` store that already exists unless
+ * `--overwrite` was given (the old store stays until the new one is
+ * complete).
+ */
+export async function checkNewStore(
+  command: string,
+  out: string,
+  overwrite: boolean,
+): Promise<void> {
+  if (!overwrite && await exists(out)) {
+    throw new UsageError(
+      `tokenlab ${command}: --out ${out} already exists; expected a new path for the store: pass --overwrite to replace it (the old store stays until the new one is complete), or choose another --out`,
     );
   }
 }

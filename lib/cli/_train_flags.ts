@@ -36,96 +36,102 @@ export type TrainFlag = { flag: string; kind: Kind } | {
 const PAIR_POSITIVE = { pair: POSITIVE, ordered: true };
 
 /**
- * Config field -> its flag (the official `main.py` name where one exists).
- * The number rules are the ranges resolveTrainConfig enforces, checked by
- * the parser first so that the message names the flag the user typed.
+ * Config field -> the kind of its flag, or `"switch"` for a flag that turns
+ * the field on. The number rules are the ranges resolveTrainConfig
+ * enforces, checked by the parser first so that the message names the flag
+ * the user typed.
  */
-export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = {
-  model: { flag: "model", kind: "string" },
-  modelOverrides: { flag: "model-config", kind: "json" },
-  imgSize: { flag: "img-size", kind: POSITIVE_INT },
-  numClasses: { flag: "num-classes", kind: POSITIVE_INT },
-  dropPath: { flag: "drop-path", kind: UNIT_RATE },
-  drop: { flag: "drop", kind: UNIT_RATE },
-  auxHead: { flag: "aux-head", on: true },
-  initialCheckpoint: { flag: "initial-checkpoint", kind: "string" },
-  seed: { flag: "seed", kind: NON_NEGATIVE_INT },
-  data: { flag: "data", kind: "string" },
-  valData: { flag: "val-data", kind: "string" },
-  trainLimit: { flag: "train-limit", kind: POSITIVE_INT },
-  valLimit: { flag: "val-limit", kind: POSITIVE_INT },
-  workers: { flag: "workers", kind: NON_NEGATIVE_INT },
-  onBadImage: { flag: "on-bad-image", kind: { choices: ["stop", "skip"] } },
-  tokenLabel: { flag: "token-label", on: true },
-  tokenLabelData: { flag: "token-label-data", kind: "string" },
-  tokenLabelSize: { flag: "token-label-size", kind: POSITIVE_INT },
-  denseWeight: { flag: "dense-weight", kind: NON_NEGATIVE },
-  clsWeight: { flag: "cls-weight", kind: NON_NEGATIVE },
-  tokenLabelBoxOrder: {
-    flag: "token-label-box-order",
-    kind: { choices: ["yx", "official-transposed"] },
-  },
-  tokenLabelSmoothing: {
-    flag: "token-label-smoothing",
-    kind: { choices: ["normalized", "official"] },
-  },
-  refine: {
-    flag: "refine",
-    kind: { choices: ["none", "official", "intended"] },
-  },
-  mixToken: { flag: "mix-token", on: true },
-  mixTokenBox: {
-    flag: "mix-token-box",
-    kind: { choices: ["official", "described"] },
-  },
-  cutmix: { flag: "cutmix", kind: NON_NEGATIVE },
-  mixup: { flag: "mixup", kind: NON_NEGATIVE },
-  mixupProb: { flag: "mixup-prob", kind: PROBABILITY },
-  mixupSwitchProb: { flag: "mixup-switch-prob", kind: PROBABILITY },
-  tlAlign: { flag: "tl-align", on: true },
-  tlAlignAlpha: { flag: "tl-align-alpha", kind: POSITIVE },
-  tlAlignBox: {
-    flag: "tl-align-box",
-    kind: { choices: ["described", "official"] },
-  },
-  aa: { flag: "aa", kind: "string" },
-  reprob: { flag: "reprob", kind: PROBABILITY },
-  remode: { flag: "remode", kind: { choices: ["pixel", "rand", "const"] } },
-  hflip: { flag: "hflip", kind: PROBABILITY },
-  scale: { flag: "scale", kind: PAIR_POSITIVE },
-  ratio: { flag: "ratio", kind: PAIR_POSITIVE },
-  trainInterpolation: {
-    flag: "train-interpolation",
-    kind: { choices: ["random", "bilinear", "bicubic", "nearest"] },
-  },
-  cropPct: { flag: "crop-pct", kind: FRACTION },
-  smoothing: { flag: "smoothing", kind: UNIT_RATE },
-  batchSize: { flag: "batch-size", kind: POSITIVE_INT },
-  lr: { flag: "lr", kind: POSITIVE },
-  lrBase: { flag: "lr-base", kind: POSITIVE },
-  lrBaseBatch: { flag: "lr-base-batch", kind: POSITIVE_INT },
-  warmupLr: { flag: "warmup-lr", kind: NON_NEGATIVE },
-  minLr: { flag: "min-lr", kind: NON_NEGATIVE },
-  epochs: { flag: "epochs", kind: POSITIVE_INT },
-  warmupEpochs: { flag: "warmup-epochs", kind: NON_NEGATIVE_INT },
-  cooldownEpochs: { flag: "cooldown-epochs", kind: NON_NEGATIVE_INT },
-  schedUpdate: { flag: "sched-update", kind: { choices: ["epoch", "step"] } },
-  weightDecay: { flag: "weight-decay", kind: NON_NEGATIVE },
-  optBetas: { flag: "opt-betas", kind: { pair: UNIT_RATE } },
-  optEps: { flag: "opt-eps", kind: POSITIVE },
-  clipGrad: { flag: "clip-grad", kind: POSITIVE },
-  clipMode: { flag: "clip-mode", kind: { choices: ["norm", "value"] } },
-  modelEma: { flag: "model-ema", on: true },
-  modelEmaDecay: { flag: "model-ema-decay", kind: UNIT_RATE },
-  output: { flag: "output", kind: "string" },
-  resume: { flag: "resume", on: true },
-  overwrite: { flag: "overwrite", on: true },
-  extend: { flag: "extend", on: true },
-  checkpointEvery: { flag: "recovery-interval", kind: NON_NEGATIVE_INT },
-  logEvery: { flag: "log-interval", kind: POSITIVE_INT },
-  evalEvery: { flag: "eval-every", kind: POSITIVE_INT },
-  backend: { flag: "backend", kind: "string" },
+const FLAG_KINDS: Record<keyof TrainConfig, Kind | "switch"> = {
+  model: "string",
+  modelOverrides: "json",
+  imgSize: POSITIVE_INT,
+  numClasses: POSITIVE_INT,
+  dropPath: UNIT_RATE,
+  drop: UNIT_RATE,
+  auxHead: "switch",
+  initialCheckpoint: "string",
+  seed: NON_NEGATIVE_INT,
+  data: "string",
+  valData: "string",
+  trainLimit: POSITIVE_INT,
+  valLimit: POSITIVE_INT,
+  workers: NON_NEGATIVE_INT,
+  onBadImage: { choices: ["stop", "skip"] },
+  tokenLabel: "switch",
+  tokenLabelData: "string",
+  tokenLabelSize: POSITIVE_INT,
+  denseWeight: NON_NEGATIVE,
+  clsWeight: NON_NEGATIVE,
+  tokenLabelBoxOrder: { choices: ["yx", "official-transposed"] },
+  tokenLabelSmoothing: { choices: ["normalized", "official"] },
+  refine: { choices: ["none", "official", "intended"] },
+  mixToken: "switch",
+  mixTokenBox: { choices: ["official", "described"] },
+  cutmix: NON_NEGATIVE,
+  mixup: NON_NEGATIVE,
+  mixupProb: PROBABILITY,
+  mixupSwitchProb: PROBABILITY,
+  tlAlign: "switch",
+  tlAlignAlpha: POSITIVE,
+  tlAlignBox: { choices: ["described", "official"] },
+  aa: "string",
+  reprob: PROBABILITY,
+  remode: { choices: ["pixel", "rand", "const"] },
+  hflip: PROBABILITY,
+  scale: PAIR_POSITIVE,
+  ratio: PAIR_POSITIVE,
+  trainInterpolation: { choices: ["random", "bilinear", "bicubic", "nearest"] },
+  cropPct: FRACTION,
+  smoothing: UNIT_RATE,
+  batchSize: POSITIVE_INT,
+  lr: POSITIVE,
+  lrBase: POSITIVE,
+  lrBaseBatch: POSITIVE_INT,
+  warmupLr: NON_NEGATIVE,
+  minLr: NON_NEGATIVE,
+  epochs: POSITIVE_INT,
+  warmupEpochs: NON_NEGATIVE_INT,
+  cooldownEpochs: NON_NEGATIVE_INT,
+  schedUpdate: { choices: ["epoch", "step"] },
+  weightDecay: NON_NEGATIVE,
+  optBetas: { pair: UNIT_RATE },
+  optEps: POSITIVE,
+  clipGrad: POSITIVE,
+  clipMode: { choices: ["norm", "value"] },
+  modelEma: "switch",
+  modelEmaDecay: UNIT_RATE,
+  output: "string",
+  resume: "switch",
+  overwrite: "switch",
+  extend: "switch",
+  checkpointEvery: NON_NEGATIVE_INT,
+  logEvery: POSITIVE_INT,
+  evalEvery: POSITIVE_INT,
+  backend: "string",
 };
+
+/** Fields whose flag is not their name in kebab case (the official `main.py` names). */
+const FLAG_NAMES: Partial<Record<keyof TrainConfig, string>> = {
+  modelOverrides: "model-config",
+  checkpointEvery: "recovery-interval",
+  logEvery: "log-interval",
+};
+
+/**
+ * Config field -> its flag: the field's name in kebab case
+ * (`tokenLabelSize`, `--token-label-size`: the official `main.py` name
+ * where one exists) unless `FLAG_NAMES` gives another.
+ */
+export const TRAIN_FLAGS: Record<keyof TrainConfig, TrainFlag> = Object
+  .fromEntries(
+    (Object.entries(FLAG_KINDS) as [keyof TrainConfig, Kind | "switch"][]).map(
+      ([field, kind]) => {
+        const flag = FLAG_NAMES[field] ??
+          field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+        return [field, kind === "switch" ? { flag, on: true } : { flag, kind }];
+      },
+    ),
+  ) as Record<keyof TrainConfig, TrainFlag>;
 
 /** The switches that set a field to something other than on (off, or a word). */
 export const TRAIN_OFF_SWITCHES: readonly {

@@ -9,14 +9,16 @@ import { exists } from "../_fs.ts";
 import type { Command } from "./_args.ts";
 import {
   checkBackendOption,
+  checkNewStore,
   checkPath,
+  choiceOption,
   FRACTION,
   numberOption,
-  parseCommandArgs,
   positiveIntOption,
   readingInput,
   UsageError,
 } from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 import { stopOnSigint } from "./_interrupt.ts";
 
 const USAGE =
@@ -73,56 +75,37 @@ than it):
      wrong head, preprocessing or weights)`;
 
 /** The `annotate` command. */
-export const annotateCommand: Command = {
+export const annotateCommand: Command = defineCommand({
+  name: "annotate",
   summary: "make score maps: run a classifier densely over a dataset",
   usage: USAGE,
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("annotate", USAGE, args, {
-      model: { type: "string" },
-      arch: { type: "string" },
-      data: { type: "string" },
-      out: { type: "string" },
-      k: { type: "string" },
-      "img-size": { type: "string" },
-      mode: { type: "string" },
-      "crop-pct": { type: "string" },
-      head: { type: "string" },
-      "batch-size": { type: "string" },
-      backend: { type: "string" },
-      overwrite: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
-    if (positionals.length > 0) {
-      throw new UsageError(
-        `tokenlab annotate: unexpected argument ${positionals[0]}\n\n${USAGE}`,
-      );
-    }
-    for (const need of ["model", "data", "out"] as const) {
-      if (values[need] === undefined) {
-        throw new UsageError(
-          `tokenlab annotate: --${need} is required\n\n${USAGE}`,
-        );
-      }
-    }
-    const mode = values.mode ?? "resize-center-crop";
-    if (mode !== "resize-center-crop" && mode !== "squash") {
-      throw new UsageError(
-        `tokenlab annotate: --mode must be resize-center-crop or squash, found "${mode}"`,
-      );
-    }
-    const headChoice = values.head ?? "auto";
-    if (
-      headChoice !== "auto" && headChoice !== "head" &&
-      headChoice !== "aux_head"
-    ) {
-      throw new UsageError(
-        `tokenlab annotate: --head must be auto, aux_head or head, found "${headChoice}"; leave it out for the head the annotator was trained for`,
-      );
-    }
+  options: {
+    model: { type: "string" },
+    arch: { type: "string" },
+    data: { type: "string" },
+    out: { type: "string" },
+    k: { type: "string" },
+    "img-size": { type: "string" },
+    mode: { type: "string" },
+    "crop-pct": { type: "string" },
+    head: { type: "string" },
+    "batch-size": { type: "string" },
+    backend: { type: "string" },
+    overwrite: { type: "boolean", default: false },
+  },
+  required: ["model", "data", "out"],
+  async run({ values }) {
+    const mode = choiceOption("annotate", "--mode", values.mode, [
+      "resize-center-crop",
+      "squash",
+    ]);
+    const headChoice = choiceOption(
+      "annotate",
+      "--head",
+      values.head,
+      ["auto", "aux_head", "head"],
+      "; leave it out for the head the annotator was trained for",
+    );
     const cropPct =
       numberOption("annotate", "--crop-pct", values["crop-pct"], FRACTION) ??
         1;
@@ -136,11 +119,7 @@ export const annotateCommand: Command = {
       positiveIntOption("annotate", "--batch-size", values["batch-size"]) ?? 32;
     await checkBackendOption("annotate", values.backend);
     const out = values.out!;
-    if (!values.overwrite && await exists(out)) {
-      throw new UsageError(
-        `tokenlab annotate: --out ${out} already exists; expected a new path for the store: pass --overwrite to replace it (the old store stays until the new one is complete), or choose another --out`,
-      );
-    }
+    await checkNewStore("annotate", out, values.overwrite);
 
     const { initBackend, describeBackend } = await import("../backend.ts");
     const { MODEL_NAMES, createModel } = await import("../models/registry.ts");
@@ -226,11 +205,7 @@ export const annotateCommand: Command = {
         } or less`,
       );
     }
-    const preprocessing = {
-      mode: mode as "resize-center-crop" | "squash",
-      size: model.config.imgSize,
-      cropPct,
-    };
+    const preprocessing = { mode, size: model.config.imgSize, cropPct };
     let source;
     try {
       // A DataSpecError (no such dataset) is bad input (main.ts).
@@ -305,4 +280,4 @@ export const annotateCommand: Command = {
       model.dispose();
     }
   },
-};
+});

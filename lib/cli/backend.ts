@@ -5,7 +5,8 @@
  */
 
 import type { Command } from "./_args.ts";
-import { checkBackendOption, parseCommandArgs } from "./_args.ts";
+import { checkBackendOption } from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 
 const USAGE =
   `usage: tokenlab backend [--backend auto|webgpu|wasm|cpu] [--all] [--json]
@@ -18,20 +19,16 @@ one line: what was chosen and why (adapter, whether it is a CPU fallback).
   --json          print JSON instead of text`;
 
 /** The `backend` command. */
-export const backendCommand: Command = {
+export const backendCommand: Command = defineCommand({
+  name: "backend",
   summary: "show the compute backend chosen here and why",
   usage: USAGE,
-  async run(args) {
-    const { values } = parseCommandArgs("backend", USAGE, args, {
-      backend: { type: "string" },
-      all: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+  options: {
+    backend: { type: "string" },
+    all: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+  },
+  async run({ values }) {
     // An unknown name is a usage error (exit 2); a known backend that cannot
     // start here fails while running (exit 1).
     await checkBackendOption("backend", values.backend);
@@ -54,4 +51,4 @@ export const backendCommand: Command = {
     }
     return 0;
   },
-};
+});

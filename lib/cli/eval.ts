@@ -9,14 +9,14 @@ import type { Command } from "./_args.ts";
 import type { LimitSample } from "../data/limit_sample.ts";
 import {
   checkBackendOption,
+  choiceOption,
   FRACTION,
   NON_NEGATIVE_INT,
   numberOption,
-  parseCommandArgs,
   POSITIVE_INT,
   readingInput,
-  UsageError,
 } from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 
 const EVAL_USAGE = `usage: tokenlab eval --checkpoint PATH --data DATA [options]
 
@@ -51,46 +51,29 @@ function limitLine(kept: LimitSample, seed: number): string {
 }
 
 /** The `eval` command. */
-export const evalCommand: Command = {
+export const evalCommand: Command = defineCommand({
+  name: "eval",
   summary: "top-1 / top-5 of a model or a training run on labelled data",
   usage: EVAL_USAGE,
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("eval", EVAL_USAGE, args, {
-      checkpoint: { type: "string" },
-      model: { type: "string" },
-      data: { type: "string" },
-      split: { type: "string" },
-      "img-size": { type: "string" },
-      "crop-pct": { type: "string" },
-      "batch-size": { type: "string" },
-      limit: { type: "string" },
-      seed: { type: "string" },
-      backend: { type: "string" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    });
-    if (values.help) {
-      console.log(EVAL_USAGE);
-      return 0;
-    }
-    if (positionals.length > 0) {
-      throw new UsageError(
-        `tokenlab eval: unexpected argument ${positionals[0]}\n\n${EVAL_USAGE}`,
-      );
-    }
-    for (const need of ["checkpoint", "data"] as const) {
-      if (values[need] === undefined) {
-        throw new UsageError(
-          `tokenlab eval: --${need} is required\n\n${EVAL_USAGE}`,
-        );
-      }
-    }
-    const split = values.split ?? "val";
-    if (split !== "val" && split !== "train") {
-      throw new UsageError(
-        `tokenlab eval: --split must be val or train, found "${split}"`,
-      );
-    }
+  options: {
+    checkpoint: { type: "string" },
+    model: { type: "string" },
+    data: { type: "string" },
+    split: { type: "string" },
+    "img-size": { type: "string" },
+    "crop-pct": { type: "string" },
+    "batch-size": { type: "string" },
+    limit: { type: "string" },
+    seed: { type: "string" },
+    backend: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+  required: ["checkpoint", "data"],
+  async run({ values }) {
+    const split = choiceOption("eval", "--split", values.split, [
+      "val",
+      "train",
+    ]);
     const imgSize = numberOption(
       "eval",
       "--img-size",
@@ -189,4 +172,4 @@ export const evalCommand: Command = {
     if (values.json) console.log(JSON.stringify(results, null, 1));
     return 0;
   },
-};
+});

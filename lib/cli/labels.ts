@@ -5,17 +5,17 @@
  * @module
  */
 
-import type { Command } from "./_args.ts";
 import {
   checkBackendOption,
   checkPath,
   numberOption,
-  parseCommandArgs,
   positiveIntOption,
   readingInput,
   UNIT_RATE,
   UsageError,
 } from "./_args.ts";
+import type { Command } from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 
 const USAGE =
   `usage: tokenlab labels MAP [--box TOP,LEFT,HEIGHT,WIDTH] [--flip] [--size S]
@@ -237,31 +237,28 @@ async function maintainStore(
 }
 
 /** The `labels` command. */
-export const labelsCommand: Command = {
+export const labelsCommand: Command = defineCommand({
+  name: "labels",
   summary: "show a score map and the token labels a crop of it gives",
   usage: USAGE,
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("labels", USAGE, args, {
-      box: { type: "string" },
-      flip: { type: "boolean", default: false },
-      size: { type: "string" },
-      smoothing: { type: "string" },
-      "num-classes": { type: "string" },
-      "official-order": { type: "boolean", default: false },
-      top: { type: "string" },
-      json: { type: "boolean", default: false },
-      verify: { type: "boolean", default: false },
-      upgrade: { type: "boolean", default: false },
-      agreement: { type: "boolean", default: false },
-      limit: { type: "string" },
-      data: { type: "string" },
-      backend: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    }, true);
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+  options: {
+    box: { type: "string" },
+    flip: { type: "boolean", default: false },
+    size: { type: "string" },
+    smoothing: { type: "string" },
+    "num-classes": { type: "string" },
+    "official-order": { type: "boolean", default: false },
+    top: { type: "string" },
+    json: { type: "boolean", default: false },
+    verify: { type: "boolean", default: false },
+    upgrade: { type: "boolean", default: false },
+    agreement: { type: "boolean", default: false },
+    limit: { type: "string" },
+    data: { type: "string" },
+    backend: { type: "string" },
+  },
+  positionals: true,
+  async run({ values, positionals }) {
     if (positionals.length !== 1) {
       throw new UsageError(
         `tokenlab labels: expected one map (a .pt file or STORE:KEY), found ${positionals.length}\n\n${USAGE}`,
@@ -525,4 +522,4 @@ export const labelsCommand: Command = {
     console.log(lines.join("\n"));
     return 0;
   },
-};
+});

@@ -9,14 +9,16 @@
 import { exists } from "../_fs.ts";
 import type { Command } from "./_args.ts";
 import {
+  checkNewStore,
   checkPath,
+  choiceOption,
   FRACTION,
   numberOption,
-  parseCommandArgs,
   positiveIntOption,
   readingInput,
   UsageError,
 } from "./_args.ts";
+import { type CommandLine, defineCommand } from "./_command.ts";
 import { stopOnSigint } from "./_interrupt.ts";
 
 const CONVERT_USAGE =
@@ -60,32 +62,24 @@ Score maps on disk. Subcommands:
 Make maps with an annotator of your own with tokenlab annotate; show one,
 or check a store, with tokenlab labels.`;
 
-/** `tokenlab maps convert ...`. */
-async function convert(args: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(
-    "maps convert",
-    CONVERT_USAGE,
-    args,
-    {
-      out: { type: "string" },
-      "num-classes": { type: "string" },
-      annotator: { type: "string" },
-      "img-size": { type: "string" },
-      mode: { type: "string" },
-      "crop-pct": { type: "string" },
-      scores: { type: "string" },
-      "no-labels": { type: "boolean", default: false },
-      "allow-inexact-ids": { type: "boolean", default: false },
-      resume: { type: "boolean", default: false },
-      overwrite: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    true,
-  );
-  if (values.help) {
-    console.log(CONVERT_USAGE);
-    return 0;
-  }
+const CONVERT_OPTIONS = {
+  out: { type: "string" },
+  "num-classes": { type: "string" },
+  annotator: { type: "string" },
+  "img-size": { type: "string" },
+  mode: { type: "string" },
+  "crop-pct": { type: "string" },
+  scores: { type: "string" },
+  "no-labels": { type: "boolean", default: false },
+  "allow-inexact-ids": { type: "boolean", default: false },
+  resume: { type: "boolean", default: false },
+  overwrite: { type: "boolean", default: false },
+} as const;
+
+/** `tokenlab maps convert ...`, on its parsed line. */
+async function convert(
+  { values, positionals }: CommandLine<typeof CONVERT_OPTIONS>,
+): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError(
       `tokenlab maps convert: expected one MAPS_FOLDER (a folder of <class>/<stem>.pt files), found ${
@@ -109,20 +103,15 @@ async function convert(args: string[]): Promise<number> {
       }`,
     );
   }
-  const mode = values.mode ?? "resize-center-crop";
-  if (mode !== "resize-center-crop" && mode !== "squash") {
-    throw new UsageError(
-      `tokenlab maps convert: --mode must be resize-center-crop or squash, found "${mode}"`,
-    );
-  }
-  const scores = values.scores ?? "logits";
-  if (
-    scores !== "logits" && scores !== "probabilities" && scores !== "unknown"
-  ) {
-    throw new UsageError(
-      `tokenlab maps convert: --scores must be logits, probabilities or unknown, found "${scores}"`,
-    );
-  }
+  const mode = choiceOption("maps convert", "--mode", values.mode, [
+    "resize-center-crop",
+    "squash",
+  ]);
+  const scores = choiceOption("maps convert", "--scores", values.scores, [
+    "logits",
+    "probabilities",
+    "unknown",
+  ]);
   if (values.resume && values.overwrite) {
     throw new UsageError(
       "tokenlab maps convert: --resume continues an interrupted conversion and --overwrite starts over; expected one of them, found both",
@@ -154,11 +143,7 @@ async function convert(args: string[]): Promise<number> {
       `tokenlab maps convert: MAPS_FOLDER ${src} is already a score-map store (it holds header.json), not a folder of official .pt maps; use it as it is (tokenlab train --token-label-data ${src})`,
     );
   }
-  if (!values.overwrite && await exists(out)) {
-    throw new UsageError(
-      `tokenlab maps convert: --out ${out} already exists; expected a new path for the store: pass --overwrite to replace it (the old store stays until the new one is complete), or choose another --out`,
-    );
-  }
+  await checkNewStore("maps convert", out, values.overwrite);
 
   const { ScoreMapError } = await import("../labels/score_map.ts");
   const { listOfficialMaps, officialMapClassNames } = await import(
@@ -190,11 +175,7 @@ async function convert(args: string[]): Promise<number> {
       `tokenlab maps convert: ${src} has ${folders.length} class folders, more than the ${numClasses} classes of --num-classes; expected at most one folder per class: pass --num-classes ${folders.length} or more, or --no-labels`,
     );
   }
-  const preprocessing = {
-    mode: mode as "resize-center-crop" | "squash",
-    size: imgSize,
-    cropPct,
-  };
+  const preprocessing = { mode, size: imgSize, cropPct };
   const partial = `${out}.partial`;
   const hadPartial = await exists(partial);
   if (values.resume && !hadPartial) {
@@ -265,6 +246,15 @@ async function convert(args: string[]): Promise<number> {
   }
 }
 
+const convertCommand: Command = defineCommand({
+  name: "maps convert",
+  summary: "official per-image .pt maps into a score-map store",
+  usage: CONVERT_USAGE,
+  options: CONVERT_OPTIONS,
+  positionals: true,
+  run: convert,
+});
+
 /** The `maps` command. */
 export const mapsCommand: Command = {
   summary: "score maps on disk: convert official per-image .pt maps to a store",
@@ -275,7 +265,7 @@ export const mapsCommand: Command = {
       console.log(USAGE);
       return 0;
     }
-    if (sub === "convert") return await convert(rest);
+    if (sub === "convert") return await convertCommand.run(rest);
     throw new UsageError(
       `tokenlab maps: unknown subcommand ${
         JSON.stringify(sub)

@@ -5,8 +5,9 @@
  * @module
  */
 
+import { positiveIntOption, UsageError } from "./_args.ts";
 import type { Command } from "./_args.ts";
-import { parseCommandArgs, positiveIntOption, UsageError } from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 
 const USAGE =
   `usage: tokenlab models [NAME...] [--img-size N] [--num-classes N] [--json]
@@ -22,20 +23,17 @@ convention (patch embedding + blocks), classes, and the published figures.
 example: tokenlab models lvvit_s --img-size 384`;
 
 /** The `models` command. */
-export const modelsCommand: Command = {
+export const modelsCommand: Command = defineCommand({
+  name: "models",
   summary: "list the model registry: parameters, FLOPs, tokens",
   usage: USAGE,
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("models", USAGE, args, {
-      "img-size": { type: "string" },
-      "num-classes": { type: "string" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    }, true);
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+  options: {
+    "img-size": { type: "string" },
+    "num-classes": { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+  positionals: true,
+  async run({ values, positionals }) {
     const { formatModelTable, MODEL_NAMES, modelTable } = await import(
       "../models/registry.ts"
     );
@@ -72,4 +70,4 @@ export const modelsCommand: Command = {
     );
     return 0;
   },
-};
+});

@@ -5,13 +5,9 @@
  * @module
  */
 
+import { checkBackendOption, positiveIntOption, UsageError } from "./_args.ts";
 import type { Command } from "./_args.ts";
-import {
-  checkBackendOption,
-  parseCommandArgs,
-  positiveIntOption,
-  UsageError,
-} from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 
 const USAGE =
   `usage: tokenlab report [NAME | PATH.ipynb ...] [--out DIR] [--scale tiny|smoke|full]
@@ -54,26 +50,23 @@ right after it, typed like the defaults.
   --no-browser             no headless Chromium: no static figure images, no browser check`;
 
 /** The `report` command. */
-export const reportCommand: Command = {
+export const reportCommand: Command = defineCommand({
+  name: "report",
   summary: "execute the notebooks into HTML and Markdown reports",
   usage: USAGE,
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("report", USAGE, args, {
-      backend: { type: "string" },
-      out: { type: "string" },
-      "cell-timeout": { type: "string" },
-      scale: { type: "string" },
-      param: { type: "string", multiple: true },
-      params: { type: "string" },
-      refresh: { type: "boolean", default: false },
-      freeze: { type: "boolean", default: false },
-      "no-browser": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    }, true);
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+  options: {
+    backend: { type: "string" },
+    out: { type: "string" },
+    "cell-timeout": { type: "string" },
+    scale: { type: "string" },
+    param: { type: "string", multiple: true },
+    params: { type: "string" },
+    refresh: { type: "boolean", default: false },
+    freeze: { type: "boolean", default: false },
+    "no-browser": { type: "boolean", default: false },
+  },
+  positionals: true,
+  async run({ values, positionals }) {
     await checkBackendOption("report", values.backend);
     if (values.out !== undefined && values.out.trim() === "") {
       throw new UsageError(
@@ -117,4 +110,4 @@ export const reportCommand: Command = {
     );
     return failed.length === 0 ? 0 : 1;
   },
-};
+});

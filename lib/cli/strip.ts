@@ -8,7 +8,7 @@
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "./_args.ts";
-import { parseCommandArgs } from "./_args.ts";
+import { defineCommand } from "./_command.ts";
 import type { StripResult } from "../report/notebook.ts";
 
 const USAGE = `usage: tokenlab strip [FILE ...] [--check]
@@ -56,18 +56,13 @@ function plural(n: number, word: string): string {
 }
 
 /** The `strip` command. */
-export const stripCommand: Command = {
+export const stripCommand: Command = defineCommand({
+  name: "strip",
   summary: "clear outputs from the notebooks (--check: fail if any has some)",
   usage: USAGE,
-  async run(args) {
-    const { values, positionals } = parseCommandArgs("strip", USAGE, args, {
-      check: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    }, true);
-    if (values.help) {
-      console.log(USAGE);
-      return 0;
-    }
+  options: { check: { type: "boolean", default: false } },
+  positionals: true,
+  async run({ values, positionals }) {
     const { NotebookError, readNotebook, stripOutputs, writeNotebook } =
       await import("../report/notebook.ts");
     const paths: string[] = [];
@@ -144,4 +139,4 @@ export const stripCommand: Command = {
       return 2;
     }
   },
-};
+});
