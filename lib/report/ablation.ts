@@ -23,6 +23,9 @@ import { type Plot, plot } from "./plot.ts";
 import { type CellValue, meanStd, type ResultTable, table } from "./table.ts";
 import { formatEffect, signed, type Verdict, verdictOf } from "./verdict.ts";
 import { TokenlabError } from "../errors.ts";
+import { experimentKindOf } from "./experiment_kind_tag.ts";
+import { PlanPendingError } from "./plan_mode.ts";
+import { pendingAblation } from "./pending_result.ts";
 
 /** What the published literature says about one arm. */
 export interface PublishedFigure {
@@ -106,7 +109,15 @@ export interface AblationOptions<C> {
   /** Seeds: every arm runs every seed (the same seeds pair the runs). */
   seeds: readonly number[];
   /** Runs one arm at one seed (called only when no stored result exists). */
-  run: (config: C, seed: number) => Promise<ArmResult>;
+  run: (config: C, seed: number, context: ArmRunContext) => Promise<ArmResult>;
+  /**
+   * The registered experiment kind of `run` (lib/report/experiment_kinds.ts),
+   * so that `tokenlab experiments run KEY` and `tokenlab sweep` can compute
+   * its experiments by key. Default: the kind `run` is tagged with
+   * (`run: trainArm` is "train-arm"); a closure has none, and its
+   * experiments run only in the report.
+   */
+  kind?: string;
   /** Config shared by every arm (data, epochs, model): part of every cache key. */
   common?: unknown;
   /** The protocol, for the table notes and the setting line. */
@@ -124,6 +135,12 @@ export interface AblationOptions<C> {
   experimentOptions?: ExperimentOptions;
   /** Called before each (arm, seed) is looked up or run. */
   onProgress?: (arm: string, seed: number, done: number, total: number) => void;
+}
+
+/** What `run` gets besides the arm's config and the seed. */
+export interface ArmRunContext {
+  /** A folder of the run's own under the results cache, for checkpoints (resumed when it holds a run). */
+  runDir: string;
 }
 
 /** One arm's results over the seeds. */
@@ -262,6 +279,8 @@ export async function runAblation<C>(
     own?.(v);
   };
   const outcomes: ArmOutcome<C>[] = [];
+  const kind = options.kind ?? experimentKindOf(options.run);
+  const pending: PlanPendingError[] = [];
   const total = options.arms.length * options.seeds.length;
   let done = 0;
   // Seed-major order: a partial (interrupted) run has every arm at the
@@ -275,12 +294,21 @@ export async function runAblation<C>(
   for (const seed of options.seeds) {
     for (const arm of options.arms) {
       options.onProgress?.(arm.key, seed, done, total);
-      const r = await experiment<ArmResult>(
-        `${options.name}-${arm.key}`,
-        { common: options.common ?? null, arm: arm.config, seed },
-        () => options.run(arm.config, seed),
-        { ...options.experimentOptions, check },
-      );
+      let r: ExperimentResult<ArmResult>;
+      try {
+        r = await experiment<ArmResult>(
+          `${options.name}-${arm.key}`,
+          { common: options.common ?? null, arm: arm.config, seed },
+          ({ runDir }) => options.run(arm.config, seed, { runDir }),
+          { kind, ...options.experimentOptions, check },
+        );
+      } catch (e) {
+        // Plan mode: every arm x seed is listed before any value is needed.
+        if (!(e instanceof PlanPendingError)) throw e;
+        pending.push(e);
+        done++;
+        continue;
+      }
       checkResult(r.value, arm.key, seed);
       const o = byKey.get(arm.key)!;
       o.bySeed.set(seed, r.value);
@@ -288,6 +316,7 @@ export async function runAblation<C>(
       done++;
     }
   }
+  if (pending.length > 0) return pendingAblation<Ablation<C>>(pending);
   return new Ablation(options, outcomes);
 }
 

@@ -61,6 +61,9 @@ import {
 } from "./canonical_json.ts";
 import { ExperimentError } from "./experiment_error.ts";
 import { codeVersion, machineDescription, projectCommit } from "./origin.ts";
+import { experimentKey } from "./experiment_key.ts";
+import { type EntryLockOptions, withEntryLock } from "./experiment_lock.ts";
+import { appendPlanEntry, planFile, PlanPendingError } from "./plan_mode.ts";
 
 // Each defined in a file of its own; still exported here, beside the cache.
 export { sha256Hex };
@@ -74,6 +77,27 @@ export { codeVersion, machineDescription, projectCommit } from "./origin.ts";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where computed results are cached (not committed). */
 export const RESULTS_CACHE_DIR: string = join(ROOT, "data/cache/results");
+/**
+ * The environment variable naming another results cache folder for
+ * {@linkcode experiment}'s default (`tokenlab sweep --cache DIR`, and the
+ * kernels of `tokenlab report`): a folder every worker of a sweep shares.
+ */
+export const RESULTS_DIR_ENV = "TOKENLAB_RESULTS_DIR";
+
+/**
+ * The results cache folder: `TOKENLAB_RESULTS_DIR` when set, else
+ * {@linkcode RESULTS_CACHE_DIR}.
+ *
+ * @example
+ * ```ts
+ * import { resultsCacheDir } from "tokenlab";
+ * console.log(resultsCacheDir().length > 0); // true
+ * ```
+ */
+export function resultsCacheDir(): string {
+  const v = Deno.env.get(RESULTS_DIR_ENV);
+  return v === undefined || v === "" ? RESULTS_CACHE_DIR : v;
+}
 /** Where frozen results are kept (committed). */
 export const FROZEN_DIR: string = join(ROOT, "data/frozen");
 
@@ -166,7 +190,7 @@ export interface ExperimentOptions {
   refresh?: boolean;
   /** Also write the result into the frozen store (default: `TOKENLAB_FREEZE=1`). */
   freeze?: boolean;
-  /** The cache folder (default {@linkcode RESULTS_CACHE_DIR}). */
+  /** The cache folder (default {@linkcode resultsCacheDir}: `TOKENLAB_RESULTS_DIR`, else {@linkcode RESULTS_CACHE_DIR}). */
   cacheDir?: string;
   /** The frozen folder (default {@linkcode FROZEN_DIR}). */
   frozenDir?: string;
@@ -179,6 +203,27 @@ export interface ExperimentOptions {
   check?: (value: unknown) => void;
   /** Where warnings go (default `console.warn`): a damaged cache entry that is ignored. */
   onWarning?: (message: string) => void;
+  /**
+   * The registered kind of `compute` (lib/report/experiment_kinds.ts), or
+   * null (default): what plan mode lists, so `tokenlab experiments run`
+   * can compute it by key.
+   */
+  kind?: string | null;
+  /** The scale recorded in the provenance (default `TOKENLAB_SCALE`). */
+  scale?: string | null;
+  /** The lock of the cache entry while it is computed: staleness, waiting, skipping. */
+  lock?: EntryLockOptions;
+}
+
+/** What `compute` gets from {@linkcode experiment}. */
+export interface ExperimentComputeContext {
+  /** The experiment's config key. */
+  key: string;
+  /**
+   * A folder of its own under the cache (`.runs/`) for checkpoints, so a
+   * compute that dies resumes there; removed once the result is stored.
+   */
+  runDir: string;
 }
 
 const session: ExperimentResult<unknown>[] = [];
@@ -477,7 +522,7 @@ async function readStored(
 export async function experiment<T>(
   name: string,
   config: unknown,
-  compute: () => T | Promise<T>,
+  compute: (context: ExperimentComputeContext) => T | Promise<T>,
   options: ExperimentOptions = {},
 ): Promise<ExperimentResult<T>> {
   if (!NAME.test(name)) {
@@ -487,10 +532,9 @@ export async function experiment<T>(
       } is not usable as a file name: expected letters, digits, ".", "_" or "-" (at most 100, not starting with a symbol)`,
     );
   }
-  const configText = canonicalJson(config, `the config of experiment ${name}`);
-  const configKey = (await sha256Hex(`${name}\n${configText}`)).slice(0, 16);
+  const { configText, configKey } = await experimentKey(name, config);
   const code = await codeVersion();
-  const cacheDir = options.cacheDir ?? RESULTS_CACHE_DIR;
+  const cacheDir = options.cacheDir ?? resultsCacheDir();
   const frozenDir = options.frozenDir ?? FROZEN_DIR;
   const refresh = options.refresh ?? envFlag("TOKENLAB_REFRESH");
   const freeze = options.freeze ?? envFlag("TOKENLAB_FREEZE");
@@ -564,10 +608,56 @@ export async function experiment<T>(
       }
     }
   }
+  const plan = planFile();
+  if (plan !== null) {
+    // Plan mode: list, never compute (a stored result is still returned,
+    // so experiments whose configs depend on it are listed too).
+    await appendPlanEntry(plan, {
+      key: configKey,
+      name,
+      kind: options.kind ?? null,
+      config: JSON.parse(configText),
+      cached: result !== null,
+      scale: options.scale ?? Deno.env.get("TOKENLAB_SCALE") ?? null,
+      codeVersion: code,
+    });
+    if (result === null) throw new PlanPendingError(name, configKey);
+    session.push(result as ExperimentResult<unknown>);
+    return result;
+  }
   let stored: StoredText | null = null;
+  const runDir = join(cacheDir, ".runs", `${name}-${configKey}-${code}`);
   if (result === null) {
+    const entry = join(cacheDir, name, `${configKey}-${code}`);
+    const reread = async (): Promise<ExperimentResult<T> | null> => {
+      try {
+        const found = await readStored(cachePath, context, false);
+        return found === null ? null : {
+          value: found.value as T,
+          source: "cache",
+          provenance: found.provenance,
+          codeChanged: false,
+        };
+      } catch (e) {
+        if (!(e instanceof FieldProblem)) throw e;
+        return null;
+      }
+    };
+    result = await withEntryLock(`${entry}.lock`, {
+      onWarning: warn,
+      ...options.lock,
+    }, {
+      reread,
+      compute: async () => {
+        const computed = await computeAndStore();
+        await Deno.remove(runDir, { recursive: true }).catch(() => {});
+        return computed;
+      },
+    });
+  }
+  async function computeAndStore(): Promise<ExperimentResult<T>> {
     const t0 = performance.now();
-    const raw = await compute();
+    const raw = await compute({ key: configKey, runDir });
     const seconds = (performance.now() - t0) / 1000;
     const valueText = canonicalJson(raw, `the result of experiment ${name}`);
     const choice = await ensureBackend();
@@ -586,7 +676,7 @@ export async function experiment<T>(
       tfjs: TFJS_VERSION,
       tokenlab: VERSION,
       seconds,
-      scale: Deno.env.get("TOKENLAB_SCALE") ?? null,
+      scale: options.scale ?? Deno.env.get("TOKENLAB_SCALE") ?? null,
     };
     stored = await storedText(name, configText, provenance, valueText);
     try {
@@ -599,7 +689,7 @@ export async function experiment<T>(
         }); it will be computed again next time. Remove whatever is at that path, or check the folder's permissions.`,
       );
     }
-    result = {
+    return {
       value: JSON.parse(valueText) as T,
       source: "computed",
       provenance,

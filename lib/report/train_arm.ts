@@ -34,6 +34,7 @@ import type { TrainConfig } from "../train/config.ts";
 import type { EvalRecord } from "../train/log.ts";
 import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
 import { RESULTS_CACHE_DIR } from "./cache.ts";
+import { tagExperimentKind } from "./experiment_kind_tag.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { codeVersion } from "./origin.ts";
 import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
@@ -83,6 +84,11 @@ export interface TrainArmOptions {
   cacheDir?: string;
   /** Where warnings go (default `console.warn`): a damaged annotator that is trained again. */
   onWarning?: (message: string) => void;
+  /**
+   * The student's run folder (default none): checkpoints every epoch, and a
+   * run found there is resumed, so a job that dies loses at most an epoch.
+   */
+  runDir?: string;
 }
 
 const DEFAULT_CACHE = join(RESULTS_CACHE_DIR, "..");
@@ -413,7 +419,13 @@ async function oracleStore(
  * });
  * ```
  */
-export async function trainArm(
+export const trainArm: (
+  spec: TrainArmSpec,
+  seed: number,
+  options?: TrainArmOptions,
+) => Promise<ArmResult> = tagExperimentKind("train-arm", trainArmRun);
+
+async function trainArmRun(
   spec: TrainArmSpec,
   seed: number,
   options: TrainArmOptions = {},
@@ -437,10 +449,16 @@ export async function trainArm(
     tokenLabelData = a.store;
     extra.annotator = a.top1;
   }
+  // A run folder left by a job that died is resumed from its checkpoint.
+  const resume = options.runDir !== undefined &&
+    await exists(join(options.runDir, "run.json"));
   const run = await train({
     ...spec.train,
     seed,
     ...(tokenLabelData ? { tokenLabel: true, tokenLabelData } : {}),
+    ...(options.runDir !== undefined
+      ? { output: options.runDir, resume, overwrite: !resume }
+      : {}),
   }, { live: false });
   try {
     const r = run.result;
