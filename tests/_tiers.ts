@@ -33,6 +33,8 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/slurm_executor_test.ts":
     "a throwaway Slurm cluster (munged, slurmctld, slurmd) runs arrays",
   "tests/strip_test.ts": "the strip command as processes",
+  "tests/sweep_cli_test.ts":
+    "experiments list/run, sweep and report as processes, Jupyter",
   "tests/train_cli_test.ts":
     "tokenlab train as processes (Ctrl-C, recipes, resume)",
   "tests/train_state_test.ts": "checkpoints resumed by the command line",

@@ -19,6 +19,8 @@ import { modelsCommand } from "./models.ts";
 import { reportCommand } from "./report.ts";
 import { stripCommand } from "./strip.ts";
 import { evalCommand } from "./eval.ts";
+import { experimentsCommand } from "./experiments.ts";
+import { sweepCommand } from "./sweep.ts";
 import { trainCommand } from "./train.ts";
 import { inFlagTerms, quotesFields } from "./_train_flags.ts";
 import { VERSION } from "../version.ts";
@@ -63,12 +65,14 @@ export const COMMANDS: Record<string, Command> = {
   annotate: annotateCommand,
   backend: backendCommand,
   eval: evalCommand,
+  experiments: experimentsCommand,
   labels: labelsCommand,
   maps: mapsCommand,
   models: modelsCommand,
   report: reportCommand,
   setup: setupCommand,
   strip: stripCommand,
+  sweep: sweepCommand,
   train: trainCommand,
 };
 

@@ -73,6 +73,7 @@ export {
   type ExperimentErrorOptions,
 } from "./experiment_error.ts";
 export { codeVersion, machineDescription, projectCommit } from "./origin.ts";
+export type { EntryLockOptions } from "./experiment_lock.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Where computed results are cached (not committed). */

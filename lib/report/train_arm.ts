@@ -35,6 +35,7 @@ import type { EvalRecord } from "../train/log.ts";
 import { AblationError, type ArmResult, type CurvePoint } from "./ablation.ts";
 import { RESULTS_CACHE_DIR } from "./cache.ts";
 import { tagExperimentKind } from "./experiment_kind_tag.ts";
+import { withEntryLock } from "./experiment_lock.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { codeVersion } from "./origin.ts";
 import { sha256Hex, type SizedDigest, sizedDigest } from "../io/digest.ts";
@@ -263,13 +264,34 @@ export interface AnnotatorStore {
  * Trains the annotator a label source names (once per config, seed and code
  * version: its weights and top-1 are kept on disk), runs it densely over
  * `data` with the head the source names and returns the store. Another head
- * or dataset reuses the saved weights.
+ * or dataset reuses the saved weights. Workers sharing the cache folder
+ * (a sweep's jobs) make each annotator once: one holds its lock, the others
+ * wait and then find it.
  */
 export async function annotatorStore(
   source: AnnotatorLabels,
   data: string,
   seed: number,
   options: TrainArmOptions = {},
+): Promise<AnnotatorStore> {
+  const cache = options.cacheDir ?? DEFAULT_CACHE;
+  const dir = join(
+    cache,
+    "annotators",
+    await digest({ train: source.train, seed: source.train.seed ?? seed }),
+  );
+  return await withEntryLock(`${dir}.lock`, { onWarning: options.onWarning }, {
+    reread: () => Promise.resolve(null),
+    compute: () => makeAnnotatorStore(source, data, seed, options),
+  });
+}
+
+/** {@linkcode annotatorStore}, its lock held. */
+async function makeAnnotatorStore(
+  source: AnnotatorLabels,
+  data: string,
+  seed: number,
+  options: TrainArmOptions,
 ): Promise<AnnotatorStore> {
   const cache = options.cacheDir ?? DEFAULT_CACHE;
   const dir = join(
@@ -390,8 +412,28 @@ async function oracleStore(
   }
   const dir = join(cache, "stores", await digest({ source, data }));
   if (await exists(join(dir, "header.json"), { followLinks: true })) return dir;
+  // Workers sharing the cache folder make each store once.
+  return await withEntryLock(`${dir}.lock`, {}, {
+    reread: () => Promise.resolve(null),
+    compute: async () => {
+      if (await exists(join(dir, "header.json"), { followLinks: true })) {
+        return dir;
+      }
+      const scenes = new SyntheticScenes(spec.options ?? {});
+      return await makeOracleStore(source, scenes, dir, cache);
+    },
+  });
+}
+
+/** Writes the oracle store of {@linkcode oracleStore}, its lock held. */
+async function makeOracleStore(
+  source: Extract<LabelSource, { kind: "oracle" }>,
+  scenes: SyntheticScenes,
+  dir: string,
+  cache: string,
+): Promise<string> {
   await Deno.mkdir(join(cache, "stores"), { recursive: true });
-  await oracleAnnotate(new SyntheticScenes(spec.options ?? {}), dir, {
+  await oracleAnnotate(scenes, dir, {
     mapSize: source.mapSize,
     k: source.k ?? 5,
     overwrite: true,
