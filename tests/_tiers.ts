@@ -33,6 +33,7 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/slurm_executor_test.ts":
     "a throwaway Slurm cluster (munged, slurmctld, slurmd) runs arrays",
   "tests/strip_test.ts": "the strip command as processes",
+  "tests/sweep_slurm_test.ts": "sweep on a throwaway Slurm cluster, Jupyter",
   "tests/sweep_cli_test.ts":
     "experiments list/run, sweep and report as processes, Jupyter",
   "tests/train_cli_test.ts":

@@ -13,62 +13,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, runCli } from "./_helpers.ts";
-
-function notebook(run: string): string {
-  const code = (id: string, source: string, tags: string[] = []) => ({
-    cell_type: "code",
-    execution_count: null,
-    id,
-    metadata: tags.length ? { tags } : {},
-    outputs: [],
-    source: source.split(/(?<=\n)/),
-  });
-  return JSON.stringify(
-    {
-      cells: [
-        code("params", 'const scale: "tiny" | "smoke" = "smoke";\n', [
-          "parameters",
-        ]),
-        code(
-          "ablation",
-          `import { runAblation, trainArm, type TrainArmSpec } from "tokenlab";
-const data = "synthetic:size=16,count=64,classes=3,seed=1";
-const train = {
-  data, valData: "synthetic:size=16,count=32,classes=3,seed=1,split=val",
-  model: "lvvit_xs32", modelOverrides: { embedDim: 16, depth: 1, numHeads: 1, stemChannels: 8 },
-  epochs: scale === "tiny" ? 1 : 2, batchSize: 32, warmupEpochs: 0, cooldownEpochs: 0, logEvery: 1,
-};
-const ab = await runAblation<TrainArmSpec>({
-  name: "sweep-test", baseline: "plain", seeds: [1, 2],
-  arms: [
-    { key: "plain", label: "plain", config: { train } },
-    { key: "tl", label: "token labels", config: { train: { ...train, tokenLabel: true }, labels: { kind: "oracle", mapSize: 4, k: 3 } } },
-  ],
-  run: ${run},
-  setting: { dataset: "synthetic", real: false, model: "tiny", epochs: 1, scale },
-});
-`,
-        ),
-        code("table", "ab.table();\n"),
-        code(
-          "sources",
-          'Deno.jupyter.md`sources: ${ab.outcomes.flatMap((o) => [...o.sources.values()].map((r) => r.source)).join(" ")}`;\n',
-        ),
-      ],
-      metadata: {
-        kernelspec: {
-          display_name: "Deno",
-          language: "typescript",
-          name: "deno",
-        },
-      },
-      nbformat: 4,
-      nbformat_minor: 5,
-    },
-    null,
-    1,
-  ) + "\n";
-}
+import { notebook } from "./_sweep_notebook.ts";
 
 /** The report's Markdown without its timing and provenance lines. */
 async function comparable(md: string): Promise<string> {

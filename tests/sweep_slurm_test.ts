@@ -1,0 +1,71 @@
+/**
+ * `tokenlab sweep --executor slurm` on a throwaway single-node Slurm cluster
+ * (tests/_slurm_cluster.ts): the missing experiments of a tiny ablation
+ * notebook run as one array job and land in the results cache, which then
+ * lists every one as cached. Registered as ignored, with the reason, where
+ * Slurm, munge or root is missing.
+ */
+
+import { join } from "node:path";
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { ROOT, runCli } from "./_helpers.ts";
+import { slurmClusterSkip, startSlurmCluster } from "./_slurm_cluster.ts";
+import { notebook } from "./_sweep_notebook.ts";
+
+const skip = await slurmClusterSkip();
+
+Deno.test({
+  name: `sweep: --executor slurm computes the missing experiments${
+    skip ? ` (skipped: ${skip})` : ""
+  }`,
+  ignore: skip !== undefined,
+  async fn() {
+    const cluster = await startSlurmCluster();
+    const root = await Deno.makeTempDir({
+      dir: `${ROOT}tests`,
+      prefix: ".tmp-sweep-slurm-",
+    });
+    try {
+      const nb = join(root, "slurm_ablation.ipynb");
+      await Deno.writeTextFile(nb, notebook("trainArm"));
+      const resources = join(root, "resources.json");
+      await Deno.writeTextFile(
+        resources,
+        JSON.stringify({ partition: cluster.partition, time: "00:20:00" }),
+      );
+      const env = {
+        ...cluster.env,
+        TOKENLAB_RESULTS_DIR: join(root, "cache"),
+        TOKENLAB_BACKEND: "cpu",
+      };
+      const swept = await runCli([
+        "sweep",
+        nb,
+        "--scale",
+        "tiny",
+        "--executor",
+        "slurm",
+        "--slurm-resources",
+        resources,
+      ], env);
+      assertEquals(
+        swept.code,
+        0,
+        `${swept.stderr}\n${await cluster.logs()}`,
+      );
+      assertStringIncludes(swept.stdout, "4 computed");
+      const listed = await runCli(
+        ["experiments", "list", nb, "--scale", "tiny", "--json"],
+        env,
+      );
+      const exps = JSON.parse(listed.stdout).experiments as {
+        cached: boolean;
+      }[];
+      assertEquals(exps.length, 4);
+      assert(exps.every((e) => e.cached), listed.stdout);
+    } finally {
+      await cluster.stop();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+});
