@@ -74,3 +74,40 @@ export function defineCommand<T extends Options>(
     },
   };
 }
+
+/**
+ * A command made of subcommands (`tokenlab maps convert`, `tokenlab
+ * experiments list`): no word or `--help` (`-h`) prints the usage (exit 0);
+ * a known word runs its subcommand on the rest of the line; any other word
+ * is a usage error naming the choices.
+ */
+export function defineGroup(
+  name: string,
+  summary: string,
+  usage: string,
+  subcommands: Readonly<Record<string, Command>>,
+): Command {
+  return {
+    summary,
+    usage,
+    async run(args) {
+      const [sub, ...rest] = args;
+      if (sub === undefined || sub === "--help" || sub === "-h") {
+        console.log(usage);
+        return 0;
+      }
+      if (Object.hasOwn(subcommands, sub)) {
+        return await subcommands[sub].run(rest);
+      }
+      const names = Object.keys(subcommands);
+      const expected = names.length === 1
+        ? names[0]
+        : `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`;
+      throw new UsageError(
+        `tokenlab ${name}: unknown subcommand ${
+          JSON.stringify(sub)
+        }; expected ${expected}\n\n${usage}`,
+      );
+    },
+  };
+}

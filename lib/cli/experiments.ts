@@ -7,7 +7,7 @@
  */
 
 import { type Command, positiveIntOption, UsageError } from "./_args.ts";
-import { defineCommand } from "./_command.ts";
+import { defineCommand, defineGroup } from "./_command.ts";
 
 const LIST_USAGE =
   `usage: tokenlab experiments list NOTEBOOK [--param KEY=VALUE ...] [--scale tiny|smoke|full]
@@ -155,21 +155,9 @@ const runCommand: Command = defineCommand({
 });
 
 /** The `experiments` command. */
-export const experimentsCommand: Command = {
-  summary: "list a notebook's experiments, or compute one by its key",
-  usage: USAGE,
-  async run(args) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === "--help" || sub === "-h") {
-      console.log(USAGE);
-      return 0;
-    }
-    if (sub === "list") return await listCommand.run(rest);
-    if (sub === "run") return await runCommand.run(rest);
-    throw new UsageError(
-      `tokenlab experiments: unknown subcommand ${
-        JSON.stringify(sub)
-      }; expected list or run\n\n${USAGE}`,
-    );
-  },
-};
+export const experimentsCommand: Command = defineGroup(
+  "experiments",
+  "list a notebook's experiments, or compute one by its key",
+  USAGE,
+  { list: listCommand, run: runCommand },
+);

@@ -18,7 +18,7 @@ import {
   readingInput,
   UsageError,
 } from "./_args.ts";
-import { type CommandLine, defineCommand } from "./_command.ts";
+import { type CommandLine, defineCommand, defineGroup } from "./_command.ts";
 import { stopOnSigint } from "./_interrupt.ts";
 
 const CONVERT_USAGE =
@@ -256,20 +256,9 @@ const convertCommand: Command = defineCommand({
 });
 
 /** The `maps` command. */
-export const mapsCommand: Command = {
-  summary: "score maps on disk: convert official per-image .pt maps to a store",
-  usage: USAGE,
-  async run(args) {
-    const [sub, ...rest] = args;
-    if (sub === undefined || sub === "--help" || sub === "-h") {
-      console.log(USAGE);
-      return 0;
-    }
-    if (sub === "convert") return await convertCommand.run(rest);
-    throw new UsageError(
-      `tokenlab maps: unknown subcommand ${
-        JSON.stringify(sub)
-      }; expected convert\n\n${USAGE}`,
-    );
-  },
-};
+export const mapsCommand: Command = defineGroup(
+  "maps",
+  "score maps on disk: convert official per-image .pt maps to a store",
+  USAGE,
+  { convert: convertCommand },
+);

@@ -274,32 +274,26 @@ export async function annotatorStore(
   seed: number,
   options: TrainArmOptions = {},
 ): Promise<AnnotatorStore> {
-  const cache = options.cacheDir ?? DEFAULT_CACHE;
   const dir = join(
-    cache,
+    options.cacheDir ?? DEFAULT_CACHE,
     "annotators",
+    // An annotator with its own seed is shared by every student seed.
     await digest({ train: source.train, seed: source.train.seed ?? seed }),
   );
   return await withEntryLock(`${dir}.lock`, { onWarning: options.onWarning }, {
     reread: () => Promise.resolve(null),
-    compute: () => makeAnnotatorStore(source, data, seed, options),
+    compute: () => makeAnnotatorStore(dir, source, data, seed, options),
   });
 }
 
 /** {@linkcode annotatorStore}, its lock held. */
 async function makeAnnotatorStore(
+  dir: string,
   source: AnnotatorLabels,
   data: string,
   seed: number,
   options: TrainArmOptions,
 ): Promise<AnnotatorStore> {
-  const cache = options.cacheDir ?? DEFAULT_CACHE;
-  const dir = join(
-    cache,
-    "annotators",
-    // An annotator with its own seed is shared by every student seed.
-    await digest({ train: source.train, seed: source.train.seed ?? seed }),
-  );
   const resultPath = join(dir, "result.json");
   const store = join(
     dir,
