@@ -113,6 +113,18 @@ function checkCount(value: unknown, field: string, where = ""): number {
   return value;
 }
 
+/** The text resources: each field's pattern and what it accepts, in words. */
+const TEXT_RULES: Readonly<Record<string, readonly [RegExp, string]>> = {
+  partition: [
+    PARTITION,
+    "partition names (letters, digits, _ . -), comma-separated",
+  ],
+  time: [TIME, "a Slurm time such as 30, 02:00:00 or 1-12:00:00"],
+  mem: [MEM, "a memory size such as 16G, 4000M or 8000"],
+  gres: [GRES, "generic resources such as gpu:1 or gpu:a100:2"],
+  jobName: [JOB_NAME, "a name of 1 to 64 letters, digits, _ . -"],
+};
+
 /**
  * Checks every field of `resources` and returns a clean copy; throws a
  * {@linkcode SlurmOptionsError} naming the first bad field, what it expects
@@ -153,56 +165,19 @@ export function checkSlurmResources(
     }
   }
   const out: SlurmResources = {};
-  if (r.partition !== undefined) {
-    out.partition = checkText(
-      r.partition,
-      "partition",
-      PARTITION,
-      "partition names (letters, digits, _ . -), comma-separated",
-      where,
-    );
+  for (const [field, [pattern, what]] of Object.entries(TEXT_RULES)) {
+    if (r[field] !== undefined) {
+      (out as Record<string, unknown>)[field] = checkText(
+        r[field],
+        field,
+        pattern,
+        what,
+        where,
+      );
+    }
   }
-  if (r.time !== undefined) {
-    out.time = checkText(
-      r.time,
-      "time",
-      TIME,
-      "a Slurm time such as 30, 02:00:00 or 1-12:00:00",
-      where,
-    );
-  }
-  if (r.cpusPerTask !== undefined) {
-    out.cpusPerTask = checkCount(r.cpusPerTask, "cpusPerTask", where);
-  }
-  if (r.mem !== undefined) {
-    out.mem = checkText(
-      r.mem,
-      "mem",
-      MEM,
-      "a memory size such as 16G, 4000M or 8000",
-      where,
-    );
-  }
-  if (r.gres !== undefined) {
-    out.gres = checkText(
-      r.gres,
-      "gres",
-      GRES,
-      "generic resources such as gpu:1 or gpu:a100:2",
-      where,
-    );
-  }
-  if (r.jobName !== undefined) {
-    out.jobName = checkText(
-      r.jobName,
-      "jobName",
-      JOB_NAME,
-      "a name of 1 to 64 letters, digits, _ . -",
-      where,
-    );
-  }
-  if (r.maxParallel !== undefined) {
-    out.maxParallel = checkCount(r.maxParallel, "maxParallel", where);
+  for (const field of ["cpusPerTask", "maxParallel"] as const) {
+    if (r[field] !== undefined) out[field] = checkCount(r[field], field, where);
   }
   if (r.extraArgs !== undefined) {
     if (!Array.isArray(r.extraArgs)) {
