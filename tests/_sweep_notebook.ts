@@ -1,12 +1,27 @@
 /**
  * A tiny ablation notebook for the sweep tests: 2 arms (plain, oracle token
  * labels) x 2 seeds of a one-block model on 64 synthetic scenes of 16 px,
- * one epoch at the tiny scale; `run` is the runAblation run it passes (the
- * registered `trainArm`, or a closure).
+ * one epoch at the tiny scale (two at smoke); `run` is the runAblation run
+ * it passes (the registered `trainArm`, or a closure).
  */
 
+/** Variants of the notebook (none: the plain fixture). */
+export interface SweepNotebookOptions {
+  /**
+   * Adds the parameter `tlBatchSize` (default this value) as the token-label
+   * arm's batch size: 0 makes that arm's jobs fail as training starts
+   * (trainArm refuses the config); `--param tlBatchSize=32` gives the
+   * plain fixture's config (and keys) back.
+   */
+  tlBatchSize?: number;
+}
+
 /** The notebook's JSON text. */
-export function notebook(run: string): string {
+export function notebook(
+  run: string,
+  options: SweepNotebookOptions = {},
+): string {
+  const tlBatch = options.tlBatchSize;
   const code = (id: string, source: string, tags: string[] = []) => ({
     cell_type: "code",
     execution_count: null,
@@ -18,9 +33,12 @@ export function notebook(run: string): string {
   return JSON.stringify(
     {
       cells: [
-        code("params", 'const scale: "tiny" | "smoke" = "smoke";\n', [
-          "parameters",
-        ]),
+        code(
+          "params",
+          'const scale: "tiny" | "smoke" = "smoke";\n' +
+            (tlBatch === undefined ? "" : `const tlBatchSize = ${tlBatch};\n`),
+          ["parameters"],
+        ),
         code(
           "ablation",
           `import { runAblation, trainArm, type TrainArmSpec } from "tokenlab";
@@ -34,7 +52,9 @@ const ab = await runAblation<TrainArmSpec>({
   name: "sweep-test", baseline: "plain", seeds: [1, 2],
   arms: [
     { key: "plain", label: "plain", config: { train } },
-    { key: "tl", label: "token labels", config: { train: { ...train, tokenLabel: true }, labels: { kind: "oracle", mapSize: 4, k: 3 } } },
+    { key: "tl", label: "token labels", config: { train: { ...train, tokenLabel: true${
+            tlBatch === undefined ? "" : ", batchSize: tlBatchSize"
+          } }, labels: { kind: "oracle", mapSize: 4, k: 3 } } },
   ],
   run: ${run},
   setting: { dataset: "synthetic", real: false, model: "tiny", epochs: 1, scale },

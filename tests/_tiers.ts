@@ -36,6 +36,8 @@ export const INTEGRATION_TESTS: Readonly<Record<string, string>> = {
   "tests/sweep_slurm_test.ts": "sweep on a throwaway Slurm cluster, Jupyter",
   "tests/sweep_cli_test.ts":
     "experiments list/run, sweep and report as processes, Jupyter",
+  "tests/sweep_failures_test.ts":
+    "sweeps with failing jobs, a job killed and resumed, as processes",
   "tests/train_cli_test.ts":
     "tokenlab train as processes (Ctrl-C, recipes, resume)",
   "tests/train_state_test.ts": "checkpoints resumed by the command line",

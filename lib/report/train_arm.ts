@@ -83,11 +83,15 @@ export interface TrainArmSpec {
 export interface TrainArmOptions {
   /** Folder for score-map stores and annotators (default `data/cache/`). */
   cacheDir?: string;
-  /** Where warnings go (default `console.warn`): a damaged annotator that is trained again. */
+  /**
+   * Where warnings go (default `console.warn`): a damaged annotator that is
+   * trained again; a run resumed in `runDir` (the step it resumed at).
+   */
   onWarning?: (message: string) => void;
   /**
    * The student's run folder (default none): checkpoints every epoch, and a
-   * run found there is resumed, so a job that dies loses at most an epoch.
+   * run found there is resumed, so a job that dies loses at most an epoch
+   * (a warning says at which step it resumed, e.g. in a sweep job's log).
    */
   runDir?: string;
 }
@@ -498,6 +502,13 @@ async function trainArmRun(
   }, { live: false });
   try {
     const r = run.result;
+    if (resume) {
+      (options.onWarning ?? ((m: string) => console.warn(m)))(
+        `resumed the run an earlier attempt left in ${options.runDir} at step ${
+          r.steps - r.stepsThisSession
+        } of ${r.steps} (its newest checkpoint; step 0: it had none)`,
+      );
+    }
     if (r.ema) extra.ema = r.ema.top1;
     return {
       value: finalTop1(r, "the student"),
