@@ -81,3 +81,16 @@ const ab = await runAblation<TrainArmSpec>({
     1,
   ) + "\n";
 }
+
+/**
+ * A rendered report's Markdown without its timing and provenance lines
+ * (sources, seconds, dates, commit, machine, versions, backend): what a
+ * report rendered from the cache and one computed directly share.
+ */
+export async function comparableReport(md: string): Promise<string> {
+  const text = await Deno.readTextFile(md);
+  return text.split("\n").filter((l) =>
+    !/source|seconds|\d+(\.\d+)? s\b|\d{4}-\d\d-\d\d|[Pp]rovenance|commit|machine|Deno |tfjs|took|ran in|backend/
+      .test(l)
+  ).join("\n");
+}

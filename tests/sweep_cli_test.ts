@@ -13,16 +13,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, runCli } from "./_helpers.ts";
-import { notebook } from "./_sweep_notebook.ts";
-
-/** The report's Markdown without its timing and provenance lines. */
-async function comparable(md: string): Promise<string> {
-  const text = await Deno.readTextFile(md);
-  return text.split("\n").filter((l) =>
-    !/source|seconds|\d+(\.\d+)? s\b|\d{4}-\d\d-\d\d|[Pp]rovenance|commit|machine|Deno |tfjs|took|ran in|backend/
-      .test(l)
-  ).join("\n");
-}
+import { comparableReport, notebook } from "./_sweep_notebook.ts";
 
 Deno.test("sweep: list, run by key, sweep --jobs 2, then report from the cache", async () => {
   const root = await Deno.makeTempDir({
@@ -109,8 +100,8 @@ Deno.test("sweep: list, run by key, sweep --jobs 2, then report from the cache",
       "sources: computed computed computed computed",
     );
     assertEquals(
-      await comparable(join(out, "sweep_ablation.md")),
-      await comparable(join(direct, "sweep_ablation.md")),
+      await comparableReport(join(out, "sweep_ablation.md")),
+      await comparableReport(join(direct, "sweep_ablation.md")),
     );
   } finally {
     await Deno.remove(root, { recursive: true });

@@ -2,15 +2,16 @@
  * `tokenlab sweep --executor slurm` on a throwaway single-node Slurm cluster
  * (tests/_slurm_cluster.ts): the missing experiments of a tiny ablation
  * notebook run as one array job and land in the results cache, which then
- * lists every one as cached. Registered as ignored, with the reason, where
- * Slurm, munge or root is missing.
+ * lists every one as cached; the report then renders from that cache (every
+ * source "cache") and equals the report computed locally. Registered as
+ * ignored, with the reason, where Slurm, munge or root is missing.
  */
 
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { ROOT, runCli } from "./_helpers.ts";
 import { slurmClusterSkip, startSlurmCluster } from "./_slurm_cluster.ts";
-import { notebook } from "./_sweep_notebook.ts";
+import { comparableReport, notebook } from "./_sweep_notebook.ts";
 
 const skip = await slurmClusterSkip();
 
@@ -63,6 +64,33 @@ Deno.test({
       }[];
       assertEquals(exps.length, 4);
       assert(exps.every((e) => e.cached), listed.stdout);
+
+      // The report renders from what the cluster computed, and equals the
+      // one computed locally in a cache of its own.
+      const fromCache = join(root, "from-cache");
+      const rep = await runCli(
+        ["report", nb, "--scale", "tiny", "--out", fromCache, "--no-browser"],
+        env,
+      );
+      assertEquals(rep.code, 0, rep.stderr);
+      assertStringIncludes(
+        await Deno.readTextFile(join(fromCache, "slurm_ablation.md")),
+        "sources: cache cache cache cache",
+      );
+      const local = join(root, "local");
+      const rep2 = await runCli(
+        ["report", nb, "--scale", "tiny", "--out", local, "--no-browser"],
+        { ...env, TOKENLAB_RESULTS_DIR: join(root, "cache-local") },
+      );
+      assertEquals(rep2.code, 0, rep2.stderr);
+      assertStringIncludes(
+        await Deno.readTextFile(join(local, "slurm_ablation.md")),
+        "sources: computed computed computed computed",
+      );
+      assertEquals(
+        await comparableReport(join(fromCache, "slurm_ablation.md")),
+        await comparableReport(join(local, "slurm_ablation.md")),
+      );
     } finally {
       await cluster.stop();
       await Deno.remove(root, { recursive: true });
