@@ -420,11 +420,12 @@ export async function checkNewStore(
 /**
  * Runs `read` on an input the command line names: an error of one of the
  * `readers`' classes then means the input is wrong, and becomes a
- * UsageError naming the flag (exit 2) that keeps the reader's message.
+ * UsageError (exit 2) that keeps the reader's message, naming the flag
+ * (`null`: the reader's message names what is wrong itself).
  */
 export async function readingInput<T>(
   command: string,
-  flag: string,
+  flag: string | null,
   readers: readonly ErrorClass[],
   read: () => Promise<T>,
 ): Promise<T> {
@@ -433,7 +434,9 @@ export async function readingInput<T>(
   } catch (e) {
     if (readers.some((c) => e instanceof c)) {
       throw new UsageError(
-        `tokenlab ${command}: ${flag}: ${(e as Error).message}`,
+        `tokenlab ${command}: ${flag === null ? "" : `${flag}: `}${
+          (e as Error).message
+        }`,
         { cause: e },
       );
     }

@@ -6,7 +6,12 @@
  * @module
  */
 
-import { type Command, positiveIntOption, UsageError } from "./_args.ts";
+import {
+  type Command,
+  positiveIntOption,
+  readingInput,
+  UsageError,
+} from "./_args.ts";
 import { defineCommand, defineGroup } from "./_command.ts";
 
 const LIST_USAGE =
@@ -73,22 +78,18 @@ const listCommand: Command = defineCommand({
     );
     const { listExperiments } = await import("../sweep/list_experiments.ts");
     const { ReportError } = await import("../report/report_error.ts");
-    let listing;
-    try {
-      listing = await listExperiments(positionals[0], {
-        params: values.param ?? [],
-        scale: values.scale,
-        cacheDir: values.cache,
-        cellTimeout,
-      });
-    } catch (e) {
-      if (e instanceof ReportError) {
-        throw new UsageError(`tokenlab experiments list: ${e.message}`, {
-          cause: e,
-        });
-      }
-      throw e;
-    }
+    const listing = await readingInput(
+      "experiments list",
+      null,
+      [ReportError],
+      () =>
+        listExperiments(positionals[0], {
+          params: values.param ?? [],
+          scale: values.scale,
+          cacheDir: values.cache,
+          cellTimeout,
+        }),
+    );
     if (values.json) {
       console.log(JSON.stringify(listing, null, 1));
       return 0;
@@ -130,12 +131,12 @@ const runCommand: Command = defineCommand({
     const { runExperimentByKey } = await import("../sweep/run_experiment.ts");
     const { checkKey } = await import("../report/plan_record.ts");
     const { ExperimentError } = await import("../report/experiment_error.ts");
-    try {
-      checkKey(positionals[0]);
-    } catch (e) {
-      if (!(e instanceof ExperimentError)) throw e;
-      throw new UsageError(`tokenlab experiments run: ${e.message}`);
-    }
+    await readingInput(
+      "experiments run",
+      null,
+      [ExperimentError],
+      () => Promise.resolve(checkKey(positionals[0])),
+    );
     const r = await runExperimentByKey(positionals[0], {
       cacheDir: values.cache,
       skipLocked: values["skip-locked"],

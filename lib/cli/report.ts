@@ -5,7 +5,12 @@
  * @module
  */
 
-import { checkBackendOption, positiveIntOption, UsageError } from "./_args.ts";
+import {
+  checkBackendOption,
+  positiveIntOption,
+  readingInput,
+  UsageError,
+} from "./_args.ts";
 import type { Command } from "./_args.ts";
 import { defineCommand } from "./_command.ts";
 
@@ -80,28 +85,26 @@ export const reportCommand: Command = defineCommand({
     );
     const { ReportError, runReports } = await import("../report/run.ts");
     const { NotebookError } = await import("../report/notebook.ts");
-    let results;
-    try {
-      results = await runReports(positionals, {
-        outDir: values.out,
-        backend: values.backend,
-        cellTimeout,
-        scale: values.scale,
-        params: values.param ?? [],
-        paramsFile: values.params,
-        refresh: values.refresh,
-        freeze: values.freeze,
-        browser: !values["no-browser"],
-      });
-    } catch (e) {
-      // runReports checks the names, parameters and notebooks before it
-      // runs any (a ParameterError is bad input by main.ts's table); a cell
-      // that fails is in the results, not thrown.
-      if (e instanceof ReportError || e instanceof NotebookError) {
-        throw new UsageError(`tokenlab report: ${e.message}`, { cause: e });
-      }
-      throw e;
-    }
+    // runReports checks the names, parameters and notebooks before it runs
+    // any (a ParameterError is bad input by main.ts's table); a cell that
+    // fails is in the results, not thrown.
+    const results = await readingInput(
+      "report",
+      null,
+      [ReportError, NotebookError],
+      () =>
+        runReports(positionals, {
+          outDir: values.out,
+          backend: values.backend,
+          cellTimeout,
+          scale: values.scale,
+          params: values.param ?? [],
+          paramsFile: values.params,
+          refresh: values.refresh,
+          freeze: values.freeze,
+          browser: !values["no-browser"],
+        }),
+    );
     const failed = results.filter((r) => r.status !== "ok");
     console.log(
       `${results.length - failed.length} of ${results.length} reports ok${

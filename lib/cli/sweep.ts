@@ -6,7 +6,12 @@
  * @module
  */
 
-import { type Command, positiveIntOption, UsageError } from "./_args.ts";
+import {
+  type Command,
+  positiveIntOption,
+  readingInput,
+  UsageError,
+} from "./_args.ts";
 import { defineCommand } from "./_command.ts";
 
 const USAGE =
@@ -84,24 +89,22 @@ export const sweepCommand: Command = defineCommand({
       : await (await import("../sweep/slurm_resources.ts")).readSlurmResources(
         values["slurm-resources"],
       );
-    let outcome;
-    try {
-      outcome = await sweep(positionals[0], {
-        params: values.param ?? [],
-        scale: values.scale,
-        executor,
-        jobs,
-        resources,
-        cacheDir: values.cache,
-        logDir: values["log-dir"],
-        cellTimeout,
-      });
-    } catch (e) {
-      if (e instanceof ReportError) {
-        throw new UsageError(`tokenlab sweep: ${e.message}`, { cause: e });
-      }
-      throw e;
-    }
+    const outcome = await readingInput(
+      "sweep",
+      null,
+      [ReportError],
+      () =>
+        sweep(positionals[0], {
+          params: values.param ?? [],
+          scale: values.scale,
+          executor,
+          jobs,
+          resources,
+          cacheDir: values.cache,
+          logDir: values["log-dir"],
+          cellTimeout,
+        }),
+    );
     const missing = outcome.experiments.filter((e) => !e.cached).length;
     const words = [
       ...(values.param ?? []).map((p) => `--param ${p}`),
