@@ -13,14 +13,30 @@ import { lstatOrNull } from "../lib/io/file_checks.ts";
 export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
 
 /** Runs `deno run -A lib/cli/main.ts ...args` with extra environment. */
-export async function runCli(
+export function runCli(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "lib/cli/main.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
+  return runProgram(
+    Deno.execPath(),
+    ["run", "-A", "lib/cli/main.ts", ...args],
+    {
+      cwd: ROOT,
+      env: { NO_COLOR: "1", ...env },
+    },
+  );
+}
+
+/** Runs `program` with no input and returns its exit code and its output as text. */
+export async function runProgram(
+  program: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(program, {
+    args,
+    cwd: options.cwd,
+    env: options.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

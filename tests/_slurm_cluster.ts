@@ -11,6 +11,7 @@
  */
 
 import { join } from "node:path";
+import { runProgram } from "./_helpers.ts";
 
 /** The programs the cluster and its clients need. */
 const PROGRAMS = [
@@ -86,24 +87,12 @@ function freePort(): number {
   return port;
 }
 
-async function output(
+function output(
   program: string,
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(program, {
-    args,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
+  return runProgram(program, args, { env });
 }
 
 /** The node's hardware line from `slurmd -C`, without its name and uptime. */
