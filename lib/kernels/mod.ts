@@ -22,6 +22,7 @@ import { registerWebGpuNorms } from "./webgpu_norms.ts";
 import { registerWebGpuAttention } from "./webgpu_attention.ts";
 import { registerWebGpuCrossEntropy } from "./webgpu_cross_entropy.ts";
 import { registerWebGpuAdamW } from "./webgpu_adamw.ts";
+import { registerWebGpuDevice } from "./webgpu_device.ts";
 
 /** Options of {@linkcode installKernels}. */
 export interface InstallKernelsOptions {
@@ -88,6 +89,9 @@ export function installKernels(
   }
   registerFusedAttention();
   registerWasmNorms();
+  // Before the WebGPU backend starts: its device gets the adapter's storage
+  // buffers, so AdamW steps several parameters per dispatch.
+  registerWebGpuDevice();
   registerWebGpuNorms();
   registerWebGpuAttention();
   registerWebGpuCrossEntropy();

@@ -6,8 +6,9 @@
  * A step runs one elementwise pass per bucket of parameters packed into
  * flat vectors (the small ones on wasm and cpu), not one per parameter, so
  * it launches few kernels. On WebGPU the fused kernel of
- * `lib/kernels/webgpu_adamw.ts` updates one parameter in one dispatch, so
- * there every parameter is its own bucket (no concat or split).
+ * `lib/kernels/webgpu_adamw.ts` updates several parameters in one dispatch
+ * (as many as the device's storage buffers allow), so there every parameter
+ * is its own bucket (no concat or split).
  *
  * @module
  */
@@ -15,6 +16,7 @@
 import { tf } from "../tf.ts";
 import {
   ADAMW_KERNEL,
+  adamwParamsPerDispatchHere,
   type AdamWStepAttrs,
   hasFusedAdamW,
 } from "../kernels/webgpu_adamw.ts";
@@ -342,34 +344,46 @@ export class AdamW {
     const eps = this.#eps;
     const fused = hasFusedAdamW();
     tf.tidy(() => {
-      for (const bucket of this.#buckets) {
-        if (fused && bucket.entries.length === 1 && bucket.size > 0) {
+      // With the fused kernel: every parameter is its own bucket, and one
+      // dispatch steps `perDispatch` of them.
+      const solos = fused
+        ? this.#buckets.filter((b) => b.entries.length === 1 && b.size > 0)
+        : [];
+      const perDispatch = adamwParamsPerDispatchHere();
+      for (let at = 0; at < solos.length; at += perDispatch) {
+        const chunk = solos.slice(at, at + perDispatch);
+        const inputs: Record<string, tf.Tensor> = {};
+        chunk.forEach((bucket, j) => {
           const e = bucket.entries[0];
-          const attrs = {
-            decayFactor: bucket.decay ? decayFactor : 1,
-            beta1: b1,
-            oneMinusBeta1: 1 - b1,
-            beta2: b2,
-            oneMinusBeta2: 1 - b2,
-            negStepSize: -stepSize,
-            bc2Sqrt,
-            eps,
-          } satisfies AdamWStepAttrs;
-          const [p, m, v] = tf.engine().runKernel(
-            ADAMW_KERNEL,
-            {
-              g: grads.get(e.name)!,
-              p: e.variable,
-              m: bucket.m,
-              v: bucket.v,
-            },
-            attrs,
-          ) as tf.Tensor[];
-          e.variable.assign(p);
-          bucket.m.assign(m as tf.Tensor1D);
-          bucket.v.assign(v as tf.Tensor1D);
-          continue;
-        }
+          inputs[`g${j}`] = grads.get(e.name)!;
+          inputs[`p${j}`] = e.variable;
+          inputs[`m${j}`] = bucket.m;
+          inputs[`v${j}`] = bucket.v;
+        });
+        const attrs = {
+          decayFactors: chunk.map((b) => b.decay ? decayFactor : 1),
+          beta1: b1,
+          oneMinusBeta1: 1 - b1,
+          beta2: b2,
+          oneMinusBeta2: 1 - b2,
+          negStepSize: -stepSize,
+          bc2Sqrt,
+          eps,
+        } satisfies AdamWStepAttrs;
+        const out = tf.engine().runKernel(
+          ADAMW_KERNEL,
+          inputs,
+          attrs,
+        ) as tf.Tensor[];
+        chunk.forEach((bucket, j) => {
+          bucket.entries[0].variable.assign(out[3 * j]);
+          bucket.m.assign(out[3 * j + 1] as tf.Tensor1D);
+          bucket.v.assign(out[3 * j + 2] as tf.Tensor1D);
+        });
+      }
+      const stepped = new Set(solos);
+      for (const bucket of this.#buckets) {
+        if (stepped.has(bucket)) continue;
         const flat = (xs: tf.Tensor[]): tf.Tensor1D =>
           xs.length === 1
             ? tf.reshape(xs[0], [-1])
