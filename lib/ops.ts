@@ -325,3 +325,62 @@ const stopGradientOp = tf.customGrad(
 export function stopGradient<T extends tf.Tensor>(x: T): T {
   return stopGradientOp(x) as T;
 }
+
+/**
+ * `x + y * scale[b]`, with one factor per sample (the first axis): a
+ * residual whose branch is scaled per sample, as LV-ViT's drop path followed
+ * by its division by `skip_lam` (pass the drop mask already divided).
+ * Forward one multiply and one add, backward one multiply (`dy * scale[b]`
+ * for the branch, `dy` itself for `x`), where the composite
+ * `x + (y * mask) / skipLam` records three kernels forward and two backward
+ * of the activation's size. With `skipLam` a power of two the result is
+ * bit-identical to the composite.
+ *
+ * @throws {RangeError} when `x` and `y` differ in shape or `scale` has not
+ * one factor per sample
+ *
+ * @example
+ * ```ts
+ * import { initBackend, scaledResidual, tf } from "tokenlab";
+ * await initBackend();
+ * const x = tf.ones([2, 3]), y = tf.fill([2, 3], 4);
+ * const z = scaledResidual(x, y, Float32Array.of(0.5, 0));
+ * console.log(await z.data()); // [3, 3, 3, 1, 1, 1]
+ * tf.dispose([x, y, z]);
+ * ```
+ */
+export function scaledResidual<T extends tf.Tensor>(
+  x: T,
+  y: T,
+  scale: Float32Array,
+): T {
+  const B = x.shape[0];
+  if (
+    x.rank < 1 || x.rank !== y.rank || x.shape.some((d, i) => d !== y.shape[i])
+  ) {
+    throw new RangeError(
+      `scaledResidual: expected x and its branch y of one shape with a batch axis, found [${x.shape}] and [${y.shape}]; pass the block's input and its branch's output`,
+    );
+  }
+  if (scale.length !== B) {
+    throw new RangeError(
+      `scaledResidual: expected one scale per sample (${B}), found ${scale.length}; pass the drop mask of this batch`,
+    );
+  }
+  const c = tf.tensor(scale, [B, ...x.shape.slice(1).map(() => 1)]);
+  const op = tf.customGrad(
+    ((xi: tf.Tensor, yi: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([c]);
+      return {
+        value: tf.add(xi, tf.mul(yi, c)),
+        gradFunc: (dy: tf.Tensor, [cs]: tf.Tensor[]) => [
+          tf.reshape(dy, xi.shape),
+          tf.mul(dy, cs),
+        ],
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0],
+  ) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+  const out = op(x, y);
+  c.dispose();
+  return out as T;
+}

@@ -6,7 +6,7 @@
 
 import { assertEquals } from "./_assert.ts";
 import { tf } from "tokenlab";
-import { gelu, layerNorm } from "tokenlab/ops.ts";
+import { gelu, layerNorm, scaledResidual } from "tokenlab/ops.ts";
 import {
   assertClose,
   assertNoLeaks,
@@ -149,6 +149,60 @@ await backendTest(
     tf.dispose([x, f]);
   },
   { kernels: ["Conv2DBackpropInput", "Conv2DBackpropFilter"] },
+);
+
+await backendTest(
+  "scaledResidual: x + y * scale[b] equals drop path then / skipLam, bit for bit (skipLam 2); gradients dy and dy * scale[b]",
+  async () => {
+    const shape = [3, 5, 7];
+    const x = tf.tensor3d(testValues(105, 31), [3, 5, 7]);
+    const y = tf.tensor3d(testValues(105, 32, 3), [3, 5, 7]);
+    const mask = Float32Array.of(1 / 0.9, 0, 1 / 0.9); // drop path, keep 0.9
+    const scale = mask.map((m) => m / 2); // then / skipLam 2
+    await assertNoLeaks(async () => {
+      const got = scaledResidual(x, y, scale);
+      const want = tf.tidy(() =>
+        tf.add(x, tf.div(tf.mul(y, tf.tensor3d(mask, [3, 1, 1])), 2))
+      );
+      assertEquals(got.shape, shape);
+      assertEquals(await got.data(), await want.data());
+      tf.dispose([got, want]);
+      // Gradients of sum(w * out): w for x, w * scale[b] for y.
+      const w = tf.tensor3d(testValues(105, 33), [3, 5, 7]);
+      const [gx, gy] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(w, scaledResidual(a, b, scale)))
+      )([x, y]);
+      const wv = await w.data();
+      assertEquals(await gx.data(), wv);
+      await assertClose(
+        gy,
+        Array.from(wv, (v, i) => Math.fround(v * scale[Math.floor(i / 35)])),
+        { rtol: 0, atol: 0 },
+      );
+      tf.dispose([w, gx, gy]);
+    }, "scaledResidual");
+    const msg = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "no error";
+    };
+    assertEquals(
+      msg(() => scaledResidual(x, y, Float32Array.of(1, 1))).includes(
+        "expected one scale per sample (3), found 2",
+      ),
+      true,
+    );
+    assertEquals(
+      msg(() => scaledResidual(x, tf.zeros([3, 5, 6]), scale)).includes(
+        "found [3,5,7] and [3,5,6]",
+      ),
+      true,
+    );
+    tf.dispose([x, y]);
+  },
 );
 
 await backendTest("an SGD training step leaks no tensors", async () => {

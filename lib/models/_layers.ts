@@ -131,13 +131,27 @@ export function dropout(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
   );
 }
 
+/**
+ * The per-sample factors of drop path: `1 / (1 - rate)` for a sample whose
+ * branch is kept, 0 for one dropped (probability `rate`), one draw of `rng`
+ * per sample.
+ */
+export function dropPathScale(
+  batch: number,
+  rate: number,
+  rng: Rng,
+): Float32Array {
+  const keep = 1 - rate;
+  const mask = new Float32Array(batch);
+  for (let i = 0; i < batch; i++) mask[i] = rng.float() < keep ? 1 / keep : 0;
+  return mask;
+}
+
 /** Drop path: zeroes a whole sample's branch with probability `rate`. */
 export function dropPath(x: tf.Tensor, rate: number, rng: Rng): tf.Tensor {
   if (rate === 0) return x;
-  const keep = 1 - rate;
   const B = x.shape[0];
-  const mask = new Float32Array(B);
-  for (let i = 0; i < B; i++) mask[i] = rng.float() < keep ? 1 / keep : 0;
+  const mask = dropPathScale(B, rate, rng);
   const shape = [B, ...x.shape.slice(1).map(() => 1)];
   return tf.mul(x, tf.tensor(mask, shape));
 }

@@ -11,14 +11,19 @@
  */
 
 import { tf } from "../tf.ts";
-import { attentionCore, gelu, layerNormAffine } from "../ops.ts";
+import {
+  attentionCore,
+  gelu,
+  layerNormAffine,
+  scaledResidual,
+} from "../ops.ts";
 import {
   batchNorm,
   type BatchNormParams,
   batchNormParams,
   checkImages,
   dropout,
-  dropPath,
+  dropPathScale,
   linear,
   type LinearParams,
   linearParams,
@@ -256,17 +261,27 @@ function block(
   ctx: RunContext,
 ): tf.Tensor3D {
   const eps = config.normEps;
-  const branch = (y: tf.Tensor) => {
+  // x + DropPath(y) / skipLam: with drop path, one per-sample factor
+  // (mask / skipLam) applied in the residual add (ops.ts scaledResidual).
+  const residual = (x: tf.Tensor3D, y: tf.Tensor3D): tf.Tensor3D => {
     if (ctx.training && dpr > 0) {
-      y = dropPath(y, dpr, requireRng(ctx, "drop path"));
+      const scale = dropPathScale(
+        x.shape[0],
+        dpr,
+        requireRng(ctx, "drop path"),
+      );
+      if (config.skipLam !== 1) {
+        for (let i = 0; i < scale.length; i++) scale[i] /= config.skipLam;
+      }
+      return scaledResidual(x, y, scale);
     }
-    return config.skipLam === 1 ? y : tf.div(y, config.skipLam);
+    return tf.add(x, config.skipLam === 1 ? y : tf.div(y, config.skipLam));
   };
   const { norm1, norm2 } = params;
   const n1 = layerNormAffine(x, norm1.weight, norm1.bias, eps) as tf.Tensor3D;
-  x = tf.add(x, branch(attention(n1, params.attn, index, config, ctx)));
+  x = residual(x, attention(n1, params.attn, index, config, ctx));
   const n2 = layerNormAffine(x, norm2.weight, norm2.bias, eps) as tf.Tensor3D;
-  return tf.add(x, branch(mlp(n2, params.mlp, config, ctx)));
+  return residual(x, mlp(n2, params.mlp, config, ctx));
 }
 
 // Defined beside the model state; still exported here.
