@@ -21,6 +21,7 @@ import {
   markdownTables,
   pivot,
   targets,
+  webgpuKernelsTable,
   webgpuTable,
   writeReport,
 } from "./bench/_report.ts";
@@ -213,6 +214,10 @@ Deno.test("GPU mode: the targets' jobs, torch on CUDA, the webgpu probe in the r
         kernelMs: 100,
         kernels: 2000,
         timestamps: true,
+        topKernels: [
+          { kernel: "BatchMatMul [1,520,192] [1,576,192]", calls: 8, ms: 40 },
+          { kernel: "TokenlabAdamW [3] [3] [3] [3]", calls: 1, ms: 2.5 },
+        ],
       },
     },
     [{ ref: cuda, result: { ips: 1000 }, why: "" }],
@@ -226,6 +231,20 @@ Deno.test("GPU mode: the targets' jobs, torch on CUDA, the webgpu probe in the r
   assert(/\| 900 \| 60 \| 110 \| 1 \| 110 \| 0 \|/.test(table), table);
   assert(/\| 25% \|$/.test(table), "kernel / wall = 100 / 400");
   assertEquals(webgpuTable([{ ...r, webgpu: undefined }]), "");
+  const kernels = webgpuKernelsTable([r]);
+  assert(
+    /\| BatchMatMul \[1,520,192\] \[1,576,192\] \| 8 \| 40(\.0)? \| 40\.0% \|/
+      .test(
+        kernels,
+      ),
+    kernels,
+  );
+  assert(/recording 50(\.0)? ms/.test(kernels), kernels);
+  assert(/waiting for readbacks 5(\.0+)? ms/.test(kernels), kernels);
+  assertEquals(
+    webgpuKernelsTable([{ ...r, webgpu: { ...r.webgpu!, topKernels: [] } }]),
+    "",
+  );
 });
 
 Deno.test("parseResultLine: last JSON line, or the error", () => {

@@ -67,6 +67,16 @@ export interface WebGpuStepRecord {
   wallMs: number;
   /** Summed GPU ms of the profiled step's kernels (timestamp queries; 0 without). */
   kernelMs: number;
+  /** Main-thread ms waiting for readbacks (mapAsync) in the counted step. */
+  readbackWaitMs?: number;
+  /** Main-thread ms in the other WebGPU calls of the counted step (recording). */
+  callMs?: number;
+  /**
+   * The profiled step's costliest kernels (name and input shapes, calls,
+   * summed GPU ms), largest first; absent in records made before they were
+   * kept.
+   */
+  topKernels?: { kernel: string; calls: number; ms: number }[];
 }
 
 /** What is true of the whole run. */

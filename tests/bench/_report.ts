@@ -328,6 +328,12 @@ export function markdownTables(
   if (probes !== "") {
     parts.push(`## WebGPU: what a step asks of the device\n\n${probes}`);
   }
+  const kernels = webgpuKernelsTable(records);
+  if (kernels !== "") {
+    parts.push(
+      `## WebGPU: the kernels that took the most GPU time\n\n${kernels}`,
+    );
+  }
   parts.push(`## Targets\n\n${targetsTable(targets(records, flavours))}`);
   return parts.join("\n\n");
 }
@@ -372,6 +378,49 @@ export function webgpuTable(records: readonly BenchRecord[]): string {
     );
   }
   return seen.size === 0 ? "" : lines.join("\n");
+}
+
+/**
+ * Per webgpu job whose profiled step had timestamps: its costliest kernels
+ * (name and input shapes), their calls, summed GPU ms and share of the
+ * step's kernel time, and the main thread's ms recording the step and
+ * waiting for its readbacks. "" when no job has them.
+ */
+export function webgpuKernelsTable(records: readonly BenchRecord[]): string {
+  const seen = new Set<string>();
+  const blocks: string[] = [];
+  for (const r of records) {
+    const w = r.webgpu;
+    const key = `${r.config} ${r.batch} ${r.metric}`;
+    if (w?.topKernels === undefined || w.topKernels.length === 0) continue;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const host = [
+      `kernels ${fmt(w.kernelMs)} ms of a ${fmt(w.wallMs)} ms step`,
+      w.callMs === undefined ? "" : `recording ${fmt(w.callMs)} ms`,
+      `in submit ${fmt(w.submitMs)} ms`,
+      w.readbackWaitMs === undefined
+        ? ""
+        : `waiting for readbacks ${fmt(w.readbackWaitMs)} ms`,
+    ].filter((x) => x !== "").join(", ");
+    blocks.push([
+      `**${cell(r.config)}, batch ${r.batch ?? "-"}** (${host})`,
+      "",
+      "| kernel and input shapes | calls | GPU ms | share of kernel time |",
+      "| --- | ---: | ---: | ---: |",
+      ...w.topKernels.map((k) =>
+        `| ${
+          [
+            k.kernel,
+            String(k.calls),
+            fmt(k.ms),
+            w.kernelMs > 0 ? `${(100 * k.ms / w.kernelMs).toFixed(1)}%` : "-",
+          ].map(cell).join(" | ")
+        } |`
+      ),
+    ].join("\n"));
+  }
+  return blocks.join("\n\n");
 }
 
 /** The whole Markdown report; `images` are PNG paths relative to it, or why there are none. */

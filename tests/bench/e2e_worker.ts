@@ -50,6 +50,7 @@ import {
   type WebGpuCounts,
 } from "tokenlab/kernels/webgpu_counters.ts";
 import { poolLabels } from "tokenlab/labels/pooling.ts";
+import { type KernelTime, kernelTimes } from "./_kernel_times.ts";
 import { decodeImage } from "tokenlab/data/decode.ts";
 import { trainTransform } from "tokenlab/data/transforms.ts";
 
@@ -119,7 +120,15 @@ export interface WebGpuStepProbe {
   kernels: number;
   /** Whether the adapter has timestamp queries (else kernelMs is 0). */
   timestamps: boolean;
+  /**
+   * The profiled step's kernels (name and input shapes) that took the most
+   * GPU time, at most {@linkcode TOP_KERNELS}; empty without timestamps.
+   */
+  topKernels: KernelTime[];
 }
+
+/** How many of a step's costliest kernels a webgpu probe keeps. */
+export const TOP_KERNELS = 12;
 
 /** Registry name of each harness model name. */
 export const HARNESS_MODELS: Readonly<Record<string, string>> = Object.freeze({
@@ -294,12 +303,16 @@ async function probeWebGpu(step: Step, i: number): Promise<WebGpuStepProbe> {
   let kernelMs = 0;
   for (const k of info.kernels) kernelMs += Number(k.kernelTimeMs) || 0;
   const device = (tf.backend() as unknown as { device: GPUDevice }).device;
+  const timestamps = device.features.has("timestamp-query");
   return {
     counts,
     wallMs,
     kernelMs,
     kernels: info.kernels.length,
-    timestamps: device.features.has("timestamp-query"),
+    timestamps,
+    topKernels: timestamps
+      ? kernelTimes(info.kernels, "shape").slice(0, TOP_KERNELS)
+      : [],
   };
 }
 

@@ -113,7 +113,7 @@ for (const [i, p] of jobs.entries()) {
       `  ours ${r.ours?.toFixed(1) ?? "-"} img/s, torch ${
         r.pytorch?.toFixed(1) ?? "-"
       }, ratio ${r.ratio?.toFixed(3) ?? "-"} ${
-        r.webgpu ? JSON.stringify(r.webgpu) : ""
+        r.webgpu ? JSON.stringify({ ...r.webgpu, topKernels: undefined }) : ""
       } ${r.note}`,
     );
   }

@@ -24,6 +24,7 @@ import {
   tf,
   tokenLabelingLossParts,
 } from "tokenlab";
+import { kernelTimes } from "./_kernel_times.ts";
 
 const { values: args } = parseArgs({
   args: Deno.args,
@@ -93,39 +94,16 @@ await step();
 const wall = performance.now() - t0;
 const info = await tf.profile(step);
 
-const byName = new Map<string, { ms: number; calls: number }>();
-const byShape = new Map<string, { ms: number; calls: number }>();
 let total = 0;
-for (const k of info.kernels) {
-  const ms = Number(k.kernelTimeMs) || 0;
-  total += ms;
-  const shapes = k.inputShapes.filter((x) => x !== null).map((x) => `[${x}]`)
-    .join(" ");
-  for (
-    const [map, key] of [[byName, k.name], [
-      byShape,
-      `${k.name} ${shapes}`,
-    ]] as const
-  ) {
-    const e = map.get(key) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls++;
-    map.set(key, e);
-  }
-}
+for (const k of info.kernels) total += Number(k.kernelTimeMs) || 0;
 const top = Number(args.top);
-const show = (
-  title: string,
-  map: Map<string, { ms: number; calls: number }>,
-) => {
+const show = (title: string, by: "name" | "shape") => {
   console.log(`\n${title}`);
-  for (
-    const [key, e] of [...map].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)
-  ) {
+  for (const e of kernelTimes(info.kernels, by).slice(0, top)) {
     console.log(
       `${e.ms.toFixed(1).padStart(8)} ms ${
         (100 * e.ms / total).toFixed(1).padStart(5)
-      }% ${String(e.calls).padStart(4)}x  ${key}`,
+      }% ${String(e.calls).padStart(4)}x  ${e.kernel}`,
     );
   }
 };
@@ -145,8 +123,8 @@ console.log(
       (info.peakBytes / 2 ** 20).toFixed(0)
     } MiB of tensors`,
 );
-show("by kernel", byName);
-show("by kernel and input shapes", byShape);
+show("by kernel", "name");
+show("by kernel and input shapes", "shape");
 optimizer.dispose();
 model.dispose();
 tf.dispose([images, clsTarget, tokenTarget]);

@@ -542,6 +542,9 @@ export function buildRecords(
           submitMs: probe.counts.submitMs,
           wallMs: probe.wallMs,
           kernelMs: probe.kernelMs,
+          readbackWaitMs: probe.counts.readbackWaitMs,
+          callMs: probe.counts.callMs,
+          topKernels: probe.topKernels,
         },
       }),
     };
