@@ -8,11 +8,18 @@
  *
  * Prepared here, run there (from the project root):
  *
- *     ../shared/gpu/prepare.sh tests/bench/e2e_worker.ts \
- *       tests/bench/gpu_session.ts tests/bench/webgpu_queue_probe.ts
- *     # device run, carry [".gpu"]:
- *     TOKENLAB_BENCH_WORKER=.gpu/e2e_worker.js \
+ *     bash tests/bench/gpu_prepare.sh
+ *     # device run, carry [".gpu"] (the script prints this line):
+ *     xz -dkf .gpu/e2e_worker.js.xz .gpu/gpu_session.js.xz &&
+ *       TOKENLAB_BENCH_WORKER=.gpu/e2e_worker.js \
  *       bash .gpu/on_device.sh run .gpu/gpu_session.js "$OUT" [--scale full]
+ *
+ * gpu_prepare.sh bundles this file, the worker and the queue probe with the
+ * workplace's ../shared/gpu/prepare.sh and compresses the two large bundles
+ * so that they travel (the device tool carries 64 MiB with the tree).
+ * The jobs are webgpu's only: the bundled worker cannot start the wasm
+ * backend (its binaries are not in the bundle), and the issue's wasm
+ * figure is this machine's CPU anyway (`deno task bench`).
  *
  * `TOKENLAB_PYTHON` names the Python with CUDA torch (default python3).
  * `--minutes M` starts no job after M minutes (the device's time is short);
@@ -72,7 +79,7 @@ const torch = await detectTorchCuda();
 console.log(torch.note || `PyTorch: ${torch.refs[0].reference}`);
 const records: BenchRecord[] = [];
 const torchRuns = new Map<string, JobResult>();
-const jobs = gpuJobs(values.scale as "quick" | "full", ["webgpu", "wasm"], [
+const jobs = gpuJobs(values.scale as "quick" | "full", ["webgpu"], [
   "train",
   "eval",
 ]);
@@ -135,11 +142,7 @@ async function save(): Promise<void> {
     tfjs: TFJS_VERSION,
     torch: torch.meta,
     scale: values.scale!,
-    backends: [{ name: "webgpu", available: true, note: "" }, {
-      name: "wasm",
-      available: true,
-      note: "",
-    }],
+    backends: [{ name: "webgpu", available: true, note: "" }],
   };
   await Deno.writeTextFile(
     `${out}/bench_gpu.json`,
