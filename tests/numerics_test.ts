@@ -195,13 +195,14 @@ await backendTest(
       ),
       true,
     );
+    const narrow = tf.zeros([3, 5, 6]);
     assertEquals(
-      msg(() => scaledResidual(x, tf.zeros([3, 5, 6]), scale)).includes(
+      msg(() => scaledResidual(x, narrow, scale)).includes(
         "found [3,5,7] and [3,5,6]",
       ),
       true,
     );
-    tf.dispose([x, y]);
+    tf.dispose([x, y, narrow]);
   },
 );
 
