@@ -16,6 +16,7 @@ import {
 } from "./bench/run.ts";
 import {
   figures,
+  gpuTargets,
   htmlReport,
   markdownReport,
   markdownTables,
@@ -244,6 +245,19 @@ Deno.test("GPU mode: the targets' jobs, torch on CUDA, the webgpu probe in the r
   assertEquals(
     webgpuKernelsTable([{ ...r, webgpu: { ...r.webgpu!, topKernels: [] } }]),
     "",
+  );
+  // Issue 19's targets read the CUDA records at batch 64 only.
+  const [lvTrain, lvEval, benchTrain] = gpuTargets([r]);
+  assertEquals([lvTrain.met, lvEval.met], [null, null]);
+  assertEquals(lvTrain.where, "not measured");
+  assertEquals([benchTrain.goal, benchTrain.ratio, benchTrain.met], [
+    ">= 0.3x",
+    0.1,
+    false,
+  ]);
+  assertEquals(
+    gpuTargets([{ ...r, note: "GPU; torch on every core" }])[2].ratio,
+    null,
   );
 });
 

@@ -267,6 +267,40 @@ export function targets(
   ];
 }
 
+/**
+ * The WebGPU targets on a GPU (issue 19), each webgpu against PyTorch on
+ * CUDA in float32 at batch 64, with the kit's defaults (no submit-batch or
+ * matmul variant): lvvit_s training >= 0.3x, lvvit_s evaluation >= 0.5x,
+ * bench-64 training >= 0.3x. Only records whose PyTorch ran on CUDA count.
+ */
+export function gpuTargets(records: readonly BenchRecord[]): Target[] {
+  const one = (
+    what: string,
+    config: string,
+    metric: string,
+    bound: number,
+  ): Target => {
+    const r = records.find((r) =>
+      r.kind === "e2e" && r.backend === "webgpu" && r.config === config &&
+      r.metric === metric && r.batch === 64 && /torch on CUDA/.test(r.note)
+    );
+    const ratio = r?.ratio ?? null;
+    return {
+      what,
+      goal: `>= ${bound}x`,
+      ratio,
+      reference: r?.reference ?? "",
+      met: ratio === null ? null : ratio >= bound,
+      where: r === undefined ? "not measured" : `${r.config} webgpu B=64`,
+    };
+  };
+  return [
+    one("lvvit_s training, batch 64", "lvvit_s@224", "train img/s", 0.3),
+    one("lvvit_s evaluation, batch 64", "lvvit_s@224", "eval img/s", 0.5),
+    one("bench-64 training, batch 64", "bench-64", "train img/s", 0.3),
+  ];
+}
+
 function targetsTable(ts: readonly Target[]): string {
   const lines = [
     "| target | goal | measured ratio | against | where | met |",
@@ -335,6 +369,15 @@ export function markdownTables(
     );
   }
   parts.push(`## Targets\n\n${targetsTable(targets(records, flavours))}`);
+  if (
+    records.some((r) => r.backend === "webgpu" && /torch on CUDA/.test(r.note))
+  ) {
+    parts.push(
+      `## WebGPU targets on the GPU (against PyTorch on CUDA, float32)\n\n${
+        targetsTable(gpuTargets(records))
+      }`,
+    );
+  }
   return parts.join("\n\n");
 }
 

@@ -22,16 +22,25 @@
  * figure is this machine's CPU anyway (`deno task bench`).
  *
  * `TOKENLAB_PYTHON` names the Python with CUDA torch (default python3).
- * `--minutes M` starts no job after M minutes (the device's time is short);
- * the files are rewritten after every job, so a run cut short keeps what it
- * measured. The queue probe runs first (seconds).
+ * `--minutes M` starts no job after M minutes (the device's time is short)
+ * and kills a job still running a minute after that (recorded as timed
+ * out), so the session ends within M + 1 minutes, inside the device tool's
+ * 10 minutes a call; the files are rewritten after every job, so a run cut
+ * short keeps what it measured. The queue probe runs first (seconds).
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { TFJS_VERSION } from "tokenlab";
-import { buildRecords, detectTorchCuda, gpuJobs, ours, theirs } from "./run.ts";
+import {
+  buildRecords,
+  detectTorchCuda,
+  gpuJobs,
+  ours,
+  theirs,
+  TIMED_OUT,
+} from "./run.ts";
 import { markdownTables } from "./_report.ts";
 import type { BenchMeta, BenchRecord } from "./_record.ts";
 import { type JobResult, withConfig } from "./e2e_worker.ts";
@@ -60,6 +69,15 @@ if (
 await Deno.mkdir(out, { recursive: true });
 const date = () => new Date().toISOString();
 const started = performance.now();
+/** A minute past `--minutes`, a job still running is killed. */
+const GRACE_MS = 60_000;
+/** What a child may still take: until the hard stop, 15 s at the least. */
+function timeLeft(): number {
+  return Math.max(
+    15_000,
+    started + minutes * 60_000 + GRACE_MS - performance.now(),
+  );
+}
 const probe = new URL("./webgpu_queue_probe.js", import.meta.url);
 try {
   const r = await new Deno.Command(Deno.execPath(), {
@@ -98,7 +116,7 @@ for (const [i, p] of jobs.entries()) {
       JSON.stringify({ submitBatch: job.submitBatch, matmul: job.matmul })
     }`,
   );
-  const mine = await ours(job);
+  const mine = await ours(job, timeLeft());
   const answers = [];
   for (const ref of torch.refs) {
     // PyTorch's side does not change with our submit batch or matmul: one
@@ -109,6 +127,7 @@ for (const [i, p] of jobs.entries()) {
       result = await theirs(
         { ...job, threads: navigator.hardwareConcurrency },
         ref,
+        timeLeft(),
       );
       torchRuns.set(key, result);
     }
@@ -126,6 +145,17 @@ for (const [i, p] of jobs.entries()) {
   }
   records.push(...rs);
   await save();
+  const late = [mine, ...answers.map((a) => a.result)].find((r) =>
+    r.error?.startsWith(TIMED_OUT)
+  );
+  if (late !== undefined) {
+    console.log(
+      `stopping: a job ran past the session's end (${late.error}); ${
+        jobs.length - i - 1
+      } job(s) not run`,
+    );
+    break;
+  }
 }
 
 /** Writes what was measured so far. */

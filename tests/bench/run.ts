@@ -635,16 +635,20 @@ async function runChild(
   cmd: string,
   args: string[],
   env: Record<string, string>,
+  timeoutMs = CHILD_TIMEOUT_MS,
 ): Promise<JobResult> {
   const started = performance.now();
+  const signal = AbortSignal.timeout(timeoutMs);
+  const late = `${TIMED_OUT} after ${(timeoutMs / 60000).toFixed(1)} min`;
   try {
     const out = await new Deno.Command(cmd, {
       args,
       env,
       stdout: "piped",
       stderr: "piped",
-      signal: AbortSignal.timeout(CHILD_TIMEOUT_MS),
+      signal,
     }).output();
+    if (signal.aborted) return { error: `${late} (killed)` };
     const dec = new TextDecoder();
     return parseResultLine(
       dec.decode(out.stdout),
@@ -654,25 +658,43 @@ async function runChild(
   } catch (e) {
     const secs = (performance.now() - started) / 1000;
     return {
-      error: secs * 1000 >= CHILD_TIMEOUT_MS - 1000
-        ? `timed out after ${CHILD_TIMEOUT_MS / 60000} min`
+      error: secs * 1000 >= timeoutMs - 1000
+        ? late
         : `could not run ${cmd}: ${(e as Error).message}`,
     };
   }
 }
 
-/** Runs our side of a job in a child process (the worker, or `TOKENLAB_BENCH_WORKER`). */
-export function ours(job: Job): Promise<JobResult> {
-  return runChild(Deno.execPath(), [
-    "run",
-    "-A",
-    Deno.env.get("TOKENLAB_BENCH_WORKER") || WORKER,
-    JSON.stringify(job),
-  ], {});
+/** How a child's error begins when it ran out of time (then killed). */
+export const TIMED_OUT = "timed out";
+
+/**
+ * Runs our side of a job in a child process (the worker, or
+ * `TOKENLAB_BENCH_WORKER`), killed after `timeoutMs` (default 10 min).
+ */
+export function ours(job: Job, timeoutMs?: number): Promise<JobResult> {
+  return runChild(
+    Deno.execPath(),
+    [
+      "run",
+      "-A",
+      Deno.env.get("TOKENLAB_BENCH_WORKER") || WORKER,
+      JSON.stringify(job),
+    ],
+    {},
+    timeoutMs,
+  );
 }
 
-/** Runs PyTorch's side of a job in a child process. */
-export function theirs(job: Job, ref: TorchRef): Promise<JobResult> {
+/**
+ * Runs PyTorch's side of a job in a child process, killed after
+ * `timeoutMs` (default 10 min).
+ */
+export function theirs(
+  job: Job,
+  ref: TorchRef,
+  timeoutMs?: number,
+): Promise<JobResult> {
   const t = String(job.threads);
   const sent = ref.device === undefined ? job : { ...job, device: ref.device };
   return runChild(ref.python, [TORCH_SCRIPT, JSON.stringify(sent)], {
@@ -680,7 +702,7 @@ export function theirs(job: Job, ref: TorchRef): Promise<JobResult> {
     OMP_NUM_THREADS: t,
     OPENBLAS_NUM_THREADS: t,
     MKL_NUM_THREADS: t,
-  });
+  }, timeoutMs);
 }
 
 // ---- PyTorch flavours ----
