@@ -2,7 +2,8 @@
  * The tiled WGSL matmul (lib/kernels/webgpu_matmul.ts) on WebGPU against the
  * cpu backend's: 1x1, a transformer's shapes (65x192x576), every pair of
  * transpose flags, odd sizes, batches with broadcast, every block shape the
- * kernel picks; no leaked tensors.
+ * kernel picks; a linear layer's fused product with its bias (and the cases
+ * left to tfjs: an activation, a bias per row); no leaked tensors.
  */
 
 import { assertEquals } from "./_assert.ts";
@@ -93,6 +94,61 @@ await backendTest(
           atol: 1e-5,
           what,
         });
+        y.dispose();
+      }, what);
+    }
+  },
+  { backends: ["webgpu"] },
+);
+
+interface FusedCase extends Case {
+  bias: number[];
+  activation?: "relu";
+}
+
+const FUSED: FusedCase[] = [
+  { a: [65, 192], b: [192, 576], bias: [576] }, // a linear layer
+  { a: [1, 130, 64], b: [1, 64, 40], bias: [40] },
+  { a: [37, 19], b: [23, 37], ta: true, tb: true, bias: [1, 23] },
+  { a: [33, 9], b: [9, 7], bias: [7], activation: "relu" }, // tfjs's kernel
+  { a: [33, 9], b: [9, 7], bias: [33, 1] }, // a bias per row: tfjs's kernel
+];
+
+await backendTest(
+  "webgpu tiled matmul: a linear layer's _FusedMatMul with its bias equals the cpu backend's",
+  async () => {
+    const values = FUSED.map((c, i) => ({
+      a: testValues(c.a.reduce((p, v) => p * v, 1), 90 + i),
+      b: testValues(c.b.reduce((p, v) => p * v, 1), 110 + i),
+      bias: testValues(c.bias.reduce((p, v) => p * v, 1), 130 + i, 3),
+    }));
+    const product = (c: FusedCase, i: number) =>
+      tf.tidy(() =>
+        tf.fused.matMul({
+          a: tf.tensor(values[i].a, c.a) as unknown as tf.Tensor2D,
+          b: tf.tensor(values[i].b, c.b) as unknown as tf.Tensor2D,
+          transposeA: c.ta,
+          transposeB: c.tb,
+          bias: tf.tensor(values[i].bias, c.bias),
+          activation: c.activation ?? "linear",
+        })
+      );
+    await tf.setBackend("cpu");
+    const expected: Float32Array[] = [];
+    for (const [i, c] of FUSED.entries()) {
+      const y = product(c, i);
+      expected.push((await y.data()) as Float32Array);
+      y.dispose();
+    }
+    await tf.setBackend("webgpu");
+    installWebGpuMatMul();
+    for (const [i, c] of FUSED.entries()) {
+      const what = `[${c.a}]${c.ta ? "ᵀ" : ""} x [${c.b}]${
+        c.tb ? "ᵀ" : ""
+      } + [${c.bias}]${c.activation ? `, ${c.activation}` : ""}`;
+      await assertNoLeaks(async () => {
+        const y = product(c, i);
+        await assertClose(y, expected[i], { rtol: 1e-4, atol: 1e-5, what });
         y.dispose();
       }, what);
     }

@@ -1,6 +1,7 @@
 /**
  * A register-blocked tiled matrix product in WGSL for tfjs-webgpu's
- * `BatchMatMul` (float32), meant for a transformer's shapes: the token
+ * `BatchMatMul` and the linear layers' `_FusedMatMul` (float32), meant for
+ * a transformer's shapes: the token
  * projections ([B·T, C] × [C, 3C], [B·T, C] × [C, 4C]) and the attention
  * products (batch B·heads, [T, d] × [d, T] and [T, T] × [T, d]).
  *
@@ -21,9 +22,10 @@
  * Handled: float32, rank ≥ 2, batch dimensions broadcast the way tfjs's
  * kernel indexes them (an operand's flat batch index is the output's modulo
  * its batch size, valid when its batch dimensions are ones then a suffix of
- * the output's). Everything else (other dtypes, empty shapes, other
- * broadcasts) goes to tfjs's kernel; `_FusedMatMul` (bias, activation) is
- * left alone.
+ * the output's). `_FusedMatMul` with a bias of one value per column and
+ * no activation (a linear layer) adds the bias as it stores. Everything
+ * else (other dtypes, empty shapes, other broadcasts, activations, PReLU)
+ * goes to tfjs's kernel.
  *
  * This module imports tfjs directly (a kernel module is a leaf).
  *
@@ -41,6 +43,7 @@ import {
 import * as wgsl from "./_wgsl.ts";
 
 const NAME = "BatchMatMul";
+const FUSED_NAME = "_FusedMatMul";
 
 /** K step of the tiles staged in workgroup memory. */
 const BK = 16;
@@ -75,8 +78,17 @@ export function matMulBlock(
   return BLOCKS[BLOCKS.length - 1];
 }
 
-/** The shader for one block shape and pair of transpose flags. */
-function shader(rm: number, rn: number, ta: boolean, tb: boolean): string {
+/**
+ * The shader for one block shape and pair of transpose flags, adding a bias
+ * of N values to every row when `bias`.
+ */
+function shader(
+  rm: number,
+  rn: number,
+  ta: boolean,
+  tb: boolean,
+  bias: boolean,
+): string {
   const TM = 16 * rm, TN = 16 * rn;
   const SA = TM + 1, SB = TN + 1;
   const vec = (n: number) => `vec${n}<f32>`;
@@ -94,7 +106,7 @@ function shader(rm: number, rn: number, ta: boolean, tb: boolean): string {
   return wgsl.shader({
     uniforms: "M: u32, N: u32, K: u32, batchA: u32, batchB: u32",
     outputs: ["c"],
-    inputs: ["a", "b"],
+    inputs: bias ? ["a", "b", "bias"] : ["a", "b"],
     decls: [
       `var<workgroup> as_: array<f32, ${BK * SA}>;
 var<workgroup> bs: array<f32, ${BK * SB}>;`,
@@ -102,7 +114,7 @@ var<workgroup> bs: array<f32, ${BK * SB}>;`,
   if (m >= u.M) { return; }
   for (var j = 0u; j < ${rn}u; j++) {
     let n = n0 + 16u * j;
-    if (n < u.N) { c[base + n] = row[j]; }
+    if (n < u.N) { c[base + n] = row[j]${bias ? " + bias[n]" : ""}; }
   }
 }`,
     ],
@@ -170,6 +182,29 @@ function modBroadcasts(outer: readonly number[], out: readonly number[]) {
 
 /** The tiled product, or null for a case left to tfjs. */
 function tiledMatMul(args: KernelArgs): TensorInfo | null {
+  return tiledProduct(args, null);
+}
+
+/**
+ * `_FusedMatMul` with a bias and no activation (a linear layer) as the
+ * tiled product adding the bias as it stores; null (tfjs's kernel) for an
+ * activation, PReLU weights, no bias, or a bias that is not one float32 per
+ * output column.
+ */
+function tiledFusedMatMul(args: KernelArgs): TensorInfo | null {
+  const { bias, preluActivationWeights } = args.inputs;
+  const { activation = "linear" } = (args.attrs ?? {}) as {
+    activation?: string;
+  };
+  if (activation !== "linear" || preluActivationWeights != null) return null;
+  if (bias == null || bias.dtype !== "float32") return null;
+  return tiledProduct(args, bias);
+}
+
+function tiledProduct(
+  args: KernelArgs,
+  bias: TensorInfo | null,
+): TensorInfo | null {
   const { a, b } = args.inputs;
   const { transposeA = false, transposeB = false } = (args.attrs ?? {}) as {
     transposeA?: boolean;
@@ -183,6 +218,11 @@ function tiledMatMul(args: KernelArgs): TensorInfo | null {
   if (!modBroadcasts(outerA, outer) || !modBroadcasts(outerB, outer)) {
     return null;
   }
+  // A bias is one value per column: [N], or [1, ..., 1, N].
+  if (
+    bias !== null &&
+    (sizeOf(bias) !== N || bias.shape[bias.shape.length - 1] !== N)
+  ) return null;
   const batch = sizeOf(outer);
   const [rm, rn] = matMulBlock(batch, M, N);
   const groups: [number, number, number] = [
@@ -191,11 +231,13 @@ function tiledMatMul(args: KernelArgs): TensorInfo | null {
     batch,
   ];
   if (groups.some((g) => g > wgsl.MAX_WORKGROUPS)) return null;
-  const flags = `${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}`;
+  const flags = `${transposeA ? "t" : "n"}${transposeB ? "t" : "n"}${
+    bias === null ? "" : "_bias"
+  }`;
   return runWgsl(args.backend, {
     key: `tokenlab.matmul_${rm}x${rn}_${flags}`,
-    code: shader(rm, rn, transposeA, transposeB),
-    inputs: [a, b],
+    code: shader(rm, rn, transposeA, transposeB, bias !== null),
+    inputs: bias === null ? [a, b] : [a, b, bias],
     outputs: [{ shape: [...outer, M, N] }],
     uniforms: wgsl.uniformWords([
       ["u", M],
@@ -209,10 +251,12 @@ function tiledMatMul(args: KernelArgs): TensorInfo | null {
 }
 
 /**
- * Replaces tfjs-webgpu's `BatchMatMul` by the tiled kernel, keeping tfjs's
- * for the cases it does not handle (idempotent; not called by the library).
+ * Replaces tfjs-webgpu's `BatchMatMul`, and `_FusedMatMul` with a bias and
+ * no activation (the linear layers), by the tiled kernel, keeping tfjs's for
+ * the cases it does not handle (idempotent; not called by the library).
  * False when the WebGPU backend's kernels are not loaded.
  */
 export function installWebGpuMatMul(): boolean {
-  return replaceWebGpuKernel(NAME, tiledMatMul);
+  return replaceWebGpuKernel(NAME, tiledMatMul) &&
+    replaceWebGpuKernel(FUSED_NAME, tiledFusedMatMul);
 }
