@@ -45,6 +45,7 @@ import {
 } from "tokenlab";
 import { wasmThreads } from "tokenlab/tf.ts";
 import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
+import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
 import {
   countWebGpu,
   type WebGpuCounts,
@@ -78,7 +79,7 @@ export interface Job {
   device?: "cpu" | "cuda";
   /** On webgpu: dispatches per queue submit (tfjs's WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE; the kit's default 128, tfjs's 15); torch ignores it. */
   submitBatch?: number;
-  /** On webgpu: "tokenlab" installs the kit's tiled WGSL matmul for BatchMatMul (not the default yet); torch ignores it. */
+  /** On webgpu: "tokenlab" installs the kit's tiled WGSL products (the matmul, the linear layers' fused matmul, the convolution and its input gradient; not the default yet); torch ignores it. */
   matmul?: "tfjs" | "tokenlab";
 }
 
@@ -261,6 +262,7 @@ async function runJob(job: Job): Promise<JobResult> {
     }
     if (choice.name === "webgpu" && job.matmul === "tokenlab") {
       installWebGpuMatMul();
+      installWebGpuConv();
     }
   }
   const rssBefore = procStatusMiB("VmRSS");

@@ -298,7 +298,9 @@ export function gpuJobs(
       );
     }
     if (variant.matmul === "tokenlab") {
-      notes.push("the kit's tiled WGSL matmul in place of tfjs's");
+      notes.push(
+        "the kit's tiled WGSL products (matmul, linear layers, convolution and its input gradient) in place of tfjs's",
+      );
     }
     jobs.push({ job, ips: true, peak: false, note: notes.join("; ") });
   };
@@ -316,7 +318,8 @@ export function gpuJobs(
     for (const n of [1, 15, 1000]) {
       add("train", "bench-64", 64, "webgpu", { submitBatch: n });
     }
-    // The kit's matmul, not installed by default until measured here.
+    // The kit's tiled products (webgpu_matmul.ts, webgpu_conv.ts), not
+    // installed by default until measured here.
     add("train", "bench-64", 64, "webgpu", { matmul: "tokenlab" });
     add("eval", "lvvit_s", 64, "webgpu", { matmul: "tokenlab" });
     add("train", "lvvit_s", 64, "webgpu", { matmul: "tokenlab" });

@@ -2,9 +2,9 @@
  * How fast the hot kernels of an LV-ViT-S training step run on the WebGPU
  * adapter, one kernel at a time: GPU time per call (timestamp queries under
  * `tf.profile`, the median of several calls) and the TFLOP/s it makes, for
- * tfjs's matmul and then the kit's tiled one (`webgpu_matmul.ts`) on the
- * same shapes, for the conv stem (tfjs's forward and input gradient, the
- * kit's filter gradient) and the fused attention, forward and backward.
+ * tfjs's matmul and convolution and then the kit's tiled products
+ * (`webgpu_matmul.ts`, `webgpu_conv.ts`) on the same shapes, the kit's
+ * conv filter gradient, and the fused attention, forward and backward.
  *
  *     deno run -A tests/bench/webgpu_kernel_rates.ts [--batch 64] [--reps 5]
  *       [--out FILE.json]
@@ -25,6 +25,7 @@ import { tf } from "tokenlab/tf.ts";
 import { initBackend } from "tokenlab/backend.ts";
 import { attentionCore } from "tokenlab/ops.ts";
 import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
+import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
 import { testValues } from "tokenlab/testing/reference.ts";
 
 const { values } = parseArgs({
@@ -185,18 +186,21 @@ const x = input([B, S, S, CS]) as tf.Tensor4D;
 const filter = input([3, 3, CS, CS]) as tf.Tensor4D;
 const dy = input([B, S, S, CS]) as tf.Tensor4D;
 const convFlop = 2 * B * S * S * CS * 9 * CS;
-await measure(
-  `stem conv 3x3 forward [${B},${S},${S},${CS}] (tfjs)`,
-  "Conv2D",
-  convFlop,
-  () => tf.conv2d(x, filter, 1, "same"),
-);
-await measure(
-  "stem conv 3x3 input grad (tfjs)",
-  "Conv2DBackpropInput",
-  convFlop,
-  () => tf.conv2dTranspose(dy, filter, [B, S, S, CS], 1, "same"),
-);
+async function convRates(author: string): Promise<void> {
+  await measure(
+    `stem conv 3x3 forward [${B},${S},${S},${CS}] (${author})`,
+    "Conv2D",
+    convFlop,
+    () => tf.conv2d(x, filter, 1, "same"),
+  );
+  await measure(
+    `stem conv 3x3 input grad (${author})`,
+    "Conv2DBackpropInput",
+    convFlop,
+    () => tf.conv2dTranspose(dy, filter, [B, S, S, CS], 1, "same"),
+  );
+}
+await convRates("tfjs");
 await measure(
   "stem conv 3x3 filter grad (tokenlab)",
   "Conv2DBackpropFilter",
@@ -229,7 +233,9 @@ await measure(
 );
 
 installWebGpuMatMul();
+installWebGpuConv();
 await matmulRates("tokenlab");
+await convRates("tokenlab");
 
 const adapter = choice.adapter?.description ?? "?";
 const lines = [
