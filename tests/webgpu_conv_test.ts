@@ -10,6 +10,7 @@
 import { assertEquals } from "./_assert.ts";
 import { tf } from "tokenlab";
 import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
+import { forceGemmBlock } from "tokenlab/kernels/_tiled_gemm.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { refConv2dAll, testValues } from "tokenlab/testing/reference.ts";
 
@@ -102,40 +103,51 @@ await backendTest(
       tf.getKernel("Conv2D", "webgpu")!.kernelFunc,
       kernel.kernelFunc,
     );
-    for (const [i, c] of CASES.entries()) {
-      const [n, h, w, ci] = c.x;
-      const [kh, kw] = c.k;
-      const rows = geometry(h, kh, c.stride, c.pad);
-      const cols = geometry(w, kw, c.stride, c.pad);
-      const xv = testValues(n * h * w * ci, 60 + i);
-      const fv = testValues(kh * kw * ci * c.co, 70 + i);
-      const dyv = testValues(n * rows.out * cols.out * c.co, 80 + i);
-      const ref = refConv2dAll(xv, c.x, fv, [kh, kw, c.co], dyv, {
-        stride: c.stride,
-        padTop: rows.lead,
-        padLeft: cols.lead,
-        oh: rows.out,
-        ow: cols.out,
-      });
-      const tol = { rtol: 1e-4, atol: 1e-4 };
-      await assertNoLeaks(async () => {
-        const x = tf.tensor4d(xv, c.x);
-        const f = tf.tensor4d(fv, [kh, kw, ci, c.co]);
-        const dy = tf.tensor4d(dyv, [n, rows.out, cols.out, c.co]);
-        const conv = (a: tf.Tensor, b: tf.Tensor) =>
-          tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
-        const y = conv(x, f);
-        assertEquals(y.shape, [n, rows.out, cols.out, c.co], c.what);
-        await assertClose(y, ref.y, { ...tol, what: `forward, ${c.what}` });
-        const [dx, df] = tf.grads(conv)([x, f], dy);
-        assertEquals(dx.shape, c.x, c.what);
-        await assertClose(dx, ref.dx, {
-          ...tol,
-          what: `input gradient, ${c.what}`,
+    // The block the product picks, then the largest and smallest forced.
+    const blocks: (readonly [number, number] | null)[] = [null, [8, 8], [2, 2]];
+    for (const block of blocks) {
+      forceGemmBlock(block);
+      for (const [i, c] of CASES.entries()) {
+        const [n, h, w, ci] = c.x;
+        const [kh, kw] = c.k;
+        const rows = geometry(h, kh, c.stride, c.pad);
+        const cols = geometry(w, kw, c.stride, c.pad);
+        const xv = testValues(n * h * w * ci, 60 + i);
+        const fv = testValues(kh * kw * ci * c.co, 70 + i);
+        const dyv = testValues(n * rows.out * cols.out * c.co, 80 + i);
+        const ref = refConv2dAll(xv, c.x, fv, [kh, kw, c.co], dyv, {
+          stride: c.stride,
+          padTop: rows.lead,
+          padLeft: cols.lead,
+          oh: rows.out,
+          ow: cols.out,
         });
-        tf.dispose([x, f, dy, y, dx, df]);
-      }, c.what);
+        const tol = { rtol: 1e-4, atol: 1e-4 };
+        await assertNoLeaks(async () => {
+          const x = tf.tensor4d(xv, c.x);
+          const f = tf.tensor4d(fv, [kh, kw, ci, c.co]);
+          const dy = tf.tensor4d(dyv, [n, rows.out, cols.out, c.co]);
+          const conv = (a: tf.Tensor, b: tf.Tensor) =>
+            tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad);
+          const y = conv(x, f);
+          assertEquals(y.shape, [n, rows.out, cols.out, c.co], c.what);
+          await assertClose(y, ref.y, {
+            ...tol,
+            what: `forward, ${c.what}, block ${block?.join("x") ?? "chosen"}`,
+          });
+          const [dx, df] = tf.grads(conv)([x, f], dy);
+          assertEquals(dx.shape, c.x, c.what);
+          await assertClose(dx, ref.dx, {
+            ...tol,
+            what: `input gradient, ${c.what}, block ${
+              block?.join("x") ?? "chosen"
+            }`,
+          });
+          tf.dispose([x, f, dy, y, dx, df]);
+        }, c.what);
+      }
     }
+    forceGemmBlock(null);
   },
   { backends: ["webgpu"] },
 );

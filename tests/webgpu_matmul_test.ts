@@ -2,7 +2,7 @@
  * The tiled WGSL matmul (lib/kernels/webgpu_matmul.ts) on WebGPU against the
  * cpu backend's: 1x1, a transformer's shapes (65x192x576), every pair of
  * transpose flags, odd sizes, batches with broadcast, every block shape the
- * kernel picks; a linear layer's fused product with its bias (and the cases
+ * kernel picks and every block forced on every case; a linear layer's fused product with its bias (and the cases
  * left to tfjs: an activation, a bias per row); no leaked tensors.
  */
 
@@ -12,6 +12,7 @@ import {
   installWebGpuMatMul,
   matMulBlock,
 } from "tokenlab/kernels/webgpu_matmul.ts";
+import { forceGemmBlock, GEMM_BLOCKS } from "tokenlab/kernels/_tiled_gemm.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { testValues } from "tokenlab/testing/reference.ts";
 
@@ -37,6 +38,7 @@ const CASES: Case[] = [
   { a: [40, 1000], b: [1000, 40], ta: true, tb: true }, // 4x4 blocks, edges
   { a: [64, 128, 8], b: [64, 8, 96] }, // 4x2 blocks
   { a: [64, 8, 96], b: [64, 8, 128], ta: true }, // 2x4 blocks
+  { a: [16, 256, 40], b: [16, 40, 1024] }, // 8x8 blocks, K past one step
 ];
 
 function dims(c: Case) {
@@ -55,7 +57,7 @@ await backendTest(
       const { M, N, batch } = dims(c);
       return matMulBlock(batch, M, N).join("x");
     }));
-    assertEquals([...blocks].sort(), ["2x2", "2x4", "4x2", "4x4"]);
+    assertEquals([...blocks].sort(), ["2x2", "2x4", "4x2", "4x4", "8x8"]);
     const values = CASES.map((c, i) => ({
       a: testValues(c.a.reduce((p, v) => p * v, 1), 50 + i),
       b: testValues(c.b.reduce((p, v) => p * v, 1), 70 + i),
@@ -84,19 +86,26 @@ await backendTest(
       tf.getKernel("BatchMatMul", "webgpu")!.kernelFunc,
       kernel.kernelFunc,
     );
-    for (const [i, c] of CASES.entries()) {
-      const what = `[${c.a}]${c.ta ? "ᵀ" : ""} x [${c.b}]${c.tb ? "ᵀ" : ""}`;
-      await assertNoLeaks(async () => {
-        const y = product(c, i);
-        assertEquals(y.shape, expected[i].shape, what);
-        await assertClose(y, expected[i].data, {
-          rtol: 1e-4,
-          atol: 1e-5,
-          what,
-        });
-        y.dispose();
-      }, what);
+    // The block the kernel picks, then every block forced on every case.
+    for (const block of [null, ...GEMM_BLOCKS]) {
+      forceGemmBlock(block);
+      for (const [i, c] of CASES.entries()) {
+        const what = `[${c.a}]${c.ta ? "ᵀ" : ""} x [${c.b}]${
+          c.tb ? "ᵀ" : ""
+        }, block ${block?.join("x") ?? "chosen"}`;
+        await assertNoLeaks(async () => {
+          const y = product(c, i);
+          assertEquals(y.shape, expected[i].shape, what);
+          await assertClose(y, expected[i].data, {
+            rtol: 1e-4,
+            atol: 1e-5,
+            what,
+          });
+          y.dispose();
+        }, what);
+      }
     }
+    forceGemmBlock(null);
   },
   { backends: ["webgpu"] },
 );
