@@ -5,6 +5,8 @@
  * tfjs's matmul and convolution and then the kit's tiled products
  * (`webgpu_matmul.ts`, `webgpu_conv.ts`) on the same shapes, the kit's
  * conv filter gradient, and the fused attention, forward and backward.
+ * The kit's products run with the block each picks (`_tiled_gemm.ts`), then
+ * with 8×8 and with 4×4 per thread forced on every shape.
  *
  *     deno run -A tests/bench/webgpu_kernel_rates.ts [--batch 64] [--reps 5]
  *       [--out FILE.json]
@@ -26,6 +28,7 @@ import { initBackend } from "tokenlab/backend.ts";
 import { attentionCore } from "tokenlab/ops.ts";
 import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
 import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
+import { forceGemmBlock } from "tokenlab/kernels/_tiled_gemm.ts";
 import { testValues } from "tokenlab/testing/reference.ts";
 
 const { values } = parseArgs({
@@ -234,8 +237,14 @@ await measure(
 
 installWebGpuMatMul();
 installWebGpuConv();
-await matmulRates("tokenlab");
-await convRates("tokenlab");
+// The block each product picks, then the two largest forced on all.
+for (const block of [null, [8, 8], [4, 4]] as const) {
+  forceGemmBlock(block);
+  const author = `tokenlab, block ${block?.join("x") ?? "chosen"}`;
+  await matmulRates(author);
+  await convRates(author);
+}
+forceGemmBlock(null);
 
 const adapter = choice.adapter?.description ?? "?";
 const lines = [
