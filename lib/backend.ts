@@ -14,6 +14,8 @@
 import { prepareTfjs, tf, wasmThreads } from "./tf.ts";
 import { installKernels } from "./kernels/mod.ts";
 import { installWebGpuConvGrad } from "./kernels/webgpu_conv_grad.ts";
+import { installWebGpuConv } from "./kernels/webgpu_conv.ts";
+import { installWebGpuMatMul } from "./kernels/webgpu_matmul.ts";
 import { TokenlabError } from "./errors.ts";
 
 /** The compute backends the kit knows, fastest first. */
@@ -74,6 +76,36 @@ function webgpuSubmitBatch(): number {
     );
   }
   return n;
+}
+
+/**
+ * Name of the environment variable that picks the WebGPU products: `tfjs`
+ * (the default) or `tokenlab`.
+ */
+export const WEBGPU_PRODUCTS_ENV = "TOKENLAB_WEBGPU_PRODUCTS";
+
+/**
+ * Whose matrix products and convolutions run on WebGPU: tfjs-webgpu's
+ * (`tfjs`, the default until the kit's are measured on a GPU), or the kit's
+ * tiled ones (`tokenlab`: `webgpu_matmul.ts` and `webgpu_conv.ts`, installed
+ * when the WebGPU backend starts and kept for the rest of the process).
+ */
+export type WebGpuProducts = "tfjs" | "tokenlab";
+
+/** The products from `TOKENLAB_WEBGPU_PRODUCTS`, else `tfjs`. */
+function webgpuProducts(): WebGpuProducts {
+  let value: string | undefined;
+  try {
+    value = Deno.env.get(WEBGPU_PRODUCTS_ENV);
+  } catch {
+    return "tfjs"; // no --allow-env
+  }
+  const v = value?.trim() ?? "";
+  if (v === "" || v === "tfjs") return "tfjs";
+  if (v === "tokenlab") return "tokenlab";
+  throw new BackendError(
+    `${WEBGPU_PRODUCTS_ENV}="${value}": expected "tfjs" (tfjs-webgpu's matmul and convolutions, the default) or "tokenlab" (the kit's tiled ones); unset it for tfjs`,
+  );
 }
 
 /** Threads asked of the wasm backend through `TOKENLAB_WASM_THREADS`. */
@@ -457,7 +489,8 @@ async function startBackend(name: BackendName): Promise<string> {
  *
  * @throws {BackendError} for an unknown name, when an explicitly requested
  * backend cannot start (only `auto` falls back), or for a bad
- * `TOKENLAB_WASM_THREADS`, `TOKENLAB_WEBGPU_SUBMIT_BATCH` or `TOKENLAB_BLAS`
+ * `TOKENLAB_WASM_THREADS`, `TOKENLAB_WEBGPU_SUBMIT_BATCH`,
+ * `TOKENLAB_WEBGPU_PRODUCTS` or `TOKENLAB_BLAS`
  *
  * @example
  * ```ts
@@ -470,7 +503,9 @@ export async function initBackend(
   options: InitBackendOptions = {},
 ): Promise<BackendChoice> {
   const { request, source } = requestFrom(options);
-  const submitBatch = webgpuSubmitBatch(); // a bad value fails before any start
+  // Bad values fail before any start.
+  const submitBatch = webgpuSubmitBatch();
+  const products = webgpuProducts();
   setUp();
   if (
     current !== null && current.request === request &&
@@ -510,6 +545,10 @@ export async function initBackend(
   if (name === "webgpu") {
     installWebGpuConvGrad();
     tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", submitBatch);
+    if (products === "tokenlab") {
+      installWebGpuMatMul();
+      installWebGpuConv();
+    }
   }
   const adapter = probe.adapter;
   current = {

@@ -17,6 +17,7 @@ import {
   probeAdapter,
   summarizeAdapter,
   tf,
+  WEBGPU_PRODUCTS_ENV,
   WEBGPU_SUBMIT_BATCH_ENV,
   withBackend,
 } from "tokenlab";
@@ -164,6 +165,61 @@ Deno.test({
       if (saved === undefined) Deno.env.delete(WEBGPU_SUBMIT_BATCH_ENV);
       else Deno.env.set(WEBGPU_SUBMIT_BATCH_ENV, saved);
     }
+  },
+});
+
+Deno.test({
+  name:
+    "TOKENLAB_WEBGPU_PRODUCTS: a bad value is refused before any start; tokenlab installs the kit's matmul and convolutions on webgpu",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const saved = Deno.env.get(WEBGPU_PRODUCTS_ENV);
+    try {
+      for (const bad of ["mine", "TOKENLAB"]) {
+        Deno.env.set(WEBGPU_PRODUCTS_ENV, bad);
+        const e = await assertRejects(
+          () => initBackend({ backend: "cpu" }),
+          BackendError,
+        );
+        assertStringIncludes(e.message, `${WEBGPU_PRODUCTS_ENV}="${bad}"`);
+        assertStringIncludes(e.message, `"tokenlab"`);
+      }
+    } finally {
+      if (saved === undefined) Deno.env.delete(WEBGPU_PRODUCTS_ENV);
+      else Deno.env.set(WEBGPU_PRODUCTS_ENV, saved);
+    }
+    if ((await probeAdapter()).adapter === null) return;
+    // In a child: the replacement lasts for the process.
+    const code = `
+      import * as tfjs from "@tensorflow/tfjs";
+      import { initBackend } from "tokenlab";
+      const names = ["BatchMatMul", "_FusedMatMul", "Conv2D", "Conv2DBackpropInput"];
+      const ours = () => names.map((n) =>
+        tfjs.getKernel(n, "webgpu")?.kernelFunc[
+          Symbol.for("tokenlab.webgpuReplacement." + n)
+        ] === true
+      );
+      await initBackend({ backend: "webgpu" });
+      const before = ours();
+      Deno.env.set("${WEBGPU_PRODUCTS_ENV}", "tokenlab");
+      await initBackend({ backend: "cpu" });
+      await initBackend({ backend: "webgpu" });
+      console.log(JSON.stringify({ before, after: ours() }));`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", code],
+      cwd: new URL("..", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+    const seen = JSON.parse(
+      new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!,
+    );
+    assertEquals(seen, {
+      before: [false, false, false, false],
+      after: [true, true, true, true],
+    });
   },
 });
 
