@@ -14,6 +14,7 @@ import {
 } from "tokenlab/kernels/webgpu_conv_grad.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { refConv2dAll, testValues } from "tokenlab/testing/reference.ts";
+import { convGeometry, type ConvPad } from "./_conv_geometry.ts";
 
 interface Case {
   what: string;
@@ -22,7 +23,7 @@ interface Case {
   kw: number;
   co: number;
   stride: number;
-  pad: "same" | "valid" | number;
+  pad: ConvPad;
 }
 
 const CASES: Case[] = [
@@ -100,17 +101,6 @@ const CASES: Case[] = [
   },
 ];
 
-/** Output size and leading pads as tfjs resolves them (dilation 1). */
-function geometry(size: number, k: number, s: number, pad: Case["pad"]) {
-  if (pad === "valid") return { out: Math.ceil((size - k + 1) / s), lead: 0 };
-  if (pad === "same") {
-    const out = Math.ceil(size / s);
-    const total = Math.max((out - 1) * s + k - size, 0);
-    return { out, lead: Math.floor(total / 2) };
-  }
-  return { out: Math.floor((size + 2 * pad - k) / s) + 1, lead: pad };
-}
-
 await backendTest(
   "webgpu split-K conv2d filter gradient equals a float64 loop",
   async () => {
@@ -123,16 +113,16 @@ await backendTest(
     );
     // The cases cover one chunk of M and several.
     const chunks = CASES.map((c) => {
-      const rows = geometry(c.x[1], c.kh, c.stride, c.pad).out;
-      const cols = geometry(c.x[2], c.kw, c.stride, c.pad).out;
+      const rows = convGeometry(c.x[1], c.kh, c.stride, c.pad).out;
+      const cols = convGeometry(c.x[2], c.kw, c.stride, c.pad).out;
       return splitK(c.x[0] * rows * cols, c.kh * c.kw * c.x[3], c.co).chunks;
     });
     assertEquals(chunks.some((n) => n === 1), true, `chunks ${chunks}`);
     assertEquals(chunks.some((n) => n > 4), true, `chunks ${chunks}`);
     for (const [i, c] of CASES.entries()) {
       const [n, h, w, ci] = c.x;
-      const rows = geometry(h, c.kh, c.stride, c.pad);
-      const cols = geometry(w, c.kw, c.stride, c.pad);
+      const rows = convGeometry(h, c.kh, c.stride, c.pad);
+      const cols = convGeometry(w, c.kw, c.stride, c.pad);
       const xv = testValues(n * h * w * ci, 10 + i);
       const fv = testValues(c.kh * c.kw * ci * c.co, 20 + i);
       const dyv = testValues(n * rows.out * cols.out * c.co, 30 + i);
@@ -173,8 +163,8 @@ await backendTest(
     const fv = new Float32Array(3 * 3 * ci * co);
     const ref = refConv2dAll(xv, [n, h, w, ci], fv, [3, 3, co], dyv, {
       stride: 2,
-      padTop: geometry(h, 3, 2, "same").lead, // 0: the odd pad goes below
-      padLeft: geometry(w, 3, 2, "same").lead,
+      padTop: convGeometry(h, 3, 2, "same").lead, // 0: the odd pad goes below
+      padLeft: convGeometry(w, 3, 2, "same").lead,
       oh: 3,
       ow: 3,
     });

@@ -13,6 +13,7 @@ import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
 import { forceGemmBlock } from "tokenlab/kernels/_tiled_gemm.ts";
 import { assertClose, assertNoLeaks, backendTest } from "tokenlab/testing";
 import { refConv2dAll, testValues } from "tokenlab/testing/reference.ts";
+import { convGeometry, type ConvPad } from "./_conv_geometry.ts";
 
 interface Case {
   what: string;
@@ -20,7 +21,7 @@ interface Case {
   k: [number, number];
   co: number;
   stride: number;
-  pad: "same" | "valid" | number;
+  pad: ConvPad;
 }
 
 const CASES: Case[] = [
@@ -82,17 +83,6 @@ const CASES: Case[] = [
   },
 ];
 
-/** Output size and leading pad as tfjs resolves them (dilation 1). */
-function geometry(size: number, k: number, s: number, pad: Case["pad"]) {
-  if (pad === "valid") return { out: Math.ceil((size - k + 1) / s), lead: 0 };
-  if (pad === "same") {
-    const out = Math.ceil(size / s);
-    const total = Math.max((out - 1) * s + k - size, 0);
-    return { out, lead: Math.floor(total / 2) };
-  }
-  return { out: Math.floor((size + 2 * pad - k) / s) + 1, lead: pad };
-}
-
 await backendTest(
   "webgpu implicit-product conv2d and its input gradient equal a float64 loop",
   async () => {
@@ -110,8 +100,8 @@ await backendTest(
       for (const [i, c] of CASES.entries()) {
         const [n, h, w, ci] = c.x;
         const [kh, kw] = c.k;
-        const rows = geometry(h, kh, c.stride, c.pad);
-        const cols = geometry(w, kw, c.stride, c.pad);
+        const rows = convGeometry(h, kh, c.stride, c.pad);
+        const cols = convGeometry(w, kw, c.stride, c.pad);
         const xv = testValues(n * h * w * ci, 60 + i);
         const fv = testValues(kh * kw * ci * c.co, 70 + i);
         const dyv = testValues(n * rows.out * cols.out * c.co, 80 + i);
