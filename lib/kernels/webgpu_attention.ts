@@ -52,7 +52,18 @@ export const WEBGPU_ATTENTION_MAX_HEAD = WG;
 /** Most tokens the kernels take (a row of scores in workgroup memory). */
 export const WEBGPU_ATTENTION_MAX_TOKENS = 3072;
 
-const UNIFORMS = "rows: u32, N: u32, H: u32, hd: u32, scale: f32";
+const UNIFORMS =
+  "rows: u32, N: u32, H: u32, hd: u32, scale: f32, G: u32, groups: u32";
+
+/**
+ * Query rows the forward gives one workgroup, for a row of scores `cap`
+ * floats long: the rows share every read of k and v (each row alone would
+ * read its head's whole k and v), and their scores stay within 8 KiB of
+ * workgroup memory (4 rows up to 512 tokens, 2 up to 1024, else 1).
+ */
+export function attentionRowsPerGroup(cap: number): number {
+  return Math.max(1, Math.min(4, Math.floor(2048 / cap)));
+}
 
 /**
  * The shaders come in two widths: `w` 4 reads q, k, v, dO and writes the
@@ -102,61 +113,130 @@ const REDUCE = wgsl.workgroupReduce({
   ops: { reduce_max: "max", reduce_sum: "sum" },
 });
 
-/** The forward shader, width `w`, its row of scores `cap` floats long. */
-const forwardCode = (w: number, cap: number) =>
+/**
+ * Workgroup-wide max or sum of R values per thread at once, through `red`
+ * (R · WG floats); every thread must call it.
+ */
+const reduceRows = (R: number) => `
+var<workgroup> red: array<f32, ${R * WG}>;
+fn reduce_rows(v: array<f32, ${R}>, lid: u32, is_max: bool) -> array<f32, ${R}> {
+  for (var t = 0u; t < ${R}u; t++) { red[t * ${WG}u + lid] = v[t]; }
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (lid < s) {
+      for (var t = 0u; t < ${R}u; t++) {
+        let a = red[t * ${WG}u + lid];
+        let b = red[t * ${WG}u + lid + s];
+        red[t * ${WG}u + lid] = select(a + b, max(a, b), is_max);
+      }
+    }
+    workgroupBarrier();
+  }
+  var out: array<f32, ${R}>;
+  for (var t = 0u; t < ${R}u; t++) { out[t] = red[t * ${WG}u]; }
+  workgroupBarrier();
+  return out;
+}`;
+
+/**
+ * The forward shader, width `w`, rows of scores `cap` floats long, `R`
+ * query rows per workgroup: workgroup g takes rows n0 .. n0 + R - 1 of head
+ * (b, h), with bh = g / G and n0 = (g % G) R (G = ceil(N / R)); rows past N
+ * compute on zeros and write nothing.
+ */
+const forwardCode = (w: number, cap: number, R: number) =>
   shaderOf(w, {
     uniforms: UNIFORMS,
     outputs: [["out", "T"], "probs"],
     inputs: [["qkv", "T"]],
     decls: [
-      `var<workgroup> row: array<f32, ${cap}>;
-var<workgroup> qs: array<T, ${WG / w}>;
+      `var<workgroup> row: array<f32, ${R * cap}>;
+var<workgroup> qs: array<T, ${R * (WG / w)}>;
 var<workgroup> part: array<T, ${WG}>;`,
-      REDUCE,
+      reduceRows(R),
       dotOf(w),
     ],
     main: wgsl.flatMain(
       WG,
-      `${row(w)}
+      `let g = ${wgsl.WORKGROUP_INDEX};
+  if (g >= u.groups) { return; }
+  let bh = g / u.G;
+  let n0 = (g % u.G) * ${R}u;
+  let h = bh % u.H;
+  let b = bh / u.H;
+  let hw = u.hd / ${w}u;
+  let Dw = u.H * hw;
+  let stride = 3u * Dw;
+  let base = b * u.N * stride + h * hw;
   // The scale goes on q, as in attentionComposite.
-  if (lid < hw) { qs[lid] = qkv[base + n * stride + lid] * u.scale; }
+  if (lid < hw) {
+    for (var t = 0u; t < ${R}u; t++) {
+      var q = T(0.0);
+      if (n0 + t < u.N) { q = qkv[base + (n0 + t) * stride + lid] * u.scale; }
+      qs[t * ${WG / w}u + lid] = q;
+    }
+  }
   workgroupBarrier();
-  // Each thread owns tokens lid, lid + WG, ... of the row until P v.
-  var m = -3.4028234e38;
+  // Each thread owns tokens lid, lid + WG, ... of the rows until P v.
+  var m: array<f32, ${R}>;
+  for (var t = 0u; t < ${R}u; t++) { m[t] = -3.4028234e38; }
   for (var j = lid; j < u.N; j += ${WG}u) {
     let k = base + Dw + j * stride;
-    var s = 0.0;
-    for (var i = 0u; i < hw; i++) { s += dotw(qs[i], qkv[k + i]); }
-    row[j] = s;
-    m = max(m, s);
+    // Zeroed on every token: a var declared in a loop is not reliably
+    // zeroed again by every compiler.
+    var s: array<f32, ${R}>;
+    for (var t = 0u; t < ${R}u; t++) { s[t] = 0.0; }
+    for (var i = 0u; i < hw; i++) {
+      let kv = qkv[k + i];
+      for (var t = 0u; t < ${R}u; t++) {
+        s[t] += dotw(qs[t * ${WG / w}u + i], kv);
+      }
+    }
+    for (var t = 0u; t < ${R}u; t++) {
+      row[t * ${cap}u + j] = s[t];
+      m[t] = max(m[t], s[t]);
+    }
   }
-  let mx = reduce_max(m, lid);
-  var sum = 0.0;
+  let mx = reduce_rows(m, lid, true);
+  var sum: array<f32, ${R}>;
+  for (var t = 0u; t < ${R}u; t++) { sum[t] = 0.0; }
   for (var j = lid; j < u.N; j += ${WG}u) {
-    let e = exp(row[j] - mx);
-    row[j] = e;
-    sum += e;
+    for (var t = 0u; t < ${R}u; t++) {
+      let e = exp(row[t * ${cap}u + j] - mx[t]);
+      row[t * ${cap}u + j] = e;
+      sum[t] += e;
+    }
   }
-  let inv = 1.0 / reduce_sum(sum, lid);
-  for (var j = lid; j < u.N; j += ${WG}u) {
-    let p = row[j] * inv;
-    row[j] = p;
-    probs[prow + j] = p;
+  let total = reduce_rows(sum, lid, false);
+  for (var t = 0u; t < ${R}u; t++) {
+    let n = n0 + t;
+    let inv = 1.0 / total[t];
+    for (var j = lid; j < u.N; j += ${WG}u) {
+      let p = row[t * ${cap}u + j] * inv;
+      row[t * ${cap}u + j] = p;
+      if (n < u.N) { probs[(bh * u.N + n) * u.N + j] = p; }
+    }
   }
   workgroupBarrier();
   ${STRIPES}
-  var acc = T(0.0);
+  var acc: array<T, ${R}>;
+  for (var t = 0u; t < ${R}u; t++) { acc[t] = T(0.0); }
   if (st < stripes) {
     for (var j = st; j < u.N; j += stripes) {
-      acc += row[j] * qkv[base + 2u * Dw + j * stride + c];
+      let vv = qkv[base + 2u * Dw + j * stride + c];
+      for (var t = 0u; t < ${R}u; t++) { acc[t] += row[t * ${cap}u + j] * vv; }
     }
   }
-  part[lid] = acc;
-  workgroupBarrier();
-  if (lid < hw) {
-    var o = T(0.0);
-    for (var s = 0u; s < stripes; s++) { o += part[s * hw + lid]; }
-    out[(b * u.N + n) * Dw + h * hw + lid] = o;
+  for (var t = 0u; t < ${R}u; t++) {
+    part[lid] = acc[t];
+    workgroupBarrier();
+    let n = n0 + t;
+    if (lid < hw && n < u.N) {
+      var o = T(0.0);
+      for (var s = 0u; s < stripes; s++) { o += part[s * hw + lid]; }
+      out[(b * u.N + n) * Dw + h * hw + lid] = o;
+    }
+    workgroupBarrier();
   }`,
     ),
   });
@@ -261,13 +341,16 @@ function dims(qkv: TensorInfo, heads: number): Dims {
   return { B, N, H: heads, hd, cap, w: hd % 4 === 0 ? 4 : 1 };
 }
 
-function uniformsOf({ B, N, H, hd }: Dims): ArrayBuffer {
+function uniformsOf({ B, N, H, hd, cap }: Dims): ArrayBuffer {
+  const G = Math.ceil(N / attentionRowsPerGroup(cap));
   return wgsl.uniformWords([
     ["u", B * H * N],
     ["u", N],
     ["u", H],
     ["u", hd],
     ["f", hd ** -0.5],
+    ["u", G],
+    ["u", B * H * G],
   ]);
 }
 
@@ -279,13 +362,14 @@ function forwardKernel(args: Args): TensorInfo[] {
   const { qkv } = args.inputs;
   const d = dims(qkv, headsOf(args));
   const { B, N, H, hd } = d;
+  const R = attentionRowsPerGroup(d.cap);
   return runWgsl(args.backend, {
-    key: `tokenlab.attention.${d.w}.${d.cap}`,
-    code: forwardCode(d.w, d.cap),
+    key: `tokenlab.attention.${d.w}.${d.cap}.${R}`,
+    code: forwardCode(d.w, d.cap, R),
     inputs: [qkv],
     outputs: [{ shape: [B, N, H * hd] }, { shape: [B, H, N, N] }],
     uniforms: uniformsOf(d),
-    workgroups: wgsl.workgroupsFor(B * H * N, 1),
+    workgroups: wgsl.workgroupsFor(B * H * Math.ceil(N / R), 1),
   });
 }
 
