@@ -10,11 +10,13 @@
  * that, each a dispatch writing a full tensor. Here q, k and v are read where
  * the qkv projection left them ([B, N, 3, H, hd]) and every gradient is
  * written in that layout:
- * - forward, one dispatch: a workgroup per (image, head, query row) holds
- *   the row of scores in workgroup memory, takes its max and sum by
- *   workgroup reductions, writes the probabilities [B, H, N, N] once (the
- *   backward pass reads them) and the row's output with the heads merged;
- * - backward, two dispatches: a workgroup per query row computes
+ * - forward, one dispatch: a workgroup per (image, head, R query rows;
+ *   see {@linkcode attentionRowsPerGroup}) holds the rows of scores in
+ *   workgroup memory, each read of k and v serving all R, takes their max
+ *   and sum by workgroup reductions, writes the probabilities [B, H, N, N]
+ *   once (the backward pass reads them) and the rows' output with the
+ *   heads merged;
+ * - backward, two dispatches: a workgroup per R query rows computes
  *   dP = dO v^T and writes dS = scale P (dP - rowsum(P dP)) [B, H, N, N];
  *   then a workgroup per token row n writes dq_n = dS[n, :] k,
  *   dk_n = dS[:, n]^T q and dv_n = P[:, n]^T dO into dqkv.
@@ -107,11 +109,20 @@ const STRIPES = `let stripes = ${WG}u / hw;
   let c = lid % hw;
   let st = lid / hw;`;
 
-/** Workgroup-wide max and sum through `red` (every thread must call them). */
-const REDUCE = wgsl.workgroupReduce({
-  size: WG,
-  ops: { reduce_max: "max", reduce_sum: "sum" },
-});
+// Workgroup g takes query rows n0 .. n0 + R - 1 of head (b, h), with
+// bh = g / G and n0 = (g % G) R (G = ceil(N / R)); the early return depends
+// on the workgroup only. The other names as row()'s.
+const groupRows = (w: number, R: number) =>
+  `let g = ${wgsl.WORKGROUP_INDEX};
+  if (g >= u.groups) { return; }
+  let bh = g / u.G;
+  let n0 = (g % u.G) * ${R}u;
+  let h = bh % u.H;
+  let b = bh / u.H;
+  let hw = u.hd / ${w}u;
+  let Dw = u.H * hw;
+  let stride = 3u * Dw;
+  let base = b * u.N * stride + h * hw;`;
 
 /**
  * Workgroup-wide max or sum of R values per thread at once, through `red`
@@ -158,16 +169,7 @@ var<workgroup> part: array<T, ${WG}>;`,
     ],
     main: wgsl.flatMain(
       WG,
-      `let g = ${wgsl.WORKGROUP_INDEX};
-  if (g >= u.groups) { return; }
-  let bh = g / u.G;
-  let n0 = (g % u.G) * ${R}u;
-  let h = bh % u.H;
-  let b = bh / u.H;
-  let hw = u.hd / ${w}u;
-  let Dw = u.H * hw;
-  let stride = 3u * Dw;
-  let base = b * u.N * stride + h * hw;
+      `${groupRows(w, R)}
   // The scale goes on q, as in attentionComposite.
   if (lid < hw) {
     for (var t = 0u; t < ${R}u; t++) {
@@ -241,34 +243,63 @@ var<workgroup> part: array<T, ${WG}>;`,
     ),
   });
 
-/** The first backward shader (dS per query row), as the forward's. */
-const scoresGradCode = (w: number, cap: number) =>
+/**
+ * The first backward shader, dS = scale P (dP - rowsum(P dP)) with
+ * dP = dO v^T, `R` query rows per workgroup sharing every read of v, laid
+ * out as the forward's.
+ */
+const scoresGradCode = (w: number, cap: number, R: number) =>
   shaderOf(w, {
     uniforms: UNIFORMS,
     outputs: ["ds"],
     inputs: [["dy", "T"], ["qkv", "T"], "probs"],
     decls: [
-      `var<workgroup> row: array<f32, ${cap}>;
-var<workgroup> gs: array<T, ${WG / w}>;`,
-      REDUCE,
+      `var<workgroup> row: array<f32, ${R * cap}>;
+var<workgroup> gs: array<T, ${R * (WG / w)}>;`,
+      reduceRows(R),
       dotOf(w),
     ],
     main: wgsl.flatMain(
       WG,
-      `${row(w)}
-  if (lid < hw) { gs[lid] = dy[(b * u.N + n) * Dw + h * hw + lid]; }
+      `${groupRows(w, R)}
+  if (lid < hw) {
+    for (var t = 0u; t < ${R}u; t++) {
+      var gv = T(0.0);
+      if (n0 + t < u.N) {
+        gv = dy[(b * u.N + n0 + t) * Dw + h * hw + lid];
+      }
+      gs[t * ${WG / w}u + lid] = gv;
+    }
+  }
   workgroupBarrier();
-  var t = 0.0;
+  var pdp: array<f32, ${R}>;
+  for (var t = 0u; t < ${R}u; t++) { pdp[t] = 0.0; }
   for (var j = lid; j < u.N; j += ${WG}u) {
     let v = base + 2u * Dw + j * stride;
-    var dp = 0.0;
-    for (var i = 0u; i < hw; i++) { dp += dotw(gs[i], qkv[v + i]); }
-    row[j] = dp;
-    t += dp * probs[prow + j];
+    var dp: array<f32, ${R}>;
+    for (var t = 0u; t < ${R}u; t++) { dp[t] = 0.0; }
+    for (var i = 0u; i < hw; i++) {
+      let vv = qkv[v + i];
+      for (var t = 0u; t < ${R}u; t++) {
+        dp[t] += dotw(gs[t * ${WG / w}u + i], vv);
+      }
+    }
+    for (var t = 0u; t < ${R}u; t++) {
+      row[t * ${cap}u + j] = dp[t];
+      if (n0 + t < u.N) {
+        pdp[t] += dp[t] * probs[(bh * u.N + n0 + t) * u.N + j];
+      }
+    }
   }
-  let rs = reduce_sum(t, lid);
-  for (var j = lid; j < u.N; j += ${WG}u) {
-    ds[prow + j] = probs[prow + j] * (row[j] - rs) * u.scale;
+  let rs = reduce_rows(pdp, lid, false);
+  for (var t = 0u; t < ${R}u; t++) {
+    let n = n0 + t;
+    if (n < u.N) {
+      for (var j = lid; j < u.N; j += ${WG}u) {
+        let at = (bh * u.N + n) * u.N + j;
+        ds[at] = probs[at] * (row[t * ${cap}u + j] - rs[t]) * u.scale;
+      }
+    }
   }`,
     ),
   });
@@ -379,14 +410,14 @@ function backwardKernel(args: Args): TensorInfo {
   const d = dims(qkv, headsOf(args));
   const { B, N, H } = d;
   const uniforms = uniformsOf(d);
-  const workgroups = wgsl.workgroupsFor(B * H * N, 1);
+  const R = attentionRowsPerGroup(d.cap);
   const [ds] = runWgsl(backend, {
-    key: `tokenlab.attention_grad_scores.${d.w}.${d.cap}`,
-    code: scoresGradCode(d.w, d.cap),
+    key: `tokenlab.attention_grad_scores.${d.w}.${d.cap}.${R}`,
+    code: scoresGradCode(d.w, d.cap, R),
     inputs: [dy, qkv, probs],
     outputs: [{ shape: [B, H, N, N] }],
     uniforms,
-    workgroups,
+    workgroups: wgsl.workgroupsFor(B * H * Math.ceil(N / R), 1),
   });
   const [dqkv] = runWgsl(backend, {
     key: `tokenlab.attention_grad_qkv.${d.w}`,
@@ -394,7 +425,7 @@ function backwardKernel(args: Args): TensorInfo {
     inputs: [dy, qkv, probs, ds],
     outputs: [{ shape: qkv.shape }],
     uniforms,
-    workgroups,
+    workgroups: wgsl.workgroupsFor(B * H * N, 1),
   });
   // The queue owns ds until the submit (runWgsl marks it so).
   backend.disposeData(ds.dataId);
