@@ -54,8 +54,7 @@ export const WEBGPU_ATTENTION_MAX_HEAD = WG;
 /** Most tokens the kernels take (a row of scores in workgroup memory). */
 export const WEBGPU_ATTENTION_MAX_TOKENS = 3072;
 
-const UNIFORMS =
-  "rows: u32, N: u32, H: u32, hd: u32, scale: f32, G: u32, groups: u32";
+const UNIFORMS = "N: u32, H: u32, hd: u32, scale: f32, G: u32, groups: u32";
 
 /**
  * Query rows the forward gives one workgroup, for a row of scores `cap`
@@ -84,24 +83,6 @@ const dotOf = (w: number) =>
     ? "fn dotw(a: vec4<f32>, b: vec4<f32>) -> f32 { return dot(a, b); }"
     : "fn dotw(a: f32, b: f32) -> f32 { return a * b; }";
 
-// A workgroup per row r = (b H + h) N + n (see wgsl.workgroupsFor); the early
-// return depends on the workgroup only, so the barriers after it stay in
-// uniform control flow. `base` is q's channel 0 of token 0 of (b, h), `hw` a
-// head's width, `Dw` the model width and `stride` a token's qkv, all in
-// elements of T.
-const row = (w: number) =>
-  `let r = ${wgsl.WORKGROUP_INDEX};
-  if (r >= u.rows) { return; }
-  let n = r % u.N;
-  let bh = r / u.N;
-  let h = bh % u.H;
-  let b = bh / u.H;
-  let hw = u.hd / ${w}u;
-  let Dw = u.H * hw;
-  let stride = 3u * Dw;
-  let base = b * u.N * stride + h * hw;
-  let prow = r * u.N;`;
-
 // Threads split as (element c of the head, stripe st) for a sum over
 // tokens: stripe st takes tokens st, st + stripes, ...; the stripes'
 // partial sums then meet in workgroup memory.
@@ -109,9 +90,12 @@ const STRIPES = `let stripes = ${WG}u / hw;
   let c = lid % hw;
   let st = lid / hw;`;
 
-// Workgroup g takes query rows n0 .. n0 + R - 1 of head (b, h), with
-// bh = g / G and n0 = (g % G) R (G = ceil(N / R)); the early return depends
-// on the workgroup only. The other names as row()'s.
+// Workgroup g (see wgsl.workgroupsFor) takes query rows n0 .. n0 + R - 1
+// of head (b, h), with bh = g / G and n0 = (g % G) R (G = ceil(N / R)); the
+// early return depends on the workgroup only, so the barriers after it stay
+// in uniform control flow. `base` is q's channel 0 of token 0 of (b, h),
+// `hw` a head's width, `Dw` the model width and `stride` a token's qkv, all
+// in elements of T.
 const groupRows = (w: number, R: number) =>
   `let g = ${wgsl.WORKGROUP_INDEX};
   if (g >= u.groups) { return; }
@@ -304,9 +288,10 @@ var<workgroup> gs: array<T, ${R * (WG / w)}>;`,
     ),
   });
 
-// The second backward shader: row r's token n gets dq_n = sum_j dS[n, j] k_j,
-// dk_n = sum_j dS[j, n] q_j and dv_n = sum_j P[j, n] dO_j.
-const qkvGradCode = (w: number) =>
+// The second backward shader: token n gets dq_n = sum_j dS[n, j] k_j,
+// dk_n = sum_j dS[j, n] q_j and dv_n = sum_j P[j, n] dO_j; a workgroup
+// takes R tokens (as the forward's rows), sharing every read of q, k and dO.
+const qkvGradCode = (w: number, R: number) =>
   shaderOf(w, {
     uniforms: UNIFORMS,
     outputs: [["dqkv", "T"]],
@@ -314,37 +299,52 @@ const qkvGradCode = (w: number) =>
     decls: [`var<workgroup> part: array<T, ${3 * WG}>;`],
     main: wgsl.flatMain(
       WG,
-      `${row(w)}
+      `${groupRows(w, R)}
   ${STRIPES}
-  let col = bh * u.N * u.N + n;
-  var aq = T(0.0);
-  var ak = T(0.0);
-  var av = T(0.0);
+  var aq: array<T, ${R}>;
+  var ak: array<T, ${R}>;
+  var av: array<T, ${R}>;
+  for (var t = 0u; t < ${R}u; t++) {
+    aq[t] = T(0.0);
+    ak[t] = T(0.0);
+    av[t] = T(0.0);
+  }
   if (st < stripes) {
     for (var j = st; j < u.N; j += stripes) {
       let x = base + j * stride + c;
-      aq += ds[prow + j] * qkv[x + Dw];
-      ak += ds[col + j * u.N] * qkv[x];
-      av += probs[col + j * u.N] * dy[(b * u.N + j) * Dw + h * hw + c];
+      let kj = qkv[x + Dw];
+      let qj = qkv[x];
+      let dj = dy[(b * u.N + j) * Dw + h * hw + c];
+      for (var t = 0u; t < ${R}u; t++) {
+        // Rows past N read row N - 1 and write nothing.
+        let n = min(n0 + t, u.N - 1u);
+        aq[t] += ds[(bh * u.N + n) * u.N + j] * kj;
+        ak[t] += ds[(bh * u.N + j) * u.N + n] * qj;
+        av[t] += probs[(bh * u.N + j) * u.N + n] * dj;
+      }
     }
   }
-  part[lid] = aq;
-  part[${WG}u + lid] = ak;
-  part[${2 * WG}u + lid] = av;
-  workgroupBarrier();
-  if (lid < hw) {
-    var gq = T(0.0);
-    var gk = T(0.0);
-    var gv = T(0.0);
-    for (var s = 0u; s < stripes; s++) {
-      gq += part[s * hw + lid];
-      gk += part[${WG}u + s * hw + lid];
-      gv += part[${2 * WG}u + s * hw + lid];
+  for (var t = 0u; t < ${R}u; t++) {
+    part[lid] = aq[t];
+    part[${WG}u + lid] = ak[t];
+    part[${2 * WG}u + lid] = av[t];
+    workgroupBarrier();
+    let n = n0 + t;
+    if (lid < hw && n < u.N) {
+      var gq = T(0.0);
+      var gk = T(0.0);
+      var gv = T(0.0);
+      for (var s = 0u; s < stripes; s++) {
+        gq += part[s * hw + lid];
+        gk += part[${WG}u + s * hw + lid];
+        gv += part[${2 * WG}u + s * hw + lid];
+      }
+      let o = base + n * stride + lid;
+      dqkv[o] = gq;
+      dqkv[o + Dw] = gk;
+      dqkv[o + 2u * Dw] = gv;
     }
-    let o = base + n * stride + lid;
-    dqkv[o] = gq;
-    dqkv[o + Dw] = gk;
-    dqkv[o + 2u * Dw] = gv;
+    workgroupBarrier();
   }`,
     ),
   });
@@ -375,7 +375,6 @@ function dims(qkv: TensorInfo, heads: number): Dims {
 function uniformsOf({ B, N, H, hd, cap }: Dims): ArrayBuffer {
   const G = Math.ceil(N / attentionRowsPerGroup(cap));
   return wgsl.uniformWords([
-    ["u", B * H * N],
     ["u", N],
     ["u", H],
     ["u", hd],
@@ -420,12 +419,12 @@ function backwardKernel(args: Args): TensorInfo {
     workgroups: wgsl.workgroupsFor(B * H * Math.ceil(N / R), 1),
   });
   const [dqkv] = runWgsl(backend, {
-    key: `tokenlab.attention_grad_qkv.${d.w}`,
-    code: qkvGradCode(d.w),
+    key: `tokenlab.attention_grad_qkv.${d.w}.${R}`,
+    code: qkvGradCode(d.w, R),
     inputs: [dy, qkv, probs, ds],
     outputs: [{ shape: qkv.shape }],
     uniforms,
-    workgroups: wgsl.workgroupsFor(B * H * N, 1),
+    workgroups: wgsl.workgroupsFor(B * H * Math.ceil(N / R), 1),
   });
   // The queue owns ds until the submit (runWgsl marks it so).
   backend.disposeData(ds.dataId);
