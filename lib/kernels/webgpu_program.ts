@@ -88,6 +88,15 @@ export interface WgslDispatch {
 
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
 
+/**
+ * Kernels whose pipeline the device refused, with its message. WebGPU
+ * reports the refusal asynchronously and runs the dispatch as a no-op, so a
+ * shader that one driver rejects (and lavapipe took) would otherwise give
+ * wrong numbers in silence: the refusal is printed when it arrives, and
+ * every later dispatch of that kernel throws it.
+ */
+const refused = new WeakMap<GPUDevice, Map<string, string>>();
+
 function pipelineFor(
   device: GPUDevice,
   key: string,
@@ -95,8 +104,15 @@ function pipelineFor(
 ): GPUComputePipeline {
   let cache = pipelines.get(device);
   if (cache === undefined) pipelines.set(device, cache = new Map());
+  const why = refused.get(device)?.get(key);
+  if (why !== undefined) {
+    throw new Error(
+      `the WebGPU device refused the kit's WGSL kernel ${key}: ${why}. Use the wasm backend, or report the adapter and this message`,
+    );
+  }
   let pipeline = cache.get(key);
   if (pipeline === undefined) {
+    device.pushErrorScope("validation");
     pipeline = device.createComputePipeline({
       label: key,
       layout: "auto",
@@ -104,6 +120,15 @@ function pipelineFor(
         module: device.createShaderModule({ label: key, code }),
         entryPoint: "main",
       },
+    });
+    device.popErrorScope().then((error) => {
+      if (error === null) return;
+      let map = refused.get(device);
+      if (map === undefined) refused.set(device, map = new Map());
+      map.set(key, error.message);
+      console.error(
+        `tokenlab: the WebGPU device refused the WGSL kernel ${key}; its results so far are wrong: ${error.message}`,
+      );
     });
     cache.set(key, pipeline);
   }
