@@ -25,7 +25,7 @@
 import { parseArgs } from "node:util";
 import { tf } from "tokenlab/tf.ts";
 import { initBackend } from "tokenlab/backend.ts";
-import { attentionCore } from "tokenlab/ops.ts";
+import { attentionComposite, attentionCore } from "tokenlab/ops.ts";
 import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
 import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
 import { forceGemmBlock } from "tokenlab/kernels/_tiled_gemm.ts";
@@ -67,6 +67,47 @@ interface Rate {
   flop: number;
   /** flop / ms, in TFLOP/s. */
   tflops: number;
+  /**
+   * max |out - ref| / max |ref| against tfjs's kernels' result on the same
+   * inputs (null where nothing was compared: tfjs's own rows, or no ref).
+   */
+  error: number | null;
+}
+
+/** tfjs's results by what they compute, to hold the kit's against. */
+const references = new Map<string, Float32Array>();
+
+/** Reads `op`'s result (the last tensor when it returns several). */
+async function result(
+  op: () => tf.Tensor | tf.Tensor[],
+): Promise<Float32Array> {
+  const out = op();
+  const t = Array.isArray(out) ? out[out.length - 1] : out;
+  const data = (await t.data()) as Float32Array;
+  tf.dispose(out);
+  return data;
+}
+
+/**
+ * Stores `op`'s result under `ref` the first time, and after that returns
+ * its error against the stored one.
+ */
+async function check(
+  ref: string,
+  op: () => tf.Tensor | tf.Tensor[],
+): Promise<number | null> {
+  const got = await result(op);
+  const want = references.get(ref);
+  if (want === undefined) {
+    references.set(ref, got);
+    return null;
+  }
+  let diff = 0, scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  return got.length === want.length ? diff / (scale || 1) : Infinity;
 }
 
 const rates: Rate[] = [];
@@ -80,14 +121,17 @@ const input = (shape: number[]) =>
 
 /**
  * Runs `op` `reps` times under tf.profile and keeps the median time of the
- * calls of `kernel` (the first call of each rep, when an op runs several).
+ * calls of `kernel` (the first call of each rep, when an op runs several);
+ * with `ref`, checks its result as {@linkcode check} does.
  */
 async function measure(
   what: string,
   kernel: string,
   flop: number,
   op: () => tf.Tensor | tf.Tensor[],
+  ref?: string,
 ): Promise<void> {
+  const error = ref === undefined ? null : await check(ref, op);
   tf.dispose(op()); // warm: the pipeline compiled, the buffers pooled
   const times: number[] = [];
   for (let r = 0; r < reps; r++) {
@@ -103,7 +147,7 @@ async function measure(
   }
   times.sort((a, b) => a - b);
   const ms = times[Math.floor(times.length / 2)];
-  rates.push({ what, kernel, ms, flop, tflops: flop / ms / 1e9 });
+  rates.push({ what, kernel, ms, flop, tflops: flop / ms / 1e9, error });
   console.error(`${what}: ${ms.toFixed(3)} ms`);
 }
 
@@ -177,6 +221,7 @@ async function matmulRates(author: string): Promise<void> {
             transposeB: m.tb,
             bias,
           }),
+      m.what,
     );
   }
 }
@@ -195,12 +240,14 @@ async function convRates(author: string): Promise<void> {
     "Conv2D",
     convFlop,
     () => tf.conv2d(x, filter, 1, "same"),
+    "conv forward",
   );
   await measure(
     `stem conv 3x3 input grad (${author})`,
     "Conv2DBackpropInput",
     convFlop,
     () => tf.conv2dTranspose(dy, filter, [B, S, S, CS], 1, "same"),
+    "conv input grad",
   );
 }
 await convRates("tfjs");
@@ -221,18 +268,31 @@ await measure(
 // Fused attention: QK^T and PV forward, four products backward.
 const qkv = input([B, T, 3 * C]) as tf.Tensor3D;
 const attnFlop = 4 * B * H * T * T * (C / H);
+// tfjs's kernels through the composite are the reference.
+await check("attention forward", () => attentionComposite(qkv, H));
+await check(
+  "attention backward",
+  () =>
+    tf.grad((q: tf.Tensor) =>
+      tf.sum(tf.square(attentionComposite(q as tf.Tensor3D, H)))
+    )(qkv),
+);
 await measure(
   `attention forward [${B},${T},${3 * C}], ${H} heads (tokenlab)`,
   "TokenlabFusedAttention",
   attnFlop,
   () => attentionCore(qkv, H),
+  "attention forward",
 );
 await measure(
   "attention backward (tokenlab)",
   "TokenlabFusedAttentionGrad",
   2 * attnFlop,
   () =>
-    tf.grad((q: tf.Tensor) => tf.sum(attentionCore(q as tf.Tensor3D, H)))(qkv),
+    tf.grad((q: tf.Tensor) =>
+      tf.sum(tf.square(attentionCore(q as tf.Tensor3D, H)))
+    )(qkv),
+  "attention backward",
 );
 
 installWebGpuMatMul();
@@ -250,13 +310,15 @@ const adapter = choice.adapter?.description ?? "?";
 const lines = [
   `Kernel rates on ${adapter}, batch ${B} (LV-ViT-S at 224), median of ${reps} call(s) under tf.profile`,
   "",
-  "| kernel | GPU ms | TFLOP/s |",
-  "| --- | ---: | ---: |",
+  "| kernel | GPU ms | TFLOP/s | error vs tfjs |",
+  "| --- | ---: | ---: | ---: |",
   ...rates.map((r) =>
     `| ${r.what} | ${r.ms.toFixed(3)} | ${
       r.tflops >= 1 ? r.tflops.toFixed(2) : r.tflops.toPrecision(3)
-    } |`
+    } | ${r.error === null ? "-" : r.error.toExponential(1)} |`
   ),
+  "",
+  "error vs tfjs: max |kit's - tfjs's| / max |tfjs's| on the same inputs (tfjs's composite for the attention).",
 ];
 console.log(lines.join("\n"));
 if (values.out !== undefined) {
