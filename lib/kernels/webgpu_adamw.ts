@@ -139,8 +139,6 @@ function adamwShader(k: number): string {
   });
 }
 
-const shaders = new Map<number, string>();
-
 function adamwKernel(args: Args): TensorInfo[] {
   const a = (args.attrs ?? {}) as unknown as AdamWStepAttrs;
   const k = a.decayFactors?.length ?? 0;
@@ -185,11 +183,9 @@ function adamwKernel(args: Args): TensorInfo[] {
     groups += Math.max(1, Math.ceil(n / WG));
     fields.push(["f", a.decayFactors[j]], ["u", n], ["u", groups]);
   }
-  let code = shaders.get(k);
-  if (code === undefined) shaders.set(k, code = adamwShader(k));
   return runWgsl(args.backend, {
     key: `tokenlab.adamw.${k}`,
-    code,
+    code: () => adamwShader(k),
     inputs,
     outputs,
     uniforms: wgsl.uniformWords(fields),

@@ -395,7 +395,7 @@ function forwardKernel(args: Args): TensorInfo[] {
   const R = attentionRowsPerGroup(d.cap);
   return runWgsl(args.backend, {
     key: `tokenlab.attention.${d.w}.${d.cap}.${R}`,
-    code: forwardCode(d.w, d.cap, R),
+    code: () => forwardCode(d.w, d.cap, R),
     inputs: [qkv],
     outputs: [{ shape: [B, N, H * hd] }, { shape: [B, H, N, N] }],
     uniforms: uniformsOf(d),
@@ -412,7 +412,7 @@ function backwardKernel(args: Args): TensorInfo {
   const R = attentionRowsPerGroup(d.cap);
   const [ds] = runWgsl(backend, {
     key: `tokenlab.attention_grad_scores.${d.w}.${d.cap}.${R}`,
-    code: scoresGradCode(d.w, d.cap, R),
+    code: () => scoresGradCode(d.w, d.cap, R),
     inputs: [dy, qkv, probs],
     outputs: [{ shape: [B, H, N, N] }],
     uniforms,
@@ -420,7 +420,7 @@ function backwardKernel(args: Args): TensorInfo {
   });
   const [dqkv] = runWgsl(backend, {
     key: `tokenlab.attention_grad_qkv.${d.w}.${R}`,
-    code: qkvGradCode(d.w, R),
+    code: () => qkvGradCode(d.w, R),
     inputs: [dy, qkv, probs, ds],
     outputs: [{ shape: qkv.shape }],
     uniforms,

@@ -95,8 +95,6 @@ function inputGradShader(block: readonly [number, number]): string {
   });
 }
 
-const shaders = new Map<string, string>();
-
 /** Runs one implicit product for the convolution `info`. */
 function implicitProduct(
   args: KernelArgs,
@@ -115,14 +113,10 @@ function implicitProduct(
   const groups = gemmWorkgroups(block, 1, M, N);
   if (groups.some((g) => g > wgsl.MAX_WORKGROUPS)) return null;
   const key = `tokenlab.conv2d_${kind}_${block.join("x")}`;
-  let code = shaders.get(key);
-  if (code === undefined) {
-    code = kind === "forward" ? forwardShader(block) : inputGradShader(block);
-    shaders.set(key, code);
-  }
   return runWgsl(args.backend, {
     key,
-    code,
+    code: () =>
+      kind === "forward" ? forwardShader(block) : inputGradShader(block),
     inputs,
     outputs: [{ shape: kind === "forward" ? [B, OH, OW, OC] : [B, H, W, C] }],
     uniforms: wgsl.uniformWords([

@@ -136,7 +136,7 @@ function tiledProduct(
   }`;
   return runWgsl(args.backend, {
     key: `tokenlab.matmul_${block.join("x")}_${flags}`,
-    code: shader(block, transposeA, transposeB, bias !== null),
+    code: () => shader(block, transposeA, transposeB, bias !== null),
     inputs: bias === null ? [a, b] : [a, b, bias],
     outputs: [{ shape: [...outer, M, N] }],
     uniforms: wgsl.uniformWords([

@@ -71,8 +71,11 @@ export interface WgslDispatch {
    * the same code (put every constant baked into the code in the key).
    */
   key: string;
-  /** The WGSL module, entry point `main`. */
-  code: string;
+  /**
+   * The WGSL module, entry point `main`; or a function that writes it, called
+   * only when the pipeline of `key` is compiled (not on every dispatch).
+   */
+  code: string | (() => string);
   /** Tensors read (bindings after the outputs). */
   inputs: readonly TensorInfo[];
   /** New tensors written: their shapes and dtypes (bindings first). */
@@ -100,7 +103,7 @@ const refused = new WeakMap<GPUDevice, Map<string, string>>();
 function pipelineFor(
   device: GPUDevice,
   key: string,
-  code: string,
+  code: string | (() => string),
 ): GPUComputePipeline {
   let cache = pipelines.get(device);
   if (cache === undefined) pipelines.set(device, cache = new Map());
@@ -117,7 +120,10 @@ function pipelineFor(
       label: key,
       layout: "auto",
       compute: {
-        module: device.createShaderModule({ label: key, code }),
+        module: device.createShaderModule({
+          label: key,
+          code: typeof code === "string" ? code : code(),
+        }),
         entryPoint: "main",
       },
     });
