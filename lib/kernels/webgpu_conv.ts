@@ -40,20 +40,35 @@ const UNIFORMS = `M: u32, N: u32, K: u32, H: u32, W: u32, C: u32,
   OH: u32, OW: u32, OC: u32, FW: u32, SH: u32, SW: u32, padTop: i32,
   padLeft: i32,`;
 
+/**
+ * WGSL splitting the product's indices: row m into (img, pixel row `py`,
+ * pixel column `px`) of a `rows` x `cols` map, and column k into the tap
+ * (fh, fw) and the channel `ch` of `chans` channels.
+ */
+function decode(
+  [py, px]: [string, string],
+  rows: string,
+  cols: string,
+  ch: string,
+  chans: string,
+): string {
+  return `let ${px} = m % ${cols};
+        let r = m / ${cols};
+        let ${py} = r % ${rows};
+        let img = r / ${rows};
+        let ${ch} = k % ${chans};
+        let f = k / ${chans};
+        let fw = f % u.FW;
+        let fh = f / u.FW;`;
+}
+
 /** out = conv(x, w): A(m, k) = x at output pixel m's window tap k. */
 function forwardShader(block: readonly [number, number]): string {
   return gemmShader({
     block,
     aAlong: "k",
     bAlong: "n",
-    readA: `let ow = m % u.OW;
-        let r = m / u.OW;
-        let oh = r % u.OH;
-        let img = r / u.OH;
-        let ic = k % u.C;
-        let f = k / u.C;
-        let fw = f % u.FW;
-        let fh = f / u.FW;
+    readA: `${decode(["oh", "ow"], "u.OH", "u.OW", "ic", "u.C")}
         let ih = i32(oh * u.SH + fh) - u.padTop;
         let iw = i32(ow * u.SW + fw) - u.padLeft;
         if (ih >= 0 && ih < i32(u.H) && iw >= 0 && iw < i32(u.W)) {
@@ -75,14 +90,7 @@ function inputGradShader(block: readonly [number, number]): string {
     block,
     aAlong: "k",
     bAlong: "k",
-    readA: `let iw = m % u.W;
-        let r = m / u.W;
-        let ih = r % u.H;
-        let img = r / u.H;
-        let oc = k % u.OC;
-        let f = k / u.OC;
-        let fw = f % u.FW;
-        let fh = f / u.FW;
+    readA: `${decode(["ih", "iw"], "u.H", "u.W", "oc", "u.OC")}
         let oh = i32(ih) + u.padTop - i32(fh);
         let ow = i32(iw) + u.padLeft - i32(fw);
         if (oh >= 0 && oh < i32(u.OH) && ow >= 0 && ow < i32(u.OW)) {
