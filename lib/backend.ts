@@ -12,10 +12,8 @@
  */
 
 import { prepareTfjs, tf, wasmThreads } from "./tf.ts";
-import { installKernels } from "./kernels/mod.ts";
+import { installKernels, installWebGpuProducts } from "./kernels/mod.ts";
 import { installWebGpuConvGrad } from "./kernels/webgpu_conv_grad.ts";
-import { installWebGpuConv } from "./kernels/webgpu_conv.ts";
-import { installWebGpuMatMul } from "./kernels/webgpu_matmul.ts";
 import { TokenlabError } from "./errors.ts";
 
 /** The compute backends the kit knows, fastest first. */
@@ -546,8 +544,7 @@ export async function initBackend(
     installWebGpuConvGrad();
     tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", submitBatch);
     if (products === "tokenlab") {
-      installWebGpuMatMul();
-      installWebGpuConv();
+      installWebGpuProducts();
     }
   }
   const adapter = probe.adapter;

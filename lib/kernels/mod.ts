@@ -23,6 +23,8 @@ import { registerWebGpuAttention } from "./webgpu_attention.ts";
 import { registerWebGpuCrossEntropy } from "./webgpu_cross_entropy.ts";
 import { registerWebGpuAdamW } from "./webgpu_adamw.ts";
 import { registerWebGpuDevice } from "./webgpu_device.ts";
+import { installWebGpuMatMul } from "./webgpu_matmul.ts";
+import { installWebGpuConv } from "./webgpu_conv.ts";
 
 /** Options of {@linkcode installKernels}. */
 export interface InstallKernelsOptions {
@@ -98,4 +100,17 @@ export function installKernels(
   registerWebGpuAdamW();
   installed = { wasmThreads: threads, nativeBlas };
   return installed;
+}
+
+/**
+ * Puts the kit's tiled WebGPU products in place of tfjs-webgpu's: the
+ * matmul and the linear layers' fused one (`webgpu_matmul.ts`), the
+ * convolution and its stride-1 input gradient (`webgpu_conv.ts`), each
+ * keeping tfjs's kernel for the cases it does not handle. Idempotent, and
+ * kept for the rest of the process; false when the WebGPU backend's kernels
+ * are not loaded. `TOKENLAB_WEBGPU_PRODUCTS=tokenlab` calls it when the
+ * WebGPU backend starts.
+ */
+export function installWebGpuProducts(): boolean {
+  return installWebGpuMatMul() && installWebGpuConv();
 }

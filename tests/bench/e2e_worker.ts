@@ -44,8 +44,7 @@ import {
   tokenLabelingLossParts,
 } from "tokenlab";
 import { wasmThreads } from "tokenlab/tf.ts";
-import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
-import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
+import { installWebGpuProducts } from "tokenlab/kernels/mod.ts";
 import {
   countWebGpu,
   type WebGpuCounts,
@@ -261,8 +260,7 @@ async function runJob(job: Job): Promise<JobResult> {
       tf.env().set("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE", job.submitBatch);
     }
     if (choice.name === "webgpu" && job.matmul === "tokenlab") {
-      installWebGpuMatMul();
-      installWebGpuConv();
+      installWebGpuProducts();
     }
   }
   const rssBefore = procStatusMiB("VmRSS");

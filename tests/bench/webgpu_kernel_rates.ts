@@ -26,8 +26,7 @@ import { parseArgs } from "node:util";
 import { tf } from "tokenlab/tf.ts";
 import { initBackend } from "tokenlab/backend.ts";
 import { attentionComposite, attentionCore } from "tokenlab/ops.ts";
-import { installWebGpuMatMul } from "tokenlab/kernels/webgpu_matmul.ts";
-import { installWebGpuConv } from "tokenlab/kernels/webgpu_conv.ts";
+import { installWebGpuProducts } from "tokenlab/kernels/mod.ts";
 import { forceGemmBlock } from "tokenlab/kernels/_tiled_gemm.ts";
 import { testValues } from "tokenlab/testing/reference.ts";
 
@@ -295,8 +294,7 @@ await measure(
   "attention backward",
 );
 
-installWebGpuMatMul();
-installWebGpuConv();
+installWebGpuProducts();
 // The block each product picks, then the two largest forced on all.
 for (const block of [null, [8, 8], [4, 4]] as const) {
   forceGemmBlock(block);
